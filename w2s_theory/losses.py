@@ -1,0 +1,411 @@
+"""The four weak-to-strong student losses, and Burns et al.'s confidence loss (torch).
+
+All losses take the strong student's *logits* and the weak teacher's
+probabilities and are differentiable in the logits:
+
+* binary: ``student_logits`` shape ``(n,)``, ``weak_probs`` shape ``(n,)`` = P(class 1);
+* k-class: ``student_logits`` shape ``(n, k)``, ``weak_probs`` shape ``(n, k)``.
+
+Write ``p = softmax(z)`` (binary: ``p = sigmoid(z)``) for the student and ``y``
+for the weak labels. The closed forms (see ``THEORY.md``), per example:
+
+=============  ===============================================  ============================
+name           loss                                              gradient in z (binary)
+=============  ===============================================  ============================
+forward_ce     ``-sum_i y_i log p_i``                            ``p - y``
+forward_kl     ``sum_i y_i log(y_i / p_i)``                      ``p - y``
+reverse_kl     ``sum_i p_i log(p_i / y_i)``                      ``p(1-p)(z - logit y)``
+reverse_ce     ``-sum_i p_i log y_i``                            ``-p(1-p) logit y``
+=============  ===============================================  ============================
+
+The weak labels are clipped into ``[eps, 1 - eps]`` only inside ``log y``
+(reverse losses), where ``log 0`` would otherwise appear; ``y log y`` uses the
+convention ``0 log 0 = 0``. The student side uses ``log_softmax`` /
+``logsigmoid`` and is never clipped. ``reduction="mean"`` averages over
+*examples*, never over classes (``torch.nn.functional.kl_div(reduction="mean")``
+averages over both and silently halves a binary KL).
+
+References
+----------
+Yao et al., "Revisiting Weak-to-Strong Generalization in Theory and Practice:
+Reverse KL vs. Forward KL", Findings of ACL 2025, arXiv:2502.11107.
+Burns et al., "Weak-to-Strong Generalization", arXiv:2312.09390 (confidence loss).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "forward_kl",
+    "reverse_kl",
+    "forward_ce",
+    "reverse_ce",
+    "confidence_loss",
+    "confidence_alpha",
+    "BalanceThreshold",
+    "get_loss",
+    "LOSS_NAMES",
+]
+
+#: Default clipping of weak probabilities inside ``log y`` (reverse losses).
+DEFAULT_EPS = 1e-6
+
+#: Names accepted by :func:`get_loss`.
+LOSS_NAMES = ("forward_kl", "reverse_kl", "forward_ce", "reverse_ce", "confidence")
+
+
+# ----------------------------------------------------------------------------- checks
+def _check_inputs(student_logits, weak_probs, reduction: str, eps: float):
+    name = "student_logits"
+    if not isinstance(student_logits, torch.Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor, got {type(student_logits).__name__}")
+    if not torch.is_floating_point(student_logits):
+        raise ValueError(f"{name}: expected a floating-point tensor, got {student_logits.dtype}")
+    if student_logits.ndim not in (1, 2):
+        raise ValueError(
+            f"{name}: expected shape (n,) (binary logits) or (n, k), got {tuple(student_logits.shape)}"
+        )
+    if student_logits.shape[0] == 0:
+        raise ValueError(f"{name}: empty batch")
+    if student_logits.ndim == 2 and student_logits.shape[1] < 2:
+        raise ValueError(f"{name}: need k >= 2 classes, got shape {tuple(student_logits.shape)}")
+    y = torch.as_tensor(weak_probs, device=student_logits.device)
+    if not torch.is_floating_point(y):
+        y = y.to(student_logits.dtype)
+    y = y.to(student_logits.dtype)
+    if tuple(y.shape) != tuple(student_logits.shape):
+        raise ValueError(
+            f"weak_probs: shape {tuple(y.shape)} does not match student_logits "
+            f"shape {tuple(student_logits.shape)}"
+        )
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction: must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if not (isinstance(eps, (int, float)) and 0.0 < eps < 0.5):
+        raise ValueError(f"eps: must be a number in (0, 0.5), got {eps!r}")
+    with torch.no_grad():
+        if not torch.isfinite(student_logits).all():
+            raise ValueError(f"{name}: contains NaN or inf")
+        if not torch.isfinite(y).all():
+            raise ValueError("weak_probs: contains NaN or inf")
+        if (y < 0).any() or (y > 1).any():
+            raise ValueError("weak_probs: entries must lie in [0, 1]")
+        if y.ndim == 2:
+            err = (y.sum(dim=1) - 1).abs()
+            tol = 1e-6 if y.dtype == torch.float64 else 1e-4
+            if (err > tol).any():
+                i = int(err.argmax())
+                raise ValueError(
+                    f"weak_probs: row {i} sums to {float(y[i].sum()):.6g}, not 1 (tolerance {tol:g})"
+                )
+    return y
+
+
+def _reduce(per_example: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return per_example.mean()
+    if reduction == "sum":
+        return per_example.sum()
+    return per_example
+
+
+def _log_student(z: torch.Tensor):
+    """(log p, log(1-p)) for binary logits; (log_softmax, None) for k-class."""
+    if z.ndim == 1:
+        return F.logsigmoid(z), F.logsigmoid(-z)
+    return F.log_softmax(z, dim=1), None
+
+
+# ----------------------------------------------------------------------------- losses
+def forward_ce(student_logits, weak_probs, *, reduction: str = "mean", eps: float = DEFAULT_EPS):
+    r"""Forward cross-entropy :math:`CE(y, p) = -\sum_i y_i \log p_i` (standard W2SG loss).
+
+    Binary: ``-[y log p + (1-y) log(1-p)]``, gradient in ``z``: ``p - y``.
+
+    Args:
+        student_logits: ``(n,)`` binary logits or ``(n, k)`` logits.
+        weak_probs: same shape; weak probabilities (binary: P(class 1)).
+        reduction: ``"mean"`` (over examples), ``"sum"`` or ``"none"`` (shape ``(n,)``).
+        eps: unused here (no log of ``y``); accepted for a uniform signature.
+
+    Example:
+        >>> import torch
+        >>> from w2s_theory.losses import forward_ce
+        >>> round(forward_ce(torch.tensor([0.0]), torch.tensor([1.0])).item(), 6)  # log 2
+        0.693147
+    """
+    y = _check_inputs(student_logits, weak_probs, reduction, eps)
+    lp, lq = _log_student(student_logits)
+    if lq is not None:
+        per = -(y * lp + (1 - y) * lq)
+    else:
+        per = -(y * lp).sum(dim=1)
+    return _reduce(per, reduction)
+
+
+def forward_kl(student_logits, weak_probs, *, reduction: str = "mean", eps: float = DEFAULT_EPS):
+    r"""Forward KL :math:`KL(y \| p) = \sum_i y_i \log(y_i / p_i)`.
+
+    Equals :func:`forward_ce` minus the weak labels' entropy (a constant in the
+    student), so it has the same gradient ``p - y`` (binary) and the same minimiser.
+
+    Args:
+        student_logits: ``(n,)`` or ``(n, k)``. weak_probs: same shape.
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"``. eps: accepted, unused.
+
+    Example:
+        >>> import torch
+        >>> from w2s_theory.losses import forward_kl
+        >>> round(forward_kl(torch.tensor([0.0]), torch.tensor([0.5])).item(), 6)
+        0.0
+    """
+    y = _check_inputs(student_logits, weak_probs, reduction, eps)
+    lp, lq = _log_student(student_logits)
+    if lq is not None:
+        per = torch.xlogy(y, y) - y * lp + torch.xlogy(1 - y, 1 - y) - (1 - y) * lq
+    else:
+        per = (torch.xlogy(y, y) - y * lp).sum(dim=1)
+    return _reduce(per, reduction)
+
+
+def reverse_kl(student_logits, weak_probs, *, reduction: str = "mean", eps: float = DEFAULT_EPS):
+    r"""Reverse KL :math:`KL(p \| y) = \sum_i p_i \log(p_i / y_i)` (mode-seeking).
+
+    Binary: ``p log(p/y) + (1-p) log((1-p)/(1-y))``, gradient in ``z``:
+    ``p(1-p)(z - logit y)``. ``y`` is clipped into ``[eps, 1-eps]`` inside the log.
+
+    Args:
+        student_logits: ``(n,)`` or ``(n, k)``. weak_probs: same shape.
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+        eps: clipping of the weak probabilities inside ``log y``.
+
+    Example:
+        >>> import torch
+        >>> from w2s_theory.losses import reverse_kl
+        >>> round(reverse_kl(torch.tensor([0.0]), torch.tensor([0.5])).item(), 6)
+        0.0
+        >>> round(reverse_kl(torch.tensor([0.0]), torch.tensor([0.25])).item(), 6)
+        0.143841
+    """
+    y = _check_inputs(student_logits, weak_probs, reduction, eps)
+    z = student_logits
+    lp, lq = _log_student(z)
+    yc = y.clamp(eps, 1 - eps)
+    if lq is not None:
+        p = torch.sigmoid(z)
+        per = p * (lp - torch.log(yc)) + (1 - p) * (lq - torch.log1p(-yc))
+    else:
+        p = lp.exp()
+        per = (p * (lp - torch.log(yc))).sum(dim=1)
+    return _reduce(per, reduction)
+
+
+def reverse_ce(student_logits, weak_probs, *, reduction: str = "mean", eps: float = DEFAULT_EPS):
+    r"""Reverse cross-entropy :math:`CE(p, y) = -\sum_i p_i \log y_i`.
+
+    Equals reverse KL plus the student's entropy: an extra pull towards confident
+    students. Binary gradient in ``z``: ``-p(1-p) logit y``.
+
+    Args:
+        student_logits: ``(n,)`` or ``(n, k)``. weak_probs: same shape.
+        reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
+        eps: clipping of the weak probabilities inside ``log y``.
+
+    Example:
+        >>> import torch
+        >>> from w2s_theory.losses import reverse_ce
+        >>> round(reverse_ce(torch.tensor([0.0]), torch.tensor([0.5])).item(), 6)
+        0.693147
+    """
+    y = _check_inputs(student_logits, weak_probs, reduction, eps)
+    z = student_logits
+    yc = y.clamp(eps, 1 - eps)
+    if z.ndim == 1:
+        p = torch.sigmoid(z)
+        per = -(p * torch.log(yc) + (1 - p) * torch.log1p(-yc))
+    else:
+        p = torch.softmax(z, dim=1)
+        per = -(p * torch.log(yc)).sum(dim=1)
+    return _reduce(per, reduction)
+
+
+# ----------------------------------------------------------------------------- confidence loss
+def confidence_alpha(step: int, total_steps: int, *, alpha_max: float = 0.5,
+                     warmup_frac: float = 0.1) -> float:
+    r"""Linear warm-up of the confidence weight: :math:`\alpha_t = \alpha_{max}\min(1, t / (f T))`.
+
+    Climbs linearly from 0 at ``step = 0`` to ``alpha_max`` at
+    ``step = warmup_frac * total_steps`` and stays there (the public code of
+    Burns et al. climbs to ``alpha_max / 10`` and then jumps; this does not).
+
+    Args:
+        step: current optimisation step, ``>= 0``.
+        total_steps: total number of steps, ``>= 1``.
+        alpha_max: final weight in ``[0, 1]``.
+        warmup_frac: fraction of training spent warming up, in ``[0, 1]``
+            (``0`` means ``alpha_max`` from the start).
+
+    Example:
+        >>> from w2s_theory.losses import confidence_alpha
+        >>> [round(confidence_alpha(t, 100), 3) for t in (0, 5, 10, 50)]
+        [0.0, 0.25, 0.5, 0.5]
+    """
+    if not isinstance(step, (int,)) or step < 0:
+        raise ValueError(f"step: must be an integer >= 0, got {step!r}")
+    if not isinstance(total_steps, int) or total_steps < 1:
+        raise ValueError(f"total_steps: must be an integer >= 1, got {total_steps!r}")
+    if not (0.0 <= alpha_max <= 1.0):
+        raise ValueError(f"alpha_max: must lie in [0, 1], got {alpha_max!r}")
+    if not (0.0 <= warmup_frac <= 1.0):
+        raise ValueError(f"warmup_frac: must lie in [0, 1], got {warmup_frac!r}")
+    warm = warmup_frac * total_steps
+    if warm <= 0:
+        return float(alpha_max)
+    return float(alpha_max * min(1.0, step / warm))
+
+
+class BalanceThreshold:
+    """Rolling buffer for the confidence loss's class-balance threshold (binary).
+
+    The threshold is the quantile of the student's recent probabilities at level
+    ``1 - mean(weak labels)``, so that hardening at it keeps the weak labels'
+    class balance. A minibatch of 16 (or 1) gives a meaningless quantile; this
+    buffer keeps the last ``size`` predictions and labels across minibatches.
+
+    Args:
+        size: number of recent examples kept.
+        min_count: :attr:`threshold` raises until this many examples were seen.
+
+    Example:
+        >>> import torch
+        >>> from w2s_theory.losses import BalanceThreshold
+        >>> buf = BalanceThreshold(size=8, min_count=4)
+        >>> buf.update(torch.tensor([0.1, 0.2, 0.8, 0.9]), torch.tensor([0.0, 0.0, 1.0, 1.0]))
+        >>> round(buf.threshold, 3)
+        0.5
+    """
+
+    def __init__(self, size: int = 512, min_count: int = 32):
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"size: must be an integer >= 1, got {size!r}")
+        if not isinstance(min_count, int) or not (1 <= min_count <= size):
+            raise ValueError(f"min_count: must be an integer in [1, size={size}], got {min_count!r}")
+        self.size = size
+        self.min_count = min_count
+        self._p: deque[float] = deque(maxlen=size)
+        self._y: deque[float] = deque(maxlen=size)
+
+    def __len__(self) -> int:
+        return len(self._p)
+
+    def update(self, student_probs, weak_probs) -> None:
+        """Append a minibatch of binary student probabilities and weak labels (both ``(n,)``)."""
+        p = torch.as_tensor(student_probs).detach().reshape(-1).double().cpu()
+        y = torch.as_tensor(weak_probs).detach().reshape(-1).double().cpu()
+        if p.shape != y.shape:
+            raise ValueError(f"weak_probs: shape {tuple(y.shape)} != student_probs {tuple(p.shape)}")
+        self._p.extend(p.tolist())
+        self._y.extend(y.tolist())
+
+    @property
+    def threshold(self) -> float:
+        """Quantile of buffered student probabilities at ``1 - mean(buffered weak labels)``."""
+        if len(self._p) < self.min_count:
+            raise ValueError(
+                f"BalanceThreshold: only {len(self._p)} predictions buffered, need "
+                f"min_count={self.min_count} for a meaningful class-balance threshold"
+            )
+        p = torch.tensor(list(self._p), dtype=torch.float64)
+        q = 1.0 - sum(self._y) / len(self._y)
+        return float(torch.quantile(p, q))
+
+
+def confidence_loss(
+    student_logits,
+    weak_probs,
+    *,
+    alpha: float,
+    threshold: float | None = None,
+    base: str = "forward_ce",
+    reduction: str = "mean",
+    eps: float = DEFAULT_EPS,
+    min_batch: int = 32,
+):
+    r"""Burns et al.'s auxiliary confidence loss: ``base(z, (1 - alpha) y + alpha * hard(p))``.
+
+    ``hard(p)`` hardens the student's own (detached) prediction: binary, ``1[p > t]``
+    with ``t`` the class-balance threshold (the quantile of the student's
+    probabilities at level ``1 - mean(y)``); k-class, the one-hot of ``argmax p``.
+    With ``base="reverse_kl"`` or ``"reverse_ce"`` this is the reverse variant.
+
+    Args:
+        student_logits: ``(n,)`` or ``(n, k)``. weak_probs: same shape.
+        alpha: weight of the hardened target in ``[0, 1]`` (see :func:`confidence_alpha`).
+        threshold: binary hardening threshold; ``None`` computes it on this batch, which
+            requires ``n >= min_batch`` (use :class:`BalanceThreshold` for small batches).
+        base: one of ``forward_ce``, ``forward_kl``, ``reverse_kl``, ``reverse_ce``.
+        reduction, eps: as for the base loss.
+        min_batch: smallest batch for an in-batch threshold.
+
+    Example:
+        >>> import torch
+        >>> from w2s_theory.losses import confidence_loss, forward_ce
+        >>> z, y = torch.tensor([2.0, -1.0]), torch.tensor([0.7, 0.4])
+        >>> bool(confidence_loss(z, y, alpha=0.0, threshold=0.5) == forward_ce(z, y))
+        True
+    """
+    y = _check_inputs(student_logits, weak_probs, reduction, eps)
+    if not (isinstance(alpha, (int, float)) and 0.0 <= alpha <= 1.0):
+        raise ValueError(f"alpha: must be a number in [0, 1], got {alpha!r}")
+    if base not in _BASE:
+        raise ValueError(f"base: must be one of {sorted(_BASE)}, got {base!r}")
+    z = student_logits.detach()
+    if z.ndim == 1:
+        p = torch.sigmoid(z)
+        if threshold is None:
+            if z.shape[0] < min_batch:
+                raise ValueError(
+                    f"threshold: None needs a batch of at least min_batch={min_batch} to estimate "
+                    f"the class-balance quantile, got {z.shape[0]}; pass "
+                    f"threshold=BalanceThreshold(...).threshold"
+                )
+            threshold = float(torch.quantile(p.double(), 1.0 - float(y.double().mean())))
+        if not (isinstance(threshold, (int, float)) and math.isfinite(threshold)):
+            raise ValueError(f"threshold: must be a finite number, got {threshold!r}")
+        hard = (p > threshold).to(y.dtype)
+    else:
+        hard = F.one_hot(z.argmax(dim=1), z.shape[1]).to(y.dtype)
+    target = (1.0 - alpha) * y + alpha * hard
+    return _BASE[base](student_logits, target, reduction=reduction, eps=eps)
+
+
+_BASE: dict[str, Callable] = {
+    "forward_ce": forward_ce,
+    "forward_kl": forward_kl,
+    "reverse_kl": reverse_kl,
+    "reverse_ce": reverse_ce,
+}
+
+
+def get_loss(name: str) -> Callable:
+    """Return a loss function by name.
+
+    Args:
+        name: ``forward_kl``, ``reverse_kl``, ``forward_ce``, ``reverse_ce`` or
+            ``confidence`` (alias ``confidence_loss``).
+
+    Example:
+        >>> from w2s_theory.losses import get_loss, reverse_kl
+        >>> get_loss("reverse_kl") is reverse_kl
+        True
+    """
+    if name in _BASE:
+        return _BASE[name]
+    if name in ("confidence", "confidence_loss"):
+        return confidence_loss
+    raise ValueError(f"name: unknown loss {name!r}; choose one of {list(LOSS_NAMES)}")

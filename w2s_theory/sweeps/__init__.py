@@ -1,0 +1,1 @@
+"""Command-line sweeps: one module per ``w2s-theory`` subcommand, each exposing ``main(argv)``."""
