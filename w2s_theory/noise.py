@@ -48,7 +48,7 @@ def corrupt_binary(y, fraction: float, *, a: float = -1.0,
     Example:
         >>> import numpy as np
         >>> corrupt_binary(np.array([0.9, 0.9, 0.9, 0.9]), 0.5, a=-1.0, rng=0).round(2)
-        array([0.1, 0.9, 0.9, 0.1])
+        array([0.9, 0.9, 0.1, 0.1])
     """
     y = check_probs(y, "y")
     if y.ndim != 1:
