@@ -1,0 +1,607 @@
+r"""Language-model features of texts: batched extraction, pooling and a verified cache.
+
+A feature of a text :math:`x` with tokens :math:`t_1..t_L` (after truncation to
+``max_length`` tokens, from the left by default so the final reply survives) is a
+pooled hidden state of one layer :math:`\ell` (``hidden_states[ℓ]``, 0 = embeddings):
+
+* ``mean``: :math:`\phi(x) = \frac{1}{\sum_j m_j}\sum_j m_j h^{(\ell)}_j` with the
+  attention mask :math:`m` (special tokens included, padding excluded);
+* ``last``: :math:`\phi(x) = h^{(\ell)}_{j^*}`, :math:`j^* = \max\{j : m_j = 1\}` — read
+  from the attention mask, never from ``input_ids != 0`` (id 0 is a real token in
+  several vocabularies).
+
+Speed: texts are tokenized once (fast tokenizer, batched; ids cached), sorted by
+length and cut into buckets of at most ``max_tokens`` padded tokens, so padding
+is small and batches are large. Compute runs on CUDA when available (bf16 by
+default there), else CPU (fp32).
+
+Cache: :func:`features_for_texts` keys each result by everything that changes the
+numbers (model and its weights' sha256, layer, pooling, max length, truncation
+side, compute dtype, data set name, text digest), writes ``.npz`` + ``.json`` atomically
+and verifies the payload's sha256 on read; a corrupt or stale entry is rebuilt.
+:func:`load_features` reads the read-only prebuilt folder (``../shared/features``,
+``$W2S_FEATURES_DIR``) first, after checking its manifest against the data's digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import warnings
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .data import (SPLITS, SUBSETS, cache_dir, load_hh_rlhf, project_root, text_digest)
+
+__all__ = ["FeatureSpec", "FEATURE_SETS", "ENV_FEATURES", "feature_spec", "TokenIds",
+           "tokenize", "length_buckets", "pad_batch", "pool_hidden", "embed_token_ids",
+           "static_embed", "extract", "features_for_texts", "prebuilt_root", "load_prebuilt",
+           "load_features", "cache_key"]
+
+#: Environment variable naming a read-only folder of prebuilt features.
+ENV_FEATURES = "W2S_FEATURES_DIR"
+_FORMAT = 1  # bump when the cache layout or the computation changes
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What to extract.
+
+    Attributes:
+        model: a :data:`w2s_theory.models.REGISTRY` name.
+        layer: index into ``hidden_states`` (0 = embeddings; negative counts from the end);
+            ``None`` = the last layer.
+        pooling: ``"mean"`` (over attention-mask tokens) or ``"last"`` (last real token).
+        max_length: tokens kept per text (special tokens included).
+        truncation_side: ``"left"`` (keep the end of the dialogue) or ``"right"``.
+        dtype: compute dtype ``"float32" | "bfloat16" | "float16" | "auto"`` (auto = bf16 on
+            CUDA, fp32 on CPU).
+    """
+
+    model: str
+    layer: int | None = None
+    pooling: str = "mean"
+    max_length: int = 512
+    truncation_side: str = "left"
+    dtype: str = "auto"
+
+    def __post_init__(self):
+        if self.pooling not in ("mean", "last"):
+            raise ValueError(f"pooling: must be 'mean' or 'last', got {self.pooling!r}")
+        if self.truncation_side not in ("left", "right"):
+            raise ValueError(f"truncation_side: must be 'left' or 'right', got {self.truncation_side!r}")
+        if not isinstance(self.max_length, int) or self.max_length < 2:
+            raise ValueError(f"max_length: must be an integer >= 2, got {self.max_length!r}")
+        if self.layer is not None and not isinstance(self.layer, int):
+            raise ValueError(f"layer: must be an integer or None, got {self.layer!r}")
+
+
+#: Named feature sets; the names match the folders of ``../shared/features/hh_rlhf``.
+FEATURE_SETS: dict[str, FeatureSpec] = {
+    "wordllama": FeatureSpec("wordllama"),
+    "all-MiniLM-L6-v2": FeatureSpec("all-MiniLM-L6-v2"),
+    "all-mpnet-base-v2": FeatureSpec("all-mpnet-base-v2"),
+    "SmolLM2-135M-layer15": FeatureSpec("SmolLM2-135M", layer=15),
+    "Gemma-3-270M-layer9": FeatureSpec("Gemma-3-270M", layer=9),
+}
+
+
+def feature_spec(spec: str | FeatureSpec) -> FeatureSpec:
+    """A :class:`FeatureSpec` from a :data:`FEATURE_SETS` name (or the spec itself).
+
+    Example:
+        >>> feature_spec("SmolLM2-135M-layer15").layer
+        15
+    """
+    if isinstance(spec, FeatureSpec):
+        return spec
+    if spec in FEATURE_SETS:
+        return FEATURE_SETS[spec]
+    raise ValueError(f"model: unknown feature set {spec!r}; known: {', '.join(FEATURE_SETS)} "
+                     f"(or pass a FeatureSpec)")
+
+
+def _set_name(spec: FeatureSpec) -> str:
+    for name, s in FEATURE_SETS.items():
+        if replace(s, dtype="auto") == replace(spec, dtype="auto"):
+            return name
+    return spec.model + ("" if spec.layer is None else f"-layer{spec.layer}") + \
+        ("" if spec.pooling == "mean" else f"-{spec.pooling}")
+
+
+# ----------------------------------------------------------------------- tokens
+@dataclass(frozen=True)
+class TokenIds:
+    """Token ids of ``n`` texts, flat: text ``i`` is ``ids[offsets[i]:offsets[i+1]]``."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return self.offsets.size - 1
+
+    def row(self, i: int) -> np.ndarray:
+        return self.ids[self.offsets[i]:self.offsets[i + 1]]
+
+    @classmethod
+    def from_lists(cls, rows: Sequence[Sequence[int]]) -> "TokenIds":
+        """Example:
+        >>> TokenIds.from_lists([[5, 6], [7]]).lengths
+        array([2, 1])
+        """
+        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.fromiter((t for r in rows for t in r), dtype=np.int64, count=int(offsets[-1]))
+        dt = np.uint16 if flat.size == 0 or flat.max() < 65536 else np.int32
+        return cls(flat.astype(dt), offsets)
+
+    def save(self, path: str | os.PathLike) -> None:
+        from .sweep import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.savez(buf, ids=self.ids, offsets=self.offsets)
+        atomic_write_bytes(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "TokenIds":
+        with np.load(path) as z:
+            ids, offsets = z["ids"], z["offsets"]
+        if offsets.ndim != 1 or offsets[0] != 0 or offsets[-1] != ids.size or np.any(np.diff(offsets) < 0):
+            raise ValueError(f"{path}: inconsistent token offsets")
+        return cls(ids, offsets)
+
+
+def tokenize(tokenizer, texts: Sequence[str], *, max_length: int = 512,
+             truncation_side: str = "left", add_special_tokens: bool = True) -> TokenIds:
+    """Tokenize ``texts`` in one batched fast-tokenizer call, truncated to ``max_length``.
+
+    Works with a transformers tokenizer (truncation side set for the call) or a raw
+    ``tokenizers.Tokenizer`` (truncated here, keeping the last ``max_length`` tokens when
+    ``truncation_side == "left"``).
+
+    Example:
+        >>> from tokenizers import Tokenizer, models, pre_tokenizers
+        >>> tk = Tokenizer(models.WordLevel({"a": 0, "b": 1, "[UNK]": 2}, unk_token="[UNK]"))
+        >>> tk.pre_tokenizer = pre_tokenizers.Whitespace()
+        >>> t = tokenize(tk, ["a b b a", "b"], max_length=3, add_special_tokens=False)
+        >>> t.row(0).tolist(), t.row(1).tolist()
+        ([1, 1, 0], [1])
+    """
+    texts = list(texts)
+    if hasattr(tokenizer, "encode_batch") and not hasattr(tokenizer, "batch_encode_plus"):
+        # a raw tokenizers.Tokenizer: switch padding off and truncation on for this call only
+        pad, trunc = tokenizer.padding, tokenizer.truncation
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length, direction=truncation_side)
+        try:
+            enc = tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
+        finally:
+            tokenizer.no_truncation()
+            if trunc:
+                tokenizer.enable_truncation(**trunc)
+            if pad:
+                tokenizer.enable_padding(**pad)
+        return TokenIds.from_lists([e.ids for e in enc])
+    old = tokenizer.truncation_side
+    tokenizer.truncation_side = truncation_side
+    try:
+        rows = tokenizer(texts, truncation=True, max_length=max_length, padding=False,
+                         add_special_tokens=add_special_tokens, return_attention_mask=False,
+                         return_token_type_ids=False)["input_ids"]
+    finally:
+        tokenizer.truncation_side = old
+    return TokenIds.from_lists(rows)
+
+
+def length_buckets(lengths: np.ndarray, *, max_tokens: int = 16384, max_batch: int = 1024) -> list[np.ndarray]:
+    """Split indices sorted by length into batches of at most ``max_tokens`` padded tokens.
+
+    A batch's padded size is ``len(batch) * max(lengths[batch])``; every batch has at
+    least one text (a text longer than ``max_tokens`` gets a batch of its own).
+
+    Example:
+        >>> [b.tolist() for b in length_buckets(np.array([5, 1, 3, 2]), max_tokens=6)]
+        [[1, 3, 2], [0]]
+    """
+    lengths = np.asarray(lengths)
+    order = np.argsort(lengths, kind="stable")
+    batches, start = [], 0
+    n = order.size
+    while start < n:
+        end = start + 1
+        while end < n and end - start < max_batch and (end - start + 1) * lengths[order[end]] <= max_tokens:
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
+
+
+def pad_batch(tokens: TokenIds, idx: np.ndarray, pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Right-padded ``(input_ids, attention_mask)`` int64 arrays of shape ``(len(idx), L_max)``.
+
+    Example:
+        >>> ids, m = pad_batch(TokenIds.from_lists([[7, 8, 9], [4]]), np.array([1, 0]), pad_id=0)
+        >>> ids.tolist(), m.tolist()
+        ([[4, 0, 0], [7, 8, 9]], [[1, 0, 0], [1, 1, 1]])
+    """
+    lens = tokens.lengths[idx]
+    L = int(lens.max())
+    ids = np.full((idx.size, L), pad_id, dtype=np.int64)
+    mask = (np.arange(L)[None, :] < lens[:, None]).astype(np.int64)
+    starts = tokens.offsets[idx]
+    # flat gather of all real tokens into their slots
+    rows = np.repeat(np.arange(idx.size), lens)
+    cols = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
+    ids[rows, cols] = tokens.ids[np.repeat(starts, lens) + cols]
+    return ids, mask
+
+
+def pool_hidden(hidden, mask, pooling: str = "mean"):
+    """Pool ``hidden`` ``(B, L, H)`` over tokens with the attention ``mask`` ``(B, L)`` -> ``(B, H)``.
+
+    ``mean``: :math:`\\sum_j m_j h_j / \\sum_j m_j`; ``last``: :math:`h_{j^*}` with
+    :math:`j^* = \\max\\{j: m_j = 1\\}` (works for left or right padding). Computed in float32.
+
+    Example:
+        >>> import torch
+        >>> h = torch.arange(12.).reshape(2, 3, 2); m = torch.tensor([[1, 1, 0], [0, 1, 1]])
+        >>> pool_hidden(h, m, "mean").tolist(), pool_hidden(h, m, "last").tolist()
+        ([[1.0, 2.0], [9.0, 10.0]], [[2.0, 3.0], [10.0, 11.0]])
+    """
+    import torch
+
+    h = hidden.float()
+    m = mask.to(h.device)
+    if pooling == "mean":
+        mf = m.to(h.dtype).unsqueeze(-1)
+        return (h * mf).sum(1) / mf.sum(1).clamp_min(1.0)
+    if pooling == "last":
+        pos = torch.arange(m.shape[1], device=h.device).expand_as(m)
+        j = torch.where(m.bool(), pos, torch.full_like(pos, -1)).max(1).values
+        if bool((j < 0).any()):
+            raise ValueError("mask: a row has no real token")
+        return h[torch.arange(h.shape[0], device=h.device), j]
+    raise ValueError(f"pooling: must be 'mean' or 'last', got {pooling!r}")
+
+
+def embed_token_ids(model, tokens: TokenIds, *, layer: int | None = None, pooling: str = "mean",
+                    device=None, max_tokens: int | None = None, max_batch: int = 1024,
+                    pad_id: int = 0, progress: bool = True, desc: str = "embed") -> np.ndarray:
+    """Pooled hidden states of pre-tokenized texts, in the input order -> float32 ``(n, H)``.
+
+    Batches are length-sorted buckets (:func:`length_buckets`); the model runs in its own
+    dtype under ``torch.inference_mode``; pooling in float32.
+
+    Args:
+        model: a transformers base model (``AutoModel``), already on ``device``.
+        layer: ``hidden_states`` index (``None`` = last layer, via ``last_hidden_state``).
+        max_tokens: padded tokens per batch (default 8192 on CPU, 65536 on CUDA).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    dev = next(model.parameters()).device if device is None else torch.device(device)
+    if max_tokens is None:
+        max_tokens = 65536 if dev.type == "cuda" else 8192
+    n = len(tokens)
+    hidden = model.config.hidden_size
+    out = torch.empty((n, hidden), dtype=torch.float32, device=dev)
+    batches = length_buckets(tokens.lengths, max_tokens=max_tokens, max_batch=max_batch)
+    want_hidden = layer is not None
+    with torch.inference_mode():
+        for idx in tqdm(batches, desc=desc, disable=not progress, unit="batch", leave=False):
+            ids, mask = pad_batch(tokens, idx, pad_id)
+            ids_t = torch.from_numpy(ids).to(dev, non_blocking=True)
+            mask_t = torch.from_numpy(mask).to(dev, non_blocking=True)
+            res = model(input_ids=ids_t, attention_mask=mask_t, output_hidden_states=want_hidden)
+            h = res.hidden_states[layer] if want_hidden else res.last_hidden_state
+            out[torch.from_numpy(idx).to(dev)] = pool_hidden(h, mask_t, pooling)
+    return out.cpu().numpy()
+
+
+def static_embed(embedding: np.ndarray, tokens: TokenIds, pooling: str = "mean") -> np.ndarray:
+    """Pool rows of a static embedding table over each text's tokens -> float32 ``(n, H)``.
+
+    Example:
+        >>> E = np.arange(6, dtype=np.float32).reshape(3, 2)
+        >>> static_embed(E, TokenIds.from_lists([[0, 2], [1]])).tolist()
+        [[2.0, 3.0], [2.0, 3.0]]
+    """
+    lens = tokens.lengths
+    if np.any(lens == 0):
+        raise ValueError(f"tokens: text {int(np.flatnonzero(lens == 0)[0])} has no tokens")
+    ids = np.clip(tokens.ids.astype(np.int64), 0, embedding.shape[0] - 1)
+    if pooling == "last":
+        return embedding[ids[tokens.offsets[1:] - 1]].astype(np.float32)
+    if pooling != "mean":
+        raise ValueError(f"pooling: must be 'mean' or 'last', got {pooling!r}")
+    from scipy.sparse import csr_matrix
+
+    # row i of A holds 1/len_i at each of text i's token ids (repeats add up): A @ E = means
+    weights = np.repeat(1.0 / lens, lens)
+    a = csr_matrix((weights, ids, tokens.offsets), shape=(len(tokens), embedding.shape[0]))
+    return np.asarray(a @ embedding.astype(np.float64), dtype=np.float32)
+
+
+# ----------------------------------------------------------------------- extraction
+def _tokens_cached(tokenizer, tok_digest: str, texts: list[str], spec: FeatureSpec,
+                   cache: Path | None, add_special_tokens: bool = True) -> TokenIds:
+    if cache is None:
+        return tokenize(tokenizer, texts, max_length=spec.max_length,
+                        truncation_side=spec.truncation_side, add_special_tokens=add_special_tokens)
+    key = hashlib.sha256(json.dumps([_FORMAT, tok_digest, spec.max_length, spec.truncation_side,
+                                     add_special_tokens, text_digest(texts)]).encode()).hexdigest()
+    path = cache / "tokens" / f"{key[:24]}.npz"
+    if path.is_file():
+        try:
+            t = TokenIds.load(path)
+            if len(t) == len(texts):
+                return t
+        except Exception:  # noqa: BLE001 - any unreadable entry is rebuilt
+            pass
+    t = tokenize(tokenizer, texts, max_length=spec.max_length,
+                 truncation_side=spec.truncation_side, add_special_tokens=add_special_tokens)
+    try:
+        t.save(path)
+    except OSError:
+        pass
+    return t
+
+
+def _tokenizer_digest(folder: Path) -> str:
+    from .models import file_sha256
+
+    h = hashlib.sha256()
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (folder / name).is_file():
+            h.update(name.encode() + file_sha256(folder / name).encode())
+    return h.hexdigest()
+
+
+def extract(spec: str | FeatureSpec, texts: Sequence[str], *, device: Any = "auto",
+            max_tokens: int | None = None, progress: bool = True,
+            cache: str | os.PathLike | None = None, cache_tokens: bool = True) -> np.ndarray:
+    """Features of ``texts`` under ``spec`` (no feature cache) -> float32 ``(n, hidden)``.
+
+    Loads the model via :mod:`w2s_theory.models`, tokenizes once (ids cached under
+    ``<cache>/tokens`` when ``cache_tokens``), embeds length-sorted buckets.
+
+    Example:
+        >>> extract("wordllama", ["hello world", "hi"], progress=False).shape
+        (2, 256)
+    """
+    from . import models
+
+    spec = feature_spec(spec)
+    texts = list(texts)
+    if not all(isinstance(t, str) for t in texts):
+        raise ValueError("texts: must be a list of str")
+    tcache = cache_dir(cache) if cache_tokens else None
+    if spec.model == "wordllama":
+        wl = models.load_wordllama()
+        folder = models.model_dir("wordllama")
+        tok_digest = models.weights_sha256("wordllama", cache=cache) + "wordllama-tokenizer"
+        tokens = _tokens_cached(wl.tokenizer, tok_digest, texts, spec, tcache, add_special_tokens=False)
+        del folder
+        return static_embed(wl.embedding, tokens, spec.pooling)
+    import torch
+
+    dev = models.resolve_device(device)
+    dtype = models.resolve_dtype(spec.dtype, dev)
+    folder = models.model_dir(spec.model, cache=cache)
+    tokenizer = models.load_tokenizer(spec.model, cache=cache)
+    tokens = _tokens_cached(tokenizer, _tokenizer_digest(folder), texts, spec, tcache)
+    model = models.load_model(spec.model, device=dev, dtype=dtype, cache=cache)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    feats = embed_token_ids(model, tokens, layer=spec.layer, pooling=spec.pooling, device=dev,
+                            max_tokens=max_tokens, pad_id=pad_id, progress=progress,
+                            desc=f"{spec.model} features")
+    del model
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    return feats
+
+
+# ----------------------------------------------------------------------- cache
+def cache_key(spec: FeatureSpec, weights: str, dataset: str, digest: str, dtype: str) -> dict:
+    """The fields that identify a cached feature array (all of them change the numbers).
+
+    Example:
+        >>> sorted(cache_key(FeatureSpec("wordllama"), "w", "d", "t", "float32"))[:3]
+        ['dataset', 'dtype', 'format']
+    """
+    return {"format": _FORMAT, "model": spec.model, "weights_sha256": weights, "layer": spec.layer,
+            "pooling": spec.pooling, "max_length": spec.max_length,
+            "truncation_side": spec.truncation_side, "dtype": dtype, "dataset": dataset,
+            "text_digest": digest}
+
+
+def _entry_paths(root: Path, spec: FeatureSpec, dataset: str, key: dict) -> tuple[Path, Path]:
+    h = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
+    d = root / "features" / _set_name(spec) / safe
+    return d / f"{h}.npz", d / f"{h}.json"
+
+
+def _read_entry(npz: Path, meta: Path, key: dict, n: int) -> np.ndarray | None:
+    """The cached array, or ``None`` when missing, corrupt (digest) or stale (key)."""
+    if not (npz.is_file() and meta.is_file()):
+        return None
+    try:
+        info = json.loads(meta.read_text())
+        raw = npz.read_bytes()
+        if info.get("key") != key or hashlib.sha256(raw).hexdigest() != info.get("npz_sha256"):
+            return None
+        with np.load(io.BytesIO(raw)) as z:
+            x = z["features"]
+        if x.shape[0] != n or x.dtype != np.float32 or not np.isfinite(x).all():
+            return None
+        return x
+    except Exception:  # noqa: BLE001 - anything unreadable is rebuilt
+        return None
+
+
+def _write_entry(npz: Path, meta: Path, key: dict, x: np.ndarray, extra: dict) -> None:
+    from .sweep import atomic_write_bytes, atomic_write_text
+
+    buf = io.BytesIO()
+    np.savez(buf, features=x)
+    raw = buf.getvalue()
+    atomic_write_bytes(npz, raw)
+    atomic_write_text(meta, json.dumps({"key": key, "npz_sha256": hashlib.sha256(raw).hexdigest(),
+                                        "shape": list(x.shape), **extra}, indent=1))
+
+
+def features_for_texts(spec: str | FeatureSpec, texts: Sequence[str], *, dataset: str = "custom",
+                       cache: str | os.PathLike | None = None, use_cache: bool = True,
+                       device: Any = "auto", max_tokens: int | None = None,
+                       progress: bool = True) -> np.ndarray:
+    """Cached features of ``texts`` -> float32 ``(n, hidden)``, row ``i`` = ``texts[i]``.
+
+    The entry lives under ``<cache>/features/<set>/<dataset>/<key>.npz`` (+ ``.json``) with
+    the key of :func:`cache_key`; it is verified (key, payload sha256, shape, finiteness)
+    on every read and recomputed when anything is off.
+
+    Example:
+        >>> import tempfile
+        >>> features_for_texts("wordllama", ["good", "bad"], cache=tempfile.mkdtemp(),
+        ...                    progress=False).shape
+        (2, 256)
+    """
+    import platform
+    import time
+
+    from . import models
+
+    spec = feature_spec(spec)
+    texts = list(texts)
+    root = cache_dir(cache)
+    dtype = "float32" if spec.model == "wordllama" else str(
+        models.resolve_dtype(spec.dtype, models.resolve_device(device))).replace("torch.", "")
+    key = cache_key(spec, models.weights_sha256(spec.model, cache=cache), dataset,
+                    text_digest(texts), dtype)
+    npz, meta = _entry_paths(root, spec, dataset, key)
+    if use_cache:
+        x = _read_entry(npz, meta, key, len(texts))
+        if x is not None:
+            return x
+    t0 = time.perf_counter()
+    x = extract(replace(spec, dtype=dtype), texts, device=device, max_tokens=max_tokens,
+                progress=progress, cache=cache)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if use_cache:
+        _write_entry(npz, meta, key, x, {
+            "seconds": round(time.perf_counter() - t0, 3), "device": str(models.resolve_device(device)),
+            "machine": platform.node(), "processor": platform.processor() or platform.machine()})
+    return x
+
+
+# ----------------------------------------------------------------------- HH-RLHF features
+def prebuilt_root(root: str | os.PathLike | None = None) -> Path | None:
+    """The read-only prebuilt folder: ``root`` > ``$W2S_FEATURES_DIR`` > ``<project>/../shared/features``.
+
+    Returns ``None`` when the default does not exist (an explicit folder must exist).
+
+    Example:
+        >>> p = prebuilt_root(); p is None or (p / "hh_rlhf").is_dir()
+        True
+    """
+    if root is not None or os.environ.get(ENV_FEATURES):
+        path = Path(root if root is not None else os.environ[ENV_FEATURES]).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(f"prebuilt features folder not found: {path} "
+                                    f"(from {'the root argument' if root is not None else '$' + ENV_FEATURES})")
+        return path
+    path = project_root().parent / "shared" / "features"
+    return path if path.is_dir() else None
+
+
+def load_prebuilt(name: str, subset: str, split: str, *, root: str | os.PathLike | None = None,
+                  data_root: str | os.PathLike | None = None) -> dict[str, np.ndarray] | None:
+    """Prebuilt HH-RLHF features of a named set, or ``None`` when absent or not matching the data.
+
+    Checks the manifest's ``sources`` sha256 of ``<subset>/<split>.jsonl`` against the data
+    file actually loaded (a mismatch warns and returns ``None``), the shapes (4000, hidden)
+    and finiteness. Arrays are returned as float32.
+    """
+    base = prebuilt_root(root)
+    if base is None:
+        return None
+    folder = base / "hh_rlhf" / name
+    f = folder / subset / f"{split}.npz"
+    if not f.is_file():
+        return None
+    pairs = load_hh_rlhf(subset, split, data_root)
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        want = manifest["sources"][f"{subset}/{split}.jsonl"]
+    except (OSError, ValueError, KeyError) as exc:
+        warnings.warn(f"{folder}/manifest.json unreadable or lacks the source digest ({exc}); "
+                      f"not using the prebuilt features", stacklevel=2)
+        return None
+    if want != pairs.sha256:
+        warnings.warn(f"{f}: built from a different {subset}/{split}.jsonl (sha256 {want[:12]}… vs "
+                      f"{pairs.sha256[:12]}…); not using it", stacklevel=2)
+        return None
+    with np.load(f) as z:
+        out = {k: z[k].astype(np.float32) for k in ("chosen", "rejected")}
+    n = len(pairs)
+    for k, x in out.items():
+        if x.ndim != 2 or x.shape[0] != n or not np.isfinite(x).all():
+            warnings.warn(f"{f}: {k} has shape {x.shape} or non-finite values; not using it", stacklevel=2)
+            return None
+    return out
+
+
+def load_features(model: str | FeatureSpec, subset: str, split: str, *,
+                  root: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
+                  cache: str | os.PathLike | None = None, compute: bool = True,
+                  device: Any = "auto", progress: bool = True) -> dict[str, np.ndarray]:
+    """HH-RLHF features ``{"chosen": (4000, H), "rejected": (4000, H)}`` (float32).
+
+    Order: (1) the prebuilt read-only folder (:func:`prebuilt_root`, verified by
+    :func:`load_prebuilt`), (2) the project's cache, (3) computed now (when ``compute``)
+    and cached. Row ``i`` belongs to line ``i`` of ``<subset>/<split>.jsonl``.
+
+    Args:
+        model: a :data:`FEATURE_SETS` name (``"all-MiniLM-L6-v2"``, ``"SmolLM2-135M-layer15"``,
+            ``"wordllama"``, ``"all-mpnet-base-v2"``, ...) or a :class:`FeatureSpec`.
+        root: prebuilt folder; data_root: HH-RLHF folder (see :func:`w2s_theory.data.hh_rlhf_root`).
+
+    Example:
+        >>> f = load_features("all-MiniLM-L6-v2", "harmless", "test")
+        >>> f["chosen"].shape, f["rejected"].dtype
+        ((4000, 384), dtype('float32'))
+    """
+    if subset not in SUBSETS:
+        raise ValueError(f"subset: must be one of {SUBSETS}, got {subset!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split: must be one of {SPLITS}, got {split!r}")
+    spec = feature_spec(model)
+    name = model if isinstance(model, str) else _set_name(spec)
+    if isinstance(model, str) or name in FEATURE_SETS:
+        pre = load_prebuilt(name, subset, split, root=root, data_root=data_root)
+        if pre is not None:
+            return pre
+    pairs = load_hh_rlhf(subset, split, data_root)
+    texts = pairs.chosen + pairs.rejected
+    if not compute:
+        raise FileNotFoundError(f"no prebuilt features for {name} {subset}/{split} and compute=False")
+    x = features_for_texts(spec, texts, dataset=f"hh_rlhf-{subset}-{split}", cache=cache,
+                           device=device, progress=progress)
+    n = len(pairs)
+    return {"chosen": x[:n], "rejected": x[n:]}
+
+
+def _spec_dict(spec: FeatureSpec) -> dict:
+    return asdict(spec)
