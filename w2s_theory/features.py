@@ -30,7 +30,7 @@ import io
 import json
 import os
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,7 +40,7 @@ from .data import (SPLITS, SUBSETS, cache_dir, load_hh_rlhf, project_root, text_
 
 __all__ = ["FeatureSpec", "FEATURE_SETS", "ENV_FEATURES", "feature_spec", "TokenIds",
            "tokenize", "length_buckets", "pad_batch", "pool_hidden", "embed_token_ids",
-           "static_embed", "extract", "features_for_texts", "prebuilt_root", "load_prebuilt",
+           "static_embed", "extract", "features_for_texts", "prebuilt_roots", "prebuilt_root", "load_prebuilt",
            "load_features", "cache_key"]
 
 #: Environment variable naming a read-only folder of prebuilt features.
@@ -211,7 +211,7 @@ def length_buckets(lengths: np.ndarray, *, max_tokens: int = 16384, max_batch: i
 
     Example:
         >>> [b.tolist() for b in length_buckets(np.array([5, 1, 3, 2]), max_tokens=6)]
-        [[1, 3, 2], [0]]
+        [[1, 3], [2], [0]]
     """
     lengths = np.asarray(lengths)
     order = np.argsort(lengths, kind="stable")
@@ -507,37 +507,67 @@ def features_for_texts(spec: str | FeatureSpec, texts: Sequence[str], *, dataset
 
 
 # ----------------------------------------------------------------------- HH-RLHF features
-def prebuilt_root(root: str | os.PathLike | None = None) -> Path | None:
-    """The read-only prebuilt folder: ``root`` > ``$W2S_FEATURES_DIR`` > ``<project>/../shared/features``.
+def prebuilt_roots(root: str | os.PathLike | None = None, *,
+                   cache: str | os.PathLike | None = None) -> list[Path]:
+    """Read-only prebuilt folders, searched in order.
 
-    Returns ``None`` when the default does not exist (an explicit folder must exist).
+    ``root`` (must exist) > ``$W2S_FEATURES_DIR`` (one or more folders separated by
+    ``os.pathsep``; each must exist) > the defaults that exist:
+    ``<project>/../shared/features`` and ``<cache>/prebuilt`` (where GPU-extracted
+    features in the same layout can be dropped, e.g. the output of
+    ``experiments/gpu/extract_features.py``).
+
+    Example:
+        >>> all((p / "hh_rlhf").is_dir() for p in prebuilt_roots()) or prebuilt_roots() == []
+        True
+    """
+    if root is not None:
+        paths, how = [Path(root).expanduser()], "the root argument"
+    elif os.environ.get(ENV_FEATURES):
+        paths = [Path(p).expanduser() for p in os.environ[ENV_FEATURES].split(os.pathsep) if p]
+        how = "$" + ENV_FEATURES
+    else:
+        cands = [project_root().parent / "shared" / "features", cache_dir(cache) / "prebuilt"]
+        return [p for p in cands if (p / "hh_rlhf").is_dir()]
+    for p in paths:
+        if not p.is_dir():
+            raise FileNotFoundError(f"prebuilt features folder not found: {p} (from {how})")
+    return paths
+
+
+def prebuilt_root(root: str | os.PathLike | None = None) -> Path | None:
+    """The first of :func:`prebuilt_roots`, or ``None`` when there is none.
 
     Example:
         >>> p = prebuilt_root(); p is None or (p / "hh_rlhf").is_dir()
         True
     """
-    if root is not None or os.environ.get(ENV_FEATURES):
-        path = Path(root if root is not None else os.environ[ENV_FEATURES]).expanduser()
-        if not path.is_dir():
-            raise FileNotFoundError(f"prebuilt features folder not found: {path} "
-                                    f"(from {'the root argument' if root is not None else '$' + ENV_FEATURES})")
-        return path
-    path = project_root().parent / "shared" / "features"
-    return path if path.is_dir() else None
+    roots = prebuilt_roots(root)
+    return roots[0] if roots else None
 
 
 def load_prebuilt(name: str, subset: str, split: str, *, root: str | os.PathLike | None = None,
-                  data_root: str | os.PathLike | None = None) -> dict[str, np.ndarray] | None:
+                  data_root: str | os.PathLike | None = None,
+                  cache: str | os.PathLike | None = None) -> dict[str, np.ndarray] | None:
     """Prebuilt HH-RLHF features of a named set, or ``None`` when absent or not matching the data.
 
+    Looks in each of :func:`prebuilt_roots` for ``hh_rlhf/<name>/<subset>/<split>.npz``.
     Checks the manifest's ``sources`` sha256 of ``<subset>/<split>.jsonl`` against the data
-    file actually loaded (a mismatch warns and returns ``None``), the shapes (4000, hidden)
-    and finiteness. Arrays are returned as float32.
+    file actually loaded (a mismatch warns and skips that folder), the shapes (n, hidden)
+    for both arrays and finiteness. Arrays are returned as float32.
+
+    Example:
+        >>> load_prebuilt("no-such-model", "harmless", "test") is None
+        True
     """
-    base = prebuilt_root(root)
-    if base is None:
-        return None
-    folder = base / "hh_rlhf" / name
+    for base in prebuilt_roots(root, cache=cache):
+        out = _read_prebuilt(base / "hh_rlhf" / name, subset, split, data_root)
+        if out is not None:
+            return out
+    return None
+
+
+def _read_prebuilt(folder: Path, subset: str, split: str, data_root) -> dict[str, np.ndarray] | None:
     f = folder / subset / f"{split}.npz"
     if not f.is_file():
         return None
@@ -545,20 +575,26 @@ def load_prebuilt(name: str, subset: str, split: str, *, root: str | os.PathLike
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
         want = manifest["sources"][f"{subset}/{split}.jsonl"]
-    except (OSError, ValueError, KeyError) as exc:
-        warnings.warn(f"{folder}/manifest.json unreadable or lacks the source digest ({exc}); "
-                      f"not using the prebuilt features", stacklevel=2)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        warnings.warn(f"{folder}/manifest.json unreadable or lacks the source digest ({exc!r}); "
+                      f"not using the prebuilt features", stacklevel=3)
         return None
     if want != pairs.sha256:
-        warnings.warn(f"{f}: built from a different {subset}/{split}.jsonl (sha256 {want[:12]}… vs "
-                      f"{pairs.sha256[:12]}…); not using it", stacklevel=2)
+        warnings.warn(f"{f}: built from a different {subset}/{split}.jsonl (sha256 {want[:12]}... vs "
+                      f"{pairs.sha256[:12]}...); not using it", stacklevel=3)
         return None
-    with np.load(f) as z:
-        out = {k: z[k].astype(np.float32) for k in ("chosen", "rejected")}
+    try:
+        with np.load(f) as z:
+            out = {k: z[k].astype(np.float32) for k in ("chosen", "rejected")}
+    except Exception as exc:  # noqa: BLE001 - a broken file is skipped, not fatal
+        warnings.warn(f"{f}: unreadable ({exc!r}); not using it", stacklevel=3)
+        return None
     n = len(pairs)
+    shapes = {x.shape for x in out.values()}
     for k, x in out.items():
-        if x.ndim != 2 or x.shape[0] != n or not np.isfinite(x).all():
-            warnings.warn(f"{f}: {k} has shape {x.shape} or non-finite values; not using it", stacklevel=2)
+        if x.ndim != 2 or x.shape[0] != n or len(shapes) != 1 or not np.isfinite(x).all():
+            warnings.warn(f"{f}: {k} has shape {x.shape} or non-finite values; not using it",
+                          stacklevel=3)
             return None
     return out
 
@@ -569,7 +605,7 @@ def load_features(model: str | FeatureSpec, subset: str, split: str, *,
                   device: Any = "auto", progress: bool = True) -> dict[str, np.ndarray]:
     """HH-RLHF features ``{"chosen": (4000, H), "rejected": (4000, H)}`` (float32).
 
-    Order: (1) the prebuilt read-only folder (:func:`prebuilt_root`, verified by
+    Order: (1) the prebuilt read-only folders (:func:`prebuilt_roots`, verified by
     :func:`load_prebuilt`), (2) the project's cache, (3) computed now (when ``compute``)
     and cached. Row ``i`` belongs to line ``i`` of ``<subset>/<split>.jsonl``.
 
@@ -590,7 +626,7 @@ def load_features(model: str | FeatureSpec, subset: str, split: str, *,
     spec = feature_spec(model)
     name = model if isinstance(model, str) else _set_name(spec)
     if isinstance(model, str) or name in FEATURE_SETS:
-        pre = load_prebuilt(name, subset, split, root=root, data_root=data_root)
+        pre = load_prebuilt(name, subset, split, root=root, data_root=data_root, cache=cache)
         if pre is not None:
             return pre
     pairs = load_hh_rlhf(subset, split, data_root)
@@ -602,6 +638,3 @@ def load_features(model: str | FeatureSpec, subset: str, split: str, *,
     n = len(pairs)
     return {"chosen": x[:n], "rejected": x[n:]}
 
-
-def _spec_dict(spec: FeatureSpec) -> dict:
-    return asdict(spec)
