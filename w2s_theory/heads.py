@@ -1,0 +1,735 @@
+"""Last-layer heads on a fixed strong representation, fitted to weak labels.
+
+Three ways to fit a linear head ``f`` on features ``h_s(x)`` (shape ``(n, d)``) to
+weak probabilities ``F_w(x)`` (shape ``(n,)`` binary or ``(n, k)``):
+
+* :func:`fit_convex_head` -- the *mixture-convex* head class of ``THEORY.md``
+  (Theorem 2): probabilities affine in ``[h_s; 1]``,
+
+  ``P(x) = A [h_s(x); 1]``,  ``1^T P(x) = 1``,  ``P_i(x) >= gamma`` on every sample,
+
+  fitted by minimising the reverse KL ``E KL(P || F_w)`` (the I-projection) or the
+  forward KL ``E KL(F_w || P)`` (the M-projection) exactly, as an exponential-cone
+  program (cvxpy ``rel_entr``, solver Clarabel at tight tolerances). The report
+  carries the solver's duality gap and a KKT certificate computed here in the
+  original problem, and :meth:`ConvexHead.theorem2_tolerance` turns them into the
+  tolerance of a Theorem 2 check.
+* :func:`fit_softmax_head` -- the softmax (logistic) linear head
+  ``P(x) = softmax(W^T h_s(x) + b)``, fitted with any of the four W2SG losses of
+  :mod:`w2s_theory.losses` to a tight gradient tolerance (float64 L-BFGS, then a
+  trust-region Newton polish with the exact Hessian).
+* :func:`fit_head_minibatch` -- the practical regime: the same softmax head
+  trained by minibatch Adam/SGD (default one epoch, batch 16), i.e. early stopped.
+
+Features are standardised (column mean 0, standard deviation 1) inside every fit
+and the parameters mapped back to the original units, so the optimisation is
+well scaled whatever the features' units; ``predict`` takes raw features.
+
+Parameterisation: class 0 is the reference. The binary shorthand ``(n,)`` is
+``P(class 1)``; with ``k`` classes the free parameters are the columns of classes
+``1..k-1`` (convex head: ``P_0 = 1 - sum_{j>0} P_j``; softmax head: logit ``z_0 = 0``),
+so the fitted head is identifiable.
+
+References
+----------
+Yao et al., arXiv:2502.11107 (2025), Theorem 2 and its "last linear layer" class.
+Csiszar, "I-divergence geometry of probability distributions", Ann. Probab. 3 (1975).
+Goulart & Chen, "Clarabel: an interior-point solver for conic programs", arXiv:2405.12762.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._validation import as_categorical, check_gamma, check_probs, check_scalar, n_classes
+
+__all__ = [
+    "FitReport",
+    "ConvexHead",
+    "SoftmaxHead",
+    "fit_convex_head",
+    "fit_softmax_head",
+    "fit_head_minibatch",
+    "project_to_floor_simplex",
+    "DIVERGENCES",
+    "SOFTMAX_LOSSES",
+]
+
+#: Objectives of :func:`fit_convex_head`.
+DIVERGENCES = ("reverse_kl", "forward_kl")
+#: Losses of :func:`fit_softmax_head` and :func:`fit_head_minibatch`.
+SOFTMAX_LOSSES = ("forward_kl", "reverse_kl", "forward_ce", "reverse_ce")
+
+#: Clarabel tolerances used by :func:`fit_convex_head` (absolute/relative gap, feasibility).
+CLARABEL_TOL = 1e-10
+
+
+# ----------------------------------------------------------------------------- shared pieces
+@dataclass(frozen=True)
+class FitReport:
+    """How a head was fitted and how accurately.
+
+    Attributes:
+        method: ``"convex/clarabel"``, ``"softmax/lbfgs+newton"`` or ``"minibatch/<opt>"``.
+        status: the solver's status string (``"Solved"``, ``"converged"``, ...).
+        converged: the fit met its accuracy target.
+        objective: final objective (mean over the ``n`` samples, plus the L2 term if any).
+        duality_gap: convex head: ``|primal - dual|`` objective reported by Clarabel
+            (same units as ``objective``); ``nan`` for the other heads.
+        grad_norm: Euclidean norm of the gradient of ``objective`` in the standardised
+            parameters (softmax heads); for the convex head, the norm of the
+            KKT stationarity residual computed here from the solver's dual values.
+        complementarity: convex head: ``sum lambda (P - gamma)`` (the duality gap of the
+            original problem at the returned point); ``nan`` otherwise.
+        max_violation: convex head: ``max(gamma - P)`` over samples, ``<= 0`` when feasible.
+        iterations: solver / optimiser iterations (minibatch: optimisation steps).
+        solve_time: seconds spent in the solver / optimiser.
+    """
+
+    method: str
+    status: str
+    converged: bool
+    objective: float
+    duality_gap: float = math.nan
+    grad_norm: float = math.nan
+    complementarity: float = math.nan
+    max_violation: float = math.nan
+    iterations: int = 0
+    solve_time: float = 0.0
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def _check_features(features, n: int | None = None, name: str = "features") -> np.ndarray:
+    try:
+        x = np.asarray(features, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: cannot be converted to a float array ({exc})") from None
+    if x.ndim != 2:
+        raise ValueError(f"{name}: expected shape (n, d), got {x.shape}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name}: empty array (shape {x.shape})")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name}: contains NaN or inf")
+    if n is not None and x.shape[0] != n:
+        raise ValueError(f"{name}: has {x.shape[0]} rows but weak_probs has {n}")
+    return x
+
+
+def _standardize(x: np.ndarray):
+    """Column mean and scale (a constant column gets scale 1) and the design ``[z, 1]``."""
+    mu = x.mean(axis=0)
+    sd = x.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    z = (x - mu) / sd
+    return mu, sd, np.hstack([z, np.ones((x.shape[0], 1))])
+
+
+def _unstandardize(theta: np.ndarray, mu: np.ndarray, sd: np.ndarray):
+    """Map ``theta`` (shape ``(d+1, m)``) on ``[(x-mu)/sd, 1]`` to ``(coef, intercept)`` on ``x``."""
+    coef = theta[:-1] / sd[:, None]
+    intercept = theta[-1] - mu @ coef
+    return coef, intercept
+
+
+def _linear(features: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    return features @ coef + intercept
+
+
+def _binary_out(p_cat: np.ndarray, binary: bool) -> np.ndarray:
+    return p_cat[:, 1].copy() if binary else p_cat
+
+
+def project_to_floor_simplex(p, gamma: float) -> np.ndarray:
+    r"""Euclidean projection of each row onto ``{q : q_i >= gamma, sum_i q_i = 1}``.
+
+    Computed as ``gamma + (1 - k gamma) proj_simplex((p - gamma) / (1 - k gamma))``
+    with the sort-based simplex projection (Held et al. 1974; Duchi et al. 2008).
+
+    Args:
+        p: shape ``(m, k)``, any real rows (e.g. affine predictions off the sample).
+        gamma: floor in ``(0, 1/k)``.
+
+    Returns:
+        shape ``(m, k)``.
+
+    Example:
+        >>> import numpy as np
+        >>> from w2s_theory.heads import project_to_floor_simplex
+        >>> project_to_floor_simplex(np.array([[20.0, -10.0, -9.0], [0.2, 0.3, 0.5]]), 0.01)
+        array([[0.98, 0.01, 0.01],
+               [0.2 , 0.3 , 0.5 ]])
+    """
+    p = np.asarray(p, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] < 2:
+        raise ValueError(f"p: expected shape (m, k) with k >= 2, got {p.shape}")
+    k = p.shape[1]
+    g = check_gamma(gamma, k)
+    scale = 1.0 - k * g
+    if scale <= 0:
+        return np.full_like(p, 1.0 / k)
+    v = (p - g) / scale
+    u = -np.sort(-v, axis=1)
+    css = np.cumsum(u, axis=1) - 1.0
+    idx = np.arange(1, k + 1)
+    rho = (u - css / idx > 0).sum(axis=1)
+    theta = css[np.arange(p.shape[0]), rho - 1] / rho
+    return g + scale * np.maximum(v - theta[:, None], 0.0)
+
+
+# ----------------------------------------------------------------------------- convex head
+@dataclass(frozen=True)
+class ConvexHead:
+    r"""A fitted head of the mixture-convex class ``P(x) = A [h_s(x); 1]`` (``THEORY.md``).
+
+    Attributes:
+        coef: shape ``(d,)`` (binary: weights of ``P(class 1)``) or ``(d, k-1)``
+            (columns: classes ``1..k-1``), in the original feature units.
+        intercept: scalar array (binary) or ``(k-1,)``.
+        probs: fitted probabilities on the training samples, same shape as ``weak_probs``.
+        divergence: ``"reverse_kl"`` or ``"forward_kl"``; gamma: the probability floor.
+        k: number of classes; report: :class:`FitReport`.
+    """
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    probs: np.ndarray
+    divergence: str
+    gamma: float
+    k: int
+    report: FitReport
+    # KKT data on the standardised design (used by theorem2_tolerance); not part of the API.
+    _mu: np.ndarray = field(repr=False, default=None)
+    _sd: np.ndarray = field(repr=False, default=None)
+    _theta: np.ndarray = field(repr=False, default=None)
+    _lam: np.ndarray = field(repr=False, default=None)
+    _resid: np.ndarray = field(repr=False, default=None)
+    _design: np.ndarray = field(repr=False, default=None)
+
+    @property
+    def binary(self) -> bool:
+        return self.probs.ndim == 1
+
+    def predict_raw(self, features) -> np.ndarray:
+        """Affine probabilities on new samples, unclipped (may leave ``[gamma, 1]`` or ``[0, 1]``).
+
+        Shape ``(m,)`` (binary) or ``(m, k)``; rows sum to 1 exactly (up to round-off).
+        """
+        x = _check_features(features)
+        if x.shape[1] != self.coef.shape[0]:
+            raise ValueError(f"features: has {x.shape[1]} columns, the head was fitted on "
+                             f"{self.coef.shape[0]}")
+        free = _linear(x, self.coef.reshape(x.shape[1], -1), np.atleast_1d(self.intercept))
+        p = np.hstack([1.0 - free.sum(axis=1, keepdims=True), free])
+        return _binary_out(p, self.binary)
+
+    def predict(self, features) -> np.ndarray:
+        r"""Probabilities on new samples, projected back into the class's box.
+
+        On samples the head was not fitted on, ``A[h; 1]`` may leave the polytope
+        ``{P_i >= gamma, sum_i P_i = 1}``. Each row is replaced by its Euclidean
+        projection onto that set (binary: ``P(class 1)`` clipped into
+        ``[gamma, 1 - gamma]``), so every coordinate is ``>= gamma`` and rows sum to 1;
+        rows inside the polytope are unchanged. Use :meth:`predict_raw` and
+        :meth:`fraction_outside` to see how often the projection acts.
+
+        Returns:
+            shape ``(m,)`` or ``(m, k)``.
+        """
+        p = as_categorical(self.predict_raw(features))
+        out = project_to_floor_simplex(p, self.gamma)
+        return out[:, 1].copy() if self.binary else out
+
+    def fraction_outside(self, features) -> float:
+        """Fraction of samples whose raw affine probabilities leave ``[gamma, 1 - gamma]``."""
+        p = as_categorical(self.predict_raw(features))
+        tol = 1e-12
+        return float(np.mean((p < self.gamma - tol).any(axis=1)))
+
+    def theorem2_tolerance(self, reference) -> float:
+        r"""Tolerance for Theorem 2's inequality at ``R = reference``, from the solver's accuracy.
+
+        For a reverse-KL fit, the Theorem 2 slack at a member ``R = D W_R`` of the class
+        equals the directional derivative ``<grad f(W), W_R - W>`` of the objective, and
+        the KKT conditions give
+
+        ``slack >= -[ comp + |<r, W_R - W>| + sum_x,i max(-lambda_i(x), 0) (R_i(x) - gamma) ]``
+
+        with ``lambda`` the multipliers of ``P_i(x) >= gamma``, ``comp`` the complementarity
+        ``sum lambda (P - gamma)`` and ``r`` the stationarity residual. ``W_R`` is the
+        least-squares fit of ``reference`` on the standardised design (exact when
+        ``reference`` is in the class). The returned tolerance is the larger of this
+        bound and Clarabel's reported duality gap.
+
+        Args:
+            reference: shape like ``probs`` (e.g. the truth ``F*`` on the training samples).
+        """
+        ref = as_categorical(check_probs(reference, "reference"))
+        if ref.shape != as_categorical(self.probs).shape:
+            raise ValueError(f"reference: shape {ref.shape} does not match the fitted probs "
+                             f"{as_categorical(self.probs).shape}")
+        design = self._design
+        w_ref, *_ = np.linalg.lstsq(design, ref[:, 1:], rcond=None)
+        stat = abs(float(np.sum(self._resid * (w_ref - self._theta))))
+        neg = float(np.sum(np.maximum(-self._lam, 0.0) * np.maximum(ref - self.gamma, 0.0)))
+        comp = abs(self.report.complementarity)
+        return float(max(comp + stat + neg, self.report.duality_gap))
+
+
+def fit_convex_head(features, weak_probs, *, divergence: str = "reverse_kl",
+                    gamma: float = 1e-3, tol: float = CLARABEL_TOL,
+                    max_iter: int = 200) -> ConvexHead:
+    r"""Fit the mixture-convex head ``P(x) = A[h_s(x); 1]`` by an exact convex program.
+
+    Solves, over ``A`` with ``1^T P(x) = 1`` and ``P_i(x) >= gamma`` on every sample,
+
+    * ``divergence="reverse_kl"``: ``min (1/n) sum_x KL(P(x) || F_w(x))`` (I-projection),
+    * ``divergence="forward_kl"``: ``min (1/n) sum_x KL(F_w(x) || P(x))`` (M-projection),
+
+    with cvxpy's ``rel_entr`` (exponential cones) and the Clarabel interior-point
+    solver at gap/feasibility tolerance ``tol``. Features are standardised inside.
+    The class is non-empty (the uniform prediction ``1/k`` is in it), so the
+    program is always feasible.
+
+    Args:
+        features: strong representation ``h_s``, shape ``(n, d)``.
+        weak_probs: ``F_w``, shape ``(n,)`` (binary ``P(class 1)``) or ``(n, k)``. For
+            ``reverse_kl`` every coordinate must be ``> 0`` (else the objective is
+            infinite on the whole class: smooth with :func:`w2s_theory.divergences.smooth`).
+        divergence: ``"reverse_kl"`` or ``"forward_kl"``.
+        gamma: probability floor in ``(0, 1/k]``.
+        tol: Clarabel's absolute/relative duality-gap and feasibility tolerance.
+        max_iter: Clarabel's iteration limit.
+
+    Returns:
+        :class:`ConvexHead` with ``probs`` (shape of ``weak_probs``), the parameters,
+        ``predict`` for new samples, and ``report`` (status, duality gap, KKT residuals,
+        objective, time).
+
+    Example:
+        >>> import numpy as np
+        >>> from w2s_theory.heads import fit_convex_head
+        >>> x = np.array([[0.0], [1.0], [2.0], [3.0]])
+        >>> y = np.array([0.2, 0.45, 0.55, 0.8])       # not affine in x
+        >>> h = fit_convex_head(x, y, divergence="reverse_kl", gamma=0.01)
+        >>> h.report.status, h.report.duality_gap < 1e-8
+        ('Solved', True)
+        >>> h.probs.round(3)
+        array([0.21 , 0.403, 0.597, 0.79 ])
+        >>> bool(np.allclose(np.diff(h.probs, 2), 0.0, atol=1e-9))   # affine in x
+        True
+    """
+    import cvxpy as cp
+
+    if divergence not in DIVERGENCES:
+        raise ValueError(f"divergence: must be one of {DIVERGENCES}, got {divergence!r}")
+    y = check_probs(weak_probs, "weak_probs")
+    binary = y.ndim == 1
+    k = n_classes(y)
+    g = check_gamma(gamma, k)
+    x = _check_features(features, y.shape[0])
+    tol = check_scalar(tol, "tol", low=0.0, low_open=True, high=1e-3)
+    if not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter: must be an integer >= 1, got {max_iter!r}")
+    yc = as_categorical(y)
+    if divergence == "reverse_kl" and float(yc.min()) <= 0.0:
+        raise ValueError("weak_probs: reverse_kl needs every coordinate > 0 (a zero weak "
+                         "probability makes KL(P || F_w) infinite for every P >= gamma); smooth "
+                         "the weak labels with w2s_theory.divergences.smooth")
+    n, d = x.shape
+    mu, sd, design = _standardize(x)
+
+    theta = cp.Variable((d + 1, k - 1))
+    pf = cp.Variable((n, k - 1))                      # free classes 1..k-1
+    p0 = 1.0 - cp.sum(pf, axis=1)                     # reference class 0
+    cons = [pf == design @ theta, pf >= g, p0 >= g]
+    if divergence == "reverse_kl":
+        obj = cp.sum(cp.rel_entr(pf, yc[:, 1:])) + cp.sum(cp.rel_entr(p0, yc[:, 0]))
+    else:
+        obj = cp.sum(cp.rel_entr(yc[:, 1:], pf)) + cp.sum(cp.rel_entr(yc[:, 0], p0))
+    prob = cp.Problem(cp.Minimize(obj / n), cons)
+
+    t0 = time.perf_counter()
+    sol = _solve_clarabel(prob, tol, max_iter)
+    # Clarabel sometimes stalls just short of a very tight tolerance ("AlmostSolved",
+    # "InsufficientProgress"); retry once at a 100x looser one and keep a "Solved" result.
+    if str(sol.status) != "Solved" and tol < 1e-6:
+        sol2 = _solve_clarabel(prob, tol * 100.0, max_iter)
+        if str(sol2.status) == "Solved":
+            sol = sol2
+        else:
+            sol = _solve_clarabel(prob, tol, max_iter)    # restore the tighter run's values
+    solve_time = time.perf_counter() - t0
+    status = str(sol.status)
+    if theta.value is None:
+        raise RuntimeError(f"fit_convex_head: Clarabel returned no solution (status {status})")
+
+    th = np.asarray(theta.value, dtype=np.float64)
+    free = design @ th
+    p = np.hstack([1.0 - free.sum(axis=1, keepdims=True), free])
+    lam = np.hstack([np.asarray(cons[2].dual_value).reshape(n, 1),
+                     np.asarray(cons[1].dual_value).reshape(n, k - 1)])
+    # KKT in the original problem: grad of (1/n) sum phi(P) w.r.t. the free P_j is
+    # (dphi_j - dphi_0)/n; the multipliers enter as lambda_j - lambda_0.
+    with np.errstate(divide="ignore"):
+        if divergence == "reverse_kl":
+            dphi = np.log(np.maximum(p, 1e-300)) - np.log(yc) + 1.0
+        else:
+            dphi = -yc / np.maximum(p, 1e-300)
+    gfree = (dphi[:, 1:] - dphi[:, :1]) / n - (lam[:, 1:] - lam[:, :1])
+    resid = design.T @ gfree                          # stationarity residual, (d+1, k-1)
+    comp = float(np.sum(lam * (p - g)))
+    objective = float(_objective(p, yc, divergence))
+    gap = abs(float(sol.obj_val) - float(sol.obj_val_dual))
+    report = FitReport(
+        method="convex/clarabel", status=status, converged=status == "Solved",
+        objective=objective, duality_gap=gap, grad_norm=float(np.linalg.norm(resid)),
+        complementarity=comp, max_violation=float(np.max(g - p)),
+        iterations=int(sol.iterations), solve_time=float(solve_time),
+    )
+    coef, intercept = _unstandardize(th, mu, sd)
+    if binary:
+        coef, intercept = coef[:, 0], np.asarray(intercept[0])
+    head = ConvexHead(coef=coef, intercept=intercept, probs=_binary_out(p, binary),
+                      divergence=divergence, gamma=g, k=k, report=report,
+                      _mu=mu, _sd=sd, _theta=th, _lam=lam, _resid=resid, _design=design)
+    return head
+
+
+def _objective(p: np.ndarray, yc: np.ndarray, divergence: str) -> float:
+    from scipy.special import rel_entr
+
+    pc = np.maximum(p, 0.0)
+    if divergence == "reverse_kl":
+        return float(rel_entr(pc, yc).sum(axis=1).mean())
+    return float(rel_entr(yc, pc).sum(axis=1).mean())
+
+
+def _solve_clarabel(prob, tol: float, max_iter: int):
+    """Solve a cvxpy problem with Clarabel directly, keeping Clarabel's dual objective."""
+    import clarabel
+    import cvxpy as cp
+    import scipy.sparse as sp
+    from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import dims_to_solver_cones
+
+    data, chain, inverse = prob.get_problem_data(cp.CLARABEL)
+    a, b, q = data["A"], data["b"], data["c"]
+    nv = q.size
+    pmat = data.get("P")
+    pmat = sp.csc_matrix((nv, nv)) if pmat is None else sp.triu(pmat).tocsc()
+    cones = dims_to_solver_cones(data["dims"])
+    st = clarabel.DefaultSettings()
+    st.verbose = False
+    st.max_iter = max_iter
+    st.tol_gap_abs = tol
+    st.tol_gap_rel = tol
+    st.tol_feas = tol
+    st.tol_ktratio = min(1e-6, tol * 1e2)
+    sol = clarabel.DefaultSolver(pmat, q, sp.csc_matrix(a), b, cones, st).solve()
+    if sol.x is None or len(sol.x) == 0:
+        return sol
+    for inv in inverse:  # cvxpy's Clarabel invert() reads solver_options (None here)
+        if getattr(inv, "solver_options", {}) is None:
+            inv.solver_options = {}
+    import warnings
+
+    with warnings.catch_warnings():   # an inaccurate status is reported in FitReport instead
+        warnings.simplefilter("ignore", UserWarning)
+        prob.unpack_results(sol, chain, inverse)
+    return sol
+
+
+# ----------------------------------------------------------------------------- softmax head
+@dataclass(frozen=True)
+class SoftmaxHead:
+    r"""A fitted softmax (logistic) linear head ``P(x) = softmax(z(x))``, ``z_0 = 0``.
+
+    Attributes:
+        coef: shape ``(d,)`` (binary: ``P(class 1) = sigmoid(coef . h + intercept)``) or
+            ``(d, k-1)`` (logits of classes ``1..k-1``), in the original feature units.
+        intercept: scalar array (binary) or ``(k-1,)``.
+        probs: fitted probabilities on the training samples, same shape as ``weak_probs``.
+        loss: the loss minimised; l2: its L2 weight (on standardised weights, not bias).
+        report: :class:`FitReport` (``grad_norm``, ``iterations``, ``converged``).
+    """
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    probs: np.ndarray
+    loss: str
+    l2: float
+    report: FitReport
+
+    @property
+    def binary(self) -> bool:
+        return self.probs.ndim == 1
+
+    def logits(self, features) -> np.ndarray:
+        """Logits ``z(x)``: shape ``(m,)`` (binary) or ``(m, k)`` with ``z_0 = 0``."""
+        x = _check_features(features)
+        if x.shape[1] != self.coef.shape[0]:
+            raise ValueError(f"features: has {x.shape[1]} columns, the head was fitted on "
+                             f"{self.coef.shape[0]}")
+        z = _linear(x, self.coef.reshape(x.shape[1], -1), np.atleast_1d(self.intercept))
+        if self.binary:
+            return z[:, 0]
+        return np.hstack([np.zeros((x.shape[0], 1)), z])
+
+    def predict(self, features) -> np.ndarray:
+        """Probabilities on new samples: shape ``(m,)`` (binary ``P(class 1)``) or ``(m, k)``."""
+        from scipy.special import expit, softmax
+
+        z = self.logits(features)
+        return expit(z) if self.binary else softmax(z, axis=1)
+
+
+def _check_loss(loss: str) -> None:
+    if loss not in SOFTMAX_LOSSES:
+        raise ValueError(f"loss: must be one of {SOFTMAX_LOSSES}, got {loss!r}")
+
+
+def _torch_objective(design_t, y_t, loss: str, l2: float, binary: bool, eps: float):
+    """Return ``f(theta_flat) -> scalar`` in torch (mean loss + l2/2 |weights|^2)."""
+    import torch
+
+    from .losses import get_loss
+
+    fn = get_loss(loss)
+    d1 = design_t.shape[1]
+    n = design_t.shape[0]
+
+    def f(theta_flat):
+        th = theta_flat.reshape(d1, -1)
+        z = design_t @ th
+        if binary:
+            z = z[:, 0]
+        else:
+            z = torch.cat([torch.zeros(n, 1, dtype=z.dtype), z], dim=1)
+        val = fn(z, y_t, reduction="mean", eps=eps)
+        if l2 > 0:
+            val = val + 0.5 * l2 * (th[:-1] ** 2).sum()
+        return val
+
+    return f
+
+
+def fit_softmax_head(features, weak_probs, *, loss: str = "forward_kl", l2: float = 0.0,
+                     tol: float = 1e-10, max_iter: int = 2000, newton: bool = True,
+                     eps: float = 1e-6, init=None) -> SoftmaxHead:
+    r"""Fit a softmax linear head to weak labels with one of the four W2SG losses, tightly.
+
+    Minimises ``(1/n) sum_x loss(z(x), F_w(x)) + (l2/2) |W|^2`` over ``z(x) = W^T z_s(x) + b``
+    (``z_s`` the standardised features, class 0's logit fixed at 0), with the losses of
+    :mod:`w2s_theory.losses` in float64 torch: L-BFGS (scipy) to ``gtol=tol``, then, if
+    ``newton`` and there are at most 2000 parameters, a trust-region Newton polish
+    (scipy ``trust-exact``, exact Hessian by autograd) which also handles the non-convex
+    reverse losses. ``report.grad_norm`` is the final Euclidean gradient norm;
+    ``converged`` means ``grad_norm <= max(tol, 1e-12)`` after a normal exit.
+
+    Forward KL and forward CE have the same minimiser (they differ by ``E H(F_w)``).
+    With ``l2 = 0`` the forward fit matches moments: ``sum_x (F_w(x) - P(x)) [z_s(x); 1]^T = 0``.
+
+    Args:
+        features: shape ``(n, d)``.
+        weak_probs: shape ``(n,)`` or ``(n, k)``.
+        loss: ``forward_kl``, ``reverse_kl``, ``forward_ce`` or ``reverse_ce``.
+        l2: non-negative L2 weight on the standardised weights (not on the bias).
+        tol: gradient-norm target.
+        max_iter: L-BFGS iteration limit (the Newton polish adds at most 200).
+        newton: run the Newton polish.
+        eps: clipping of weak labels inside ``log y`` (reverse losses).
+        init: optional starting parameters, shape ``(d+1, k-1)`` on the standardised design.
+
+    Returns:
+        :class:`SoftmaxHead`.
+
+    Example:
+        >>> import numpy as np
+        >>> from w2s_theory.heads import fit_softmax_head
+        >>> x = np.array([[0.0], [1.0], [2.0], [3.0]])
+        >>> y = np.array([0.1, 0.4, 0.7, 0.8])
+        >>> h = fit_softmax_head(x, y, loss="forward_kl")
+        >>> h.report.converged, h.report.grad_norm < 1e-10
+        (True, True)
+        >>> round(float(h.probs.sum()), 8) == round(float(y.sum()), 8)  # moment matching
+        True
+    """
+    import torch
+    from scipy.optimize import minimize
+
+    _check_loss(loss)
+    y = check_probs(weak_probs, "weak_probs")
+    binary = y.ndim == 1
+    k = n_classes(y)
+    x = _check_features(features, y.shape[0])
+    l2 = check_scalar(l2, "l2", low=0.0)
+    tol = check_scalar(tol, "tol", low=0.0, low_open=True)
+    if not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter: must be an integer >= 1, got {max_iter!r}")
+    n, d = x.shape
+    mu, sd, design = _standardize(x)
+    design_t = torch.from_numpy(design)
+    y_t = torch.from_numpy(y)
+    f = _torch_objective(design_t, y_t, loss, l2, binary, eps)
+    npar = (d + 1) * (k - 1)
+    if init is None:
+        th0 = np.zeros(npar)
+    else:
+        th0 = np.asarray(init, dtype=np.float64).reshape(-1)
+        if th0.shape != (npar,):
+            raise ValueError(f"init: expected {npar} parameters ((d+1, k-1) = ({d + 1}, {k - 1})), "
+                             f"got shape {np.shape(init)}")
+
+    def fun(th):
+        t = torch.tensor(th, dtype=torch.float64, requires_grad=True)
+        v = f(t)
+        (gr,) = torch.autograd.grad(v, t)
+        return float(v.detach()), gr.numpy().copy()
+
+    def hess(th):
+        t = torch.tensor(th, dtype=torch.float64)
+        return torch.autograd.functional.hessian(f, t).numpy()
+
+    t0 = time.perf_counter()
+    res = minimize(fun, th0, jac=True, method="L-BFGS-B",
+                   options={"maxiter": max_iter, "gtol": tol, "ftol": 0.0, "maxcor": 30})
+    th, iters, status = res.x, int(res.nit), str(res.message)
+    if newton and npar <= 2000:
+        res2 = minimize(fun, th, jac=True, hess=hess, method="trust-exact",
+                        options={"maxiter": 200, "gtol": max(tol, 1e-12)})
+        if res2.fun <= res.fun + 1e-15:
+            th, status = res2.x, f"lbfgs+newton: {res2.message}"
+        iters += int(res2.nit)
+        # A few plain Newton steps where the Hessian is positive definite: quadratic
+        # convergence down to round-off, kept only while the gradient norm drops.
+        val, gr = fun(th)
+        for _ in range(5):
+            try:
+                step = -np.linalg.solve(hess(th), gr)
+            except np.linalg.LinAlgError:
+                break
+            v2, g2 = fun(th + step)
+            if not (np.linalg.norm(g2) < np.linalg.norm(gr) and v2 <= val + 1e-12 * abs(val)):
+                break
+            th, val, gr = th + step, v2, g2
+            iters += 1
+    val, gr = fun(th)
+    gnorm = float(np.linalg.norm(gr))
+    solve_time = time.perf_counter() - t0
+    theta = th.reshape(d + 1, k - 1)
+    coef, intercept = _unstandardize(theta, mu, sd)
+    if binary:
+        coef, intercept = coef[:, 0], np.asarray(intercept[0])
+    head = SoftmaxHead(coef=coef, intercept=intercept, probs=np.empty(0), loss=loss, l2=l2,
+                       report=FitReport(method="softmax/lbfgs+newton" if newton else
+                                        "softmax/lbfgs", status=status,
+                                        converged=bool(gnorm <= max(tol, 1e-12)),
+                                        objective=float(val), grad_norm=gnorm,
+                                        iterations=iters, solve_time=float(solve_time)))
+    object.__setattr__(head, "probs", _probs_from_design(design, theta, binary))
+    return head
+
+
+def _probs_from_design(design: np.ndarray, theta: np.ndarray, binary: bool) -> np.ndarray:
+    from scipy.special import expit, softmax
+
+    z = design @ theta
+    if binary:
+        return expit(z[:, 0])
+    return softmax(np.hstack([np.zeros((z.shape[0], 1)), z]), axis=1)
+
+
+# ----------------------------------------------------------------------------- minibatch regime
+def fit_head_minibatch(features, weak_probs, *, loss: str = "forward_kl",
+                       optimizer: str = "adam", lr: float = 1e-3, batch_size: int = 16,
+                       epochs: int = 1, l2: float = 0.0, seed: int = 0,
+                       eps: float = 1e-6) -> SoftmaxHead:
+    r"""Train the softmax head the practical way: minibatch Adam/SGD for a few epochs.
+
+    Same model and losses as :func:`fit_softmax_head` (float64, standardised
+    features, zero initialisation), but optimised by ``optimizer`` with learning
+    rate ``lr`` over ``epochs`` passes of shuffled minibatches of ``batch_size``
+    (the last, smaller batch is kept). One epoch of batch 16 is the paper's
+    regime; it stops far from the minimiser, which is the point of comparing it
+    with :func:`fit_softmax_head`. ``report.grad_norm`` is the full-batch gradient
+    norm at the end; ``converged`` is always ``False`` unless that is ``<= 1e-6``.
+
+    Args:
+        features: shape ``(n, d)``. weak_probs: shape ``(n,)`` or ``(n, k)``.
+        loss: one of :data:`SOFTMAX_LOSSES`.
+        optimizer: ``"adam"`` or ``"sgd"``.
+        lr: learning rate ``> 0``. batch_size: ``>= 1``. epochs: ``>= 1``.
+        l2: L2 weight on the standardised weights. seed: shuffling seed.
+        eps: clipping of weak labels inside ``log y`` (reverse losses).
+
+    Returns:
+        :class:`SoftmaxHead`.
+
+    Example:
+        >>> import numpy as np
+        >>> from w2s_theory.heads import fit_head_minibatch
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.normal(size=(64, 3)); y = 1 / (1 + np.exp(-x[:, 0]))
+        >>> h = fit_head_minibatch(x, y, loss="reverse_kl", lr=0.1, seed=0)
+        >>> h.report.iterations, h.probs.shape
+        (4, (64,))
+    """
+    import torch
+
+    _check_loss(loss)
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer: must be 'adam' or 'sgd', got {optimizer!r}")
+    y = check_probs(weak_probs, "weak_probs")
+    binary = y.ndim == 1
+    k = n_classes(y)
+    x = _check_features(features, y.shape[0])
+    lr = check_scalar(lr, "lr", low=0.0, low_open=True)
+    l2 = check_scalar(l2, "l2", low=0.0)
+    for name, v in (("batch_size", batch_size), ("epochs", epochs)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name}: must be an integer >= 1, got {v!r}")
+    if not isinstance(seed, int):
+        raise ValueError(f"seed: must be an integer, got {seed!r}")
+    n, d = x.shape
+    mu, sd, design = _standardize(x)
+    design_t = torch.from_numpy(design)
+    y_t = torch.from_numpy(y)
+    theta = torch.zeros((d + 1) * (k - 1), dtype=torch.float64, requires_grad=True)
+    opt = (torch.optim.Adam([theta], lr=lr) if optimizer == "adam"
+           else torch.optim.SGD([theta], lr=lr))
+    gen = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    steps = 0
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=gen)
+        for start in range(0, n, batch_size):
+            idx = perm[start:start + batch_size]
+            fb = _torch_objective(design_t[idx], y_t[idx], loss, l2, binary, eps)
+            opt.zero_grad()
+            v = fb(theta)
+            v.backward()
+            opt.step()
+            steps += 1
+    f = _torch_objective(design_t, y_t, loss, l2, binary, eps)
+    th = theta.detach().clone().requires_grad_(True)
+    v = f(th)
+    (gr,) = torch.autograd.grad(v, th)
+    gnorm = float(gr.norm())
+    solve_time = time.perf_counter() - t0
+    theta_np = th.detach().numpy().reshape(d + 1, k - 1)
+    coef, intercept = _unstandardize(theta_np, mu, sd)
+    if binary:
+        coef, intercept = coef[:, 0], np.asarray(intercept[0])
+    return SoftmaxHead(coef=coef, intercept=intercept,
+                       probs=_probs_from_design(design, theta_np, binary), loss=loss, l2=l2,
+                       report=FitReport(method=f"minibatch/{optimizer}", status="finished",
+                                        converged=bool(gnorm <= 1e-6), objective=float(v.detach()),
+                                        grad_norm=gnorm, iterations=steps,
+                                        solve_time=float(solve_time)))
