@@ -39,7 +39,7 @@ import numpy as np
 from .data import (SPLITS, SUBSETS, cache_dir, load_hh_rlhf, project_root, text_digest)
 
 __all__ = ["FeatureSpec", "FEATURE_SETS", "ENV_FEATURES", "feature_spec", "TokenIds",
-           "tokenize", "length_buckets", "pad_batch", "pool_hidden", "embed_token_ids",
+           "tokenize", "length_buckets", "pool_hidden", "embed_token_ids",
            "static_embed", "extract", "features_for_texts", "prebuilt_roots", "prebuilt_root", "load_prebuilt",
            "load_features", "cache_key"]
 
@@ -226,26 +226,6 @@ def length_buckets(lengths: np.ndarray, *, max_tokens: int = 16384, max_batch: i
     return batches
 
 
-def pad_batch(tokens: TokenIds, idx: np.ndarray, pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Right-padded ``(input_ids, attention_mask)`` int64 arrays of shape ``(len(idx), L_max)``.
-
-    Example:
-        >>> ids, m = pad_batch(TokenIds.from_lists([[7, 8, 9], [4]]), np.array([1, 0]), pad_id=0)
-        >>> ids.tolist(), m.tolist()
-        ([[4, 0, 0], [7, 8, 9]], [[1, 0, 0], [1, 1, 1]])
-    """
-    lens = tokens.lengths[idx]
-    L = int(lens.max())
-    ids = np.full((idx.size, L), pad_id, dtype=np.int64)
-    mask = (np.arange(L)[None, :] < lens[:, None]).astype(np.int64)
-    starts = tokens.offsets[idx]
-    # flat gather of all real tokens into their slots
-    rows = np.repeat(np.arange(idx.size), lens)
-    cols = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
-    ids[rows, cols] = tokens.ids[np.repeat(starts, lens) + cols]
-    return ids, mask
-
-
 def pool_hidden(hidden, mask, pooling: str = "mean"):
     """Pool ``hidden`` ``(B, L, H)`` over tokens with the attention ``mask`` ``(B, L)`` -> ``(B, H)``.
 
@@ -268,44 +248,80 @@ def pool_hidden(hidden, mask, pooling: str = "mean"):
     if pooling == "last":
         pos = torch.arange(m.shape[1], device=h.device).expand_as(m)
         j = torch.where(m.bool(), pos, torch.full_like(pos, -1)).max(1).values
-        if bool((j < 0).any()):
+        if h.device.type == "cpu" and bool((j < 0).any()):  # no device sync on CUDA
             raise ValueError("mask: a row has no real token")
-        return h[torch.arange(h.shape[0], device=h.device), j]
+        return h[torch.arange(h.shape[0], device=h.device), j.clamp_min(0)]
     raise ValueError(f"pooling: must be 'mean' or 'last', got {pooling!r}")
 
 
 def embed_token_ids(model, tokens: TokenIds, *, layer: int | None = None, pooling: str = "mean",
                     device=None, max_tokens: int | None = None, max_batch: int = 1024,
-                    pad_id: int = 0, progress: bool = True, desc: str = "embed") -> np.ndarray:
+                    pad_id: int = 0, pad_multiple: int | None = None, progress: bool = True,
+                    desc: str = "embed") -> np.ndarray:
     """Pooled hidden states of pre-tokenized texts, in the input order -> float32 ``(n, H)``.
 
-    Batches are length-sorted buckets (:func:`length_buckets`); the model runs in its own
-    dtype under ``torch.inference_mode``; pooling in float32.
+    The flat ids go to the device once; each length-sorted bucket (:func:`length_buckets`)
+    is gathered there into a right-padded ``(B, L)`` batch with its attention mask
+    (``L`` rounded up to ``pad_multiple``: 8 on CUDA for tensor cores, 1 on CPU), run
+    through the model in its own dtype under ``torch.inference_mode`` and pooled in
+    float32 (:func:`pool_hidden`). Only the final ``(n, H)`` array returns to the host.
 
     Args:
         model: a transformers base model (``AutoModel``), already on ``device``.
         layer: ``hidden_states`` index (``None`` = last layer, via ``last_hidden_state``).
         max_tokens: padded tokens per batch (default 8192 on CPU, 65536 on CUDA).
+
+    Example:
+        >>> import torch
+        >>> class Toy(torch.nn.Module):  # hidden state = token id, broadcast to 2 dims
+        ...     config = type("C", (), {"hidden_size": 2})
+        ...     def forward(self, input_ids, attention_mask, output_hidden_states=False):
+        ...         h = input_ids.float()[..., None].expand(-1, -1, 2)
+        ...         return type("O", (), {"last_hidden_state": h, "hidden_states": (h,)})
+        >>> embed_token_ids(Toy(), TokenIds.from_lists([[1, 3], [0, 0, 6]]), device="cpu",
+        ...                 progress=False)[:, 0].tolist()
+        [2.0, 2.0]
     """
     import torch
     from tqdm.auto import tqdm
 
-    dev = next(model.parameters()).device if device is None else torch.device(device)
+    if device is None:
+        dev = next(iter(model.parameters())).device
+    else:
+        dev = torch.device(device)
     if max_tokens is None:
         max_tokens = 65536 if dev.type == "cuda" else 8192
+    if pad_multiple is None:
+        pad_multiple = 8 if dev.type == "cuda" else 1
+    lengths = tokens.lengths
     n = len(tokens)
-    hidden = model.config.hidden_size
-    out = torch.empty((n, hidden), dtype=torch.float32, device=dev)
-    batches = length_buckets(tokens.lengths, max_tokens=max_tokens, max_batch=max_batch)
+    if n and int(lengths.min()) < 1:
+        raise ValueError(f"tokens: text {int(np.argmin(lengths))} has no tokens")
+    out = torch.empty((n, model.config.hidden_size), dtype=torch.float32, device=dev)
+    if n == 0:
+        return out.cpu().numpy()
+    batches = length_buckets(lengths, max_tokens=max_tokens, max_batch=max_batch)
+    order = torch.from_numpy(np.concatenate(batches)).to(dev)
+    ids_all = torch.from_numpy(tokens.ids.astype(np.int64)).to(dev)
+    starts_all = torch.from_numpy(tokens.offsets[:-1].astype(np.int64)).to(dev)
+    lens_all = torch.from_numpy(lengths.astype(np.int64)).to(dev)
+    last_pos = max(int(tokens.ids.size) - 1, 0)
     want_hidden = layer is not None
+    pos0 = 0
     with torch.inference_mode():
         for idx in tqdm(batches, desc=desc, disable=not progress, unit="batch", leave=False):
-            ids, mask = pad_batch(tokens, idx, pad_id)
-            ids_t = torch.from_numpy(ids).to(dev, non_blocking=True)
-            mask_t = torch.from_numpy(mask).to(dev, non_blocking=True)
-            res = model(input_ids=ids_t, attention_mask=mask_t, output_hidden_states=want_hidden)
+            b = idx.size
+            L = int(lengths[idx].max())
+            L = -(-L // pad_multiple) * pad_multiple
+            idx_t = order[pos0:pos0 + b]
+            pos0 += b
+            ar = torch.arange(L, device=dev)
+            mask = ar[None, :] < lens_all[idx_t][:, None]
+            gather = (starts_all[idx_t][:, None] + ar[None, :]).clamp_max(last_pos)
+            ids = torch.where(mask, ids_all[gather], pad_id)
+            res = model(input_ids=ids, attention_mask=mask.long(), output_hidden_states=want_hidden)
             h = res.hidden_states[layer] if want_hidden else res.last_hidden_state
-            out[torch.from_numpy(idx).to(dev)] = pool_hidden(h, mask_t, pooling)
+            out[idx_t] = pool_hidden(h, mask, pooling)
     return out.cpu().numpy()
 
 
