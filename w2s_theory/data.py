@@ -57,7 +57,7 @@ _GET_DATA = (
     "The data are Anthropic's HH-RLHF single-turn pairs in the 4K/4K/4K splits of arXiv "
     "2502.11107's authors (see ../shared/data/hh_rlhf/README.md): put a folder holding "
     "harmless/{train_gt,train_w2s,test}.jsonl, helpful/... and SHA256SUMS at "
-    "<project root>/../shared/data/hh_rlhf, or point ${env} (or the CLI option --data-dir) "
+    "<project root>/../shared/data/hh_rlhf, or point $ENV (or the CLI option --data-dir) "
     "at your copy."
 )
 
@@ -113,7 +113,7 @@ def hh_rlhf_root(root: str | os.PathLike | None = None) -> Path:
         path, how = project_root().parent / "shared" / "data" / "hh_rlhf", "the default location"
     if not path.is_dir():
         raise FileNotFoundError(
-            f"HH-RLHF folder not found: {path} (from {how}). " + _GET_DATA.format(env=ENV_HH_RLHF)
+            f"HH-RLHF folder not found: {path} (from {how}). " + _GET_DATA.replace("ENV", ENV_HH_RLHF)
         )
     return path
 
@@ -210,7 +210,7 @@ def load_hh_rlhf(subset: str, split: str, root: str | os.PathLike | None = None,
     rel = f"{subset}/{split}.jsonl"
     path = (base / rel).resolve()
     if not path.is_file():
-        raise FileNotFoundError(f"HH-RLHF file not found: {path}. " + _GET_DATA.format(env=ENV_HH_RLHF))
+        raise FileNotFoundError(f"HH-RLHF file not found: {path}. " + _GET_DATA.replace("ENV", ENV_HH_RLHF))
     st = path.stat()
     chosen, rejected, digest = _parse_jsonl(path, st.st_mtime_ns, st.st_size)
     if verify == "sha256":
@@ -224,7 +224,7 @@ def load_hh_rlhf(subset: str, split: str, root: str | os.PathLike | None = None,
         if want != digest:
             raise ValueError(f"{path}: sha256 {digest} does not match {want} in {sums_path}; "
                              f"the file is corrupt or a different version. "
-                             + _GET_DATA.format(env=ENV_HH_RLHF))
+                             + _GET_DATA.replace("ENV", ENV_HH_RLHF))
     if verify in ("sha256", "counts") and len(chosen) != N_ROWS:
         raise ValueError(f"{path}: {len(chosen)} rows, expected {N_ROWS}")
     identical = [i for i, (c, r) in enumerate(zip(chosen, rejected)) if c == r]
@@ -373,19 +373,20 @@ def _vader_extracted(sdist: Path, cache: Path) -> list[tuple[str, float, str]]:
 def _vader_pool(sdist: str, _mtime_ns: int, cache: str) -> tuple[tuple[str, ...], np.ndarray]:
     """Deduplicated non-zero rows: (texts, labels), texts in first-occurrence order.
 
-    A text occurring with ratings of both signs is dropped entirely (ambiguous).
+    A text is kept when all its ratings are non-zero and of one sign (duplicates with a
+    zero or with both signs are ambiguous and dropped entirely).
     """
     rows = _vader_extracted(Path(sdist), Path(cache))
     signs: dict[str, set[int]] = {}
     order: list[str] = []
     for _, rating, text in rows:
-        if rating == 0.0 or not text:
+        if not text:
             continue
         if text not in signs:
             signs[text] = set()
             order.append(text)
-        signs[text].add(1 if rating > 0 else 0)
-    texts = tuple(t for t in order if len(signs[t]) == 1)
+        signs[text].add(1 if rating > 0 else (0 if rating < 0 else -1))
+    texts = tuple(t for t in order if len(signs[t]) == 1 and -1 not in signs[t])
     labels = np.array([next(iter(signs[t])) for t in texts], dtype=np.int8)
     return texts, labels
 
@@ -395,7 +396,7 @@ def load_vader(*, seed: int = 0, n_per_split: int = N_ROWS, cache: str | os.Path
     """VADER sentiment as balanced binary splits ``{"train_gt", "train_w2s", "test"}``.
 
     Label ``y = 1`` when the mean human rating is > 0, ``y = 0`` when < 0; zero ratings are
-    dropped, texts deduplicated (a text rated with both signs is dropped). Each split holds
+    dropped, texts deduplicated (a duplicated text rated zero or with both signs is dropped). Each split holds
     ``n_per_split / 2`` positives and as many negatives, drawn without replacement by
     ``numpy.random.default_rng(seed)``; splits are disjoint; order within a split is shuffled.
 
