@@ -116,6 +116,9 @@ def get_info(name: str) -> ModelInfo:
     return REGISTRY[name]
 
 
+_find_spec = importlib.util.find_spec  # module-level hook (tests replace it)
+
+
 def _mpnet_parts() -> list[Path] | None:
     for base in map(Path, sys.path):
         first = base / _MPNET_PART.format(i=1)
@@ -135,7 +138,7 @@ def is_installed(name: str) -> bool:
     info = get_info(name)
     if name == "all-mpnet-base-v2":
         return _mpnet_parts() is not None
-    return all(importlib.util.find_spec(m) is not None for m in info.modules)
+    return all(_find_spec(m) is not None for m in info.modules)
 
 
 def _require(name: str) -> ModelInfo:
@@ -395,11 +398,11 @@ def load_model(name_or_dir: str | os.PathLike, *, device: Any = "auto", dtype: A
         >>> m.config.hidden_size, m.training
         (384, False)
     """
-    import transformers
-
     if str(name_or_dir) == "wordllama":
         raise ValueError("model: wordllama is static embeddings; use load_wordllama()")
     path = _resolve_path(name_or_dir, cache)
+    import transformers
+
     dev = resolve_device(device)
     cls = getattr(transformers, auto_class)
     kwargs.setdefault(_dtype_kw(), resolve_dtype(dtype, dev))
