@@ -1,0 +1,134 @@
+"""Metrics against independent brute-force formulas; statistics against scipy."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from w2s_theory.metrics import (accuracy, auroc, disagreement_rate, ece, hard_labels, mean_ci,
+                                paired_test, pgr)
+
+
+def _auroc_pairs(y, s):
+    """O(n^2): P(s+ > s-) + P(s+ = s-) / 2 over all positive/negative pairs."""
+    pos, neg = s[y == 1], s[y == 0]
+    tot = 0.0
+    for a in pos:
+        tot += float(np.sum(a > neg)) + 0.5 * float(np.sum(a == neg))
+    return tot / (len(pos) * len(neg))
+
+
+def _ece_loop(y, p, bins):
+    n = len(y)
+    out = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        members = []
+        for i in range(n):
+            pred = 1 if p[i] > 0.5 else 0
+            conf = p[i] if pred == 1 else 1 - p[i]
+            inside = (lo < conf <= hi) or (b == 0 and conf == 0.0)
+            if inside:
+                members.append((pred == y[i], conf))
+        if members:
+            acc = np.mean([m[0] for m in members])
+            cf = np.mean([m[1] for m in members])
+            out += len(members) / n * abs(acc - cf)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auroc_matches_pair_count_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    n = 60
+    y = rng.integers(0, 2, n)
+    y[:2] = [0, 1]
+    s = rng.integers(0, 6, n) / 5.0          # many ties
+    assert auroc(y, s) == pytest.approx(_auroc_pairs(y, s), abs=1e-12)
+
+
+def test_auroc_extremes_and_monotone_invariance():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    s = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
+    assert auroc(y, s) == 1.0
+    assert auroc(y, -s) == 0.0
+    rng = np.random.default_rng(0)
+    s2 = rng.normal(size=6)
+    assert auroc(y, s2) == pytest.approx(auroc(y, np.exp(3 * s2)))
+    with pytest.raises(ValueError, match="y_true"):
+        auroc([1, 1, 1], [0.1, 0.2, 0.3])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ece_matches_loop(seed):
+    rng = np.random.default_rng(seed)
+    n = 200
+    p = rng.uniform(size=n)
+    p[:5] = [0.5, 0.0, 1.0, 0.55, 0.95]
+    y = (rng.uniform(size=n) < p).astype(int)
+    for bins in (1, 5, 10, 15):
+        assert ece(y, p, bins) == pytest.approx(_ece_loop(y, p, bins), abs=1e-12)
+
+
+def test_ece_zero_when_calibrated_and_positive_when_not():
+    # 4 predictions at 0.75, 3 correct: calibrated in its bin.
+    y = np.array([1, 1, 1, 0])
+    assert ece(y, np.full(4, 0.75)) == pytest.approx(0.0, abs=1e-15)
+    assert ece(y, np.full(4, 0.95)) == pytest.approx(0.2)
+
+
+def test_accuracy_and_hard_labels():
+    assert hard_labels([0.5, 0.51, 0.49]).tolist() == [0, 1, 0]
+    assert accuracy([0, 1, 1], [0.2, 0.7, 0.4]) == pytest.approx(2 / 3)
+    p = np.array([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])
+    assert accuracy([1, 2], p) == 0.5
+    with pytest.raises(ValueError, match="y_true"):
+        accuracy([0, 2], [0.1, 0.9])
+    with pytest.raises(ValueError, match="y_true"):
+        accuracy([0, 1, 1], [0.1, 0.9])
+
+
+def test_pgr_and_disagreement():
+    assert pgr(0.7, 0.6, 0.8) == pytest.approx(0.5)
+    assert pgr(0.55, 0.6, 0.8) == pytest.approx(-0.25)
+    assert math.isnan(pgr(0.7, 0.6, 0.6))
+    assert disagreement_rate([0.9, 0.1, 0.6, 0.4], [0.8, 0.7, 0.3, 0.45]) == 0.5
+    with pytest.raises(ValueError, match="probs_b"):
+        disagreement_rate([0.9, 0.1], [0.9])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_paired_test_against_scipy(seed):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(0.7, 0.02, 7)
+    b = a - rng.normal(0.01, 0.02, 7)
+    r = paired_test(a, b)
+    ref = stats.ttest_rel(a, b)
+    assert r.t_pvalue == pytest.approx(ref.pvalue, rel=1e-10)
+    d = a - b
+    w = int((d > 0).sum())
+    assert r.wins == w and r.losses == 7 - w and r.ties == 0
+    assert r.sign_pvalue == pytest.approx(stats.binomtest(w, 7, 0.5).pvalue)
+    lo, hi = stats.t.interval(0.95, 6, loc=d.mean(), scale=stats.sem(d))
+    assert (r.ci_low, r.ci_high) == pytest.approx((lo, hi), rel=1e-10)
+
+
+def test_paired_test_degenerate_and_errors():
+    r = paired_test([1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
+    assert r.t_pvalue == 1.0 and r.sign_pvalue == 1.0 and r.ties == 3
+    r = paired_test([2.0, 2.0], [1.0, 1.0])
+    assert r.t_pvalue == 0.0 and r.wins == 2
+    with pytest.raises(ValueError, match="b"):
+        paired_test([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="a"):
+        paired_test([1.0], [1.0])
+
+
+def test_mean_ci_against_scipy():
+    x = np.array([0.61, 0.64, 0.6, 0.66, 0.62])
+    m, lo, hi = mean_ci(x)
+    ref = stats.t.interval(0.95, 4, loc=x.mean(), scale=stats.sem(x))
+    assert m == pytest.approx(x.mean()) and (lo, hi) == pytest.approx(ref)
+    with pytest.raises(ValueError, match="x"):
+        mean_ci([1.0])

@@ -1,0 +1,279 @@
+"""Evaluation metrics for weak-to-strong runs, and paired comparisons over seeds (numpy).
+
+Binary predictions are ``P(class 1)``, shape ``(n,)``; k-class predictions are
+rows in the simplex, shape ``(n, k)``. Labels are integers in ``{0, ..., k-1}``,
+shape ``(n,)``. The hard prediction is ``1[p > 1/2]`` (binary; a tie at exactly
+``1/2`` counts as class 0) or ``argmax`` (k-class; ties go to the lowest index).
+
+* :func:`accuracy`, :func:`auroc` (Mann–Whitney, ties as half), :func:`ece`
+  (top-label expected calibration error, equal-width bins),
+* :func:`pgr`, the performance gap recovered of Burns et al. (2023),
+* :func:`disagreement_rate` between two predictors' hard labels,
+* :func:`paired_test` (paired t-test and exact sign test over seeds) and
+  :func:`mean_ci` (t-based confidence interval of a mean).
+
+References
+----------
+Burns et al., "Weak-to-Strong Generalization", arXiv:2312.09390 (PGR).
+Hanley & McNeil, Radiology 143 (1982) (AUROC as the Mann–Whitney statistic).
+Guo et al., "On Calibration of Modern Neural Networks", ICML 2017 (ECE).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validation import check_probs, check_scalar
+
+__all__ = [
+    "hard_labels",
+    "accuracy",
+    "auroc",
+    "ece",
+    "pgr",
+    "disagreement_rate",
+    "paired_test",
+    "PairedTest",
+    "mean_ci",
+]
+
+
+def _labels(y, n: int, k: int, name: str = "y_true") -> np.ndarray:
+    arr = np.asarray(y)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"{name}: expected shape ({n},), got {arr.shape}")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name}: labels must be integers in [0, {k - 1}]")
+    elif arr.dtype.kind not in "iub":
+        raise ValueError(f"{name}: labels must be integers, got dtype {arr.dtype}")
+    lab = arr.astype(np.int64)
+    if lab.size and (lab.min() < 0 or lab.max() > k - 1):
+        raise ValueError(f"{name}: labels must lie in [0, {k - 1}], got range "
+                         f"[{lab.min()}, {lab.max()}]")
+    return lab
+
+
+def _pred(probs, name: str = "probs") -> np.ndarray:
+    return check_probs(probs, name)
+
+
+def hard_labels(probs) -> np.ndarray:
+    """Hard predictions: ``1[p > 1/2]`` (binary ``(n,)``) or ``argmax`` (``(n, k)``).
+
+    Example:
+        >>> hard_labels([0.2, 0.5, 0.9]).tolist()
+        [0, 0, 1]
+    """
+    p = _pred(probs)
+    if p.ndim == 1:
+        return (p > 0.5).astype(np.int64)
+    return p.argmax(axis=1).astype(np.int64)
+
+
+def accuracy(y_true, probs) -> float:
+    r"""Accuracy :math:`\frac1n\sum_x 1[\hat y(x) = y(x)]`.
+
+    Args:
+        y_true: integer labels, shape ``(n,)``.
+        probs: ``(n,)`` P(class 1) or ``(n, k)``; hard label as in :func:`hard_labels`.
+
+    Example:
+        >>> accuracy([1, 0, 1, 1], [0.9, 0.4, 0.2, 0.6])
+        0.75
+    """
+    p = _pred(probs)
+    k = 2 if p.ndim == 1 else p.shape[1]
+    y = _labels(y_true, p.shape[0], k)
+    return float(np.mean(hard_labels(p) == y))
+
+
+def auroc(y_true, scores) -> float:
+    r"""Area under the ROC curve, binary: :math:`P(s^+ > s^-) + \tfrac12 P(s^+ = s^-)`.
+
+    Computed from mid-ranks (the Mann–Whitney U statistic):
+    ``(sum of ranks of positives - n1 (n1 + 1) / 2) / (n1 n0)``.
+
+    Args:
+        y_true: labels in ``{0, 1}``, shape ``(n,)``, both classes present.
+        scores: any real scores, shape ``(n,)`` (e.g. P(class 1) or a logit).
+
+    Example:
+        >>> auroc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+        0.75
+        >>> auroc([0, 1], [0.5, 0.5])
+        0.5
+    """
+    from scipy.stats import rankdata
+
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 1 or s.size == 0:
+        raise ValueError(f"scores: expected a non-empty 1-D array, got shape {s.shape}")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("scores: contains NaN or inf")
+    y = _labels(y_true, s.shape[0], 2)
+    n1 = int(y.sum())
+    n0 = y.size - n1
+    if n1 == 0 or n0 == 0:
+        raise ValueError("y_true: AUROC needs both classes present")
+    ranks = rankdata(s)  # mid-ranks for ties
+    u = float(ranks[y == 1].sum()) - n1 * (n1 + 1) / 2.0
+    return u / (n1 * n0)
+
+
+def ece(y_true, probs, n_bins: int = 10) -> float:
+    r"""Top-label expected calibration error with ``n_bins`` equal-width bins.
+
+    :math:`\mathrm{ECE} = \sum_b \frac{|B_b|}{n}\,|\mathrm{acc}(B_b) - \mathrm{conf}(B_b)|`,
+    where the confidence of a prediction is the probability of its hard label
+    (binary: ``max(p, 1 - p)``; k-class: ``max_i p_i``) and bin ``b`` holds the
+    confidences in ``((b-1)/B, b/B]`` (the first bin also holds 0).
+
+    Args:
+        y_true: integer labels, shape ``(n,)``.
+        probs: ``(n,)`` P(class 1) or ``(n, k)``.
+        n_bins: number of bins, ``>= 1``.
+
+    Example:
+        >>> round(ece([1, 1, 0, 0], [0.9, 0.9, 0.9, 0.1]), 6)   # bin (0.8, 0.9]: acc 3/4, conf 0.9
+        0.15
+    """
+    if not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins: must be an integer >= 1, got {n_bins!r}")
+    p = _pred(probs)
+    k = 2 if p.ndim == 1 else p.shape[1]
+    y = _labels(y_true, p.shape[0], k)
+    pred = hard_labels(p)
+    conf = np.where(pred == 1, p, 1.0 - p) if p.ndim == 1 else p.max(axis=1)
+    correct = (pred == y).astype(np.float64)
+    # bin index: ceil(conf * B) - 1, clipped into [0, B-1] (conf = 0 goes to bin 0)
+    b = np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    n = p.shape[0]
+    cnt = np.bincount(b, minlength=n_bins)
+    s_acc = np.bincount(b, weights=correct, minlength=n_bins)
+    s_conf = np.bincount(b, weights=conf, minlength=n_bins)
+    return float(np.abs(s_acc - s_conf).sum() / n)
+
+
+def pgr(acc_student: float, acc_weak: float, acc_ceiling: float) -> float:
+    r"""Performance gap recovered :math:`(a_{sw} - a_w) / (a_{ceil} - a_w)`.
+
+    ``1`` = the student matches the strong ceiling, ``0`` = it only matches the
+    weak teacher; negative when it falls below the weak teacher. Returns ``nan``
+    when the ceiling equals the weak accuracy (no gap to recover).
+
+    Example:
+        >>> pgr(0.625, 0.5, 0.75)
+        0.5
+    """
+    s = check_scalar(acc_student, "acc_student")
+    w = check_scalar(acc_weak, "acc_weak")
+    c = check_scalar(acc_ceiling, "acc_ceiling")
+    if c == w:
+        return float("nan")
+    return (s - w) / (c - w)
+
+
+def disagreement_rate(probs_a, probs_b) -> float:
+    """Share of examples where two predictors' hard labels differ.
+
+    Example:
+        >>> disagreement_rate([0.9, 0.2, 0.6], [0.7, 0.8, 0.4])
+        0.6666666666666666
+    """
+    a = _pred(probs_a, "probs_a")
+    b = _pred(probs_b, "probs_b")
+    if a.shape != b.shape:
+        raise ValueError(f"probs_b: shape {b.shape} does not match probs_a shape {a.shape}")
+    return float(np.mean(hard_labels(a) != hard_labels(b)))
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """Paired comparison of ``a`` against ``b`` over matched units (seeds).
+
+    Attributes:
+        n: number of pairs; mean_diff: mean of ``a - b``; ci_low, ci_high: 95% t interval of
+        the mean difference; t_pvalue: two-sided paired t-test; sign_pvalue: two-sided exact
+        sign test (ties dropped); wins, losses, ties: counts of ``a > b``, ``a < b``, ``a = b``.
+    """
+
+    n: int
+    mean_diff: float
+    ci_low: float
+    ci_high: float
+    t_pvalue: float
+    sign_pvalue: float
+    wins: int
+    losses: int
+    ties: int
+
+
+def paired_test(a, b, confidence: float = 0.95) -> PairedTest:
+    r"""Paired t-test and exact two-sided sign test of ``a`` vs ``b`` (e.g. accuracies per seed).
+
+    t statistic :math:`\bar d / (s_d / \sqrt n)` with ``n - 1`` degrees of freedom,
+    ``d = a - b``; the sign test is the binomial test of ``#(d > 0)`` among the
+    non-zero differences at 1/2. If all differences are equal the t-test has no
+    spread: its p-value is 0 when the mean difference is non-zero, 1 otherwise.
+
+    Args:
+        a, b: shape ``(n,)``, matched pairs, ``n >= 2``.
+        confidence: level of the interval of the mean difference.
+
+    Example:
+        >>> r = paired_test([0.7, 0.71, 0.69, 0.72, 0.7], [0.6, 0.62, 0.6, 0.61, 0.6])
+        >>> r.wins, round(r.sign_pvalue, 4), r.t_pvalue < 1e-4
+        (5, 0.0625, True)
+    """
+    from scipy import stats
+
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"b: shape {y.shape} must equal a's shape {x.shape} (1-D)")
+    if x.size < 2:
+        raise ValueError(f"a: need at least 2 pairs, got {x.size}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError("a, b: contain NaN or inf")
+    conf = check_scalar(confidence, "confidence", low=0.0, low_open=True, high=1.0)
+    d = x - y
+    n = d.size
+    md = float(d.mean())
+    sd = float(d.std(ddof=1))
+    tq = float(stats.t.ppf(0.5 + conf / 2.0, n - 1))
+    half = tq * sd / math.sqrt(n)
+    if sd == 0.0:
+        tp = 1.0 if md == 0.0 else 0.0
+    else:
+        tp = float(2.0 * stats.t.sf(abs(md / (sd / math.sqrt(n))), n - 1))
+    wins, losses = int((d > 0).sum()), int((d < 0).sum())
+    m = wins + losses
+    sp = float(stats.binomtest(wins, m, 0.5).pvalue) if m > 0 else 1.0
+    return PairedTest(n=n, mean_diff=md, ci_low=md - half, ci_high=md + half, t_pvalue=tp,
+                      sign_pvalue=sp, wins=wins, losses=losses, ties=n - m)
+
+
+def mean_ci(x, confidence: float = 0.95) -> tuple[float, float, float]:
+    r"""Mean and its t-based interval :math:`\bar x \pm t_{n-1} s / \sqrt n`.
+
+    Returns ``(mean, low, high)``; needs ``n >= 2`` values.
+
+    Example:
+        >>> [round(v, 4) for v in mean_ci([1.0, 2.0, 3.0])]
+        [2.0, -0.4841, 4.4841]
+    """
+    from scipy import stats
+
+    v = np.asarray(x, dtype=np.float64)
+    if v.ndim != 1 or v.size < 2:
+        raise ValueError(f"x: need a 1-D array of at least 2 values, got shape {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("x: contains NaN or inf")
+    conf = check_scalar(confidence, "confidence", low=0.0, low_open=True, high=1.0)
+    m = float(v.mean())
+    half = float(stats.t.ppf(0.5 + conf / 2.0, v.size - 1)) * float(v.std(ddof=1)) / math.sqrt(v.size)
+    return m, m - half, m + half

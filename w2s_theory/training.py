@@ -1,0 +1,538 @@
+r"""Last-layer heads on fixed features, trained one by one or all together (torch).
+
+A *head* is a linear score on a fixed feature vector, :math:`z(x) = w^\top x`,
+with binary prediction :math:`p(x) = \sigma(z(x))`. There is no separate bias:
+append a constant feature for one (a Bradley–Terry reward head on pair
+differences :math:`x = h_A - h_B` has none, since :math:`r(h_A) - r(h_B)`
+cancels it). A head is trained from ``w = 0`` by Adam on minibatches of soft
+targets ``y`` under one of the four W2SG losses of :mod:`w2s_theory.losses`,
+optionally with Burns et al.'s confidence loss: target
+:math:`(1-\alpha_t) y + \alpha_t 1[p > t]` with :math:`\alpha_t` from
+:func:`~w2s_theory.losses.confidence_alpha` and the class-balance threshold
+:math:`t` from a rolling buffer of the head's last ``buffer_size`` predictions
+(:class:`~w2s_theory.losses.BalanceThreshold`); until ``min_count`` predictions
+are buffered the plain loss is used.
+
+* :func:`train_head` trains one head: the plain reference loop, written with the
+  library's own losses and buffer.
+* :func:`train_heads` trains many heads in one batched computation: the weights
+  are stacked into a ``(B, d)`` tensor, each step gathers every head's minibatch
+  into ``(B, m, d)``, computes all logits at once and sums the heads' mean losses
+  (the heads are independent, so the gradient of the sum in ``w_b`` is head
+  ``b``'s own gradient, and Adam is elementwise); the confidence buffers are a
+  ``(B, buffer_size)`` ring with a row-wise quantile. It gives the same weights
+  as :func:`train_head` up to float round-off (checked in ``tests/test_training.py``).
+
+Feature groups of different widths are zero-padded to the widest; a zero
+feature has a zero gradient and Adam leaves its weight at exactly 0, so padding
+does not change any head.
+
+This module needs only numpy and torch (the GPU benchmark imports it alone).
+
+References
+----------
+Yao et al., arXiv:2502.11107 (2025): last-layer W2SG with forward/reverse KL/CE.
+Burns et al., arXiv:2312.09390 (2023): the confidence loss.
+Kingma & Ba, "Adam", ICLR 2015.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .losses import BalanceThreshold, confidence_alpha, get_loss
+
+__all__ = [
+    "LOSSES",
+    "TrainConfig",
+    "HeadSpec",
+    "TrainedHeads",
+    "epoch_orders",
+    "step_bounds",
+    "train_head",
+    "train_heads",
+    "train_heads_loop",
+    "predict_proba",
+    "rowwise_quantile",
+]
+
+#: The four student losses (names of :mod:`w2s_theory.losses` functions).
+LOSSES = ("forward_kl", "reverse_kl", "forward_ce", "reverse_ce")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by all heads of a computation.
+
+    Defaults are the paper's practical regime (one epoch, batch 16, Adam); ``lr=1e-3``
+    is our choice for a linear head on standardised features (see ``experiments/real``).
+
+    Attributes:
+        epochs: passes over the data, ``>= 1``.
+        batch_size: minibatch size, ``>= 1``.
+        lr: Adam learning rate; betas, adam_eps: Adam's other constants.
+        alpha_max, warmup_frac: confidence-loss weight schedule (:func:`confidence_alpha`).
+        buffer_size, min_count: rolling buffer of the class-balance threshold.
+        eps: clipping of weak labels inside ``log y`` (reverse losses).
+        dtype: ``"float32"`` or ``"float64"``.
+    """
+
+    epochs: int = 1
+    batch_size: int = 16
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    alpha_max: float = 0.5
+    warmup_frac: float = 0.1
+    buffer_size: int = 512
+    min_count: int = 32
+    eps: float = 1e-6
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "buffer_size", "min_count"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name}: must be an integer >= 1, got {v!r}")
+        if self.min_count > self.buffer_size:
+            raise ValueError(f"min_count: must be <= buffer_size={self.buffer_size}, "
+                             f"got {self.min_count}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr: must be a positive number, got {self.lr!r}")
+        b1, b2 = self.betas
+        if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
+            raise ValueError(f"betas: each must lie in [0, 1), got {self.betas!r}")
+        if not (0.0 <= self.alpha_max <= 1.0):
+            raise ValueError(f"alpha_max: must lie in [0, 1], got {self.alpha_max!r}")
+        if not (0.0 <= self.warmup_frac <= 1.0):
+            raise ValueError(f"warmup_frac: must lie in [0, 1], got {self.warmup_frac!r}")
+        if not (0.0 < self.eps < 0.5):
+            raise ValueError(f"eps: must lie in (0, 0.5), got {self.eps!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype: must be 'float32' or 'float64', got {self.dtype!r}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return torch.float32 if self.dtype == "float32" else torch.float64
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One head: its loss, whether the confidence loss is on, its data-order seed, its features.
+
+    Attributes:
+        loss: one of :data:`LOSSES`.
+        confidence: add Burns et al.'s confidence loss (same base loss).
+        seed: seeds the minibatch order (:func:`epoch_orders`).
+        group: index of the feature group the head reads.
+    """
+
+    loss: str
+    confidence: bool = False
+    seed: int = 0
+    group: int = 0
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss: must be one of {LOSSES}, got {self.loss!r}")
+        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"seed: must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.group, (int, np.integer)) or self.group < 0:
+            raise ValueError(f"group: must be a non-negative integer, got {self.group!r}")
+
+
+@dataclass
+class TrainedHeads:
+    """Result of a training computation.
+
+    Attributes:
+        weights: list of ``B`` float64 arrays, head ``b`` of shape ``(d_g,)`` for its group's width.
+        wall_s: seconds spent; n_steps: optimisation steps per head; device: where it ran.
+    """
+
+    weights: list
+    wall_s: float
+    n_steps: int
+    device: str
+    meta: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- data order
+def epoch_orders(n: int, epochs: int, seed: int) -> np.ndarray:
+    """The example order of ``epochs`` passes: concatenated seeded permutations, shape ``(epochs*n,)``.
+
+    Example:
+        >>> epoch_orders(4, 2, 0).reshape(2, 4).tolist()
+        [[2, 0, 1, 3], [3, 2, 1, 0]]
+    """
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n: must be a positive integer, got {n!r}")
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.permutation(n) for _ in range(epochs)])
+
+
+def step_bounds(n: int, epochs: int, batch_size: int) -> list[tuple[int, int]]:
+    """``(start, end)`` slices of :func:`epoch_orders` for each step; the last batch of an
+    epoch is smaller when ``batch_size`` does not divide ``n`` (batches never span epochs).
+
+    Example:
+        >>> step_bounds(5, 2, 2)
+        [(0, 2), (2, 4), (4, 5), (5, 7), (7, 9), (9, 10)]
+    """
+    out = []
+    for e in range(epochs):
+        for s in range(0, n, batch_size):
+            out.append((e * n + s, e * n + min(s + batch_size, n)))
+    return out
+
+
+# ----------------------------------------------------------------------------- helpers
+def rowwise_quantile(values: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Quantile of each row of ``values`` (``(R, m)``) at its own level ``q`` (``(R,)``).
+
+    Linear interpolation between order statistics, exactly as :func:`torch.quantile`
+    (which takes one level for all rows).
+
+    Example:
+        >>> import torch
+        >>> v = torch.tensor([[1.0, 3.0, 2.0], [5.0, 4.0, 6.0]], dtype=torch.float64)
+        >>> rowwise_quantile(v, torch.tensor([0.5, 0.25], dtype=torch.float64)).tolist()
+        [2.0, 4.5]
+    """
+    v = values.sort(dim=1).values
+    ranks = q * (v.shape[1] - 1)
+    below = ranks.floor().long()
+    above = ranks.ceil().long()
+    w = (ranks - below.to(ranks.dtype)).unsqueeze(1)
+    lo = v.gather(1, below.unsqueeze(1))
+    hi = v.gather(1, above.unsqueeze(1))
+    return torch.lerp(lo, hi, w).squeeze(1)
+
+
+class _Threads:
+    """Temporarily set torch's CPU thread count (``None`` leaves it alone).
+
+    Small per-step kernels are far faster on one thread than on several when the
+    cores are shared (thread wake-up dominates); sweeps default to one.
+    """
+
+    def __init__(self, n: int | None):
+        if n is not None and (not isinstance(n, int) or n < 1):
+            raise ValueError(f"num_threads: must be a positive integer or None, got {n!r}")
+        self.n = n
+        self.old = None
+
+    def __enter__(self):
+        if self.n is not None:
+            self.old = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            torch.set_num_threads(self.old)
+        return False
+
+
+def _device(device) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _check_features(features) -> list[np.ndarray | torch.Tensor]:
+    if isinstance(features, (np.ndarray, torch.Tensor)) and features.ndim == 2:
+        groups = [features]
+    elif isinstance(features, (np.ndarray, torch.Tensor)) and features.ndim == 3:
+        groups = list(features)
+    elif isinstance(features, (list, tuple)) and len(features) > 0:
+        groups = list(features)
+    else:
+        raise ValueError("features: expected an (n, d) array, a (G, n, d) array or a "
+                         "non-empty list of (n, d_g) arrays")
+    n = None
+    for g, f in enumerate(groups):
+        if f.ndim != 2 or f.shape[0] < 1 or f.shape[1] < 1:
+            raise ValueError(f"features: group {g} must have shape (n, d), got {tuple(f.shape)}")
+        if n is None:
+            n = f.shape[0]
+        elif f.shape[0] != n:
+            raise ValueError(f"features: every group needs the same n; group {g} has "
+                             f"{f.shape[0]} rows, group 0 has {n}")
+    return groups
+
+
+def _as_tensor(a, dtype, device) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a,
+                           dtype=dtype, device=device)
+
+
+def _check_targets(targets, n_heads: int, n: int) -> np.ndarray | torch.Tensor:
+    t = targets
+    if tuple(t.shape) != (n_heads, n):
+        raise ValueError(f"targets: expected shape ({n_heads}, {n}) (one row per head), "
+                         f"got {tuple(t.shape)}")
+    tt = torch.as_tensor(t)
+    if not bool(torch.isfinite(tt).all()) or bool((tt < 0).any()) or bool((tt > 1).any()):
+        raise ValueError("targets: entries must be finite and lie in [0, 1]")
+    return t
+
+
+# ----------------------------------------------------------------------------- one head
+def train_head(features, targets, spec: HeadSpec, config: TrainConfig = TrainConfig(),
+               *, device=None, num_threads: int | None = None) -> np.ndarray:
+    r"""Train one head; the reference loop for :func:`train_heads`.
+
+    Minimises, by Adam on minibatches in the order :func:`epoch_orders` ``(n, epochs,
+    spec.seed)``, the mean over a batch of ``loss(sigmoid(x^T w), y)`` (``spec.loss``),
+    with the confidence target when ``spec.confidence``.
+
+    Args:
+        features: ``(n, d)`` features of this head's examples.
+        targets: ``(n,)`` soft targets in ``[0, 1]`` (P(class 1)).
+        spec: the head (``spec.group`` is ignored here).
+        config: optimisation settings.
+        device: ``"cpu"``, ``"cuda"`` or ``None`` (CPU).
+        num_threads: torch CPU threads while training (``None``: unchanged).
+
+    Returns:
+        the final weights, float64, shape ``(d,)``.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.array([[1.0], [-1.0]] * 8); y = np.array([1.0, 0.0] * 8)
+        >>> w = train_head(x, y, HeadSpec("forward_ce"), TrainConfig(epochs=5, lr=0.1))
+        >>> bool(w[0] > 0)
+        True
+    """
+    with _Threads(num_threads):
+        return _train_head(features, targets, spec, config, _device(device or "cpu"))
+
+
+def _train_head(features, targets, spec, config, dev) -> np.ndarray:
+    dt = config.torch_dtype
+    (f,) = _check_features([features])
+    n, d = f.shape
+    y_np = _check_targets(np.asarray(targets, dtype=np.float64).reshape(1, -1), 1, n)[0]
+    X = _as_tensor(f, dt, dev)
+    y = _as_tensor(y_np, dt, dev)
+    w = torch.zeros(d, dtype=dt, device=dev, requires_grad=True)
+    opt = torch.optim.Adam([w], lr=config.lr, betas=config.betas, eps=config.adam_eps)
+    base = get_loss(spec.loss)
+    conf = get_loss("confidence")
+    buf = BalanceThreshold(config.buffer_size, config.min_count) if spec.confidence else None
+    order = torch.as_tensor(epoch_orders(n, config.epochs, int(spec.seed)), device=dev)
+    bounds = step_bounds(n, config.epochs, config.batch_size)
+    total = len(bounds)
+    for step, (a, b) in enumerate(bounds):
+        idx = order[a:b]
+        z = X[idx] @ w
+        yb = y[idx]
+        if buf is not None:
+            buf.update(torch.sigmoid(z.detach()), yb)
+        if buf is not None and len(buf) >= config.min_count:
+            alpha = confidence_alpha(step, total, alpha_max=config.alpha_max,
+                                     warmup_frac=config.warmup_frac)
+            loss = conf(z, yb, alpha=alpha, threshold=buf.threshold, base=spec.loss,
+                        eps=config.eps)
+        else:
+            loss = base(z, yb, eps=config.eps)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return w.detach().to("cpu", torch.float64).numpy()
+
+
+def train_heads_loop(features, targets, specs: Sequence[HeadSpec],
+                     config: TrainConfig = TrainConfig(), *, device=None,
+                     progress: bool = False, num_threads: int | None = None) -> TrainedHeads:
+    """Train the heads of :func:`train_heads` one by one with :func:`train_head` (baseline).
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.random.default_rng(0).normal(size=(32, 3)); y = (x[:, 0] > 0) * 1.0
+        >>> r = train_heads_loop(x, np.stack([y, y]), [HeadSpec("forward_kl"), HeadSpec("reverse_kl")])
+        >>> [w.shape for w in r.weights]
+        [(3,), (3,)]
+    """
+    groups = _check_features(features)
+    specs = list(specs)
+    n = groups[0].shape[0]
+    _check_targets(targets, len(specs), n)
+    _check_groups(specs, len(groups))
+    dev = _device(device or "cpu")
+    it = range(len(specs))
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc="heads one by one", unit="head")
+    t0 = time.perf_counter()
+    with _Threads(num_threads):
+        ws = [_train_head(groups[specs[b].group], targets[b], specs[b], config, dev) for b in it]
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return TrainedHeads(weights=ws, wall_s=time.perf_counter() - t0,
+                        n_steps=len(step_bounds(n, config.epochs, config.batch_size)),
+                        device=str(dev))
+
+
+def _check_groups(specs, n_groups: int) -> None:
+    if not specs:
+        raise ValueError("specs: need at least one head")
+    for b, s in enumerate(specs):
+        if not isinstance(s, HeadSpec):
+            raise ValueError(f"specs: entry {b} is not a HeadSpec")
+        if s.group >= n_groups:
+            raise ValueError(f"specs: head {b} reads group {s.group}, but only {n_groups} "
+                             f"feature groups were given")
+
+
+# ----------------------------------------------------------------------------- many heads
+def train_heads(features, targets, specs: Sequence[HeadSpec], config: TrainConfig = TrainConfig(),
+                *, device=None, progress: bool = False,
+                num_threads: int | None = None) -> TrainedHeads:
+    r"""Train ``B`` independent heads in one batched computation.
+
+    Head ``b`` reads feature group ``specs[b].group`` and targets ``targets[b]``; it
+    follows exactly the recipe of :func:`train_head` (same order, same loss, same
+    confidence target), so the result equals ``B`` calls of :func:`train_head` up to
+    float round-off. Cost per step: one ``(B, m, d)`` gather and one batched
+    product, independent of ``B`` in Python overhead.
+
+    Args:
+        features: ``(n, d)``, ``(G, n, d)``, or a list of ``G`` arrays ``(n, d_g)``
+            (zero-padded to the widest).
+        targets: ``(B, n)`` soft targets in ``[0, 1]``.
+        specs: ``B`` :class:`HeadSpec`.
+        config: optimisation settings.
+        device: ``"cpu"``, ``"cuda"``, ``"auto"``/``None`` (CUDA when available).
+        progress: show a tqdm bar over steps.
+        num_threads: torch CPU threads while training (``None``: unchanged).
+
+    Returns:
+        :class:`TrainedHeads` (weights of head ``b`` cut back to its group's width).
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.random.default_rng(0).normal(size=(64, 3)); y = (x[:, 0] > 0) * 1.0
+        >>> specs = [HeadSpec(l, confidence=c) for l in LOSSES for c in (False, True)]
+        >>> r = train_heads(x, np.tile(y, (8, 1)), specs, TrainConfig(dtype="float64"), device="cpu")
+        >>> one = train_head(x, y, specs[3], TrainConfig(dtype="float64"))
+        >>> bool(np.abs(r.weights[3] - one).max() < 1e-12)
+        True
+    """
+    with _Threads(num_threads):
+        return _train_heads(features, targets, list(specs), config, _device(device), progress)
+
+
+def _train_heads(features, targets, specs, config, dev, progress) -> TrainedHeads:
+    dt = config.torch_dtype
+    groups = _check_features(features)
+    _check_groups(specs, len(groups))
+    n = groups[0].shape[0]
+    B = len(specs)
+    _check_targets(targets, B, n)
+    widths = [int(g.shape[1]) for g in groups]
+    dmax = max(widths)
+    t0 = time.perf_counter()
+    X = torch.zeros((len(groups), n, dmax), dtype=dt, device=dev)
+    for g, f in enumerate(groups):
+        X[g, :, : widths[g]] = _as_tensor(f, dt, dev)
+    Y = _as_tensor(targets, dt, dev)
+    gidx = torch.as_tensor([s.group for s in specs], device=dev)
+    orders = torch.as_tensor(
+        np.stack([epoch_orders(n, config.epochs, int(s.seed)) for s in specs]), device=dev)
+    bounds = step_bounds(n, config.epochs, config.batch_size)
+    total = len(bounds)
+
+    W = torch.zeros((B, dmax), dtype=dt, device=dev, requires_grad=True)
+    opt = torch.optim.Adam([W], lr=config.lr, betas=config.betas, eps=config.adam_eps)
+    loss_groups = []
+    for name in LOSSES:
+        hs = [b for b, s in enumerate(specs) if s.loss == name]
+        if hs:
+            loss_groups.append((get_loss(name), torch.as_tensor(hs, device=dev)))
+    cidx_list = [b for b, s in enumerate(specs) if s.confidence]
+    has_conf = bool(cidx_list)
+    if has_conf:
+        cidx = torch.as_tensor(cidx_list, device=dev)
+        size = config.buffer_size
+        pbuf = torch.zeros((len(cidx_list), size), dtype=torch.float64, device=dev)
+        ybuf = torch.zeros_like(pbuf)
+        count, ptr = 0, 0
+
+    steps = range(total)
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc=f"{B} heads batched", unit="step")
+    for step in steps:
+        a, b = bounds[step]
+        m = b - a
+        idx = orders[:, a:b]                                  # (B, m)
+        Xb = X[gidx.unsqueeze(1), idx]                        # (B, m, d)
+        Yb = Y.gather(1, idx)                                 # (B, m)
+        Z = torch.bmm(Xb, W.unsqueeze(2)).squeeze(2)          # (B, m)
+        T = Yb
+        if has_conf:
+            pc = torch.sigmoid(Z.detach()[cidx])              # (Bc, m), working dtype
+            pos = (ptr + torch.arange(m, device=dev)) % size
+            pbuf[:, pos] = pc.to(torch.float64)
+            ybuf[:, pos] = Yb[cidx].to(torch.float64)
+            ptr = (ptr + m) % size
+            count = min(count + m, size)
+            if count >= config.min_count:
+                alpha = confidence_alpha(step, total, alpha_max=config.alpha_max,
+                                         warmup_frac=config.warmup_frac)
+                q = 1.0 - ybuf[:, :count].mean(dim=1)
+                thr = rowwise_quantile(pbuf[:, :count], q)
+                hard = (pc > thr.to(dt).unsqueeze(1)).to(dt)
+                T = Yb.clone()
+                T[cidx] = (1.0 - alpha) * Yb[cidx] + alpha * hard
+        loss = Z.new_zeros(())
+        for fn, hs in loss_groups:
+            k = hs.numel()
+            per = fn(Z[hs].reshape(-1), T[hs].reshape(-1), reduction="none", eps=config.eps)
+            loss = loss + per.reshape(k, m).mean(dim=1).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    Wf = W.detach().to("cpu", torch.float64).numpy()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    wall = time.perf_counter() - t0
+    ws = [Wf[b, : widths[s.group]].copy() for b, s in enumerate(specs)]
+    return TrainedHeads(weights=ws, wall_s=wall, n_steps=total, device=str(dev))
+
+
+# ----------------------------------------------------------------------------- prediction
+def predict_proba(features, weights) -> np.ndarray:
+    r"""Binary head probabilities :math:`\sigma(X w)` in float64, shape ``(n,)``.
+
+    Computed as ``(1 + tanh(z / 2)) / 2`` (no overflow for large ``|z|``).
+
+    Args:
+        features: ``(n, d)``; weights: ``(d,)``.
+
+    Example:
+        >>> import numpy as np
+        >>> predict_proba(np.array([[0.0], [2.0]]), np.array([1.0])).round(4).tolist()
+        [0.5, 0.8808]
+    """
+    X = np.asarray(features, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if X.ndim != 2 or w.shape != (X.shape[1],):
+        raise ValueError(f"weights: shape {w.shape} does not fit features of shape {X.shape}")
+    z = X @ w
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
