@@ -64,7 +64,8 @@ DIVERGENCES = ("reverse_kl", "forward_kl")
 #: Losses of :func:`fit_softmax_head` and :func:`fit_head_minibatch`.
 SOFTMAX_LOSSES = ("forward_kl", "reverse_kl", "forward_ce", "reverse_ce")
 
-#: Clarabel tolerances used by :func:`fit_convex_head` (absolute/relative gap, feasibility).
+#: Clarabel tolerance used by :func:`fit_convex_head` (absolute/relative gap and feasibility
+#: of the *summed* objective; the reported gap is per sample, typically ~1e-12).
 CLARABEL_TOL = 1e-10
 
 
@@ -78,8 +79,8 @@ class FitReport:
         status: the solver's status string (``"Solved"``, ``"converged"``, ...).
         converged: the fit met its accuracy target.
         objective: final objective (mean over the ``n`` samples, plus the L2 term if any).
-        duality_gap: convex head: ``|primal - dual|`` objective reported by Clarabel
-            (same units as ``objective``); ``nan`` for the other heads.
+        duality_gap: convex head: ``|primal - dual|`` objective reported by Clarabel,
+            divided by ``n`` (same units as ``objective``); ``nan`` for the other heads.
         grad_norm: Euclidean norm of the gradient of ``objective`` in the standardised
             parameters (softmax heads); for the convex head, the norm of the
             KKT stationarity residual computed here from the solver's dual values.
@@ -305,7 +306,8 @@ def fit_convex_head(features, weak_probs, *, divergence: str = "reverse_kl",
             infinite on the whole class: smooth with :func:`w2s_theory.divergences.smooth`).
         divergence: ``"reverse_kl"`` or ``"forward_kl"``.
         gamma: probability floor in ``(0, 1/k]``.
-        tol: Clarabel's absolute/relative duality-gap and feasibility tolerance.
+        tol: Clarabel's absolute/relative duality-gap and feasibility tolerance on the
+            summed objective ``n * objective`` (the per-sample gap is about ``tol / n``).
         max_iter: Clarabel's iteration limit.
 
     Returns:
@@ -354,13 +356,15 @@ def fit_convex_head(features, weak_probs, *, divergence: str = "reverse_kl",
         obj = cp.sum(cp.rel_entr(pf, yc[:, 1:])) + cp.sum(cp.rel_entr(p0, yc[:, 0]))
     else:
         obj = cp.sum(cp.rel_entr(yc[:, 1:], pf)) + cp.sum(cp.rel_entr(yc[:, 0], p0))
-    prob = cp.Problem(cp.Minimize(obj / n), cons)
+    # The sum (not the mean) is what Clarabel sees: 1/n-weighted cones are badly scaled
+    # (3x more iterations at n = 4000); gaps and multipliers are divided by n below.
+    prob = cp.Problem(cp.Minimize(obj), cons)
 
     t0 = time.perf_counter()
     sol = _solve_clarabel(prob, tol, max_iter)
     # Clarabel sometimes stalls just short of a very tight tolerance ("AlmostSolved",
     # "InsufficientProgress"); retry once at a 100x looser one and keep a "Solved" result.
-    if str(sol.status) != "Solved" and tol < 1e-6:
+    if str(sol.status) != "Solved" and tol <= 1e-6:
         sol2 = _solve_clarabel(prob, tol * 100.0, max_iter)
         if str(sol2.status) == "Solved":
             sol = sol2
@@ -375,7 +379,7 @@ def fit_convex_head(features, weak_probs, *, divergence: str = "reverse_kl",
     free = design @ th
     p = np.hstack([1.0 - free.sum(axis=1, keepdims=True), free])
     lam = np.hstack([np.asarray(cons[2].dual_value).reshape(n, 1),
-                     np.asarray(cons[1].dual_value).reshape(n, k - 1)])
+                     np.asarray(cons[1].dual_value).reshape(n, k - 1)]) / n
     # KKT in the original problem: grad of (1/n) sum phi(P) w.r.t. the free P_j is
     # (dphi_j - dphi_0)/n; the multipliers enter as lambda_j - lambda_0.
     with np.errstate(divide="ignore"):
@@ -387,7 +391,7 @@ def fit_convex_head(features, weak_probs, *, divergence: str = "reverse_kl",
     resid = design.T @ gfree                          # stationarity residual, (d+1, k-1)
     comp = float(np.sum(lam * (p - g)))
     objective = float(_objective(p, yc, divergence))
-    gap = abs(float(sol.obj_val) - float(sol.obj_val_dual))
+    gap = abs(float(sol.obj_val) - float(sol.obj_val_dual)) / n
     report = FitReport(
         method="convex/clarabel", status=status, converged=status == "Solved",
         objective=objective, duality_gap=gap, grad_norm=float(np.linalg.norm(resid)),
