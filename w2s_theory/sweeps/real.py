@@ -1,0 +1,865 @@
+r"""``w2s-theory real --config FILE.toml``: the paper's last-layer W2SG protocol on LM features.
+
+Protocol (arXiv:2502.11107, last-layer version), for every data set, ladder pair
+(weak model, strong model) and seed:
+
+1. **Weak model**: a head on the weak model's features, trained on ``train_gt``
+   ground truth (forward CE on hard labels).
+2. **Weak labels**: its soft predictions on ``train_w2s``, then corrupted by
+   :func:`w2s_theory.noise.corrupt_binary` (a fraction ``noise`` of them flipped,
+   ``y -> 1 - y``; the same rows for every loss of a seed).
+3. **Strong ceiling**: a head on the strong model's features trained on ``train_w2s``
+   ground truth.
+4. **Strong students**: heads on the strong features trained on the weak labels under
+   forward KL, reverse KL, forward CE, reverse CE, with and without the confidence loss.
+
+All heads are linear, trained from zero by Adam, one epoch, batch 16 (the paper's
+practical regime; :class:`w2s_theory.training.TrainConfig`). Features are standardised
+per coordinate with the ``train_gt`` statistics of each model. **Preference data**
+(HH-RLHF): a Bradley–Terry reward head, ``P(A preferred) = sigmoid(r(h_A) - r(h_B))``
+with linear ``r``, i.e. a bias-free logistic head on ``h_A - h_B`` with the seeded slot
+order of :func:`w2s_theory.data.preference_slots` (label 1 when slot A holds the chosen
+reply). **Sentiment** (VADER): a logistic head with a bias on the text's features.
+
+Every student gives one row of a tidy result table
+(:class:`w2s_theory.sweep.ResultTable`), holding its accuracy/AUROC/ECE, PGR,
+disagreements, and its bound checks on the test split: Lemma 1 (every stage, both
+directions; predictions smoothed by :func:`w2s_theory.divergences.smooth` with the
+configured ``gamma``), Theorem 2's slack with ``F* =`` truth and with ``F* =`` the
+strong ceiling, and the same on the fitting population (``train_w2s``, ``F_w`` = the
+weak labels the student saw). The same row holds the convex head of ``THEORY.md``
+(:func:`w2s_theory.heads.fit_convex_head`, reverse and forward KL) fitted on the same
+strong features (projected on their top ``pca_dim`` principal components of
+``train_w2s`` to keep the exponential-cone program small) with the same weak labels;
+its realizable reference is the convex ceiling (the same class fitted to the ground
+truth), so Theorem 2's assumptions hold there by construction.
+
+Resumable: all heads of a phase (teachers, then students) are trained in one batched
+computation (:func:`w2s_theory.training.train_heads`), their weights cached; rows are
+evaluated and appended one by one, so a killed sweep loses at most the row in flight
+and a rerun recomputes nothing already stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..training import TrainConfig
+
+__all__ = ["ConvexConfig", "RealConfig", "Run", "enumerate_runs", "run_sweep", "main",
+           "MODEL_NOTES", "PROTOCOL_VERSION", "PROVENANCE_COLUMNS", "HH_DATASETS"]
+
+#: Bump when the protocol changes the numbers (part of every run key and cache key).
+PROTOCOL_VERSION = 1
+#: HH-RLHF subsets usable as data sets; ``"vader"`` is the sentiment task.
+HH_DATASETS = ("harmless", "helpful")
+DATASETS = HH_DATASETS + ("vader",)
+
+#: What each feature set is, for honest labels in tables and figures.
+MODEL_NOTES = {
+    "wordllama": "rung 0: static token embeddings (8M), mean-pooled",
+    "all-MiniLM-L6-v2": "rung 1: sentence encoder (23M), last layer, mean-pooled",
+    "all-mpnet-base-v2": "rung 2: sentence encoder (110M), last layer, mean-pooled",
+    "SmolLM2-135M-layer15": ("decoder LM (135M), layer 15 of 30, mean-pooled; stands in for "
+                             "rung 2 (all-mpnet-base-v2), whose features are not available here"),
+    "Gemma-3-270M-layer9": "decoder LM (268M), layer 9 of 18, mean-pooled",
+}
+
+#: Columns that describe where/when a row was computed, not what it found (excluded when
+#: checking that the same config and seed give the same row).
+PROVENANCE_COLUMNS = ("git_commit", "machine", "device", "torch_version", "train_wall_s",
+                      "eval_wall_s", "cvx_wall_s", "created_utc", "config_file")
+
+
+# ============================================================================= config
+@dataclass(frozen=True)
+class ConvexConfig:
+    """The convex (affine-probability) head of Theorem 2, fitted alongside each student group.
+
+    Attributes:
+        enabled: fit it (exponential-cone programs; about 2 s each at ``pca_dim=32``, n=4000).
+        pca_dim: project the strong features on their top principal components of
+            ``train_w2s`` (0 = use all features; slow: minutes per fit at n = 4000).
+        divergences: subset of ``("reverse_kl", "forward_kl")``.
+    """
+
+    enabled: bool = True
+    pca_dim: int = 32
+    divergences: tuple[str, ...] = ("reverse_kl", "forward_kl")
+
+    def __post_init__(self):
+        if not isinstance(self.pca_dim, int) or self.pca_dim < 0:
+            raise ValueError(f"convex.pca_dim: must be an integer >= 0, got {self.pca_dim!r}")
+        for d in self.divergences:
+            if d not in ("reverse_kl", "forward_kl"):
+                raise ValueError(f"convex.divergences: unknown divergence {d!r}")
+
+
+@dataclass(frozen=True)
+class RealConfig:
+    """A real-model sweep (loaded from TOML by :meth:`from_toml`).
+
+    Attributes:
+        name: sweep name (default result file ``experiments/results/real/<name>.csv``).
+        datasets: ``"harmless"``, ``"helpful"`` (HH-RLHF) and/or ``"vader"``.
+        pairs: ``(weak, strong)`` feature-set names (:data:`w2s_theory.features.FEATURE_SETS`).
+        losses: student losses (:data:`w2s_theory.training.LOSSES`).
+        confidence: confidence-loss settings to run (``[false]``, ``[false, true]``).
+        noise: fractions of weak labels flipped, in ``[0, 1]``.
+        seeds: run seeds (slot order, data order, noise rows).
+        gamma: smoothing floor of every bound check.
+        noise_a: corruption ``y -> 1/2 + a (y - 1/2)`` (``-1`` flips).
+        n_rows: use only the first ``n_rows`` rows of every split (quick runs, tests).
+        train: :class:`w2s_theory.training.TrainConfig`; convex: :class:`ConvexConfig`.
+        out: result table (CSV), relative to the project root unless absolute.
+        cache: folder of cached head weights and convex results (default
+            ``<w2s cache>/real``, see :func:`w2s_theory.data.cache_dir`).
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` for head training.
+        threads: torch CPU threads while training heads (0 = torch's default); one is
+            fastest for these small per-step kernels on a shared machine.
+        data_root, features_root: HH-RLHF folder and prebuilt features folder (defaults of
+            :mod:`w2s_theory.data` / :mod:`w2s_theory.features`).
+        vader_seed: seed of the VADER 4K/4K/4K split (fixed across run seeds).
+    """
+
+    name: str
+    datasets: tuple[str, ...]
+    pairs: tuple[tuple[str, str], ...]
+    losses: tuple[str, ...] = ("forward_kl", "reverse_kl", "forward_ce", "reverse_ce")
+    confidence: tuple[bool, ...] = (False,)
+    noise: tuple[float, ...] = (0.0,)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    gamma: float = 1e-3
+    noise_a: float = -1.0
+    n_rows: int | None = None
+    train: "TrainConfig | None" = None
+    convex: ConvexConfig = field(default_factory=ConvexConfig)
+    out: str | None = None
+    cache: str | None = None
+    device: str = "cpu"
+    threads: int = 1
+    data_root: str | None = None
+    features_root: str | None = None
+    vader_seed: int = 0
+
+    def __post_init__(self):
+        from ..training import LOSSES, TrainConfig
+
+        if self.train is None:
+            object.__setattr__(self, "train", TrainConfig())
+        if not isinstance(self.train, TrainConfig):
+            raise ValueError("train: must be a TrainConfig")
+        if not self.name or not isinstance(self.name, str):
+            raise ValueError(f"name: must be a non-empty string, got {self.name!r}")
+        for d in self.datasets:
+            if d not in DATASETS:
+                raise ValueError(f"datasets: unknown data set {d!r}; choose from {DATASETS}")
+        if not self.datasets:
+            raise ValueError("datasets: need at least one")
+        if not self.pairs:
+            raise ValueError("pairs: need at least one (weak, strong) pair")
+        for p in self.pairs:
+            if len(p) != 2 or p[0] == p[1]:
+                raise ValueError(f"pairs: each entry must be [weak, strong] of two models, got {p!r}")
+        for l in self.losses:
+            if l not in LOSSES:
+                raise ValueError(f"losses: unknown loss {l!r}; choose from {LOSSES}")
+        for a in self.noise:
+            if not (0.0 <= float(a) <= 1.0):
+                raise ValueError(f"noise: fractions must lie in [0, 1], got {a!r}")
+        if not self.seeds or any((not isinstance(s, int)) or s < 0 for s in self.seeds):
+            raise ValueError(f"seeds: need non-negative integers, got {self.seeds!r}")
+        if not (0.0 < self.gamma <= 0.5):
+            raise ValueError(f"gamma: must lie in (0, 1/2], got {self.gamma!r}")
+        if not (-1.0 <= self.noise_a <= 1.0):
+            raise ValueError(f"noise_a: must lie in [-1, 1], got {self.noise_a!r}")
+        if self.n_rows is not None and (not isinstance(self.n_rows, int) or self.n_rows < 16):
+            raise ValueError(f"n_rows: must be an integer >= 16 or absent, got {self.n_rows!r}")
+        if not isinstance(self.threads, int) or self.threads < 0:
+            raise ValueError(f"threads: must be an integer >= 0, got {self.threads!r}")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"device: must be 'cpu', 'cuda' or 'auto', got {self.device!r}")
+
+    # ------------------------------------------------------------------ (de)serialisation
+    @classmethod
+    def from_dict(cls, d: dict) -> "RealConfig":
+        """Build from a plain dict (TOML layout: top-level keys, ``[train]``, ``[convex]``)."""
+        from ..training import TrainConfig
+
+        d = dict(d)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"config: unknown key(s) {unknown}; known: {sorted(known)}")
+        tr = d.pop("train", {}) or {}
+        tknown = {f.name for f in fields(TrainConfig)}
+        bad = sorted(set(tr) - tknown)
+        if bad:
+            raise ValueError(f"config [train]: unknown key(s) {bad}; known: {sorted(tknown)}")
+        if "betas" in tr:
+            tr["betas"] = tuple(tr["betas"])
+        cv = d.pop("convex", {}) or {}
+        cknown = {f.name for f in fields(ConvexConfig)}
+        bad = sorted(set(cv) - cknown)
+        if bad:
+            raise ValueError(f"config [convex]: unknown key(s) {bad}; known: {sorted(cknown)}")
+        if "divergences" in cv:
+            cv["divergences"] = tuple(cv["divergences"])
+        for k in ("datasets", "losses", "seeds"):
+            if k in d:
+                d[k] = tuple(d[k])
+        if "confidence" in d:
+            c = d["confidence"]
+            d["confidence"] = tuple(c) if isinstance(c, (list, tuple)) else (bool(c),)
+        if "noise" in d:
+            d["noise"] = tuple(float(x) for x in d["noise"])
+        if "pairs" in d:
+            d["pairs"] = tuple(tuple(p) for p in d["pairs"])
+        return cls(**d, train=TrainConfig(**tr), convex=ConvexConfig(**cv))
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike) -> "RealConfig":
+        """Read a TOML config file.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.toml"
+            >>> _ = p.write_text('name = "x"\\ndatasets = ["harmless"]\\n'
+            ...                  'pairs = [["wordllama", "all-MiniLM-L6-v2"]]\\n[train]\\nlr = 0.002\\n')
+            >>> c = RealConfig.from_toml(p); c.train.lr, c.seeds
+            (0.002, (0, 1, 2, 3, 4))
+        """
+        with open(path, "rb") as fh:
+            return cls.from_dict(tomllib.load(fh))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["train"] = self.train.to_dict()
+        return json.loads(json.dumps(d))
+
+    def out_path(self) -> Path:
+        from ..data import project_root
+
+        p = Path(self.out) if self.out else Path("experiments/results/real") / f"{self.name}.csv"
+        return p if p.is_absolute() else project_root() / p
+
+    def cache_path(self) -> Path:
+        from ..data import cache_dir
+
+        return Path(self.cache).expanduser() if self.cache else cache_dir() / "real"
+
+
+# ============================================================================= runs
+@dataclass(frozen=True)
+class Run:
+    """One student head (= one result row)."""
+
+    dataset: str
+    weak: str
+    strong: str
+    seed: int
+    noise: float
+    loss: str
+    confidence: bool
+    key: str
+
+    @property
+    def group(self) -> tuple:
+        """Runs sharing weak labels (and hence the convex heads)."""
+        return (self.dataset, self.weak, self.strong, self.seed, self.noise)
+
+
+def _protocol_dict(cfg: RealConfig) -> dict:
+    """Everything besides a run's own coordinates that changes its numbers."""
+    return {"protocol": PROTOCOL_VERSION, "gamma": cfg.gamma, "noise_a": cfg.noise_a,
+            "n_rows": cfg.n_rows, "train": cfg.train.to_dict(),
+            "convex": asdict(cfg.convex) | {"divergences": list(cfg.convex.divergences)},
+            "vader_seed": cfg.vader_seed}
+
+
+def enumerate_runs(cfg: RealConfig) -> list[Run]:
+    """All runs of a sweep, in a fixed order; each with its stable key.
+
+    Example:
+        >>> c = RealConfig(name="t", datasets=("harmless",), pairs=(("wordllama", "all-MiniLM-L6-v2"),),
+        ...                seeds=(0, 1), confidence=(False, True))
+        >>> len(enumerate_runs(c))   # 2 seeds x 4 losses x 2 confidence settings
+        16
+    """
+    from ..sweep import run_key
+
+    base = _protocol_dict(cfg)
+    out = []
+    for ds in cfg.datasets:
+        for weak, strong in cfg.pairs:
+            for seed in cfg.seeds:
+                for a in cfg.noise:
+                    for loss in cfg.losses:
+                        for conf in cfg.confidence:
+                            coords = {"dataset": ds, "weak": weak, "strong": strong,
+                                      "noise": float(a), "loss": loss, "confidence": bool(conf)}
+                            key = run_key({**base, **coords}, seed=int(seed))
+                            out.append(Run(ds, weak, strong, int(seed), float(a), loss,
+                                           bool(conf), key))
+    return out
+
+
+def derive_seed(seed: int, *tags) -> int:
+    """A sub-seed for one use of a run seed (sha256 of the seed and tags, 31 bits).
+
+    Example:
+        >>> derive_seed(0, "weak") == derive_seed(0, "weak") != derive_seed(0, "ceiling")
+        True
+    """
+    blob = json.dumps([int(seed), *map(str, tags)]).encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "little") & 0x7FFFFFFF
+
+
+# ============================================================================= features
+class FeatureBank:
+    """Standardised features per (data set, model), and the task's rows per (split, seed).
+
+    ``loader(dataset, model, split)``, when given, replaces
+    :func:`w2s_theory.features.load_features` for HH-RLHF (it must return
+    ``{"chosen": (n, h), "rejected": (n, h)}`` with rows in file order).
+
+    HH-RLHF: ``D = (h_chosen - h_rejected) / sd`` (``sd`` per coordinate over the
+    ``train_gt`` chosen and rejected texts); the row of pair ``i`` with slot sign
+    ``s_i = +1`` (A = chosen) or ``-1`` is ``s_i D_i`` and its label ``(s_i + 1) / 2``.
+    VADER: ``[(h - mu) / sd, 1]`` (a constant feature = the bias), labels from the data.
+    """
+
+    def __init__(self, cfg: RealConfig, progress: bool = True,
+                 loader: Callable[[str, str, str], dict] | None = None):
+        self.cfg = cfg
+        self.progress = progress
+        self.loader = loader
+        self._base: dict = {}
+        self._vader = None
+
+    # -- raw
+    def _vader_splits(self):
+        if self._vader is None:
+            from ..data import load_vader
+
+            self._vader = load_vader(seed=self.cfg.vader_seed)
+        return self._vader
+
+    def _cut(self, x):
+        return x if self.cfg.n_rows is None else x[: self.cfg.n_rows]
+
+    def base(self, dataset: str, model: str) -> dict:
+        """``{split: float64 (n, d)}`` standardised base rows (see class doc)."""
+        key = (dataset, model)
+        if key in self._base:
+            return self._base[key]
+        from ..data import SPLITS
+
+        if dataset in HH_DATASETS:
+            if self.loader is not None:
+                raw = {sp: self.loader(dataset, model, sp) for sp in SPLITS}
+            else:
+                from ..features import load_features
+
+                raw = {sp: load_features(model, dataset, sp, root=self.cfg.features_root,
+                                         data_root=self.cfg.data_root, progress=self.progress)
+                       for sp in SPLITS}
+            c = self._cut(raw["train_gt"]["chosen"]).astype(np.float64)
+            r = self._cut(raw["train_gt"]["rejected"]).astype(np.float64)
+            sd = np.concatenate([c, r]).std(axis=0)
+            sd = np.where(sd > 0, sd, 1.0)
+            out = {sp: (self._cut(raw[sp]["chosen"]).astype(np.float64)
+                        - self._cut(raw[sp]["rejected"]).astype(np.float64)) / sd for sp in SPLITS}
+        else:
+            from ..features import features_for_texts
+
+            splits = self._vader_splits()
+            h = {sp: self._cut(features_for_texts(
+                     model, splits[sp].texts, dataset=f"vader-s{self.cfg.vader_seed}-{sp}",
+                     progress=self.progress)).astype(np.float64) for sp in SPLITS}
+            mu = h["train_gt"].mean(axis=0)
+            sd = h["train_gt"].std(axis=0)
+            sd = np.where(sd > 0, sd, 1.0)
+            out = {sp: np.hstack([(h[sp] - mu) / sd, np.ones((h[sp].shape[0], 1))]) for sp in SPLITS}
+        self._base[key] = out
+        return out
+
+    def signs(self, dataset: str, split: str, seed: int, n: int) -> np.ndarray:
+        """Slot signs ``+-1`` of a split for a run seed (all ``+1`` for VADER)."""
+        if dataset not in HH_DATASETS:
+            return np.ones(n)
+        from ..data import preference_slots
+
+        return preference_slots(n, derive_seed(seed, "slots", dataset, split)).astype(np.float64) * 2 - 1
+
+    def labels(self, dataset: str, split: str, seed: int) -> np.ndarray:
+        """Integer labels ``(n,)`` of a split under a run seed."""
+        if dataset in HH_DATASETS:
+            n = self._n(dataset)
+            return ((self.signs(dataset, split, seed, n) + 1) / 2).astype(np.int64)
+        return self._cut(self._vader_splits()[split].labels).astype(np.int64)
+
+    def _n(self, dataset: str) -> int:
+        from ..data import N_ROWS
+
+        n = N_ROWS if dataset in HH_DATASETS else len(self._vader_splits()["test"].labels)
+        return n if self.cfg.n_rows is None else min(n, self.cfg.n_rows)
+
+    def rows(self, dataset: str, model: str, split: str, seed: int) -> np.ndarray:
+        """The task's rows ``(n, d)`` (float64) for a run seed."""
+        b = self.base(dataset, model)[split]
+        return b * self.signs(dataset, split, seed, b.shape[0])[:, None]
+
+    def probs(self, dataset: str, model: str, split: str, seed: int, w: np.ndarray) -> np.ndarray:
+        """Head probabilities ``sigmoid(rows @ w)`` in float64."""
+        from ..training import predict_proba
+
+        b = self.base(dataset, model)[split]
+        s = self.signs(dataset, split, seed, b.shape[0])
+        z = s * (b @ np.asarray(w, dtype=np.float64))
+        return predict_proba(z[:, None], np.ones(1))
+
+
+# ============================================================================= weight cache
+def _save_weights(path: Path, weights: dict, meta: dict) -> None:
+    from ..sweep import atomic_write_bytes
+
+    keys = sorted(weights)
+    buf = io.BytesIO()
+    np.savez(buf, keys=np.array(keys), meta=np.array(json.dumps(meta)),
+             **{f"w{i}": np.asarray(weights[k], dtype=np.float64) for i, k in enumerate(keys)})
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_weights(path: Path) -> tuple[dict, dict]:
+    if not path.is_file():
+        return {}, {}
+    try:
+        with np.load(path) as z:
+            keys = [str(k) for k in z["keys"]]
+            meta = json.loads(str(z["meta"]))
+            return {k: z[f"w{i}"].copy() for i, k in enumerate(keys)}, meta
+    except Exception:  # noqa: BLE001 - a broken cache is rebuilt
+        return {}, {}
+
+
+def _head_key(cfg: RealConfig, seed: int, **coords) -> str:
+    from ..sweep import run_key
+
+    return run_key({**_protocol_dict(cfg), **coords}, seed=int(seed))
+
+
+# ============================================================================= phases
+def _teacher_specs(cfg: RealConfig, runs: list[Run]) -> list[tuple]:
+    """Unique weak and ceiling heads of the runs: ``[(key, role, dataset, model, seed)]``."""
+    seen, out = set(), []
+    for r in runs:
+        for role, model in (("weak", r.weak), ("ceiling", r.strong)):
+            t = (role, r.dataset, model, r.seed)
+            if t not in seen:
+                seen.add(t)
+                out.append((_head_key(cfg, r.seed, role=role, dataset=r.dataset, model=model), *t))
+    return out
+
+
+def train_teachers(cfg: RealConfig, runs: list[Run], bank: FeatureBank, cache: Path,
+                   progress: bool = True) -> tuple[dict, dict]:
+    """Weak heads (on ``train_gt``) and ceilings (on ``train_w2s``), one batched computation.
+
+    Returns ``({(role, dataset, model, seed): weights}, meta)``.
+    """
+    from ..training import HeadSpec, train_heads
+
+    todo = _teacher_specs(cfg, runs)
+    path = cache / "teachers.npz"
+    stored, meta = _load_weights(path)
+    if all(k in stored for k, *_ in todo):
+        return {tuple(t): stored[k] for k, *t in todo}, meta
+    groups, specs, targets, gindex = [], [], [], {}
+    for k, role, ds, model, seed in todo:
+        split = "train_gt" if role == "weak" else "train_w2s"
+        gk = (ds, model, split, seed)
+        if gk not in gindex:
+            gindex[gk] = len(groups)
+            groups.append(bank.rows(ds, model, split, seed))
+        specs.append(HeadSpec("forward_ce", False, derive_seed(seed, role, ds, model), gindex[gk]))
+        targets.append(bank.labels(ds, split, seed).astype(np.float64))
+    res = train_heads(groups, np.stack(targets), specs, cfg.train, device=cfg.device,
+                      progress=progress, num_threads=cfg.threads or None)
+    meta = {"wall_s": res.wall_s, "n_heads": len(specs), "device": res.device}
+    weights = {k: w for (k, *_), w in zip(todo, res.weights)}
+    _save_weights(path, {**stored, **weights}, meta)
+    return {tuple(t): w for (k, *t), w in zip(todo, res.weights)}, meta
+
+
+def weak_labels(cfg: RealConfig, bank: FeatureBank, teachers: dict, dataset: str, weak: str,
+                seed: int, noise: float) -> np.ndarray:
+    """The weak model's soft labels on ``train_w2s``, with a fraction ``noise`` corrupted."""
+    from ..noise import corrupt_binary
+
+    w = teachers[("weak", dataset, weak, seed)]
+    p = bank.probs(dataset, weak, "train_w2s", seed, w)
+    if noise == 0.0:
+        return p
+    return corrupt_binary(p, noise, a=cfg.noise_a, rng=derive_seed(seed, "noise", dataset, weak, noise))
+
+
+def train_students(cfg: RealConfig, runs: list[Run], bank: FeatureBank, teachers: dict,
+                   cache: Path, progress: bool = True) -> tuple[dict, dict]:
+    """Every student of the sweep in one batched computation; ``({run.key: weights}, meta)``."""
+    from ..training import HeadSpec, train_heads
+
+    path = cache / "students.npz"
+    stored, meta = _load_weights(path)
+    if all(r.key in stored for r in runs):
+        return {r.key: stored[r.key] for r in runs}, meta
+    groups, gindex, specs, targets, tcache = [], {}, [], [], {}
+    for r in runs:
+        gk = (r.dataset, r.strong, r.seed)
+        if gk not in gindex:
+            gindex[gk] = len(groups)
+            groups.append(bank.rows(r.dataset, r.strong, "train_w2s", r.seed))
+        tk = (r.dataset, r.weak, r.seed, r.noise)
+        if tk not in tcache:
+            tcache[tk] = weak_labels(cfg, bank, teachers, *tk)
+        specs.append(HeadSpec(r.loss, r.confidence, derive_seed(r.seed, "student", r.dataset),
+                              gindex[gk]))
+        targets.append(tcache[tk])
+    res = train_heads(groups, np.stack(targets), specs, cfg.train, device=cfg.device,
+                      progress=progress, num_threads=cfg.threads or None)
+    meta = {"wall_s": res.wall_s, "n_heads": len(specs), "device": res.device}
+    weights = {r.key: w for r, w in zip(runs, res.weights)}
+    _save_weights(path, weights, meta)
+    return weights, meta
+
+
+# ============================================================================= evaluation
+def _pca_basis(x: np.ndarray, r: int) -> np.ndarray:
+    """Top-``r`` right singular vectors of the centred rows, ``(d, r)``; signs fixed so that
+    the largest-magnitude entry of each vector is positive."""
+    xc = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(xc, full_matrices=False)
+    v = vt[:r].T.copy()
+    i = np.abs(v).argmax(axis=0)
+    v *= np.sign(v[i, np.arange(v.shape[1])])
+    return v
+
+
+def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
+                   cache: Path) -> dict:
+    """Convex-head columns for a run's group (cached as JSON per group)."""
+    from ..bounds import lemma1, theorem2
+    from ..divergences import smooth
+    from ..heads import fit_convex_head
+    from ..metrics import accuracy, auroc
+    from ..sweep import atomic_write_text
+
+    key = _head_key(cfg, run.seed, role="convex", dataset=run.dataset, weak=run.weak,
+                    strong=run.strong, noise=run.noise)
+    path = cache / "convex" / f"{key}.json"
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except ValueError:
+            pass
+    g = cfg.gamma
+    xs = bank.rows(run.dataset, run.strong, "train_w2s", run.seed)
+    xt = bank.rows(run.dataset, run.strong, "test", run.seed)
+    r = cfg.convex.pca_dim
+    if r and r < xs.shape[1]:
+        v = _pca_basis(xs, r)
+        xs, xt = xs @ v, xt @ v
+    y_fit = bank.labels(run.dataset, "train_w2s", run.seed).astype(np.float64)
+    y_test = bank.labels(run.dataset, "test", run.seed).astype(np.float64)
+    yw = smooth(weak_labels(cfg, bank, teachers, run.dataset, run.weak, run.seed, run.noise), g)
+    pw_test = smooth(bank.probs(run.dataset, run.weak, "test", run.seed,
+                                teachers[("weak", run.dataset, run.weak, run.seed)]), g)
+    t0 = time.perf_counter()
+    ceil = fit_convex_head(xs, y_fit, divergence="forward_kl", gamma=g)
+    ceil_test = ceil.predict(xt)
+    out = {"cvx_dim": int(xs.shape[1]), "cvx_ceiling_status": ceil.report.status,
+           "cvx_ceiling_acc": accuracy(y_test.astype(int), ceil_test)}
+    for div in cfg.convex.divergences:
+        tag = "cvx_rkl" if div == "reverse_kl" else "cvx_fkl"
+        h = fit_convex_head(xs, yw, divergence=div, gamma=g)
+        tol = h.theorem2_tolerance(ceil.probs)
+        t_fit_c = theorem2(ceil.probs, yw, h.probs, tol=tol)
+        t_fit_t = theorem2(y_fit, yw, h.probs, tol=tol)
+        ph = h.predict(xt)
+        t_test_t = theorem2(y_test, pw_test, ph)
+        t_test_c = theorem2(ceil_test, pw_test, ph)
+        l1 = lemma1(y_test, pw_test, ph, g)
+        out.update({
+            f"{tag}_status": h.report.status,
+            f"{tag}_duality_gap": h.report.duality_gap,
+            f"{tag}_acc": accuracy(y_test.astype(int), ph),
+            f"{tag}_auroc": auroc(y_test.astype(int), ph),
+            f"{tag}_d_reverse_fit": t_fit_c.d_reverse,
+            f"{tag}_t2fit_ceil_slack": t_fit_c.slack,
+            f"{tag}_t2fit_ceil_tol": tol,
+            f"{tag}_t2fit_ceil_holds": t_fit_c.holds,
+            f"{tag}_t2fit_truth_slack": t_fit_t.slack,
+            f"{tag}_t2test_truth_slack": t_test_t.slack,
+            f"{tag}_t2test_ceil_slack": t_test_c.slack,
+            f"{tag}_l1test_gap": l1.gap,
+            f"{tag}_l1test_holds": l1.holds,
+            f"{tag}_test_outside": h.fraction_outside(xt),
+        })
+    out["cvx_wall_s"] = time.perf_counter() - t0
+    out = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in out.items()}
+    atomic_write_text(path, json.dumps(out, sort_keys=True))
+    return out
+
+
+def evaluate_run(cfg: RealConfig, bank: FeatureBank, teachers: dict, students: dict,
+                 run: Run) -> dict:
+    """The result columns of one student run (metrics and bound checks; no provenance)."""
+    from ..bounds import lemma1, theorem2
+    from ..divergences import smooth
+    from ..metrics import accuracy, auroc, disagreement_rate, ece, pgr
+
+    g = cfg.gamma
+    ds, sd = run.dataset, run.seed
+    y_test = bank.labels(ds, "test", sd)
+    y_fit = bank.labels(ds, "train_w2s", sd)
+    ww = teachers[("weak", ds, run.weak, sd)]
+    wc = teachers[("ceiling", ds, run.strong, sd)]
+    ws = students[run.key]
+    pw = bank.probs(ds, run.weak, "test", sd, ww)
+    pc = bank.probs(ds, run.strong, "test", sd, wc)
+    ps = bank.probs(ds, run.strong, "test", sd, ws)
+    pc_fit = bank.probs(ds, run.strong, "train_w2s", sd, wc)
+    ps_fit = bank.probs(ds, run.strong, "train_w2s", sd, ws)
+    yw = weak_labels(cfg, bank, teachers, ds, run.weak, sd, run.noise)
+    acc_w, acc_c, acc_s = accuracy(y_test, pw), accuracy(y_test, pc), accuracy(y_test, ps)
+    row = {
+        "n_test": int(y_test.size), "n_fit": int(y_fit.size),
+        "weak_acc": acc_w, "weak_auroc": auroc(y_test, pw), "weak_ece": ece(y_test, pw),
+        "ceiling_acc": acc_c, "ceiling_auroc": auroc(y_test, pc), "ceiling_ece": ece(y_test, pc),
+        "student_acc": acc_s, "student_auroc": auroc(y_test, ps), "student_ece": ece(y_test, ps),
+        "pgr": pgr(acc_s, acc_w, acc_c),
+        "weak_label_acc": accuracy(y_fit, yw),
+        "student_fit_acc": accuracy(y_fit, ps_fit),
+        "disagree_rate": disagreement_rate(ps, pw),
+    }
+    fw, fs = smooth(pw, g), smooth(ps, g)
+    l1 = lemma1(y_test.astype(np.float64), fw, fs, g)
+    row.update({f"l1_{k}": v for k, v in l1.to_dict().items() if k not in ("gamma", "n")})
+    for tag, fstar in (("truth", y_test.astype(np.float64)), ("ceil", pc)):
+        t = theorem2(fstar, fw, fs, tol=0.0)
+        row[f"t2test_{tag}_slack"] = t.slack
+        row[f"t2test_{tag}_risk_weak"] = t.risk_weak
+        row[f"t2test_{tag}_risk_strong"] = t.risk_strong
+        row[f"t2test_{tag}_holds"] = t.holds
+    row["t2test_d_reverse"] = t.d_reverse
+    fwf, fsf = smooth(yw, g), smooth(ps_fit, g)
+    for tag, fstar in (("truth", y_fit.astype(np.float64)), ("ceil", pc_fit)):
+        t = theorem2(fstar, fwf, fsf, tol=0.0)
+        row[f"t2fit_{tag}_slack"] = t.slack
+        row[f"t2fit_{tag}_holds"] = t.holds
+    row["t2fit_d_reverse"] = t.d_reverse
+    return row
+
+
+# ============================================================================= provenance
+def _git_commit() -> str:
+    from ..data import project_root
+
+    try:
+        root = project_root()
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        return (head or "unknown") + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine_name() -> str:
+    """``<cpu model> (<n> cpu), <os>`` of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu} ({os.cpu_count()} cpu), {platform.system()} {platform.machine()}"
+
+
+# ============================================================================= sweep
+def run_sweep(cfg: RealConfig, *, out: str | os.PathLike | None = None, progress: bool = True,
+              config_file: str = "", after_row: Callable[[dict], None] | None = None,
+              bank: FeatureBank | None = None):
+    """Run (or resume) a sweep; returns the result table as a DataFrame.
+
+    Rows already in the table are skipped; trained weights are cached under
+    ``cfg.cache_path()/<name>-<hash>``; each finished row is appended atomically,
+    then ``after_row(row)`` is called (tests use it to interrupt a sweep). ``bank``
+    replaces the default :class:`FeatureBank` (e.g. with features computed live).
+    """
+    with _blas_threads(cfg.threads):
+        return _run_sweep(cfg, out, progress, config_file, after_row, bank)
+
+
+class _blas_threads:
+    """Limit numpy's BLAS threads (threadpoolctl, when installed) and torch's CPU threads.
+
+    Small SVDs and matrix products are 100x slower with two BLAS threads than with one
+    when the cores are shared (measured: a 96 x 576 SVD, 2.7 s vs 0.02 s on this machine).
+    """
+
+    def __init__(self, n: int):
+        self.n = n or None
+        self._ctx = None
+        self._torch = None
+
+    def __enter__(self):
+        if self.n is None:
+            return self
+        try:
+            from threadpoolctl import threadpool_limits
+
+            self._ctx = threadpool_limits(limits=self.n)
+        except ImportError:  # pragma: no cover - optional
+            self._ctx = None
+        import torch
+
+        self._torch = torch.get_num_threads()
+        torch.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc):
+        if self._ctx is not None:
+            self._ctx.restore_original_limits()
+        if self._torch is not None:
+            import torch
+
+            torch.set_num_threads(self._torch)
+        return False
+
+
+def _run_sweep(cfg, out, progress, config_file, after_row, bank):
+    import torch
+
+    from ..sweep import ResultTable, run_key
+
+    path = Path(out) if out is not None else cfg.out_path()
+    table = ResultTable(path)
+    runs = enumerate_runs(cfg)
+    pending = [r for r in runs if not table.has(r.key)]
+    if not pending:
+        return table.frame()
+    sweep_hash = run_key({"runs": [r.key for r in runs]})
+    cache = cfg.cache_path() / f"{cfg.name}-{sweep_hash}"
+    cache.mkdir(parents=True, exist_ok=True)
+    bank = bank if bank is not None else FeatureBank(cfg, progress=progress)
+    teachers, tmeta = train_teachers(cfg, runs, bank, cache, progress)
+    students, smeta = train_students(cfg, runs, bank, teachers, cache, progress)
+    commit, machine = _git_commit(), machine_name()
+    it: Iterable = pending
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(pending, desc=f"{cfg.name}: evaluating", unit="run")
+    for run in it:
+        t0 = time.perf_counter()
+        row = {"run_key": run.key, "sweep": cfg.name, "dataset": run.dataset, "weak": run.weak,
+               "strong": run.strong, "strong_note": MODEL_NOTES.get(run.strong, ""),
+               "loss": run.loss, "confidence": run.confidence, "noise": run.noise,
+               "seed": run.seed, "gamma": cfg.gamma, "lr": cfg.train.lr,
+               "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size,
+               "train_dtype": cfg.train.dtype, "protocol": PROTOCOL_VERSION}
+        row.update(evaluate_run(cfg, bank, teachers, students, run))
+        if cfg.convex.enabled:
+            row.update(convex_results(cfg, bank, teachers, run, cache))
+        row.update({
+            "train_heads": smeta.get("n_heads"), "train_wall_s": smeta.get("wall_s"),
+            "eval_wall_s": time.perf_counter() - t0, "device": smeta.get("device"),
+            "machine": machine, "git_commit": commit, "torch_version": torch.__version__,
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "config_file": config_file,
+        })
+        row = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        table.append(row)
+        if after_row is not None:
+            after_row(row)
+    return table.frame()
+
+
+# ============================================================================= CLI
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="w2s-theory real",
+        description="Last-layer weak-to-strong sweep on LM features (HH-RLHF / VADER), each run "
+                    "with its Lemma 1 / Theorem 2 checks; resumable. Config: a TOML file "
+                    "(see experiments/real/*.toml).")
+    p.add_argument("--config", required=True, help="TOML config file")
+    p.add_argument("--out", help="result table (CSV); default: the config's 'out'")
+    p.add_argument("--seeds", help="override the seeds, e.g. 0,1,2")
+    p.add_argument("--n-rows", type=int, help="use only the first N rows of every split")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), help="head-training device")
+    p.add_argument("--data-dir", help="HH-RLHF folder (default ../shared/data/hh_rlhf or "
+                                      "$W2S_HH_RLHF_DIR)")
+    p.add_argument("--features-dir", help="prebuilt features folder (default ../shared/features "
+                                          "or $W2S_FEATURES_DIR)")
+    p.add_argument("--cache-dir", help="cache of head weights and convex fits")
+    p.add_argument("--no-convex", action="store_true", help="skip the convex heads")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``w2s-theory real``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        cfg = RealConfig.from_toml(args.config)
+        over = {}
+        if args.seeds:
+            over["seeds"] = tuple(int(s) for s in args.seeds.split(","))
+        if args.n_rows is not None:
+            over["n_rows"] = args.n_rows
+        if args.device:
+            over["device"] = args.device
+        if args.data_dir:
+            over["data_root"] = args.data_dir
+        if args.features_dir:
+            over["features_root"] = args.features_dir
+        if args.cache_dir:
+            over["cache"] = args.cache_dir
+        if args.no_convex:
+            over["convex"] = replace(cfg.convex, enabled=False)
+        cfg = replace(cfg, **over)
+    except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
+        print(f"w2s-theory real: {exc}", file=sys.stderr)
+        return 2
+    runs = enumerate_runs(cfg)
+    out = Path(args.out) if args.out else cfg.out_path()
+    if args.dry_run:
+        print(f"{cfg.name}: {len(runs)} runs -> {out}")
+        for r in runs:
+            print(f"  {r.key} {r.dataset} {r.weak} -> {r.strong} seed={r.seed} noise={r.noise} "
+                  f"{r.loss}{' +conf' if r.confidence else ''}")
+        return 0
+    t0 = time.perf_counter()
+    df = run_sweep(cfg, out=out, progress=not args.quiet, config_file=str(args.config))
+    print(f"{cfg.name}: {len(df)} rows in {out} ({time.perf_counter() - t0:.1f} s)")
+    return 0
