@@ -1,0 +1,654 @@
+"""``w2s-theory synthetic --config FILE``: resumable sweeps over synthetic W2SG instances.
+
+A sweep (one TOML file, :class:`SweepConfig`) is a set of *runs*; a run is one
+``(instance config, seed, method)``: draw the instance
+(:func:`w2s_theory.synthetic.make_instance`), fit the strong head on the ``w2s``
+split with the method, and record one row (:func:`evaluate`): the risks, the two
+disagreements, Theorem 2's slack (both forms) and its tolerance, the dual
+statement's equality error, every stage of Lemma 1, the test accuracy and risk,
+and the fit's solver status and accuracy. Rows go to a resumable
+:class:`w2s_theory.sweep.ResultTable` (CSV, one row per run), so a killed sweep
+resumes where it stopped; then the sweep's figures are drawn.
+
+Methods are ``"<head>/<loss>"``: ``convex/reverse_kl``, ``convex/forward_kl`` (the exact
+projections onto the mixture-convex class), ``softmax/<loss>`` (tight fit) and
+``minibatch/<loss>`` (one epoch of Adam, batch 16 by default) for the four losses.
+
+TOML layout (see ``experiments/synthetic/*.toml``)::
+
+    [sweep]
+    name = "theorem2"            # figure names: figures/synthetic_<name>*.png
+    kind = "theorem2"            # theorem2 | dual | lemma1 | curve  (which figures)
+    seeds = 200                  # an int n (seeds 0..n-1) or a list
+    methods = ["convex/reverse_kl"]
+    results = "experiments/synthetic/results/theorem2.csv"
+    x = "noise_frac"             # curve sweeps: the grid parameter on the x axis
+    [base]                       # SyntheticConfig fields
+    [random]                     # per-seed random fields: [lo, hi] or {choices = [...]}
+    [grid]                       # cartesian product: field = [values]
+    [minibatch]                  # optimizer, lr, batch_size, epochs
+    [[variant]]                  # name, methods (optional), [variant.overrides]
+    [ci]                         # overrides for the CI-size run (--ci): seeds, base, grid
+
+Row conventions: everything on the ``w2s`` split (the population the head is fitted on,
+where the theorems hold exactly) unless prefixed ``test_``. Lemma 1 is evaluated for the
+γ-smoothed student ``(1 - kγ) F_sw + γ`` (its assumption, met by smoothing); test risks
+are of γ-smoothed predictions too (softmax outputs can round to 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from ..synthetic import SyntheticConfig, config_from_dict, make_instance
+
+__all__ = [
+    "SweepConfig",
+    "Variant",
+    "load_sweep_config",
+    "sweep_config_from_dict",
+    "expand_runs",
+    "fit_method",
+    "evaluate",
+    "run_sweep",
+    "summarize_theorem2",
+    "summarize_dual",
+    "summarize_lemma1",
+    "summarize_curve",
+    "plot_theorem2",
+    "plot_dual",
+    "plot_lemma1",
+    "plot_curve",
+    "make_figures",
+    "main",
+]
+
+HEADS = ("convex", "softmax", "minibatch")
+LOSSES = ("forward_kl", "reverse_kl", "forward_ce", "reverse_ce")
+KINDS = ("theorem2", "dual", "lemma1", "curve")
+#: Tolerance floor for non-convex heads (no certificate exists; absorbs round-off only).
+SOFTMAX_TOL_FLOOR = 1e-9
+
+
+# ----------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class Variant:
+    """A named change of the base config, with its own methods (default: the sweep's)."""
+
+    name: str = "default"
+    overrides: dict = field(default_factory=dict)
+    methods: tuple = ()
+
+
+@dataclass(frozen=True)
+class MinibatchConfig:
+    """The practical regime's optimiser settings (see :func:`w2s_theory.heads.fit_head_minibatch`)."""
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    batch_size: int = 16
+    epochs: int = 1
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A synthetic sweep, as read from TOML.
+
+    Attributes:
+        name: figure/result name. kind: ``theorem2``, ``dual``, ``lemma1`` or ``curve``.
+        base: the :class:`~w2s_theory.synthetic.SyntheticConfig` every run starts from.
+        seeds: the seeds (instances) to run.
+        methods: default methods ``"<head>/<loss>"``.
+        variants: named overrides of ``base`` with their methods.
+        random: per-seed random draws of base fields: ``[lo, hi]`` (int if both ints,
+            inclusive) or ``{"choices": [...]}``.
+        grid: field -> list of values, run as a cartesian product.
+        minibatch: :class:`MinibatchConfig`.
+        results: CSV path of the result table. x: the x-axis field of ``curve`` sweeps.
+        figures_dir: where figures go.
+    """
+
+    name: str
+    kind: str
+    base: SyntheticConfig
+    seeds: tuple
+    methods: tuple
+    variants: tuple = (Variant(),)
+    random: dict = field(default_factory=dict)
+    grid: dict = field(default_factory=dict)
+    minibatch: MinibatchConfig = MinibatchConfig()
+    results: str = "results.csv"
+    x: str = ""
+    figures_dir: str = "figures"
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind: must be one of {KINDS}, got {self.kind!r}")
+        for v in self.variants:
+            for m in (v.methods or self.methods):
+                _parse_method(m)
+        if not self.seeds:
+            raise ValueError("seeds: need at least one seed")
+        if self.kind == "curve" and self.x not in self.grid:
+            raise ValueError(f"x: a curve sweep needs x to name a grid field, got {self.x!r} "
+                             f"(grid: {sorted(self.grid)})")
+
+
+def _parse_method(m: str):
+    head, _, loss = str(m).partition("/")
+    if head not in HEADS or loss not in LOSSES or (head == "convex" and
+                                                  loss not in ("reverse_kl", "forward_kl")):
+        raise ValueError(f"methods: {m!r} is not '<head>/<loss>' with head in {HEADS} and loss in "
+                         f"{LOSSES} (convex: reverse_kl or forward_kl)")
+    return head, loss
+
+
+def _deep_update(d: dict, upd: dict) -> dict:
+    out = dict(d)
+    for key, val in upd.items():
+        if isinstance(val, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_update(out[key], val)
+        else:
+            out[key] = val
+    return out
+
+
+def sweep_config_from_dict(raw: dict, *, ci: bool = False, root: Path | None = None) -> SweepConfig:
+    """Build a :class:`SweepConfig` from a TOML-like dict; ``ci=True`` applies ``[ci]``.
+
+    Relative ``results`` / ``figures_dir`` paths are resolved against ``root``.
+
+    Example:
+        >>> cfg = sweep_config_from_dict({"sweep": {"name": "t", "kind": "theorem2", "seeds": 3,
+        ...     "methods": ["convex/reverse_kl"]}, "base": {"truth": "affine", "truth_scale": 0.9}})
+        >>> cfg.seeds, cfg.base.truth
+        ((0, 1, 2), 'affine')
+    """
+    raw = dict(raw)
+    ci_upd = raw.pop("ci", {})
+    if ci:
+        raw = _deep_update(raw, {k: v for k, v in ci_upd.items() if k != "seeds"})
+        if "seeds" in ci_upd:
+            raw.setdefault("sweep", {})
+            raw["sweep"] = {**raw["sweep"], "seeds": ci_upd["seeds"]}
+    known = {"sweep", "base", "random", "grid", "minibatch", "variant"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"config: unknown tables {unknown}; known: {sorted(known | {'ci'})}")
+    sw = dict(raw.get("sweep", {}))
+    for req in ("name", "kind"):
+        if req not in sw:
+            raise ValueError(f"sweep.{req}: required")
+    seeds = sw.get("seeds", 1)
+    seeds = tuple(range(seeds)) if isinstance(seeds, int) else tuple(int(s) for s in seeds)
+    base = config_from_dict(raw.get("base", {}))
+    names = {f.name for f in fields(SyntheticConfig)}
+    for tbl in ("random", "grid"):
+        bad = sorted(set(raw.get(tbl, {})) - names)
+        if bad:
+            raise ValueError(f"{tbl}: unknown SyntheticConfig fields {bad}")
+    variants = tuple(Variant(name=v.get("name", f"v{i}"), overrides=dict(v.get("overrides", {})),
+                             methods=tuple(v.get("methods", ())))
+                     for i, v in enumerate(raw.get("variant", []))) or (Variant(),)
+    for v in variants:
+        bad = sorted(set(v.overrides) - names)
+        if bad:
+            raise ValueError(f"variant {v.name}: unknown SyntheticConfig fields {bad}")
+    mb = MinibatchConfig(**raw.get("minibatch", {}))
+    root = Path(root) if root is not None else Path.cwd()
+    results = sw.get("results", f"experiments/synthetic/results/{sw['name']}.csv")
+    if ci and "results" not in ci_upd.get("sweep", {}):
+        results = str(Path(results).with_name(Path(results).stem + "_ci.csv"))
+    return SweepConfig(
+        name=str(sw["name"]), kind=str(sw["kind"]), base=base, seeds=seeds,
+        methods=tuple(sw.get("methods", ())), variants=variants,
+        random=dict(raw.get("random", {})), grid=dict(raw.get("grid", {})), minibatch=mb,
+        results=str(root / results), x=str(sw.get("x", "")),
+        figures_dir=str(root / sw.get("figures_dir", "figures")),
+    )
+
+
+def load_sweep_config(path, *, ci: bool = False, root=None) -> SweepConfig:
+    """Read a sweep TOML file (paths inside resolve against ``root``, default: the cwd)."""
+    path = Path(path)
+    with open(path, "rb") as fh:
+        raw = tomllib.load(fh)
+    return sweep_config_from_dict(raw, ci=ci, root=root)
+
+
+# ----------------------------------------------------------------------------- runs
+def _draw_random(spec: dict, seed: int) -> dict:
+    """Per-seed random base fields (own RNG stream, independent of the instance's)."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5EED]))
+    out = {}
+    for key in sorted(spec):
+        s = spec[key]
+        if isinstance(s, dict):
+            choices = list(s["choices"])
+            out[key] = choices[int(rng.integers(len(choices)))]
+        else:
+            lo, hi = s
+            if isinstance(lo, int) and isinstance(hi, int):
+                out[key] = int(rng.integers(lo, hi + 1))
+            else:
+                out[key] = float(rng.uniform(lo, hi))
+    return out
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run: an instance config, a seed, a variant name, a method, and its key."""
+
+    config: SyntheticConfig
+    seed: int
+    variant: str
+    method: str
+    key: str
+
+
+def expand_runs(cfg: SweepConfig) -> list[Run]:
+    """All runs of a sweep, in a fixed order (seed, grid point, variant, method)."""
+    from ..sweep import run_key
+
+    runs = []
+    grid_keys = sorted(cfg.grid)
+    points = list(itertools.product(*(cfg.grid[k] for k in grid_keys))) or [()]
+    for seed in cfg.seeds:
+        drawn = _draw_random(cfg.random, seed)
+        for pt in points:
+            for var in cfg.variants:
+                upd = {**drawn, **dict(zip(grid_keys, pt)), **var.overrides}
+                if "d_weak" in upd or "d_strong" in upd:
+                    d_s = upd.get("d_strong", cfg.base.d_strong)
+                    upd["d_weak"] = min(upd.get("d_weak", cfg.base.d_weak), d_s)
+                c = cfg.base.replace(**upd)
+                for m in (var.methods or cfg.methods):
+                    head, _ = _parse_method(m)
+                    extra = {"mb": vars(cfg.minibatch)} if head == "minibatch" else {}
+                    key = run_key(c.to_dict(), seed=seed, method=m, **extra)
+                    runs.append(Run(config=c, seed=int(seed), variant=var.name, method=m, key=key))
+    return runs
+
+
+def fit_method(method: str, features, weak_probs, *, gamma: float,
+               minibatch: MinibatchConfig = MinibatchConfig(), seed: int = 0):
+    """Fit the strong head of ``method`` (``"<head>/<loss>"``) on ``(features, weak_probs)``."""
+    from ..heads import fit_convex_head, fit_head_minibatch, fit_softmax_head
+
+    head, loss = _parse_method(method)
+    if head == "convex":
+        return fit_convex_head(features, weak_probs, divergence=loss, gamma=gamma)
+    if head == "softmax":
+        return fit_softmax_head(features, weak_probs, loss=loss)
+    return fit_head_minibatch(features, weak_probs, loss=loss, optimizer=minibatch.optimizer,
+                              lr=minibatch.lr, batch_size=minibatch.batch_size,
+                              epochs=minibatch.epochs, seed=seed)
+
+
+def _pred_class(p: np.ndarray) -> np.ndarray:
+    return (p > 0.5).astype(int) if p.ndim == 1 else p.argmax(axis=1)
+
+
+def evaluate(inst, method: str, head) -> dict:
+    """One result row for a fitted head on an instance (see the module docstring)."""
+    from ..bounds import lemma1, theorem2
+    from ..divergences import kl, smooth
+
+    cfg = inst.config
+    g = cfg.gamma
+    fs, fw, fsw = inst.w2s.f_star, inst.weak_probs, head.probs
+    hname, loss = _parse_method(method)
+    rep = head.report
+    # Theorem 2 needs strictly positive predictions; a softmax head can round to 0 or 1.
+    fsw_pos = fsw if hname == "convex" else _clip_open(fsw)
+    if hname == "convex":
+        tol = head.theorem2_tolerance(fs)
+    else:
+        tol = SOFTMAX_TOL_FLOOR + float(rep.grad_norm)
+    t2 = theorem2(fs, fw, fsw_pos, tol=tol)
+    d_fwd = float(kl(fw, fsw_pos).mean())
+    r_w, r_s = float(kl(fs, fw).mean()), float(kl(fs, fsw_pos).mean())
+    slack_fwd = r_w - d_fwd - r_s
+    # dual statement: L(F_sw, F*) = L(F_w, F*) - d_fwd (forward KL, softmax class, F* in it)
+    rev_w = float(kl(fw, fs).mean()) if float(np.min(fs)) > 0 else math.inf
+    rev_s = float(kl(fsw_pos, fs).mean()) if float(np.min(fs)) > 0 else math.inf
+    dual_err = abs(rev_s - (rev_w - d_fwd)) / rev_w if math.isfinite(rev_w) and rev_w > 0 \
+        else math.nan
+    l1 = lemma1(fs, fw, smooth(fsw_pos, g), gamma=g)
+    # test split
+    pt = head.predict(inst.test.h_strong)
+    pt_s = smooth(_clip_open(pt), g)
+    row = {
+        "variant": None, "method": method, "head": hname, "loss": loss,
+        "risk_weak": r_w, "risk_strong": r_s, "d_forward": d_fwd, "d_reverse": t2.d_reverse,
+        "slack_rev": t2.slack, "slack_fwd": slack_fwd, "tol": float(tol),
+        "holds_rev": bool(t2.slack >= -tol), "holds_fwd": bool(slack_fwd >= -tol),
+        "rev_risk_weak": rev_w, "rev_risk_strong": rev_s, "dual_rel_err": dual_err,
+        "l1_gap": l1.gap, "l1_data_dependent": l1.data_dependent_bound, "l1_tv": l1.tv_bound,
+        "l1_sqrt_forward": l1.sqrt_bound_forward, "l1_sqrt_reverse": l1.sqrt_bound_reverse,
+        "l1_holds": bool(l1.holds),
+        "test_acc_strong": float(np.mean(_pred_class(pt) == inst.test.labels)),
+        "test_acc_weak": float(np.mean(_pred_class(inst.weak_test_probs) == inst.test.labels)),
+        "test_acc_bayes": float(np.mean(_pred_class(inst.test.f_star) == inst.test.labels)),
+        "test_risk_strong": float(kl(inst.test.f_star, pt_s).mean()),
+        "test_risk_weak": float(kl(inst.test.f_star, inst.weak_test_probs).mean()),
+        "test_frac_outside": (head.fraction_outside(inst.test.h_strong) if hname == "convex"
+                              else 0.0),
+        "fit_status": rep.status[:60], "fit_converged": bool(rep.converged),
+        "fit_objective": rep.objective, "fit_duality_gap": rep.duality_gap,
+        "fit_grad_norm": rep.grad_norm, "fit_complementarity": rep.complementarity,
+        "fit_max_violation": rep.max_violation, "fit_iterations": rep.iterations,
+        "fit_time_s": rep.solve_time, "noise_count": int(inst.noise_mask.sum()),
+        "weak_grad_norm": float(inst.weak_report.grad_norm),
+    }
+    return row
+
+
+def _clip_open(p: np.ndarray) -> np.ndarray:
+    """Keep probabilities strictly inside (0, 1) (float64 round-off of a saturated softmax)."""
+    tiny = 1e-300
+    if p.ndim == 1:
+        return np.clip(p, tiny, 1.0 - 1e-16)
+    q = np.maximum(p, tiny)
+    return q / q.sum(axis=1, keepdims=True)
+
+
+def run_sweep(cfg: SweepConfig, *, results: str | Path | None = None, limit: int | None = None,
+              progress: bool = True) -> dict:
+    """Run (or resume) a sweep; return ``{"table", "computed", "skipped", "seconds"}``.
+
+    Runs already in the result table are skipped; each finished run is appended
+    atomically. ``limit`` stops after that many *new* runs (used to test resuming).
+    """
+    from tqdm.auto import tqdm
+
+    from ..sweep import ResultTable
+
+    path = Path(results or cfg.results)
+    table = ResultTable(path)
+    runs = expand_runs(cfg)
+    todo = [r for r in runs if not table.has(r.key)]
+    computed, t0 = 0, time.perf_counter()
+    cache: dict = {}
+    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=f"synthetic:{cfg.name}",
+               disable=not progress, unit="run")
+    for r in todo:
+        if limit is not None and computed >= limit:
+            break
+        ikey = (r.config, r.seed)
+        if ikey not in cache:
+            cache.clear()                      # runs are ordered: keep one instance at a time
+            cache[ikey] = make_instance(r.config, r.seed)
+        inst = cache[ikey]
+        head = fit_method(r.method, inst.w2s.h_strong, inst.weak_probs, gamma=r.config.gamma,
+                          minibatch=cfg.minibatch, seed=r.seed)
+        row = {"run_key": r.key, "sweep": cfg.name, "seed": r.seed, **r.config.to_dict(),
+               **evaluate(inst, r.method, head)}
+        row["variant"] = r.variant
+        table.append(row)
+        computed += 1
+        bar.update(1)
+    bar.close()
+    return {"table": table, "computed": computed, "skipped": len(runs) - len(todo),
+            "seconds": time.perf_counter() - t0}
+
+
+# ----------------------------------------------------------------------------- summaries
+def _ci95(x) -> tuple[float, float]:
+    """Mean and half-width of a 95% t-interval."""
+    from scipy import stats
+
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return math.nan, math.nan
+    if len(x) == 1:
+        return float(x[0]), math.nan
+    return float(x.mean()), float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+
+
+def summarize_theorem2(df):
+    """Per (variant, method): instances, violations of both forms, slack quantiles, tolerances."""
+    import pandas as pd
+
+    rows = []
+    for (var, meth), g in df.groupby(["variant", "method"], sort=True):
+        viol_rev = g["slack_rev"] < -g["tol"]
+        viol_fwd = g["slack_fwd"] < -g["tol"]
+        rows.append({
+            "variant": var, "method": meth, "n": len(g),
+            "violations_rev": int(viol_rev.sum()), "frac_violations_rev": float(viol_rev.mean()),
+            "violations_fwd": int(viol_fwd.sum()), "frac_violations_fwd": float(viol_fwd.mean()),
+            "min_slack_rev": float(g["slack_rev"].min()),
+            "median_slack_rev": float(g["slack_rev"].median()),
+            "worst_violation_rev": float((-g["slack_rev"]).clip(lower=0).max()),
+            "worst_rel_violation_rev": float(((-g["slack_rev"]).clip(lower=0)
+                                              / g["risk_weak"]).max()),
+            "max_tol": float(g["tol"].max()),
+            "all_solved": bool((g["fit_status"].astype(str).str.startswith(
+                ("Solved", "lbfgs"))).all()),
+        })
+    return pd.DataFrame(rows)
+
+
+def summarize_dual(df):
+    """Per (variant, method): the dual statement's relative equality error (max, median)."""
+    import pandas as pd
+
+    rows = []
+    for (var, meth), g in df.groupby(["variant", "method"], sort=True):
+        e = g["dual_rel_err"].astype(float)
+        rows.append({"variant": var, "method": meth, "n": len(g),
+                     "max_rel_err": float(e.max()), "median_rel_err": float(e.median()),
+                     "frac_below_1e-6": float((e <= 1e-6).mean()),
+                     "max_grad_norm": float(g["fit_grad_norm"].max())})
+    return pd.DataFrame(rows)
+
+
+_STAGES = ("l1_data_dependent", "l1_tv", "l1_sqrt_forward", "l1_sqrt_reverse")
+
+
+def summarize_lemma1(df):
+    """Per method: quantiles of each stage / |gap| (the looseness), and whether all held."""
+    import pandas as pd
+
+    rows = []
+    for meth, g in df.groupby("method", sort=True):
+        gap = g["l1_gap"].abs()
+        r = {"method": meth, "n": len(g), "all_hold": bool(g["l1_holds"].all())}
+        for s in _STAGES:
+            ratio = (g[s] / gap)[gap > 0]
+            name = s.removeprefix("l1_")
+            r[f"{name}_median"] = float(ratio.median())
+            r[f"{name}_q10"] = float(ratio.quantile(0.1))
+            r[f"{name}_q90"] = float(ratio.quantile(0.9))
+        rows.append(r)
+    return pd.DataFrame(rows)
+
+
+def summarize_curve(df, x: str, metrics=("test_acc_strong", "test_risk_strong")):
+    """Mean and 95% t-interval half-width over seeds, per (method, x)."""
+    import pandas as pd
+
+    rows = []
+    for (meth, xv), g in df.groupby(["method", x], sort=True):
+        r = {"method": meth, x: xv, "n_seeds": int(g["seed"].nunique())}
+        for m in (*metrics, "test_acc_weak", "test_risk_weak"):
+            mean, hw = _ci95(g[m])
+            r[f"{m}_mean"], r[f"{m}_ci95"] = mean, hw
+        rows.append(r)
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- figures
+def _save(fig, path: Path, dpi: int = 110) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
+
+
+def plot_theorem2(df, title_extra: str = ""):
+    """Theorem 2 slack per (variant, method): signed-log strip plot with the violation fraction."""
+    import matplotlib.pyplot as plt
+
+    summ = summarize_theorem2(df)
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    labels = []
+    rng = np.random.default_rng(0)
+    for i, r in enumerate(summ.itertuples()):
+        g = df[(df["variant"] == r.variant) & (df["method"] == r.method)]
+        col = "slack_fwd" if r.method.startswith("convex/forward") else "slack_rev"
+        s = g[col].to_numpy()
+        viol = s < -g["tol"].to_numpy()
+        xs = i + rng.uniform(-0.25, 0.25, len(s))
+        ax.scatter(xs[~viol], s[~viol], s=8, color="tab:blue", alpha=0.6)
+        ax.scatter(xs[viol], s[viol], s=8, color="tab:red", alpha=0.8)
+        frac = viol.mean()
+        form = "d_fwd" if col == "slack_fwd" else "d_rev"
+        labels.append(f"{r.variant}\n{r.method}\n({form}) viol {frac:.0%}")
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_yscale("symlog", linthresh=1e-6)
+    ax.set_xticks(range(len(labels)), labels, fontsize=7)
+    ax.set_ylabel("slack  R(F_w) − d − R(F_sw)  [nats]")
+    n = df["seed"].nunique()
+    ax.set_title(f"Theorem 2 on the w2s split: slack ≥ −tol? ({n} instances; red = violation)"
+                 f"{title_extra}", fontsize=9)
+    return fig
+
+
+def plot_dual(df, title_extra: str = ""):
+    """Histogram (log10) of the dual statement's relative equality error per variant/method."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    bins = np.linspace(-18, 1, 39)
+    for (var, meth), g in df.groupby(["variant", "method"], sort=True):
+        e = np.log10(np.maximum(g["dual_rel_err"].astype(float).to_numpy(), 1e-18))
+        ax.hist(e, bins=bins, alpha=0.6, label=f"{var}: {meth} (n={len(g)})")
+    ax.axvline(-6, color="k", ls="--", lw=1, label="1e-6 target")
+    ax.set_xlabel("log10 relative error of  L(F_sw,F*) = L(F_w,F*) − d_fwd")
+    ax.set_ylabel("instances")
+    ax.set_title(f"Dual statement (forward KL, softmax head){title_extra}", fontsize=9)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_lemma1(df, title_extra: str = ""):
+    """Box plots of log10(stage / |gap|) for each loss and each stage of Lemma 1."""
+    import matplotlib.pyplot as plt
+
+    meths = sorted(df["method"].unique())
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    width = 0.8 / len(_STAGES)
+    colors = ["tab:green", "tab:blue", "tab:orange", "tab:red"]
+    for j, s in enumerate(_STAGES):
+        data = []
+        for m in meths:
+            g = df[df["method"] == m]
+            gap = g["l1_gap"].abs()
+            data.append(np.log10((g[s] / gap)[gap > 0].to_numpy()))
+        pos = np.arange(len(meths)) + (j - 1.5) * width
+        bp = ax.boxplot(data, positions=pos, widths=width * 0.9, patch_artist=True,
+                        showfliers=False)
+        for b in bp["boxes"]:
+            b.set_facecolor(colors[j])
+            b.set_alpha(0.6)
+        ax.plot([], [], color=colors[j], lw=6, alpha=0.6, label=s.removeprefix("l1_"))
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(range(len(meths)), meths, fontsize=8)
+    ax.set_ylabel("log10( bound / |R(F_sw) − R(F_w)| )")
+    n = df["seed"].nunique()
+    ax.set_title(f"Lemma 1 tightness: each stage over the exact gap ({n} instances; "
+                 f"C1 = 1/(γ√2), γ = {df['gamma'].iloc[0]:g}){title_extra}", fontsize=9)
+    ax.legend(fontsize=7, ncol=4)
+    return fig
+
+
+def plot_curve(df, x: str, title_extra: str = ""):
+    """Test accuracy and risk vs ``x`` for each method: mean and 95% CI over seeds."""
+    import matplotlib.pyplot as plt
+
+    summ = summarize_curve(df, x)
+    heads = sorted(df["head"].unique())
+    fig, axes = plt.subplots(len(heads), 2, figsize=(10, 3.4 * len(heads)), squeeze=False)
+    for i, h in enumerate(heads):
+        for j, (m, lab) in enumerate((("test_acc_strong", "test accuracy"),
+                                      ("test_risk_strong", "test risk  E KL(F*‖F) [nats]"))):
+            ax = axes[i, j]
+            for meth, g in summ[summ["method"].str.startswith(h + "/")].groupby("method"):
+                ax.errorbar(g[x], g[f"{m}_mean"], yerr=g[f"{m}_ci95"], capsize=3, marker="o",
+                            ms=3, label=meth.split("/")[1])
+            wk = summ.groupby(x)[m.replace("strong", "weak") + "_mean"].mean()
+            ax.plot(wk.index, wk.to_numpy(), "k--", lw=1, label="weak model")
+            ax.set_xlabel(x)
+            ax.set_ylabel(lab)
+            ax.set_title(f"{h} head", fontsize=9)
+            ax.legend(fontsize=7)
+    n = df["seed"].nunique()
+    fig.suptitle(f"Strong student on the test split vs {x} (mean ± 95% CI over {n} seeds)"
+                 f"{title_extra}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def make_figures(cfg: SweepConfig, df, *, suffix: str = "") -> list[Path]:
+    """Draw the sweep kind's figure and save it as ``figures/synthetic_<name><suffix>.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    extra = f" [{cfg.name}{suffix}]"
+    if cfg.kind == "theorem2":
+        fig = plot_theorem2(df, extra)
+    elif cfg.kind == "dual":
+        fig = plot_dual(df, extra)
+    elif cfg.kind == "lemma1":
+        fig = plot_lemma1(df, extra)
+    else:
+        fig = plot_curve(df, cfg.x, extra)
+    path = _save(fig, Path(cfg.figures_dir) / f"synthetic_{cfg.name}{suffix}.png")
+    plt.close(fig)
+    return [path]
+
+
+# ----------------------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> int:
+    """``w2s-theory synthetic --config FILE [--ci] [--results CSV] [--limit N] [--no-figures]``."""
+    p = argparse.ArgumentParser(prog="w2s-theory synthetic",
+                                description="Run a resumable synthetic W2SG sweep from a TOML "
+                                            "config, write its result table and figures.")
+    p.add_argument("--config", required=True, help="sweep TOML (see experiments/synthetic/)")
+    p.add_argument("--ci", action="store_true", help="apply the config's [ci] (small) overrides")
+    p.add_argument("--results", help="result CSV (default: the config's)")
+    p.add_argument("--figures-dir", help="figure folder (default: the config's, 'figures')")
+    p.add_argument("--limit", type=int, help="stop after this many new runs")
+    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    a = p.parse_args(argv)
+    try:
+        cfg = load_sweep_config(a.config, ci=a.ci)
+    except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
+        print(f"w2s-theory synthetic: {exc}", file=sys.stderr)
+        return 2
+    if a.figures_dir:
+        from dataclasses import replace
+
+        cfg = replace(cfg, figures_dir=a.figures_dir)
+    out = run_sweep(cfg, results=a.results, limit=a.limit, progress=not a.quiet)
+    df = out["table"].frame()
+    print(f"{cfg.name}: {out['computed']} new runs, {out['skipped']} already done, "
+          f"{out['seconds']:.1f} s -> {out['table'].path}")
+    if not a.no_figures and len(df):
+        for path in make_figures(cfg, df, suffix="_ci" if a.ci else ""):
+            print(f"figure: {path}")
+    return 0
