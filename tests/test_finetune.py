@@ -1,0 +1,463 @@
+"""Full fine-tuning: trainer, many-runs-at-once ensemble, resume, accelerate path, CLI, GPU script.
+
+Tiny random BERT models (2 layers, hidden 32) keep this file fast; the real
+tokenizer (all-MiniLM-L6-v2's) is used where tokenisation is what is tested.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from w2s_theory.ensemble import StackedBert, compatible, predict_ensemble, train_ensemble
+from w2s_theory.finetune import (FinetuneConfig, PlainEngine, RewardModel, TextTask, TokenizedTexts,
+                                 batch_order, build_model, embed_texts, init_head_, lr_multiplier,
+                                 make_engine, make_targets, mean_pool, predict, train)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# In pairwise mode r(A) - r(B) does not depend on the head bias nor on the last
+# LayerNorm's bias (both shift r(A) and r(B) alike): their gradients are round-off
+# that Adam rescales to lr-sized steps, so those two tensors are not compared.
+PAIR_INVARIANT = ("head.bias", "encoder.layer.1.output.LayerNorm.bias")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads cost more than they give on a shared CPU
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_backbone(seed: int = 0, vocab: int = 50):
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                     attention_probs_dropout_prob=0.0)
+    return BertModel(cfg, add_pooling_layer=False)
+
+
+def random_texts(rng, n, vocab=50, max_len=20):
+    lens = rng.integers(1, max_len, n)
+    ids = rng.integers(3, vocab, int(lens.sum()))
+    return TokenizedTexts(ids.astype(np.uint16), np.concatenate([[0], np.cumsum(lens)]), (1,), (2,), 0)
+
+
+@pytest.fixture(scope="module")
+def pair_task():
+    rng = np.random.default_rng(0)
+    n = 48
+    task = TextTask((random_texts(rng, n), random_texts(rng, n)), rng.integers(0, 2, n).astype(np.int8))
+    weak = rng.uniform(0.05, 0.95, n)
+    return task, weak
+
+
+def base_cfg(**kw):
+    d = dict(lr=1e-3, max_length=16, precision="fp32", batch_size=8)
+    d.update(kw)
+    return FinetuneConfig(**d)
+
+
+def max_weight_diff(a: dict, b: dict, skip=PAIR_INVARIANT) -> float:
+    return max((a[k] - b[k]).abs().max().item() for k in a if not k.endswith(skip))
+
+
+# ----------------------------------------------------------------------------- pieces
+def test_lr_multiplier_matches_cosine_formula():
+    T = 10
+    for t in range(T):
+        assert lr_multiplier(t, T) == pytest.approx(0.5 * (1 + math.cos(math.pi * t / T)), abs=1e-15)
+    # warm-up: w = 3 steps ramp 1/3, 2/3, 1 then cosine over the remaining 7
+    w = [lr_multiplier(t, T, "cosine", 0.3) for t in range(T)]
+    assert w[:3] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert w[3] == pytest.approx(1.0) and w[-1] == pytest.approx(0.5 * (1 + math.cos(math.pi * 6 / 7)))
+    assert [lr_multiplier(t, T, "constant") for t in range(T)] == [1.0] * T
+
+
+def test_batch_order_is_a_seeded_permutation_per_epoch():
+    o = batch_order(20, 6, seed=3, epochs=2)
+    assert o.shape == (6, 6)                        # 3 whole batches per epoch, 2 dropped rows
+    for e in range(2):
+        ep = o[3 * e:3 * e + 3].ravel()
+        assert len(set(ep)) == 18 and set(ep) <= set(range(20))
+    assert (batch_order(20, 6, seed=3, epochs=2) == o).all()
+    assert not (batch_order(20, 6, seed=4, epochs=2) == o).all()
+    assert not (o[:3] == o[3:]).all()              # a new order each epoch
+    with pytest.raises(ValueError, match="batch_size"):
+        batch_order(5, 6, seed=0)
+
+
+def test_make_targets_flips_the_requested_share_of_rows_by_seed():
+    y = np.linspace(0.05, 0.95, 40)
+    c = FinetuneConfig(noise=0.25, seed=7)
+    t = make_targets(y, c)
+    changed = np.flatnonzero(~np.isclose(t, y))
+    assert changed.size == 10
+    np.testing.assert_allclose(t[changed], 1 - y[changed])          # a = -1 flips
+    # the same seed gives the same rows whatever the loss; another seed other rows
+    assert (make_targets(y, c.replace(loss="reverse_kl")) == t).all()
+    assert not (make_targets(y, c.replace(seed=8)) == t).all()
+    assert (make_targets(y, c.replace(noise=0.0)) == y).all()
+
+
+def test_mean_pool_ignores_padding():
+    h = torch.randn(2, 5, 3)
+    m = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    out = mean_pool(h, m)
+    torch.testing.assert_close(out[0], h[0, :3].mean(0))
+    torch.testing.assert_close(out[1], h[1].mean(0))
+    h2 = h.clone()
+    h2[0, 3:] = 1e6
+    torch.testing.assert_close(mean_pool(h2, m), out)
+
+
+def test_tokenized_batch_equals_the_tokenizer_with_truncation():
+    from transformers import AutoTokenizer
+
+    from w2s_theory.models import model_dir
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir("all-MiniLM-L6-v2")), local_files_only=True)
+    texts = ["\n\nHuman: a short one", "word " * 40 + "and the final reply matters most",
+             "Assistant: mid length text here, with punctuation!"]
+    t = TokenizedTexts.from_texts(tok, texts)
+    assert t.prefix == (tok.cls_token_id,) and t.suffix == (tok.sep_token_id,)
+    for side in ("left", "right"):
+        ids, mask = t.batch([0, 1, 2], max_length=16, truncation_side=side)
+        old = tok.truncation_side
+        tok.truncation_side = side
+        try:
+            ref = tok(texts, truncation=True, max_length=16, padding=True, return_tensors="pt")
+        finally:
+            tok.truncation_side = old
+        assert torch.equal(ids, ref["input_ids"]), side
+        assert torch.equal(mask, ref["attention_mask"]), side
+    # left truncation keeps the end of the dialogue
+    assert tok.decode(t.batch([1], 16, "left")[0][0]).endswith("matters most [SEP]")
+
+
+def test_config_validation_names_the_field():
+    with pytest.raises(ValueError, match="loss"):
+        FinetuneConfig(loss="kl")
+    with pytest.raises(ValueError, match="grad_accum"):
+        FinetuneConfig(batch_size=16, grad_accum=3)
+    with pytest.raises(ValueError, match="unknown field"):
+        FinetuneConfig.from_dict({"lr": 1e-5, "learning_rate": 1})
+    with pytest.raises(ValueError, match="truncation_side"):
+        FinetuneConfig(truncation_side="middle")
+
+
+# ----------------------------------------------------------------------------- model
+def test_pair_logit_is_reward_difference_and_padding_free(pair_task):
+    task, _ = pair_task
+    c = base_cfg()
+    m = build_model(tiny_backbone(), c).eval()
+    p = predict(m, task, c, engine=PlainEngine("cpu"))
+    # independent: score each text alone (no padding at all), then sigmoid(r(A) - r(B))
+    with torch.no_grad():
+        r = [[float(m(*t.batch([i], c.max_length))) for i in range(12)] for t in task.inputs]
+    ref = 1 / (1 + np.exp(-(np.array(r[0]) - np.array(r[1]))))
+    np.testing.assert_allclose(p[:12], ref, atol=1e-6)
+
+
+def test_stacked_bert_matches_transformers_per_run():
+    bbs = [tiny_backbone(s) for s in range(3)]
+    models = [RewardModel(b, seed=s, head_init_std=0.5) for s, b in enumerate(bbs)]
+    stacked = StackedBert(bbs[0].config, [m.state_dict() for m in models])
+    rng = np.random.default_rng(1)
+    t = random_texts(rng, 6)
+    ids, mask = t.batch(np.arange(6), 16)
+    ids3 = torch.stack([ids, ids.flip(0), ids]), torch.stack([mask, mask.flip(0), mask])
+    with torch.no_grad():
+        out = stacked(*ids3)
+        for r, m in enumerate(models):
+            ref = m(ids3[0][r], ids3[1][r])
+            torch.testing.assert_close(out[r], ref, atol=1e-5, rtol=1e-5)
+        # a model with other weights is told apart (the check can fail)
+        assert (out[0] - models[1](ids, mask)).abs().max() > 1e-3
+    assert stacked.run_state(2)["head.weight"].equal(models[2].state_dict()["head.weight"])
+
+
+# ----------------------------------------------------------------------------- training
+RUNS = [("forward_ce", 0, 0.0, False, None), ("reverse_kl", 1, 0.25, False, None),
+        ("reverse_ce", 2, 0.1, False, None), ("forward_kl", 3, 0.0, False, None),
+        ("reverse_kl", 4, 0.0, True, None)]
+
+
+def test_ensemble_equals_one_by_one_runs(pair_task):
+    """Many runs at once = each run alone (fp32 CPU): test probabilities and per-step
+    losses within 1e-6; weights within lr / 10 = 1e-4 after 6 Adam steps at lr 1e-3
+    (Adam divides by sqrt(v), so a coordinate whose gradient is nearly zero moves by up
+    to lr per step whatever the gradient's size, and round-off there shows in the weight)."""
+    task, weak = pair_task
+    bb = tiny_backbone()
+    cfgs = [base_cfg(loss=l, seed=s, noise=a, confidence=conf, threshold_min_count=8)
+            for l, s, a, conf, _ in RUNS]
+    compatible(cfgs)
+    ens, st = train_ensemble(bb, task, [weak] * len(cfgs), cfgs, device="cpu", progress=False)
+    pe = predict_ensemble(ens, task, cfgs[0])
+    assert st.steps == 6 and st.losses.shape == (6, len(cfgs))
+    seen = []
+    for r, c in enumerate(cfgs):
+        m = build_model(bb, c)
+        s = train(m, task, make_targets(weak, c), c, engine=PlainEngine("cpu"), progress=False)
+        p = predict(m, task, c, engine=PlainEngine("cpu"))
+        np.testing.assert_allclose(p, pe[r], atol=1e-6)
+        np.testing.assert_allclose(s.losses, st.losses[:, r], atol=1e-6)
+        assert max_weight_diff(m.state_dict(), ens.run_state(r)) < 1e-4
+        seen.append(p)
+    # the check can fail: runs differ from each other far beyond the tolerance
+    assert np.abs(seen[0] - pe[1]).max() > 1e-3
+    assert np.abs(seen[1] - seen[4]).max() > 1e-4     # confidence term changes the run
+
+
+def test_ensemble_per_run_gradient_clipping(pair_task):
+    task, weak = pair_task
+    bb = tiny_backbone()
+    cfgs = [base_cfg(loss="forward_ce", seed=s, max_grad_norm=0.05) for s in (0, 1)]
+    ens, _ = train_ensemble(bb, task, [weak, 1 - weak], cfgs, device="cpu", progress=False)
+    pe = predict_ensemble(ens, task, cfgs[0])
+    for r, (c, y) in enumerate(zip(cfgs, (weak, 1 - weak))):
+        m = build_model(bb, c)
+        train(m, task, y, c, engine=PlainEngine("cpu"), progress=False)
+        np.testing.assert_allclose(predict(m, task, c, engine=PlainEngine("cpu")), pe[r], atol=1e-6)
+    # without clipping the result is different (the clip is active)
+    m = build_model(bb, cfgs[0].replace(max_grad_norm=None))
+    train(m, task, weak, cfgs[0].replace(max_grad_norm=None), engine=PlainEngine("cpu"), progress=False)
+    assert np.abs(predict(m, task, cfgs[0], engine=PlainEngine("cpu")) - pe[0]).max() > 1e-4
+
+
+def test_gradient_accumulation_equals_full_batch(pair_task):
+    task, weak = pair_task
+    bb = tiny_backbone()
+    c1, c2 = base_cfg(loss="reverse_kl", seed=5), base_cfg(loss="reverse_kl", seed=5, grad_accum=4)
+    m1, m2 = build_model(bb, c1), build_model(bb, c2)
+    train(m1, task, weak, c1, engine=PlainEngine("cpu"), progress=False)
+    train(m2, task, weak, c2, engine=PlainEngine("cpu"), progress=False)
+    assert max_weight_diff(m1.state_dict(), m2.state_dict()) < 1e-5
+    np.testing.assert_allclose(predict(m1, task, c1), predict(m2, task, c2), atol=1e-6)
+    # and the ensemble accumulates the same way
+    ens, _ = train_ensemble(bb, task, [weak], [c2], device="cpu", progress=False)
+    np.testing.assert_allclose(predict_ensemble(ens, task, c2)[0], predict(m1, task, c1), atol=1e-6)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_run_resumes_to_the_same_weights(pair_task, tmp_path):
+    task, weak = pair_task
+    bb = tiny_backbone()
+    c = base_cfg(loss="reverse_kl", confidence=True, threshold_min_count=8, seed=2, checkpoint_every=2)
+    ref = build_model(bb, c)
+    train(ref, task, weak, c, engine=PlainEngine("cpu"), progress=False)
+    ck = tmp_path / "run.pt"
+
+    def kill(step):
+        if step == 5:
+            raise Killed
+
+    m = build_model(bb, c)
+    with pytest.raises(Killed):
+        train(m, task, weak, c, engine=PlainEngine("cpu"), checkpoint=ck, on_step=kill, progress=False)
+    assert ck.exists() and not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+    fresh = build_model(bb, c)                       # a new process would start from scratch
+    st = train(fresh, task, weak, c, engine=PlainEngine("cpu"), checkpoint=ck, progress=False)
+    assert st.resumed_from == 4 and st.steps == 6 and len(st.losses) == 2
+    for k, v in ref.state_dict().items():
+        assert torch.equal(v, fresh.state_dict()[k]), k
+    # a checkpoint of another config is refused, not silently mixed in
+    with pytest.raises(ValueError, match="different config"):
+        train(build_model(bb, c), task, weak, c.replace(lr=2e-3), checkpoint=ck,
+              engine=PlainEngine("cpu"), progress=False)
+
+
+def test_accelerate_engine_gives_the_plain_result(pair_task):
+    task, weak = pair_task
+    bb = tiny_backbone()
+    c = base_cfg(loss="forward_kl", seed=1)
+    eng = make_engine(c, use_accelerate=True, cpu=True)
+    assert type(eng).__name__ == "Accelerator" and eng.num_processes == 1
+    m_acc, m_plain = build_model(bb, c), build_model(bb, c)
+    s = train(m_acc, task, weak, c, engine=eng, progress=False)
+    train(m_plain, task, weak, c, engine=PlainEngine("cpu"), progress=False)
+    for k, v in m_plain.state_dict().items():
+        torch.testing.assert_close(eng.unwrap_model(m_acc).state_dict()[k], v, atol=0, rtol=0)
+    assert s.real_tokens > 0 and s.padded_tokens >= s.real_tokens
+    np.testing.assert_allclose(predict(m_acc, task, c, engine=eng), predict(m_plain, task, c), atol=1e-7)
+
+
+def test_head_only_moves_only_the_head_like_a_linear_model(pair_task):
+    task, weak = pair_task
+    bb = tiny_backbone()
+    c = base_cfg(loss="forward_ce", seed=3, head_only=True, lr=1e-2)
+    m = build_model(bb, c)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    feats = tuple(embed_texts(m, t, c) for t in task.inputs)
+    train(m, task, weak, c, engine=PlainEngine("cpu"), progress=False)
+    after = m.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("backbone."))
+    assert not torch.equal(before["head.weight"], after["head.weight"])
+    # independent reference: Adam on the pooled-feature differences, same batches and cosine lr
+    d = torch.tensor(feats[0] - feats[1], dtype=torch.float32)
+    w = before["head.weight"][0].clone().requires_grad_(True)
+    opt = torch.optim.Adam([w], lr=c.lr)
+    order = batch_order(len(task), c.batch_size, c.seed)
+    y = torch.tensor(weak, dtype=torch.float32)
+    for t, b in enumerate(order):
+        for g in opt.param_groups:
+            g["lr"] = c.lr * lr_multiplier(t, len(order))
+        z = d[b] @ w
+        loss = -(y[b] * torch.nn.functional.logsigmoid(z) + (1 - y[b]) * torch.nn.functional.logsigmoid(-z)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    torch.testing.assert_close(after["head.weight"][0], w.detach(), atol=1e-6, rtol=1e-5)
+
+
+def test_losses_reach_the_trainer(pair_task):
+    """Forward and reverse runs from one seed end differently; the same config twice identically."""
+    task, weak = pair_task
+    bb = tiny_backbone()
+    out = {}
+    for loss in ("forward_kl", "reverse_kl", "forward_kl"):
+        c = base_cfg(loss=loss, seed=0)
+        m = build_model(bb, c)
+        train(m, task, weak, c, engine=PlainEngine("cpu"), progress=False)
+        out.setdefault(loss, []).append(predict(m, task, c))
+    assert np.array_equal(out["forward_kl"][0], out["forward_kl"][1])
+    assert np.abs(out["forward_kl"][0] - out["reverse_kl"][0]).max() > 1e-4
+
+
+# ----------------------------------------------------------------------------- sweep & CLI
+def _tiny_model_dir(path: Path) -> Path:
+    from transformers import AutoTokenizer
+
+    from w2s_theory.models import model_dir
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir("all-MiniLM-L6-v2")), local_files_only=True)
+    bb = tiny_backbone(vocab=len(tok))
+    bb.save_pretrained(str(path))
+    tok.save_pretrained(str(path))
+    return path
+
+
+def test_make_row_against_independent_formulas():
+    from scipy.special import expit
+
+    from w2s_theory.sweeps.finetune import make_row
+
+    rng = np.random.default_rng(0)
+    n = 200
+    y = rng.integers(0, 2, n)
+    z, zc = rng.normal(size=n) + (2 * y - 1), 2 * rng.normal(size=n) + 2 * (2 * y - 1)
+    pw = expit(rng.normal(size=n) + 0.5 * (2 * y - 1))
+    rec = {"regime": "full", "role": "student", "seed": 0, "config": FinetuneConfig().to_dict()}
+    g = 1e-3
+    row = make_row(rec, z, y, pw, zc, g)
+    ps, pc = expit(z), expit(zc)
+    assert row["student_acc"] == np.mean((ps > 0.5) == y)
+    assert row["pgr"] == pytest.approx((np.mean((ps > 0.5) == y) - np.mean((pw > 0.5) == y))
+                                       / (np.mean((pc > 0.5) == y) - np.mean((pw > 0.5) == y)))
+    fw, fs = (1 - 2 * g) * pw + g, (1 - 2 * g) * ps + g
+
+    def kl(p, q):
+        return p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q))
+
+    def risk(f):   # E KL(onehot || f) = -log f(y)
+        return float(np.mean(-np.log(np.where(y == 1, f, 1 - f))))
+
+    d_rev = float(np.mean(kl(fs, fw)))
+    assert row["l1_gap"] == pytest.approx(risk(fs) - risk(fw), rel=1e-10)
+    assert row["t2test_truth_slack"] == pytest.approx(risk(fw) - d_rev - risk(fs), rel=1e-9, abs=1e-12)
+    r_ceil = lambda f: float(np.mean(kl(pc, f)))  # noqa: E731
+    assert row["t2test_ceil_slack"] == pytest.approx(r_ceil(fw) - d_rev - r_ceil(fs), rel=1e-8, abs=1e-10)
+    assert row["l1_holds"] is True or row["l1_holds"] == True  # noqa: E712
+
+
+def test_cli_one_by_one_through_accelerate_resumes(tmp_path, capsys):
+    """`w2s-theory finetune` on a tiny config, one-by-one runs through accelerate's Accelerator."""
+    from w2s_theory.cli import main as cli_main
+    from w2s_theory.sweep import ResultTable
+
+    mdir = _tiny_model_dir(tmp_path / "tiny")
+    out = tmp_path / "res.csv"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"""
+name = "tiny"
+strong = "{mdir}"
+[data]
+n_train = 32
+n_test = 24
+[weak]
+l2_grid = [0.1]
+[train]
+max_length = 24
+precision = "fp32"
+lr = 1e-4
+[sweep]
+losses = ["forward_kl", "reverse_kl"]
+noise = [0.0, 0.5]
+seeds = [0]
+[run]
+out = "{out}"
+ensemble = false
+""")
+    assert cli_main(["finetune", "--config", str(cfg), "--no-progress"]) == 0
+    df = ResultTable(out).frame()
+    assert len(df) == 2 * (1 + 4)                    # 2 regimes x (ceiling + 2 losses x 2 noise)
+    assert set(df["regime"]) == {"full", "head_only"} and df["n_test"].eq(24).all()
+    for col in ("student_acc", "student_auroc", "student_ece", "pgr", "l1_gap", "l1_tv_bound",
+                "t2test_truth_slack", "t2test_ceil_slack", "train_wall_s", "device", "git_commit"):
+        assert col in df.columns, col
+    assert df["l1_holds"].all()
+    assert (df.loc[df.regime == "full", "tokens_per_s"] > 0).all()
+    # a rerun finds everything done: no training, same rows
+    capsys.readouterr()
+    assert cli_main(["finetune", "--config", str(cfg), "--no-progress"]) == 0
+    assert "0 runs trained" in capsys.readouterr().out
+    assert len(ResultTable(out).frame()) == len(df)
+
+
+def test_gpu_script_cpu_path_and_ingest(tmp_path):
+    """prepare (tiny model) -> run (no GPU: reduced sweep on CPU) -> ingest, through the script's main."""
+    sys.path.insert(0, str(ROOT / "experiments" / "gpu"))
+    try:
+        import finetune_sweep as script
+    finally:
+        sys.path.pop(0)
+    data, out, res = tmp_path / "data", tmp_path / "out", tmp_path / "res"
+    cpu = tmp_path / "cpu.toml"
+    cpu.write_text((ROOT / "experiments/finetune/gpu_cpu.toml").read_text()
+                   .replace("l2_grid = [0.001, 0.01, 0.1, 1.0]", "l2_grid = [0.1]"))
+    assert script.main(["prepare", "--out", str(data), "--tiny", "--n-train", "24", "--n-test", "20",
+                        "--subsets", "harmless", "--config", str(cpu), "--cpu-config", str(cpu)]) == 0
+    man = json.loads((data / "manifest.json").read_text())
+    assert man["total_mib"] < 55 and "harmless.npz" in man["files"]
+    assert script.main(["run", "--data", str(data), "--out", str(out), "--cpu", "--cpu-rows", "16",
+                        "--time-budget", "120"]) == 0
+    timings = json.loads((out / "timings.json").read_text())
+    chk = timings["subsets"]["harmless"]["one_by_one"]
+    assert chk["max_abs_prob_diff"] < 1e-6            # ensemble twin = one-by-one run (fp32 CPU)
+    assert len(list(out.iterdir())) <= 8
+    assert script.main(["ingest", "--from", str(out), "--data", str(data), "--to", str(res)]) == 0
+    import pandas as pd
+
+    df = pd.read_csv(res / "gpu_sweep.csv")
+    assert len(df) == 2 * (1 + 4) and df["device"].str.startswith("cpu").all()
+    assert (res / "gpu_timings.json").exists() and (res / "gpu_log.txt").exists()
+    # a zero time budget starts nothing and still writes its files
+    assert script.main(["run", "--data", str(data), "--out", str(tmp_path / "o2"), "--cpu",
+                        "--time-budget", "0"]) == 0
+    assert (tmp_path / "o2" / "timings.json").exists()

@@ -1,0 +1,409 @@
+"""Many fine-tuning runs at once: ``R`` BERT reward models with stacked weights (torch).
+
+A sweep (losses x noise levels x seeds) trains ``R`` copies of one pretrained
+encoder that differ only in their head init, data order, targets and loss. Run
+one by one at the paper's batch of 16, a small encoder leaves a GPU idle (the
+step is launch-bound). :class:`StackedBert` holds the ``R`` runs' weights as
+tensors with a leading run axis, ``W[r]``, and evaluates all of them in one
+pass of batched matrix products (``torch.baddbmm``) and one fused attention
+call, each run on its *own* 16 pairs:
+
+``x[r] -> LN(x[r] + Attn_r(x[r])) -> LN(. + W2[r] gelu(W1[r] . + b1[r]) + b2[r])``
+
+The loss is the sum over runs of each run's mean loss; the runs share no
+parameter, so the gradient with respect to ``W[r]`` is exactly run ``r``'s own
+gradient, and Adam(W) -- elementwise -- is run ``r``'s own optimiser. Gradient
+clipping, when on, is per run. :func:`train_ensemble` therefore reproduces
+:func:`w2s_theory.finetune.train` run by run (same batches, targets, head init,
+schedule), up to float round-off; ``tests/test_finetune.py`` checks it.
+
+Scope: BERT-architecture encoders (absolute positions, post-LayerNorm, e.g.
+all-MiniLM-L6-v2, BERT, MiniLM); weights come from the transformers model
+(:func:`w2s_theory.finetune.load_backbone`), never from a hand-written reader.
+
+References
+----------
+Devlin et al., "BERT", NAACL 2019 (the architecture).
+PyTorch ``torch.func`` model ensembling tutorial (the stacked-weights idea).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .finetune import (FinetuneConfig, TextTask, batch_order, device_name, init_head_,
+                       loss_fn, lr_multiplier, make_targets, mean_pool, new_buffer)
+from .losses import get_loss
+
+__all__ = ["StackedBert", "EnsembleStats", "compatible", "train_ensemble", "predict_ensemble"]
+
+_LAYER_KEYS = (
+    "attention.self.query.weight", "attention.self.query.bias",
+    "attention.self.key.weight", "attention.self.key.bias",
+    "attention.self.value.weight", "attention.self.value.bias",
+    "attention.output.dense.weight", "attention.output.dense.bias",
+    "attention.output.LayerNorm.weight", "attention.output.LayerNorm.bias",
+    "intermediate.dense.weight", "intermediate.dense.bias",
+    "output.dense.weight", "output.dense.bias",
+    "output.LayerNorm.weight", "output.LayerNorm.bias",
+)
+_EMB_KEYS = ("embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
+             "embeddings.token_type_embeddings.weight", "embeddings.LayerNorm.weight",
+             "embeddings.LayerNorm.bias")
+
+# Fields that every run of one ensemble must share (they fix the step count, the
+# optimiser and the token ids); the others may differ run by run.
+_SHARED = ("task", "head_only", "max_length", "truncation_side", "dropout", "epochs", "batch_size",
+           "grad_accum", "lr", "weight_decay", "betas", "adam_eps", "schedule", "warmup_frac",
+           "max_grad_norm", "precision", "eval_batch_size")
+
+
+def compatible(cfgs: Sequence[FinetuneConfig]) -> None:
+    """Raise ``ValueError`` naming the field unless ``cfgs`` can train as one ensemble.
+
+    Example:
+        >>> from w2s_theory.finetune import FinetuneConfig
+        >>> from w2s_theory.ensemble import compatible
+        >>> compatible([FinetuneConfig(loss="reverse_kl"), FinetuneConfig(seed=2, noise=0.1)])
+    """
+    if not cfgs:
+        raise ValueError("cfgs: need at least one run")
+    c0 = cfgs[0]
+    for c in cfgs[1:]:
+        for name in _SHARED:
+            if getattr(c, name) != getattr(c0, name):
+                raise ValueError(f"cfgs: field {name!r} differs between runs "
+                                 f"({getattr(c0, name)!r} vs {getattr(c, name)!r}); "
+                                 f"train such runs in separate ensembles")
+    if c0.head_only:
+        raise ValueError("cfgs: head_only runs are cheap one by one (features are cached); "
+                         "the ensemble is for full fine-tuning")
+    if c0.dropout != 0:
+        raise ValueError("cfgs: dropout must be 0 (random masks would differ from one-by-one runs)")
+
+
+class StackedBert(nn.Module):
+    """``R`` BERT reward models (backbone + linear head on the mean-pooled output), weights stacked.
+
+    Parameters are named like a :class:`w2s_theory.finetune.RewardModel`'s state dict
+    with dots replaced by ``__`` and a leading run axis of size ``R``.
+
+    Args:
+        config: the transformers ``BertConfig`` (absolute positions, gelu / relu).
+        states: ``R`` state dicts of :class:`~w2s_theory.finetune.RewardModel` (``backbone.*``, ``head.*``).
+    """
+
+    def __init__(self, config, states: Sequence[dict]):
+        super().__init__()
+        if getattr(config, "position_embedding_type", "absolute") != "absolute":
+            raise ValueError("config: only absolute position embeddings are supported")
+        act = getattr(config, "hidden_act", "gelu")
+        if act not in ("gelu", "relu", "gelu_new", "gelu_pytorch_tanh"):
+            raise ValueError(f"config: hidden_act {act!r} not supported")
+        self.config = config
+        self.n_runs = len(states)
+        self.n_layers = int(config.num_hidden_layers)
+        self.n_heads = int(config.num_attention_heads)
+        self.eps = float(config.layer_norm_eps)
+        self.act = act
+        for key in self.state_keys():
+            t = torch.stack([s[key].detach().float().cpu() for s in states])
+            self.register_parameter(key.replace(".", "__"), nn.Parameter(t.contiguous()))
+
+    def state_keys(self) -> list[str]:
+        keys = [f"backbone.{k}" for k in _EMB_KEYS]
+        for i in range(self.n_layers):
+            keys += [f"backbone.encoder.layer.{i}.{k}" for k in _LAYER_KEYS]
+        return keys + ["head.weight", "head.bias"]
+
+    def p(self, key: str) -> torch.Tensor:
+        return getattr(self, key.replace(".", "__"))
+
+    def run_state(self, r: int) -> dict:
+        """Run ``r``'s weights as a :class:`~w2s_theory.finetune.RewardModel` state dict (CPU, fp32)."""
+        return {k: self.p(k)[r].detach().cpu().clone() for k in self.state_keys()}
+
+    # -- building blocks (all with a leading run axis R)
+    @staticmethod
+    def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        # x (R, M, in), w (R, out, in), b (R, out) -> (R, M, out)
+        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+
+    def _ln(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        y = F.layer_norm(x, (x.shape[-1],), eps=self.eps)
+        return y * w.unsqueeze(1) + b.unsqueeze(1)
+
+    def _act(self, x):
+        if self.act == "gelu":
+            return F.gelu(x)
+        if self.act == "relu":
+            return F.relu(x)
+        return F.gelu(x, approximate="tanh")
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled last hidden states ``(R, N, H)`` of token ids ``(R, N, L)`` (run ``r`` on its own rows)."""
+        R, N, L = input_ids.shape
+        if R != self.n_runs:
+            raise ValueError(f"input_ids: leading axis {R} != n_runs {self.n_runs}")
+        word = self.p("backbone.embeddings.word_embeddings.weight")       # (R, V, H)
+        V, H = word.shape[1], word.shape[2]
+        flat = (input_ids + torch.arange(R, device=input_ids.device).view(R, 1, 1) * V).reshape(-1)
+        x = word.reshape(R * V, H).index_select(0, flat).view(R, N * L, H)
+        pos = self.p("backbone.embeddings.position_embeddings.weight")[:, :L]  # (R, L, H)
+        typ = self.p("backbone.embeddings.token_type_embeddings.weight")[:, 0]  # (R, H)
+        x = x.view(R, N, L, H) + pos.unsqueeze(1) + typ.view(R, 1, 1, H)
+        x = x.view(R, N * L, H)
+        x = self._ln(x, self.p("backbone.embeddings.LayerNorm.weight"),
+                     self.p("backbone.embeddings.LayerNorm.bias"))
+        nh = self.n_heads
+        d = H // nh
+        keep = attention_mask.bool().reshape(R * N, 1, 1, L)
+        for i in range(self.n_layers):
+            pre = f"backbone.encoder.layer.{i}."
+            P = lambda k: self.p(pre + k)  # noqa: E731
+            q = self._linear(x, P("attention.self.query.weight"), P("attention.self.query.bias"))
+            k = self._linear(x, P("attention.self.key.weight"), P("attention.self.key.bias"))
+            v = self._linear(x, P("attention.self.value.weight"), P("attention.self.value.bias"))
+            q, k, v = (t.view(R * N, L, nh, d).transpose(1, 2) for t in (q, k, v))
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+            a = a.transpose(1, 2).reshape(R, N * L, H)
+            a = self._linear(a, P("attention.output.dense.weight"), P("attention.output.dense.bias"))
+            x = self._ln(a + x, P("attention.output.LayerNorm.weight"),
+                         P("attention.output.LayerNorm.bias"))
+            h = self._act(self._linear(x, P("intermediate.dense.weight"), P("intermediate.dense.bias")))
+            h = self._linear(h, P("output.dense.weight"), P("output.dense.bias"))
+            x = self._ln(h + x, P("output.LayerNorm.weight"), P("output.LayerNorm.bias"))
+        return mean_pool(x.view(R, N, L, H), attention_mask)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Rewards ``(R, N)``."""
+        pooled = self.embed(input_ids, attention_mask)
+        w, b = self.p("head.weight"), self.p("head.bias")              # (R, 1, H), (R, 1)
+        return torch.baddbmm(b.unsqueeze(1), pooled, w.transpose(1, 2)).squeeze(-1)
+
+
+@dataclass
+class EnsembleStats:
+    """Cost and trace of one ensemble training.
+
+    Attributes:
+        n_runs, steps, wall_s, real_tokens (over all runs), padded_tokens,
+        tokens_per_s (real tokens of all runs per second), device, precision,
+        losses: ``(steps, R)`` mean training loss per run and step.
+        stopped_early: the ``deadline`` passed before the last step (runs are incomplete).
+    """
+
+    n_runs: int
+    steps: int
+    wall_s: float
+    real_tokens: int
+    padded_tokens: int
+    tokens_per_s: float
+    device: str
+    precision: str
+    losses: np.ndarray = field(repr=False, default=None)
+    stopped_early: bool = False
+
+
+def _autocast(device: torch.device, precision: str):
+    import contextlib
+
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _resolve_precision(cfg: FinetuneConfig, device: torch.device) -> str:
+    if cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda"):
+        return "bf16"
+    return "no"
+
+
+def _stack_batch(task: TextTask, idx: np.ndarray, cfg: FinetuneConfig):
+    """Token ids of ``idx`` (R, m) -> ids, mask ``(R, k*m, L)`` (k = 1 or 2 texts per row)."""
+    R, m = idx.shape
+    flat = idx.reshape(-1)
+    lens = max(int(t.lengths(cfg.max_length)[flat].max()) for t in task.inputs)
+    parts_i, parts_m = [], []
+    for t in task.inputs:
+        ids, mask = t.batch(flat, cfg.max_length, cfg.truncation_side, pad_to=lens)
+        parts_i.append(ids.view(R, m, -1))
+        parts_m.append(mask.view(R, m, -1))
+    return torch.cat(parts_i, 1), torch.cat(parts_m, 1)
+
+
+def _z(rewards: torch.Tensor, k: int, m: int) -> torch.Tensor:
+    return rewards[:, :m] - rewards[:, m:] if k == 2 else rewards
+
+
+def train_ensemble(backbone: nn.Module, task: TextTask, targets: Sequence, cfgs: Sequence[FinetuneConfig],
+                   *, device: str | torch.device | None = None, progress: bool = True,
+                   deadline: float | None = None, desc: str = "ensemble") -> tuple[StackedBert, EnsembleStats]:
+    """Train ``len(cfgs)`` full fine-tuning runs together; run ``r`` as :func:`~w2s_theory.finetune.train` would.
+
+    Args:
+        backbone: the pretrained transformers BERT model (fp32), shared starting point.
+        task: the training split (pairwise or binary).
+        targets: one ``(n,)`` array per run *before* noise; each run applies its
+            own :func:`~w2s_theory.finetune.make_targets` (noise from its seed).
+        cfgs: one :class:`~w2s_theory.finetune.FinetuneConfig` per run (:func:`compatible`).
+        device: default CUDA when available.
+        progress: tqdm bar.
+        deadline: ``time.monotonic()`` value after which training stops (partial runs,
+            ``stopped_early=True``); the caller decides what to keep.
+
+    Returns:
+        the trained :class:`StackedBert` and :class:`EnsembleStats`.
+    """
+    from tqdm.auto import tqdm
+
+    from .finetune import RewardModel
+
+    compatible(cfgs)
+    c0 = cfgs[0]
+    if c0.task != task.task:
+        raise ValueError(f"task: config says {c0.task!r} but the data are {task.task!r}")
+    if len(targets) != len(cfgs):
+        raise ValueError(f"targets: {len(targets)} arrays for {len(cfgs)} runs")
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    precision = _resolve_precision(c0, dev)
+    t0 = time.perf_counter()
+    states = []
+    sd = {f"backbone.{k}": v for k, v in backbone.state_dict().items()}
+    hidden = int(backbone.config.hidden_size)
+    for c in cfgs:
+        head = init_head_(nn.Linear(hidden, 1), c.seed, c.head_init_std)
+        s = dict(sd)
+        s["head.weight"], s["head.bias"] = head.weight.detach(), head.bias.detach()
+        states.append(s)
+    model = StackedBert(backbone.config, states).to(dev)
+    R = len(cfgs)
+    ys = []
+    for y, c in zip(targets, cfgs):
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape != (len(task),):
+            raise ValueError(f"targets: shape {y.shape}, expected ({len(task)},)")
+        ys.append(make_targets(y, c))
+    ys = torch.as_tensor(np.stack(ys), dtype=torch.float32)                     # (R, n)
+    orders = np.stack([batch_order(len(task), c.batch_size, c.seed, c.epochs) for c in cfgs])
+    total = orders.shape[1]
+    accum, mb, k = c0.grad_accum, c0.micro_batch_size, len(task.inputs)
+    params = list(model.parameters())
+    fused = {"fused": True} if dev.type == "cuda" else {}
+    opt = torch.optim.AdamW(params, lr=c0.lr, betas=c0.betas, eps=c0.adam_eps,
+                            weight_decay=c0.weight_decay, **fused)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda t: lr_multiplier(t, total, c0.schedule, c0.warmup_frac))
+    buffers = [new_buffer(c) for c in cfgs]
+    groups: dict[str, list[int]] = {}
+    for r, c in enumerate(cfgs):
+        if not c.confidence:
+            groups.setdefault(c.loss, []).append(r)
+    conf_runs = [r for r, c in enumerate(cfgs) if c.confidence]
+    real = padded = 0
+    losses = torch.zeros((total, R), device=dev)
+    stopped = False
+    bar = tqdm(total=total, desc=f"{desc} ({R} runs)", disable=not progress, leave=False)
+    model.train()
+    for step in range(total):
+        if deadline is not None and time.monotonic() > deadline:
+            stopped = True
+            break
+        step_loss = torch.zeros(R, device=dev)
+        for a in range(accum):
+            idx = orders[:, step, a * mb:(a + 1) * mb]                          # (R, mb)
+            ids, mask = _stack_batch(task, idx, c0)
+            real += int(mask.sum())          # counted on the host: no device sync per step
+            padded += mask.numel()
+            ids, mask = ids.to(dev, non_blocking=True), mask.to(dev, non_blocking=True)
+            y = torch.gather(ys, 1, torch.from_numpy(idx)).to(dev)              # (R, mb)
+            with _autocast(dev, precision):
+                rew = model(ids, mask)
+            z = _z(rew, k, mb).float()                                            # (R, mb)
+            per_run = torch.zeros(R, device=dev)
+            for name, rs in groups.items():
+                ri = torch.tensor(rs, device=dev)
+                c = cfgs[rs[0]]
+                l = get_loss(name)(z[ri].reshape(-1), y[ri].reshape(-1), reduction="none", eps=c.eps)
+                per_run = per_run.index_add(0, ri, l.view(len(rs), mb).mean(1))
+            for r in conf_runs:
+                l = loss_fn(z[r], y[r], cfgs[r], step=step, total_steps=total, buffer=buffers[r])
+                per_run = per_run.index_add(0, torch.tensor([r], device=dev), l.view(1))
+            (per_run.sum() / accum).backward()
+            step_loss += per_run.detach() / accum
+        if c0.max_grad_norm is not None:
+            _clip_per_run(params, c0.max_grad_norm)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses[step] = step_loss
+        bar.update(1)
+    bar.close()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    wall = time.perf_counter() - t0
+    stats = EnsembleStats(n_runs=R, steps=step + (0 if stopped else 1) if total else 0, wall_s=wall,
+                          real_tokens=real, padded_tokens=padded, tokens_per_s=real / wall,
+                          device=device_name(dev), precision=precision,
+                          losses=losses.cpu().numpy(), stopped_early=stopped)
+    return model, stats
+
+
+@torch.no_grad()
+def _clip_per_run(params: list[torch.Tensor], max_norm: float) -> None:
+    """Scale each run's gradient to norm <= ``max_norm`` (as ``clip_grad_norm_`` per run)."""
+    sq = None
+    for p in params:
+        if p.grad is None:
+            continue
+        s = p.grad.float().pow(2).reshape(p.shape[0], -1).sum(1)
+        sq = s if sq is None else sq + s
+    if sq is None:
+        return
+    coef = (max_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
+    for p in params:
+        if p.grad is not None:
+            p.grad.mul_(coef.view(-1, *([1] * (p.grad.ndim - 1))).to(p.grad.dtype))
+
+
+@torch.no_grad()
+def predict_ensemble(model: StackedBert, task: TextTask, cfg: FinetuneConfig, *,
+                     device: str | torch.device | None = None, batch_size: int | None = None,
+                     progress: bool = False) -> np.ndarray:
+    """Every run's probabilities on ``task``, ``(R, n)`` float64: ``sigmoid(r(A) - r(B))`` or ``sigmoid(r(x))``.
+
+    All runs score the same length-sorted batches of texts (``batch_size`` texts per run).
+    """
+    from tqdm.auto import tqdm
+
+    dev = torch.device(device or next(model.parameters()).device)
+    precision = _resolve_precision(cfg, dev)
+    bs = int(batch_size or cfg.eval_batch_size)
+    was = model.training
+    model.eval()
+    R = model.n_runs
+    rewards = []
+    for t in task.inputs:
+        n = len(t)
+        out = torch.empty((R, n), dtype=torch.float64)
+        order = np.argsort(t.lengths(cfg.max_length), kind="stable")
+        for i in tqdm(range(0, n, bs), desc="predict", disable=not progress, leave=False):
+            b = order[i:i + bs]
+            ids, mask = t.batch(b, cfg.max_length, cfg.truncation_side)
+            ids = ids.to(dev).unsqueeze(0).expand(R, -1, -1)
+            mask = mask.to(dev).unsqueeze(0).expand(R, -1, -1)
+            with _autocast(dev, precision):
+                r = model(ids, mask)
+            out[:, torch.from_numpy(b)] = r.double().cpu()
+        rewards.append(out)
+    model.train(was)
+    z = rewards[0] - rewards[1] if len(rewards) == 2 else rewards[0]
+    return torch.sigmoid(z).numpy()

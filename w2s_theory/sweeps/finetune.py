@@ -1,0 +1,937 @@
+"""``w2s-theory finetune --config FILE.toml``: weak-to-strong with a *fully fine-tuned* strong student.
+
+The pipeline (HH-RLHF preference pairs, Bradley--Terry reward models):
+
+1. **Weak supervisor** -- a logistic reward head on the weak rung's features
+   (default wordllama, static embeddings): ``P(A > B) = sigmoid(w . (phi(A) - phi(B)))``,
+   fitted on ``train_gt`` ground truth by :func:`w2s_theory.heads.fit_softmax_head`
+   (forward CE, L2 chosen by k-fold cross-validation on ``train_gt``; the data are
+   symmetrised with the swapped pairs, so the head has no slot bias). Its soft
+   labels on ``train_w2s`` are the student's targets; its probabilities on ``test``
+   are ``F_w`` of the bound checks.
+2. **Strong ceiling** -- the strong model (default all-MiniLM-L6-v2) fine-tuned on
+   ``train_w2s`` ground truth (forward CE), one per seed.
+3. **Students** -- the strong model fine-tuned on the weak labels under each loss x
+   noise level x seed (x confidence loss), by :func:`w2s_theory.finetune.train`
+   one by one (through accelerate when installed) or many at once by
+   :func:`w2s_theory.ensemble.train_ensemble` (same numbers up to round-off).
+4. **Regimes** -- ``full`` (backbone + head) and ``head_only`` (the last-layer case:
+   the same trainer with a frozen backbone), same data, same seeds.
+
+Slot orders are fixed per split (``slot_seed``, ``+1``, ``+2`` for train_gt,
+train_w2s, test); a run's seed sets its data order, head init and noisy rows.
+
+Every run's test logits are kept in a prediction store (``<out>.preds.npz``, atomic
+rewrites); result rows (:func:`make_row`: accuracy, AUROC, ECE, PGR, Lemma 1's
+stages, Theorem 2's slack with F* = truth and F* = the same-seed ceiling, cost and
+provenance) are derived from it, so a killed sweep resumes, losing at most the
+run (or ensemble group) in flight. The same store is what the GPU script
+(``experiments/gpu/finetune_sweep.py``) writes and ``ingest`` reads.
+
+No heavy imports at module import (numpy only); torch, transformers, scipy and
+pandas are imported where used, so the GPU script can import this module on a
+machine with torch and transformers only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "DataConfig", "WeakConfig", "SweepSpec", "RunOptions", "FinetuneSweepConfig",
+    "Bundle", "RunSpec", "PredStore", "build_bundle", "save_bundle", "load_bundle",
+    "fit_weak_head", "plan_runs", "execute", "make_row", "rows_from_store", "main",
+]
+
+#: Bump when the protocol changes the numbers (part of every run key).
+PROTOCOL_VERSION = 1
+SPLIT_SLOT_OFFSET = {"train_gt": 0, "train_w2s": 1, "test": 2}
+REGIMES = ("full", "head_only")
+#: Columns that say where/when a row was computed (not compared across machines).
+PROVENANCE_COLUMNS = ("git_commit", "machine", "device", "precision", "torch_version",
+                      "train_wall_s", "group_wall_s", "eval_wall_s", "tokens_per_s",
+                      "group_tokens_per_s", "created_utc", "config_file", "num_processes")
+
+
+# ============================================================================= config
+def _from(cls, d: dict | None, section: str):
+    d = dict(d or {})
+    known = {f.name for f in fields(cls)}
+    bad = sorted(set(d) - known)
+    if bad:
+        raise ValueError(f"config [{section}]: unknown key(s) {bad}; known: {sorted(known)}")
+    for f in fields(cls):
+        if f.name in d and isinstance(d[f.name], list):
+            d[f.name] = tuple(d[f.name])
+    return cls(**d)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data: an HH-RLHF subset, optionally its first rows only.
+
+    Attributes:
+        subset: ``harmless`` or ``helpful``.
+        n_train: pairs of ``train_gt`` and of ``train_w2s`` used (0 = all 4000).
+        n_test: pairs of ``test`` used (0 = all).
+        slot_seed: slot orders use ``slot_seed + {0, 1, 2}`` for train_gt, train_w2s, test.
+        root: HH-RLHF folder (default of :func:`w2s_theory.data.hh_rlhf_root`).
+    """
+
+    subset: str = "harmless"
+    n_train: int = 0
+    n_test: int = 0
+    slot_seed: int = 0
+    root: str | None = None
+
+    def __post_init__(self):
+        if self.subset not in ("harmless", "helpful"):
+            raise ValueError(f"data.subset: 'harmless' or 'helpful', got {self.subset!r}")
+        for k in ("n_train", "n_test"):
+            v = getattr(self, k)
+            if not isinstance(v, int) or v < 0:
+                raise ValueError(f"data.{k}: must be an integer >= 0, got {v!r}")
+
+
+@dataclass(frozen=True)
+class WeakConfig:
+    """The weak supervisor: a logistic BT head on a weak rung's features.
+
+    Attributes:
+        model: a feature set of :data:`w2s_theory.features.FEATURE_SETS` (default wordllama).
+        l2_grid: candidate L2 weights (on standardised features); one value = no search.
+        folds: cross-validation folds on ``train_gt`` to pick the L2 weight.
+    """
+
+    model: str = "wordllama"
+    l2_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
+    folds: int = 4
+
+    def __post_init__(self):
+        if not self.l2_grid or any(float(v) < 0 for v in self.l2_grid):
+            raise ValueError(f"weak.l2_grid: need non-negative values, got {self.l2_grid!r}")
+        if not isinstance(self.folds, int) or self.folds < 2:
+            raise ValueError(f"weak.folds: must be an integer >= 2, got {self.folds!r}")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """The grid: losses x noise x seeds x confidence, per regime, plus ceilings.
+
+    Attributes:
+        losses, noise, seeds, confidence: grid values.
+        regimes: subset of ``("full", "head_only")``.
+        ceiling: also train the strong ceiling (needed for PGR and the proxy Theorem 2 check).
+    """
+
+    losses: tuple[str, ...] = ("forward_kl", "reverse_kl", "forward_ce", "reverse_ce")
+    noise: tuple[float, ...] = (0.0,)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    confidence: tuple[bool, ...] = (False,)
+    regimes: tuple[str, ...] = REGIMES
+    ceiling: bool = True
+
+    def __post_init__(self):
+        from ..finetune import BASE_LOSSES
+
+        for l in self.losses:
+            if l not in BASE_LOSSES:
+                raise ValueError(f"sweep.losses: unknown loss {l!r}; choose from {BASE_LOSSES}")
+        for r in self.regimes:
+            if r not in REGIMES:
+                raise ValueError(f"sweep.regimes: unknown regime {r!r}; choose from {REGIMES}")
+        if not self.seeds or any(not isinstance(s, int) or s < 0 for s in self.seeds):
+            raise ValueError(f"sweep.seeds: need non-negative integers, got {self.seeds!r}")
+        object.__setattr__(self, "noise", tuple(float(a) for a in self.noise))
+        object.__setattr__(self, "confidence", tuple(bool(c) for c in self.confidence))
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run (not what: these do not change the numbers beyond round-off).
+
+    Attributes:
+        out: result table CSV (relative to the project root unless absolute).
+        ensemble: train full fine-tuning runs many at once (one device); else one by one.
+        runs_per_group: runs per ensemble group.
+        gamma: smoothing floor of every bound check.
+        checkpoint_dir: folder for per-run checkpoints of one-by-one runs (``None`` = off).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        use_accelerate: one-by-one runs through accelerate (``None`` = when installed).
+    """
+
+    out: str = "experiments/results/finetune/finetune.csv"
+    ensemble: bool = True
+    runs_per_group: int = 25
+    gamma: float = 1e-3
+    checkpoint_dir: str | None = None
+    device: str = "auto"
+    use_accelerate: bool | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.runs_per_group, int) or self.runs_per_group < 1:
+            raise ValueError(f"run.runs_per_group: must be an integer >= 1, got {self.runs_per_group!r}")
+        if not (0.0 < self.gamma <= 0.5):
+            raise ValueError(f"run.gamma: must lie in (0, 1/2], got {self.gamma!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"run.device: 'auto', 'cpu' or 'cuda', got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class FinetuneSweepConfig:
+    """A full fine-tuning W2S sweep (TOML: top-level ``name``, ``strong``; sections
+    ``[data]``, ``[weak]``, ``[train]`` (a :class:`~w2s_theory.finetune.FinetuneConfig`),
+    ``[head_only]`` (overrides of ``[train]`` for the head-only regime), ``[sweep]``, ``[run]``).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.toml"
+        >>> _ = p.write_text('name = "x"\\n[train]\\nmax_length = 64\\n[sweep]\\nnoise = [0.0, 0.2]\\n')
+        >>> c = FinetuneSweepConfig.from_toml(p)
+        >>> c.train.max_length, c.train.lr, c.sweep.noise, c.head_only_train().lr
+        (64, 1e-05, (0.0, 0.2), 0.001)
+    """
+
+    name: str
+    strong: str = "all-MiniLM-L6-v2"
+    data: DataConfig = field(default_factory=DataConfig)
+    weak: WeakConfig = field(default_factory=WeakConfig)
+    train: Any = None
+    head_only: dict = field(default_factory=lambda: {"lr": 1e-3})
+    sweep: SweepSpec = field(default_factory=SweepSpec)
+    run: RunOptions = field(default_factory=RunOptions)
+
+    def __post_init__(self):
+        from ..finetune import FinetuneConfig
+
+        if self.train is None:
+            object.__setattr__(self, "train", FinetuneConfig())
+        if not isinstance(self.train, FinetuneConfig):
+            raise ValueError("train: must be a FinetuneConfig")
+        if not self.name or not isinstance(self.name, str):
+            raise ValueError(f"name: must be a non-empty string, got {self.name!r}")
+        self.head_only_train()  # validates the overrides
+
+    def head_only_train(self):
+        """The :class:`FinetuneConfig` of head-only runs (``[train]`` + ``[head_only]``)."""
+        return self.train.replace(**{**dict(self.head_only), "head_only": True})
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FinetuneSweepConfig":
+        from ..finetune import FinetuneConfig
+
+        d = dict(d)
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(d) - known)
+        if bad:
+            raise ValueError(f"config: unknown key(s) {bad}; known: {sorted(known)}")
+        tr = dict(d.pop("train", {}) or {})
+        if "betas" in tr:
+            tr["betas"] = tuple(tr["betas"])
+        return cls(name=d.pop("name", ""), strong=d.pop("strong", "all-MiniLM-L6-v2"),
+                   data=_from(DataConfig, d.pop("data", None), "data"),
+                   weak=_from(WeakConfig, d.pop("weak", None), "weak"),
+                   train=FinetuneConfig.from_dict(tr),
+                   head_only=dict(d.pop("head_only", {"lr": 1e-3}) or {}),
+                   sweep=_from(SweepSpec, d.pop("sweep", None), "sweep"),
+                   run=_from(RunOptions, d.pop("run", None), "run"))
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike) -> "FinetuneSweepConfig":
+        import tomllib
+
+        with open(path, "rb") as fh:
+            return cls.from_dict(tomllib.load(fh))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["train"] = self.train.to_dict()
+        return json.loads(json.dumps(d))
+
+    def out_path(self) -> Path:
+        from ..data import project_root
+
+        p = Path(self.run.out)
+        return p if p.is_absolute() else project_root() / p
+
+
+# ============================================================================= data bundle
+@dataclass
+class Bundle:
+    """Everything a sweep trains and evaluates on (storable; see :func:`save_bundle`).
+
+    Attributes:
+        subset: HH-RLHF subset.
+        train: ``train_w2s`` pairs as a :class:`~w2s_theory.finetune.TextTask` (labels = truth).
+        test: ``test`` pairs.
+        weak_train, weak_test: the weak model's ``P(A preferred)`` on them, ``(n,)`` float64.
+        model_dir: folder of the strong backbone (transformers layout).
+        meta: provenance (weak model, its L2 and accuracies, sources' sha256, slot seeds, ...).
+    """
+
+    subset: str
+    train: Any
+    test: Any
+    weak_train: np.ndarray
+    weak_test: np.ndarray
+    model_dir: Path
+    meta: dict
+
+
+def _slots(pairs, seed: int, n: int):
+    from ..data import preference_task
+
+    a, b, lab = preference_task(pairs, seed)
+    return a[:n], b[:n], lab[:n]
+
+
+def _pair_diff(f: dict, labels: np.ndarray) -> np.ndarray:
+    a = np.where(labels[:, None] == 1, f["chosen"], f["rejected"]).astype(np.float64)
+    b = np.where(labels[:, None] == 1, f["rejected"], f["chosen"]).astype(np.float64)
+    return a - b
+
+
+def fit_weak_head(diff_gt: np.ndarray, labels_gt: np.ndarray, l2_grid: Sequence[float],
+                  folds: int = 4, seed: int = 0):
+    """Bradley--Terry logistic head on pair differences, L2 by k-fold CV; returns ``(head, l2, cv)``.
+
+    The data are symmetrised: ``(d, y)`` and ``(-d, 1 - y)``, so the fitted intercept
+    is 0 and ``P(A > B) = 1 - P(B > A)`` exactly (up to the solver's tolerance).
+    ``cv`` maps each L2 weight to its mean held-out log-loss.
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> d = rng.normal(size=(200, 3)); y = (d[:, 0] + 0.3 * rng.normal(size=200) > 0).astype(float)
+        >>> head, l2, cv = fit_weak_head(d, y, [1e-2, 1.0], folds=2)
+        >>> l2 in (1e-2, 1.0), abs(float(head.intercept)) < 1e-8
+        (True, True)
+    """
+    from ..heads import fit_softmax_head
+
+    d = np.asarray(diff_gt, dtype=np.float64)
+    y = np.asarray(labels_gt, dtype=np.float64)
+
+    def fit(dd, yy, l2):
+        return fit_softmax_head(np.vstack([dd, -dd]), np.concatenate([yy, 1 - yy]),
+                                loss="forward_ce", l2=float(l2))
+
+    grid = [float(v) for v in l2_grid]
+    cv: dict[float, float] = {}
+    if len(grid) > 1:
+        fold = np.random.default_rng(seed).permutation(d.shape[0]) % folds
+        for l2 in grid:
+            losses = []
+            for k in range(folds):
+                h = fit(d[fold != k], y[fold != k], l2)
+                p = np.clip(h.predict(d[fold == k]), 1e-12, 1 - 1e-12)
+                yk = y[fold == k]
+                losses.append(float(-(yk * np.log(p) + (1 - yk) * np.log1p(-p)).mean()))
+            cv[l2] = float(np.mean(losses))
+        best = min(cv, key=cv.get)
+    else:
+        best = grid[0]
+    return fit(d, y, best), best, cv
+
+
+def _weak_features(model: str, subset: str, split: str, n: int, pairs, root) -> dict:
+    from ..data import N_ROWS
+
+    if n == N_ROWS:
+        from ..features import load_features
+
+        return load_features(model, subset, split, data_root=root, progress=False)
+    from ..features import features_for_texts
+
+    x = features_for_texts(model, list(pairs.chosen[:n]) + list(pairs.rejected[:n]),
+                           dataset=f"hh_rlhf-{subset}-{split}-first{n}", progress=False)
+    return {"chosen": x[:n], "rejected": x[n:]}
+
+
+def build_bundle(cfg: FinetuneSweepConfig, *, progress: bool = True) -> Bundle:
+    """Load the data, fit the weak supervisor, tokenise for the strong model (CPU, minutes at most)."""
+    from transformers import AutoTokenizer
+
+    from ..data import N_ROWS, load_hh_rlhf
+    from ..finetune import TextTask, TokenizedTexts
+    from ..metrics import accuracy
+
+    dc = cfg.data
+    ntr = dc.n_train or N_ROWS
+    nte = dc.n_test or N_ROWS
+    pairs = {sp: load_hh_rlhf(dc.subset, sp, dc.root) for sp in ("train_gt", "train_w2s", "test")}
+    ns = {"train_gt": ntr, "train_w2s": ntr, "test": nte}
+    slots = {sp: _slots(pairs[sp], dc.slot_seed + SPLIT_SLOT_OFFSET[sp], ns[sp]) for sp in pairs}
+    t0 = time.perf_counter()
+    feats = {sp: _weak_features(cfg.weak.model, dc.subset, sp, ns[sp], pairs[sp], dc.root)
+             for sp in pairs}
+    diffs = {sp: _pair_diff({k: v[:ns[sp]] for k, v in feats[sp].items()}, slots[sp][2])
+             for sp in pairs}
+    head, l2, cv = fit_weak_head(diffs["train_gt"], slots["train_gt"][2], cfg.weak.l2_grid,
+                                 cfg.weak.folds, seed=dc.slot_seed)
+    weak = {sp: head.predict(diffs[sp]) for sp in ("train_w2s", "test")}
+    weak_s = time.perf_counter() - t0
+    mdir = _model_dir(cfg.strong)
+    tok = AutoTokenizer.from_pretrained(str(mdir), local_files_only=True)
+    tasks = {}
+    for sp in ("train_w2s", "test"):
+        a, b, lab = slots[sp]
+        tasks[sp] = TextTask((TokenizedTexts.from_texts(tok, a), TokenizedTexts.from_texts(tok, b)),
+                             lab.astype(np.int8))
+    meta = {
+        "protocol": PROTOCOL_VERSION, "subset": dc.subset, "n_train": ntr, "n_test": nte,
+        "slot_seeds": {sp: dc.slot_seed + SPLIT_SLOT_OFFSET[sp] for sp in pairs},
+        "weak_model": cfg.weak.model, "weak_l2": l2, "weak_cv_logloss": {str(k): v for k, v in cv.items()},
+        "weak_acc_train_gt": accuracy(slots["train_gt"][2], head.predict(diffs["train_gt"])),
+        "weak_acc_train_w2s": accuracy(slots["train_w2s"][2], weak["train_w2s"]),
+        "weak_acc_test": accuracy(slots["test"][2], weak["test"]),
+        "weak_fit_s": round(weak_s, 3),
+        "strong_model": cfg.strong,
+        "sources_sha256": {sp: pairs[sp].sha256 for sp in pairs},
+        "prefix": list(tasks["test"].inputs[0].prefix), "suffix": list(tasks["test"].inputs[0].suffix),
+        "pad_id": tasks["test"].inputs[0].pad_id,
+    }
+    return Bundle(dc.subset, tasks["train_w2s"], tasks["test"], weak["train_w2s"], weak["test"],
+                  mdir, meta)
+
+
+def _model_dir(name_or_dir: str) -> Path:
+    p = Path(name_or_dir).expanduser()
+    if p.is_dir():
+        return p
+    from ..models import model_dir
+
+    return model_dir(name_or_dir)
+
+
+def _task_arrays(prefix: str, task) -> dict:
+    out = {f"{prefix}labels": np.asarray(task.labels, dtype=np.int8)}
+    for k, t in zip("ab", task.inputs):
+        out[f"{prefix}{k}_ids"] = t.ids
+        out[f"{prefix}{k}_offsets"] = t.offsets
+    return out
+
+
+def _task_from(z, prefix: str, meta: dict):
+    from ..finetune import TextTask, TokenizedTexts
+
+    ins = tuple(TokenizedTexts(z[f"{prefix}{k}_ids"], z[f"{prefix}{k}_offsets"], meta["prefix"],
+                               meta["suffix"], meta["pad_id"]) for k in "ab")
+    return TextTask(ins, z[f"{prefix}labels"])
+
+
+def save_bundle(bundle: Bundle, folder: str | os.PathLike) -> Path:
+    """Write ``<folder>/<subset>.npz`` (token ids uint16, labels, weak probs) and ``<subset>.json``."""
+    from ..sweep import atomic_write_bytes, atomic_write_text
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {**_task_arrays("train_", bundle.train), **_task_arrays("test_", bundle.test),
+              "weak_train": np.asarray(bundle.weak_train, np.float64),
+              "weak_test": np.asarray(bundle.weak_test, np.float64)}
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(folder / f"{bundle.subset}.npz", buf.getvalue())
+    atomic_write_text(folder / f"{bundle.subset}.json", json.dumps(bundle.meta, indent=1, sort_keys=True))
+    return folder / f"{bundle.subset}.npz"
+
+
+def load_bundle(folder: str | os.PathLike, subset: str, model_dir: str | os.PathLike | None = None) -> Bundle:
+    """Read a bundle written by :func:`save_bundle` (the strong model from ``model_dir``,
+    default ``<folder>/model``)."""
+    folder = Path(folder)
+    meta = json.loads((folder / f"{subset}.json").read_text())
+    with np.load(folder / f"{subset}.npz") as z:
+        train, test = _task_from(z, "train_", meta), _task_from(z, "test_", meta)
+        wt, we = z["weak_train"].astype(np.float64), z["weak_test"].astype(np.float64)
+    return Bundle(subset, train, test, wt, we, Path(model_dir) if model_dir else folder / "model", meta)
+
+
+# ============================================================================= runs
+@dataclass(frozen=True)
+class RunSpec:
+    """One run = one result row."""
+
+    regime: str                 # "full" | "head_only"
+    role: str                   # "ceiling" | "student"
+    cfg: Any                    # FinetuneConfig (loss, noise, confidence, seed, ...)
+    key: str
+
+    def coords(self) -> dict:
+        c = self.cfg
+        return {"regime": self.regime, "role": self.role, "loss": c.loss,
+                "confidence": bool(c.confidence), "noise": float(c.noise), "seed": int(c.seed)}
+
+
+def plan_runs(cfg: FinetuneSweepConfig, bundle_meta: dict) -> list[RunSpec]:
+    """All runs of the sweep: ceilings first, then students; each with its stable key.
+
+    The key hashes the protocol, the data (subset, sizes, slot seeds, weak model and
+    its L2), the strong model, the run's full :class:`FinetuneConfig` and its role.
+
+    Example:
+        >>> c = FinetuneSweepConfig(name="t", sweep=SweepSpec(noise=(0.0, 0.1), seeds=(0,)))
+        >>> runs = plan_runs(c, {"subset": "harmless"})
+        >>> len(runs), runs[0].role, runs[-1].role   # (1 ceiling + 8 students) x 2 regimes
+        (18, 'ceiling', 'student')
+    """
+    from ..sweep import run_key
+
+    base = {"protocol": PROTOCOL_VERSION, "strong": cfg.strong,
+            "data": {k: bundle_meta.get(k) for k in ("subset", "n_train", "n_test", "slot_seeds",
+                                                     "weak_model", "weak_l2")}}
+    s = cfg.sweep
+    out: list[RunSpec] = []
+    for regime in s.regimes:
+        tc = cfg.train if regime == "full" else cfg.head_only_train()
+        if s.ceiling:
+            for seed in s.seeds:
+                c = tc.replace(loss="forward_ce", noise=0.0, confidence=False, seed=int(seed))
+                out.append(RunSpec(regime, "ceiling", c,
+                                   run_key({**base, "role": "ceiling", "cfg": c.to_dict()})))
+    for regime in s.regimes:
+        tc = cfg.train if regime == "full" else cfg.head_only_train()
+        for seed in s.seeds:
+            for a in s.noise:
+                for loss in s.losses:
+                    for conf in s.confidence:
+                        c = tc.replace(loss=loss, noise=float(a), confidence=bool(conf), seed=int(seed))
+                        out.append(RunSpec(regime, "student", c,
+                                           run_key({**base, "role": "student", "cfg": c.to_dict()})))
+    return out
+
+
+class PredStore:
+    """Test logits and run records of finished runs, in one ``.npz`` rewritten atomically.
+
+    ``logits[key]`` is the ``(n_test,)`` float32 array ``z = r(A) - r(B)``;
+    ``records[key]`` a dict (run coordinates, config, cost, device).
+
+    Example:
+        >>> import tempfile, pathlib, numpy as np
+        >>> s = PredStore(pathlib.Path(tempfile.mkdtemp()) / "p.npz")
+        >>> s.add({"k": (np.zeros(3), {"a": 1})}); PredStore(s.path).records["k"]["a"]
+        1
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.logits: dict[str, np.ndarray] = {}
+        self.records: dict[str, dict] = {}
+        if self.path.exists():
+            with np.load(self.path) as z:
+                keys = [str(k) for k in z["keys"]]
+                recs = json.loads(str(z["records"]))
+                lg = z["logits"]
+            for i, k in enumerate(keys):
+                self.logits[k] = lg[i].copy()
+                self.records[k] = recs[k]
+
+    def has(self, key: str) -> bool:
+        return key in self.logits
+
+    def add(self, items: dict[str, tuple[np.ndarray, dict]]) -> None:
+        """Add ``{key: (logits, record)}`` and rewrite the file atomically."""
+        from ..sweep import atomic_write_bytes
+
+        for k, (z, rec) in items.items():
+            self.logits[k] = np.asarray(z, dtype=np.float32)
+            self.records[k] = rec
+        keys = list(self.logits)
+        buf = io.BytesIO()
+        np.savez(buf, keys=np.array(keys), records=np.array(json.dumps(self.records, sort_keys=True)),
+                 logits=np.stack([self.logits[k] for k in keys]) if keys else np.zeros((0, 0), np.float32))
+        atomic_write_bytes(self.path, buf.getvalue())
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-300, None)
+    return np.log(p) - np.log1p(-np.minimum(p, 1 - 1e-16))
+
+
+def machine_name() -> str:
+    """``<cpu model> (<n> cpu)`` of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu} ({os.cpu_count()} cpu)"
+
+
+@functools.lru_cache(maxsize=None)
+def git_commit(root: Path | None = None) -> str:
+    """Short commit of the checkout (``+dirty`` with uncommitted tracked changes), else ``unknown``."""
+    root = root or Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (head or "unknown") + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _record(spec: RunSpec, extra: dict) -> dict:
+    import torch
+
+    return {**spec.coords(), "config": spec.cfg.to_dict(), "torch_version": torch.__version__,
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": machine_name(), "git_commit": git_commit(), **extra}
+
+
+def _device(opt: str):
+    import torch
+
+    if opt == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(opt)
+
+
+def _chunks(seq: list, size: int) -> list[list]:
+    return [seq[i:i + size] for i in range(0, len(seq), size)]
+
+
+def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
+            deadline: float | None = None, progress: bool = True,
+            log: Callable[[str], None] = print, engine=None) -> dict:
+    """Train and evaluate every unfinished run of the sweep; logits go into ``store``.
+
+    Full fine-tuning runs are trained by :func:`w2s_theory.ensemble.train_ensemble`
+    in groups of ``run.runs_per_group`` (``run.ensemble = true``, one process) or one
+    by one by :func:`w2s_theory.finetune.train` (through ``engine``, an accelerate
+    ``Accelerator`` when available). Head-only runs share one feature pass of the
+    pretrained backbone. ``deadline`` (``time.monotonic()``) stops launching new
+    groups/runs; an ensemble group cut by it is dropped.
+
+    Returns:
+        timing summary ``{"full_s", "head_only_s", "n_done", "n_skipped", "stopped"}``.
+    """
+    import torch
+
+    from ..ensemble import predict_ensemble, train_ensemble
+    from ..finetune import (build_model, device_name, embed_texts, load_backbone, make_engine,
+                            make_targets, predict, train)
+
+    runs = [r for r in plan_runs(cfg, bundle.meta) if not store.has(r.key)]
+    summary = {"full_s": 0.0, "head_only_s": 0.0, "n_done": 0, "n_todo": len(runs), "stopped": False}
+    if not runs:
+        return summary
+    dev = _device(cfg.run.device)
+    truth_train = bundle.train.labels.astype(np.float64)
+
+    def targets(spec):
+        return truth_train if spec.role == "ceiling" else bundle.weak_train
+
+    backbone = load_backbone(bundle.model_dir, dropout=cfg.train.dropout)
+    n_test = len(bundle.test)
+
+    def past_deadline():
+        return deadline is not None and time.monotonic() > deadline
+
+    # ---------------------------------------------------------------- full fine-tuning
+    full = [r for r in runs if r.regime == "full"]
+    t_full = time.perf_counter()
+    nproc = int(getattr(engine, "num_processes", 1)) if engine is not None else 1
+    if full and cfg.run.ensemble and nproc == 1:
+        # ceilings first (they are needed by every student row), then the rest; a group
+        # starts only if the groups so far say it will end before the deadline
+        per_run = None
+        for group in _chunks(full, cfg.run.runs_per_group):
+            need = 0.0 if per_run is None else 1.1 * per_run * len(group)
+            if deadline is not None and time.monotonic() + need > deadline:
+                summary["stopped"] = True
+                log(f"deadline: not starting a group of {len(group)} full runs "
+                    f"(needs ~{need:.0f} s)")
+                break
+            t_g = time.perf_counter()
+            res = _train_group(group, bundle, backbone, targets, dev, deadline, progress, log)
+            if res is None:
+                summary["stopped"] = True
+                break
+            store.add(res)
+            per_run = (time.perf_counter() - t_g) / len(group)
+            summary["n_done"] += len(group)
+    elif full:
+        for spec in full:
+            if past_deadline():
+                summary["stopped"] = True
+                log("deadline: stop before a full run")
+                break
+            eng = engine or make_engine(spec.cfg, use_accelerate=cfg.run.use_accelerate,
+                                        cpu=dev.type == "cpu")
+            model = build_model(backbone, spec.cfg)
+            ck = None
+            if cfg.run.checkpoint_dir:
+                ck = Path(cfg.run.checkpoint_dir) / f"{spec.key}.pt"
+            t0 = time.perf_counter()
+            st = train(model, bundle.train, make_targets(targets(spec), spec.cfg), spec.cfg,
+                       engine=eng, checkpoint=ck, progress=progress)
+            t1 = time.perf_counter()
+            p = predict(model, bundle.test, spec.cfg, engine=eng)
+            t2 = time.perf_counter()
+            if getattr(eng, "is_main_process", True):
+                store.add({spec.key: (_logit(p), _record(spec, {
+                    "device": st.device, "precision": st.precision, "num_processes": st.num_processes,
+                    "train_wall_s": st.wall_s, "eval_wall_s": t2 - t1, "group_size": 1,
+                    "group_wall_s": t2 - t0, "train_tokens": st.real_tokens,
+                    "train_padded_tokens": st.padded_tokens, "tokens_per_s": st.tokens_per_s,
+                    "group_tokens_per_s": st.tokens_per_s, "final_loss": st.losses[-1] if st.losses else None,
+                    "resumed_from": st.resumed_from}))})
+            if ck is not None and ck.exists() and getattr(eng, "is_main_process", True):
+                ck.unlink()
+            summary["n_done"] += 1
+            log(f"full {spec.role} {spec.cfg.loss} noise={spec.cfg.noise} seed={spec.cfg.seed}: "
+                f"{st.wall_s:.1f} s, {st.tokens_per_s:.0f} tok/s")
+    summary["full_s"] = time.perf_counter() - t_full
+
+    # ---------------------------------------------------------------- head only
+    heads = [r for r in runs if r.regime == "head_only"]
+    if heads and not (summary["stopped"] or past_deadline()):
+        t_h = time.perf_counter()
+        hc = heads[0].cfg
+        eng = engine or make_engine(hc, use_accelerate=False, cpu=dev.type == "cpu")
+        base = build_model(backbone, hc)
+        t0 = time.perf_counter()
+        ftr = tuple(embed_texts(base, t, hc, engine=eng) for t in bundle.train.inputs)
+        fte = tuple(embed_texts(base, t, hc, engine=eng) for t in bundle.test.inputs)
+        feat_s = time.perf_counter() - t0
+        log(f"head-only: features of {len(bundle.train)} + {n_test} pairs in {feat_s:.1f} s")
+        for spec in heads:
+            if past_deadline():
+                summary["stopped"] = True
+                break
+            m = build_model(backbone, spec.cfg)
+            st = train(m, bundle.train, make_targets(targets(spec), spec.cfg), spec.cfg,
+                       engine=eng, progress=False, features=ftr)
+            with torch.no_grad():
+                w = m.head.weight.detach().double().cpu().numpy()[0]
+            z = (fte[0].astype(np.float64) - fte[1].astype(np.float64)) @ w
+            store.add({spec.key: (z, _record(spec, {
+                "device": st.device, "precision": st.precision, "num_processes": 1,
+                "train_wall_s": st.wall_s, "eval_wall_s": 0.0, "group_size": 1,
+                "group_wall_s": st.wall_s, "feature_s": feat_s, "train_tokens": 0,
+                "train_padded_tokens": 0, "tokens_per_s": float("nan"),
+                "group_tokens_per_s": float("nan"), "final_loss": st.losses[-1] if st.losses else None,
+                "resumed_from": 0}))})
+            summary["n_done"] += 1
+        summary["head_only_s"] = time.perf_counter() - t_h
+    return summary
+
+
+def _train_group(group: list[RunSpec], bundle: Bundle, backbone, targets, dev, deadline,
+                 progress, log):
+    """One ensemble group -> ``{key: (logits, record)}``, or ``None`` if cut by the deadline.
+
+    On CUDA out-of-memory the group is split in halves and retried.
+    """
+    import torch
+
+    from ..ensemble import predict_ensemble, train_ensemble
+
+    cfgs = [r.cfg for r in group]
+    try:
+        t0 = time.perf_counter()
+        model, st = train_ensemble(backbone, bundle.train, [targets(r) for r in group], cfgs,
+                                   device=dev, progress=progress, deadline=deadline,
+                                   desc=f"full x{len(group)}")
+        if st.stopped_early:
+            log(f"deadline: dropped a group of {len(group)} full runs after {st.steps} steps")
+            return None
+        t1 = time.perf_counter()
+        probs = predict_ensemble(model, bundle.test, cfgs[0], device=dev,
+                                 batch_size=max(cfgs[0].eval_batch_size, 64))
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t2 = time.perf_counter()
+        del model
+    except torch.cuda.OutOfMemoryError:
+        if len(group) == 1:
+            raise
+        log(f"CUDA out of memory with {len(group)} runs at once: splitting the group")
+        torch.cuda.empty_cache()
+        half = len(group) // 2
+        out = {}
+        for g in (group[:half], group[half:]):
+            r = _train_group(g, bundle, backbone, targets, dev, deadline, progress, log)
+            if r is None:
+                return out or None
+            out.update(r)
+        return out
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    log(f"group of {len(group)} full runs: train {st.wall_s:.1f} s ({st.tokens_per_s:.0f} real tok/s "
+        f"over all runs, {st.real_tokens / max(st.padded_tokens, 1):.0%} real), eval {t2 - t1:.1f} s "
+        f"on {st.device}")
+    out = {}
+    R = len(group)
+    for r, spec in enumerate(group):
+        out[spec.key] = (_logit(probs[r]), _record(spec, {
+            "device": st.device, "precision": st.precision, "num_processes": 1,
+            "train_wall_s": st.wall_s / R, "eval_wall_s": (t2 - t1) / R, "group_size": R,
+            "group_wall_s": t2 - t0, "train_tokens": st.real_tokens // R,
+            "train_padded_tokens": st.padded_tokens // R, "tokens_per_s": st.tokens_per_s / R,
+            "group_tokens_per_s": st.tokens_per_s, "final_loss": float(st.losses[-1, r]),
+            "resumed_from": 0}))
+    return out
+
+
+# ============================================================================= rows
+def make_row(rec: dict, logits: np.ndarray, truth: np.ndarray, weak_test: np.ndarray,
+             ceiling_logits: np.ndarray | None, gamma: float) -> dict:
+    r"""The result row of one run from its test logits (metrics and bound checks).
+
+    ``F*`` = the test truth (one-hot labels), ``F_w`` = the weak model's test
+    probabilities, ``F_sw`` = ``sigmoid(logits)``; for Lemma 1 and Theorem 2 both
+    ``F_w`` and ``F_sw`` are smoothed, ``(1 - 2 gamma) p + gamma``. Theorem 2 is also
+    checked with ``F*`` = the same-seed, same-regime strong ceiling (the realizable
+    proxy). Columns follow the last-layer sweep (:mod:`w2s_theory.sweeps.real`):
+    ``student_acc/auroc/ece``, ``weak_*``, ``ceiling_*``, ``pgr``, ``disagree_rate``,
+    ``l1_*`` (every stage), ``t2test_{truth,ceil}_{slack,risk_weak,risk_strong,holds}``.
+    """
+    from scipy.special import expit
+
+    from ..bounds import lemma1, theorem2
+    from ..divergences import smooth
+    from ..metrics import accuracy, auroc, disagreement_rate, ece, pgr
+
+    y = np.asarray(truth).astype(np.int64)
+    yf = y.astype(np.float64)
+    ps = expit(np.asarray(logits, dtype=np.float64))
+    pw = np.asarray(weak_test, dtype=np.float64)
+    acc_s, acc_w = accuracy(y, ps), accuracy(y, pw)
+    row = {k: v for k, v in rec.items() if k != "config"}
+    c = rec["config"]
+    row.update({k: c[k] for k in ("lr", "epochs", "batch_size", "max_length", "truncation_side",
+                                  "schedule", "grad_accum", "head_only")})
+    row.update({"n_test": int(y.size), "student_acc": acc_s, "student_auroc": auroc(y, ps),
+                "student_ece": ece(y, ps), "weak_acc": acc_w, "weak_auroc": auroc(y, pw),
+                "weak_ece": ece(y, pw), "disagree_rate": disagreement_rate(ps, pw)})
+    fw, fs = smooth(pw, gamma), smooth(ps, gamma)
+    l1 = lemma1(yf, fw, fs, gamma)
+    row.update({f"l1_{k}": v for k, v in l1.to_dict().items() if k != "n"})
+    targets = [("truth", yf)]
+    if ceiling_logits is not None:
+        pc = expit(np.asarray(ceiling_logits, dtype=np.float64))
+        acc_c = accuracy(y, pc)
+        row.update({"ceiling_acc": acc_c, "ceiling_auroc": auroc(y, pc), "ceiling_ece": ece(y, pc),
+                    "pgr": pgr(acc_s, acc_w, acc_c)})
+        targets.append(("ceil", pc))
+    else:
+        row.update({"ceiling_acc": np.nan, "ceiling_auroc": np.nan, "ceiling_ece": np.nan,
+                    "pgr": np.nan})
+    for tag, fstar in targets:
+        t = theorem2(fstar, fw, fs, tol=0.0)
+        row[f"t2test_{tag}_slack"] = t.slack
+        row[f"t2test_{tag}_risk_weak"] = t.risk_weak
+        row[f"t2test_{tag}_risk_strong"] = t.risk_strong
+        row[f"t2test_{tag}_holds"] = t.holds
+        row["t2test_d_reverse"] = t.d_reverse
+    if ceiling_logits is None:
+        for k in ("slack", "risk_weak", "risk_strong", "holds"):
+            row[f"t2test_ceil_{k}"] = np.nan
+    return row
+
+
+def rows_from_store(store: PredStore, bundle_meta: dict, truth: np.ndarray, weak_test: np.ndarray,
+                    gamma: float, extra: dict | None = None) -> list[dict]:
+    """Result rows of every run in ``store`` (ceilings matched by regime and seed)."""
+    ceil = {}
+    for k, rec in store.records.items():
+        if rec["role"] == "ceiling":
+            ceil[(rec["regime"], rec["seed"])] = store.logits[k]
+    rows = []
+    base = {"subset": bundle_meta["subset"], "weak": bundle_meta["weak_model"],
+            "strong": bundle_meta["strong_model"], "n_train": bundle_meta["n_train"],
+            "weak_l2": bundle_meta["weak_l2"], **(extra or {})}
+    for k, rec in store.records.items():
+        row = {"run_key": k, **base}
+        row.update(make_row(rec, store.logits[k], truth, weak_test,
+                            ceil.get((rec["regime"], rec["seed"])), gamma))
+        rows.append(row)
+    return rows
+
+
+# ============================================================================= CLI
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="w2s-theory finetune",
+                                description="Full fine-tuning weak-to-strong sweep (TOML config).")
+    p.add_argument("--config", required=True, help="TOML file (see experiments/finetune/*.toml)")
+    p.add_argument("--out", help="result CSV (overrides [run] out)")
+    p.add_argument("--data-dir", help="HH-RLHF folder (overrides [data] root)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="overrides [run] device")
+    p.add_argument("--one-by-one", action="store_true",
+                   help="train full runs one by one through the engine (accelerate when installed)")
+    p.add_argument("--no-accelerate", action="store_true", help="plain torch engine for one-by-one runs")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="seconds after which no new run/group starts")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    cfg = FinetuneSweepConfig.from_toml(args.config)
+    run = cfg.run
+    if args.out:
+        run = replace(run, out=args.out)
+    if args.device:
+        run = replace(run, device=args.device)
+    if args.one_by_one:
+        run = replace(run, ensemble=False)
+    if args.no_accelerate:
+        run = replace(run, use_accelerate=False)
+    data = replace(cfg.data, root=args.data_dir) if args.data_dir else cfg.data
+    cfg = replace(cfg, run=run, data=data)
+    from ..finetune import make_engine
+    from ..sweep import ResultTable
+
+    engine = None
+    if not run.ensemble:
+        engine = make_engine(cfg.train, use_accelerate=run.use_accelerate,
+                             cpu=_device(run.device).type == "cpu")
+    main_proc = getattr(engine, "is_main_process", True)
+    log = print if main_proc else (lambda *_: None)
+    out = cfg.out_path()
+    t0 = time.perf_counter()
+    bundle = build_bundle(cfg, progress=not args.no_progress)
+    log(f"[finetune] {cfg.name}: {bundle.subset}, weak {bundle.meta['weak_model']} "
+        f"(L2 {bundle.meta['weak_l2']:g}, test acc {bundle.meta['weak_acc_test']:.4f}), strong "
+        f"{cfg.strong}, {len(bundle.train)} train / {len(bundle.test)} test pairs "
+        f"({time.perf_counter() - t0:.1f} s)")
+    store = PredStore(out.with_suffix(".preds.npz"))
+    deadline = time.monotonic() + args.time_limit if args.time_limit else None
+    summary = execute(cfg, bundle, store, deadline=deadline, progress=not args.no_progress,
+                      log=log, engine=engine)
+    if not main_proc:
+        return 0
+    rows = rows_from_store(store, bundle.meta, bundle.test.labels, bundle.weak_test, run.gamma,
+                           extra={"config_file": str(args.config), "sweep": cfg.name})
+    table = ResultTable(out)
+    table.extend([r for r in rows if not table.has(r["run_key"])])
+    log(f"[finetune] {summary['n_done']} runs trained, {len(rows)} rows in {out} "
+        f"({time.perf_counter() - t0:.1f} s){' (stopped by the time limit)' if summary['stopped'] else ''}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
