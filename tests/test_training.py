@@ -175,3 +175,22 @@ def test_validation_names_the_argument():
         TrainConfig(buffer_size=8, min_count=16)
     with pytest.raises(ValueError, match="num_threads"):
         train_heads(x, y, [HeadSpec("forward_kl")], num_threads=0)
+
+
+def test_gpu_bench_script_runs_on_cpu(tmp_path):
+    """experiments/gpu/bench_heads_batched.py at a tiny size: runs, agrees, writes its JSON."""
+    import json
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "experiments" / "gpu" / "bench_heads_batched.py"
+    mod = runpy.run_path(str(script), run_name="bench")
+    out = tmp_path / "b.json"
+    assert mod["main"](["--out", str(out), "--device", "cpu", "--n", "48", "--d", "5",
+                        "--groups", "1", "--noise", "2", "--loop-heads", "8", "--repeat", "1",
+                        "--threads", "1"]) == 0
+    r = json.loads(out.read_text())
+    assert r["heads"] == 16 and r["loop_heads_timed"] == 8 and r["loop_extrapolated"]
+    assert r["steps_per_head"] == 3 and r["device"] == "cpu"
+    assert r["batched_s"] > 0 and r["speedup"] > 0
+    assert r["max_abs_diff_weights"] < 1e-5 * max(1.0, r["max_abs_weight"])

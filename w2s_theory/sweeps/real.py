@@ -562,7 +562,8 @@ def _pca_basis(x: np.ndarray, r: int) -> np.ndarray:
 
 def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
                    cache: Path) -> dict:
-    """Convex-head columns for a run's group (cached as JSON per group)."""
+    """Convex-head columns for a run's group, cached as ``<cache>/<key>.json`` (the key holds
+    everything that changes them, so sweeps share the cache)."""
     from ..bounds import lemma1, theorem2
     from ..divergences import smooth
     from ..heads import fit_convex_head
@@ -571,7 +572,7 @@ def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
 
     key = _head_key(cfg, run.seed, role="convex", dataset=run.dataset, weak=run.weak,
                     strong=run.strong, noise=run.noise)
-    path = cache / "convex" / f"{key}.json"
+    path = cache / f"{key}.json"
     if path.is_file():
         try:
             return json.loads(path.read_text())
@@ -789,7 +790,7 @@ def _run_sweep(cfg, out, progress, config_file, after_row, bank):
                "train_dtype": cfg.train.dtype, "protocol": PROTOCOL_VERSION}
         row.update(evaluate_run(cfg, bank, teachers, students, run))
         if cfg.convex.enabled:
-            row.update(convex_results(cfg, bank, teachers, run, cache))
+            row.update(convex_results(cfg, bank, teachers, run, cfg.cache_path() / "convex"))
         row.update({
             "train_heads": smeta.get("n_heads"), "train_wall_s": smeta.get("wall_s"),
             "eval_wall_s": time.perf_counter() - t0, "device": smeta.get("device"),
