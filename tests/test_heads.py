@@ -207,8 +207,8 @@ def test_project_to_floor_simplex_is_the_euclidean_projection():
     rng = np.random.default_rng(0)
     v = rng.normal(scale=3.0, size=(6, 4))
     q = project_to_floor_simplex(v, 0.02)
-    for row, qr in zip(v, q):
-        res = minimize(lambda t: ((t - row) ** 2).sum(), np.full(4, 0.25), method="SLSQP",
+    for row, qr in zip(v, q, strict=True):
+        res = minimize(lambda t, r=row: ((t - r) ** 2).sum(), np.full(4, 0.25), method="SLSQP",
                        constraints=[{"type": "eq", "fun": lambda t: t.sum() - 1}],
                        bounds=[(0.02, 1)] * 4, options={"ftol": 1e-14})
         np.testing.assert_allclose(qr, res.x, atol=1e-6)

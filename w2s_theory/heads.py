@@ -328,8 +328,6 @@ def fit_convex_head(features, weak_probs, *, divergence: str = "reverse_kl",
         >>> bool(np.allclose(np.diff(h.probs, 2), 0.0, atol=1e-9))   # affine in x
         True
     """
-    import cvxpy as cp
-
     if divergence not in DIVERGENCES:
         raise ValueError(f"divergence: must be one of {DIVERGENCES}, got {divergence!r}")
     y = check_probs(weak_probs, "weak_probs")
@@ -348,28 +346,23 @@ def fit_convex_head(features, weak_probs, *, divergence: str = "reverse_kl",
     n, d = x.shape
     mu, sd, design = _standardize(x)
 
-    theta = cp.Variable((d + 1, k - 1))
-    pf = cp.Variable((n, k - 1))                      # free classes 1..k-1
-    p0 = 1.0 - cp.sum(pf, axis=1)                     # reference class 0
-    cons = [pf == design @ theta, pf >= g, p0 >= g]
-    if divergence == "reverse_kl":
-        obj = cp.sum(cp.rel_entr(pf, yc[:, 1:])) + cp.sum(cp.rel_entr(p0, yc[:, 0]))
-    else:
-        obj = cp.sum(cp.rel_entr(yc[:, 1:], pf)) + cp.sum(cp.rel_entr(yc[:, 0], p0))
-    # The sum (not the mean) is what Clarabel sees: 1/n-weighted cones are badly scaled
-    # (3x more iterations at n = 4000); gaps and multipliers are divided by n below.
-    prob = cp.Problem(cp.Minimize(obj), cons)
-
     t0 = time.perf_counter()
-    sol = _solve_clarabel(prob, tol, max_iter)
-    # Clarabel sometimes stalls just short of a very tight tolerance ("AlmostSolved",
-    # "InsufficientProgress"); retry once at a 100x looser one and keep a "Solved" result.
-    if str(sol.status) != "Solved" and tol <= 1e-6:
-        sol2 = _solve_clarabel(prob, tol * 100.0, max_iter)
-        if str(sol2.status) == "Solved":
-            sol = sol2
-        else:
-            sol = _solve_clarabel(prob, tol, max_iter)    # restore the tighter run's values
+    # Clarabel sometimes stalls just short of a tight tolerance ("AlmostSolved") on one of
+    # two equivalent exponential-cone formulations and not on the other: try the primary
+    # one, then the alternative, then the primary at a 100x looser tolerance, and keep the
+    # first "Solved" result (else the attempt with the smallest gap).
+    alt = {"reverse_kl": ("entr", "rel_entr"), "forward_kl": ("rel_entr", "log")}[divergence]
+    attempts = [(alt[0], tol), (alt[1], tol), (alt[0], min(tol * 100.0, 1e-6))]
+    best = None
+    for form, t in attempts:
+        sol, theta, cons = _convex_program(design, yc, g, divergence, form, t, max_iter)
+        gap_try = (abs(float(sol.obj_val) - float(sol.obj_val_dual))
+                   if theta.value is not None else math.inf)
+        if best is None or (str(sol.status) == "Solved") or gap_try < best[0]:
+            best = (gap_try, sol, theta, cons)
+        if str(sol.status) == "Solved":
+            break
+    _, sol, theta, cons = best
     solve_time = time.perf_counter() - t0
     status = str(sol.status)
     if theta.value is None:
@@ -405,6 +398,35 @@ def fit_convex_head(features, weak_probs, *, divergence: str = "reverse_kl",
                       divergence=divergence, gamma=g, k=k, report=report,
                       _mu=mu, _sd=sd, _theta=th, _lam=lam, _resid=resid, _design=design)
     return head
+
+
+def _convex_program(design, yc, g, divergence, form, tol, max_iter):
+    """Build and solve one exponential-cone formulation; return (solution, theta, constraints).
+
+    The summed (not averaged) objective is what Clarabel sees: 1/n-weighted cones are badly
+    scaled (3x more iterations at n = 4000); gaps and multipliers are divided by n later.
+    ``form``: reverse KL as ``sum rel_entr(P, Y)`` or ``-entr(P) - P log Y``; forward KL as
+    ``sum rel_entr(Y, P)`` or ``-Y log P`` (equal up to the constant ``sum Y log Y``).
+    """
+    import cvxpy as cp
+
+    n, k = yc.shape
+    theta = cp.Variable((design.shape[1], k - 1))
+    pf = cp.Variable((n, k - 1))                      # free classes 1..k-1
+    p0 = 1.0 - cp.sum(pf, axis=1)                     # reference class 0
+    cons = [pf == design @ theta, pf >= g, p0 >= g]
+    if form == "rel_entr" and divergence == "reverse_kl":
+        obj = cp.sum(cp.rel_entr(pf, yc[:, 1:])) + cp.sum(cp.rel_entr(p0, yc[:, 0]))
+    elif form == "entr":
+        ly = np.log(yc)
+        obj = (-cp.sum(cp.entr(pf)) - cp.sum(cp.entr(p0))
+               - cp.sum(cp.multiply(pf, ly[:, 1:])) - p0 @ ly[:, 0])
+    elif form == "rel_entr":
+        obj = cp.sum(cp.rel_entr(yc[:, 1:], pf)) + cp.sum(cp.rel_entr(yc[:, 0], p0))
+    else:
+        obj = -cp.sum(cp.multiply(yc[:, 1:], cp.log(pf))) - yc[:, 0] @ cp.log(p0)
+    prob = cp.Problem(cp.Minimize(obj), cons)
+    return _solve_clarabel(prob, tol, max_iter), theta, cons
 
 
 def _objective(p: np.ndarray, yc: np.ndarray, divergence: str) -> float:

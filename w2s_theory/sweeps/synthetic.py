@@ -266,7 +266,7 @@ def expand_runs(cfg: SweepConfig) -> list[Run]:
         drawn = _draw_random(cfg.random, seed)
         for pt in points:
             for var in cfg.variants:
-                upd = {**drawn, **dict(zip(grid_keys, pt)), **var.overrides}
+                upd = {**drawn, **dict(zip(grid_keys, pt, strict=True)), **var.overrides}
                 if "d_weak" in upd or "d_strong" in upd:
                     d_s = upd.get("d_strong", cfg.base.d_strong)
                     upd["d_weak"] = min(upd.get("d_weak", cfg.base.d_weak), d_s)
