@@ -32,9 +32,16 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
-from scipy.special import entr, rel_entr
+from scipy.special import rel_entr
 
-from ._validation import check_gamma, check_probs, check_same_shape, check_scalar, n_classes
+from ._validation import (
+    as_prob_array,
+    check_gamma,
+    check_probs,
+    check_same_shape,
+    check_scalar,
+    n_classes,
+)
 
 __all__ = [
     "Lemma1Result",
@@ -48,8 +55,14 @@ __all__ = [
 ]
 
 # Float round-off allowed when comparing mathematically ordered quantities:
-# relative to the magnitudes involved, a few hundred ulps of float64.
+# relative to the magnitudes involved, a few thousand ulps of float64.
 _REL_ROUNDOFF = 1e-12
+# ``1 - p`` is rounded in float64: a coordinate may sit this far (relative) below gamma.
+_FLOOR_RTOL = 1e-12
+#: Rows per block of the binary fast paths: the block's scratch arrays (5 x 128 KiB)
+#: stay in the CPU's L2 cache, so the fused passes run at cache speed, not memory speed.
+_BLOCK = 1 << 14
+_TINY = np.finfo(np.float64).tiny
 
 
 class _Result:
@@ -81,19 +94,21 @@ class Lemma1Result(_Result):
     """Every stage of Lemma 1's chain; all values are population averages over the rows.
 
     Attributes:
-        gap: exact ``R(F_sw) - R(F_w)``.
-        risk_weak, risk_strong: ``R(F_w)``, ``R(F_sw)`` in KL form.
+        gap: exact ``R(F_sw) - R(F_w) = E_x sum_i F*_i log(F_w,i / F_sw,i)`` (KL or CE
+            form alike; the risks themselves are :func:`theorem2`'s, or
+            :func:`w2s_theory.divergences.kl` averaged).
         d_forward, d_reverse: ``E KL(F_w||F_sw)``, ``E KL(F_sw||F_w)``.
         data_dependent_bound: ``E[TV(x) / m(x)]``.
         tv_bound: ``E TV / gamma``.
         sqrt_bound_forward, sqrt_bound_reverse: ``sqrt(d / 2) / gamma``.
         gamma: the ``gamma`` used; n: number of rows.
-        holds: every stage is ``>= |gap|`` (up to float round-off).
+        holds: every stage is ``>= |gap|`` up to float round-off: a relative ``1e-12`` of
+            the magnitudes, and for the square-root stages an absolute ``1e-12 (1 + 4 dd)``
+            on ``d`` (the round-off of a KL between nearly equal predictions, which the
+            square root amplifies).
     """
 
     gap: float
-    risk_weak: float
-    risk_strong: float
     d_forward: float
     d_reverse: float
     data_dependent_bound: float
@@ -112,6 +127,11 @@ class Lemma1Result(_Result):
             "sqrt_forward": self.sqrt_bound_forward,
             "sqrt_reverse": self.sqrt_bound_reverse,
         }
+
+    def tightness(self) -> dict:
+        """Each stage divided by ``|gap|`` (``>= 1`` when the lemma holds; ``inf`` if gap = 0)."""
+        a = abs(self.gap)
+        return {k: (v / a if a > 0 else math.inf) for k, v in self.stages().items()}
 
 
 @dataclass(frozen=True)
@@ -134,21 +154,73 @@ class Theorem2Result(_Result):
     holds: bool
 
 
-def _three(f_star, f_weak, f_strong):
-    fs = check_probs(f_star, "f_star")
-    fw = check_probs(f_weak, "f_weak")
-    fsw = check_probs(f_strong, "f_strong")
+def _three(f_star, f_weak, f_strong, *, values: bool = True):
+    """Convert and check the three predictor arrays (values too, unless ``values=False``)."""
+    conv = check_probs if values else as_prob_array
+    fs = conv(f_star, "f_star")
+    fw = conv(f_weak, "f_weak")
+    fsw = conv(f_strong, "f_strong")
     check_same_shape(f_star=fs, f_weak=fw, f_strong=fsw)
     return fs, fw, fsw
+
+
+def _blocks(n: int):
+    """``(start, stop)`` of consecutive blocks of at most :data:`_BLOCK` rows."""
+    return ((i, min(i + _BLOCK, n)) for i in range(0, n, _BLOCK))
+
+
+def _lemma1_binary_sums(fs, fw, fsw, floor):
+    """Block sums for the binary shorthand, or ``None`` when a value fails validation.
+
+    Per row, with ``l1 = log(F_w,1/F_sw,1)``, ``l0 = log(F_w,0/F_sw,0)`` and ``dl = l1 - l0``:
+    ``sum_i F*_i log(F_w,i/F_sw,i) = l0 + F*_1 dl`` (the gap's summand), and the same with
+    ``F_w`` (forward KL) and ``F_sw`` (minus the reverse KL) in place of ``F*``. Validation
+    (``F*`` in [0, 1], every coordinate of ``F_w``, ``F_sw`` at least ``floor``; NaN fails)
+    is fused into the block loop, before any log is taken.
+    """
+    n = fs.shape[0]
+    size = min(n, _BLOCK)
+    buf = np.empty((5, size))
+    s0 = sg = sf = sr = stv = sdd = 0.0
+    for i, j in _blocks(n):
+        f, w, s = fs[i:j], fw[i:j], fsw[i:j]
+        a, b, m, t, u = buf[:, : j - i]
+        np.subtract(1.0, w, out=a)                     # F_w,0
+        np.subtract(1.0, s, out=b)                     # F_sw,0
+        np.minimum(a, b, out=m)
+        np.minimum(m, w, out=m)
+        np.minimum(m, s, out=m)                        # m(x) = min_i min(F_w,i, F_sw,i)
+        if not (m.min() >= floor and f.min() >= 0.0 and f.max() <= 1.0):
+            return None
+        np.divide(a, b, out=t)
+        np.log(t, out=t)                               # l0
+        np.divide(w, s, out=u)
+        np.log(u, out=u)
+        u -= t                                         # dl = l1 - l0
+        s0 += float(t.sum())
+        sg += float(f @ u)
+        sf += float(w @ u)
+        sr += float(s @ u)
+        np.subtract(w, s, out=t)
+        np.abs(t, out=t)                               # TV(x) = |F_w,1 - F_sw,1|
+        stv += float(t.sum())
+        t /= m
+        sdd += float(t.sum())
+    return s0, sg, sf, sr, stv, sdd
 
 
 def lemma1(f_star, f_weak, f_strong, gamma: float = 1e-3) -> Lemma1Result:
     r"""Lemma 1's chain of bounds on ``|R(F_sw) - R(F_w)|``, every stage.
 
     ``|gap| <= E[TV(x)/m(x)] <= E TV / gamma <= sqrt(d/2) / gamma`` for both
-    ``d = d_forward`` and ``d = d_reverse``. Predictions are used as given: a
+    ``d = d_forward`` and ``d = d_reverse``, where
+    ``gap = R(F_sw) - R(F_w) = E_x sum_i F*_i(x) log(F_w,i(x) / F_sw,i(x))`` and
+    ``m(x) = min_i min(F_w,i(x), F_sw,i(x))``. Predictions are used as given: a
     coordinate of ``f_weak`` or ``f_strong`` below ``gamma`` is a ``ValueError``
     (use :func:`w2s_theory.divergences.smooth` to meet the assumption).
+
+    Cost: on the binary shorthand, a handful of fused passes over the rows in
+    cache-sized blocks (``benchmarks/bench_bounds.py`` measures it).
 
     Args:
         f_star: truth, shape ``(n, k)`` or ``(n,)``; may be one-hot.
@@ -163,66 +235,64 @@ def lemma1(f_star, f_weak, f_strong, gamma: float = 1e-3) -> Lemma1Result:
         >>> import numpy as np
         >>> from w2s_theory.bounds import lemma1
         >>> r = lemma1(np.array([1.0, 0.0]), np.array([0.7, 0.4]), np.array([0.8, 0.3]), gamma=0.1)
-        >>> round(r.gap, 6), round(r.tv_bound, 6), r.holds
-        (-0.143841, 1.0, True)
+        >>> round(r.gap, 6), round(r.data_dependent_bound, 6), round(r.tv_bound, 6), r.holds
+        (-0.143841, 0.416667, 1.0, True)
     """
-    fs, fw, fsw = _three(f_star, f_weak, f_strong)
+    fs, fw, fsw = _three(f_star, f_weak, f_strong, values=False)
     k = n_classes(fs)
     g = check_gamma(gamma, k)
     n = fs.shape[0]
-    if fs.ndim == 1:
-        # Binary fast path: two log passes give gap, d_forward and d_reverse.
-        lo_w, hi_w = float(fw.min()), float(fw.max())
-        lo_s, hi_s = float(fsw.min()), float(fsw.max())
-        _check_floor("f_weak", min(lo_w, 1.0 - hi_w), g)
-        _check_floor("f_strong", min(lo_s, 1.0 - hi_s), g)
-        l1 = np.log(fw / fsw)                      # log(F_w,1 / F_sw,1)
-        l0 = np.log((1.0 - fw) / (1.0 - fsw))       # log(F_w,0 / F_sw,0)
-        sum_l0 = float(l0.sum())
-        np.subtract(l1, l0, out=l1)                 # l1 <- l1 - l0
-        gap = (sum_l0 + float(fs @ l1)) / n
-        d_forward = (sum_l0 + float(fw @ l1)) / n
-        d_reverse = -(sum_l0 + float(fsw @ l1)) / n
-        diff = np.abs(fw - fsw)                     # TV(x) in the binary case
-        tv_mean = float(diff.sum()) / n
-        m = np.minimum(fw, fsw)
-        np.minimum(m, 1.0 - np.maximum(fw, fsw), out=m)
-        dd = float((diff / m).sum()) / n
-        risk_weak, risk_strong = _risks_binary(fs, fw, fsw)
+    floor = g * (1.0 - _FLOOR_RTOL)
+    sums = _lemma1_binary_sums(fs, fw, fsw, floor) if fs.ndim == 1 else None
+    if sums is None:
+        # Full validation: raises the precise error for the binary fast path's failure,
+        # and is the validation of the k-class path.
+        fs, fw, fsw = _three(fs, fw, fsw)
+        for name, a in (("f_weak", fw), ("f_strong", fsw)):
+            lo = float(a.min()) if a.ndim == 2 else min(float(a.min()), 1.0 - float(a.max()))
+            _check_floor(name, lo, g, floor)
+    if sums is not None:
+        s0, sg, sf, sr, stv, sdd = sums
+        gap, d_forward, d_reverse = (s0 + sg) / n, (s0 + sf) / n, -(s0 + sr) / n
+        tv_mean, dd = stv / n, sdd / n
+    elif fs.ndim == 1:  # pragma: no cover - the fast path failed but full validation passed
+        raise ValueError("f_star, f_weak, f_strong: invalid values")
     else:
-        _check_floor("f_weak", float(fw.min()), g)
-        _check_floor("f_strong", float(fsw.min()), g)
-        logr = np.log(fw) - np.log(fsw)
-        gap = float((fs * logr).sum()) / n
-        d_forward = float(rel_entr(fw, fsw).sum()) / n
-        d_reverse = float(rel_entr(fsw, fw).sum()) / n
-        tv = 0.5 * np.abs(fw - fsw).sum(axis=1)
+        logr = np.log(fw)
+        logr -= np.log(fsw)                         # log(F_w,i / F_sw,i)
+        gap = float(np.vdot(fs, logr)) / n
+        d_forward = float(np.vdot(fw, logr)) / n
+        d_reverse = -float(np.vdot(fsw, logr)) / n
+        diff = np.abs(fw - fsw)
+        tv = 0.5 * diff.sum(axis=1)
         tv_mean = float(tv.sum()) / n
         m = np.minimum(fw, fsw).min(axis=1)
         dd = float((tv / m).sum()) / n
-        risk_weak = float(rel_entr(fs, fw).sum()) / n
-        risk_strong = float(rel_entr(fs, fsw).sum()) / n
     # KL is non-negative; clip float round-off below zero before the square root.
     d_forward, d_reverse = max(d_forward, 0.0), max(d_reverse, 0.0)
     tv_bound = tv_mean / g
     sq_f = math.sqrt(d_forward / 2.0) / g
     sq_r = math.sqrt(d_reverse / 2.0) / g
-    # Round-off allowance scales with the magnitudes involved.
+    # Round-off allowances scale with the magnitudes involved. A KL of nearly equal rows is
+    # a difference of first-order terms: its absolute error is a few ulps of
+    # sum_i (F_w,i + F_sw,i) |log(F_w,i/F_sw,i)| <= 4 TV(x)/m(x), i.e. of 4 dd, which the
+    # square root amplifies when d itself is that small.
     slack = _REL_ROUNDOFF * (1.0 + abs(gap) + dd)
-    a = abs(gap)
-    holds = bool(dd >= a - slack and tv_bound >= a - slack
-                 and sq_f >= a - slack and sq_r >= a - slack)
+    err_d = _REL_ROUNDOFF * (1.0 + 4.0 * dd)
+    a = abs(gap) - slack
+    holds = bool(dd >= a and tv_bound >= a
+                 and math.sqrt((d_forward + err_d) / 2.0) / g >= a
+                 and math.sqrt((d_reverse + err_d) / 2.0) / g >= a)
     return Lemma1Result(
-        gap=float(gap), risk_weak=float(risk_weak), risk_strong=float(risk_strong),
-        d_forward=float(d_forward), d_reverse=float(d_reverse), data_dependent_bound=float(dd),
-        tv_bound=float(tv_bound), sqrt_bound_forward=float(sq_f), sqrt_bound_reverse=float(sq_r),
+        gap=float(gap), d_forward=float(d_forward), d_reverse=float(d_reverse),
+        data_dependent_bound=float(dd), tv_bound=float(tv_bound),
+        sqrt_bound_forward=float(sq_f), sqrt_bound_reverse=float(sq_r),
         gamma=g, n=int(n), holds=holds,
     )
 
 
-def _check_floor(name: str, lo: float, gamma: float) -> None:
-    # 1 - p is rounded in float64: allow a relative 1e-12 below gamma.
-    if lo < gamma * (1.0 - 1e-12):
+def _check_floor(name: str, lo: float, gamma: float, floor: float) -> None:
+    if not lo >= floor:
         raise ValueError(
             f"{name}: smallest probability {lo:.6g} is below gamma={gamma:g}; Lemma 1 needs every "
             f"coordinate >= gamma (smooth the predictions with w2s_theory.divergences.smooth, "
@@ -230,23 +300,58 @@ def _check_floor(name: str, lo: float, gamma: float) -> None:
         )
 
 
-def _risks_binary(fs, fw, fsw):
-    """E KL(F*||F_w), E KL(F*||F_sw) for the binary shorthand."""
+def _theorem2_binary_sums(fs, fw, fsw):
+    """Block sums for the binary shorthand, or ``None`` when a value fails validation.
+
+    With ``l0 = log(F_sw,0/F_w,0)`` and ``dl = logit F_sw - logit F_w`` per row:
+    ``KL(F_sw||F_w) = l0 + F_sw,1 dl``, the slack's summand is ``(F*_1 - F_sw,1) dl``,
+    and ``R(F_sw) - R(F_w) = -(l0 + F*_1 dl)``. ``KL(F*||F_w)`` is summed directly
+    (``0 log 0 = 0``: ``F*`` is floored at the smallest normal float inside the log, which
+    changes a term by less than ``1e-305``).
+    """
     n = fs.shape[0]
-    h = float(entr(fs).sum() + entr(1.0 - fs).sum())
-    ce_w = -float(fs @ np.log(fw) + (1.0 - fs) @ np.log1p(-fw))
-    ce_s = -float(fs @ np.log(fsw) + (1.0 - fs) @ np.log1p(-fsw))
-    return (ce_w - h) / n, (ce_s - h) / n
+    size = min(n, _BLOCK)
+    buf = np.empty((4, size))
+    s0 = sf = ss = rw = 0.0
+    for i, j in _blocks(n):
+        f, w, s = fs[i:j], fw[i:j], fsw[i:j]
+        a, b, t, u = buf[:, : j - i]
+        np.subtract(1.0, w, out=a)                     # F_w,0
+        np.subtract(1.0, s, out=b)                     # F_sw,0
+        if not (f.min() >= 0.0 and f.max() <= 1.0 and w.min() > 0.0 and a.min() > 0.0
+                and s.min() > 0.0 and b.min() > 0.0):
+            return None
+        np.divide(b, a, out=t)
+        np.log(t, out=t)                               # l0
+        np.divide(s, w, out=u)
+        np.log(u, out=u)
+        u -= t                                         # dl
+        s0 += float(t.sum())
+        sf += float(f @ u)
+        ss += float(s @ u)
+        np.maximum(f, _TINY, out=t)
+        t /= w
+        np.log(t, out=t)
+        rw += float(f @ t)                             # sum F*_1 log(F*_1 / F_w,1)
+        np.subtract(1.0, f, out=u)                     # F*_0
+        np.maximum(u, _TINY, out=b)
+        b /= a
+        np.log(b, out=b)
+        rw += float(u @ b)                             # sum F*_0 log(F*_0 / F_w,0)
+    return s0, sf, ss, rw
 
 
 def theorem2(f_star, f_weak, f_strong, tol: float = 1e-9) -> Theorem2Result:
     r"""Check ``R(F_sw) <= R(F_w) - d_reverse`` (Theorem 2) on a population.
 
     ``slack = R(F_w) - d_reverse - R(F_sw) = E_x sum_i (F*_i - F_sw,i) log(F_sw,i / F_w,i)``
-    (computed in this form, which has no cancellation). The theorem guarantees
+    (computed in this log-ratio form, not as a difference of three separately rounded
+    averages, so that ``F_sw = F*`` gives ``slack = 0`` exactly). The theorem guarantees
     ``slack >= 0`` when ``F_sw`` is the reverse-KL projection of ``F_w`` onto a
     mixture-convex class containing ``F*``; pass the solver's own accuracy (e.g.
-    its duality gap) as ``tol``.
+    its duality gap) as ``tol``. On the binary shorthand ``R(F_sw)`` is computed as
+    ``R(F_w) + gap`` (clipped at 0) with the exact gap of :func:`lemma1`, which saves two
+    logarithms per row and is exact up to a few ulps of ``R(F_w)``.
 
     Args:
         f_star: truth, shape ``(n, k)`` or ``(n,)``.
@@ -265,35 +370,36 @@ def theorem2(f_star, f_weak, f_strong, tol: float = 1e-9) -> Theorem2Result:
         >>> abs(r.slack) < 1e-12, r.holds
         (True, True)
     """
-    fs, fw, fsw = _three(f_star, f_weak, f_strong)
+    fs, fw, fsw = _three(f_star, f_weak, f_strong, values=False)
     t = check_scalar(tol, "tol", low=0.0)
     n = fs.shape[0]
-    if fs.ndim == 1:
+    sums = _theorem2_binary_sums(fs, fw, fsw) if fs.ndim == 1 else None
+    if sums is None:
+        fs, fw, fsw = _three(fs, fw, fsw)
         for name, a in (("f_weak", fw), ("f_strong", fsw)):
-            if float(a.min()) <= 0.0 or float(a.max()) >= 1.0:
-                raise ValueError(f"{name}: probabilities must lie strictly inside (0, 1) "
-                                 f"(a zero makes a KL term infinite)")
-        lw, lw0 = np.log(fw), np.log1p(-fw)
-        ls, ls0 = np.log(fsw), np.log1p(-fsw)
-        h = float(entr(fs).sum() + entr(1.0 - fs).sum())
-        ce_w = -float(fs @ lw + (1.0 - fs) @ lw0)
-        ce_s = -float(fs @ ls + (1.0 - fs) @ ls0)
-        dlog = (ls - lw) - (ls0 - lw0)              # log-odds(F_sw) - log-odds(F_w)
-        d_rev = float(fsw @ dlog + (ls0 - lw0).sum())
-        slack = float((fs - fsw) @ dlog)
-        risk_weak, risk_strong = (ce_w - h) / n, (ce_s - h) / n
-    else:
-        for name, a in (("f_weak", fw), ("f_strong", fsw)):
-            if float(a.min()) <= 0.0:
+            if not (float(a.min()) > 0.0 and (a.ndim == 2 or float(a.max()) < 1.0)):
                 raise ValueError(f"{name}: probabilities must be strictly positive "
                                  f"(a zero makes a KL term infinite)")
-        logr = np.log(fsw) - np.log(fw)
-        d_rev = float((fsw * logr).sum())
-        slack = float(((fs - fsw) * logr).sum())
+    if sums is not None:
+        s0, sf, ss, rw = sums
+        d_rev = (s0 + ss) / n
+        slack = (sf - ss) / n
+        risk_weak = rw / n
+        gap = -(s0 + sf) / n                        # R(F_sw) - R(F_w)
+    elif fs.ndim == 1:  # pragma: no cover - the fast path failed but full validation passed
+        raise ValueError("f_star, f_weak, f_strong: invalid values")
+    else:
+        logr = np.log(fsw)
+        logr -= np.log(fw)                          # log(F_sw,i / F_w,i)
+        d_rev = float(np.vdot(fsw, logr)) / n
+        slack = float(np.vdot(fs - fsw, logr)) / n
         risk_weak = float(rel_entr(fs, fw).sum()) / n
         risk_strong = float(rel_entr(fs, fsw).sum()) / n
-    slack /= n
-    d_rev = max(d_rev / n, 0.0)
+    if sums is not None:
+        risk_strong = risk_weak + gap
+    # KL values are non-negative: clip float round-off below zero.
+    risk_weak, risk_strong = max(risk_weak, 0.0), max(risk_strong, 0.0)
+    d_rev = max(d_rev, 0.0)
     return Theorem2Result(risk_weak=float(risk_weak), risk_strong=float(risk_strong),
                           d_reverse=float(d_rev), slack=float(slack), tol=t, n=int(n),
                           holds=bool(slack >= -t))

@@ -13,7 +13,7 @@ Cover & Thomas, *Elements of Information Theory* (2006), ch. 2 and 11.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import entr, rel_entr
+from scipy.special import entr, rel_entr, xlogy
 
 from ._validation import as_categorical, check_gamma, check_probs, check_same_shape, n_classes
 
@@ -56,7 +56,7 @@ def cross_entropy(p, q) -> np.ndarray:
         p: shape ``(n, k)`` or ``(n,)``; q: same shape.
 
     Returns:
-        shape ``(n,)``.
+        shape ``(n,)``; ``inf`` where ``q_i = 0 < p_i``.
 
     Example:
         >>> from w2s_theory.divergences import cross_entropy
@@ -64,7 +64,7 @@ def cross_entropy(p, q) -> np.ndarray:
         array([0.693147])
     """
     p, q = _pair(p, q)
-    return (rel_entr(p, q) + entr(p)).sum(axis=1)
+    return -xlogy(p, q).sum(axis=1)
 
 
 def entropy(p) -> np.ndarray:
@@ -112,7 +112,8 @@ def smooth(p, gamma: float) -> np.ndarray:
 
     Every coordinate of the result is at least ``gamma`` and rows still sum to
     one (clamping would break the sum). This is how Lemma 1's assumption
-    ``min_i F_i(x) >= gamma`` is met.
+    ``min_i F_i(x) >= gamma`` is met; it holds exactly in float64, for the binary
+    shorthand's implied class-0 probability ``1 - p`` as well.
 
     Args:
         p: shape ``(n, k)`` or ``(n,)`` (binary: ``k = 2``).
@@ -131,4 +132,12 @@ def smooth(p, gamma: float) -> np.ndarray:
     p = check_probs(p, "p")
     k = n_classes(p)
     g = check_gamma(gamma, k)
-    return (1.0 - k * g) * p + g
+    out = (1.0 - k * g) * p + g          # >= g exactly: rounding is monotone
+    if p.ndim == 1:
+        # The implied class-0 probability 1 - out must be >= g in float64 too: cap
+        # out at the largest double whose complement is >= g (a change of <= 1 ulp).
+        hi = 1.0 - g
+        if 1.0 - hi < g:
+            hi = float(np.nextafter(hi, 0.0))
+        np.minimum(out, hi, out=out)
+    return out

@@ -25,6 +25,10 @@ convention ``0 log 0 = 0``. The student side uses ``log_softmax`` /
 *examples*, never over classes (``torch.nn.functional.kl_div(reduction="mean")``
 averages over both and silently halves a binary KL).
 
+Input checks: ``weak_probs`` must be finite, in ``[0, 1]``, of the logits' shape, and
+k-class rows must sum to 1 within ``1e-6`` (float64) or ``1e-4`` (lower precision
+dtypes, whose rounding alone reaches ``1e-6``); ``student_logits`` must be finite.
+
 References
 ----------
 Yao et al., "Revisiting Weak-to-Strong Generalization in Theory and Practice:
@@ -35,6 +39,7 @@ Burns et al., "Weak-to-Strong Generalization", arXiv:2312.09390 (confidence loss
 from __future__ import annotations
 
 import math
+import operator
 from collections import deque
 from typing import Callable
 
@@ -197,8 +202,8 @@ def reverse_kl(student_logits, weak_probs, *, reduction: str = "mean", eps: floa
     lp, lq = _log_student(z)
     yc = y.clamp(eps, 1 - eps)
     if lq is not None:
-        p = torch.sigmoid(z)
-        per = p * (lp - torch.log(yc)) + (1 - p) * (lq - torch.log1p(-yc))
+        p, q = lp.exp(), lq.exp()                  # q = 1 - p without cancellation
+        per = p * (lp - torch.log(yc)) + q * (lq - torch.log1p(-yc))
     else:
         p = lp.exp()
         per = (p * (lp - torch.log(yc))).sum(dim=1)
@@ -226,8 +231,8 @@ def reverse_ce(student_logits, weak_probs, *, reduction: str = "mean", eps: floa
     z = student_logits
     yc = y.clamp(eps, 1 - eps)
     if z.ndim == 1:
-        p = torch.sigmoid(z)
-        per = -(p * torch.log(yc) + (1 - p) * torch.log1p(-yc))
+        p, q = torch.sigmoid(z), torch.sigmoid(-z)  # q = 1 - p without cancellation
+        per = -(p * torch.log(yc) + q * torch.log1p(-yc))
     else:
         p = torch.softmax(z, dim=1)
         per = -(p * torch.log(yc)).sum(dim=1)
@@ -255,18 +260,34 @@ def confidence_alpha(step: int, total_steps: int, *, alpha_max: float = 0.5,
         >>> [round(confidence_alpha(t, 100), 3) for t in (0, 5, 10, 50)]
         [0.0, 0.25, 0.5, 0.5]
     """
-    if not isinstance(step, (int,)) or step < 0:
-        raise ValueError(f"step: must be an integer >= 0, got {step!r}")
-    if not isinstance(total_steps, int) or total_steps < 1:
-        raise ValueError(f"total_steps: must be an integer >= 1, got {total_steps!r}")
-    if not (0.0 <= alpha_max <= 1.0):
-        raise ValueError(f"alpha_max: must lie in [0, 1], got {alpha_max!r}")
-    if not (0.0 <= warmup_frac <= 1.0):
-        raise ValueError(f"warmup_frac: must lie in [0, 1], got {warmup_frac!r}")
+    step = _check_int(step, "step", 0)
+    total_steps = _check_int(total_steps, "total_steps", 1)
+    if not (_is_number(alpha_max) and 0.0 <= alpha_max <= 1.0):
+        raise ValueError(f"alpha_max: must be a number in [0, 1], got {alpha_max!r}")
+    if not (_is_number(warmup_frac) and 0.0 <= warmup_frac <= 1.0):
+        raise ValueError(f"warmup_frac: must be a number in [0, 1], got {warmup_frac!r}")
     warm = warmup_frac * total_steps
-    if warm <= 0:
+    # A relative 1e-12 snap: warmup_frac * total_steps is rounded (0.3 * 10 > 3 in
+    # float64), and the ramp must reach alpha_max exactly at the end of the warm-up.
+    if warm <= 0 or step >= warm * (1.0 - 1e-12):
         return float(alpha_max)
-    return float(alpha_max * min(1.0, step / warm))
+    return float(alpha_max * (step / warm))
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _check_int(x, name: str, low: int) -> int:
+    try:
+        if isinstance(x, bool):
+            raise TypeError
+        v = operator.index(x)
+    except TypeError:
+        raise ValueError(f"{name}: must be an integer >= {low}, got {x!r}") from None
+    if v < low:
+        raise ValueError(f"{name}: must be an integer >= {low}, got {x!r}")
+    return v
 
 
 class BalanceThreshold:
@@ -291,9 +312,9 @@ class BalanceThreshold:
     """
 
     def __init__(self, size: int = 512, min_count: int = 32):
-        if not isinstance(size, int) or size < 1:
-            raise ValueError(f"size: must be an integer >= 1, got {size!r}")
-        if not isinstance(min_count, int) or not (1 <= min_count <= size):
+        size = _check_int(size, "size", 1)
+        min_count = _check_int(min_count, "min_count", 1)
+        if min_count > size:
             raise ValueError(f"min_count: must be an integer in [1, size={size}], got {min_count!r}")
         self.size = size
         self.min_count = min_count
@@ -305,12 +326,28 @@ class BalanceThreshold:
 
     def update(self, student_probs, weak_probs) -> None:
         """Append a minibatch of binary student probabilities and weak labels (both ``(n,)``)."""
-        p = torch.as_tensor(student_probs).detach().reshape(-1).double().cpu()
-        y = torch.as_tensor(weak_probs).detach().reshape(-1).double().cpu()
+        p = self._as_probs(student_probs, "student_probs")
+        y = self._as_probs(weak_probs, "weak_probs")
         if p.shape != y.shape:
-            raise ValueError(f"weak_probs: shape {tuple(y.shape)} != student_probs {tuple(p.shape)}")
+            raise ValueError(f"weak_probs: shape {tuple(y.shape)} does not match student_probs "
+                             f"shape {tuple(p.shape)}")
         self._p.extend(p.tolist())
         self._y.extend(y.tolist())
+
+    @staticmethod
+    def _as_probs(x, name: str) -> torch.Tensor:
+        try:
+            t = torch.as_tensor(x).detach().double().cpu()
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"{name}: cannot be converted to a tensor ({exc})") from None
+        if t.ndim != 1 or t.shape[0] == 0:
+            raise ValueError(f"{name}: expected a non-empty binary batch of shape (n,), "
+                             f"got shape {tuple(t.shape)}")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name}: contains NaN or inf")
+        if (t < 0).any() or (t > 1).any():
+            raise ValueError(f"{name}: entries must lie in [0, 1]")
+        return t
 
     @property
     def threshold(self) -> float:
@@ -348,6 +385,7 @@ def confidence_loss(
         alpha: weight of the hardened target in ``[0, 1]`` (see :func:`confidence_alpha`).
         threshold: binary hardening threshold; ``None`` computes it on this batch, which
             requires ``n >= min_batch`` (use :class:`BalanceThreshold` for small batches).
+            Must be ``None`` for k-class logits (hardening is the argmax there).
         base: one of ``forward_ce``, ``forward_kl``, ``reverse_kl``, ``reverse_ce``.
         reduction, eps: as for the base loss.
         min_batch: smallest batch for an in-batch threshold.
@@ -360,11 +398,15 @@ def confidence_loss(
         True
     """
     y = _check_inputs(student_logits, weak_probs, reduction, eps)
-    if not (isinstance(alpha, (int, float)) and 0.0 <= alpha <= 1.0):
+    if not (_is_number(alpha) and 0.0 <= alpha <= 1.0):
         raise ValueError(f"alpha: must be a number in [0, 1], got {alpha!r}")
     if base not in _BASE:
         raise ValueError(f"base: must be one of {sorted(_BASE)}, got {base!r}")
+    min_batch = _check_int(min_batch, "min_batch", 1)
     z = student_logits.detach()
+    if z.ndim == 2 and threshold is not None:
+        raise ValueError("threshold: only for binary logits of shape (n,); k-class hardening "
+                         "is the argmax of the student's prediction")
     if z.ndim == 1:
         p = torch.sigmoid(z)
         if threshold is None:
@@ -375,7 +417,7 @@ def confidence_loss(
                     f"threshold=BalanceThreshold(...).threshold"
                 )
             threshold = float(torch.quantile(p.double(), 1.0 - float(y.double().mean())))
-        if not (isinstance(threshold, (int, float)) and math.isfinite(threshold)):
+        if not _is_number(threshold):
             raise ValueError(f"threshold: must be a finite number, got {threshold!r}")
         hard = (p > threshold).to(y.dtype)
     else:
