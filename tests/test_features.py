@@ -280,3 +280,27 @@ def test_gpu_script_runs_on_cpu_and_matches_reference(tmp_path):
         assert F.load_prebuilt("all-MiniLM-L6-v2", "helpful", "test", root=out) is None
     assert any("shape" in str(x.message) for x in w)
     shutil.rmtree(prep)
+
+
+# ------------------------------------------------------------------ CLI
+def test_cli_info_and_extract_from_toml(tmp_path, capsys):
+    from w2s_theory.sweeps import features as cli
+
+    assert cli.main(["info", "--cache", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "all-MiniLM-L6-v2" in out and "Gemma-3-270M" in out
+    (tmp_path / "vader").mkdir()
+    shutil.copy(D.fetch_vader(), tmp_path / "vader" / D.VADER_SDIST)      # no second download
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[features]\nmodel = "wordllama"\ndata = "vader"\nsplits = ["test", "train_gt"]\n'
+                   f'cache = "{tmp_path}"\n')
+    assert cli.ExtractConfig.from_toml(cfg).splits == ("test", "train_gt")
+    assert cli.main(["extract", "--config", str(cfg)]) == 0
+    assert len(list((tmp_path / "features" / "wordllama").rglob("*.npz"))) == 2
+    cfg.write_text('model = "wordllama"\nlayers = 3\n')
+    with pytest.raises(ValueError, match="unknown keys"):
+        cli.ExtractConfig.from_toml(cfg)
+    with pytest.raises(ValueError, match="data"):
+        cli.ExtractConfig(data="imdb")
+    for f in ("features_minilm.toml", "features_vader.toml"):
+        cli.ExtractConfig.from_toml(D.project_root() / "experiments" / f)

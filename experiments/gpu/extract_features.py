@@ -88,6 +88,12 @@ def run_model(model_dir: Path, out: Path, args, dev, dtype) -> dict:
 
     prep = json.loads((model_dir / "w2s_prepared.json").read_text())
     spec = prep["spec"]
+    if prep.get("chunks"):       # weights staged in parts (carry limits): join + verify once
+        from w2s_theory.sweeps.features import join_chunks
+
+        t = time.perf_counter()
+        join_chunks(model_dir, prep["chunks"])
+        print(f"joined {list(prep['chunks'])} in {time.perf_counter() - t:.1f} s", flush=True)
     t = time.perf_counter()
     tokens = TokenIds.load(model_dir / "w2s_tokens.npz")
     load_ids_s = time.perf_counter() - t
@@ -104,7 +110,8 @@ def run_model(model_dir: Path, out: Path, args, dev, dtype) -> dict:
         _sync(dev)
         t0 = time.perf_counter()
         x = embed_token_ids(model, tokens, layer=spec["layer"], pooling=spec["pooling"], device=dev,
-                            max_tokens=max_tokens, pad_id=prep["pad_id"], progress=False)
+                            max_tokens=max_tokens, max_batch=args.max_batch, pad_id=prep["pad_id"],
+                            progress=False)
         _sync(dev)
         return x, time.perf_counter() - t0
 
@@ -121,7 +128,7 @@ def run_model(model_dir: Path, out: Path, args, dev, dtype) -> dict:
     lengths = tokens.lengths
     from w2s_theory.features import length_buckets
 
-    batches = length_buckets(lengths, max_tokens=max_tokens)
+    batches = length_buckets(lengths, max_tokens=max_tokens, max_batch=args.max_batch)
     padded = sum(int(lengths[b].max()) * b.size for b in batches)
     real = int(lengths.sum())
 
@@ -139,7 +146,7 @@ def run_model(model_dir: Path, out: Path, args, dev, dtype) -> dict:
         "feature_set": prep["feature_set"], "model_dir": str(model_dir), "device": _device_name(dev),
         "dtype": str(dtype).replace("torch.", ""), "n_texts": len(tokens), "real_tokens": real,
         "padded_tokens": padded, "padding_frac": round(1 - real / padded, 4), "batches": len(batches),
-        "max_tokens": max_tokens, "load_ids_s": round(load_ids_s, 4),
+        "max_tokens": max_tokens, "max_batch": args.max_batch, "load_ids_s": round(load_ids_s, 4),
         "model_load_s": round(model_load_s, 3), "first_pass_s": round(first_pass_s, 4),
         "e2e_s": round(e2e_s, 4), "e2e_with_ids_load_s": round(e2e_s + load_ids_s, 4),
         "texts_per_s": round(len(tokens) / e2e_s, 1), "tokens_per_s": round(real / e2e_s, 1),
@@ -197,7 +204,8 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", default="auto", help="bfloat16 | float16 | float32 | auto (bf16 on CUDA)")
     p.add_argument("--limit", type=int, default=None, help="rows per part (quick check)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--max-tokens", type=int, default=None)
+    p.add_argument("--max-tokens", type=int, default=None, help="padded tokens per batch (65536 on CUDA)")
+    p.add_argument("--max-batch", type=int, default=1024, help="texts per batch at most")
     p.add_argument("--sweep-max-tokens", default="", help="comma-separated bucket sizes to time")
     p.add_argument("--save-features", action="store_true")
     args = p.parse_args(argv)

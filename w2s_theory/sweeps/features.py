@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import sys
-import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -32,7 +31,7 @@ import numpy as np
 from .. import data as D
 from .. import features as F
 
-__all__ = ["ExtractConfig", "main", "prepare_gpu", "gpu_parts"]
+__all__ = ["ExtractConfig", "main", "prepare_gpu", "gpu_parts", "split_chunks", "join_chunks"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +62,10 @@ class ExtractConfig:
     @classmethod
     def from_toml(cls, path: str | os.PathLike) -> "ExtractConfig":
         """Load from a TOML file (top level or a ``[features]`` table); unknown keys fail."""
+        try:
+            import tomllib
+        except ImportError:  # python 3.10
+            import tomli as tomllib
         raw = tomllib.loads(Path(path).read_text())
         raw = raw.get("features", raw)
         names = {f.name for f in fields(cls)}
@@ -153,7 +156,7 @@ def gpu_parts(n_limit: int | None = None, data_root=None) -> tuple[list[dict], l
 
 def prepare_gpu(out: str | os.PathLike, *, model: str = "all-MiniLM-L6-v2", limit: int | None = None,
                 ref_rows: int = 8, data_root=None, features_dir=None, cache=None,
-                weights_dtype: str = "float16") -> dict:
+                weights_dtype: str = "float16", chunk_mib: float | None = None) -> dict:
     """Write the self-contained GPU folder (see the module docstring); return its manifest."""
     import torch
 
@@ -224,10 +227,70 @@ def prepare_gpu(out: str | os.PathLike, *, model: str = "all-MiniLM-L6-v2", limi
         "reference": {"file": "w2s_reference.npz", "rows": int(ref_idx.size), "source": ref_source},
         "torch": torch.__version__,
     }
+    if chunk_mib:
+        manifest["chunks"] = split_chunks(out, chunk_mib)
     from ..sweep import atomic_write_text
 
     atomic_write_text(out / "w2s_prepared.json", json.dumps(manifest, indent=1))
     return manifest
+
+
+def split_chunks(folder: str | os.PathLike, chunk_mib: float) -> dict:
+    """Split every file of ``folder`` larger than ``chunk_mib`` MiB into ``NAME.partNNN`` files.
+
+    The original is removed; the returned ``{name: {"sha256", "size", "parts"}}`` lets
+    :func:`join_chunks` (also used by the GPU script) restore and verify it.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "w.bin").write_bytes(bytes(range(256)) * 9)
+        >>> info = split_chunks(d, 1000 / 2**20); info["w.bin"]["parts"]
+        ['w.bin.part000', 'w.bin.part001', 'w.bin.part002']
+        >>> join_chunks(d, info); len((d / "w.bin").read_bytes())
+        2304
+    """
+    import hashlib
+
+    folder = Path(folder)
+    limit = int(chunk_mib * 2**20)
+    info = {}
+    for f in sorted(folder.iterdir()):
+        if not f.is_file() or f.stat().st_size <= limit:
+            continue
+        raw = f.read_bytes()
+        parts = []
+        for k in range(0, len(raw), limit):
+            part = f.with_name(f"{f.name}.part{k // limit:03d}")
+            part.write_bytes(raw[k:k + limit])
+            parts.append(part.name)
+        info[f.name] = {"sha256": hashlib.sha256(raw).hexdigest(), "size": len(raw), "parts": parts}
+        f.unlink()
+    return info
+
+
+def join_chunks(folder: str | os.PathLike, chunks: dict) -> None:
+    """Rebuild files split by :func:`split_chunks` (sha256-checked); a no-op when present."""
+    import hashlib
+
+    folder = Path(folder)
+    for name, meta in chunks.items():
+        target = folder / name
+        if target.is_file() and target.stat().st_size == meta["size"]:
+            continue
+        missing = [p for p in meta["parts"] if not (folder / p).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{folder}: chunk files missing: {missing}")
+        h = hashlib.sha256()
+        tmp = folder / f".{name}.joining"
+        with open(tmp, "wb") as out:
+            for p in meta["parts"]:
+                data = (folder / p).read_bytes()
+                h.update(data)
+                out.write(data)
+        if h.hexdigest() != meta["sha256"]:
+            tmp.unlink()
+            raise ValueError(f"{folder}/{name}: joined chunks do not match sha256 {meta['sha256']}")
+        os.replace(tmp, target)
 
 
 def _dir_size(path: Path) -> int:
@@ -239,7 +302,8 @@ def _cmd_prepare_gpu(args) -> int:
     if out.exists() and args.force:
         shutil.rmtree(out)
     man = prepare_gpu(out, model=args.model, limit=args.limit, ref_rows=args.ref_rows,
-                      data_root=args.data_dir, features_dir=args.features_dir, cache=args.cache)
+                      data_root=args.data_dir, features_dir=args.features_dir, cache=args.cache,
+                      chunk_mib=args.chunk_mib)
     size = _dir_size(out)
     print(f"prepared {out}: {man['n_texts']} texts, {man['real_tokens']} tokens, "
           f"{man['reference']['rows']} reference rows; {size / 2**20:.1f} MiB")
@@ -269,6 +333,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--limit", type=int, default=None, help="rows per part (default all 4000)")
     g.add_argument("--ref-rows", type=int, default=8,
                    help="random reference rows per part (+ the first 4 and the longest)")
+    g.add_argument("--chunk-mib", type=float, default=None,
+                   help="split files above this size into NAME.partNNN (staging under a carry limit)")
     g.add_argument("--force", action="store_true", help="remove --out first")
     return p
 
