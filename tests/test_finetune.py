@@ -461,3 +461,26 @@ def test_gpu_script_cpu_path_and_ingest(tmp_path):
     assert script.main(["run", "--data", str(data), "--out", str(tmp_path / "o2"), "--cpu",
                         "--time-budget", "0"]) == 0
     assert (tmp_path / "o2" / "timings.json").exists()
+
+
+def test_head_only_ensemble_equals_one_by_one(pair_task):
+    from w2s_theory.ensemble import predict_heads
+
+    task, weak = pair_task
+    bb = tiny_backbone()
+    cfgs = [base_cfg(loss=l, seed=s, noise=a, confidence=conf, threshold_min_count=8, head_only=True,
+                     lr=1e-2) for l, s, a, conf, _ in RUNS]
+    base = RewardModel(bb)
+    feats = tuple(embed_texts(base, t, cfgs[0]) for t in task.inputs)
+    heads, st = train_ensemble(bb, task, [weak] * len(cfgs), cfgs, device="cpu", progress=False,
+                               features=feats)
+    ph = predict_heads(heads, feats)
+    for r, c in enumerate(cfgs):
+        m = build_model(bb, c)
+        s = train(m, task, make_targets(weak, c), c, engine=PlainEngine("cpu"), progress=False,
+                  features=feats)
+        np.testing.assert_allclose(predict(m, task, c), ph[r], atol=1e-6)
+        np.testing.assert_allclose(s.losses, st.losses[:, r], atol=1e-6)
+        torch.testing.assert_close(heads.run_state(r)["head.weight"], m.head.weight.detach(),
+                                   atol=1e-6, rtol=1e-5)
+    assert np.abs(ph[0] - ph[1]).max() > 1e-3

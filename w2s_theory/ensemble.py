@@ -17,6 +17,9 @@ clipping, when on, is per run. :func:`train_ensemble` therefore reproduces
 :func:`w2s_theory.finetune.train` run by run (same batches, targets, head init,
 schedule), up to float round-off; ``tests/test_finetune.py`` checks it.
 
+Head-only runs (the last-layer regime) stack only the heads
+(:class:`StackedHead`) on features computed once.
+
 Scope: BERT-architecture encoders (absolute positions, post-LayerNorm, e.g.
 all-MiniLM-L6-v2, BERT, MiniLM); weights come from the transformers model
 (:func:`w2s_theory.finetune.load_backbone`), never from a hand-written reader.
@@ -43,7 +46,8 @@ from .finetune import (FinetuneConfig, TextTask, batch_order, device_name, init_
                        loss_fn, lr_multiplier, make_targets, mean_pool, new_buffer)
 from .losses import get_loss
 
-__all__ = ["StackedBert", "EnsembleStats", "compatible", "train_ensemble", "predict_ensemble"]
+__all__ = ["StackedBert", "StackedHead", "EnsembleStats", "compatible", "train_ensemble",
+           "predict_ensemble", "predict_heads"]
 
 _LAYER_KEYS = (
     "attention.self.query.weight", "attention.self.query.bias",
@@ -83,10 +87,7 @@ def compatible(cfgs: Sequence[FinetuneConfig]) -> None:
                 raise ValueError(f"cfgs: field {name!r} differs between runs "
                                  f"({getattr(c0, name)!r} vs {getattr(c, name)!r}); "
                                  f"train such runs in separate ensembles")
-    if c0.head_only:
-        raise ValueError("cfgs: head_only runs are cheap one by one (features are cached); "
-                         "the ensemble is for full fine-tuning")
-    if c0.dropout != 0:
+    if c0.dropout != 0 and not c0.head_only:
         raise ValueError("cfgs: dropout must be 0 (random masks would differ from one-by-one runs)")
 
 
@@ -187,7 +188,33 @@ class StackedBert(nn.Module):
         """Rewards ``(R, N)``."""
         pooled = self.embed(input_ids, attention_mask)
         w, b = self.p("head.weight"), self.p("head.bias")              # (R, 1, H), (R, 1)
-        return torch.baddbmm(b.unsqueeze(1), pooled, w.transpose(1, 2)).squeeze(-1)
+        with torch.autocast(pooled.device.type, enabled=False):        # fp32 rewards, as RewardModel
+            return torch.baddbmm(b.unsqueeze(1), pooled.float(), w.transpose(1, 2)).squeeze(-1)
+
+
+class StackedHead(nn.Module):
+    """``R`` linear heads on fixed features (the head-only regime), weights ``(R, 1, H)``, ``(R, 1)``.
+
+    ``forward(x)`` with ``x`` of shape ``(R, N, H)`` (run ``r`` on its own rows) returns
+    rewards ``(R, N)`` in float32.
+    """
+
+    def __init__(self, states: Sequence[dict]):
+        super().__init__()
+        self.n_runs = len(states)
+        self.register_parameter("head__weight", nn.Parameter(
+            torch.stack([s["head.weight"].detach().float().cpu() for s in states]).contiguous()))
+        self.register_parameter("head__bias", nn.Parameter(
+            torch.stack([s["head.bias"].detach().float().cpu() for s in states]).contiguous()))
+
+    def run_state(self, r: int) -> dict:
+        return {"head.weight": self.head__weight[r].detach().cpu().clone(),
+                "head.bias": self.head__bias[r].detach().cpu().clone()}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return torch.baddbmm(self.head__bias.unsqueeze(1), x.float(),
+                                 self.head__weight.transpose(1, 2)).squeeze(-1)
 
 
 @dataclass
@@ -246,7 +273,8 @@ def _z(rewards: torch.Tensor, k: int, m: int) -> torch.Tensor:
 
 def train_ensemble(backbone: nn.Module, task: TextTask, targets: Sequence, cfgs: Sequence[FinetuneConfig],
                    *, device: str | torch.device | None = None, progress: bool = True,
-                   deadline: float | None = None, desc: str = "ensemble") -> tuple[StackedBert, EnsembleStats]:
+                   deadline: float | None = None, desc: str = "ensemble",
+                   features: Sequence[np.ndarray] | None = None) -> tuple[nn.Module, EnsembleStats]:
     """Train ``len(cfgs)`` full fine-tuning runs together; run ``r`` as :func:`~w2s_theory.finetune.train` would.
 
     Args:
@@ -259,9 +287,12 @@ def train_ensemble(backbone: nn.Module, task: TextTask, targets: Sequence, cfgs:
         progress: tqdm bar.
         deadline: ``time.monotonic()`` value after which training stops (partial runs,
             ``stopped_early=True``); the caller decides what to keep.
+        features: head-only runs (``cfg.head_only``): the pooled features of ``task``'s
+            texts, one ``(n, H)`` array per text slot (:func:`~w2s_theory.finetune.embed_texts`);
+            the runs are then :class:`StackedHead` s on them.
 
     Returns:
-        the trained :class:`StackedBert` and :class:`EnsembleStats`.
+        the trained :class:`StackedBert` (or :class:`StackedHead`) and :class:`EnsembleStats`.
     """
     from tqdm.auto import tqdm
 
@@ -277,15 +308,24 @@ def train_ensemble(backbone: nn.Module, task: TextTask, targets: Sequence, cfgs:
     precision = _resolve_precision(c0, dev)
     t0 = time.perf_counter()
     states = []
-    sd = {f"backbone.{k}": v for k, v in backbone.state_dict().items()}
+    head_only = c0.head_only
+    sd = {} if head_only else {f"backbone.{k}": v for k, v in backbone.state_dict().items()}
     hidden = int(backbone.config.hidden_size)
     for c in cfgs:
         head = init_head_(nn.Linear(hidden, 1), c.seed, c.head_init_std)
         s = dict(sd)
         s["head.weight"], s["head.bias"] = head.weight.detach(), head.bias.detach()
         states.append(s)
-    model = StackedBert(backbone.config, states).to(dev)
     R = len(cfgs)
+    if head_only:
+        if features is None or len(features) != len(task.inputs):
+            raise ValueError(f"features: head-only runs need {len(task.inputs)} feature arrays")
+        feats = [torch.as_tensor(np.asarray(f, dtype=np.float32), device=dev) for f in features]
+        if any(f.shape != (len(task), hidden) for f in feats):
+            raise ValueError(f"features: each must have shape ({len(task)}, {hidden})")
+        model = StackedHead(states).to(dev)
+    else:
+        model = StackedBert(backbone.config, states).to(dev)
     ys = []
     for y, c in zip(targets, cfgs):
         y = np.asarray(y, dtype=np.float64)
@@ -320,13 +360,17 @@ def train_ensemble(backbone: nn.Module, task: TextTask, targets: Sequence, cfgs:
         step_loss = torch.zeros(R, device=dev)
         for a in range(accum):
             idx = orders[:, step, a * mb:(a + 1) * mb]                          # (R, mb)
-            ids, mask = _stack_batch(task, idx, c0)
-            real += int(mask.sum())          # counted on the host: no device sync per step
-            padded += mask.numel()
-            ids, mask = ids.to(dev, non_blocking=True), mask.to(dev, non_blocking=True)
             y = torch.gather(ys, 1, torch.from_numpy(idx)).to(dev)              # (R, mb)
-            with _autocast(dev, precision):
-                rew = model(ids, mask)
+            if head_only:
+                ii = torch.from_numpy(idx).to(dev)
+                rew = model(torch.cat([f[ii] for f in feats], 1))                 # (R, k*mb)
+            else:
+                ids, mask = _stack_batch(task, idx, c0)
+                real += int(mask.sum())          # counted on the host: no device sync per step
+                padded += mask.numel()
+                ids, mask = ids.to(dev, non_blocking=True), mask.to(dev, non_blocking=True)
+                with _autocast(dev, precision):
+                    rew = model(ids, mask)
             z = _z(rew, k, mb).float()                                            # (R, mb)
             per_run = torch.zeros(R, device=dev)
             for name, rs in groups.items():
@@ -372,6 +416,20 @@ def _clip_per_run(params: list[torch.Tensor], max_norm: float) -> None:
     for p in params:
         if p.grad is not None:
             p.grad.mul_(coef.view(-1, *([1] * (p.grad.ndim - 1))).to(p.grad.dtype))
+
+
+@torch.no_grad()
+def predict_heads(model: StackedHead, features: Sequence[np.ndarray]) -> np.ndarray:
+    """Every head's probabilities ``(R, n)`` float64 on features (one ``(n, H)`` array per text slot).
+
+    Pairwise: ``sigmoid(w . (f_A - f_B))`` (the bias cancels), binary ``sigmoid(w . f + b)``.
+    """
+    w = model.head__weight.detach().double().cpu().numpy()[:, 0]           # (R, H)
+    if len(features) == 2:
+        z = (np.asarray(features[0], np.float64) - np.asarray(features[1], np.float64)) @ w.T
+    else:
+        z = np.asarray(features[0], np.float64) @ w.T + model.head__bias.detach().double().cpu().numpy()[:, 0]
+    return 1.0 / (1.0 + np.exp(-z.T))
 
 
 @torch.no_grad()

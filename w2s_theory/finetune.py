@@ -72,6 +72,7 @@ __all__ = [
     "make_targets",
     "init_head_",
     "mean_pool",
+    "fp32_head",
     "loss_fn",
     "make_engine",
     "PlainEngine",
@@ -428,7 +429,15 @@ class RewardModel(nn.Module):
         return mean_pool(out.last_hidden_state, attention_mask)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(input_ids, attention_mask)).squeeze(-1)
+        pooled = self.embed(input_ids, attention_mask)
+        return fp32_head(self.head, pooled)
+
+
+def fp32_head(head: nn.Linear, pooled: torch.Tensor) -> torch.Tensor:
+    """``head(pooled)`` in float32 even under autocast: bf16 would round the rewards
+    (8-bit mantissa) before ``r(A) - r(B)`` is formed. Returns ``(n,)``."""
+    with torch.autocast(pooled.device.type, enabled=False):
+        return F.linear(pooled.float(), head.weight.float(), head.bias.float()).squeeze(-1)
 
 
 def load_backbone(path: str | os.PathLike, *, dropout: float = 0.0):
@@ -451,8 +460,12 @@ def load_backbone(path: str | os.PathLike, *, dropout: float = 0.0):
     hf_logging.set_verbosity_error()  # the unused pooler weights are expected, not news
     hf_logging.disable_progress_bar()
     try:
-        model = AutoModel.from_pretrained(path, config=config, local_files_only=True,
-                                          dtype=torch.float32, **kwargs)
+        try:
+            model = AutoModel.from_pretrained(path, config=config, local_files_only=True,
+                                              dtype=torch.float32, **kwargs)
+        except TypeError:  # transformers < 4.56 names it torch_dtype
+            model = AutoModel.from_pretrained(path, config=config, local_files_only=True,
+                                              torch_dtype=torch.float32, **kwargs)
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
@@ -689,7 +702,7 @@ def _logits(model, batch: dict, head_only: bool) -> torch.Tensor:
     """Student logits of a batch: ``r(A) - r(B)`` (pairwise) or ``r(x)`` (binary)."""
     if head_only:
         head = model.head if hasattr(model, "head") else model
-        r = [head(batch[k]).squeeze(-1) for k in ("fa", "fb") if k in batch]
+        r = [fp32_head(head, batch[k]) for k in ("fa", "fb") if k in batch]
         return r[0] - r[1] if len(r) == 2 else r[0]
     if "ids_b" in batch:
         ids = torch.cat([batch["ids_a"], batch["ids_b"]])
@@ -813,7 +826,6 @@ def train(model: RewardModel, task: TextTask, targets, cfg: FinetuneConfig, *,
     total = order.shape[0]
     accum = cfg.grad_accum
 
-    features = None
     if cfg.head_only:
         for p in model.backbone.parameters():
             p.requires_grad_(False)
@@ -825,6 +837,7 @@ def train(model: RewardModel, task: TextTask, targets, cfg: FinetuneConfig, *,
         features = tuple(torch.as_tensor(np.asarray(f, dtype=np.float32)) for f in features)
         trainable = model.head
     else:
+        features = None
         trainable = model
     params = [p for p in trainable.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.adam_eps,
@@ -869,21 +882,22 @@ def train(model: RewardModel, task: TextTask, targets, cfg: FinetuneConfig, *,
                f"seed={cfg.seed}", disable=not (progress and engine.is_main_process), leave=False)
     net.train()
     for step in range(start, total):
-        step_loss = 0.0
+        step_loss = torch.zeros((), device=engine.device)
         for k in range(accum):
-            batch = _to(next(it), engine.device)
+            batch = next(it)
             if not cfg.head_only:
-                for key in ("mask_a", "mask_b"):
+                for key in ("mask_a", "mask_b"):    # counted before the copy: no device sync
                     if key in batch:
                         real += int(batch[key].sum())
                         padded += batch[key].numel()
+            batch = _to(batch, engine.device)
             sync = engine.no_sync(net) if k < accum - 1 else contextlib.nullcontext()
             with sync:
                 with engine.autocast():
                     z = _logits(net, batch, cfg.head_only)
                 loss = loss_fn(z, batch["y"], cfg, step=step, total_steps=total, buffer=buffer)
                 engine.backward(loss / accum)
-            step_loss += float(loss.detach()) / accum
+            step_loss += loss.detach() / accum
         if cfg.max_grad_norm is not None:
             engine.clip_grad_norm_(params if _is_plain(engine) else net.parameters(),
                                    cfg.max_grad_norm)
@@ -901,6 +915,7 @@ def train(model: RewardModel, task: TextTask, targets, cfg: FinetuneConfig, *,
         if on_step is not None:
             on_step(done)
     bar.close()
+    losses = [float(v) for v in torch.stack(losses).cpu()] if losses else []
     if cfg.head_only:
         model.head = engine.unwrap_model(model.head)
     wall = time.perf_counter() - t0

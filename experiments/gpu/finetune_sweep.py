@@ -274,7 +274,14 @@ def cmd_run(args) -> int:
         store = PredStore(out / f"{subset}.preds.npz")
         log(f"{subset}: {len(bundle.train)} train / {len(bundle.test)} test pairs; weak test acc "
             f"{bundle.meta['weak_acc_test']:.4f}; {len(store.records)} runs already stored")
-        summary = execute(cfg, bundle, store, deadline=deadline, progress=args.progress, log=log)
+        try:
+            summary = execute(cfg, bundle, store, deadline=deadline, progress=args.progress, log=log)
+        except Exception as exc:  # noqa: BLE001 - keep what finished, report, go on
+            import traceback
+
+            log(f"ERROR in {subset}: {exc!r}\n{traceback.format_exc()}")
+            summary = {"error": repr(exc), "full_s": 0.0, "head_only_s": 0.0, "n_done": 0,
+                       "stopped": True}
         sub = {"wall_s": time.perf_counter() - t0, **summary, "n_stored": len(store.records),
                "n_train": len(bundle.train), "n_test": len(bundle.test)}
         full = [r for r in store.records.values() if r["regime"] == "full"]
@@ -282,8 +289,12 @@ def cmd_run(args) -> int:
             groups = {(r["group_wall_s"], r["group_size"], r["group_tokens_per_s"]) for r in full}
             sub["full_groups"] = [{"wall_s": g[0], "runs": g[1], "tokens_per_s": g[2]} for g in sorted(groups)]
             sub["full_runs_per_s"] = len(full) / max(summary["full_s"], 1e-9) if summary["full_s"] else None
-        if not args.skip_check and time.monotonic() + 30 < deadline:
-            sub["one_by_one"] = _one_by_one_check(cfg, bundle, store, dev, log)
+        if not args.skip_check and subset == subsets[0] and time.monotonic() + 30 < deadline:
+            try:
+                sub["one_by_one"] = _one_by_one_check(cfg, bundle, store, dev, log)
+            except Exception as exc:  # noqa: BLE001
+                log(f"ERROR in the one-by-one check: {exc!r}")
+                sub["one_by_one"] = {"error": repr(exc)}
         timings["subsets"][subset] = sub
         _write_json(out / "timings.json", timings)
         _try_rows(store, bundle, cfg, out / f"{subset}_rows.csv", log)

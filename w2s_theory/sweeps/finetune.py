@@ -618,17 +618,18 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
     in groups of ``run.runs_per_group`` (``run.ensemble = true``, one process) or one
     by one by :func:`w2s_theory.finetune.train` (through ``engine``, an accelerate
     ``Accelerator`` when available). Head-only runs share one feature pass of the
-    pretrained backbone. ``deadline`` (``time.monotonic()``) stops launching new
-    groups/runs; an ensemble group cut by it is dropped.
+    pretrained backbone and train all at once (:class:`w2s_theory.ensemble.StackedHead`)
+    or, one by one, on the CPU.
+    ``deadline`` (``time.monotonic()``): a group starts only when the groups before
+    it say it will end in time; a group cut by the deadline anyway is dropped.
 
     Returns:
         timing summary ``{"full_s", "head_only_s", "n_done", "n_skipped", "stopped"}``.
     """
     import torch
 
-    from ..ensemble import predict_ensemble, train_ensemble
-    from ..finetune import (build_model, device_name, embed_texts, load_backbone, make_engine,
-                            make_targets, predict, train)
+    from ..finetune import (PlainEngine, RewardModel, build_model, embed_texts, load_backbone,
+                            make_engine, make_targets, predict, train)
 
     runs = [r for r in plan_runs(cfg, bundle.meta) if not store.has(r.key)]
     summary = {"full_s": 0.0, "head_only_s": 0.0, "n_done": 0, "n_todo": len(runs), "stopped": False}
@@ -707,31 +708,59 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
     if heads and not (summary["stopped"] or past_deadline()):
         t_h = time.perf_counter()
         hc = heads[0].cfg
-        eng = engine or make_engine(hc, use_accelerate=False, cpu=dev.type == "cpu")
-        base = build_model(backbone, hc)
+        # one feature pass of the frozen pretrained backbone on the device ...
+        feng = make_engine(hc, use_accelerate=False, cpu=dev.type == "cpu")
+        base = RewardModel(backbone, seed=0, head_init_std=hc.head_init_std)
         t0 = time.perf_counter()
-        ftr = tuple(embed_texts(base, t, hc, engine=eng) for t in bundle.train.inputs)
-        fte = tuple(embed_texts(base, t, hc, engine=eng) for t in bundle.test.inputs)
+        ftr = tuple(embed_texts(base, t, hc, engine=feng) for t in bundle.train.inputs)
+        fte = tuple(embed_texts(base, t, hc, engine=feng) for t in bundle.test.inputs)
         feat_s = time.perf_counter() - t0
         log(f"head-only: features of {len(bundle.train)} + {n_test} pairs in {feat_s:.1f} s")
-        for spec in heads:
-            if past_deadline():
-                summary["stopped"] = True
-                break
-            m = build_model(backbone, spec.cfg)
-            st = train(m, bundle.train, make_targets(targets(spec), spec.cfg), spec.cfg,
-                       engine=eng, progress=False, features=ftr)
-            with torch.no_grad():
-                w = m.head.weight.detach().double().cpu().numpy()[0]
-            z = (fte[0].astype(np.float64) - fte[1].astype(np.float64)) @ w
-            store.add({spec.key: (z, _record(spec, {
-                "device": st.device, "precision": st.precision, "num_processes": 1,
-                "train_wall_s": st.wall_s, "eval_wall_s": 0.0, "group_size": 1,
-                "group_wall_s": st.wall_s, "feature_s": feat_s, "train_tokens": 0,
-                "train_padded_tokens": 0, "tokens_per_s": float("nan"),
-                "group_tokens_per_s": float("nan"), "final_loss": st.losses[-1] if st.losses else None,
-                "resumed_from": 0}))})
-            summary["n_done"] += 1
+        if cfg.run.ensemble:
+            # all heads at once (stacked weights), on the device
+            from ..ensemble import predict_heads, train_ensemble
+
+            for group in _chunks(heads, 1000):
+                if past_deadline():
+                    summary["stopped"] = True
+                    break
+                model, st = train_ensemble(backbone, bundle.train, [targets(r) for r in group],
+                                           [r.cfg for r in group], device=dev, progress=progress,
+                                           features=ftr, desc=f"heads x{len(group)}")
+                probs = predict_heads(model, fte)
+                R = len(group)
+                store.add({spec.key: (_logit(probs[r]), _record(spec, {
+                    "device": st.device, "precision": "no", "num_processes": 1,
+                    "train_wall_s": st.wall_s / R, "eval_wall_s": 0.0, "group_size": R,
+                    "group_wall_s": st.wall_s, "feature_s": feat_s, "train_tokens": 0,
+                    "train_padded_tokens": 0, "tokens_per_s": float("nan"),
+                    "group_tokens_per_s": float("nan"), "final_loss": float(st.losses[-1, r]),
+                    "resumed_from": 0})) for r, spec in enumerate(group)})
+                summary["n_done"] += R
+                log(f"{R} head-only runs at once: {st.wall_s:.1f} s on {st.device}")
+        else:
+            # one by one on the CPU (a 1 x H head per step is launch-bound on a GPU);
+            # the runs share the frozen backbone object (no copies)
+            heng = PlainEngine("cpu")
+            backbone.to("cpu")
+            for spec in heads:
+                if past_deadline():
+                    summary["stopped"] = True
+                    break
+                m = RewardModel(backbone, seed=spec.cfg.seed, head_init_std=spec.cfg.head_init_std)
+                st = train(m, bundle.train, make_targets(targets(spec), spec.cfg), spec.cfg,
+                           engine=heng, progress=False, features=ftr)
+                with torch.no_grad():
+                    w = m.head.weight.detach().double().cpu().numpy()[0]
+                z = (fte[0].astype(np.float64) - fte[1].astype(np.float64)) @ w
+                store.add({spec.key: (z, _record(spec, {
+                    "device": st.device, "precision": st.precision, "num_processes": 1,
+                    "train_wall_s": st.wall_s, "eval_wall_s": 0.0, "group_size": 1,
+                    "group_wall_s": st.wall_s, "feature_s": feat_s, "train_tokens": 0,
+                    "train_padded_tokens": 0, "tokens_per_s": float("nan"),
+                    "group_tokens_per_s": float("nan"),
+                    "final_loss": st.losses[-1] if st.losses else None, "resumed_from": 0}))})
+                summary["n_done"] += 1
         summary["head_only_s"] = time.perf_counter() - t_h
     return summary
 
