@@ -155,6 +155,28 @@ def test_theorem2_check_catches_forward_projection():
     np.testing.assert_allclose(r.slack, np.mean((q_r - q_f) * g), rtol=1e-8)
 
 
+def test_convex_head_falls_back_when_a_formulation_fails():
+    """A seeded instance where Clarabel fails on the primary forward-KL formulation
+    (NumericalError): the fit recovers with the equivalent alternative formulation."""
+    from w2s_theory.heads import _convex_program, _standardize
+    from w2s_theory.synthetic import SyntheticConfig, make_instance
+
+    cfg = SyntheticConfig(k=2, d_strong=22, d_weak=8, weak_noise=1.2325846549396162,
+                          cov_decay=0.09272650612212996, truth="affine",
+                          truth_scale=0.44558150461851076, n_gt=500, n_w2s=500, n_test=1)
+    inst = make_instance(cfg, 180)
+    x, y = inst.w2s.h_strong, inst.weak_probs
+    yc = np.stack([1 - y, y], 1)
+    sol, theta, _ = _convex_program(_standardize(x)[2], yc, 1e-3, "forward_kl", "rel_entr",
+                                    1e-10, 200)
+    assert str(sol.status) != "Solved" and theta.value is None
+    h = fit_convex_head(x, y, divergence="forward_kl")
+    assert h.report.status == "Solved" and h.report.duality_gap < 1e-9
+    r = fit_convex_head(x, y, divergence="reverse_kl")
+    # the two projections of near-uniform weak labels are close but not equal
+    assert 0 < np.abs(h.probs - r.probs).max() < 0.05
+
+
 @pytest.mark.parametrize("bad, match", [
     (dict(divergence="tv"), "divergence"),
     (dict(gamma=0.7), "gamma"),

@@ -119,6 +119,27 @@ def test_killed_sweep_resumes_without_recomputation(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(pd.read_csv(cfg.results), full)
 
 
+def test_a_failed_fit_is_recorded_not_fatal(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = sw.load_sweep_config(_write(tmp_path), ci=True)
+    real_fit = sw.fit_method
+
+    def flaky(method, *a, **kw):
+        if method == "convex/forward_kl":
+            raise RuntimeError("Clarabel returned no solution (status NumericalError)")
+        return real_fit(method, *a, **kw)
+
+    monkeypatch.setattr(sw, "fit_method", flaky)
+    out = sw.run_sweep(cfg, progress=False)
+    df = out["table"].frame()
+    assert out["computed"] == 4 and out["errors"] == 1 and len(df) == 4
+    bad = df[df["method"] == "convex/forward_kl"].iloc[0]
+    assert bad["fit_status"].startswith("error: RuntimeError") and np.isnan(bad["slack_rev"])
+    s = sw.summarize_theorem2(df).set_index(["variant", "method"])
+    assert s.loc[("realizable", "convex/forward_kl"), "errors"] == 1
+    assert not s.loc[("realizable", "convex/forward_kl"), "all_solved"]
+
+
 def test_same_config_same_rows(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = sw.load_sweep_config(_write(tmp_path), ci=True)

@@ -347,12 +347,13 @@ def fit_convex_head(features, weak_probs, *, divergence: str = "reverse_kl",
     mu, sd, design = _standardize(x)
 
     t0 = time.perf_counter()
-    # Clarabel sometimes stalls just short of a tight tolerance ("AlmostSolved") on one of
-    # two equivalent exponential-cone formulations and not on the other: try the primary
-    # one, then the alternative, then the primary at a 100x looser tolerance, and keep the
-    # first "Solved" result (else the attempt with the smallest gap).
+    # Clarabel sometimes stalls ("AlmostSolved") or fails ("NumericalError") on one of two
+    # equivalent exponential-cone formulations and not on the other: try the primary one,
+    # then the alternative, then both at a 100x looser tolerance, and keep the first
+    # "Solved" result (else the attempt with the smallest gap).
     alt = {"reverse_kl": ("entr", "rel_entr"), "forward_kl": ("rel_entr", "log")}[divergence]
-    attempts = [(alt[0], tol), (alt[1], tol), (alt[0], min(tol * 100.0, 1e-6))]
+    loose = min(tol * 100.0, 1e-6)
+    attempts = [(alt[0], tol), (alt[1], tol), (alt[0], loose), (alt[1], loose)]
     best = None
     for form, t in attempts:
         sol, theta, cons = _convex_program(design, yc, g, divergence, form, t, max_iter)
@@ -468,7 +469,10 @@ def _solve_clarabel(prob, tol: float, max_iter: int):
 
     with warnings.catch_warnings():   # an inaccurate status is reported in FitReport instead
         warnings.simplefilter("ignore", UserWarning)
-        prob.unpack_results(sol, chain, inverse)
+        try:
+            prob.unpack_results(sol, chain, inverse)
+        except cp.error.SolverError:      # e.g. "NumericalError": no values; the caller retries
+            pass
     return sol
 
 

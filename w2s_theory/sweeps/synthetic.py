@@ -364,10 +364,12 @@ def _clip_open(p: np.ndarray) -> np.ndarray:
 
 def run_sweep(cfg: SweepConfig, *, results: str | Path | None = None, limit: int | None = None,
               progress: bool = True) -> dict:
-    """Run (or resume) a sweep; return ``{"table", "computed", "skipped", "seconds"}``.
+    """Run (or resume) a sweep; return ``{"table", "computed", "skipped", "errors", "seconds"}``.
 
     Runs already in the result table are skipped; each finished run is appended
-    atomically. ``limit`` stops after that many *new* runs (used to test resuming).
+    atomically. ``limit`` stops after that many *new* runs (used to test resuming). A fit
+    that raises is recorded as a row whose ``fit_status`` starts with ``"error:"`` (the
+    metrics are left empty) and counted in ``errors``; the sweep goes on.
     """
     from tqdm.auto import tqdm
 
@@ -377,7 +379,7 @@ def run_sweep(cfg: SweepConfig, *, results: str | Path | None = None, limit: int
     table = ResultTable(path)
     runs = expand_runs(cfg)
     todo = [r for r in runs if not table.has(r.key)]
-    computed, t0 = 0, time.perf_counter()
+    computed, errors, t0 = 0, 0, time.perf_counter()
     cache: dict = {}
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=f"synthetic:{cfg.name}",
                disable=not progress, unit="run")
@@ -389,17 +391,24 @@ def run_sweep(cfg: SweepConfig, *, results: str | Path | None = None, limit: int
             cache.clear()                      # runs are ordered: keep one instance at a time
             cache[ikey] = make_instance(r.config, r.seed)
         inst = cache[ikey]
-        head = fit_method(r.method, inst.w2s.h_strong, inst.weak_probs, gamma=r.config.gamma,
-                          minibatch=cfg.minibatch, seed=r.seed)
-        row = {"run_key": r.key, "sweep": cfg.name, "seed": r.seed, **r.config.to_dict(),
-               **evaluate(inst, r.method, head)}
+        row = {"run_key": r.key, "sweep": cfg.name, "seed": r.seed, **r.config.to_dict()}
+        try:
+            head = fit_method(r.method, inst.w2s.h_strong, inst.weak_probs,
+                              gamma=r.config.gamma, minibatch=cfg.minibatch, seed=r.seed)
+            row.update(evaluate(inst, r.method, head))
+        except Exception as exc:   # a failed fit is a result: recorded, counted, not fatal
+            hname, loss = _parse_method(r.method)
+            row.update({"method": r.method, "head": hname, "loss": loss,
+                        "fit_status": f"error: {type(exc).__name__}: {exc}"[:200],
+                        "fit_converged": False})
+            errors += 1
         row["variant"] = r.variant
         table.append(row)
         computed += 1
         bar.update(1)
     bar.close()
     return {"table": table, "computed": computed, "skipped": len(runs) - len(todo),
-            "seconds": time.perf_counter() - t0}
+            "errors": errors, "seconds": time.perf_counter() - t0}
 
 
 # ----------------------------------------------------------------------------- summaries
@@ -434,6 +443,7 @@ def summarize_theorem2(df):
             "worst_rel_violation_rev": float(((-g["slack_rev"]).clip(lower=0)
                                               / g["risk_weak"]).max()),
             "max_tol": float(g["tol"].max()),
+            "errors": int(g["fit_status"].astype(str).str.startswith("error").sum()),
             "all_solved": bool((g["fit_status"].astype(str).str.startswith(
                 ("Solved", "lbfgs"))).all()),
         })
@@ -647,7 +657,7 @@ def main(argv: list[str] | None = None) -> int:
     out = run_sweep(cfg, results=a.results, limit=a.limit, progress=not a.quiet)
     df = out["table"].frame()
     print(f"{cfg.name}: {out['computed']} new runs, {out['skipped']} already done, "
-          f"{out['seconds']:.1f} s -> {out['table'].path}")
+          f"{out['errors']} failed fits, {out['seconds']:.1f} s -> {out['table'].path}")
     if not a.no_figures and len(df):
         for path in make_figures(cfg, df, suffix="_ci" if a.ci else ""):
             print(f"figure: {path}")
