@@ -446,3 +446,18 @@ def test_scalar_calculators_bracket_measured_strong_risk():
             lo = strong_risk_lower_bound(t.risk_weak, d, gamma, k)
             hi = strong_risk_upper_bound(t.risk_weak, d, gamma, k)
             assert lo - 1e-12 <= t.risk_strong <= hi + 1e-12
+
+
+def test_binary_fast_paths_do_not_depend_on_thread_count(monkeypatch):
+    """Fixed segments, summed in order: bit-for-bit the same result with 1, 2 or 3 threads."""
+    rng = np.random.default_rng(11)
+    n = 5 * bounds._SEGMENT + 123
+    fs, fw, fsw = rng.uniform(size=n), smooth(rng.uniform(size=n), 1e-3), smooth(rng.uniform(size=n), 1e-3)
+    out = []
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("W2S_THEORY_THREADS", threads)
+        out.append((lemma1(fs, fw, fsw).to_dict(), theorem2(fs, fw, fsw).to_dict()))
+    assert out[0] == out[1] == out[2]
+    monkeypatch.setenv("W2S_THEORY_THREADS", "many")
+    with pytest.raises(ValueError, match="^W2S_THEORY_THREADS: must be an integer"):
+        lemma1(fs, fw, fsw)
