@@ -237,12 +237,18 @@ def test_lemma1_uniform_predictions_at_gamma_one_over_k():
 
 # ----------------------------------------------------------------------------- binary fast path
 @pytest.mark.parametrize("n", [1, bounds._BLOCK - 1, bounds._BLOCK + 1, 3 * bounds._BLOCK + 17])
-@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize("hard", ["soft", "one-hot", "mixed"])
 def test_binary_fast_paths_equal_two_class_paths(n, hard):
-    """Blocked binary code vs the vectorised k-class code on the same data (k = 2)."""
+    """Blocked binary code vs the vectorised k-class code on the same data (k = 2).
+
+    ``mixed``: one-hot truth except for a single soft row in the second block, so that
+    one-hot blocks (one log for KL(F*||F_w)) and soft blocks (two logs) both run.
+    """
     rng = np.random.default_rng(n)
     g = 1e-3
-    fs = (rng.uniform(size=n) < 0.4).astype(float) if hard else rng.uniform(size=n)
+    fs = rng.uniform(size=n) if hard == "soft" else (rng.uniform(size=n) < 0.4).astype(float)
+    if hard == "mixed":
+        fs[min(n - 1, bounds._BLOCK + 3)] = 1e-300    # tiny but not 0: the block is soft
     fw = smooth(rng.uniform(size=n), g)
     fsw = smooth(np.clip(fw + rng.normal(0, 0.05, n), 0, 1), g)
     two = lambda p: np.stack([1 - p, p], 1)  # noqa: E731
