@@ -120,6 +120,22 @@ def test_weak_probs_floor_and_strength():
     assert acc(strong) > acc(weak) + 0.1
 
 
+def test_weak_temperature_scales_the_weak_logits():
+    from scipy.special import logit
+
+    cfg = SyntheticConfig(k=2, truth="affine", truth_scale=0.9, weak_noise=0.3, **SMALL)
+    a = make_instance(cfg, 8)
+    b = make_instance(cfg.replace(weak_temperature=0.25), 8)
+    g = cfg.gamma
+    unsmooth = lambda p: (p - g) / (1 - 2 * g)
+    za, zb = logit(unsmooth(a.weak_probs_clean)), logit(unsmooth(b.weak_probs_clean))
+    keep = np.abs(zb) < 20                      # away from float saturation
+    np.testing.assert_allclose(zb[keep], za[keep] / 0.25, rtol=1e-6, atol=1e-8)
+    np.testing.assert_array_equal(a.w2s.f_star, b.w2s.f_star)
+    with pytest.raises(ValueError, match="weak_temperature"):
+        cfg.replace(weak_temperature=0.0)
+
+
 def test_label_noise_affine_binary():
     y = np.linspace(0.01, 0.99, 101)
     flipped, m = apply_label_noise(y, 1.0, kind="affine", a=-1.0, rng=0)

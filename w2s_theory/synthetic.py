@@ -25,8 +25,9 @@ One instance (:func:`make_instance`) is drawn from a :class:`SyntheticConfig` an
   ``F*`` (the weak model fits the one-hot labels, accuracy uses the drawn labels).
   Risks are always ``E KL(F* || F)`` with the soft ``F*``.
 * **Weak model**: a softmax head on ``h_w`` fitted by forward cross-entropy (exact, float64,
-  :func:`w2s_theory.heads.fit_softmax_head` with ``weak_l2``) on the ``gt`` split; its
-  predictions are smoothed, ``(1 - k gamma) F + gamma``, so every coordinate is ``>= gamma``.
+  :func:`w2s_theory.heads.fit_softmax_head` with ``weak_l2``) on the ``gt`` split; its logits
+  are divided by ``weak_temperature`` (``< 1``: over-confident) and its predictions smoothed,
+  ``(1 - k gamma) F + gamma``, so every coordinate is ``>= gamma``.
 * **Weak-label noise** on a random fraction ``noise_frac`` of the ``w2s`` split:
   ``noise_kind = "affine"``: ``y -> 1/k + a (y - 1/k)`` (binary: ``1/2 + a(y - 1/2)``;
   ``a = -1`` flips, ``a = 0`` erases); ``noise_kind = "flip"``: a symmetric k-class flip, the
@@ -94,6 +95,8 @@ class SyntheticConfig:
         noise_a: slope ``a`` of the affine corruption; ``[-1, 1]`` (binary) or
             ``[-1/(k-1), 1]`` (k classes, so that corrupted rows stay in the simplex);
             unused by ``"flip"``.
+        weak_temperature: the weak model's logits are divided by it before the softmax
+            (``< 1``: an over-confident weak model), ``> 0``.
     """
 
     k: int = 2
@@ -114,6 +117,7 @@ class SyntheticConfig:
     noise_frac: float = 0.0
     noise_kind: str = "flip"
     noise_a: float = -1.0
+    weak_temperature: float = 1.0
 
     def __post_init__(self):
         for name in ("k", "d_strong", "d_weak", "n_gt", "n_w2s", "n_test"):
@@ -135,6 +139,7 @@ class SyntheticConfig:
         check_scalar(self.misspec, "misspec", low=0.0, high=1.0)
         check_scalar(self.weak_l2, "weak_l2", low=0.0)
         check_scalar(self.noise_frac, "noise_frac", low=0.0, high=1.0)
+        check_scalar(self.weak_temperature, "weak_temperature", low=0.0, low_open=True)
         if self.truth == "affine":
             check_scalar(self.truth_scale, "truth_scale", low=0.0, low_open=True, high=1.0)
         else:
@@ -340,6 +345,8 @@ def make_instance(config: SyntheticConfig, seed: int) -> Instance:
         >>> bool(inst.w2s.f_star.min() >= cfg.truth_floor)
         True
     """
+    from scipy.special import expit, softmax
+
     from .divergences import smooth
     from .heads import fit_softmax_head
 
@@ -378,8 +385,13 @@ def make_instance(config: SyntheticConfig, seed: int) -> Instance:
     target = gt.f_star if cfg.labels == "soft" else np.eye(k)[gt.labels]
     target = _binary(target, k) if cfg.labels == "sampled" else target
     weak = fit_softmax_head(gt.h_weak, target, loss="forward_ce", l2=cfg.weak_l2)
-    fw_clean = smooth(weak.predict(w2s.h_weak), cfg.gamma)
-    fw_test = smooth(weak.predict(test.h_weak), cfg.gamma)
+
+    def weak_predict(hw):
+        z = weak.logits(hw) / cfg.weak_temperature
+        return expit(z) if k == 2 else softmax(z, axis=1)
+
+    fw_clean = smooth(weak_predict(w2s.h_weak), cfg.gamma)
+    fw_test = smooth(weak_predict(test.h_weak), cfg.gamma)
     fw, mask = apply_label_noise(fw_clean, cfg.noise_frac, kind=cfg.noise_kind, a=cfg.noise_a,
                                  rng=rngs["noise"])
     return Instance(config=cfg, seed=int(seed), gt=gt, w2s=w2s, test=test, weak_probs=fw,

@@ -255,6 +255,19 @@ class Run:
     key: str
 
 
+#: SyntheticConfig fields added after results were first stored: left out of a run's key
+#: while at their default, so that stored result tables stay valid (resumable).
+_LATER_FIELDS = {"weak_temperature": 1.0}
+
+
+def _key_dict(c: SyntheticConfig) -> dict:
+    d = c.to_dict()
+    for name, default in _LATER_FIELDS.items():
+        if d.get(name) == default:
+            d.pop(name)
+    return d
+
+
 def expand_runs(cfg: SweepConfig) -> list[Run]:
     """All runs of a sweep, in a fixed order (seed, grid point, variant, method)."""
     from ..sweep import run_key
@@ -274,7 +287,7 @@ def expand_runs(cfg: SweepConfig) -> list[Run]:
                 for m in (var.methods or cfg.methods):
                     head, _ = _parse_method(m)
                     extra = {"mb": vars(cfg.minibatch)} if head == "minibatch" else {}
-                    key = run_key(c.to_dict(), seed=seed, method=m, **extra)
+                    key = run_key(_key_dict(c), seed=seed, method=m, **extra)
                     runs.append(Run(config=c, seed=int(seed), variant=var.name, method=m, key=key))
     return runs
 
