@@ -129,9 +129,15 @@ def cmd_prepare(args) -> int:
     gpu = FinetuneSweepConfig.from_toml(args.config)
     cpu = FinetuneSweepConfig.from_toml(args.cpu_config)
     src = _model_dir(gpu.strong)
-    info = _save_model(src, out / "model", args.tiny)
+    if args.reuse and (out / "model" / "config.json").exists():
+        info = {"source": str(src), "tiny_random": args.tiny, "kept": True}
+    else:
+        info = _save_model(src, out / "model", args.tiny)
     log(f"model: {info}")
     for subset in args.subsets:
+        if args.reuse and (out / f"{subset}.npz").exists() and (out / f"{subset}.json").exists():
+            log(f"{subset}: kept the existing {subset}.npz / {subset}.json (--reuse)")
+            continue
         data = gpu.data.__class__(**{**gpu.data.__dict__, "subset": subset,
                                      "n_train": args.n_train, "n_test": args.n_test})
         cfg = gpu.__class__(**{**gpu.__dict__, "data": data})
@@ -291,7 +297,14 @@ def cmd_run(args) -> int:
             sub["full_runs_per_s"] = len(full) / max(summary["full_s"], 1e-9) if summary["full_s"] else None
         if not args.skip_check and subset == subsets[0] and time.monotonic() + 30 < deadline:
             try:
-                sub["one_by_one"] = _one_by_one_check(cfg, bundle, store, dev, log)
+                sub["one_by_one"] = chk = _one_by_one_check(cfg, bundle, store, dev, log)
+                if chk and full:
+                    per = chk["one_by_one_train_s"] + chk["one_by_one_eval_s"]
+                    chk["full_sweep_one_by_one_estimate_s"] = per * len(full)
+                    chk["full_sweep_many_at_once_s"] = sum(
+                        g["wall_s"] for g in sub.get("full_groups", []))
+                    log(f"{len(full)} full runs: one by one ~{per * len(full):.0f} s (estimated from "
+                        f"this run) vs {chk['full_sweep_many_at_once_s']:.0f} s many at once")
             except Exception as exc:  # noqa: BLE001
                 log(f"ERROR in the one-by-one check: {exc!r}")
                 sub["one_by_one"] = {"error": repr(exc)}
@@ -367,6 +380,8 @@ def main(argv=None) -> int:
     a.add_argument("--n-test", type=int, default=0, help="test pairs (0 = all)")
     a.add_argument("--tiny", action="store_true", help="a tiny random BERT instead of the strong model (tests)")
     a.add_argument("--max-mib", type=float, default=55.0)
+    a.add_argument("--reuse", action="store_true",
+                   help="keep model/ and <subset>.npz/.json already in --out; rewrite the sweep configs")
     r = sub.add_parser("run", help="train and evaluate (GPU, or a reduced sweep on CPU)")
     r.add_argument("--data", required=True)
     r.add_argument("--out", required=True)

@@ -60,6 +60,8 @@ __all__ = [
 PROTOCOL_VERSION = 1
 SPLIT_SLOT_OFFSET = {"train_gt": 0, "train_w2s": 1, "test": 2}
 REGIMES = ("full", "head_only")
+#: Seconds a started ensemble group may run past the sweep's deadline before it is cut.
+GROUP_GRACE_S = 90.0
 #: Columns that say where/when a row was computed (not compared across machines).
 PROVENANCE_COLUMNS = ("git_commit", "machine", "device", "precision", "torch_version",
                       "train_wall_s", "group_wall_s", "eval_wall_s", "tokens_per_s",
@@ -663,7 +665,9 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
                     f"(needs ~{need:.0f} s)")
                 break
             t_g = time.perf_counter()
-            res = _train_group(group, bundle, backbone, targets, dev, deadline, progress, log)
+            # a started group may overrun the deadline by GROUP_GRACE_S before it is cut
+            hard = None if deadline is None else deadline + GROUP_GRACE_S
+            res = _train_group(group, bundle, backbone, targets, dev, hard, progress, log)
             if res is None:
                 summary["stopped"] = True
                 break
