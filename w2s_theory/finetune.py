@@ -822,6 +822,8 @@ def train(model: RewardModel, task: TextTask, targets, cfg: FinetuneConfig, *,
     if not np.all((targets >= 0) & (targets <= 1)):
         raise ValueError("targets: entries must lie in [0, 1]")
     engine = engine or make_engine(cfg)
+    # on the device before the optimiser exists, so that a resumed optimiser state lands there too
+    model.to(engine.device)
     order = batch_order(len(task), cfg.batch_size, cfg.seed, cfg.epochs)
     total = order.shape[0]
     accum = cfg.grad_accum
