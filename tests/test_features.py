@@ -270,6 +270,7 @@ def test_gpu_script_runs_on_cpu_and_matches_reference(tmp_path):
                      "--device", "cpu", "--save-features"]) == 0
     (r,) = json.loads((out / "timings.json").read_text())
     assert r["n_texts"] == 24 and r["check"]["rows"] == 24 and r["check"]["cosine_min"] > 0.999
+    assert r["check"]["ok"]
     assert r["texts_per_s"] > 0 and "CPU" in r["device"]
     saved = np.load(out / "hh_rlhf" / "all-MiniLM-L6-v2" / "helpful" / "test.npz")
     ref = np.load(SHARED_FEATURES / "hh_rlhf" / "all-MiniLM-L6-v2" / "helpful" / "test.npz")

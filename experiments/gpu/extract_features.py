@@ -141,6 +141,7 @@ def run_model(model_dir: Path, out: Path, args, dev, dtype) -> dict:
     check = {"rows": int(keep.size), "cosine_min": float(cos.min()) if keep.size else None,
              "max_abs_diff": float(np.abs(x - r).max()) if keep.size else None,
              "reference_source": prep["reference"]["source"]}
+    check["ok"] = bool(keep.size) and check["cosine_min"] > 0.999
 
     res = {
         "feature_set": prep["feature_set"], "model_dir": str(model_dir), "device": _device_name(dev),
@@ -156,10 +157,7 @@ def run_model(model_dir: Path, out: Path, args, dev, dtype) -> dict:
     }
     if args.save_features:
         _save(out, prep, parts, feats, res)
-    del model
-    if dev.type == "cuda":
-        torch.cuda.empty_cache()
-    return res
+    return res                 # the model is freed with this frame; main() empties the CUDA cache
 
 
 def _save(out: Path, prep: dict, parts: list[dict], feats: np.ndarray, res: dict) -> None:
@@ -223,6 +221,8 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         r = run_model(d, args.out, args, dev, dtype)
         r["total_s"] = round(time.perf_counter() - t, 3)
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
         results.append(r)
         print(json.dumps(r, indent=1), flush=True)
     (args.out / "timings.json").write_text(json.dumps(results, indent=1))
@@ -237,7 +237,6 @@ def main(argv=None) -> int:
               f"{r['tokens_per_s'] / 1e6:.2f}M tokens/s; first pass {r['first_pass_s']:.3f} s; "
               f"padding {r['padding_frac']:.1%}; check cos_min {r['check']['cosine_min']}, "
               f"max|diff| {r['check']['max_abs_diff']}")
-    del torch
     return 0
 
 

@@ -167,7 +167,6 @@ def prepare_gpu(out: str | os.PathLike, *, model: str = "all-MiniLM-L6-v2", limi
         raise ValueError("model: wordllama is static embeddings; nothing to do on a GPU")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    src = M.model_dir(spec.model, cache=cache)
     # 1. weights in float16 as a plain transformers folder (+ tokenizer files)
     m = M.load_model(spec.model, device="cpu", dtype=weights_dtype, cache=cache)
     m.save_pretrained(out)
@@ -186,7 +185,7 @@ def prepare_gpu(out: str | os.PathLike, *, model: str = "all-MiniLM-L6-v2", limi
         longest = int(np.argmax(tokens.lengths[p["start"]:p["start"] + p["n"]]))
         first = np.arange(min(4, p["n"]))
         ref_idx.extend(p["start"] + np.unique(np.concatenate([first, local, [longest]])))
-    ref_idx = np.array(sorted(set(int(i) for i in ref_idx)), dtype=np.int64)
+    ref_idx = np.array(sorted({int(i) for i in ref_idx}), dtype=np.int64)
     ref, ref_source = None, None
     name = model if isinstance(model, str) else None
     if name:
