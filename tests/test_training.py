@@ -43,6 +43,17 @@ def test_batched_equals_one_by_one_float64():
     assert [w.shape for w in ws[:2]] == [(7,), (4,)]
 
 
+def test_batched_equals_one_by_one_when_batch_exceeds_buffer():
+    # full-batch steps (m = n = 90) with a 40-entry buffer: only the last 40 predictions count
+    groups, specs, targets = _problem(seed=4)
+    cfg = TrainConfig(epochs=3, batch_size=90, lr=0.05, dtype="float64", buffer_size=40,
+                      min_count=32, warmup_frac=0.0)
+    conf = [b for b, s in enumerate(specs) if s.confidence][:4]
+    batched = train_heads(groups, targets[conf], [specs[b] for b in conf], cfg, device="cpu")
+    loop = train_heads_loop(groups, targets[conf], [specs[b] for b in conf], cfg, device="cpu")
+    assert max(np.abs(a - b).max() for a, b in zip(batched.weights, loop.weights)) < 1e-12
+
+
 def test_batched_equals_one_by_one_float32():
     groups, specs, targets = _problem(seed=1)
     cfg = TrainConfig(epochs=1, lr=0.02, dtype="float32", buffer_size=40, min_count=32)

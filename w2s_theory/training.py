@@ -487,9 +487,10 @@ def _train_heads(features, targets, specs, config, dev, progress) -> TrainedHead
         T = Yb
         if has_conf:
             pc = torch.sigmoid(Z.detach()[cidx])              # (Bc, m), working dtype
-            pos = (ptr + torch.arange(m, device=dev)) % size
-            pbuf[:, pos] = pc.to(torch.float64)
-            ybuf[:, pos] = Yb[cidx].to(torch.float64)
+            keep = min(m, size)                               # a batch larger than the
+            pos = (ptr + m - keep + torch.arange(keep, device=dev)) % size   # buffer keeps its last
+            pbuf[:, pos] = pc[:, m - keep:].to(torch.float64)                # `size` entries
+            ybuf[:, pos] = Yb[cidx][:, m - keep:].to(torch.float64)
             ptr = (ptr + m) % size
             count = min(count + m, size)
             if count >= config.min_count:
