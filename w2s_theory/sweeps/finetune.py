@@ -709,7 +709,9 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
 
     # ---------------------------------------------------------------- head only
     heads = [r for r in runs if r.regime == "head_only"]
-    if heads and not (summary["stopped"] or past_deadline()):
+    # head-only runs are cheap (one feature pass + all heads at once): they still run when the
+    # deadline stopped the full runs, within the grace period, so both regimes share their seeds
+    if heads and not (deadline is not None and time.monotonic() > deadline + GROUP_GRACE_S):
         t_h = time.perf_counter()
         hc = heads[0].cfg
         # one feature pass of the frozen pretrained backbone on the device ...
@@ -725,9 +727,6 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
             from ..ensemble import predict_heads, train_ensemble
 
             for group in _chunks(heads, 1000):
-                if past_deadline():
-                    summary["stopped"] = True
-                    break
                 model, st = train_ensemble(backbone, bundle.train, [targets(r) for r in group],
                                            [r.cfg for r in group], device=dev, progress=progress,
                                            features=ftr, desc=f"heads x{len(group)}")
