@@ -657,7 +657,8 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
         # ceilings first (they are needed by every student row), then the rest; a group
         # starts only if the groups so far say it will end before the deadline
         per_run = None
-        for group in _chunks(full, cfg.run.runs_per_group):
+        chunks = _chunks(full, cfg.run.runs_per_group)
+        for gi, group in enumerate(chunks):
             need = 0.0 if per_run is None else 1.1 * per_run * len(group)
             if deadline is not None and time.monotonic() + need > deadline:
                 summary["stopped"] = True
@@ -665,6 +666,8 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
                     f"(needs ~{need:.0f} s)")
                 break
             t_g = time.perf_counter()
+            log(f"full group {gi + 1}/{len(chunks)}: {len(group)} runs "
+                f"({sum(r.role == 'ceiling' for r in group)} ceilings)")
             # a started group may overrun the deadline by GROUP_GRACE_S before it is cut
             hard = None if deadline is None else deadline + GROUP_GRACE_S
             res = _train_group(group, bundle, backbone, targets, dev, hard, progress, log)
