@@ -351,7 +351,7 @@ def fit_convex_head(features, weak_probs, *, divergence: str = "reverse_kl",
     # equivalent exponential-cone formulations and not on the other: try the primary one,
     # then the alternative, then both at a 100x looser tolerance, and keep the first
     # "Solved" result (else the attempt with the smallest gap).
-    alt = {"reverse_kl": ("entr", "rel_entr"), "forward_kl": ("rel_entr", "log")}[divergence]
+    alt = {"reverse_kl": ("rel_entr", "entr"), "forward_kl": ("rel_entr", "log")}[divergence]
     loose = min(tol * 100.0, 1e-6)
     attempts = [(alt[0], tol), (alt[1], tol), (alt[0], loose), (alt[1], loose)]
     best = None
