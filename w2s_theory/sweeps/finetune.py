@@ -935,6 +935,10 @@ def main(argv: list[str] | None = None) -> int:
         run = replace(run, ensemble=False)
     if args.no_accelerate:
         run = replace(run, use_accelerate=False)
+    if run.ensemble and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # launched by accelerate/torchrun on several processes: data-parallel runs one by one
+        # (the many-runs-at-once ensemble is a single-device computation)
+        run = replace(run, ensemble=False)
     data = replace(cfg.data, root=args.data_dir) if args.data_dir else cfg.data
     cfg = replace(cfg, run=run, data=data)
     from ..finetune import make_engine
