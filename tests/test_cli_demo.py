@@ -26,7 +26,7 @@ segment_instances = 6
 
 def test_demo_default_run(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert cli.main(["demo", "--out", str(out), "--quiet"]) == 0
+    assert cli.main(["demo", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "Lemma 1:" in printed and "Theorem 2:" in printed and "demo.png" in printed
     for name in ("lemma1_trials.csv", "theorem2_cases.csv", "summary.csv", "config.json", "demo.png"):
