@@ -355,8 +355,8 @@ def make_instance(config: SyntheticConfig, seed: int) -> Instance:
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed: must be a non-negative integer, got {seed!r}")
     cfg = config
-    rngs = dict(zip(_STREAMS, (np.random.default_rng(s)
-                               for s in np.random.SeedSequence(int(seed)).spawn(len(_STREAMS)))))
+    children = np.random.SeedSequence(int(seed)).spawn(len(_STREAMS))
+    rngs = {name: np.random.default_rng(c) for name, c in zip(_STREAMS, children, strict=True)}
     sizes = (cfg.n_gt, cfg.n_w2s, cfg.n_test)
     n = sum(sizes)
     k = cfg.k
