@@ -21,9 +21,9 @@ sits between ``|gap|`` and ``E TV / gamma``.
 mixture-convex class containing ``F*``, then ``R(F_sw) <= R(F_w) - d_reverse``.
 
 Performance: on the binary shorthand both checks run fused passes over cache-sized
-blocks (validation included), on fixed segments of rows that worker threads share
-(``W2S_THEORY_THREADS``, default: the usable CPUs, at most 8); partial sums are added in
-segment order, so the result does not depend on the thread count.
+blocks (validation included), on fixed segments of rows that worker threads can share
+(``W2S_THEORY_THREADS``, default 1); partial sums are added in segment order, so the
+result does not depend on the thread count.
 ``benchmarks/bench_bounds.py`` reports the cost against one numpy pass.
 
 References
@@ -75,8 +75,10 @@ _BLOCK = 1 << 13
 #: Rows per segment: the unit of work of one thread; fixed, so results do not depend
 #: on the thread count.
 _SEGMENT = 8 * _BLOCK
-#: At most this many threads by default (``W2S_THEORY_THREADS`` overrides).
-_MAX_THREADS = 8
+#: Default thread count of the binary fast paths (``W2S_THEORY_THREADS`` overrides). One:
+#: on a shared 2-core machine a second thread measured no faster (the other core is
+#: rarely free), and results do not depend on it anyway.
+_DEFAULT_THREADS = 1
 _TINY = np.finfo(np.float64).tiny
 _TLS = threading.local()
 
@@ -182,18 +184,17 @@ def _three(f_star, f_weak, f_strong, *, values: bool = True):
 
 
 def _threads() -> int:
-    """Worker threads for the binary fast paths: ``W2S_THEORY_THREADS`` or the usable CPUs."""
+    """Worker threads for the binary fast paths: ``W2S_THEORY_THREADS`` (default 1)."""
     env = os.environ.get("W2S_THEORY_THREADS", "").strip()
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError:
-            raise ValueError(f"W2S_THEORY_THREADS: must be an integer >= 1, got {env!r}") from None
+    if not env:
+        return _DEFAULT_THREADS
     try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    return min(cpus, _MAX_THREADS)
+        v = int(env)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise ValueError(f"W2S_THEORY_THREADS: must be an integer >= 1, got {env!r}")
+    return v
 
 
 def _scratch() -> np.ndarray:
@@ -255,11 +256,12 @@ def _lemma1_kernel(fs, fw, fsw, start, stop, floor):
     is fused into the block loop, before any log is taken.
     """
     buf = _scratch()
+    full = tuple(buf)                                  # views reused by every full block
     s0 = sg = sf = sr = stv = sdd = 0.0
     for i in range(start, stop, _BLOCK):
         j = min(i + _BLOCK, stop)
         f, w, s = fs[i:j], fw[i:j], fsw[i:j]
-        a, b, m, t, u, one = buf[:, : j - i]
+        a, b, m, t, u, one = full if j - i == _BLOCK else buf[:, : j - i]
         np.subtract(1.0, w, out=a)                     # F_w,0
         np.subtract(1.0, s, out=b)                     # F_sw,0
         np.minimum(a, b, out=m)
@@ -385,11 +387,12 @@ def _theorem2_kernel(fs, fw, fsw, start, stop):
     changes a term by less than ``1e-305``).
     """
     buf = _scratch()
+    full = tuple(buf)                                  # views reused by every full block
     s0 = sf = ss = rw = 0.0
     for i in range(start, stop, _BLOCK):
         j = min(i + _BLOCK, stop)
         f, w, s = fs[i:j], fw[i:j], fsw[i:j]
-        a, b, t, u, _, one = buf[:, : j - i]
+        a, b, t, u, _, one = full if j - i == _BLOCK else buf[:, : j - i]
         np.subtract(1.0, w, out=a)                     # F_w,0
         np.subtract(1.0, s, out=b)                     # F_sw,0
         if not (f.min() >= 0.0 and f.max() <= 1.0 and w.min() > 0.0 and a.min() > 0.0
