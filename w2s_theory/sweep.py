@@ -10,13 +10,17 @@ rerun skips what is already done.
 from __future__ import annotations
 
 import hashlib
+import functools
 import json
 import os
+import platform
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "run_key", "ResultTable"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "run_key", "ResultTable", "git_commit",
+           "machine_name"]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -112,3 +116,31 @@ class ResultTable:
         import pandas as pd
 
         return pd.DataFrame(self._rows)
+
+
+# ----------------------------------------------------------------------------- provenance
+@functools.lru_cache(maxsize=None)
+def git_commit(root: str | os.PathLike | None = None) -> str:
+    """Short commit of the checkout (``+dirty`` with uncommitted tracked changes), else ``unknown``."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        return (head or "unknown") + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine_name() -> str:
+    """``<cpu model> (<n> cpu), <os> <arch>`` of this machine (for result rows and benchmarks)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu} ({os.cpu_count()} cpu), {platform.system()} {platform.machine()}"

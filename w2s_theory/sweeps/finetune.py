@@ -36,12 +36,9 @@ machine with torch and transformers only.
 from __future__ import annotations
 
 import argparse
-import functools
 import io
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -49,6 +46,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from ..sweep import git_commit, machine_name
 
 __all__ = [
     "DataConfig", "WeakConfig", "SweepSpec", "RunOptions", "FinetuneSweepConfig",
@@ -564,31 +563,6 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-np.minimum(p, 1 - 1e-16))
 
 
-def machine_name() -> str:
-    """``<cpu model> (<n> cpu)`` of this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu} ({os.cpu_count()} cpu)"
-
-
-@functools.lru_cache(maxsize=None)
-def git_commit(root: Path | None = None) -> str:
-    """Short commit of the checkout (``+dirty`` with uncommitted tracked changes), else ``unknown``."""
-    root = root or Path(__file__).resolve().parents[2]
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root,
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return (head or "unknown") + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def _record(spec: RunSpec, extra: dict) -> dict:
@@ -630,8 +604,17 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
     """
     import torch
 
-    from ..finetune import (PlainEngine, RewardModel, build_model, embed_texts, load_backbone,
-                            make_engine, make_targets, predict, train)
+    from ..finetune import (
+        PlainEngine,
+        RewardModel,
+        build_model,
+        embed_texts,
+        load_backbone,
+        make_engine,
+        make_targets,
+        predict,
+        train,
+    )
 
     runs = [r for r in plan_runs(cfg, bundle.meta) if not store.has(r.key)]
     summary = {"full_s": 0.0, "head_only_s": 0.0, "n_done": 0, "n_todo": len(runs), "stopped": False}

@@ -47,16 +47,17 @@ import hashlib
 import io
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
-import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
+import tomllib
+
+from ..sweep import git_commit as _git_commit
+from ..sweep import machine_name  # noqa: F401  (re-exported: experiments/real/lr_check.py)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..training import TrainConfig
@@ -725,31 +726,6 @@ def evaluate_run(cfg: RealConfig, bank: FeatureBank, teachers: dict, students: d
 
 
 # ============================================================================= provenance
-def _git_commit() -> str:
-    from ..data import project_root
-
-    try:
-        root = project_root()
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root,
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-        return (head or "unknown") + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def machine_name() -> str:
-    """``<cpu model> (<n> cpu), <os>`` of this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu} ({os.cpu_count()} cpu), {platform.system()} {platform.machine()}"
 
 
 # ============================================================================= sweep
