@@ -31,6 +31,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
         >>> atomic_write_bytes(p, b"hello"); p.read_bytes()
         b'hello'
+        >>> oct(p.stat().st_mode & 0o777) == oct(0o666 & ~_current_umask())
+        True
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,6 +42,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        # mkstemp creates 0600; give the file the usual permissions (0666 less the umask).
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -47,6 +51,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def _current_umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
