@@ -59,7 +59,6 @@ def _backbone(name: str, vocab: int):
 
 
 def bench(name: str, steps: int, runs: int, device: str) -> dict:
-    import torch
     from transformers import AutoTokenizer
 
     from w2s_theory.ensemble import train_ensemble

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from w2s_theory.ensemble import StackedBert, compatible, predict_ensemble, train_ensemble
 from w2s_theory.finetune import (FinetuneConfig, PlainEngine, RewardModel, TextTask, TokenizedTexts,
-                                 batch_order, build_model, embed_texts, init_head_, lr_multiplier,
+                                 batch_order, build_model, embed_texts, lr_multiplier,
                                  make_engine, make_targets, mean_pool, predict, train)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -347,7 +347,7 @@ def test_balance_threshold_with_small_batches():
         i += bs
         if i < 32:
             with pytest.raises(ValueError, match=r"^BalanceThreshold: only \d+ predictions"):
-                buf.threshold
+                _ = buf.threshold
             continue
         lo = max(0, i - 64)
         ref = np.quantile(p_all[lo:i], 1 - y_all[lo:i].mean())

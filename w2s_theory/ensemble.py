@@ -32,10 +32,9 @@ PyTorch ``torch.func`` model ensembling tutorial (the stacked-weights idea).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -295,8 +294,6 @@ def train_ensemble(backbone: nn.Module, task: TextTask, targets: Sequence, cfgs:
         the trained :class:`StackedBert` (or :class:`StackedHead`) and :class:`EnsembleStats`.
     """
     from tqdm.auto import tqdm
-
-    from .finetune import RewardModel
 
     compatible(cfgs)
     c0 = cfgs[0]

@@ -152,7 +152,6 @@ def ece(y_true, probs, n_bins: int = 10) -> float:
     # bin index: ceil(conf * B) - 1, clipped into [0, B-1] (conf = 0 goes to bin 0)
     b = np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
     n = p.shape[0]
-    cnt = np.bincount(b, minlength=n_bins)
     s_acc = np.bincount(b, weights=correct, minlength=n_bins)
     s_conf = np.bincount(b, weights=conf, minlength=n_bins)
     return float(np.abs(s_acc - s_conf).sum() / n)
