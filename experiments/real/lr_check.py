@@ -25,7 +25,7 @@ from w2s_theory.metrics import accuracy  # noqa: E402
 from w2s_theory.sweeps.real import FeatureBank, RealConfig, derive_seed, machine_name  # noqa: E402
 from w2s_theory.training import HeadSpec, TrainConfig, predict_proba, train_heads  # noqa: E402
 
-MODELS = ("wordllama", "all-MiniLM-L6-v2", "SmolLM2-135M-layer15")
+MODELS = ("wordllama", "all-MiniLM-L6-v2", "all-mpnet-base-v2", "SmolLM2-135M-layer15")
 LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 SEEDS = (0, 1, 2)
 N_TRAIN = 3000

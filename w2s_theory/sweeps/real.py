@@ -75,9 +75,8 @@ DATASETS = HH_DATASETS + ("vader",)
 MODEL_NOTES = {
     "wordllama": "rung 0: static token embeddings (8M), mean-pooled",
     "all-MiniLM-L6-v2": "rung 1: sentence encoder (23M), last layer, mean-pooled",
-    "all-mpnet-base-v2": "rung 2: sentence encoder (110M), last layer, mean-pooled",
-    "SmolLM2-135M-layer15": ("decoder LM (135M), layer 15 of 30, mean-pooled; stands in for "
-                             "rung 2 (all-mpnet-base-v2), whose features are not available here"),
+    "all-mpnet-base-v2": "rung 2: sentence encoder (110M), last layer, mean-pooled, bf16",
+    "SmolLM2-135M-layer15": "decoder LM (135M), layer 15 of 30, mean-pooled",
     "Gemma-3-270M-layer9": "decoder LM (268M), layer 9 of 18, mean-pooled",
 }
 
