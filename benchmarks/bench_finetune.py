@@ -59,10 +59,11 @@ def _backbone(name: str, vocab: int):
 
 
 def bench(name: str, steps: int, runs: int, device: str, precision: str = "auto") -> dict:
+    import torch
     from transformers import AutoTokenizer
 
     from w2s_theory.ensemble import train_ensemble
-    from w2s_theory.finetune import FinetuneConfig, PlainEngine, build_model, train
+    from w2s_theory.finetune import FinetuneConfig, PlainEngine, _precision, build_model, train
     from w2s_theory.models import model_dir
 
     tok = AutoTokenizer.from_pretrained(str(model_dir("all-MiniLM-L6-v2")), local_files_only=True)
@@ -71,13 +72,13 @@ def bench(name: str, steps: int, runs: int, device: str, precision: str = "auto"
     weak = np.full(n, 0.7)
     bb = _backbone(name, len(tok))
     cfg = FinetuneConfig(max_length=128, precision=precision)
-    amp = precision == "bf16" or (precision == "auto" and device == "cuda")
+    mp = _precision(cfg, torch.device(device).type)      # "bf16" or "no", as the trainer decides
     out = {"model": name, "steps_timed": steps, "batch_pairs": 16, "max_length": 128,
-           "precision": "bf16" if amp else "fp32"}
+           "precision": "bf16" if mp == "bf16" else "fp32"}
     # one by one: time steps 2..steps+1 (the first is a warm-up)
     marks = []
     m = build_model(bb, cfg)
-    eng = PlainEngine(device, "bf16" if amp else "no")
+    eng = PlainEngine(device, mp)
     st = train(m, task, weak, cfg, engine=eng, progress=False,
                on_step=lambda k: marks.append(time.perf_counter()))
     per_step = st.real_tokens / (steps + 1)
