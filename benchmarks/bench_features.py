@@ -59,9 +59,10 @@ def sample_texts(n: int, seed: int = 0) -> list[str]:
     return [texts[i] for i in idx]
 
 
-def bench(name: str, texts: list[str], max_tokens: int, file_order: bool) -> dict:
+def bench(name: str, texts: list[str], max_tokens: int, file_order: bool, dtype: str = "spec") -> dict:
     spec = F.FEATURE_SETS[name]
-    row = {"model": name, "params_M": M.REGISTRY[spec.model].params / 1e6, "texts": len(texts)}
+    row = {"model": name, "params_M": M.REGISTRY[spec.model].params / 1e6, "texts": len(texts),
+           "dtype": "float32"}
     if spec.model == "wordllama":
         wl = M.load_wordllama()
         t = time.perf_counter()
@@ -78,7 +79,9 @@ def bench(name: str, texts: list[str], max_tokens: int, file_order: bool) -> dic
         t = time.perf_counter()
         tokens = F.tokenize(tok, texts, max_length=spec.max_length, truncation_side=spec.truncation_side)
         row["tokenize_s"] = time.perf_counter() - t
-        model = M.load_model(spec.model, device="cpu", dtype="float32")
+        dt = M.resolve_dtype(spec.dtype if dtype == "spec" else dtype, "cpu")
+        row["dtype"] = str(dt).replace("torch.", "")
+        model = M.load_model(spec.model, device="cpu", dtype=dt)
         F.embed_token_ids(model, F.TokenIds.from_lists([tokens.row(0).tolist()]), progress=False)  # warm-up
         t = time.perf_counter()
         F.embed_token_ids(model, tokens, layer=spec.layer, pooling=spec.pooling,
@@ -107,6 +110,8 @@ def main(argv=None) -> int:
     p.add_argument("--models", default=None, help="comma-separated feature sets")
     p.add_argument("--max-tokens", type=int, default=8192)
     p.add_argument("--file-order", action="store_true", help="also time naive file-order batches of 32")
+    p.add_argument("--dtype", choices=("spec", "float32", "bfloat16"), default="spec",
+                   help="compute dtype: the feature set's own (spec; 'auto' = fp32 on CPU) or forced")
     p.add_argument("--csv", default=None)
     args = p.parse_args(argv)
     if args.models:
@@ -119,16 +124,16 @@ def main(argv=None) -> int:
     texts = sample_texts(args.n)
     rows = []
     for name in names:
-        r = bench(name, texts, args.max_tokens, args.file_order)
+        r = bench(name, texts, args.max_tokens, args.file_order, args.dtype)
         rows.append(r)
         print(f"  {name}: {r['embed_s']:.2f} s", flush=True)
-    hdr = f"{'model':<22}{'params':>8}{'texts':>7}{'tokens':>9}{'tok/s (tokenize)':>18}" \
+    hdr = f"{'model':<22}{'dtype':>10}{'params':>8}{'texts':>7}{'tokens':>9}{'tok/s (tokenize)':>18}" \
           f"{'embed s':>9}{'texts/s':>10}{'tokens/s':>11}{'file-order s':>14}"
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
         fo = f"{r['file_order_s']:.2f}" if "file_order_s" in r else "-"
-        print(f"{r['model']:<22}{r['params_M']:>7.1f}M{r['texts']:>7}{r['real_tokens']:>9}"
+        print(f"{r['model']:<22}{r['dtype']:>10}{r['params_M']:>7.1f}M{r['texts']:>7}{r['real_tokens']:>9}"
               f"{r['tokenize_tokens_per_s']:>18,.0f}{r['embed_s']:>9.2f}{r['texts_per_s']:>10,.1f}"
               f"{r['tokens_per_s']:>11,.0f}{fo:>14}")
     if args.csv:
