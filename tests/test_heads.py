@@ -177,10 +177,13 @@ def test_convex_head_falls_back_when_a_formulation_fails(monkeypatch):
         obj_val = obj_val_dual = float("nan")
         iterations = 7
 
+    def failed(design, yc, *_):                    # what a solve without a solution returns
+        return FailedSolve(), cp.Variable((design.shape[1], yc.shape[1] - 1)), None
+
     def flaky(design, yc, g, divergence, form, tol, max_iter):
         calls.append(form)
         if form == "rel_entr":                     # the primary forward-KL formulation
-            return FailedSolve(), cp.Variable((design.shape[1], yc.shape[1] - 1)), None
+            return failed(design, yc)
         return real(design, yc, g, divergence, form, tol, max_iter)
 
     monkeypatch.setattr(heads, "_convex_program", flaky)
@@ -190,8 +193,7 @@ def test_convex_head_falls_back_when_a_formulation_fails(monkeypatch):
     np.testing.assert_allclose(h.probs, reference.probs, atol=1e-6)
 
     # every formulation failing is an error that says so, not a silent fallback value
-    monkeypatch.setattr(heads, "_convex_program", lambda design, yc, *a: (
-        FailedSolve(), cp.Variable((design.shape[1], yc.shape[1] - 1)), None))
+    monkeypatch.setattr(heads, "_convex_program", failed)
     with pytest.raises(RuntimeError, match="no solution"):
         fit_convex_head(x, fw, divergence="forward_kl")
 
