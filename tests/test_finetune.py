@@ -481,3 +481,114 @@ def test_head_only_ensemble_equals_one_by_one(pair_task):
         torch.testing.assert_close(heads.run_state(r)["head.weight"], m.head.weight.detach(),
                                    atol=1e-6, rtol=1e-5)
     assert np.abs(ph[0] - ph[1]).max() > 1e-3
+
+
+# ----------------------------------------------------------------------------- 4K-sweep protocol
+def test_length_grouped_order_is_a_seeded_permutation_with_less_padding():
+    from w2s_theory.finetune import task_lengths, train_order
+
+    rng = np.random.default_rng(3)
+    lens = rng.integers(5, 120, 800)
+    plain = batch_order(800, 16, seed=7)
+    o = batch_order(800, 16, seed=7, lengths=lens, group=10)
+    assert o.shape == plain.shape
+    assert sorted(o.ravel().tolist()) == sorted(plain.ravel().tolist())   # same examples, once each
+    assert np.array_equal(o, batch_order(800, 16, seed=7, lengths=lens, group=10))   # seeded
+    assert not np.array_equal(o, batch_order(800, 16, seed=8, lengths=lens, group=10))
+    # every mega-batch of 10 batches holds the same examples as the plain order's
+    for i in range(0, 50, 10):
+        chunk = set(plain[i:i + 10].ravel().tolist())
+        assert any(set(o[j].tolist()) <= chunk for j in range(50))
+    pad = lambda order: int(np.max(lens[order], axis=1).sum())   # noqa: E731
+    assert pad(o) < 0.8 * pad(plain)
+    # off: exactly the plain order (old run keys and numbers unchanged)
+    c = base_cfg(seed=7, batch_size=16)
+    task = TextTask((random_texts(rng, 800), random_texts(rng, 800)), np.zeros(800, np.int8))
+    assert np.array_equal(train_order(task, c), batch_order(800, 16, seed=7))
+    assert "group_by_length" not in c.to_dict()
+    g = c.replace(group_by_length=10)
+    assert np.array_equal(train_order(task, g),
+                          batch_order(800, 16, 7, lengths=task_lengths(task, c.max_length), group=10))
+    with pytest.raises(ValueError, match="group_by_length"):
+        base_cfg(group_by_length=-1)
+    with pytest.raises(ValueError, match="lengths"):
+        batch_order(32, 8, 0, group=2)
+
+
+def test_select_lr_uses_only_held_out_train_gt_and_resumes(tmp_path, capsys):
+    """lr chosen on train_gt pairs only; test pairs and their labels never reach the choice."""
+    from w2s_theory.cli import main as cli_main
+    from w2s_theory.sweep import ResultTable
+    from w2s_theory.sweeps.finetune import FinetuneSweepConfig, LrSelect
+
+    with pytest.raises(ValueError, match="lr_select.metric"):
+        LrSelect(grid=(1e-4,), metric="test_acc")
+    with pytest.raises(ValueError, match="lr_select.grid"):
+        LrSelect(grid=(0.0,))
+    mdir = _tiny_model_dir(tmp_path / "tiny")
+    out = tmp_path / "res.csv"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"""
+name = "tiny"
+strong = "{mdir}"
+[data]
+n_train = 32
+n_test = 24
+ceiling_split = "train_gt"
+[weak]
+l2_grid = [0.1]
+[lr_select]
+grid = [1e-5, 3e-3]
+holdout = 16
+[train]
+max_length = 24
+precision = "fp32"
+batch_size = 8
+group_by_length = 2
+[sweep]
+losses = ["forward_kl"]
+noise = [0.0]
+seeds = [0]
+regimes = ["full"]
+[run]
+out = "{out}"
+ensemble = false
+use_accelerate = false
+""")
+    assert cli_main(["finetune", "--config", str(cfg), "--no-progress"]) == 0
+    sel = json.loads(out.with_suffix(".lr_select.json").read_text())
+    assert sorted(r["lr"] for r in sel.values()) == [1e-5, 3e-3]
+    assert all(r["n_fit"] == 16 and r["n_holdout"] == 16 for r in sel.values())
+    best = max(sel.values(), key=lambda r: (r["holdout_acc"], -r["lr"]))["lr"]
+    df = ResultTable(out).frame()
+    assert len(df) == 2 and set(df["lr"]) == {best}
+    assert df["lr_rule"].str.startswith("train_gt holdout").all()
+    assert dict(zip(df["role"], df["train_split"])) == {"ceiling": "train_gt", "student": "train_w2s"}
+    # the selection never reads test: changing the test labels' source leaves it unchanged
+    c = FinetuneSweepConfig.from_toml(cfg)
+    assert c.lr_select.rule().startswith("train_gt holdout") and c.data.ceiling_split == "train_gt"
+    capsys.readouterr()
+    assert cli_main(["finetune", "--config", str(cfg), "--no-progress"]) == 0   # resumes: nothing new
+    printed = capsys.readouterr().out
+    assert "0 runs trained" in printed and "lr_select: lr" not in printed
+
+
+def test_train_gt_ceiling_trains_on_train_gt_pairs(tmp_path):
+    """The bundle's ceiling task is train_gt when asked, and old bundles keep train_w2s."""
+    from w2s_theory.sweeps.finetune import Bundle, FinetuneSweepConfig, plan_runs
+
+    rng = np.random.default_rng(0)
+    t = lambda n: TextTask((random_texts(rng, n), random_texts(rng, n)),  # noqa: E731
+                           rng.integers(0, 2, n).astype(np.int8))
+    tr, te, gt = t(8), t(8), t(8)
+    b = Bundle("harmless", tr, te, np.full(8, .5), np.full(8, .5), tmp_path, {}, gt=gt)
+    assert b.ceiling_task() is tr
+    b.meta["ceiling_split"] = "train_gt"
+    assert b.ceiling_task() is gt
+    with pytest.raises(ValueError, match="train_gt"):
+        Bundle("harmless", tr, te, np.full(8, .5), np.full(8, .5), tmp_path,
+               {"ceiling_split": "train_gt"}).ceiling_task()
+    c = FinetuneSweepConfig(name="k")
+    k_old = plan_runs(c, {"subset": "harmless"})[0].key
+    k_gt = plan_runs(c, {"subset": "harmless", "ceiling_split": "train_gt"})[0].key
+    assert k_old != k_gt

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .finetune import (FinetuneConfig, TextTask, batch_order, device_name, init_head_,
+from .finetune import (FinetuneConfig, TextTask, train_order, device_name, init_head_,
                        loss_fn, lr_multiplier, make_targets, mean_pool, new_buffer)
 from .losses import get_loss
 
@@ -330,7 +330,7 @@ def train_ensemble(backbone: nn.Module, task: TextTask, targets: Sequence, cfgs:
             raise ValueError(f"targets: shape {y.shape}, expected ({len(task)},)")
         ys.append(make_targets(y, c))
     ys = torch.as_tensor(np.stack(ys), dtype=torch.float32)                     # (R, n)
-    orders = np.stack([batch_order(len(task), c.batch_size, c.seed, c.epochs) for c in cfgs])
+    orders = np.stack([train_order(task, c) for c in cfgs])
     total = orders.shape[1]
     accum, mb, k = c0.grad_accum, c0.micro_batch_size, len(task.inputs)
     params = list(model.parameters())

@@ -68,6 +68,8 @@ __all__ = [
     "load_backbone",
     "build_model",
     "batch_order",
+    "task_lengths",
+    "train_order",
     "lr_multiplier",
     "make_targets",
     "init_head_",
@@ -113,6 +115,9 @@ class FinetuneConfig:
         seed: the run's seed: data order, head init, noise.
         checkpoint_every: optimiser steps between checkpoints (0 = none).
         eval_batch_size: texts per forward pass in :func:`predict`.
+        group_by_length: batches grouped by length in mega-batches of this many batches
+            (:func:`batch_order`; 0 = off), as transformers' ``group_by_length``: the same
+            examples per epoch with much less padding.
 
     Example:
         >>> from w2s_theory.finetune import FinetuneConfig
@@ -150,6 +155,7 @@ class FinetuneConfig:
     seed: int = 0
     checkpoint_every: int = 0
     eval_batch_size: int = 64
+    group_by_length: int = 0
 
     def __post_init__(self):
         if self.loss not in BASE_LOSSES:
@@ -162,6 +168,8 @@ class FinetuneConfig:
             raise ValueError(f"schedule: 'cosine' or 'constant', got {self.schedule!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision: 'auto', 'fp32' or 'bf16', got {self.precision!r}")
+        if not isinstance(self.group_by_length, int) or self.group_by_length < 0:
+            raise ValueError(f"group_by_length: must be an integer >= 0, got {self.group_by_length!r}")
         for name in ("epochs", "batch_size", "grad_accum", "max_length", "eval_batch_size"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
@@ -206,6 +214,8 @@ class FinetuneConfig:
         """Plain dict (JSON/TOML-able)."""
         d = asdict(self)
         d["betas"] = list(self.betas)
+        if not self.group_by_length:   # absent when off, so earlier run keys stay valid
+            d.pop("group_by_length")
         return d
 
     @classmethod
@@ -485,23 +495,64 @@ def build_model(path_or_backbone, cfg: FinetuneConfig) -> RewardModel:
 
 
 # ----------------------------------------------------------------------------- protocol pieces
-def batch_order(n: int, batch_size: int, seed: int, epochs: int = 1) -> np.ndarray:
+def batch_order(n: int, batch_size: int, seed: int, epochs: int = 1, *,
+                lengths: np.ndarray | None = None, group: int = 0) -> np.ndarray:
     """Training order: per epoch a seeded permutation, cut to whole batches; ``(steps, batch_size)``.
 
     Epoch ``e`` uses ``numpy.random.default_rng([seed, 0, e])``; the incomplete last
     batch of each epoch is dropped (so every step averages ``batch_size`` examples).
 
+    With ``group > 0`` and ``lengths`` (``(n,)`` token lengths), batches are grouped by
+    length as transformers' ``group_by_length`` does: the permutation is cut into
+    mega-batches of ``group`` batches, each sorted by length (longest first) and cut into
+    batches, whose order within the epoch is then shuffled (``default_rng([seed, 1, e])``),
+    so the batches pad little while every example is still seen once per epoch in a
+    seeded random batch. ``group = 0`` gives exactly the plain order.
+
     Example:
+        >>> import numpy as np
         >>> from w2s_theory.finetune import batch_order
         >>> batch_order(10, 4, seed=0).shape
         (2, 4)
+        >>> lens = np.arange(64) % 8
+        >>> o = batch_order(64, 8, seed=0, lengths=lens, group=8)
+        >>> sorted(o.ravel().tolist()) == list(range(64)), int(np.ptp(lens[o], axis=1).max())
+        (True, 0)
     """
     if n < batch_size:
         raise ValueError(f"batch_size: {batch_size} exceeds the {n} training examples")
+    if not isinstance(group, (int, np.integer)) or group < 0:
+        raise ValueError(f"group: must be an integer >= 0, got {group!r}")
+    if group and lengths is None:
+        raise ValueError("lengths: needed when group > 0")
     per = n // batch_size
-    out = [np.random.default_rng([int(seed), 0, e]).permutation(n)[: per * batch_size]
-           for e in range(epochs)]
+    out = []
+    for e in range(epochs):
+        perm = np.random.default_rng([int(seed), 0, e]).permutation(n)[: per * batch_size]
+        if group:
+            lens = np.asarray(lengths).reshape(-1)
+            if lens.shape != (n,):
+                raise ValueError(f"lengths: shape {lens.shape}, expected ({n},)")
+            m = int(group) * batch_size
+            parts = [c[np.argsort(-lens[c], kind="stable")]
+                     for c in (perm[i:i + m] for i in range(0, perm.size, m))]
+            b = np.concatenate(parts).reshape(per, batch_size)
+            perm = b[np.random.default_rng([int(seed), 1, e]).permutation(per)].reshape(-1)
+        out.append(perm)
     return np.concatenate(out).reshape(epochs * per, batch_size)
+
+
+def task_lengths(task: "TextTask", max_length: int) -> np.ndarray:
+    """Per example, the longest framed text after truncation (pairs: max of both), ``(n,)``."""
+    return np.max(np.stack([t.lengths(max_length) for t in task.inputs]), axis=0)
+
+
+def train_order(task: "TextTask", cfg: "FinetuneConfig") -> np.ndarray:
+    """:func:`batch_order` of a run (length-grouped when ``cfg.group_by_length``)."""
+    if cfg.group_by_length:
+        return batch_order(len(task), cfg.batch_size, cfg.seed, cfg.epochs,
+                           lengths=task_lengths(task, cfg.max_length), group=cfg.group_by_length)
+    return batch_order(len(task), cfg.batch_size, cfg.seed, cfg.epochs)
 
 
 def lr_multiplier(step: int, total_steps: int, schedule: str = "cosine",
@@ -824,7 +875,7 @@ def train(model: RewardModel, task: TextTask, targets, cfg: FinetuneConfig, *,
     engine = engine or make_engine(cfg)
     # on the device before the optimiser exists, so that a resumed optimiser state lands there too
     model.to(engine.device)
-    order = batch_order(len(task), cfg.batch_size, cfg.seed, cfg.epochs)
+    order = train_order(task, cfg)
     total = order.shape[0]
     accum = cfg.grad_accum
 

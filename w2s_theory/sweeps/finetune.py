@@ -90,6 +90,10 @@ class DataConfig:
         n_test: pairs of ``test`` used (0 = all).
         slot_seed: slot orders use ``slot_seed + {0, 1, 2}`` for train_gt, train_w2s, test.
         root: HH-RLHF folder (default of :func:`w2s_theory.data.hh_rlhf_root`).
+        ceiling_split: where the strong ceiling is trained on ground truth: ``train_gt``
+            (the data's README: the split with ground truth, shared with the weak model) or
+            ``train_w2s`` (the student's pairs with their true labels; the default of
+            configs written before ``train_gt`` ceilings existed).
     """
 
     subset: str = "harmless"
@@ -97,10 +101,13 @@ class DataConfig:
     n_test: int = 0
     slot_seed: int = 0
     root: str | None = None
+    ceiling_split: str = "train_w2s"
 
     def __post_init__(self):
         if self.subset not in ("harmless", "helpful"):
             raise ValueError(f"data.subset: 'harmless' or 'helpful', got {self.subset!r}")
+        if self.ceiling_split not in ("train_gt", "train_w2s"):
+            raise ValueError(f"data.ceiling_split: 'train_gt' or 'train_w2s', got {self.ceiling_split!r}")
         for k in ("n_train", "n_test"):
             v = getattr(self, k)
             if not isinstance(v, int) or v < 0:
@@ -161,6 +168,49 @@ class SweepSpec:
 
 
 @dataclass(frozen=True)
+class LrSelect:
+    """How ``[train] lr`` is chosen: never on test pairs.
+
+    With a ``grid``, the strong model is fine-tuned with ground truth (forward CE, the
+    ceiling's objective, seed ``seed``) on the first ``n - holdout`` pairs of ``train_gt``
+    (in slot order) once per candidate lr, and scored on the last ``holdout`` pairs of
+    ``train_gt``; the best ``metric`` wins (ties: the smaller lr). Every run of the sweep
+    (ceilings and students of every loss) then uses that one lr, so losses are compared at
+    identical budgets. Without a grid, ``[train] lr`` is used as given and ``source`` must
+    say where it came from (it is written into every row).
+
+    Attributes:
+        grid: candidate learning rates (empty: no selection).
+        holdout: ``train_gt`` pairs held out for scoring (taken from the end of the slot order).
+        seed: the selection runs' seed.
+        metric: ``accuracy`` (higher is better) or ``logloss`` (lower is better).
+        source: how a fixed lr was chosen, when there is no grid.
+    """
+
+    grid: tuple[float, ...] = ()
+    holdout: int = 1000
+    seed: int = 0
+    metric: str = "accuracy"
+    source: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "grid", tuple(float(v) for v in self.grid))
+        if any(not (v > 0) for v in self.grid):
+            raise ValueError(f"lr_select.grid: learning rates must be > 0, got {self.grid!r}")
+        if not isinstance(self.holdout, int) or self.holdout < 1:
+            raise ValueError(f"lr_select.holdout: must be an integer >= 1, got {self.holdout!r}")
+        if self.metric not in ("accuracy", "logloss"):
+            raise ValueError(f"lr_select.metric: 'accuracy' or 'logloss', got {self.metric!r}")
+
+    def rule(self) -> str:
+        """One line that says how the lr was chosen (stored in every row)."""
+        if not self.grid:
+            return f"fixed: {self.source or 'no source given'}"
+        return (f"train_gt holdout: best {self.metric} on the last {self.holdout} train_gt pairs "
+                f"over lr {list(self.grid)} (ceiling objective, seed {self.seed})")
+
+
+@dataclass(frozen=True)
 class RunOptions:
     """How to run (not what: these do not change the numbers beyond round-off).
 
@@ -214,6 +264,7 @@ class FinetuneSweepConfig:
     head_only: dict = field(default_factory=lambda: {"lr": 1e-3})
     sweep: SweepSpec = field(default_factory=SweepSpec)
     run: RunOptions = field(default_factory=RunOptions)
+    lr_select: LrSelect = field(default_factory=LrSelect)
 
     def __post_init__(self):
         from ..finetune import FinetuneConfig
@@ -248,7 +299,8 @@ class FinetuneSweepConfig:
                    train=FinetuneConfig.from_dict(tr),
                    head_only=dict(d.pop("head_only", {"lr": 1e-3}) or {}),
                    sweep=_from(SweepSpec, d.pop("sweep", None), "sweep"),
-                   run=_from(RunOptions, d.pop("run", None), "run"))
+                   run=_from(RunOptions, d.pop("run", None), "run"),
+                   lr_select=_from(LrSelect, d.pop("lr_select", None), "lr_select"))
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike) -> "FinetuneSweepConfig":
@@ -281,6 +333,8 @@ class Bundle:
         weak_train, weak_test: the weak model's ``P(A preferred)`` on them, ``(n,)`` float64.
         model_dir: folder of the strong backbone (transformers layout).
         meta: provenance (weak model, its L2 and accuracies, sources' sha256, slot seeds, ...).
+        gt: ``train_gt`` pairs (labels = truth) when the sweep trains its ceiling there or
+            chooses its lr on them; else ``None``.
     """
 
     subset: str
@@ -290,6 +344,15 @@ class Bundle:
     weak_test: np.ndarray
     model_dir: Path
     meta: dict
+    gt: Any = None
+
+    def ceiling_task(self):
+        """The split the strong ceiling trains on (``meta['ceiling_split']``)."""
+        if self.meta.get("ceiling_split", "train_w2s") == "train_gt":
+            if self.gt is None:
+                raise ValueError("bundle: the ceiling trains on train_gt but the bundle has no train_gt pairs")
+            return self.gt
+        return self.train
 
 
 def _slots(pairs, seed: int, n: int):
@@ -388,7 +451,8 @@ def build_bundle(cfg: FinetuneSweepConfig, *, progress: bool = True) -> Bundle:
     mdir = _model_dir(cfg.strong)
     tok = AutoTokenizer.from_pretrained(str(mdir), local_files_only=True)
     tasks = {}
-    for sp in ("train_w2s", "test"):
+    need_gt = dc.ceiling_split == "train_gt" or bool(cfg.lr_select.grid)
+    for sp in (("train_gt",) if need_gt else ()) + ("train_w2s", "test"):
         a, b, lab = slots[sp]
         tasks[sp] = TextTask((TokenizedTexts.from_texts(tok, a), TokenizedTexts.from_texts(tok, b)),
                              lab.astype(np.int8))
@@ -405,8 +469,10 @@ def build_bundle(cfg: FinetuneSweepConfig, *, progress: bool = True) -> Bundle:
         "prefix": list(tasks["test"].inputs[0].prefix), "suffix": list(tasks["test"].inputs[0].suffix),
         "pad_id": tasks["test"].inputs[0].pad_id,
     }
+    if dc.ceiling_split != "train_w2s":   # old bundles (and their run keys) carry no such entry
+        meta["ceiling_split"] = dc.ceiling_split
     return Bundle(dc.subset, tasks["train_w2s"], tasks["test"], weak["train_w2s"], weak["test"],
-                  mdir, meta)
+                  mdir, meta, gt=tasks.get("train_gt"))
 
 
 def _model_dir(name_or_dir: str) -> Path:
@@ -440,7 +506,8 @@ def save_bundle(bundle: Bundle, folder: str | os.PathLike) -> Path:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = {**_task_arrays("train_", bundle.train), **_task_arrays("test_", bundle.test),
+    gt = _task_arrays("gt_", bundle.gt) if bundle.gt is not None else {}
+    arrays = {**_task_arrays("train_", bundle.train), **_task_arrays("test_", bundle.test), **gt,
               "weak_train": np.asarray(bundle.weak_train, np.float64),
               "weak_test": np.asarray(bundle.weak_test, np.float64)}
     buf = io.BytesIO()
@@ -457,8 +524,83 @@ def load_bundle(folder: str | os.PathLike, subset: str, model_dir: str | os.Path
     meta = json.loads((folder / f"{subset}.json").read_text())
     with np.load(folder / f"{subset}.npz") as z:
         train, test = _task_from(z, "train_", meta), _task_from(z, "test_", meta)
+        gt = _task_from(z, "gt_", meta) if "gt_labels" in z.files else None
         wt, we = z["weak_train"].astype(np.float64), z["weak_test"].astype(np.float64)
-    return Bundle(subset, train, test, wt, we, Path(model_dir) if model_dir else folder / "model", meta)
+    return Bundle(subset, train, test, wt, we, Path(model_dir) if model_dir else folder / "model", meta,
+                  gt=gt)
+
+
+# ============================================================================= lr selection
+def select_lr(cfg: FinetuneSweepConfig, bundle: Bundle, path: str | os.PathLike, *,
+              progress: bool = True, log: Callable[[str], None] = print,
+              engine=None) -> tuple[float, list[dict]]:
+    """Choose ``[train] lr`` by :class:`LrSelect` on held-out ``train_gt`` pairs; never test.
+
+    Each candidate's result is kept in ``path`` (JSON, atomic rewrites) under a key of
+    the data, the strong model and the run's config, so a killed selection resumes.
+
+    Returns:
+        ``(lr, records)``: the chosen lr (``[train] lr`` when there is no grid) and one
+        record per candidate (``lr``, ``holdout_acc``, ``holdout_logloss``, ``n_fit``,
+        ``n_holdout``, cost).
+    """
+    from ..sweep import atomic_write_text, run_key
+
+    ls = cfg.lr_select
+    if not ls.grid:
+        return float(cfg.train.lr), []
+    import torch
+
+    from ..finetune import build_model, load_backbone, make_engine, make_targets, predict, train
+    from ..metrics import accuracy
+
+    gt = bundle.gt
+    if gt is None:
+        raise ValueError("lr_select: the bundle has no train_gt pairs (build it with this config)")
+    n = len(gt)
+    if ls.holdout >= n:
+        raise ValueError(f"lr_select.holdout: {ls.holdout} held-out pairs leave none of the {n} "
+                         "train_gt pairs to fit on")
+    fit, hold = gt.subset(np.arange(n - ls.holdout)), gt.subset(np.arange(n - ls.holdout, n))
+    path = Path(path)
+    done = json.loads(path.read_text()) if path.exists() else {}
+    base = {"protocol": PROTOCOL_VERSION, "strong": cfg.strong, "role": "lr_select",
+            "data": {k: bundle.meta.get(k) for k in ("subset", "n_train", "slot_seeds")},
+            "holdout": ls.holdout}
+    dev = _device(cfg.run.device)
+    backbone = None
+    records = []
+    for lr in ls.grid:
+        c = cfg.train.replace(loss="forward_ce", noise=0.0, confidence=False, seed=int(ls.seed),
+                              lr=float(lr))
+        key = run_key({**base, "cfg": c.to_dict()})
+        if key not in done:
+            if backbone is None:
+                backbone = load_backbone(bundle.model_dir, dropout=cfg.train.dropout)
+            eng = engine or make_engine(c, use_accelerate=False, cpu=dev.type == "cpu")
+            model = build_model(backbone, c)
+            st = train(model, fit, make_targets(fit.labels.astype(np.float64), c), c, engine=eng,
+                       progress=progress)
+            p = predict(model, hold, c, engine=eng)
+            y = hold.labels.astype(np.float64)
+            pc = np.clip(p, 1e-12, 1 - 1e-12)
+            done[key] = {"lr": float(lr), "holdout_acc": accuracy(hold.labels, p),
+                         "holdout_logloss": float(-(y * np.log(pc) + (1 - y) * np.log1p(-pc)).mean()),
+                         "n_fit": len(fit), "n_holdout": len(hold), "seed": int(ls.seed),
+                         "train_wall_s": st.wall_s, "tokens_per_s": st.tokens_per_s,
+                         "precision": st.precision, "device": st.device, "machine": machine_name(),
+                         "git_commit": git_commit(), "torch_version": torch.__version__}
+            atomic_write_text(path, json.dumps(done, indent=1, sort_keys=True))
+            del model
+            log(f"lr_select: lr {lr:g}: held-out train_gt acc {done[key]['holdout_acc']:.4f}, "
+                f"log-loss {done[key]['holdout_logloss']:.4f} ({st.wall_s:.0f} s, "
+                f"{st.tokens_per_s:.0f} tok/s)")
+        records.append(done[key])
+    if ls.metric == "accuracy":
+        best = max(records, key=lambda r: (r["holdout_acc"], -r["lr"]))
+    else:
+        best = min(records, key=lambda r: (r["holdout_logloss"], r["lr"]))
+    return float(best["lr"]), records
 
 
 # ============================================================================= runs
@@ -494,6 +636,8 @@ def plan_runs(cfg: FinetuneSweepConfig, bundle_meta: dict) -> list[RunSpec]:
     base = {"protocol": PROTOCOL_VERSION, "strong": cfg.strong,
             "data": {k: bundle_meta.get(k) for k in ("subset", "n_train", "n_test", "slot_seeds",
                                                      "weak_model", "weak_l2")}}
+    if bundle_meta.get("ceiling_split", "train_w2s") != "train_w2s":
+        base["ceiling_split"] = bundle_meta["ceiling_split"]
     s = cfg.sweep
     out: list[RunSpec] = []
     for regime in s.regimes:
@@ -587,7 +731,8 @@ def _chunks(seq: list, size: int) -> list[list]:
 
 def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
             deadline: float | None = None, progress: bool = True,
-            log: Callable[[str], None] = print, engine=None) -> dict:
+            log: Callable[[str], None] = print, engine=None,
+            on_done: Callable[[], Any] | None = None) -> dict:
     """Train and evaluate every unfinished run of the sweep; logits go into ``store``.
 
     Full fine-tuning runs are trained by :func:`w2s_theory.ensemble.train_ensemble`
@@ -602,6 +747,24 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
     Returns:
         timing summary ``{"full_s", "head_only_s", "n_done", "n_skipped", "stopped"}``.
     """
+    if on_done is None:
+        return _execute(cfg, bundle, store, deadline, progress, log, engine)
+
+    class _Reporting:   # the store, calling on_done after every update
+        def __init__(self, inner):
+            self._inner = inner
+
+        def has(self, key):
+            return self._inner.has(key)
+
+        def add(self, items):
+            self._inner.add(items)
+            on_done()
+
+    return _execute(cfg, bundle, _Reporting(store), deadline, progress, log, engine)
+
+
+def _execute(cfg, bundle, store, deadline, progress, log, engine) -> dict:
     import torch
 
     from ..finetune import (
@@ -621,10 +784,13 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
     if not runs:
         return summary
     dev = _device(cfg.run.device)
-    truth_train = bundle.train.labels.astype(np.float64)
+    ceil_task = bundle.ceiling_task()
 
     def targets(spec):
-        return truth_train if spec.role == "ceiling" else bundle.weak_train
+        return ceil_task.labels.astype(np.float64) if spec.role == "ceiling" else bundle.weak_train
+
+    def task_of(spec):
+        return ceil_task if spec.role == "ceiling" else bundle.train
 
     backbone = load_backbone(bundle.model_dir, dropout=cfg.train.dropout)
     n_test = len(bundle.test)
@@ -640,7 +806,11 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
         # ceilings first (they are needed by every student row), then the rest; a group
         # starts only if the groups so far say it will end before the deadline
         per_run = None
-        chunks = _chunks(full, cfg.run.runs_per_group)
+        # one group trains on one split: ceilings on train_gt form groups of their own
+        split_by_task = ceil_task is not bundle.train
+        chunks = (_chunks([r for r in full if r.role == "ceiling"], cfg.run.runs_per_group)
+                  + _chunks([r for r in full if r.role != "ceiling"], cfg.run.runs_per_group)
+                  if split_by_task else _chunks(full, cfg.run.runs_per_group))
         for gi, group in enumerate(chunks):
             need = 0.0 if per_run is None else 1.1 * per_run * len(group)
             if deadline is not None and time.monotonic() + need > deadline:
@@ -653,7 +823,8 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
                 f"({sum(r.role == 'ceiling' for r in group)} ceilings)")
             # a started group may overrun the deadline by GROUP_GRACE_S before it is cut
             hard = None if deadline is None else deadline + GROUP_GRACE_S
-            res = _train_group(group, bundle, backbone, targets, dev, hard, progress, log)
+            res = _train_group(group, bundle, backbone, targets, dev, hard, progress, log,
+                               task=task_of(group[0]))
             if res is None:
                 summary["stopped"] = True
                 break
@@ -673,7 +844,7 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
             if cfg.run.checkpoint_dir:
                 ck = Path(cfg.run.checkpoint_dir) / f"{spec.key}.pt"
             t0 = time.perf_counter()
-            st = train(model, bundle.train, make_targets(targets(spec), spec.cfg), spec.cfg,
+            st = train(model, task_of(spec), make_targets(targets(spec), spec.cfg), spec.cfg,
                        engine=eng, checkpoint=ck, progress=progress)
             t1 = time.perf_counter()
             p = predict(model, bundle.test, spec.cfg, engine=eng)
@@ -706,16 +877,25 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
         t0 = time.perf_counter()
         ftr = tuple(embed_texts(base, t, hc, engine=feng) for t in bundle.train.inputs)
         fte = tuple(embed_texts(base, t, hc, engine=feng) for t in bundle.test.inputs)
+        fgt = ftr
+        if ceil_task is not bundle.train and any(r.role == "ceiling" for r in heads):
+            fgt = tuple(embed_texts(base, t, hc, engine=feng) for t in ceil_task.inputs)
+
+        def feats_of(spec):
+            return fgt if spec.role == "ceiling" else ftr
         feat_s = time.perf_counter() - t0
         log(f"head-only: features of {len(bundle.train)} + {n_test} pairs in {feat_s:.1f} s")
         if cfg.run.ensemble:
             # all heads at once (stacked weights), on the device
             from ..ensemble import predict_heads, train_ensemble
 
-            for group in _chunks(heads, 1000):
-                model, st = train_ensemble(backbone, bundle.train, [targets(r) for r in group],
+            hgroups = (_chunks([r for r in heads if r.role == "ceiling"], 1000)
+                       + _chunks([r for r in heads if r.role != "ceiling"], 1000)
+                       if fgt is not ftr else _chunks(heads, 1000))
+            for group in hgroups:
+                model, st = train_ensemble(backbone, task_of(group[0]), [targets(r) for r in group],
                                            [r.cfg for r in group], device=dev, progress=progress,
-                                           features=ftr, desc=f"heads x{len(group)}")
+                                           features=feats_of(group[0]), desc=f"heads x{len(group)}")
                 probs = predict_heads(model, fte)
                 R = len(group)
                 store.add({spec.key: (_logit(probs[r]), _record(spec, {
@@ -737,8 +917,8 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
                     summary["stopped"] = True
                     break
                 m = RewardModel(backbone, seed=spec.cfg.seed, head_init_std=spec.cfg.head_init_std)
-                st = train(m, bundle.train, make_targets(targets(spec), spec.cfg), spec.cfg,
-                           engine=heng, progress=False, features=ftr)
+                st = train(m, task_of(spec), make_targets(targets(spec), spec.cfg), spec.cfg,
+                           engine=heng, progress=False, features=feats_of(spec))
                 with torch.no_grad():
                     w = m.head.weight.detach().double().cpu().numpy()[0]
                 z = (fte[0].astype(np.float64) - fte[1].astype(np.float64)) @ w
@@ -755,7 +935,7 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
 
 
 def _train_group(group: list[RunSpec], bundle: Bundle, backbone, targets, dev, deadline,
-                 progress, log):
+                 progress, log, task=None):
     """One ensemble group -> ``{key: (logits, record)}``, or ``None`` if cut by the deadline.
 
     On CUDA out-of-memory the group is split in halves and retried.
@@ -765,9 +945,10 @@ def _train_group(group: list[RunSpec], bundle: Bundle, backbone, targets, dev, d
     from ..ensemble import predict_ensemble, train_ensemble
 
     cfgs = [r.cfg for r in group]
+    task = bundle.train if task is None else task
     try:
         t0 = time.perf_counter()
-        model, st = train_ensemble(backbone, bundle.train, [targets(r) for r in group], cfgs,
+        model, st = train_ensemble(backbone, task, [targets(r) for r in group], cfgs,
                                    device=dev, progress=progress, deadline=deadline,
                                    desc=f"full x{len(group)}")
         if st.stopped_early:
@@ -788,7 +969,7 @@ def _train_group(group: list[RunSpec], bundle: Bundle, backbone, targets, dev, d
         half = len(group) // 2
         out = {}
         for g in (group[:half], group[half:]):
-            r = _train_group(g, bundle, backbone, targets, dev, deadline, progress, log)
+            r = _train_group(g, bundle, backbone, targets, dev, deadline, progress, log, task)
             if r is None:
                 return out or None
             out.update(r)
@@ -879,8 +1060,10 @@ def rows_from_store(store: PredStore, bundle_meta: dict, truth: np.ndarray, weak
     base = {"subset": bundle_meta["subset"], "weak": bundle_meta["weak_model"],
             "strong": bundle_meta["strong_model"], "n_train": bundle_meta["n_train"],
             "weak_l2": bundle_meta["weak_l2"], **(extra or {})}
+    csplit = bundle_meta.get("ceiling_split", "train_w2s")
     for k, rec in store.records.items():
-        row = {"run_key": k, **base}
+        row = {"run_key": k, **base,
+               "train_split": csplit if rec["role"] == "ceiling" else "train_w2s"}
         row.update(make_row(rec, store.logits[k], truth, weak_test,
                             ceil.get((rec["regime"], rec["seed"])), gamma))
         rows.append(row)
@@ -940,16 +1123,31 @@ def main(argv: list[str] | None = None) -> int:
         f"(L2 {bundle.meta['weak_l2']:g}, test acc {bundle.meta['weak_acc_test']:.4f}), strong "
         f"{cfg.strong}, {len(bundle.train)} train / {len(bundle.test)} test pairs "
         f"({time.perf_counter() - t0:.1f} s)")
+    lr, lr_records = select_lr(cfg, bundle, out.with_suffix(".lr_select.json"),
+                               progress=not args.no_progress, log=log,
+                               engine=engine)
+    if cfg.lr_select.grid:
+        log(f"[finetune] lr {lr:g} chosen on held-out train_gt pairs ({cfg.lr_select.metric})")
+        cfg = replace(cfg, train=cfg.train.replace(lr=lr))
+    extra = {"config_file": str(args.config), "sweep": cfg.name, "lr_rule": cfg.lr_select.rule()}
     store = PredStore(out.with_suffix(".preds.npz"))
     deadline = time.monotonic() + args.time_limit if args.time_limit else None
+    table = ResultTable(out) if main_proc else None
+
+    def write_rows():
+        rows = rows_from_store(store, bundle.meta, bundle.test.labels, bundle.weak_test, run.gamma,
+                               extra=extra)
+        table.extend([r for r in rows if not table.has(r["run_key"])
+                      and (r["role"] == "ceiling" or not cfg.sweep.ceiling
+                           or np.isfinite(r["ceiling_acc"]))])
+        return rows
+
+    # rows are written after every finished run, so a long sweep's table grows as it goes
     summary = execute(cfg, bundle, store, deadline=deadline, progress=not args.no_progress,
-                      log=log, engine=engine)
+                      log=log, engine=engine, on_done=write_rows if main_proc else None)
     if not main_proc:
         return 0
-    rows = rows_from_store(store, bundle.meta, bundle.test.labels, bundle.weak_test, run.gamma,
-                           extra={"config_file": str(args.config), "sweep": cfg.name})
-    table = ResultTable(out)
-    table.extend([r for r in rows if not table.has(r["run_key"])])
+    rows = write_rows()
     log(f"[finetune] {summary['n_done']} runs trained, {len(rows)} rows in {out} "
         f"({time.perf_counter() - t0:.1f} s){' (stopped by the time limit)' if summary['stopped'] else ''}")
     return 0
