@@ -1,0 +1,207 @@
+r"""Any model: a preset of the offline ladder, a local folder, or a Hugging Face hub id.
+
+A *model spec* is one string:
+
+* a preset name of :data:`w2s_theory.models.REGISTRY` (``all-MiniLM-L6-v2``, ...): the
+  offline ladder, resolved by :func:`w2s_theory.models.model_dir`;
+* a local folder holding a transformers model (``config.json`` and weights);
+* a hub id, optionally pinned: ``gpt2``, ``EleutherAI/pythia-160m``,
+  ``Qwen/Qwen2.5-0.5B@<revision>`` (a commit, tag or branch), fetched through
+  ``huggingface_hub.snapshot_download`` into the usual hub cache. Offline mode is the
+  user's choice: with ``HF_HUB_OFFLINE=1`` only the local cache is read (this library
+  never sets it).
+
+:func:`resolve_model` returns a :class:`ResolvedModel` with the local folder and a
+``digest`` that keys every cache derived from the weights (features, fits): the
+preset's weights sha256, the hub snapshot's commit hash, or a folder's weights sha256,
+so two different models never share a cache entry.
+
+:func:`pool` turns hidden states into one vector per text: ``mean`` over real tokens,
+``last`` real token (left or right padding, read from the attention mask) or ``cls``
+(the first token). :func:`default_pooling` picks ``last`` for decoders (as decoder
+reward models read the last token) and ``mean`` for encoders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ResolvedModel", "parse_spec", "resolve_model", "pool", "POOLINGS", "default_pooling",
+           "is_decoder", "load_auto_model"]
+
+POOLINGS = ("mean", "last", "cls")
+_WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.json", "*.model", "*.txt", "*.tiktoken", "*.py")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model spec's files are, and what identifies its weights.
+
+    Attributes:
+        spec: the spec as given.
+        kind: ``preset``, ``folder`` or ``hub``.
+        name: the preset name, the folder, or the hub repo id.
+        revision: the requested hub revision (``None`` = the default branch).
+        path: the local folder (transformers layout).
+        digest: the weights' identity (sha256 of the weights, or the hub commit hash).
+    """
+
+    spec: str
+    kind: str
+    name: str
+    revision: str | None
+    path: Path
+    digest: str
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """``"org/name@rev"`` -> ``("org/name", "rev")``; no ``@`` -> revision ``None``.
+
+    Example:
+        >>> parse_spec("Qwen/Qwen2.5-0.5B@main"), parse_spec("gpt2")
+        (('Qwen/Qwen2.5-0.5B', 'main'), ('gpt2', None))
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"model: a preset name, a folder or a hub id, got {spec!r}")
+    if "@" in spec and not Path(spec).expanduser().exists():
+        name, rev = spec.rsplit("@", 1)
+        if not name or not rev:
+            raise ValueError(f"model: {spec!r}: use 'org/name@revision'")
+        return name, rev
+    return spec, None
+
+
+def _folder_digest(path: Path) -> str:
+    files = sorted(p for pat in ("*.safetensors", "*.bin", "*.gguf") for p in path.glob(pat))
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.name.encode())
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+    if not files:
+        h.update((path / "config.json").read_bytes())
+    return h.hexdigest()
+
+
+def resolve_model(spec: str, *, cache_dir: str | os.PathLike | None = None) -> ResolvedModel:
+    """Resolve a model spec to a local folder (downloading from the hub when allowed).
+
+    Raises:
+        ValueError: a folder without ``config.json``; a malformed spec; a hub id that
+            cannot be had (offline and not in the cache, unknown id, no network), with
+            what to do.
+    """
+    from . import models
+
+    name, rev = parse_spec(spec)
+    if rev is None and name in models.REGISTRY:
+        return ResolvedModel(spec, "preset", name, None, models.model_dir(name),
+                             models.weights_sha256(name))
+    p = Path(name).expanduser()
+    if rev is None and (p.is_dir() or name.startswith((".", "/", "~"))):
+        if not p.is_dir():
+            raise ValueError(f"model: folder not found: {p}")
+        if not (p / "config.json").is_file():
+            raise ValueError(f"model: {p} has no config.json: not a transformers model folder")
+        return ResolvedModel(spec, "folder", str(p), None, p.resolve(), _folder_digest(p))
+    if not _HUB_ID.match(name):
+        raise ValueError(f"model: {spec!r} is neither a preset ({list(models.REGISTRY)}), "
+                         "an existing folder, nor a hub id like 'org/name[@revision]'")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        local = snapshot_download(name, revision=rev, cache_dir=cache_dir,
+                                  allow_patterns=list(_WEIGHT_PATTERNS))
+    except HFValidationError as e:
+        raise ValueError(f"model: {spec!r} is not a valid hub id: {e}") from e
+    except Exception as e:  # noqa: BLE001 -- offline / not found / network: one clear message
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+        hint = ("HF_HUB_OFFLINE is set and the model is not in the local hub cache: download "
+                "it once online, or point at a local folder" if offline else
+                "check the id and the network, or point at a local folder")
+        raise ValueError(f"model: cannot get {spec!r} from the Hugging Face hub "
+                         f"({type(e).__name__}): {hint}") from e
+    local = Path(local)
+    if not (local / "config.json").is_file():
+        raise ValueError(f"model: the hub snapshot of {spec!r} has no config.json")
+    return ResolvedModel(spec, "hub", name, rev, local, f"hub:{name}@{local.name}")
+
+
+def is_decoder(config) -> bool:
+    """True for causal LMs (GPT-2, Llama, Qwen2, Pythia, ...), False for encoders (BERT, MPNet)."""
+    archs = " ".join(getattr(config, "architectures", None) or [])
+    if "CausalLM" in archs or "LMHeadModel" in archs:
+        return True
+    if getattr(config, "is_decoder", False):
+        return True
+    return config.model_type in ("gpt2", "gpt_neox", "llama", "qwen2", "qwen3", "mistral", "gemma",
+                                 "gemma2", "gemma3_text", "phi", "phi3", "opt", "gptj", "falcon")
+
+
+def default_pooling(config) -> str:
+    """``last`` for decoders (decoder reward models read the last real token), else ``mean``."""
+    return "last" if is_decoder(config) else "mean"
+
+
+def pool(hidden, mask, how: str = "mean"):
+    r"""One vector per text from hidden states ``(n, L, H)`` and an attention mask ``(n, L)``.
+
+    * ``mean``: :math:`\sum_t m_t h_t / \sum_t m_t` (real tokens only);
+    * ``last``: :math:`h_{t^*}`, :math:`t^*` the last position with :math:`m_t = 1`
+      (right padding: ``sum(m) - 1``; left padding: ``L - 1``; read from the mask,
+      never from token ids: id 0 is a real token in several vocabularies);
+    * ``cls``: :math:`h_0` (BERT's ``[CLS]``; with right padding).
+
+    Example:
+        >>> import torch
+        >>> h = torch.arange(6.0).view(1, 3, 2).repeat(2, 1, 1)
+        >>> m = torch.tensor([[1, 1, 0], [0, 1, 1]])          # right- and left-padded
+        >>> pool(h, m, "last").tolist(), pool(h, m, "mean").tolist()
+        ([[2.0, 3.0], [4.0, 5.0]], [[1.0, 2.0], [3.0, 4.0]])
+    """
+    import torch
+
+    if how not in POOLINGS:
+        raise ValueError(f"pooling: one of {POOLINGS}, got {how!r}")
+    if hidden.ndim != 3 or mask.shape != hidden.shape[:2]:
+        raise ValueError(f"hidden/mask: shapes (n, L, H) and (n, L), got {tuple(hidden.shape)} "
+                         f"and {tuple(mask.shape)}")
+    if how == "cls":
+        return hidden[:, 0]
+    m = mask.to(hidden.dtype)
+    if how == "mean":
+        return (hidden * m.unsqueeze(-1)).sum(1) / m.sum(1, keepdim=True).clamp_min(1.0)
+    L = mask.shape[1]
+    pos = torch.arange(L, device=mask.device).expand_as(mask)
+    last = torch.where(mask.bool(), pos, torch.full_like(pos, -1)).max(1).values.clamp_min(0)
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+def load_auto_model(spec: str, *, dtype: str = "float32", cache_dir=None):
+    """``(model, tokenizer, resolved)`` through transformers' ``AutoModel`` / ``AutoTokenizer``.
+
+    ``dtype``: ``float32`` | ``bfloat16`` | ``float16``. The tokenizer gets a pad token
+    (its EOS token) when it has none, so batches can be padded (GPT-2 has none).
+    """
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
+              "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if dtype not in dtypes:
+        raise ValueError(f"dtype: one of {sorted(dtypes)}, got {dtype!r}")
+    r = resolve_model(spec, cache_dir=cache_dir)
+    tok = AutoTokenizer.from_pretrained(str(r.path))
+    if tok.pad_token_id is None:
+        if tok.eos_token is None:
+            raise ValueError(f"model: the tokenizer of {spec!r} has neither a pad nor an EOS token")
+        tok.pad_token = tok.eos_token
+    model = AutoModel.from_pretrained(str(r.path), dtype=dtypes[dtype])
+    return model, tok, r
