@@ -128,6 +128,25 @@ def test_partial_config_rejects_bad_sections(tmp_path):
     p.write_text('name = "x"\n[partial]\nblocks = [0]\n')
     with pytest.raises(ValueError, match="out"):
         PartialConfig.from_toml(p)
+    p.write_text('name = "x"\n[partial]\nblocks = [0]\nout = "o"\nlast_layer = 1\n')
+    with pytest.raises(ValueError, match="last_layer"):
+        PartialConfig.from_toml(p)
+    p.write_text('name = "x"\n[partial]\nblocks = [0]\nout = "o"\nhead_lr_grid = [0.0]\n')
+    with pytest.raises(ValueError, match="head_lr_grid"):
+        PartialConfig.from_toml(p)
+
+
+def test_last_layer_features_against_a_loop():
+    from w2s_theory.partial import last_layer_features
+
+    rng = np.random.default_rng(0)
+    gt = (rng.normal(size=(20, 3)), rng.normal(size=(20, 3)))
+    te = (rng.normal(size=(5, 3)), rng.normal(size=(5, 3)))
+    out = last_layer_features({"train_gt": gt, "test": te})
+    for j in range(3):
+        col = np.concatenate([gt[0][:, j], gt[1][:, j]])
+        sd = np.sqrt(np.mean((col - col.mean()) ** 2))
+        np.testing.assert_allclose(out["test"][:, j], (te[0][:, j] - te[1][:, j]) / sd, rtol=1e-12)
 
 
 def test_partial_sweep_end_to_end_resumes(tmp_path, capsys):
@@ -166,11 +185,13 @@ seeds = [0]
 [partial]
 blocks = [0, 1]
 out = "{out}"
+last_layer = true
+head_lr_grid = [1e-3, 1e-2]
 """)
     assert main(["--config", str(cf), "--quiet"]) == 0
     df = ResultTable(out).frame()
-    assert len(df) == 2 * (1 + 4)
-    assert set(df["regime"]) == {"top0", "top1"}
+    assert len(df) == 3 * (1 + 4)
+    assert set(df["regime"]) == {"top0", "top1", "lastlayer"}
     assert df.loc[df.role == "ceiling", "train_split"].eq("train_gt").all()
     assert df["l1_holds"].all() and df["ceiling_acc"].notna().all()
     for k in (0, 1):   # one lr per k, from the train_gt holdout

@@ -49,7 +49,7 @@ from .finetune import (FinetuneConfig, TextTask, TokenizedTexts, fp32_head, init
                        lr_multiplier, loss_fn, mean_pool, new_buffer, train_order)
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "encoder_layers", "CachedStates", "cache_states", "TopModel",
-           "train_top", "predict_top", "PartialConfig", "run", "main"]
+           "train_top", "predict_top", "last_layer_features", "PartialConfig", "run", "main"]
 
 SUPPORTED_MODEL_TYPES = ("bert",)
 
@@ -272,7 +272,11 @@ class PartialConfig:
     """A partial fine-tuning sweep: a full fine-tuning sweep config plus ``[partial]``.
 
     TOML: every section of :class:`w2s_theory.sweeps.finetune.FinetuneSweepConfig`, plus
-    ``[partial] blocks = [0, 1, 2]`` (the ``k`` values) and ``out`` (the result CSV).
+    ``[partial] blocks = [0, 1, 2]`` (the ``k`` values), ``out`` (the result CSV) and
+    ``last_layer = true`` for the standardised last-layer baseline on the same pairs and
+    weak labels (regime ``lastlayer``: :func:`last_layer_features` + the last-layer trainer
+    :func:`w2s_theory.training.train_head`, lr chosen on held-out ``train_gt`` pairs from
+    ``head_lr_grid``).
     The ``[sweep]`` grid, ``[data]``, ``[weak]``, ``[train]`` and ``[lr_select]`` mean
     what they mean there; ``[sweep] regimes`` is ignored (each ``k`` is a regime).
     """
@@ -280,6 +284,8 @@ class PartialConfig:
     sweep: object
     blocks: tuple[int, ...]
     out: str
+    last_layer: bool = False
+    head_lr_grid: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike) -> "PartialConfig":
@@ -292,9 +298,19 @@ class PartialConfig:
         with open(path, "rb") as fh:
             d = tomllib.load(fh)
         part = dict(d.pop("partial", None) or {})
-        bad = sorted(set(part) - {"blocks", "out"})
+        known = ["blocks", "out", "last_layer", "head_lr_grid"]
+        bad = sorted(set(part) - set(known))
         if bad:
-            raise ValueError(f"{path}: [partial] unknown key(s) {bad}; known: ['blocks', 'out']")
+            raise ValueError(f"{path}: [partial] unknown key(s) {bad}; known: {known}")
+        last = part.get("last_layer", False)
+        if not isinstance(last, bool):
+            raise ValueError(f"{path}: [partial] last_layer: true or false, got {last!r}")
+        grid = part.get("head_lr_grid", list(cls.head_lr_grid))
+        if (not isinstance(grid, list) or not grid
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
+                       for v in grid)):
+            raise ValueError(f"{path}: [partial] head_lr_grid: a list of learning rates > 0, "
+                             f"got {grid!r}")
         blocks = part.get("blocks", [0, 1, 2])
         if (not isinstance(blocks, list) or not blocks
                 or any(isinstance(b, bool) or not isinstance(b, int) or b < 0 for b in blocks)):
@@ -303,7 +319,8 @@ class PartialConfig:
         out = part.get("out")
         if not isinstance(out, str) or not out:
             raise ValueError(f"{path}: [partial] out: the result CSV path is required")
-        return cls(FinetuneSweepConfig.from_dict(d), tuple(sorted(set(blocks))), out)
+        return cls(FinetuneSweepConfig.from_dict(d), tuple(sorted(set(blocks))), out, last,
+                   tuple(float(v) for v in grid))
 
     def out_path(self) -> Path:
         from .data import project_root
@@ -460,10 +477,40 @@ def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None]
             n_done += 1
             log(f"[partial] top{k} {spec.role} {spec.cfg.loss} noise={spec.cfg.noise} "
                 f"seed={spec.cfg.seed}: {st['wall_s']:.0f} s")
+    if pc.last_layer:
+        n_done += _run_last_layer(pc, bundle, states, store, write_rows, selected, sel_path,
+                                  deadline, log)
     rows = write_rows()
     log(f"[partial] {n_done} runs trained, {len(rows)} rows in {out} "
         f"({time.perf_counter() - t0:.0f} s)")
     return rows
+
+
+def last_layer_features(pooled: dict[str, tuple[np.ndarray, np.ndarray]], ref: str = "train_gt"
+                        ) -> dict[str, np.ndarray]:
+    r"""Standardised Bradley--Terry rows of the last-layer pipeline: :math:`(h_A - h_B) / sd`.
+
+    ``pooled[split] = (h_A, h_B)`` (``(n, H)`` pooled features of the two slots);
+    ``sd`` per coordinate over both slots of ``ref`` (``train_gt``: ground-truth data the
+    weak model also sees; never test), as in the last-layer sweep (``experiments/real``).
+
+    Example:
+        >>> import numpy as np
+        >>> a = np.array([[1.0, 2.0], [3.0, 2.0]]); b = np.array([[0.0, 2.0], [1.0, 4.0]])
+        >>> last_layer_features({"train_gt": (a, b)})["train_gt"].round(3).tolist()
+        [[0.908, 0.0], [1.816, -2.0]]
+    """
+    a, b = pooled[ref]
+    sd = np.concatenate([a, b]).astype(np.float64).std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    return {k: (np.asarray(x, np.float64) - np.asarray(y, np.float64)) / sd
+            for k, (x, y) in pooled.items()}
+
+
+def _pooled(c: CachedStates) -> np.ndarray:
+    """Mean over each text's real tokens of cached last hidden states (``k = 0``), ``(n, H)``."""
+    sums = np.add.reduceat(c.states.astype(np.float64), c.offsets[:-1], axis=0)
+    return sums / np.diff(c.offsets)[:, None]
 
 
 def _run_record(spec, extra: dict) -> dict:
@@ -472,6 +519,85 @@ def _run_record(spec, extra: dict) -> dict:
     return {**spec.coords(), "config": spec.cfg.to_dict(), "torch_version": torch.__version__,
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": machine_name(), "git_commit": git_commit(), **extra}
+
+
+def _run_last_layer(pc: PartialConfig, bundle, states, store, write_rows, selected: dict,
+                    sel_path: Path, deadline, log) -> int:
+    """The standardised last-layer baseline (regime ``lastlayer``) on the sweep's own pairs."""
+    from .finetune import make_targets
+    from .metrics import accuracy
+    from .sweep import atomic_write_text, git_commit, machine_name, run_key
+    from .training import HeadSpec, TrainConfig, train_head
+
+    cfg = pc.sweep
+    if 0 not in pc.blocks:
+        raise ValueError("[partial] last_layer needs 0 in blocks (the frozen model's features)")
+    ceil_split = bundle.meta.get("ceiling_split", "train_w2s")
+    pooled = {"train_w2s": tuple(_pooled(c) for c in states("train_w2s", bundle.train, 0)),
+              "test": tuple(_pooled(c) for c in states("test", bundle.test, 0))}
+    if bundle.gt is not None:
+        pooled["train_gt"] = tuple(_pooled(c) for c in states("train_gt", bundle.gt, 0))
+    X = last_layer_features(pooled, ref="train_gt" if "train_gt" in pooled else "train_w2s")
+    tc = cfg.train
+    base_tc = TrainConfig(epochs=tc.epochs, batch_size=tc.batch_size, dtype="float64", eps=tc.eps)
+    ls = cfg.lr_select
+    lr = 1e-3
+    if "train_gt" in X:
+        n = X["train_gt"].shape[0]
+        hold = np.arange(n - ls.holdout, n)
+        fit = np.arange(n - ls.holdout)
+        y = bundle.gt.labels.astype(np.float64)
+        recs = []
+        for cand in pc.head_lr_grid:
+            key = run_key({"role": "lr_select", "regime": "lastlayer", "strong": cfg.strong,
+                           "holdout": ls.holdout, "lr": cand, "seed": ls.seed,
+                           "data": {x: bundle.meta.get(x) for x in ("subset", "n_train", "slot_seeds")},
+                           "train": {"epochs": tc.epochs, "batch_size": tc.batch_size}})
+            if key not in selected:
+                w = train_head(X["train_gt"][fit], y[fit], HeadSpec("forward_ce", seed=ls.seed),
+                               replace(base_tc, lr=float(cand)))
+                p = 1 / (1 + np.exp(-(X["train_gt"][hold] @ w)))
+                pcl = np.clip(p, 1e-12, 1 - 1e-12)
+                selected[key] = {"regime": "lastlayer", "lr": float(cand),
+                                 "holdout_acc": accuracy(bundle.gt.labels[hold], p),
+                                 "holdout_logloss": float(-(y[hold] * np.log(pcl) + (1 - y[hold])
+                                                            * np.log1p(-pcl)).mean()),
+                                 "n_fit": int(fit.size), "n_holdout": int(hold.size),
+                                 "machine": machine_name(), "git_commit": git_commit()}
+                atomic_write_text(sel_path, json.dumps(selected, indent=1, sort_keys=True))
+            recs.append(selected[key])
+        best = (max(recs, key=lambda r: (r["holdout_acc"], -r["lr"])) if ls.metric == "accuracy"
+                else min(recs, key=lambda r: (r["holdout_logloss"], r["lr"])))
+        lr = float(best["lr"])
+        log(f"[partial] lastlayer: lr {lr:g} chosen on held-out train_gt pairs")
+    head_tc = replace(base_tc, lr=lr)
+    n_done = 0
+    # the run keys hash the sweep's FinetuneConfig (loss, noise, seed) plus the head trainer
+    for spec in _plan(cfg, bundle.meta, 0, tc.replace(lr=lr)):
+        key = run_key({"regime": "lastlayer", "base": spec.key, "head_train": head_tc.to_dict()})
+        if store.has(key):
+            continue
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        is_ceil = spec.role == "ceiling"
+        split = ceil_split if is_ceil else "train_w2s"
+        y = ((bundle.ceiling_task().labels.astype(np.float64)) if is_ceil
+             else make_targets(bundle.weak_train, spec.cfg))
+        t0 = time.perf_counter()
+        w = train_head(X[split], y, HeadSpec(spec.cfg.loss, seed=spec.cfg.seed), head_tc)
+        wall = time.perf_counter() - t0
+        z = X["test"] @ w
+        lspec = replace(spec, regime="lastlayer", key=key)
+        store.add({key: (z, _run_record(lspec, {
+            "device": "cpu", "precision": "float64", "num_processes": 1, "train_wall_s": wall,
+            "eval_wall_s": 0.0, "group_size": 1, "group_wall_s": wall, "train_tokens": 0,
+            "train_padded_tokens": 0, "tokens_per_s": float("nan"),
+            "group_tokens_per_s": float("nan"), "final_loss": None, "resumed_from": 0,
+            "partial_k": "lastlayer", "trainable_params": int(w.size)}))})
+        write_rows()
+        n_done += 1
+    log(f"[partial] lastlayer: {n_done} heads trained")
+    return n_done
 
 
 def _sub(c: CachedStates, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
