@@ -409,6 +409,9 @@ def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None]
         return rows
 
     n_done = 0
+    if pc.last_layer:   # first: cheap once the k = 0 states are cached
+        n_done += _run_last_layer(pc, bundle, states, store, write_rows, selected, sel_path,
+                                  deadline, log)
     for k in pc.blocks:
         # ---- lr for this k, on held-out train_gt pairs (never test)
         lr = float(tc.lr)
@@ -477,9 +480,6 @@ def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None]
             n_done += 1
             log(f"[partial] top{k} {spec.role} {spec.cfg.loss} noise={spec.cfg.noise} "
                 f"seed={spec.cfg.seed}: {st['wall_s']:.0f} s")
-    if pc.last_layer:
-        n_done += _run_last_layer(pc, bundle, states, store, write_rows, selected, sel_path,
-                                  deadline, log)
     rows = write_rows()
     log(f"[partial] {n_done} runs trained, {len(rows)} rows in {out} "
         f"({time.perf_counter() - t0:.0f} s)")
