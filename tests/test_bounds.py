@@ -387,8 +387,8 @@ def test_theorem2_segment_reverse_projection_holds_forward_can_fail():
     for seed in range(40):
         k = 2 + seed % 3
         g1, g2, fw = segment(seed, k)
-        lam_r, res = bisect_min(lambda t: rev_grad(t, g1, g2, fw))
-        lam_f, _ = bisect_min(lambda t: fwd_grad(t, g1, g2, fw))
+        lam_r, res = bisect_min(lambda t: rev_grad(t, g1, g2, fw))  # noqa: B023  (called at once)
+        lam_f, _ = bisect_min(lambda t: fwd_grad(t, g1, g2, fw))  # noqa: B023
         q_r, q_f = _mix(lam_r, g1, g2), _mix(lam_f, g1, g2)
         for mu in (0.0, 0.3, 0.7, 1.0, lam_r, lam_f):   # realizable truths: points of the class
             fs = _mix(mu, g1, g2)
@@ -464,3 +464,29 @@ def test_binary_fast_paths_do_not_depend_on_thread_count(monkeypatch):
     monkeypatch.setenv("W2S_THEORY_THREADS", "many")
     with pytest.raises(ValueError, match="^W2S_THEORY_THREADS: must be an integer"):
         lemma1(fs, fw, fsw)
+
+
+# ----------------------------------------------------------------------------- input checks per block
+@pytest.mark.parametrize("where", [0, bounds._BLOCK - 1, bounds._BLOCK + 5, 2 * bounds._BLOCK + 3])
+@pytest.mark.parametrize("arg", ["f_star", "f_weak", "f_strong"])
+def test_binary_fast_paths_check_every_block(where, arg):
+    n = 2 * bounds._BLOCK + 10
+    ok = np.full(n, 0.5)
+    for value, msg in ((np.nan, "NaN"), (1.5, "> 1"), (-0.5, "negative")):
+        bad = ok.copy()
+        bad[where] = value
+        args = {"f_star": ok, "f_weak": ok, "f_strong": ok, arg: bad}
+        with pytest.raises(ValueError, match=rf"^{arg}: .*{msg}"):
+            bounds.lemma1(*args.values(), gamma=0.1)
+        with pytest.raises(ValueError, match=rf"^{arg}: .*{msg}"):
+            bounds.theorem2(*args.values())
+    if arg != "f_star":
+        bad = ok.copy()
+        bad[where] = 0.99
+        args = {"f_star": ok, "f_weak": ok, "f_strong": ok, arg: bad}
+        with pytest.raises(ValueError, match=rf"^{arg}: smallest probability"):
+            bounds.lemma1(*args.values(), gamma=0.1)
+        bad[where] = 1.0
+        args[arg] = bad
+        with pytest.raises(ValueError, match=rf"^{arg}: probabilities must be strictly"):
+            bounds.theorem2(*args.values())

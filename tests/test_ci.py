@@ -22,8 +22,16 @@ def test_ci_run_is_make_test():
           if line.strip() and not line.startswith("#")]
     recipe = _make_test_recipe()
     assert any("pytest --nbval" in r for r in recipe), recipe
+    assert recipe[-1] == ".venv/bin/ruff check .", recipe      # lint after the tests
     assert ci[-len(recipe):] == recipe, (ci, recipe)
     assert "set -euo pipefail" in ci            # a failing step fails CI
+
+
+def test_ruff_comes_with_the_test_extras():
+    """A fresh machine's `make setup` installs ruff, so CI's lint step can run."""
+    text = (ROOT / "pyproject.toml").read_text()
+    test_extras = text.split("test = [", 1)[1].split("]", 1)[0]
+    assert '"ruff' in test_extras and "[tool.ruff.lint]" in text
 
 
 def test_readme_names_make_test():

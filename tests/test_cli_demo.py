@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from w2s_theory import cli
-from w2s_theory.sweeps.demo import DemoConfig, hull_instance, segment_projections
+from w2s_theory.cli import main
+from w2s_theory.pipelines.demo import DemoConfig, hull_instance, segment_projections
 
 SMALL = """
 [demo]
@@ -26,7 +26,7 @@ segment_instances = 6
 
 def test_demo_default_run(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert cli.main(["demo", "--out", str(out)]) == 0
+    assert main(["demo", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "Lemma 1:" in printed and "Theorem 2:" in printed and "demo.png" in printed
     for name in ("lemma1_trials.csv", "theorem2_cases.csv", "summary.csv", "config.json", "demo.png"):
@@ -60,21 +60,21 @@ def test_demo_is_deterministic_and_reads_toml(tmp_path):
     cfg.write_text(SMALL)
     a, b = tmp_path / "a", tmp_path / "b"
     for out in (a, b):
-        assert cli.main(["demo", "--out", str(out), "--config", str(cfg), "--quiet"]) == 0
+        assert main(["demo", "--out", str(out), "--config", str(cfg), "--quiet"]) == 0
     for name in ("lemma1_trials.csv", "theorem2_cases.csv", "summary.csv", "config.json", "demo.png"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     assert len(pd.read_csv(a / "lemma1_trials.csv")) == 40
     assert json.loads((a / "config.json").read_text())["gammas"] == [0.01, 0.2]
     # a different seed gives different populations
     c = tmp_path / "c"
-    assert cli.main(["demo", "--out", str(c), "--config", str(cfg), "--seed", "4", "--quiet"]) == 0
+    assert main(["demo", "--out", str(c), "--config", str(cfg), "--seed", "4", "--quiet"]) == 0
     assert (a / "lemma1_trials.csv").read_bytes() != (c / "lemma1_trials.csv").read_bytes()
 
 
 def test_demo_config_rejects_bad_settings(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("lemma1_trial = 5\n")
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match="unknown key"):
         DemoConfig.from_toml(bad)
     with pytest.raises(ValueError, match="^gammas: "):
         DemoConfig(gammas=(0.4,), classes=(2, 3))

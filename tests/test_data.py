@@ -229,7 +229,7 @@ def test_vader_real_archive():
                     n_rows += 1
     assert n_rows == 23703
     seen = set()
-    for split, v in d.items():
+    for _split, v in d.items():
         assert len(v) == 4000 and int(v.labels.sum()) == 2000
         for t, y in zip(v.texts, v.labels):
             rs = ratings[t]

@@ -251,10 +251,10 @@ def test_prebuilt_with_wrong_digest_or_shape_is_not_used(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------ GPU script, on CPU
 def test_gpu_script_runs_on_cpu_and_matches_reference(tmp_path):
-    from w2s_theory.sweeps import features as cli
+    from w2s_theory.pipelines import features as pipeline
 
     prep = tmp_path / "minilm"
-    man = cli.prepare_gpu(prep, limit=4, ref_rows=1)
+    man = pipeline.prepare_gpu(prep, limit=4, ref_rows=1)
     assert man["n_texts"] == 48 and (prep / "model.safetensors").is_file()
     assert "prebuilt" in man["reference"]["source"]
     out = tmp_path / "out"
@@ -285,9 +285,10 @@ def test_gpu_script_runs_on_cpu_and_matches_reference(tmp_path):
 
 # ------------------------------------------------------------------ CLI
 def test_cli_info_and_extract_from_toml(tmp_path, capsys):
-    from w2s_theory.sweeps import features as cli
+    from w2s_theory.cli import main
+    from w2s_theory.pipelines import features as pipeline
 
-    assert cli.main(["info", "--cache", str(tmp_path)]) == 0
+    assert main(["features", "info", "--cache", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "all-MiniLM-L6-v2" in out and "Gemma-3-270M" in out
     (tmp_path / "vader").mkdir()
@@ -295,16 +296,16 @@ def test_cli_info_and_extract_from_toml(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[features]\nmodel = "wordllama"\ndata = "vader"\nsplits = ["test", "train_gt"]\n'
                    f'cache = "{tmp_path}"\n')
-    assert cli.ExtractConfig.from_toml(cfg).splits == ("test", "train_gt")
-    assert cli.main(["extract", "--config", str(cfg)]) == 0
+    assert pipeline.ExtractConfig.from_toml(cfg).splits == ("test", "train_gt")
+    assert main(["features", "extract", "--config", str(cfg)]) == 0
     assert len(list((tmp_path / "features" / "wordllama").rglob("*.npz"))) == 2
     cfg.write_text('model = "wordllama"\nlayers = 3\n')
-    with pytest.raises(ValueError, match="unknown keys"):
-        cli.ExtractConfig.from_toml(cfg)
+    with pytest.raises(ValueError, match="unknown key"):
+        pipeline.ExtractConfig.from_toml(cfg)
     with pytest.raises(ValueError, match="data"):
-        cli.ExtractConfig(data="imdb")
+        pipeline.ExtractConfig(data="imdb")
     for f in ("features_minilm.toml", "features_vader.toml"):
-        cli.ExtractConfig.from_toml(D.project_root() / "experiments" / f)
+        pipeline.ExtractConfig.from_toml(D.project_root() / "experiments" / f)
 
 
 def test_decoder_middle_layer_and_last_token_match_a_full_run():

@@ -16,9 +16,22 @@ import pytest
 import torch
 
 from w2s_theory.ensemble import StackedBert, compatible, predict_ensemble, train_ensemble
-from w2s_theory.finetune import (FinetuneConfig, PlainEngine, RewardModel, TextTask, TokenizedTexts,
-                                 batch_order, build_model, embed_texts, lr_multiplier,
-                                 make_engine, make_targets, mean_pool, predict, train)
+from w2s_theory.finetune import (
+    FinetuneConfig,
+    PlainEngine,
+    RewardModel,
+    TextTask,
+    TokenizedTexts,
+    batch_order,
+    build_model,
+    embed_texts,
+    lr_multiplier,
+    make_engine,
+    make_targets,
+    mean_pool,
+    predict,
+    train,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -353,7 +366,7 @@ def _tiny_model_dir(path: Path) -> Path:
 def test_make_row_against_independent_formulas():
     from scipy.special import expit
 
-    from w2s_theory.sweeps.finetune import make_row
+    from w2s_theory.pipelines.finetune import make_row
 
     rng = np.random.default_rng(0)
     n = 200
@@ -518,8 +531,8 @@ def test_length_grouped_order_is_a_seeded_permutation_with_less_padding():
 def test_select_lr_uses_only_held_out_train_gt_and_resumes(tmp_path, capsys):
     """lr chosen on train_gt pairs only; test pairs and their labels never reach the choice."""
     from w2s_theory.cli import main as cli_main
+    from w2s_theory.pipelines.finetune import FinetuneSweepConfig, LrSelect
     from w2s_theory.sweep import ResultTable
-    from w2s_theory.sweeps.finetune import FinetuneSweepConfig, LrSelect
 
     with pytest.raises(ValueError, match="lr_select.metric"):
         LrSelect(grid=(1e-4,), metric="test_acc")
@@ -575,7 +588,7 @@ use_accelerate = false
 
 def test_train_gt_ceiling_trains_on_train_gt_pairs(tmp_path):
     """The bundle's ceiling task is train_gt when asked, and old bundles keep train_w2s."""
-    from w2s_theory.sweeps.finetune import Bundle, FinetuneSweepConfig, plan_runs
+    from w2s_theory.pipelines.finetune import Bundle, FinetuneSweepConfig, plan_runs
 
     rng = np.random.default_rng(0)
     t = lambda n: TextTask((random_texts(rng, n), random_texts(rng, n)),  # noqa: E731

@@ -91,7 +91,7 @@ def test_convex_head_variational_inequality(divergence, k):
     q = h.probs if k > 2 else np.stack([1 - h.probs, h.probs], 1)
     y = fw if k > 2 else np.stack([1 - fw, fw], 1)
     grad = np.log(q / y) if divergence == "reverse_kl" else -y / q    # d/dQ of the objective
-    obj = lambda p: (rel_entr(p, y) if divergence == "reverse_kl" else rel_entr(y, p)).sum(1).mean()
+    obj = lambda p: (rel_entr(p, y) if divergence == "reverse_kl" else rel_entr(y, p)).sum(1).mean()  # noqa: E731
     rng = np.random.default_rng(0)
     tol = 1e-7
     for r in _random_members(x, k, 1e-3, 20, rng):

@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from w2s_theory.hub import (default_pooling, is_decoder, load_auto_model, parse_spec, pool,
-                            resolve_model)
+from w2s_theory.hub import (
+    default_pooling,
+    is_decoder,
+    load_auto_model,
+    parse_spec,
+    pool,
+    resolve_model,
+)
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 VOCAB = 300

@@ -114,11 +114,10 @@ def test_real_survives_kills(tmp_path, rng):
 
 
 def test_finetune_survives_kills(tmp_path, rng):
+    import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     from w2s_theory.models import model_dir
-
-    import torch
 
     tok = AutoTokenizer.from_pretrained(str(model_dir("all-MiniLM-L6-v2")), local_files_only=True)
     torch.manual_seed(0)

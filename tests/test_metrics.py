@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from w2s_theory.metrics import (accuracy, auroc, disagreement_rate, ece, hard_labels, mean_ci,
-                                paired_test, pgr)
+from w2s_theory.metrics import (
+    accuracy,
+    auroc,
+    disagreement_rate,
+    ece,
+    hard_labels,
+    mean_ci,
+    paired_test,
+    pgr,
+)
 
 
 def _auroc_pairs(y, s):

@@ -6,10 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from w2s_theory.finetune import (FinetuneConfig, PlainEngine, RewardModel, TextTask, TokenizedTexts,
-                                 make_targets, predict, train)
-from w2s_theory.partial import (CachedStates, PartialConfig, TopModel, cache_states, predict_top,
-                                train_top)
+from w2s_theory.finetune import (
+    FinetuneConfig,
+    PlainEngine,
+    RewardModel,
+    TextTask,
+    TokenizedTexts,
+    make_targets,
+    predict,
+    train,
+)
+from w2s_theory.partial import CachedStates, TopModel, cache_states, predict_top, train_top
+from w2s_theory.pipelines.partial import PartialConfig
 
 
 @pytest.fixture(autouse=True)
@@ -120,7 +128,7 @@ def test_partial_config_rejects_bad_sections(tmp_path):
     pc = PartialConfig.from_toml(p)
     assert pc.blocks == (0, 1) and pc.out == "o.csv"
     p.write_text('name = "x"\n[partial]\nblock = [0]\nout = "o.csv"\n')
-    with pytest.raises(ValueError, match="unknown key\\(s\\) \\['block'\\]"):
+    with pytest.raises(ValueError, match="unknown key 'block' \\(did you mean 'blocks'\\?\\)"):
         PartialConfig.from_toml(p)
     p.write_text('name = "x"\n[partial]\nblocks = [-1]\nout = "o.csv"\n')
     with pytest.raises(ValueError, match="blocks"):
@@ -152,8 +160,11 @@ def test_last_layer_features_against_a_loop():
 def test_partial_sweep_end_to_end_resumes(tmp_path, capsys):
     from transformers import AutoTokenizer
 
+    from w2s_theory.cli import main as cli_main
     from w2s_theory.models import model_dir
-    from w2s_theory.partial import main
+
+    def main(argv):
+        return cli_main(["partial", *argv])
     from w2s_theory.sweep import ResultTable
 
     tok = AutoTokenizer.from_pretrained(str(model_dir("all-MiniLM-L6-v2")), local_files_only=True)

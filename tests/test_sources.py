@@ -10,8 +10,13 @@ import pandas as pd
 import pytest
 
 from w2s_theory.data import hh_rlhf_root, load_hh_rlhf
-from w2s_theory.sources import (from_hh_rlhf_hub, from_split_files, from_table, is_single_turn,
-                                split_indices)
+from w2s_theory.sources import (
+    from_hh_rlhf_hub,
+    from_split_files,
+    from_table,
+    is_single_turn,
+    split_indices,
+)
 
 SPLITS = ("train_gt", "train_w2s", "test")
 

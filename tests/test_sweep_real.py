@@ -10,9 +10,15 @@ import pandas as pd
 import pytest
 
 import w2s_theory.training as training
-from w2s_theory.sweeps import real
-from w2s_theory.sweeps.real import (PROVENANCE_COLUMNS, FeatureBank, RealConfig, derive_seed,
-                                    enumerate_runs, run_sweep)
+from w2s_theory.pipelines import real
+from w2s_theory.pipelines.real import (
+    PROVENANCE_COLUMNS,
+    FeatureBank,
+    RealConfig,
+    derive_seed,
+    enumerate_runs,
+    run_sweep,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PREBUILT = SHARED / "features" / "hh_rlhf"
@@ -92,7 +98,7 @@ def test_rows_and_bound_invariants(tiny):
     pg = (df["student_acc"] - df["weak_acc"]) / (df["ceiling_acc"] - df["weak_acc"])
     ok = df["ceiling_acc"] != df["weak_acc"]
     assert np.allclose(pg[ok], df.loc[ok, "pgr"])
-    # forward KL and forward CE have the same gradient (THEORY.md): same students
+    # forward KL and forward CE have the same gradient (docs/theory.md): same students
     k = ["seed", "noise", "confidence"]
     fk = df[df.loss == "forward_kl"].sort_values(k)
     fc = df[df.loss == "forward_ce"].sort_values(k)
@@ -183,11 +189,13 @@ def test_resume_after_interrupt_recomputes_nothing(tiny, tmp_path, monkeypatch):
 def test_cli_dry_run_and_bad_config(tmp_path, capsys):
     p = tmp_path / "c.toml"
     p.write_text(TOML)
-    assert real.main(["--config", str(p), "--dry-run", "--seeds", "3"]) == 0
+    from w2s_theory.cli import main
+
+    assert main(["real", "--config", str(p), "--dry-run", "--seeds", "3"]) == 0
     outp = capsys.readouterr().out
     assert "16 runs" in outp and "seed=3" in outp
     p.write_text(TOML + "\nbogus = 1\n")
-    assert real.main(["--config", str(p)]) == 2
+    assert main(["real", "--config", str(p)]) == 2
     assert "bogus" in capsys.readouterr().err
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from w2s_theory.sweeps import synthetic as sw
+from w2s_theory.pipelines import synthetic as sw
 
 TINY = textwrap.dedent("""
     [sweep]
@@ -168,7 +168,9 @@ def test_summaries_and_curve_figure(tmp_path):
     half = stats.t.ppf(0.975, 2) * g.std(ddof=1) / np.sqrt(3)
     np.testing.assert_allclose([row["test_acc_strong_mean"], row["test_acc_strong_ci95"]],
                                [g.mean(), half])
-    fig = sw.plot_curve(df, "noise_frac")
+    from w2s_theory.plotting import plot_curve
+
+    fig = plot_curve(df, "noise_frac")
     assert len(fig.axes) == 4
     t2 = pd.DataFrame({"variant": ["a"] * 3, "method": ["convex/reverse_kl"] * 3,
                        "slack_rev": [1e-3, -1e-12, -1e-3], "slack_fwd": [0.0] * 3,
@@ -186,7 +188,9 @@ def test_summaries_and_curve_figure(tmp_path):
 def test_config_errors_are_reported(tmp_path, old, new, capsys):
     assert old in TINY
     p = _write(tmp_path, TINY.replace(old, new))
-    assert sw.main(["--config", str(p)]) == 2
+    from w2s_theory.cli import main
+
+    assert main(["synthetic", "--config", str(p)]) == 2
     assert "w2s-theory synthetic:" in capsys.readouterr().err
 
 

@@ -172,7 +172,7 @@ def test_compute_loss_func_scaling_by_num_items():
 
 # ----------------------------------------------------------------------------- TRL RewardTrainer
 def test_trl_reward_trainer_on_weak_soft_labels(tmp_path):
-    import datasets   # the [hf] extra, part of the test extras
+    import datasets  # the [hf] extra, part of the test extras
     from transformers import AutoTokenizer
     from trl import RewardConfig
 

@@ -4,16 +4,24 @@ import numpy as np
 import pytest
 import torch
 
-from w2s_theory.losses import BalanceThreshold
-from w2s_theory.training import (LOSSES, HeadSpec, TrainConfig, epoch_orders, predict_proba,
-                                 rowwise_quantile, step_bounds, train_head, train_heads,
-                                 train_heads_loop)
+from w2s_theory.losses import BalanceThreshold, loss_names, loss_spec
+from w2s_theory.training import (
+    HeadSpec,
+    TrainConfig,
+    epoch_orders,
+    predict_proba,
+    rowwise_quantile,
+    step_bounds,
+    train_head,
+    train_heads,
+    train_heads_loop,
+)
 
 
 def _problem(seed=0, n=90, widths=(7, 4)):
     rng = np.random.default_rng(seed)
     groups = [rng.normal(size=(n, d)) for d in widths]
-    specs = [HeadSpec(loss, conf, s, g) for loss in LOSSES for conf in (False, True)
+    specs = [HeadSpec(loss, conf, s, g) for loss in loss_names() for conf in (False, True)
              for s in (3, 11) for g in range(len(widths))]
     # soft targets correlated with the first feature, so the heads learn something
     targets = np.stack([1 / (1 + np.exp(-2 * groups[s.group][:, 0] + rng.normal(size=n)))
@@ -88,19 +96,20 @@ def test_deterministic():
 
 
 def _first_step_grad(loss, x, y, alpha=0.0):
-    """Closed-form gradient at w = 0 (z = 0, p = 1/2) of the mean loss (THEORY.md)."""
+    """Closed-form gradient at w = 0 (z = 0, p = 1/2) of the mean loss (docs/theory.md): the
+    registry's closed form in the logit (checked against independent formulas in
+    tests/test_losses.py and tests/test_fdivergences.py), times the features."""
     t = (1 - alpha) * y           # confidence target with hard(p) = 1[1/2 > 1/2] = 0
-    logit = np.log(np.clip(t, 1e-6, 1 - 1e-6)) - np.log1p(-np.clip(t, 1e-6, 1 - 1e-6))
-    if loss in ("forward_ce", "forward_kl"):
-        gz = 0.5 - t
-    elif loss == "reverse_kl":
-        gz = 0.25 * (0.0 - logit)
+    if loss in ("forward_ce", "forward_kl", "reverse_kl", "reverse_ce"):   # spelled out here too
+        logit = np.log(np.clip(t, 1e-6, 1 - 1e-6)) - np.log1p(-np.clip(t, 1e-6, 1 - 1e-6))
+        gz = {"reverse_kl": 0.25 * (0.0 - logit), "reverse_ce": -0.25 * logit}.get(loss, 0.5 - t)
     else:
-        gz = -0.25 * logit
+        gz = loss_spec(loss).grad(torch.zeros(len(t), dtype=torch.float64),
+                                  torch.as_tensor(t, dtype=torch.float64)).numpy()
     return (gz[:, None] * x).mean(axis=0)
 
 
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("loss", loss_names())
 @pytest.mark.parametrize("conf", [False, True])
 def test_first_adam_step_matches_closed_form_gradient(loss, conf):
     # One step over the whole data (n = batch size): Adam's first step is -lr * g / (|g| + eps).

@@ -77,7 +77,7 @@ ARRAY_CASES = ["nan", "inf", "-inf", "negative", "above_one", "row_sum", "empty"
 def _cases():
     for fname, (_, names, _) in NUMPY_FUNCS.items():
         for arg in names:
-            for kind, base in (("binary", BIN), ("kclass", KCL)):
+            for kind, _base in (("binary", BIN), ("kclass", KCL)):
                 for case in ARRAY_CASES:
                     if case == "row_sum" and kind == "binary":
                         continue
@@ -147,31 +147,6 @@ def test_lemma1_rejects_predictions_below_gamma(kind, arg):
         bounds.lemma1(*args.values(), gamma=0.1)
 
 
-@pytest.mark.parametrize("where", [0, bounds._BLOCK - 1, bounds._BLOCK + 5, 2 * bounds._BLOCK + 3])
-@pytest.mark.parametrize("arg", ["f_star", "f_weak", "f_strong"])
-def test_binary_fast_paths_check_every_block(where, arg):
-    n = 2 * bounds._BLOCK + 10
-    ok = np.full(n, 0.5)
-    for value, msg in ((np.nan, "NaN"), (1.5, "> 1"), (-0.5, "negative")):
-        bad = ok.copy()
-        bad[where] = value
-        args = {"f_star": ok, "f_weak": ok, "f_strong": ok, arg: bad}
-        with pytest.raises(ValueError, match=rf"^{arg}: .*{msg}"):
-            bounds.lemma1(*args.values(), gamma=0.1)
-        with pytest.raises(ValueError, match=rf"^{arg}: .*{msg}"):
-            bounds.theorem2(*args.values())
-    if arg != "f_star":
-        bad = ok.copy()
-        bad[where] = 0.99
-        args = {"f_star": ok, "f_weak": ok, "f_strong": ok, arg: bad}
-        with pytest.raises(ValueError, match=rf"^{arg}: smallest probability"):
-            bounds.lemma1(*args.values(), gamma=0.1)
-        bad[where] = 1.0
-        args[arg] = bad
-        with pytest.raises(ValueError, match=rf"^{arg}: probabilities must be strictly"):
-            bounds.theorem2(*args.values())
-
-
 @pytest.mark.parametrize("kind", ["binary", "kclass"])
 @pytest.mark.parametrize("arg", ["f_weak", "f_strong"])
 def test_theorem2_rejects_zero_predictions(kind, arg):
@@ -202,7 +177,7 @@ def test_scalar_arguments(call, name):
 
 # ----------------------------------------------------------------------------- torch losses
 LOSS_FUNCS = {
-    **{n: getattr(losses, n) for n in ("forward_kl", "reverse_kl", "forward_ce", "reverse_ce")},
+    **{n: losses.get_loss(n) for n in losses.loss_names()},   # every registered student loss
     "confidence_loss": lambda z, y, **kw: losses.confidence_loss(
         z, y, alpha=0.5, threshold=0.5 if torch.as_tensor(z).ndim == 1 else None, **kw),
 }

@@ -353,7 +353,7 @@ def _vader_rows(sdist: Path) -> list[tuple[str, float, str]]:
 
 def _vader_extracted(sdist: Path, cache: Path) -> list[tuple[str, float, str]]:
     """The archive's rows, extracted once into ``<cache>/vader/groundtruth-<digest>.json``."""
-    from .sweep import atomic_write_text
+    from .atomic_io import atomic_write_text
 
     digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
     out = cache / "vader" / f"groundtruth-{digest[:16]}.json"

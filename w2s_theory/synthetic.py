@@ -154,7 +154,7 @@ class SyntheticConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def replace(self, **changes) -> "SyntheticConfig":
+    def replace(self, **changes) -> SyntheticConfig:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
 
@@ -167,10 +167,9 @@ def config_from_dict(d: dict) -> SyntheticConfig:
         >>> config_from_dict({"k": 3, "truth": "affine", "truth_scale": 0.9}).k
         3
     """
-    names = {f.name for f in fields(SyntheticConfig)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ValueError(f"config: unknown keys {unknown}; known: {sorted(names)}")
+    from .config import check_keys
+
+    check_keys(d, [f.name for f in fields(SyntheticConfig)], "[base]")
     return SyntheticConfig(**d)
 
 

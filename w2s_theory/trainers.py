@@ -43,15 +43,17 @@ References: Yao et al., arXiv:2502.11107 (2025); Burns et al., arXiv:2312.09390 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from .losses import DEFAULT_EPS, BalanceThreshold, confidence_loss, get_loss
 
-__all__ = ["W2SLoss", "ConfidenceW2SLoss", "soft_label_loss", "SoftLabelTrainer",
-           "WeakRewardTrainer", "weak_preference_collator", "align"]
+# SoftLabelTrainer and WeakRewardTrainer are built on first access (module __getattr__)
+__all__ = ["W2SLoss", "ConfidenceW2SLoss", "soft_label_loss", "weak_preference_collator", "align",
+           "SoftLabelTrainer", "WeakRewardTrainer"]  # noqa: F822
 
 def _check_name(name) -> str:
     if not isinstance(name, str):

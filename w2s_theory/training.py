@@ -40,16 +40,23 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
 
-from .losses import BalanceThreshold, confidence_alpha, get_loss
+from .losses import (
+    PAPER_LOSSES,  # noqa: F401  (the doctests' loss list)
+    BalanceThreshold,
+    check_loss_name,
+    confidence_alpha,
+    get_loss,
+    loss_names,
+)
+from .runtime import resolve_device, thread_limit
 
 __all__ = [
-    "LOSSES",
     "TrainConfig",
     "HeadSpec",
     "TrainedHeads",
@@ -62,8 +69,6 @@ __all__ = [
     "rowwise_quantile",
 ]
 
-#: The four student losses (names of :mod:`w2s_theory.losses` functions).
-LOSSES = ("forward_kl", "reverse_kl", "forward_ce", "reverse_ce")
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,7 @@ class HeadSpec:
     """One head: its loss, whether the confidence loss is on, its data-order seed, its features.
 
     Attributes:
-        loss: one of :data:`LOSSES`.
+        loss: a registered student loss (:func:`w2s_theory.losses.loss_names`).
         confidence: add Burns et al.'s confidence loss (same base loss).
         seed: seeds the minibatch order (:func:`epoch_orders`).
         group: index of the feature group the head reads.
@@ -144,8 +149,7 @@ class HeadSpec:
     group: int = 0
 
     def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss: must be one of {LOSSES}, got {self.loss!r}")
+        check_loss_name(self.loss)
         if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"seed: must be a non-negative integer, got {self.seed!r}")
         if not isinstance(self.group, (int, np.integer)) or self.group < 0:
@@ -220,37 +224,6 @@ def rowwise_quantile(values: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return torch.lerp(lo, hi, w).squeeze(1)
 
 
-class _Threads:
-    """Temporarily set torch's CPU thread count (``None`` leaves it alone).
-
-    Small per-step kernels are far faster on one thread than on several when the
-    cores are shared (thread wake-up dominates); sweeps default to one.
-    """
-
-    def __init__(self, n: int | None):
-        if n is not None and (not isinstance(n, int) or n < 1):
-            raise ValueError(f"num_threads: must be a positive integer or None, got {n!r}")
-        self.n = n
-        self.old = None
-
-    def __enter__(self):
-        if self.n is not None:
-            self.old = torch.get_num_threads()
-            torch.set_num_threads(self.n)
-        return self
-
-    def __exit__(self, *exc):
-        if self.old is not None:
-            torch.set_num_threads(self.old)
-        return False
-
-
-def _device(device) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _check_features(features) -> list[np.ndarray | torch.Tensor]:
     if isinstance(features, (np.ndarray, torch.Tensor)) and features.ndim == 2:
         groups = [features]
@@ -316,8 +289,8 @@ def train_head(features, targets, spec: HeadSpec, config: TrainConfig = TrainCon
         >>> bool(w[0] > 0)
         True
     """
-    with _Threads(num_threads):
-        return _train_head(features, targets, spec, config, _device(device or "cpu"))
+    with thread_limit(num_threads):
+        return _train_head(features, targets, spec, config, resolve_device(device or "cpu"))
 
 
 def _train_head(features, targets, spec, config, dev) -> np.ndarray:
@@ -371,14 +344,14 @@ def train_heads_loop(features, targets, specs: Sequence[HeadSpec],
     n = groups[0].shape[0]
     _check_targets(targets, len(specs), n)
     _check_groups(specs, len(groups))
-    dev = _device(device or "cpu")
+    dev = resolve_device(device or "cpu")
     it = range(len(specs))
     if progress:
         from tqdm.auto import tqdm
 
         it = tqdm(it, desc="heads one by one", unit="head")
     t0 = time.perf_counter()
-    with _Threads(num_threads):
+    with thread_limit(num_threads):
         ws = [_train_head(groups[specs[b].group], targets[b], specs[b], config, dev) for b in it]
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -426,14 +399,14 @@ def train_heads(features, targets, specs: Sequence[HeadSpec], config: TrainConfi
     Example:
         >>> import numpy as np
         >>> x = np.random.default_rng(0).normal(size=(64, 3)); y = (x[:, 0] > 0) * 1.0
-        >>> specs = [HeadSpec(l, confidence=c) for l in LOSSES for c in (False, True)]
+        >>> specs = [HeadSpec(l, confidence=c) for l in PAPER_LOSSES for c in (False, True)]
         >>> r = train_heads(x, np.tile(y, (8, 1)), specs, TrainConfig(dtype="float64"), device="cpu")
         >>> one = train_head(x, y, specs[3], TrainConfig(dtype="float64"))
         >>> bool(np.abs(r.weights[3] - one).max() < 1e-12)
         True
     """
-    with _Threads(num_threads):
-        return _train_heads(features, targets, list(specs), config, _device(device), progress)
+    with thread_limit(num_threads):
+        return _train_heads(features, targets, list(specs), config, resolve_device(device), progress)
 
 
 def _train_heads(features, targets, specs, config, dev, progress) -> TrainedHeads:
@@ -459,7 +432,7 @@ def _train_heads(features, targets, specs, config, dev, progress) -> TrainedHead
     W = torch.zeros((B, dmax), dtype=dt, device=dev, requires_grad=True)
     opt = torch.optim.Adam([W], lr=config.lr, betas=config.betas, eps=config.adam_eps)
     loss_groups = []
-    for name in LOSSES:
+    for name in loss_names():
         hs = [b for b, s in enumerate(specs) if s.loss == name]
         if hs:
             loss_groups.append((get_loss(name), torch.as_tensor(hs, device=dev)))

@@ -40,8 +40,8 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from w2s_theory.training import (LOSSES, HeadSpec, TrainConfig, train_heads,  # noqa: E402
-                                 train_heads_loop)
+from w2s_theory.losses import PAPER_LOSSES as LOSSES  # noqa: E402
+from w2s_theory.training import HeadSpec, TrainConfig, train_heads, train_heads_loop  # noqa: E402
 
 
 def build_problem(n: int, d: int, groups: int, noise_levels: int, seed: int = 0,

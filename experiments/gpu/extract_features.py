@@ -89,7 +89,7 @@ def run_model(model_dir: Path, out: Path, args, dev, dtype) -> dict:
     prep = json.loads((model_dir / "w2s_prepared.json").read_text())
     spec = prep["spec"]
     if prep.get("chunks"):       # weights staged in parts (carry limits): join + verify once
-        from w2s_theory.sweeps.features import join_chunks
+        from w2s_theory.pipelines.features import join_chunks
 
         t = time.perf_counter()
         join_chunks(model_dir, prep["chunks"])

@@ -120,15 +120,20 @@ def _save_model(src: Path, dest: Path, tiny: bool) -> dict:
 
 
 def cmd_prepare(args) -> int:
-    from w2s_theory.sweeps.finetune import FinetuneSweepConfig, _model_dir, build_bundle, save_bundle
-    from w2s_theory.sweep import atomic_write_text
+    from w2s_theory.atomic_io import atomic_write_text
+    from w2s_theory.pipelines.finetune import (
+        FinetuneSweepConfig,
+        build_bundle,
+        resolve_model_dir,
+        save_bundle,
+    )
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = Log(None)
     gpu = FinetuneSweepConfig.from_toml(args.config)
     cpu = FinetuneSweepConfig.from_toml(args.cpu_config)
-    src = _model_dir(gpu.strong)
+    src = resolve_model_dir(gpu.strong)
     if args.reuse and (out / "model" / "config.json").exists():
         info = {"source": str(src), "tiny_random": args.tiny, "kept": True}
     else:
@@ -167,7 +172,7 @@ def cmd_prepare(args) -> int:
 
 # ============================================================================= run
 def _config(path: Path):
-    from w2s_theory.sweeps.finetune import FinetuneSweepConfig
+    from w2s_theory.pipelines.finetune import FinetuneSweepConfig
 
     return FinetuneSweepConfig.from_dict(json.loads(path.read_text()))
 
@@ -176,8 +181,15 @@ def _one_by_one_check(cfg, bundle, store, dev, log) -> dict:
     """Train the first full student again one by one; time it and compare with its ensemble twin."""
     import torch
 
-    from w2s_theory.finetune import PlainEngine, build_model, load_backbone, make_targets, predict, train
-    from w2s_theory.sweeps.finetune import plan_runs
+    from w2s_theory.finetune import (
+        PlainEngine,
+        build_model,
+        load_backbone,
+        make_targets,
+        predict,
+        train,
+    )
+    from w2s_theory.pipelines.finetune import plan_runs
 
     spec = next(r for r in plan_runs(cfg, bundle.meta) if r.regime == "full" and r.role == "student")
     if not store.has(spec.key):
@@ -218,7 +230,7 @@ def _try_rows(store, bundle, cfg, path: Path, log) -> None:
         return
     import csv
 
-    from w2s_theory.sweeps.finetune import rows_from_store
+    from w2s_theory.pipelines.finetune import rows_from_store
 
     rows = rows_from_store(store, bundle.meta, bundle.test.labels, bundle.weak_test, cfg.run.gamma)
     cols = sorted({k for r in rows for k in r})
@@ -230,7 +242,7 @@ def _try_rows(store, bundle, cfg, path: Path, log) -> None:
 
 
 def _cut(bundle, n_train: int, n_test: int):
-    from w2s_theory.sweeps.finetune import Bundle
+    from w2s_theory.pipelines.finetune import Bundle
 
     ntr, nte = min(n_train, len(bundle.train)), min(n_test, len(bundle.test))
     meta = {**bundle.meta, "n_train": ntr, "n_test": nte}
@@ -246,7 +258,7 @@ def cmd_run(args) -> int:
     log = Log(out / "log.txt")
     import torch
 
-    from w2s_theory.sweeps.finetune import PredStore, execute, load_bundle
+    from w2s_theory.pipelines.finetune import PredStore, execute, load_bundle
 
     data = Path(args.data)
     cuda = torch.cuda.is_available() and not args.cpu
@@ -321,15 +333,16 @@ def cmd_run(args) -> int:
 
 
 def _write_json(path: Path, obj) -> None:
-    from w2s_theory.sweep import atomic_write_text
+    from w2s_theory.atomic_io import atomic_write_text
 
     atomic_write_text(path, json.dumps(obj, indent=1, default=float))
 
 
 # ============================================================================= ingest
 def cmd_ingest(args) -> int:
-    from w2s_theory.sweep import ResultTable, atomic_write_text
-    from w2s_theory.sweeps.finetune import PredStore, load_bundle, rows_from_store
+    from w2s_theory.atomic_io import atomic_write_text
+    from w2s_theory.pipelines.finetune import PredStore, load_bundle, rows_from_store
+    from w2s_theory.sweep import ResultTable
 
     src, dst, data = Path(args.src), Path(args.to), Path(args.data)
     dst.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from w2s_theory.metrics import accuracy  # noqa: E402
-from w2s_theory.sweeps.real import FeatureBank, RealConfig, derive_seed, machine_name  # noqa: E402
+from w2s_theory.pipelines.real import FeatureBank, RealConfig, derive_seed  # noqa: E402
+from w2s_theory.provenance import machine_name  # noqa: E402
 from w2s_theory.training import HeadSpec, TrainConfig, predict_proba, train_heads  # noqa: E402
 
 MODELS = ("wordllama", "all-MiniLM-L6-v2", "all-mpnet-base-v2", "SmolLM2-135M-layer15")

@@ -1,4 +1,6 @@
-"""``w2s-theory features``: extract and cache LM features; prepare the GPU extraction folder.
+"""The features pipeline: extract and cache LM features; prepare the GPU extraction folder.
+
+Command line: ``w2s-theory features`` (:mod:`w2s_theory.cli.features`).
 
 Subcommands::
 
@@ -18,11 +20,9 @@ else computed here in float32), and ``w2s_prepared.json`` (the parts, digests, s
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import shutil
-import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -30,8 +30,9 @@ import numpy as np
 
 from .. import data as D
 from .. import features as F
+from ..config import check_keys, load_config
 
-__all__ = ["ExtractConfig", "main", "prepare_gpu", "gpu_parts", "split_chunks", "join_chunks"]
+__all__ = ["ExtractConfig", "run", "info", "fetch_vader", "dir_size", "prepare_gpu", "gpu_parts", "split_chunks", "join_chunks"]
 
 
 @dataclass(frozen=True)
@@ -60,78 +61,84 @@ class ExtractConfig:
                 raise ValueError(f"splits: unknown split {s!r}; known {D.SPLITS}")
 
     @classmethod
-    def from_toml(cls, path: str | os.PathLike) -> "ExtractConfig":
-        """Load from a TOML file (top level or a ``[features]`` table); unknown keys fail."""
-        try:
-            import tomllib
-        except ImportError:  # python 3.10
-            import tomli as tomllib
-        raw = tomllib.loads(Path(path).read_text())
-        raw = raw.get("features", raw)
-        names = {f.name for f in fields(cls)}
-        bad = sorted(set(raw) - names)
-        if bad:
-            raise ValueError(f"{path}: unknown keys {bad}; allowed {sorted(names)}")
+    def from_dict(cls, raw: dict) -> ExtractConfig:
+        """From a TOML-like dict (top level or a ``[features]`` table); unknown keys fail."""
+        raw = dict(raw.get("features", raw))
+        check_keys(raw, [f.name for f in fields(cls)], "[features]")
         for k in ("subsets", "splits"):
             if k in raw:
                 raw[k] = tuple(raw[k])
         return cls(**raw)
 
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike) -> ExtractConfig:
+        """Load from a TOML file; unknown keys and bad values name the file."""
+        return load_config(path, cls.from_dict)
 
-def _cmd_info(args) -> int:
+
+def info(features_dir=None, cache=None) -> list[str]:
+    """Lines describing the model presets (installed or how to install), the prebuilt feature
+    folders and the cache."""
     from .. import models as M
 
-    print("models (registry):")
+    lines = ["models (registry):"]
     for name in M.LADDER:
-        info = M.REGISTRY[name]
+        spec = M.REGISTRY[name]
         ok = M.is_installed(name)
-        print(f"  {name:<20} {info.kind:<8} {info.params / 1e6:6.1f}M  hidden {info.hidden:<4} "
-              f"{'installed' if ok else 'missing: ' + info.install}")
-    roots = F.prebuilt_roots(args.features_dir)
-    print("prebuilt feature folders:", ", ".join(map(str, roots)) or "none")
+        lines.append(f"  {name:<20} {spec.kind:<8} {spec.params / 1e6:6.1f}M  hidden {spec.hidden:<4} "
+                     f"{'installed' if ok else 'missing: ' + spec.install}")
+    roots = F.prebuilt_roots(features_dir)
+    lines.append("prebuilt feature folders: " + (", ".join(map(str, roots)) or "none"))
     for r in roots:
         for d in sorted((r / "hh_rlhf").iterdir()):
             n = len(list(d.glob("*/*.npz")))
-            print(f"  {d.name:<24} {n} files")
-    print("cache:", D.cache_dir(args.cache))
-    return 0
+            lines.append(f"  {d.name:<24} {n} files")
+    lines.append(f"cache: {D.cache_dir(cache)}")
+    return lines
 
 
-def _cmd_extract(args) -> int:
+def run(cfg: ExtractConfig, *, features_dir=None, log: Callable[[str], None] = print) -> dict:
+    """The features pipeline's entry point: compute (or read) and cache every requested split.
+
+    HH-RLHF goes through :func:`w2s_theory.features.load_features` (prebuilt first); VADER
+    through :func:`w2s_theory.features.features_for_texts` under the data registry's cache tag
+    (:func:`w2s_theory.datasets.feature_cache_tag`), the tag the real pipeline reads. Returns
+    ``{(subset, split): shape}``.
+    """
     import time
 
-    if args.config:
-        cfg = ExtractConfig.from_toml(args.config)
-    else:
-        cfg = ExtractConfig(model=args.model, data=args.data,
-                            subsets=tuple(args.subset or D.SUBSETS), splits=tuple(args.split or D.SPLITS),
-                            device=args.device, cache=args.cache, data_dir=args.data_dir,
-                            max_tokens=args.max_tokens)
+    from ..datasets import feature_cache_tag
+
     t0 = time.perf_counter()
+    shapes = {}
     if cfg.data == "hh_rlhf":
         for subset in cfg.subsets:
             for split in cfg.splits:
                 t = time.perf_counter()
                 f = F.load_features(cfg.model, subset, split, data_root=cfg.data_dir, cache=cfg.cache,
-                                    device=cfg.device, root=args.features_dir)
-                print(f"{cfg.model} hh_rlhf/{subset}/{split}: chosen {f['chosen'].shape} "
-                      f"({time.perf_counter() - t:.1f} s)")
+                                    device=cfg.device, root=features_dir)
+                shapes[(subset, split)] = f["chosen"].shape
+                log(f"{cfg.model} hh_rlhf/{subset}/{split}: chosen {f['chosen'].shape} "
+                    f"({time.perf_counter() - t:.1f} s)")
     else:
         splits = D.load_vader(seed=cfg.vader_seed, cache=cfg.cache)
         for split in cfg.splits:
             t = time.perf_counter()
-            x = F.features_for_texts(cfg.model, splits[split].texts, dataset=f"vader-seed{cfg.vader_seed}-{split}",
+            x = F.features_for_texts(cfg.model, splits[split].texts,
+                                     dataset=feature_cache_tag("vader", split, seed=cfg.vader_seed),
                                      cache=cfg.cache, device=cfg.device, max_tokens=cfg.max_tokens)
-            print(f"{cfg.model} vader/{split}: {x.shape} ({time.perf_counter() - t:.1f} s)")
-    print(f"done in {time.perf_counter() - t0:.1f} s; cache {D.cache_dir(cfg.cache)}")
-    return 0
+            shapes[("vader", split)] = x.shape
+            log(f"{cfg.model} vader/{split}: {x.shape} ({time.perf_counter() - t:.1f} s)")
+    log(f"done in {time.perf_counter() - t0:.1f} s; cache {D.cache_dir(cfg.cache)}")
+    return shapes
 
 
-def _cmd_fetch_vader(args) -> int:
-    path = D.fetch_vader(args.cache)
-    splits = D.load_vader(cache=args.cache)
-    print(f"{path}: " + ", ".join(f"{k} {len(v)} ({int(v.labels.sum())} positive)" for k, v in splits.items()))
-    return 0
+def fetch_vader(cache=None) -> str:
+    """Fetch the VADER ground truth once (``pip download``); a line describing its splits."""
+    path = D.fetch_vader(cache)
+    splits = D.load_vader(cache=cache)
+    return f"{path}: " + ", ".join(f"{k} {len(v)} ({int(v.labels.sum())} positive)"
+                                   for k, v in splits.items())
 
 
 def gpu_parts(n_limit: int | None = None, data_root=None) -> tuple[list[dict], list[str]]:
@@ -212,7 +219,7 @@ def prepare_gpu(out: str | os.PathLike, *, model: str = "all-MiniLM-L6-v2", limi
         ref_source = "computed here on CPU in float32 (w2s_theory.features)"
     np.savez(out / "w2s_reference.npz", idx=ref_idx, features=ref)
     manifest = {
-        "feature_set": name or F._set_name(spec),
+        "feature_set": name or F.feature_set_name(spec),
         "spec": asdict(spec),
         "model": spec.model,
         "source_weights_sha256": M.weights_sha256(spec.model, cache=cache),
@@ -228,7 +235,7 @@ def prepare_gpu(out: str | os.PathLike, *, model: str = "all-MiniLM-L6-v2", limi
     }
     if chunk_mib:
         manifest["chunks"] = split_chunks(out, chunk_mib)
-    from ..sweep import atomic_write_text
+    from ..atomic_io import atomic_write_text
 
     atomic_write_text(out / "w2s_prepared.json", json.dumps(manifest, indent=1))
     return manifest
@@ -292,58 +299,6 @@ def join_chunks(folder: str | os.PathLike, chunks: dict) -> None:
         os.replace(tmp, target)
 
 
-def _dir_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
-def _cmd_prepare_gpu(args) -> int:
-    out = Path(args.out)
-    if out.exists() and args.force:
-        shutil.rmtree(out)
-    man = prepare_gpu(out, model=args.model, limit=args.limit, ref_rows=args.ref_rows,
-                      data_root=args.data_dir, features_dir=args.features_dir, cache=args.cache,
-                      chunk_mib=args.chunk_mib)
-    size = _dir_size(out)
-    print(f"prepared {out}: {man['n_texts']} texts, {man['real_tokens']} tokens, "
-          f"{man['reference']['rows']} reference rows; {size / 2**20:.1f} MiB")
-    return 0
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="w2s-theory features", description=__doc__.split("\n")[0])
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--cache", default=None, help=f"cache folder (default ${D.ENV_CACHE} or ~/.cache/w2s_theory)")
-    common.add_argument("--data-dir", default=None, help=f"HH-RLHF folder (default ${D.ENV_HH_RLHF} or ../shared/data/hh_rlhf)")
-    common.add_argument("--features-dir", default=None, help=f"prebuilt features folder (default ${F.ENV_FEATURES} or ../shared/features)")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("info", parents=[common], help="installed models, prebuilt features, cache")
-    e = sub.add_parser("extract", parents=[common], help="compute + cache features (prebuilt first)")
-    e.add_argument("--config", default=None, help="TOML file with ExtractConfig fields")
-    e.add_argument("--model", default="all-MiniLM-L6-v2", choices=sorted(F.FEATURE_SETS))
-    e.add_argument("--data", default="hh_rlhf", choices=["hh_rlhf", "vader"])
-    e.add_argument("--subset", action="append", choices=D.SUBSETS)
-    e.add_argument("--split", action="append", choices=D.SPLITS)
-    e.add_argument("--device", default="auto")
-    e.add_argument("--max-tokens", type=int, default=None, help="padded tokens per batch")
-    sub.add_parser("fetch-vader", parents=[common], help="pip-download the VADER ground truth once")
-    g = sub.add_parser("prepare-gpu", parents=[common], help="folder for experiments/gpu/extract_features.py")
-    g.add_argument("--out", required=True)
-    g.add_argument("--model", default="all-MiniLM-L6-v2")
-    g.add_argument("--limit", type=int, default=None, help="rows per part (default all 4000)")
-    g.add_argument("--ref-rows", type=int, default=8,
-                   help="random reference rows per part (+ the first 4 and the longest)")
-    g.add_argument("--chunk-mib", type=float, default=None,
-                   help="split files above this size into NAME.partNNN (staging under a carry limit)")
-    g.add_argument("--force", action="store_true", help="remove --out first")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return {"info": _cmd_info, "extract": _cmd_extract, "fetch-vader": _cmd_fetch_vader,
-            "prepare-gpu": _cmd_prepare_gpu}[args.cmd](args)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+def dir_size(path: Path) -> int:
+    """Bytes in the files under ``path``."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())

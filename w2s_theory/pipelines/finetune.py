@@ -1,4 +1,6 @@
-"""``w2s-theory finetune --config FILE.toml``: weak-to-strong with a *fully fine-tuned* strong student.
+"""The fine-tuning pipeline: weak-to-strong with a *fully fine-tuned* strong student (``run(config)``).
+
+Command line: ``w2s-theory finetune --config FILE.toml`` (:mod:`w2s_theory.cli.finetune`).
 
 The pipeline (HH-RLHF preference pairs, Bradley--Terry reward models):
 
@@ -35,24 +37,26 @@ machine with torch and transformers only.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
-import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..sweep import git_commit, machine_name
+from ..config import check_keys, load_config
+from ..provenance import git_commit, machine_name
+from ..runtime import resolve_device
 
 __all__ = [
     "DataConfig", "WeakConfig", "SweepSpec", "RunOptions", "FinetuneSweepConfig",
     "Bundle", "RunSpec", "PredStore", "build_bundle", "save_bundle", "load_bundle",
-    "fit_weak_head", "plan_runs", "execute", "make_row", "rows_from_store", "main",
+    "fit_weak_head", "plan_runs", "execute", "make_row", "rows_from_store", "run",
+    "resolve_model_dir", "select_lr", "LrSelect", "PROVENANCE_COLUMNS",
 ]
 
 #: Bump when the protocol changes the numbers (part of every run key).
@@ -68,12 +72,17 @@ PROVENANCE_COLUMNS = ("git_commit", "machine", "device", "precision", "torch_ver
 
 
 # ============================================================================= config
+
+def paper_losses() -> tuple[str, ...]:
+    """The default student losses: the registry's four losses of the paper (imports torch)."""
+    from ..losses import PAPER_LOSSES
+
+    return PAPER_LOSSES
+
+
 def _from(cls, d: dict | None, section: str):
     d = dict(d or {})
-    known = {f.name for f in fields(cls)}
-    bad = sorted(set(d) - known)
-    if bad:
-        raise ValueError(f"config [{section}]: unknown key(s) {bad}; known: {sorted(known)}")
+    check_keys(d, [f.name for f in fields(cls)], f"[{section}]")
     for f in fields(cls):
         if f.name in d and isinstance(d[f.name], list):
             d[f.name] = tuple(d[f.name])
@@ -145,7 +154,7 @@ class SweepSpec:
         ceiling: also train the strong ceiling (needed for PGR and the proxy Theorem 2 check).
     """
 
-    losses: tuple[str, ...] = ("forward_kl", "reverse_kl", "forward_ce", "reverse_ce")
+    losses: tuple[str, ...] = field(default_factory=lambda: paper_losses())
     noise: tuple[float, ...] = (0.0,)
     seeds: tuple[int, ...] = (0, 1, 2)
     confidence: tuple[bool, ...] = (False,)
@@ -153,14 +162,18 @@ class SweepSpec:
     ceiling: bool = True
 
     def __post_init__(self):
-        from ..finetune import BASE_LOSSES
+        from ..losses import check_loss_name
 
         for l in self.losses:
-            if l not in BASE_LOSSES:
-                raise ValueError(f"sweep.losses: unknown loss {l!r}; choose from {BASE_LOSSES}")
+            check_loss_name(l, "sweep.losses")
         for r in self.regimes:
             if r not in REGIMES:
                 raise ValueError(f"sweep.regimes: unknown regime {r!r}; choose from {REGIMES}")
+        if not self.regimes:
+            raise ValueError("sweep.regimes: empty, so this sweep would run nothing")
+        if not self.ceiling and not (self.losses and self.noise and self.confidence):
+            raise ValueError("sweep.losses / noise / confidence: no student runs and ceiling = "
+                             "false, so this sweep would run nothing")
         if not self.seeds or any(not isinstance(s, int) or s < 0 for s in self.seeds):
             raise ValueError(f"sweep.seeds: need non-negative integers, got {self.seeds!r}")
         object.__setattr__(self, "noise", tuple(float(a) for a in self.noise))
@@ -282,15 +295,13 @@ class FinetuneSweepConfig:
         return self.train.replace(**{**dict(self.head_only), "head_only": True})
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FinetuneSweepConfig":
+    def from_dict(cls, d: dict) -> FinetuneSweepConfig:
         from ..finetune import FinetuneConfig
 
         d = dict(d)
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - known)
-        if bad:
-            raise ValueError(f"config: unknown key(s) {bad}; known: {sorted(known)}")
+        check_keys(d, [f.name for f in fields(cls)], "top level")
         tr = dict(d.pop("train", {}) or {})
+        check_keys(tr, [f.name for f in fields(FinetuneConfig)], "[train]")
         if "betas" in tr:
             tr["betas"] = tuple(tr["betas"])
         return cls(name=d.pop("name", ""), strong=d.pop("strong", "all-MiniLM-L6-v2"),
@@ -303,11 +314,8 @@ class FinetuneSweepConfig:
                    lr_select=_from(LrSelect, d.pop("lr_select", None), "lr_select"))
 
     @classmethod
-    def from_toml(cls, path: str | os.PathLike) -> "FinetuneSweepConfig":
-        import tomllib
-
-        with open(path, "rb") as fh:
-            return cls.from_dict(tomllib.load(fh))
+    def from_toml(cls, path: str | os.PathLike) -> FinetuneSweepConfig:
+        return load_config(path, cls.from_dict)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -448,7 +456,7 @@ def build_bundle(cfg: FinetuneSweepConfig, *, progress: bool = True) -> Bundle:
                                  cfg.weak.folds, seed=dc.slot_seed)
     weak = {sp: head.predict(diffs[sp]) for sp in ("train_w2s", "test")}
     weak_s = time.perf_counter() - t0
-    mdir = _model_dir(cfg.strong)
+    mdir = resolve_model_dir(cfg.strong)
     tok = AutoTokenizer.from_pretrained(str(mdir), local_files_only=True)
     tasks = {}
     need_gt = dc.ceiling_split == "train_gt" or bool(cfg.lr_select.grid)
@@ -475,7 +483,8 @@ def build_bundle(cfg: FinetuneSweepConfig, *, progress: bool = True) -> Bundle:
                   mdir, meta, gt=tasks.get("train_gt"))
 
 
-def _model_dir(name_or_dir: str) -> Path:
+def resolve_model_dir(name_or_dir: str) -> Path:
+    """A folder as given, else the installed preset's folder (:func:`w2s_theory.models.model_dir`)."""
     p = Path(name_or_dir).expanduser()
     if p.is_dir():
         return p
@@ -502,7 +511,7 @@ def _task_from(z, prefix: str, meta: dict):
 
 def save_bundle(bundle: Bundle, folder: str | os.PathLike) -> Path:
     """Write ``<folder>/<subset>.npz`` (token ids uint16, labels, weak probs) and ``<subset>.json``."""
-    from ..sweep import atomic_write_bytes, atomic_write_text
+    from ..atomic_io import atomic_write_bytes, atomic_write_text
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -544,7 +553,8 @@ def select_lr(cfg: FinetuneSweepConfig, bundle: Bundle, path: str | os.PathLike,
         record per candidate (``lr``, ``holdout_acc``, ``holdout_logloss``, ``n_fit``,
         ``n_holdout``, cost).
     """
-    from ..sweep import atomic_write_text, run_key
+    from ..atomic_io import atomic_write_text
+    from ..sweep import run_key
 
     ls = cfg.lr_select
     if not ls.grid:
@@ -567,7 +577,7 @@ def select_lr(cfg: FinetuneSweepConfig, bundle: Bundle, path: str | os.PathLike,
     base = {"protocol": PROTOCOL_VERSION, "strong": cfg.strong, "role": "lr_select",
             "data": {k: bundle.meta.get(k) for k in ("subset", "n_train", "slot_seeds")},
             "holdout": ls.holdout}
-    dev = _device(cfg.run.device)
+    dev = resolve_device(cfg.run.device)
     backbone = None
     records = []
     for lr in ls.grid:
@@ -690,7 +700,7 @@ class PredStore:
 
     def add(self, items: dict[str, tuple[np.ndarray, dict]]) -> None:
         """Add ``{key: (logits, record)}`` and rewrite the file atomically."""
-        from ..sweep import atomic_write_bytes
+        from ..atomic_io import atomic_write_bytes
 
         for k, (z, rec) in items.items():
             self.logits[k] = np.asarray(z, dtype=np.float32)
@@ -715,14 +725,6 @@ def _record(spec: RunSpec, extra: dict) -> dict:
     return {**spec.coords(), "config": spec.cfg.to_dict(), "torch_version": torch.__version__,
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": machine_name(), "git_commit": git_commit(), **extra}
-
-
-def _device(opt: str):
-    import torch
-
-    if opt == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(opt)
 
 
 def _chunks(seq: list, size: int) -> list[list]:
@@ -783,7 +785,7 @@ def _execute(cfg, bundle, store, deadline, progress, log, engine) -> dict:
     summary = {"full_s": 0.0, "head_only_s": 0.0, "n_done": 0, "n_todo": len(runs), "stopped": False}
     if not runs:
         return summary
-    dev = _device(cfg.run.device)
+    dev = resolve_device(cfg.run.device)
     ceil_task = bundle.ceiling_task()
 
     def targets(spec):
@@ -1070,88 +1072,59 @@ def rows_from_store(store: PredStore, bundle_meta: dict, truth: np.ndarray, weak
     return rows
 
 
-# ============================================================================= CLI
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="w2s-theory finetune",
-                                description="Full fine-tuning weak-to-strong sweep (TOML config).")
-    p.add_argument("--config", required=True, help="TOML file (see experiments/finetune/*.toml)")
-    p.add_argument("--out", help="result CSV (overrides [run] out)")
-    p.add_argument("--data-dir", help="HH-RLHF folder (overrides [data] root)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="overrides [run] device")
-    p.add_argument("--one-by-one", action="store_true",
-                   help="train full runs one by one through the engine (accelerate when installed)")
-    p.add_argument("--no-accelerate", action="store_true", help="plain torch engine for one-by-one runs")
-    p.add_argument("--time-limit", type=float, default=None,
-                   help="seconds after which no new run/group starts")
-    p.add_argument("--no-progress", action="store_true")
-    return p
+# ============================================================================= entry point
+def run(cfg: FinetuneSweepConfig, *, config_file: str = "", time_limit: float | None = None,
+        progress: bool = True, log: Callable[[str], None] | None = None) -> dict:
+    """The fine-tuning pipeline's entry point: weak head, lr selection, every run, the table.
 
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    cfg = FinetuneSweepConfig.from_toml(args.config)
-    run = cfg.run
-    if args.out:
-        run = replace(run, out=args.out)
-    if args.device:
-        run = replace(run, device=args.device)
-    if args.one_by_one:
-        run = replace(run, ensemble=False)
-    if args.no_accelerate:
-        run = replace(run, use_accelerate=False)
-    if run.ensemble and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # launched by accelerate/torchrun on several processes: data-parallel runs one by one
-        # (the many-runs-at-once ensemble is a single-device computation)
-        run = replace(run, ensemble=False)
-    data = replace(cfg.data, root=args.data_dir) if args.data_dir else cfg.data
-    cfg = replace(cfg, run=run, data=data)
+    Builds the data bundle, selects the lr on held-out ``train_gt`` pairs when ``[lr_select]``
+    has a grid, trains every planned run (resuming from the prediction store) and writes one
+    row per run to ``cfg.out_path()`` after every finished run. Returns ``{"rows", "summary",
+    "out", "seconds"}`` (``rows`` is ``None`` on non-main processes of a multi-process launch).
+    """
     from ..finetune import make_engine
     from ..sweep import ResultTable
 
+    run_opts = cfg.run
+    if run_opts.ensemble and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # launched by accelerate/torchrun on several processes: data-parallel runs one by one
+        # (the many-runs-at-once ensemble is a single-device computation)
+        run_opts = replace(run_opts, ensemble=False)
+        cfg = replace(cfg, run=run_opts)
     engine = None
-    if not run.ensemble:
-        engine = make_engine(cfg.train, use_accelerate=run.use_accelerate,
-                             cpu=_device(run.device).type == "cpu")
+    if not run_opts.ensemble:
+        engine = make_engine(cfg.train, use_accelerate=run_opts.use_accelerate,
+                             cpu=resolve_device(run_opts.device).type == "cpu")
     main_proc = getattr(engine, "is_main_process", True)
-    log = print if main_proc else (lambda *_: None)
+    log = (log or print) if main_proc else (lambda *_: None)
     out = cfg.out_path()
     t0 = time.perf_counter()
-    bundle = build_bundle(cfg, progress=not args.no_progress)
+    bundle = build_bundle(cfg, progress=progress)
     log(f"[finetune] {cfg.name}: {bundle.subset}, weak {bundle.meta['weak_model']} "
         f"(L2 {bundle.meta['weak_l2']:g}, test acc {bundle.meta['weak_acc_test']:.4f}), strong "
         f"{cfg.strong}, {len(bundle.train)} train / {len(bundle.test)} test pairs "
         f"({time.perf_counter() - t0:.1f} s)")
-    lr, lr_records = select_lr(cfg, bundle, out.with_suffix(".lr_select.json"),
-                               progress=not args.no_progress, log=log,
-                               engine=engine)
+    lr, _ = select_lr(cfg, bundle, out.with_suffix(".lr_select.json"), progress=progress, log=log,
+                      engine=engine)
     if cfg.lr_select.grid:
         log(f"[finetune] lr {lr:g} chosen on held-out train_gt pairs ({cfg.lr_select.metric})")
         cfg = replace(cfg, train=cfg.train.replace(lr=lr))
-    extra = {"config_file": str(args.config), "sweep": cfg.name, "lr_rule": cfg.lr_select.rule()}
+    extra = {"config_file": str(config_file), "sweep": cfg.name, "lr_rule": cfg.lr_select.rule()}
     store = PredStore(out.with_suffix(".preds.npz"))
-    deadline = time.monotonic() + args.time_limit if args.time_limit else None
+    deadline = time.monotonic() + time_limit if time_limit else None
     table = ResultTable(out) if main_proc else None
 
     def write_rows():
-        rows = rows_from_store(store, bundle.meta, bundle.test.labels, bundle.weak_test, run.gamma,
-                               extra=extra)
+        rows = rows_from_store(store, bundle.meta, bundle.test.labels, bundle.weak_test,
+                               run_opts.gamma, extra=extra)
         table.extend([r for r in rows if not table.has(r["run_key"])
                       and (r["role"] == "ceiling" or not cfg.sweep.ceiling
                            or np.isfinite(r["ceiling_acc"]))])
         return rows
 
     # rows are written after every finished run, so a long sweep's table grows as it goes
-    summary = execute(cfg, bundle, store, deadline=deadline, progress=not args.no_progress,
-                      log=log, engine=engine, on_done=write_rows if main_proc else None)
-    if not main_proc:
-        return 0
-    rows = write_rows()
-    log(f"[finetune] {summary['n_done']} runs trained, {len(rows)} rows in {out} "
-        f"({time.perf_counter() - t0:.1f} s){' (stopped by the time limit)' if summary['stopped'] else ''}")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    summary = execute(cfg, bundle, store, deadline=deadline, progress=progress, log=log,
+                      engine=engine, on_done=write_rows if main_proc else None)
+    rows = write_rows() if main_proc else None
+    return {"rows": rows, "summary": summary, "out": out, "seconds": time.perf_counter() - t0,
+            "log": log}

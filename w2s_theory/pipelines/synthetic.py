@@ -1,4 +1,6 @@
-"""``w2s-theory synthetic --config FILE``: resumable sweeps over synthetic W2SG instances.
+"""The synthetic pipeline: resumable sweeps over synthetic W2SG instances (``run(config)``).
+
+Command line: ``w2s-theory synthetic --config FILE`` (:mod:`w2s_theory.cli.synthetic`).
 
 A sweep (one TOML file, :class:`SweepConfig`) is a set of *runs*; a run is one
 ``(instance config, seed, method)``: draw the instance
@@ -38,17 +40,15 @@ are of γ-smoothed predictions too (softmax outputs can round to 0).
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
-import sys
 import time
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
+from ..config import check_keys, load_config
 from ..synthetic import SyntheticConfig, config_from_dict, make_instance
 
 __all__ = [
@@ -64,16 +64,15 @@ __all__ = [
     "summarize_dual",
     "summarize_lemma1",
     "summarize_curve",
-    "plot_theorem2",
-    "plot_dual",
-    "plot_lemma1",
-    "plot_curve",
-    "make_figures",
-    "main",
+    "run",
+    "LEMMA1_STAGES",
 ]
 
 HEADS = ("convex", "softmax", "minibatch")
-LOSSES = ("forward_kl", "reverse_kl", "forward_ce", "reverse_ce")
+#: the convex head's objectives (exact projections; :data:`w2s_theory.heads.DIVERGENCES`)
+CONVEX_LOSSES = ("reverse_kl", "forward_kl")
+#: keys of the ``[sweep]`` table
+SWEEP_KEYS = ("name", "kind", "seeds", "methods", "results", "x", "figures_dir")
 KINDS = ("theorem2", "dual", "lemma1", "curve")
 #: Tolerance floor for non-convex heads (no certificate exists; absorbs round-off only).
 SOFTMAX_TOL_FLOOR = 1e-9
@@ -135,20 +134,31 @@ class SweepConfig:
             raise ValueError(f"kind: must be one of {KINDS}, got {self.kind!r}")
         for v in self.variants:
             for m in (v.methods or self.methods):
-                _parse_method(m)
+                parse_method(m)
         if not self.seeds:
             raise ValueError("seeds: need at least one seed")
+        if not any(v.methods or self.methods for v in self.variants):
+            raise ValueError("methods: this sweep would run nothing (no [sweep] methods and no "
+                             "[[variant]] methods)")
         if self.kind == "curve" and self.x not in self.grid:
             raise ValueError(f"x: a curve sweep needs x to name a grid field, got {self.x!r} "
                              f"(grid: {sorted(self.grid)})")
 
 
-def _parse_method(m: str):
+def parse_method(m: str) -> tuple[str, str]:
+    """``"<head>/<loss>"`` -> ``(head, loss)``; the loss names come from the loss registry.
+
+    Example:
+        >>> parse_method("minibatch/reverse_kl")
+        ('minibatch', 'reverse_kl')
+    """
+    from ..losses import loss_names
+
     head, _, loss = str(m).partition("/")
-    if head not in HEADS or loss not in LOSSES or (head == "convex" and
-                                                  loss not in ("reverse_kl", "forward_kl")):
+    names = loss_names()
+    if head not in HEADS or loss not in names or (head == "convex" and loss not in CONVEX_LOSSES):
         raise ValueError(f"methods: {m!r} is not '<head>/<loss>' with head in {HEADS} and loss in "
-                         f"{LOSSES} (convex: reverse_kl or forward_kl)")
+                         f"{names} (convex: {' or '.join(CONVEX_LOSSES)})")
     return head, loss
 
 
@@ -180,11 +190,13 @@ def sweep_config_from_dict(raw: dict, *, ci: bool = False, root: Path | None = N
         if "seeds" in ci_upd:
             raw.setdefault("sweep", {})
             raw["sweep"] = {**raw["sweep"], "seeds": ci_upd["seeds"]}
-    known = {"sweep", "base", "random", "grid", "minibatch", "variant"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ValueError(f"config: unknown tables {unknown}; known: {sorted(known | {'ci'})}")
+    check_keys(raw, {"sweep", "base", "random", "grid", "minibatch", "variant", "ci"}, "top level")
+    check_keys(ci_upd, {"seeds", "sweep", "base", "random", "grid", "minibatch"}, "[ci]")
     sw = dict(raw.get("sweep", {}))
+    check_keys(sw, SWEEP_KEYS, "[sweep]")
+    for i, v in enumerate(raw.get("variant", [])):
+        check_keys(v, {"name", "methods", "overrides"}, f"[[variant]] #{i + 1}")
+    check_keys(raw.get("minibatch", {}), {f.name for f in fields(MinibatchConfig)}, "[minibatch]")
     for req in ("name", "kind"):
         if req not in sw:
             raise ValueError(f"sweep.{req}: required")
@@ -218,11 +230,11 @@ def sweep_config_from_dict(raw: dict, *, ci: bool = False, root: Path | None = N
 
 
 def load_sweep_config(path, *, ci: bool = False, root=None) -> SweepConfig:
-    """Read a sweep TOML file (paths inside resolve against ``root``, default: the cwd)."""
-    path = Path(path)
-    with open(path, "rb") as fh:
-        raw = tomllib.load(fh)
-    return sweep_config_from_dict(raw, ci=ci, root=root)
+    """Read a sweep TOML file (paths inside resolve against ``root``, default: the cwd).
+
+    Unknown keys, bad values and a sweep that would run nothing raise
+    :class:`~w2s_theory.config.ConfigError` naming the file."""
+    return load_config(path, lambda raw: sweep_config_from_dict(raw, ci=ci, root=root))
 
 
 # ----------------------------------------------------------------------------- runs
@@ -285,7 +297,7 @@ def expand_runs(cfg: SweepConfig) -> list[Run]:
                     upd["d_weak"] = min(upd.get("d_weak", cfg.base.d_weak), d_s)
                 c = cfg.base.replace(**upd)
                 for m in (var.methods or cfg.methods):
-                    head, _ = _parse_method(m)
+                    head, _ = parse_method(m)
                     extra = {"mb": vars(cfg.minibatch)} if head == "minibatch" else {}
                     key = run_key(_key_dict(c), seed=seed, method=m, **extra)
                     runs.append(Run(config=c, seed=int(seed), variant=var.name, method=m, key=key))
@@ -297,7 +309,7 @@ def fit_method(method: str, features, weak_probs, *, gamma: float,
     """Fit the strong head of ``method`` (``"<head>/<loss>"``) on ``(features, weak_probs)``."""
     from ..heads import fit_convex_head, fit_head_minibatch, fit_softmax_head
 
-    head, loss = _parse_method(method)
+    head, loss = parse_method(method)
     if head == "convex":
         return fit_convex_head(features, weak_probs, divergence=loss, gamma=gamma)
     if head == "softmax":
@@ -319,7 +331,7 @@ def evaluate(inst, method: str, head) -> dict:
     cfg = inst.config
     g = cfg.gamma
     fs, fw, fsw = inst.w2s.f_star, inst.weak_probs, head.probs
-    hname, loss = _parse_method(method)
+    hname, loss = parse_method(method)
     rep = head.report
     # Theorem 2 needs strictly positive predictions; a softmax head can round to 0 or 1.
     fsw_pos = fsw if hname == "convex" else _clip_open(fsw)
@@ -410,7 +422,7 @@ def run_sweep(cfg: SweepConfig, *, results: str | Path | None = None, limit: int
                               gamma=r.config.gamma, minibatch=cfg.minibatch, seed=r.seed)
             row.update(evaluate(inst, r.method, head))
         except Exception as exc:   # a failed fit is a result: recorded, counted, not fatal
-            hname, loss = _parse_method(r.method)
+            hname, loss = parse_method(r.method)
             row.update({"method": r.method, "head": hname, "loss": loss,
                         "fit_status": f"error: {type(exc).__name__}: {exc}"[:200],
                         "fit_converged": False})
@@ -477,7 +489,7 @@ def summarize_dual(df):
     return pd.DataFrame(rows)
 
 
-_STAGES = ("l1_data_dependent", "l1_tv", "l1_sqrt_forward", "l1_sqrt_reverse")
+LEMMA1_STAGES = ("l1_data_dependent", "l1_tv", "l1_sqrt_forward", "l1_sqrt_reverse")
 
 
 def summarize_lemma1(df):
@@ -488,7 +500,7 @@ def summarize_lemma1(df):
     for meth, g in df.groupby("method", sort=True):
         gap = g["l1_gap"].abs()
         r = {"method": meth, "n": len(g), "all_hold": bool(g["l1_holds"].all())}
-        for s in _STAGES:
+        for s in LEMMA1_STAGES:
             ratio = (g[s] / gap)[gap > 0]
             name = s.removeprefix("l1_")
             r[f"{name}_median"] = float(ratio.median())
@@ -512,179 +524,19 @@ def summarize_curve(df, x: str, metrics=("test_acc_strong", "test_risk_strong"))
     return pd.DataFrame(rows)
 
 
-# ----------------------------------------------------------------------------- figures
-def _save(fig, path: Path, dpi: int = 110) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    return path
+# ----------------------------------------------------------------------------- entry point
+def run(cfg: SweepConfig, *, results: str | Path | None = None, limit: int | None = None,
+        progress: bool = True, figures: bool = False, figure_suffix: str = "") -> dict:
+    """Run (or resume) the sweep and, with ``figures=True``, draw its figure.
 
+    Returns :func:`run_sweep`'s dict plus ``"figures"`` (the saved paths).
+    """
+    out = run_sweep(cfg, results=results, limit=limit, progress=progress)
+    out["figures"] = []
+    if figures:
+        df = out["table"].frame()
+        if len(df):
+            from ..plotting import synthetic_figures
 
-def plot_theorem2(df, title_extra: str = ""):
-    """Theorem 2 slack ``R(F_w) - d_rev - R(F_sw)`` per (variant, method): a signed-log strip
-    plot with the fraction of violations (``slack < -tol``); forward methods also show the
-    fraction for the ``d_fwd`` form."""
-    import matplotlib.pyplot as plt
-
-    summ = summarize_theorem2(df)
-    fig, ax = plt.subplots(figsize=(8.5, 4.2))
-    labels = []
-    rng = np.random.default_rng(0)
-    for i, r in enumerate(summ.itertuples()):
-        g = df[(df["variant"] == r.variant) & (df["method"] == r.method)]
-        s = g["slack_rev"].to_numpy()
-        viol = s < -g["tol"].to_numpy()
-        xs = i + rng.uniform(-0.25, 0.25, len(s))
-        ax.scatter(xs[~viol], s[~viol], s=8, color="tab:blue", alpha=0.6)
-        ax.scatter(xs[viol], s[viol], s=8, color="tab:red", alpha=0.8)
-        lab = f"{r.variant}\n{r.method}\nviol {viol.mean():.0%}"
-        if "forward" in r.method:
-            lab += f"\n(d_fwd form: {r.frac_violations_fwd:.0%})"
-        labels.append(lab)
-    ax.axhline(0.0, color="k", lw=0.8)
-    ax.set_yscale("symlog", linthresh=1e-6)
-    ax.set_xticks(range(len(labels)), labels, fontsize=7)
-    ax.set_ylabel("slack  R(F_w) − d_rev − R(F_sw)  [nats]")
-    n = df["seed"].nunique()
-    ax.set_title(f"Theorem 2 on the w2s split: slack ≥ −tol? ({n} instances; red = violation)"
-                 f"{title_extra}", fontsize=9)
-    return fig
-
-
-def plot_dual(df, title_extra: str = ""):
-    """Histogram (log10) of the dual statement's relative equality error per variant/method."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.0))
-    bins = np.linspace(-18, 1, 39)
-    for (var, meth), g in df.groupby(["variant", "method"], sort=True):
-        e = np.log10(np.maximum(g["dual_rel_err"].astype(float).to_numpy(), 1e-18))
-        ax.hist(e, bins=bins, alpha=0.6, label=f"{var}: {meth} (n={len(g)})")
-    ax.axvline(-6, color="k", ls="--", lw=1, label="1e-6 target")
-    ax.set_xlabel("log10 relative error of  L(F_sw,F*) = L(F_w,F*) − d_fwd  (exact 0 shown at −18)")
-    ax.set_ylabel("instances")
-    n = df["seed"].nunique()
-    ax.set_title(f"Dual statement on the w2s split ({n} instances): forward KL on a softmax head "
-                 f"gains exactly d_fwd{title_extra}", fontsize=9)
-    ax.legend(fontsize=7)
-    return fig
-
-
-def plot_lemma1(df, title_extra: str = ""):
-    """Box plots of log10(stage / |gap|) for each loss and each stage of Lemma 1."""
-    import matplotlib.pyplot as plt
-
-    meths = sorted(df["method"].unique())
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    width = 0.8 / len(_STAGES)
-    colors = ["tab:green", "tab:blue", "tab:orange", "tab:red"]
-    for j, s in enumerate(_STAGES):
-        data = []
-        for m in meths:
-            g = df[df["method"] == m]
-            gap = g["l1_gap"].abs()
-            data.append(np.log10((g[s] / gap)[gap > 0].to_numpy()))
-        pos = np.arange(len(meths)) + (j - 1.5) * width
-        bp = ax.boxplot(data, positions=pos, widths=width * 0.9, patch_artist=True,
-                        showfliers=False)
-        for b in bp["boxes"]:
-            b.set_facecolor(colors[j])
-            b.set_alpha(0.6)
-        ax.plot([], [], color=colors[j], lw=6, alpha=0.6, label=s.removeprefix("l1_"))
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_xticks(range(len(meths)), [m.replace("/", "\n") for m in meths], fontsize=8)
-    ax.set_ylabel("log10( bound / |R(F_sw) − R(F_w)| )")
-    n = df["seed"].nunique()
-    ax.set_title(f"Lemma 1 tightness: each stage over the exact gap ({n} instances; "
-                 f"C1 = 1/(γ√2), γ = {df['gamma'].iloc[0]:g}){title_extra}", fontsize=9)
-    ax.legend(fontsize=7, ncol=4)
-    return fig
-
-
-_XLABELS = {"noise_frac": "fraction of flipped weak labels (noise_frac)",
-            "weak_noise": "noise std of the weak view (weak_noise; larger = weaker teacher)"}
-_HEAD_TITLES = {"softmax": "exact fit (softmax head; float64 L-BFGS + Newton)",
-                "minibatch": "practical regime (minibatch optimiser, early stopped)",
-                "convex": "exact convex projection (affine-probability head)"}
-
-
-def plot_curve(df, x: str, title_extra: str = ""):
-    """Test accuracy and risk vs ``x`` for each method: mean and 95% CI over seeds."""
-    import matplotlib.pyplot as plt
-
-    summ = summarize_curve(df, x)
-    heads = sorted(df["head"].unique())
-    fig, axes = plt.subplots(len(heads), 2, figsize=(10, 3.4 * len(heads)), squeeze=False)
-    for i, h in enumerate(heads):
-        for j, (m, lab) in enumerate((("test_acc_strong", "test accuracy"),
-                                      ("test_risk_strong", "test risk  E KL(F*‖F) [nats]"))):
-            ax = axes[i, j]
-            for meth, g in summ[summ["method"].str.startswith(h + "/")].groupby("method"):
-                ax.errorbar(g[x], g[f"{m}_mean"], yerr=g[f"{m}_ci95"], capsize=3, marker="o",
-                            ms=3, label=meth.split("/")[1])
-            wk = summ.groupby(x)[m.replace("strong", "weak") + "_mean"].mean()
-            ax.plot(wk.index, wk.to_numpy(), "k--", lw=1, label="weak model")
-            ax.set_xlabel(_XLABELS.get(x, x))
-            ax.set_ylabel(lab)
-            if m == "test_risk_strong":
-                ax.set_yscale("log")
-            ax.set_title(_HEAD_TITLES.get(h, f"{h} head"), fontsize=9)
-            ax.legend(fontsize=7)
-    n = df["seed"].nunique()
-    fig.suptitle(f"Strong student on the test split vs {x} (mean ± 95% CI over {n} seeds)"
-                 f"{title_extra}", fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def make_figures(cfg: SweepConfig, df, *, suffix: str = "") -> list[Path]:
-    """Draw the sweep kind's figure and save it as ``figures/synthetic_<name><suffix>.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    extra = f" [{cfg.name}{suffix}]"
-    if cfg.kind == "theorem2":
-        fig = plot_theorem2(df, extra)
-    elif cfg.kind == "dual":
-        fig = plot_dual(df, extra)
-    elif cfg.kind == "lemma1":
-        fig = plot_lemma1(df, extra)
-    else:
-        fig = plot_curve(df, cfg.x, extra)
-    path = _save(fig, Path(cfg.figures_dir) / f"synthetic_{cfg.name}{suffix}.png")
-    plt.close(fig)
-    return [path]
-
-
-# ----------------------------------------------------------------------------- CLI
-def main(argv: list[str] | None = None) -> int:
-    """``w2s-theory synthetic --config FILE [--ci] [--results CSV] [--limit N] [--no-figures]``."""
-    p = argparse.ArgumentParser(prog="w2s-theory synthetic",
-                                description="Run a resumable synthetic W2SG sweep from a TOML "
-                                            "config, write its result table and figures.")
-    p.add_argument("--config", required=True, help="sweep TOML (see experiments/synthetic/)")
-    p.add_argument("--ci", action="store_true", help="apply the config's [ci] (small) overrides")
-    p.add_argument("--results", help="result CSV (default: the config's)")
-    p.add_argument("--figures-dir", help="figure folder (default: the config's, 'figures')")
-    p.add_argument("--limit", type=int, help="stop after this many new runs")
-    p.add_argument("--no-figures", action="store_true")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    a = p.parse_args(argv)
-    try:
-        cfg = load_sweep_config(a.config, ci=a.ci)
-    except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
-        print(f"w2s-theory synthetic: {exc}", file=sys.stderr)
-        return 2
-    if a.figures_dir:
-        from dataclasses import replace
-
-        cfg = replace(cfg, figures_dir=a.figures_dir)
-    out = run_sweep(cfg, results=a.results, limit=a.limit, progress=not a.quiet)
-    df = out["table"].frame()
-    print(f"{cfg.name}: {out['computed']} new runs, {out['skipped']} already done, "
-          f"{out['errors']} failed fits, {out['seconds']:.1f} s -> {out['table'].path}")
-    if not a.no_figures and len(df):
-        for path in make_figures(cfg, df, suffix="_ci" if a.ci else ""):
-            print(f"figure: {path}")
-    return 0
+            out["figures"] = synthetic_figures(cfg, df, suffix=figure_suffix)
+    return out

@@ -1,4 +1,6 @@
-"""``w2s-theory demo``: a small synthetic check of Lemma 1 and Theorem 2 (seconds, no solver).
+"""The demo pipeline: a small synthetic check of Lemma 1 and Theorem 2 (seconds, no solver).
+
+Command line: ``w2s-theory demo`` (:mod:`w2s_theory.cli.demo`); library: :func:`run`.
 
 What it does, on embedded defaults (:class:`DemoConfig`; ``--config FILE.toml`` overrides):
 
@@ -28,21 +30,20 @@ instance x projection x truth), ``summary.csv`` (the printed table), ``config.js
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic_io import atomic_write_bytes, atomic_write_text
 from ..bounds import lemma1, theorem2
+from ..config import check_keys, load_config
 from ..divergences import smooth
-from ..sweep import atomic_write_bytes, atomic_write_text
 
-__all__ = ["DemoConfig", "main", "run_demo", "hull_instance", "segment_projections",
+__all__ = ["DemoConfig", "run", "run_demo", "violations", "format_table", "hull_instance", "segment_projections",
            "random_population"]
 
 
@@ -72,22 +73,19 @@ class DemoConfig:
             raise ValueError(f"gammas: each must lie in (0, 1/max(classes)], got {self.gammas!r}")
 
     @classmethod
-    def from_toml(cls, path: str | os.PathLike) -> "DemoConfig":
-        """Load from a TOML file; unknown keys are an error."""
-        try:
-            import tomllib
-        except ImportError:  # pragma: no cover - python 3.10
-            import tomli as tomllib
-        raw = tomllib.loads(Path(path).read_text())
-        raw = raw.get("demo", raw)
-        names = {f.name for f in fields(cls)}
-        bad = sorted(set(raw) - names)
-        if bad:
-            raise ValueError(f"{path}: unknown keys {bad}; allowed {sorted(names)}")
+    def from_dict(cls, raw: dict) -> DemoConfig:
+        """From a TOML-like dict (top level or a ``[demo]`` table); unknown keys are an error."""
+        raw = dict(raw.get("demo", raw))
+        check_keys(raw, [f.name for f in fields(cls)], "[demo]" if "demo" in raw else "")
         for k in ("gammas", "classes"):
             if k in raw:
                 raw[k] = tuple(raw[k])
         return cls(**raw)
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike) -> DemoConfig:
+        """Load from a TOML file; unknown keys and bad values name the file."""
+        return load_config(path, cls.from_dict)
 
 
 # ----------------------------------------------------------------------------- Lemma 1
@@ -289,50 +287,6 @@ def format_table(S) -> str:
     return "\n".join(lines)
 
 
-def plot(L, T, cfg: DemoConfig):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    stages = [("data_dependent", "E[TV/m]"), ("tv", "E TV / γ"), ("sqrt_forward", "√(d_fwd/2) / γ"),
-              ("sqrt_reverse", "√(d_rev/2) / γ")]
-    finite = L[np.isfinite(L["ratio_tv"])]
-    data = [np.log10(finite[f"ratio_{s}"].to_numpy()) for s, _ in stages]
-    ax1.boxplot(data, showfliers=True, flierprops={"markersize": 2})
-    ax1.set_xticks(range(1, len(stages) + 1), [lab for _, lab in stages])
-    ax1.axhline(0.0, color="red", lw=1, ls="--", label="bound = |gap| (ratio 1)")
-    ax1.set_ylabel("log10(bound / |gap|)  (dimensionless)")
-    ax1.set_title(f"Lemma 1 tightness: {len(finite)} populations × {cfg.rows} rows,\n"
-                  f"γ ∈ {{{', '.join(f'{g:g}' for g in cfg.gammas)}}}, k ∈ {{{', '.join(map(str, cfg.classes))}}}",
-                  fontsize=10)
-    ax1.legend(loc="upper left", fontsize=8)
-    groups = [("hull", "reverse", True), ("hull", "reverse", False), ("segment", "reverse", True),
-              ("segment", "forward", True)]
-    labels = ["hull\nreverse KL\nF* ∈ C", "hull\nreverse KL\nF* ∉ C", "segment\nreverse KL\nF* ∈ C",
-              "segment\nforward KL\nF* ∈ C"]
-    rng = np.random.default_rng(0)
-    for x, (cls, proj, real) in enumerate(groups):
-        g = T[(T["class"] == cls) & (T["projection"] == proj) & (T["realizable"] == real)]
-        bad = ~g["holds"].to_numpy()
-        jitter = x + rng.uniform(-0.15, 0.15, len(g))
-        ax2.scatter(jitter[~bad], g["slack"].to_numpy()[~bad], s=10, color="tab:blue",
-                    label="holds (slack ≥ −tol)" if x == 0 else None)
-        ax2.scatter(jitter[bad], g["slack"].to_numpy()[bad], s=10, color="tab:red", marker="x",
-                    label="violated (slack < −tol)" if x == 1 else None)
-    ax2.axhline(0.0, color="black", lw=0.8)
-    ax2.set_xticks(range(len(groups)), labels, fontsize=8)
-    ax2.set_ylabel("slack = R(F_w) − d_rev − R(F_sw)  (nats)")
-    ax2.set_title(f"Theorem 2 on exact projections: {cfg.hull_instances} hull + "
-                  f"{cfg.segment_instances} segment instances,\n{cfg.theorem2_rows} rows, "
-                  f"k = {cfg.theorem2_classes}", fontsize=10)
-    ax2.legend(fontsize=8, loc="lower left")
-    fig.suptitle(f"w2s-theory demo (seed {cfg.seed})", fontsize=11)
-    fig.tight_layout()
-    return fig
-
-
 def run_demo(cfg: DemoConfig, out: Path, *, progress: bool = True) -> dict:
     """Run both checks, write the CSVs, the figure and the config; return the tables."""
     t0 = time.perf_counter()
@@ -344,7 +298,9 @@ def run_demo(cfg: DemoConfig, out: Path, *, progress: bool = True) -> dict:
     atomic_write_text(out / "theorem2_cases.csv", T.to_csv(index=False))
     atomic_write_text(out / "summary.csv", S.to_csv(index=False))
     atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
-    fig = plot(L, T, cfg)
+    from ..plotting import plot_demo
+
+    fig = plot_demo(L, T, cfg)
     import io
 
     buf = io.BytesIO()
@@ -357,31 +313,14 @@ def run_demo(cfg: DemoConfig, out: Path, *, progress: bool = True) -> dict:
     return {"lemma1": L, "theorem2": T, "summary": S, "seconds": time.perf_counter() - t0}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="w2s-theory demo", description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="results_local/demo", help="output folder (default: %(default)s)")
-    ap.add_argument("--config", help="TOML file overriding the embedded defaults")
-    ap.add_argument("--seed", type=int, help="override the config's seed")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = ap.parse_args(argv)
-    cfg = DemoConfig.from_toml(args.config) if args.config else DemoConfig()
-    if args.seed is not None:
-        cfg = DemoConfig(**{**asdict(cfg), "seed": args.seed})
-    out = Path(args.out)
-    res = run_demo(cfg, out, progress=not args.quiet)
-    print(format_table(res["summary"]))
-    print(f"\nwrote {out}/lemma1_trials.csv, theorem2_cases.csv, summary.csv, config.json, demo.png "
-          f"({res['seconds']:.1f} s)")
-    S = res["summary"]
-    lem_bad = int(S.loc[S["check"] == "lemma1", "violations"].sum())
-    thm = S[(S["check"] == "theorem2") & S["group"].str.contains("reverse/realizable")]
-    thm_bad = int(thm["violations"].sum())
-    if lem_bad or thm_bad:
-        print(f"FAILED: {lem_bad} Lemma-1 and {thm_bad} Theorem-2 (reverse, realizable) violations",
-              file=sys.stderr)
-        return 1
-    return 0
+def run(cfg: DemoConfig, out: str | os.PathLike, *, progress: bool = True) -> dict:
+    """The demo's entry point: :func:`run_demo` into the folder ``out``."""
+    return run_demo(cfg, Path(out), progress=progress)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+def violations(summary) -> tuple[int, int]:
+    """(Lemma 1 violations, Theorem 2 violations of reverse projections with a realizable truth)
+    in the summary table; both must be 0."""
+    lem = int(summary.loc[summary["check"] == "lemma1", "violations"].sum())
+    thm = summary[(summary["check"] == "theorem2") & summary["group"].str.contains("reverse/realizable")]
+    return lem, int(thm["violations"].sum())

@@ -1,4 +1,6 @@
-r"""``w2s-theory real --config FILE.toml``: the paper's last-layer W2SG protocol on LM features.
+r"""The real pipeline: the paper's last-layer W2SG protocol on LM features (``run(config)``).
+
+Command line: ``w2s-theory real --config FILE.toml`` (:mod:`w2s_theory.cli.real`).
 
 Protocol (arXiv:2502.11107, last-layer version), for every data set, ladder pair
 (weak model, strong model) and seed:
@@ -27,7 +29,7 @@ disagreements, and its bound checks on the test split: Lemma 1 (every stage, bot
 directions; predictions smoothed by :func:`w2s_theory.divergences.smooth` with the
 configured ``gamma``), Theorem 2's slack with ``F* =`` truth and with ``F* =`` the
 strong ceiling, and the same on the fitting population (``train_w2s``, ``F_w`` = the
-weak labels the student saw). The same row holds the convex head of ``THEORY.md``
+weak labels the student saw). The same row holds the convex head of ``docs/theory.md``
 (:func:`w2s_theory.heads.fit_convex_head`, reverse and forward KL) fitted on the same
 strong features (projected on their top ``pca_dim`` principal components of
 ``train_w2s`` to keep the exponential-cone program small) with the same weak labels;
@@ -42,34 +44,31 @@ and a rerun recomputes nothing already stored.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
 import os
-import sys
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import tomllib
 
-from ..sweep import git_commit as _git_commit
-from ..sweep import machine_name  # noqa: F401  (re-exported: experiments/real/lr_check.py)
+from ..config import check_keys, load_config
+from ..provenance import git_commit, machine_name
+from ..runtime import thread_limit
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..training import TrainConfig
 
-__all__ = ["ConvexConfig", "RealConfig", "Run", "enumerate_runs", "run_sweep", "main",
-           "MODEL_NOTES", "PROTOCOL_VERSION", "PROVENANCE_COLUMNS", "HH_DATASETS"]
+__all__ = ["ConvexConfig", "RealConfig", "Run", "enumerate_runs", "run_sweep", "run", "FeatureBank",
+           "derive_seed",
+           "MODEL_NOTES", "PROTOCOL_VERSION", "PROVENANCE_COLUMNS"]
 
 #: Bump when the protocol changes the numbers (part of every run key and cache key).
 PROTOCOL_VERSION = 1
-#: HH-RLHF subsets usable as data sets; ``"vader"`` is the sentiment task.
-HH_DATASETS = ("harmless", "helpful")
-DATASETS = HH_DATASETS + ("vader",)
 
 #: What each feature set is, for honest labels in tables and figures.
 MODEL_NOTES = {
@@ -87,6 +86,14 @@ PROVENANCE_COLUMNS = ("git_commit", "machine", "device", "torch_version", "train
 
 
 # ============================================================================= config
+
+def paper_losses() -> tuple[str, ...]:
+    """The default student losses: the registry's four losses of the paper (imports torch)."""
+    from ..losses import PAPER_LOSSES
+
+    return PAPER_LOSSES
+
+
 @dataclass(frozen=True)
 class ConvexConfig:
     """The convex (affine-probability) head of Theorem 2, fitted alongside each student group.
@@ -118,7 +125,7 @@ class RealConfig:
         name: sweep name (default result file ``experiments/results/real/<name>.csv``).
         datasets: ``"harmless"``, ``"helpful"`` (HH-RLHF) and/or ``"vader"``.
         pairs: ``(weak, strong)`` feature-set names (:data:`w2s_theory.features.FEATURE_SETS`).
-        losses: student losses (:data:`w2s_theory.training.LOSSES`).
+        losses: student losses (names of :func:`w2s_theory.losses.loss_names`).
         confidence: confidence-loss settings to run (``[false]``, ``[false, true]``).
         noise: fractions of weak labels flipped, in ``[0, 1]``.
         seeds: run seeds (slot order, data order, noise rows).
@@ -140,14 +147,14 @@ class RealConfig:
     name: str
     datasets: tuple[str, ...]
     pairs: tuple[tuple[str, str], ...]
-    losses: tuple[str, ...] = ("forward_kl", "reverse_kl", "forward_ce", "reverse_ce")
+    losses: tuple[str, ...] = field(default_factory=lambda: paper_losses())
     confidence: tuple[bool, ...] = (False,)
     noise: tuple[float, ...] = (0.0,)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     gamma: float = 1e-3
     noise_a: float = -1.0
     n_rows: int | None = None
-    train: "TrainConfig | None" = None
+    train: TrainConfig | None = None
     convex: ConvexConfig = field(default_factory=ConvexConfig)
     out: str | None = None
     cache: str | None = None
@@ -158,7 +165,8 @@ class RealConfig:
     vader_seed: int = 0
 
     def __post_init__(self):
-        from ..training import LOSSES, TrainConfig
+        from ..losses import check_loss_name
+        from ..training import TrainConfig
 
         if self.train is None:
             object.__setattr__(self, "train", TrainConfig())
@@ -166,9 +174,10 @@ class RealConfig:
             raise ValueError("train: must be a TrainConfig")
         if not self.name or not isinstance(self.name, str):
             raise ValueError(f"name: must be a non-empty string, got {self.name!r}")
+        from ..datasets import dataset_spec
+
         for d in self.datasets:
-            if d not in DATASETS:
-                raise ValueError(f"datasets: unknown data set {d!r}; choose from {DATASETS}")
+            dataset_spec(d)
         if not self.datasets:
             raise ValueError("datasets: need at least one")
         if not self.pairs:
@@ -177,8 +186,10 @@ class RealConfig:
             if len(p) != 2 or p[0] == p[1]:
                 raise ValueError(f"pairs: each entry must be [weak, strong] of two models, got {p!r}")
         for l in self.losses:
-            if l not in LOSSES:
-                raise ValueError(f"losses: unknown loss {l!r}; choose from {LOSSES}")
+            check_loss_name(l, "losses")
+        for name in ("losses", "confidence", "noise"):
+            if not getattr(self, name):
+                raise ValueError(f"{name}: empty, so this sweep would run nothing")
         for a in self.noise:
             if not (0.0 <= float(a) <= 1.0):
                 raise ValueError(f"noise: fractions must lie in [0, 1], got {a!r}")
@@ -197,27 +208,18 @@ class RealConfig:
 
     # ------------------------------------------------------------------ (de)serialisation
     @classmethod
-    def from_dict(cls, d: dict) -> "RealConfig":
+    def from_dict(cls, d: dict) -> RealConfig:
         """Build from a plain dict (TOML layout: top-level keys, ``[train]``, ``[convex]``)."""
         from ..training import TrainConfig
 
         d = dict(d)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"config: unknown key(s) {unknown}; known: {sorted(known)}")
+        check_keys(d, [f.name for f in fields(cls)], "top level")
         tr = d.pop("train", {}) or {}
-        tknown = {f.name for f in fields(TrainConfig)}
-        bad = sorted(set(tr) - tknown)
-        if bad:
-            raise ValueError(f"config [train]: unknown key(s) {bad}; known: {sorted(tknown)}")
+        check_keys(tr, [f.name for f in fields(TrainConfig)], "[train]")
         if "betas" in tr:
             tr["betas"] = tuple(tr["betas"])
         cv = d.pop("convex", {}) or {}
-        cknown = {f.name for f in fields(ConvexConfig)}
-        bad = sorted(set(cv) - cknown)
-        if bad:
-            raise ValueError(f"config [convex]: unknown key(s) {bad}; known: {sorted(cknown)}")
+        check_keys(cv, [f.name for f in fields(ConvexConfig)], "[convex]")
         if "divergences" in cv:
             cv["divergences"] = tuple(cv["divergences"])
         for k in ("datasets", "losses", "seeds"):
@@ -233,7 +235,7 @@ class RealConfig:
         return cls(**d, train=TrainConfig(**tr), convex=ConvexConfig(**cv))
 
     @classmethod
-    def from_toml(cls, path: str | os.PathLike) -> "RealConfig":
+    def from_toml(cls, path: str | os.PathLike) -> RealConfig:
         """Read a TOML config file.
 
         Example:
@@ -244,8 +246,7 @@ class RealConfig:
             >>> c = RealConfig.from_toml(p); c.train.lr, c.seeds
             (0.002, (0, 1, 2, 3, 4))
         """
-        with open(path, "rb") as fh:
-            return cls.from_dict(tomllib.load(fh))
+        return load_config(path, cls.from_dict)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -331,6 +332,13 @@ def derive_seed(seed: int, *tags) -> int:
 
 
 # ============================================================================= features
+def _pairwise(dataset: str) -> bool:
+    """Whether a registered data set is a preference-pair task (else binary labelled texts)."""
+    from ..datasets import dataset_spec
+
+    return dataset_spec(dataset).task == "pairwise"
+
+
 class FeatureBank:
     """Standardised features per (data set, model), and the task's rows per (split, seed).
 
@@ -370,7 +378,7 @@ class FeatureBank:
             return self._base[key]
         from ..data import SPLITS
 
-        if dataset in HH_DATASETS:
+        if _pairwise(dataset):
             if self.loader is not None:
                 raw = {sp: self.loader(dataset, model, sp) for sp in SPLITS}
             else:
@@ -386,11 +394,13 @@ class FeatureBank:
             out = {sp: (self._cut(raw[sp]["chosen"]).astype(np.float64)
                         - self._cut(raw[sp]["rejected"]).astype(np.float64)) / sd for sp in SPLITS}
         else:
+            from ..datasets import feature_cache_tag
             from ..features import features_for_texts
 
             splits = self._vader_splits()
             h = {sp: self._cut(features_for_texts(
-                     model, splits[sp].texts, dataset=f"vader-s{self.cfg.vader_seed}-{sp}",
+                     model, splits[sp].texts,
+                     dataset=feature_cache_tag(dataset, sp, seed=self.cfg.vader_seed),
                      progress=self.progress)).astype(np.float64) for sp in SPLITS}
             mu = h["train_gt"].mean(axis=0)
             sd = h["train_gt"].std(axis=0)
@@ -401,7 +411,7 @@ class FeatureBank:
 
     def signs(self, dataset: str, split: str, seed: int, n: int) -> np.ndarray:
         """Slot signs ``+-1`` of a split for a run seed (all ``+1`` for VADER)."""
-        if dataset not in HH_DATASETS:
+        if not _pairwise(dataset):
             return np.ones(n)
         from ..data import preference_slots
 
@@ -409,7 +419,7 @@ class FeatureBank:
 
     def labels(self, dataset: str, split: str, seed: int) -> np.ndarray:
         """Integer labels ``(n,)`` of a split under a run seed."""
-        if dataset in HH_DATASETS:
+        if _pairwise(dataset):
             n = self._n(dataset)
             return ((self.signs(dataset, split, seed, n) + 1) / 2).astype(np.int64)
         return self._cut(self._vader_splits()[split].labels).astype(np.int64)
@@ -417,7 +427,7 @@ class FeatureBank:
     def _n(self, dataset: str) -> int:
         from ..data import N_ROWS
 
-        n = N_ROWS if dataset in HH_DATASETS else len(self._vader_splits()["test"].labels)
+        n = N_ROWS if _pairwise(dataset) else len(self._vader_splits()["test"].labels)
         return n if self.cfg.n_rows is None else min(n, self.cfg.n_rows)
 
     def rows(self, dataset: str, model: str, split: str, seed: int) -> np.ndarray:
@@ -437,7 +447,7 @@ class FeatureBank:
 
 # ============================================================================= weight cache
 def _save_weights(path: Path, weights: dict, meta: dict) -> None:
-    from ..sweep import atomic_write_bytes
+    from ..atomic_io import atomic_write_bytes
 
     keys = sorted(weights)
     buf = io.BytesIO()
@@ -491,7 +501,7 @@ def train_teachers(cfg: RealConfig, runs: list[Run], bank: FeatureBank, cache: P
     if all(k in stored for k, *_ in todo):
         return {tuple(t): stored[k] for k, *t in todo}, meta
     groups, specs, targets, gindex = [], [], [], {}
-    for k, role, ds, model, seed in todo:
+    for _k, role, ds, model, seed in todo:
         split = "train_gt" if role == "weak" else "train_w2s"
         gk = (ds, model, split, seed)
         if gk not in gindex:
@@ -593,11 +603,11 @@ def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
     (:meth:`w2s_theory.heads.ConvexHead.theorem2_tolerance`). A solver failure is recorded in
     the ``*_status`` column and leaves that head's columns empty.
     """
+    from ..atomic_io import atomic_write_text
     from ..bounds import lemma1, theorem2
     from ..divergences import smooth
     from ..heads import fit_convex_head
     from ..metrics import accuracy, auroc
-    from ..sweep import atomic_write_text
 
     key = _head_key(cfg, run.seed, role="convex", dataset=run.dataset, weak=run.weak,
                     strong=run.strong, noise=run.noise)
@@ -738,45 +748,8 @@ def run_sweep(cfg: RealConfig, *, out: str | os.PathLike | None = None, progress
     then ``after_row(row)`` is called (tests use it to interrupt a sweep). ``bank``
     replaces the default :class:`FeatureBank` (e.g. with features computed live).
     """
-    with _blas_threads(cfg.threads):
+    with thread_limit(cfg.threads or None, blas=True):   # 0: torch's default
         return _run_sweep(cfg, out, progress, config_file, after_row, bank)
-
-
-class _blas_threads:
-    """Limit numpy's BLAS threads (threadpoolctl, when installed) and torch's CPU threads.
-
-    Small SVDs and matrix products are 100x slower with two BLAS threads than with one
-    when the cores are shared (measured: a 96 x 576 SVD, 2.7 s vs 0.02 s on this machine).
-    """
-
-    def __init__(self, n: int):
-        self.n = n or None
-        self._ctx = None
-        self._torch = None
-
-    def __enter__(self):
-        if self.n is None:
-            return self
-        try:
-            from threadpoolctl import threadpool_limits
-
-            self._ctx = threadpool_limits(limits=self.n)
-        except ImportError:  # pragma: no cover - optional
-            self._ctx = None
-        import torch
-
-        self._torch = torch.get_num_threads()
-        torch.set_num_threads(self.n)
-        return self
-
-    def __exit__(self, *exc):
-        if self._ctx is not None:
-            self._ctx.restore_original_limits()
-        if self._torch is not None:
-            import torch
-
-            torch.set_num_threads(self._torch)
-        return False
 
 
 def _run_sweep(cfg, out, progress, config_file, after_row, bank):
@@ -796,7 +769,7 @@ def _run_sweep(cfg, out, progress, config_file, after_row, bank):
     bank = bank if bank is not None else FeatureBank(cfg, progress=progress)
     teachers, tmeta = train_teachers(cfg, runs, bank, cache, progress)
     students, smeta = train_students(cfg, runs, bank, teachers, cache, progress)
-    commit, machine = _git_commit(), machine_name()
+    commit, machine = git_commit(), machine_name()
     it: Iterable = pending
     if progress:
         from tqdm.auto import tqdm
@@ -827,62 +800,9 @@ def _run_sweep(cfg, out, progress, config_file, after_row, bank):
     return table.frame()
 
 
-# ============================================================================= CLI
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="w2s-theory real",
-        description="Last-layer weak-to-strong sweep on LM features (HH-RLHF / VADER), each run "
-                    "with its Lemma 1 / Theorem 2 checks; resumable. Config: a TOML file "
-                    "(see experiments/real/*.toml).")
-    p.add_argument("--config", required=True, help="TOML config file")
-    p.add_argument("--out", help="result table (CSV); default: the config's 'out'")
-    p.add_argument("--seeds", help="override the seeds, e.g. 0,1,2")
-    p.add_argument("--n-rows", type=int, help="use only the first N rows of every split")
-    p.add_argument("--device", choices=("cpu", "cuda", "auto"), help="head-training device")
-    p.add_argument("--data-dir", help="HH-RLHF folder (default ../shared/data/hh_rlhf or "
-                                      "$W2S_HH_RLHF_DIR)")
-    p.add_argument("--features-dir", help="prebuilt features folder (default ../shared/features "
-                                          "or $W2S_FEATURES_DIR)")
-    p.add_argument("--cache-dir", help="cache of head weights and convex fits")
-    p.add_argument("--no-convex", action="store_true", help="skip the convex heads")
-    p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``w2s-theory real``; returns the exit status."""
-    args = _parser().parse_args(argv)
-    try:
-        cfg = RealConfig.from_toml(args.config)
-        over = {}
-        if args.seeds:
-            over["seeds"] = tuple(int(s) for s in args.seeds.split(","))
-        if args.n_rows is not None:
-            over["n_rows"] = args.n_rows
-        if args.device:
-            over["device"] = args.device
-        if args.data_dir:
-            over["data_root"] = args.data_dir
-        if args.features_dir:
-            over["features_root"] = args.features_dir
-        if args.cache_dir:
-            over["cache"] = args.cache_dir
-        if args.no_convex:
-            over["convex"] = replace(cfg.convex, enabled=False)
-        cfg = replace(cfg, **over)
-    except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
-        print(f"w2s-theory real: {exc}", file=sys.stderr)
-        return 2
-    runs = enumerate_runs(cfg)
-    out = Path(args.out) if args.out else cfg.out_path()
-    if args.dry_run:
-        print(f"{cfg.name}: {len(runs)} runs -> {out}")
-        for r in runs:
-            print(f"  {r.key} {r.dataset} {r.weak} -> {r.strong} seed={r.seed} noise={r.noise} "
-                  f"{r.loss}{' +conf' if r.confidence else ''}")
-        return 0
-    t0 = time.perf_counter()
-    df = run_sweep(cfg, out=out, progress=not args.quiet, config_file=str(args.config))
-    print(f"{cfg.name}: {len(df)} rows in {out} ({time.perf_counter() - t0:.1f} s)")
-    return 0
+def run(cfg: RealConfig, *, out: str | os.PathLike | None = None, progress: bool = True,
+        config_file: str = "", after_row: Callable[[dict], None] | None = None,
+        bank: FeatureBank | None = None):
+    """The real pipeline's entry point: :func:`run_sweep` (the result table as a DataFrame)."""
+    return run_sweep(cfg, out=out, progress=progress, config_file=config_file,
+                     after_row=after_row, bank=bank)

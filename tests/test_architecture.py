@@ -1,0 +1,123 @@
+"""Layering rules of the source tree (issue 8), checked from the source text with ``ast``.
+
+* Nothing outside the command-line layer (``w2s_theory/cli/``) imports a CLI module; tests may
+  call the console-script entry point ``w2s_theory.cli.main`` (and nothing else of the CLI).
+* No module imports another module's private (``_``-prefixed) name, neither ``from m import _x``
+  nor ``m._x`` on an imported module. ``w2s_theory._validation`` is the package's validation core:
+  a private *module* whose names are public, so importing those is allowed. The one exception
+  is a white-box unit test: ``tests/test_<m>.py`` may reach into ``w2s_theory.<m>`` itself.
+
+Scanned: the package, tests, benchmarks, experiments and the notebooks' code cells.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = "w2s_theory"
+
+
+def _sources():
+    for top in ("w2s_theory", "tests", "benchmarks", "experiments"):
+        for p in sorted((ROOT / top).rglob("*.py")):
+            yield p.relative_to(ROOT).as_posix(), p.read_text()
+    for p in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(p.read_text())["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        # IPython magics are not Python
+        code = "\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("%", "!")))
+        yield p.relative_to(ROOT).as_posix(), code
+
+
+def _module_of(path: str) -> str | None:
+    if not path.startswith(PKG + "/"):
+        return None
+    mod = path[:-3].replace("/", ".")
+    return mod[: -len(".__init__")] if mod.endswith(".__init__") else mod
+
+
+def _resolve(node: ast.ImportFrom, here: str | None, is_pkg: bool) -> str:
+    if not node.level:
+        return node.module or ""
+    base = (here or "").split(".")
+    base = base if is_pkg else base[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def violations(path: str, text: str) -> list[str]:
+    """Every forbidden import in one source file, as ``"path:line: why"``."""
+    here = _module_of(path)
+    in_cli = here is not None and (here == f"{PKG}.cli" or here.startswith(f"{PKG}.cli."))
+    is_test = path.startswith("tests/")
+    tree = ast.parse(text, filename=path)
+    out, modules = [], {}
+    own = f"{PKG}.{Path(path).stem[len('test_'):]}" if is_test and Path(path).stem.startswith("test_") else None
+
+    def cli_target(mod: str) -> bool:
+        return mod == f"{PKG}.cli" or mod.startswith(f"{PKG}.cli.") or mod.startswith(f"{PKG}.sweeps")
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith(PKG):
+                    modules[a.asname or a.name] = a.name
+                    if cli_target(a.name) and not in_cli:
+                        out.append(f"{path}:{node.lineno}: imports the CLI module {a.name}")
+        elif isinstance(node, ast.ImportFrom):
+            mod = _resolve(node, here, path.endswith("__init__.py"))
+            if not mod.startswith(PKG):
+                continue
+            for a in node.names:
+                full = f"{mod}.{a.name}"
+                if _is_private(a.name) and a.name != "_validation" and mod != own:
+                    out.append(f"{path}:{node.lineno}: imports the private name {full}")
+                if in_cli:
+                    continue
+                entry_point = is_test and mod == f"{PKG}.cli" and a.name == "main"
+                if cli_target(mod) and not entry_point:
+                    out.append(f"{path}:{node.lineno}: imports {full} from the CLI layer")
+                elif cli_target(full) and not entry_point:
+                    out.append(f"{path}:{node.lineno}: imports the CLI module {full}")
+                modules[a.asname or a.name] = full
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and _is_private(node.attr)
+                and isinstance(node.value, ast.Name) and node.value.id in modules
+                and modules[node.value.id] != own):
+            out.append(f"{path}:{node.lineno}: uses the private name {node.value.id}.{node.attr}")
+    return out
+
+
+def test_no_cli_or_private_imports_anywhere():
+    found = [v for path, text in _sources() for v in violations(path, text)]
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("src, why", [
+    ("from w2s_theory.cli.real import main\n", "CLI layer"),
+    ("from w2s_theory.pipelines.finetune import _model_dir\n", "private name"),
+    ("import w2s_theory.finetune as ft\nft._precision('fp32')\n", "private name"),
+    ("from w2s_theory.cli import main\n", "CLI layer"),            # only tests may
+])
+def test_the_scan_catches_each_kind(src, why):
+    assert any(why in v for v in violations("benchmarks/x.py", src))
+
+
+def test_white_box_tests_only_of_their_own_module():
+    src = "from w2s_theory import bounds\nbounds._BLOCK\n"
+    assert violations("tests/test_bounds.py", src) == []
+    assert violations("tests/test_validation.py", src)
+
+
+def test_tests_may_call_the_entry_point_only():
+    assert violations("tests/test_x.py", "from w2s_theory.cli import main\n") == []
+    assert violations("tests/test_x.py", "from w2s_theory.cli import COMMANDS\n")

@@ -1,0 +1,89 @@
+"""``w2s-theory features info | extract | fetch-vader | prepare-gpu``: parse, call the features pipeline.
+
+``prepare-gpu`` writes a self-contained folder for ``experiments/gpu/extract_features.py``
+(see :func:`w2s_theory.pipelines.features.prepare_gpu`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from .. import data as D
+from .. import features as F
+from ..pipelines import features as pipeline
+from .common import BAD_CONFIG, Parser, usage_error
+
+PROG = "w2s-theory features"
+
+
+def parser() -> Parser:
+    p = Parser(prog=PROG, description="extract and cache LM features; prepare the GPU extraction folder")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--cache", default=None, help=f"cache folder (default ${D.ENV_CACHE} or ~/.cache/w2s_theory)")
+    common.add_argument("--data-dir", default=None, help=f"HH-RLHF folder (default ${D.ENV_HH_RLHF} or ../shared/data/hh_rlhf)")
+    common.add_argument("--features-dir", default=None, help=f"prebuilt features folder (default ${F.ENV_FEATURES} or ../shared/features)")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=Parser)
+    sub.add_parser("info", parents=[common], help="installed models, prebuilt features, cache")
+    e = sub.add_parser("extract", parents=[common], help="compute + cache features (prebuilt first)")
+    e.add_argument("--config", default=None, help="TOML file with ExtractConfig fields")
+    e.add_argument("--model", default="all-MiniLM-L6-v2", choices=sorted(F.FEATURE_SETS))
+    e.add_argument("--data", default="hh_rlhf", choices=["hh_rlhf", "vader"])
+    e.add_argument("--subset", action="append", choices=D.SUBSETS)
+    e.add_argument("--split", action="append", choices=D.SPLITS)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--max-tokens", type=int, default=None, help="padded tokens per batch")
+    sub.add_parser("fetch-vader", parents=[common], help="pip-download the VADER ground truth once")
+    g = sub.add_parser("prepare-gpu", parents=[common], help="folder for experiments/gpu/extract_features.py")
+    g.add_argument("--out", required=True)
+    g.add_argument("--model", default="all-MiniLM-L6-v2")
+    g.add_argument("--limit", type=int, default=None, help="rows per part (default all 4000)")
+    g.add_argument("--ref-rows", type=int, default=8,
+                   help="random reference rows per part (+ the first 4 and the longest)")
+    g.add_argument("--chunk-mib", type=float, default=None,
+                   help="split files above this size into NAME.partNNN (staging under a carry limit)")
+    g.add_argument("--force", action="store_true", help="remove --out first")
+    return p
+
+
+def extract_config(args) -> pipeline.ExtractConfig:
+    """The ``extract`` subcommand's config: the ``--config`` file, else the flags."""
+    if args.config:
+        return pipeline.ExtractConfig.from_toml(args.config)
+    return pipeline.ExtractConfig(model=args.model, data=args.data,
+                                  subsets=tuple(args.subset or D.SUBSETS),
+                                  splits=tuple(args.split or D.SPLITS), device=args.device,
+                                  cache=args.cache, data_dir=args.data_dir,
+                                  max_tokens=args.max_tokens)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.cmd == "info":
+        print("\n".join(pipeline.info(args.features_dir, args.cache)))
+    elif args.cmd == "extract":
+        try:
+            cfg = extract_config(args)
+        except BAD_CONFIG as exc:
+            return usage_error(PROG, exc)
+        pipeline.run(cfg, features_dir=args.features_dir)
+    elif args.cmd == "fetch-vader":
+        print(pipeline.fetch_vader(args.cache))
+    else:
+        out = Path(args.out)
+        if out.exists() and args.force:
+            shutil.rmtree(out)
+        man = pipeline.prepare_gpu(out, model=args.model, limit=args.limit, ref_rows=args.ref_rows,
+                                   data_root=args.data_dir, features_dir=args.features_dir,
+                                   cache=args.cache, chunk_mib=args.chunk_mib)
+        print(f"prepared {out}: {man['n_texts']} texts, {man['real_tokens']} tokens, "
+              f"{man['reference']['rows']} reference rows; {pipeline.dir_size(out) / 2**20:.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""``w2s-theory partial --config FILE``: parse, load the config, call the partial fine-tuning pipeline."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+
+from ..pipelines import partial as pipeline
+from .common import BAD_CONFIG, Parser, usage_error
+
+PROG = "w2s-theory partial"
+
+
+def parser() -> Parser:
+    p = Parser(prog=PROG, description="Partial fine-tuning sweep (top k blocks) on a full "
+                                      "fine-tuning TOML config plus [partial].")
+    p.add_argument("--config", required=True, help="TOML file (see experiments/finetune/*_partial.toml)")
+    p.add_argument("--out", help="result CSV (overrides [partial] out)")
+    p.add_argument("--time-limit", type=float, default=None, help="seconds after which no new run starts")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        pc = pipeline.PartialConfig.from_toml(args.config)
+    except BAD_CONFIG as exc:
+        return usage_error(PROG, exc)
+    if args.out:
+        pc = replace(pc, out=args.out)
+    pipeline.run(pc, log=(lambda *_: None) if args.quiet else print, time_limit=args.time_limit)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""``w2s-theory real --config FILE``: parse, load the config, call the real pipeline."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from ..pipelines import real as pipeline
+from .common import BAD_CONFIG, Parser, usage_error
+
+PROG = "w2s-theory real"
+
+
+def parser() -> Parser:
+    p = Parser(
+        prog=PROG,
+        description="Last-layer weak-to-strong sweep on LM features (HH-RLHF / VADER), each run "
+                    "with its Lemma 1 / Theorem 2 checks; resumable. Config: a TOML file "
+                    "(see experiments/real/*.toml).")
+    p.add_argument("--config", required=True, help="TOML config file")
+    p.add_argument("--out", help="result table (CSV); default: the config's 'out'")
+    p.add_argument("--seeds", help="override the seeds, e.g. 0,1,2")
+    p.add_argument("--n-rows", type=int, help="use only the first N rows of every split")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), help="head-training device")
+    p.add_argument("--data-dir", help="HH-RLHF folder (default ../shared/data/hh_rlhf or "
+                                      "$W2S_HH_RLHF_DIR)")
+    p.add_argument("--features-dir", help="prebuilt features folder (default ../shared/features "
+                                          "or $W2S_FEATURES_DIR)")
+    p.add_argument("--cache-dir", help="cache of head weights and convex fits")
+    p.add_argument("--no-convex", action="store_true", help="skip the convex heads")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def load(args) -> pipeline.RealConfig:
+    """The config file with the command line's overrides applied."""
+    cfg = pipeline.RealConfig.from_toml(args.config)
+    over = {}
+    if args.seeds:
+        try:
+            over["seeds"] = tuple(int(s) for s in args.seeds.split(","))
+        except ValueError:
+            raise ValueError(f"--seeds: expected integers separated by commas, got {args.seeds!r}") from None
+    if args.n_rows is not None:
+        over["n_rows"] = args.n_rows
+    if args.device:
+        over["device"] = args.device
+    if args.data_dir:
+        over["data_root"] = args.data_dir
+    if args.features_dir:
+        over["features_root"] = args.features_dir
+    if args.cache_dir:
+        over["cache"] = args.cache_dir
+    if args.no_convex:
+        over["convex"] = replace(cfg.convex, enabled=False)
+    return replace(cfg, **over)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``w2s-theory real``; returns the exit status."""
+    args = parser().parse_args(argv)
+    try:
+        cfg = load(args)
+    except BAD_CONFIG as exc:
+        return usage_error(PROG, exc)
+    runs = pipeline.enumerate_runs(cfg)
+    out = Path(args.out) if args.out else cfg.out_path()
+    if args.dry_run:
+        print(f"{cfg.name}: {len(runs)} runs -> {out}")
+        for r in runs:
+            print(f"  {r.key} {r.dataset} {r.weak} -> {r.strong} seed={r.seed} noise={r.noise} "
+                  f"{r.loss}{' +conf' if r.confidence else ''}")
+        return 0
+    t0 = time.perf_counter()
+    df = pipeline.run(cfg, out=out, progress=not args.quiet, config_file=str(args.config))
+    print(f"{cfg.name}: {len(df)} rows in {out} ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,351 @@
+"""Partial fine-tuning sweep: the top ``k`` blocks of the strong model (and the head) train.
+
+The pipeline of :mod:`w2s_theory.partial` on the full fine-tuning sweep's data bundle
+(:mod:`w2s_theory.pipelines.finetune`): same pairs, weak supervisor, noise, seeds and
+``[lr_select]`` rule (applied per ``k`` on held-out ``train_gt`` pairs), the same prediction
+store and result rows (``regime = "top{k}"``), plus the standardised last-layer baseline on
+the same pairs and weak labels (``regime = "lastlayer"``). Entry point :func:`run`;
+command line ``w2s-theory partial --config FILE.toml``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..finetune import FinetuneConfig, TextTask
+from ..partial import (
+    CachedStates,
+    TopModel,
+    cache_states,
+    check_k,
+    last_layer_features,
+    pooled_mean,
+    predict_top,
+    train_top,
+)
+
+__all__ = ["PartialConfig", "run"]
+
+
+@dataclass(frozen=True)
+class PartialConfig:
+    """A partial fine-tuning sweep: a full fine-tuning sweep config plus ``[partial]``.
+
+    TOML: every section of :class:`w2s_theory.pipelines.finetune.FinetuneSweepConfig`, plus
+    ``[partial] blocks = [0, 1, 2]`` (the ``k`` values), ``out`` (the result CSV) and
+    ``last_layer = true`` for the standardised last-layer baseline on the same pairs and
+    weak labels (regime ``lastlayer``: :func:`last_layer_features` + the last-layer trainer
+    :func:`w2s_theory.training.train_head`, lr chosen on held-out ``train_gt`` pairs from
+    ``head_lr_grid``).
+    The ``[sweep]`` grid, ``[data]``, ``[weak]``, ``[train]`` and ``[lr_select]`` mean
+    what they mean there; ``[sweep] regimes`` is ignored (each ``k`` is a regime).
+    """
+
+    sweep: object
+    blocks: tuple[int, ...]
+    out: str
+    last_layer: bool = False
+    head_lr_grid: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PartialConfig:
+        """Build from the TOML dict: a fine-tuning sweep config plus ``[partial]``."""
+        from ..config import check_keys
+        from .finetune import FinetuneSweepConfig
+
+        d = dict(d)
+        part = dict(d.pop("partial", None) or {})
+        check_keys(part, ["blocks", "out", "last_layer", "head_lr_grid"], "[partial]")
+        last = part.get("last_layer", False)
+        if not isinstance(last, bool):
+            raise ValueError(f"[partial] last_layer: true or false, got {last!r}")
+        grid = part.get("head_lr_grid", list(cls.head_lr_grid))
+        if (not isinstance(grid, list) or not grid
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
+                       for v in grid)):
+            raise ValueError(f"[partial] head_lr_grid: a list of learning rates > 0, got {grid!r}")
+        blocks = part.get("blocks", [0, 1, 2])
+        if (not isinstance(blocks, list) or not blocks
+                or any(isinstance(b, bool) or not isinstance(b, int) or b < 0 for b in blocks)):
+            raise ValueError(f"[partial] blocks: a non-empty list of integers >= 0, got {blocks!r}")
+        out = part.get("out")
+        if not isinstance(out, str) or not out:
+            raise ValueError("[partial] out: the result CSV path is required")
+        return cls(FinetuneSweepConfig.from_dict(d), tuple(sorted(set(blocks))), out, last,
+                   tuple(float(v) for v in grid))
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike) -> PartialConfig:
+        """Read a TOML file through the one config layer (errors name the file and key)."""
+        from ..config import load_config
+
+        return load_config(path, cls.from_dict)
+
+    def out_path(self) -> Path:
+        from ..data import project_root
+
+        p = Path(self.out)
+        return p if p.is_absolute() else project_root() / p
+
+
+def _plan(cfg, bundle_meta: dict, k: int, train_cfg: FinetuneConfig) -> list:
+    from ..sweep import run_key
+    from .finetune import PROTOCOL_VERSION, RunSpec
+
+    base = {"protocol": PROTOCOL_VERSION, "strong": cfg.strong, "partial_k": k,
+            "ceiling_split": bundle_meta.get("ceiling_split", "train_w2s"),
+            "data": {key: bundle_meta.get(key) for key in ("subset", "n_train", "n_test",
+                                                          "slot_seeds", "weak_model", "weak_l2")}}
+    s = cfg.sweep
+    out = []
+    regime = f"top{k}"
+    if s.ceiling:
+        for seed in s.seeds:
+            c = train_cfg.replace(loss="forward_ce", noise=0.0, confidence=False, seed=int(seed))
+            out.append(RunSpec(regime, "ceiling", c, run_key({**base, "role": "ceiling",
+                                                               "cfg": c.to_dict()})))
+    for seed in s.seeds:
+        for a in s.noise:
+            for loss in s.losses:
+                for conf in s.confidence:
+                    c = train_cfg.replace(loss=loss, noise=float(a), confidence=bool(conf),
+                                          seed=int(seed))
+                    out.append(RunSpec(regime, "student", c, run_key({**base, "role": "student",
+                                                                       "cfg": c.to_dict()})))
+    return out
+
+
+def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None] = print,
+        time_limit: float | None = None) -> list[dict]:
+    """Run (or resume) the partial fine-tuning sweep; returns its result rows.
+
+    Per ``k``: the lr by ``[lr_select]`` on held-out ``train_gt`` pairs (records in
+    ``<out>.lr_select.json``), then the ceilings (on ``[data] ceiling_split``) and the
+    students; test logits go to ``<out>.preds.npz`` and rows to ``<out>`` after every run.
+    """
+    from ..atomic_io import atomic_write_text
+    from ..finetune import load_backbone, make_targets
+    from ..metrics import accuracy
+    from ..provenance import git_commit, machine_name
+    from ..sweep import ResultTable, run_key
+    from .finetune import PredStore, build_bundle, rows_from_store
+
+    cfg = pc.sweep
+    if cfg.train.precision == "bf16":
+        raise ValueError("[train] precision: partial fine-tuning runs in fp32 here")
+    deadline = None if time_limit is None else time.monotonic() + time_limit
+    out = pc.out_path()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    bundle = build_bundle(cfg, progress=progress)
+    log(f"[partial] {cfg.name}: {len(bundle.train)} train / {len(bundle.test)} test pairs, "
+        f"weak test acc {bundle.meta['weak_acc_test']:.4f} ({time.perf_counter() - t0:.1f} s)")
+    backbone = load_backbone(bundle.model_dir, dropout=cfg.train.dropout)
+    for b in pc.blocks:
+        check_k(backbone, b)
+    store = PredStore(out.with_suffix(".preds.npz"))
+    table = ResultTable(out)
+    sel_path = out.with_suffix(".lr_select.json")
+    selected = json.loads(sel_path.read_text()) if sel_path.exists() else {}
+    tc = cfg.train
+    cached: dict[str, dict[int, CachedStates]] = {}
+    ceil_task = bundle.ceiling_task()
+
+    def states(split: str, task: TextTask, k: int) -> tuple[CachedStates, ...]:
+        if split not in cached:
+            t = time.perf_counter()
+            per = [cache_states(backbone, x, pc.blocks, max_length=tc.max_length,
+                                truncation_side=tc.truncation_side) for x in task.inputs]
+            cached[split] = {kk: tuple(p[kk] for p in per) for kk in pc.blocks}
+            log(f"[partial] cached {split}: {len(task)} pairs, k in {list(pc.blocks)}, "
+                f"{time.perf_counter() - t:.1f} s")
+        return cached[split][k]
+
+    def write_rows():
+        rows = rows_from_store(store, bundle.meta, bundle.test.labels, bundle.weak_test,
+                               cfg.run.gamma, extra={"sweep": cfg.name,
+                                      "lr_rule": cfg.lr_select.rule() + " (per k)"})
+        table.extend([r for r in rows if not table.has(r["run_key"])
+                      and (r["role"] == "ceiling" or np.isfinite(r["ceiling_acc"]))])
+        return rows
+
+    n_done = 0
+    if pc.last_layer:   # first: cheap once the k = 0 states are cached
+        n_done += _run_last_layer(pc, bundle, states, store, write_rows, selected, sel_path,
+                                  deadline, log)
+    for k in pc.blocks:
+        # ---- lr for this k, on held-out train_gt pairs (never test)
+        lr = float(tc.lr)
+        ls = cfg.lr_select
+        if ls.grid:
+            gt = bundle.gt
+            n = len(gt)
+            fit_idx, hold_idx = np.arange(n - ls.holdout), np.arange(n - ls.holdout, n)
+            fit, hold = gt.subset(fit_idx), gt.subset(hold_idx)
+            recs = []
+            for cand in ls.grid:
+                c = tc.replace(loss="forward_ce", noise=0.0, confidence=False, seed=int(ls.seed),
+                               lr=float(cand))
+                key = run_key({"role": "lr_select", "partial_k": k, "strong": cfg.strong,
+                               "holdout": ls.holdout, "data": {x: bundle.meta.get(x) for x in
+                                                               ("subset", "n_train", "slot_seeds")},
+                               "cfg": c.to_dict()})
+                if key not in selected:
+                    g = states("train_gt", gt, k)
+                    fs = tuple(CachedStates(*_sub(s, fit_idx), k) for s in g)
+                    hs = tuple(CachedStates(*_sub(s, hold_idx), k) for s in g)
+                    m = TopModel(backbone, k, seed=c.seed, head_init_std=c.head_init_std)
+                    st = train_top(m, fs, fit, fit.labels.astype(np.float64), c, progress=progress)
+                    p = predict_top(m, hs, hold)
+                    y = hold.labels.astype(np.float64)
+                    pcl = np.clip(p, 1e-12, 1 - 1e-12)
+                    selected[key] = {"k": k, "lr": float(cand), "holdout_acc": accuracy(hold.labels, p),
+                                     "holdout_logloss": float(-(y * np.log(pcl) + (1 - y)
+                                                                * np.log1p(-pcl)).mean()),
+                                     "n_fit": len(fit), "n_holdout": len(hold),
+                                     "train_wall_s": st["wall_s"], "machine": machine_name(),
+                                     "git_commit": git_commit()}
+                    atomic_write_text(sel_path, json.dumps(selected, indent=1, sort_keys=True))
+                    log(f"[partial] k={k} lr {cand:g}: held-out train_gt acc "
+                        f"{selected[key]['holdout_acc']:.4f} ({st['wall_s']:.0f} s)")
+                recs.append(selected[key])
+            best = (max(recs, key=lambda r: (r["holdout_acc"], -r["lr"])) if ls.metric == "accuracy"
+                    else min(recs, key=lambda r: (r["holdout_logloss"], r["lr"])))
+            lr = float(best["lr"])
+            log(f"[partial] k={k}: lr {lr:g} chosen on held-out train_gt pairs")
+        # ---- runs
+        for spec in _plan(cfg, bundle.meta, k, tc.replace(lr=lr)):
+            if store.has(spec.key):
+                continue
+            if deadline is not None and time.monotonic() > deadline:
+                log("[partial] time limit: stopping before a run")
+                return write_rows()
+            is_ceil = spec.role == "ceiling"
+            task = ceil_task if is_ceil else bundle.train
+            split = bundle.meta.get("ceiling_split", "train_w2s") if is_ceil else "train_w2s"
+            y = task.labels.astype(np.float64) if is_ceil else bundle.weak_train
+            m = TopModel(backbone, k, seed=spec.cfg.seed, head_init_std=spec.cfg.head_init_std)
+            st = train_top(m, states(split, task, k), task, make_targets(y, spec.cfg), spec.cfg,
+                           progress=progress)
+            t1 = time.perf_counter()
+            p = predict_top(m, states("test", bundle.test, k), bundle.test)
+            z = np.log(np.clip(p, 1e-300, None)) - np.log1p(-np.minimum(p, 1 - 1e-16))
+            store.add({spec.key: (z, _run_record(spec, {
+                "device": "cpu", "precision": "no", "num_processes": 1,
+                "train_wall_s": st["wall_s"], "eval_wall_s": time.perf_counter() - t1,
+                "group_size": 1, "group_wall_s": st["wall_s"], "train_tokens": 0,
+                "train_padded_tokens": 0, "tokens_per_s": float("nan"),
+                "group_tokens_per_s": float("nan"), "final_loss": st["losses"][-1],
+                "resumed_from": 0, "partial_k": k, "trainable_params": st["trainable_params"]}))})
+            write_rows()
+            n_done += 1
+            log(f"[partial] top{k} {spec.role} {spec.cfg.loss} noise={spec.cfg.noise} "
+                f"seed={spec.cfg.seed}: {st['wall_s']:.0f} s")
+    rows = write_rows()
+    log(f"[partial] {n_done} runs trained, {len(rows)} rows in {out} "
+        f"({time.perf_counter() - t0:.0f} s)")
+    return rows
+
+
+def _run_record(spec, extra: dict) -> dict:
+    import torch
+
+    from ..provenance import git_commit, machine_name
+
+    return {**spec.coords(), "config": spec.cfg.to_dict(), "torch_version": torch.__version__,
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": machine_name(), "git_commit": git_commit(), **extra}
+
+
+def _run_last_layer(pc: PartialConfig, bundle, states, store, write_rows, selected: dict,
+                    sel_path: Path, deadline, log) -> int:
+    """The standardised last-layer baseline (regime ``lastlayer``) on the sweep's own pairs."""
+    from ..atomic_io import atomic_write_text
+    from ..finetune import make_targets
+    from ..metrics import accuracy
+    from ..provenance import git_commit, machine_name
+    from ..sweep import run_key
+    from ..training import HeadSpec, TrainConfig, train_head
+
+    cfg = pc.sweep
+    if 0 not in pc.blocks:
+        raise ValueError("[partial] last_layer needs 0 in blocks (the frozen model's features)")
+    ceil_split = bundle.meta.get("ceiling_split", "train_w2s")
+    pooled = {"train_w2s": tuple(pooled_mean(c) for c in states("train_w2s", bundle.train, 0)),
+              "test": tuple(pooled_mean(c) for c in states("test", bundle.test, 0))}
+    if bundle.gt is not None:
+        pooled["train_gt"] = tuple(pooled_mean(c) for c in states("train_gt", bundle.gt, 0))
+    X = last_layer_features(pooled, ref="train_gt" if "train_gt" in pooled else "train_w2s")
+    tc = cfg.train
+    base_tc = TrainConfig(epochs=tc.epochs, batch_size=tc.batch_size, dtype="float64", eps=tc.eps)
+    ls = cfg.lr_select
+    lr = 1e-3
+    if "train_gt" in X:
+        n = X["train_gt"].shape[0]
+        hold = np.arange(n - ls.holdout, n)
+        fit = np.arange(n - ls.holdout)
+        y = bundle.gt.labels.astype(np.float64)
+        recs = []
+        for cand in pc.head_lr_grid:
+            key = run_key({"role": "lr_select", "regime": "lastlayer", "strong": cfg.strong,
+                           "holdout": ls.holdout, "lr": cand, "seed": ls.seed,
+                           "data": {x: bundle.meta.get(x) for x in ("subset", "n_train", "slot_seeds")},
+                           "train": {"epochs": tc.epochs, "batch_size": tc.batch_size}})
+            if key not in selected:
+                w = train_head(X["train_gt"][fit], y[fit], HeadSpec("forward_ce", seed=ls.seed),
+                               replace(base_tc, lr=float(cand)))
+                p = 1 / (1 + np.exp(-(X["train_gt"][hold] @ w)))
+                pcl = np.clip(p, 1e-12, 1 - 1e-12)
+                selected[key] = {"regime": "lastlayer", "lr": float(cand),
+                                 "holdout_acc": accuracy(bundle.gt.labels[hold], p),
+                                 "holdout_logloss": float(-(y[hold] * np.log(pcl) + (1 - y[hold])
+                                                            * np.log1p(-pcl)).mean()),
+                                 "n_fit": int(fit.size), "n_holdout": int(hold.size),
+                                 "machine": machine_name(), "git_commit": git_commit()}
+                atomic_write_text(sel_path, json.dumps(selected, indent=1, sort_keys=True))
+            recs.append(selected[key])
+        best = (max(recs, key=lambda r: (r["holdout_acc"], -r["lr"])) if ls.metric == "accuracy"
+                else min(recs, key=lambda r: (r["holdout_logloss"], r["lr"])))
+        lr = float(best["lr"])
+        log(f"[partial] lastlayer: lr {lr:g} chosen on held-out train_gt pairs")
+    head_tc = replace(base_tc, lr=lr)
+    n_done = 0
+    # the run keys hash the sweep's FinetuneConfig (loss, noise, seed) plus the head trainer
+    for spec in _plan(cfg, bundle.meta, 0, tc.replace(lr=lr)):
+        key = run_key({"regime": "lastlayer", "base": spec.key, "head_train": head_tc.to_dict()})
+        if store.has(key):
+            continue
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        is_ceil = spec.role == "ceiling"
+        split = ceil_split if is_ceil else "train_w2s"
+        y = ((bundle.ceiling_task().labels.astype(np.float64)) if is_ceil
+             else make_targets(bundle.weak_train, spec.cfg))
+        t0 = time.perf_counter()
+        w = train_head(X[split], y, HeadSpec(spec.cfg.loss, seed=spec.cfg.seed), head_tc)
+        wall = time.perf_counter() - t0
+        z = X["test"] @ w
+        lspec = replace(spec, regime="lastlayer", key=key)
+        store.add({key: (z, _run_record(lspec, {
+            "device": "cpu", "precision": "float64", "num_processes": 1, "train_wall_s": wall,
+            "eval_wall_s": 0.0, "group_size": 1, "group_wall_s": wall, "train_tokens": 0,
+            "train_padded_tokens": 0, "tokens_per_s": float("nan"),
+            "group_tokens_per_s": float("nan"), "final_loss": None, "resumed_from": 0,
+            "partial_k": "lastlayer", "trainable_params": int(w.size)}))})
+        write_rows()
+        n_done += 1
+    log(f"[partial] lastlayer: {n_done} heads trained")
+    return n_done
+
+
+def _sub(c: CachedStates, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lens = c.offsets[idx + 1] - c.offsets[idx]
+    parts = [c.states[c.offsets[i]:c.offsets[i + 1]] for i in idx]
+    return np.concatenate(parts), np.concatenate([[0], np.cumsum(lens)])
