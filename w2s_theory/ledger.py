@@ -209,7 +209,8 @@ def pgr_interval(student, weak, ceiling, confidence: float = 0.95) -> PGRInterva
     ``(abar - theta bbar)^2 <= t^2 (S_aa - 2 theta S_ab + theta^2 S_bb) / n`` (sample
     (co)variances, ``t = t_{n-1, (1+confidence)/2}``). The set is a bounded interval exactly
     when ``bbar^2 / (S_bb / n) > t^2``, i.e. when the gap's t interval excludes 0; otherwise
-    PGR is reported as undefined (``nan``, with the reason) -- the same rule as
+    PGR is reported as undefined (``nan``, with the reason), and so it is when the ceiling is
+    significantly *below* the weak model (nothing to recover) -- the rule of
     :func:`gap_filter`. Fieller's interval is exact under normal per-seed differences and,
     unlike a bootstrap, needs no resampling (reproducible at 3-5 seeds).
 
@@ -252,6 +253,10 @@ def pgr_interval(student, weak, ceiling, confidence: float = 0.95) -> PGRInterva
                            f"PGR undefined, Fieller set unbounded (point ratio {ratio:.3g})")
     qb = -2.0 * (ab * bb - t2 * sab / n)
     qc = ab * ab - t2 * saa / n
+    if bb < 0.0:
+        return PGRInterval(math.nan, math.nan, math.nan, n, False,
+                           f"ceiling significantly below weak (ceiling - weak = {bb:+.4g}): no "
+                           f"gap to recover, PGR undefined")
     disc = max(qb * qb - 4.0 * qa * qc, 0.0)
     r = math.sqrt(disc)
     lo, hi = (-qb - r) / (2.0 * qa), (-qb + r) / (2.0 * qa)
