@@ -238,8 +238,10 @@ def test_claim4_rule_needs_a_distinguishably_stronger_weak_model(tmp_path):
             + _real_rows(("ds", "W1", "T"), {"forward_kl": 0.0}, weak_acc=0.60, weak_sd=0.001)
             + _real_rows(("ds", "W3", "T"), {"forward_kl": 0.02}, weak_acc=0.6001,
                          weak_sd=0.01))
-    led = build_ledger(_write_root(tmp_path, rows))
+    fce = [dict(r, loss="forward_ce", run_key=r["run_key"] + "ce") for r in rows]
+    led = build_ledger(_write_root(tmp_path, rows + fce))
     r = led[led["claim"] == 4].set_index("strong")
+    assert len(r) == 2 and set(r["loss"]) == {"forward_kl"}     # forward CE not a second row
     assert r.loc["S", "verdict"] == "holds"
     assert r.loc["T", "kind"] == "excluded" and "not distinguishable" in r.loc["T", "verdict"]
 

@@ -679,7 +679,10 @@ def _claim4(runs_regime, regime, pp, gaps, rows):
                         f"(weak acc diff {100 * weff.mean:+.2f} pts, CI includes 0)"}
             elif not ok:
                 excl = {"kind": "excluded", "verdict": "excluded: no weak-to-strong gap"}
-            for loss in dict.fromkeys(base["loss"]):
+            present = list(dict.fromkeys(base["loss"]))
+            for loss in present:
+                if loss == "forward_ce" and "forward_kl" in present:
+                    continue      # identical to forward KL: one row, not two (never pooled)
                 a = _arm(base, weak=w2, loss=loss)
                 b = _arm(base, weak=w1, loss=loss)
                 xs, ys, cm = _pair(a, b)
@@ -950,7 +953,9 @@ def summarize(ledger):
 
 
 def pgr_table(root=None):
-    """PGR per setting and loss (noise 0, no confidence) with Fieller's 95 % interval."""
+    """PGR per setting and loss (noise 0, no confidence) with Fieller's 95 % interval.
+
+    Forward CE rows are left out (identical to forward KL in these protocols)."""
     import pandas as pd
 
     runs = load_runs(root)
@@ -959,6 +964,8 @@ def pgr_table(root=None):
     out = []
     keys = ["regime", "head", "source", "dataset", "weak", "strong", "loss"]
     for key, g in runs.groupby(keys, sort=False):
+        if key[-1] == "forward_ce":
+            continue          # identical to forward KL in these protocols: not a second result
         g = g.drop_duplicates("seed").dropna(subset=["acc", "weak_acc", "ceiling_acc"])
         r = pgr_interval(g["acc"].to_numpy(), g["weak_acc"].to_numpy(),
                          g["ceiling_acc"].to_numpy())
