@@ -108,7 +108,8 @@ class FitReport:
         return asdict(self)
 
 
-def _check_features(features, n: int | None = None, name: str = "features") -> np.ndarray:
+def check_features(features, n: int | None = None, name: str = "features") -> np.ndarray:
+    """``features`` as a finite float64 ``(n, d)`` array (``n`` rows when given), or a ValueError naming it."""
     try:
         x = np.asarray(features, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -124,7 +125,7 @@ def _check_features(features, n: int | None = None, name: str = "features") -> n
     return x
 
 
-def _standardize(x: np.ndarray):
+def standardize(x: np.ndarray):
     """Column mean and scale (a constant column gets scale 1) and the design ``[z, 1]``."""
     mu = x.mean(axis=0)
     sd = x.std(axis=0)
@@ -223,7 +224,7 @@ class ConvexHead:
 
         Shape ``(m,)`` (binary) or ``(m, k)``; rows sum to 1 exactly (up to round-off).
         """
-        x = _check_features(features)
+        x = check_features(features)
         if x.shape[1] != self.coef.shape[0]:
             raise ValueError(f"features: has {x.shape[1]} columns, the head was fitted on "
                              f"{self.coef.shape[0]}")
@@ -334,7 +335,7 @@ def fit_convex_head(features, weak_probs, *, divergence: str = "reverse_kl",
     binary = y.ndim == 1
     k = n_classes(y)
     g = check_gamma(gamma, k)
-    x = _check_features(features, y.shape[0])
+    x = check_features(features, y.shape[0])
     tol = check_scalar(tol, "tol", low=0.0, low_open=True, high=1e-3)
     if not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter: must be an integer >= 1, got {max_iter!r}")
@@ -344,7 +345,7 @@ def fit_convex_head(features, weak_probs, *, divergence: str = "reverse_kl",
                          "probability makes KL(P || F_w) infinite for every P >= gamma); smooth "
                          "the weak labels with w2s_theory.divergences.smooth")
     n, d = x.shape
-    mu, sd, design = _standardize(x)
+    mu, sd, design = standardize(x)
 
     t0 = time.perf_counter()
     # Clarabel sometimes stalls ("AlmostSolved") or fails ("NumericalError") on one of two
@@ -427,7 +428,7 @@ def _convex_program(design, yc, g, divergence, form, tol, max_iter):
     else:
         obj = -cp.sum(cp.multiply(yc[:, 1:], cp.log(pf))) - yc[:, 0] @ cp.log(p0)
     prob = cp.Problem(cp.Minimize(obj), cons)
-    return _solve_clarabel(prob, tol, max_iter), theta, cons
+    return solve_clarabel(prob, tol, max_iter), theta, cons
 
 
 def _objective(p: np.ndarray, yc: np.ndarray, divergence: str) -> float:
@@ -439,7 +440,7 @@ def _objective(p: np.ndarray, yc: np.ndarray, divergence: str) -> float:
     return float(rel_entr(yc, pc).sum(axis=1).mean())
 
 
-def _solve_clarabel(prob, tol: float, max_iter: int):
+def solve_clarabel(prob, tol: float, max_iter: int):
     """Solve a cvxpy problem with Clarabel directly, keeping Clarabel's dual objective."""
     import clarabel
     import cvxpy as cp
@@ -503,7 +504,7 @@ class SoftmaxHead:
 
     def logits(self, features) -> np.ndarray:
         """Logits ``z(x)``: shape ``(m,)`` (binary) or ``(m, k)`` with ``z_0 = 0``."""
-        x = _check_features(features)
+        x = check_features(features)
         if x.shape[1] != self.coef.shape[0]:
             raise ValueError(f"features: has {x.shape[1]} columns, the head was fitted on "
                              f"{self.coef.shape[0]}")
@@ -614,13 +615,13 @@ def fit_softmax_head(features, weak_probs, *, loss: str = "forward_kl", l2: floa
     y = check_probs(weak_probs, "weak_probs")
     binary = y.ndim == 1
     k = n_classes(y)
-    x = _check_features(features, y.shape[0])
+    x = check_features(features, y.shape[0])
     l2 = check_scalar(l2, "l2", low=0.0)
     tol = check_scalar(tol, "tol", low=0.0, low_open=True)
     if not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter: must be an integer >= 1, got {max_iter!r}")
     n, d = x.shape
-    mu, sd, design = _standardize(x)
+    mu, sd, design = standardize(x)
     design_t = torch.from_numpy(design)
     y_t = torch.from_numpy(y)
     f = _torch_objective(design_t, y_t, loss, l2, binary, eps)
@@ -739,7 +740,7 @@ def fit_head_minibatch(features, weak_probs, *, loss: str = "forward_kl",
     y = check_probs(weak_probs, "weak_probs")
     binary = y.ndim == 1
     k = n_classes(y)
-    x = _check_features(features, y.shape[0])
+    x = check_features(features, y.shape[0])
     lr = check_scalar(lr, "lr", low=0.0, low_open=True)
     l2 = check_scalar(l2, "l2", low=0.0)
     for name, v in (("batch_size", batch_size), ("epochs", epochs)):
@@ -748,7 +749,7 @@ def fit_head_minibatch(features, weak_probs, *, loss: str = "forward_kl",
     if not isinstance(seed, int):
         raise ValueError(f"seed: must be an integer, got {seed!r}")
     n, d = x.shape
-    mu, sd, design = _standardize(x)
+    mu, sd, design = standardize(x)
     design_t = torch.from_numpy(design)
     y_t = torch.from_numpy(y)
     theta = torch.zeros((d + 1) * (k - 1), dtype=torch.float64, requires_grad=True)

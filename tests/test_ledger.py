@@ -1,0 +1,331 @@
+"""Tests for w2s_theory.ledger: statistics against independent computations, one constructed
+table per claim-verdict rule (holds / does not hold / inconclusive / excluded), partial and new
+tables, and the committed ledger against a rebuild from the committed tables."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from w2s_theory.ledger import (
+    build_ledger,
+    gap_filter,
+    holm,
+    load_runs,
+    paired_effect,
+    paper_patterns,
+    pgr_interval,
+    summarize,
+    symmetric_loss_defect,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------- statistics
+@pytest.mark.parametrize("n", [2, 3, 5, 20])
+def test_paired_effect_matches_scipy_ttest_rel(n):
+    rng = np.random.default_rng(n)
+    for _ in range(20):
+        a = rng.normal(0.6, 0.02, n)
+        b = a - rng.normal(0.01, 0.02, n)
+        e = paired_effect(a, b)
+        ref = stats.ttest_rel(a, b)
+        ci = ref.confidence_interval(0.95)
+        assert e.p_value == pytest.approx(ref.pvalue, rel=1e-10, abs=1e-15)
+        assert (e.ci_low, e.ci_high) == pytest.approx((ci.low, ci.high), rel=1e-10)
+        assert e.mean == pytest.approx(np.mean(a - b), abs=1e-15)
+
+
+def test_paired_effect_edge_cases():
+    e = paired_effect([0.5], [0.4])
+    assert e.n == 1 and math.isnan(e.p_value) and math.isnan(e.ci_low)
+    e = paired_effect([0.5, 0.6], [0.5, 0.6])                    # identical arms
+    assert e.p_value == 1.0 and e.ci_low == e.ci_high == 0.0
+    with pytest.raises(ValueError, match="shape"):
+        paired_effect([1, 2, 3], [1, 2])
+
+
+def _holm_by_hand(p):
+    p = np.asarray(p, dtype=float)
+    m = len(p)
+    order = np.argsort(p)
+    adj = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adj[i] = running
+    return adj
+
+
+def test_holm_known_example_and_random_families():
+    # sorted 0.005 (x4 = 0.02), 0.01 (x3 = 0.03), 0.03 (x2 = 0.06), 0.04 (x1, but >= 0.06)
+    assert holm([0.01, 0.04, 0.03, 0.005]).tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    rng = np.random.default_rng(0)
+    for m in (1, 2, 7, 30):
+        p = rng.uniform(0, 0.2, m)
+        assert holm(p) == pytest.approx(_holm_by_hand(p), abs=1e-14)
+    out = holm([0.01, np.nan, 0.02])                               # nan left out of the family
+    assert np.isnan(out[1]) and out[[0, 2]].tolist() == pytest.approx([0.02, 0.02])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        holm([1.5])
+
+
+def test_gap_filter_needs_a_ci_above_zero():
+    ok, e = gap_filter([0.70, 0.71, 0.69, 0.70], [0.60, 0.61, 0.60, 0.60])
+    assert ok and e.ci_low > 0
+    ok, e = gap_filter([0.64, 0.6475, 0.6225], [0.6375] * 3)       # cpu_medium's full ceiling
+    assert not ok and e.ci_low < 0 < e.ci_high
+    ok, _ = gap_filter([0.55, 0.56, 0.55], [0.60, 0.60, 0.61])     # ceiling below weak
+    assert not ok
+
+
+def test_pgr_fieller_endpoints_are_where_the_t_test_of_a_minus_theta_b_stops_rejecting():
+    rng = np.random.default_rng(1)
+    checked = 0
+    for _ in range(200):
+        n = int(rng.integers(3, 21))
+        w = rng.normal(0.60, 0.01, n)
+        c = w + rng.normal(rng.choice([0.05, -0.05]), rng.uniform(0.005, 0.05), n)
+        s = w + rng.normal(0.02, 0.02, n)
+        r = pgr_interval(s, w, c)
+        has_gap, _ = gap_filter(c, w)
+        assert r.defined == has_gap                                  # the same rule
+        if not r.defined:
+            assert math.isnan(r.pgr)
+            assert ("CI includes 0" in r.reason) or ("below weak" in r.reason
+                                                     and np.mean(c - w) < 0)
+            continue
+        a, b = s - w, c - w
+        assert r.pgr == pytest.approx(a.mean() / b.mean())
+        for theta in (r.ci_low, r.ci_high):
+            assert stats.ttest_1samp(a - theta * b, 0.0).pvalue == pytest.approx(0.05, abs=1e-7)
+        mid = 0.5 * (r.ci_low + r.ci_high)
+        assert stats.ttest_1samp(a - mid * b, 0.0).pvalue > 0.05
+        width = r.ci_high - r.ci_low
+        for theta in (r.ci_low - 0.1 * width, r.ci_high + 0.1 * width):
+            assert stats.ttest_1samp(a - theta * b, 0.0).pvalue < 0.05
+        checked += 1
+    assert checked > 50
+
+
+def test_symmetric_loss_property():
+    """Reverse CE: l(p,y) + l(p,1-y) = -log y - log(1-y) for every p; the others vary with p."""
+    for y in (0.1, 0.3, 0.45):
+        assert symmetric_loss_defect("reverse_ce", y) < 1e-12
+        for loss in ("reverse_kl", "forward_kl", "forward_ce"):
+            assert symmetric_loss_defect(loss, y) > 1e-2
+
+
+# ----------------------------------------------------------------------------- constructed tables
+def _real_rows(setting, losses_effects, *, seeds=10, noise=0.0, confidence=False,
+               weak_acc=0.60, ceiling=0.70, sd=0.002, seed0=0, weak_sd=0.0):
+    """Rows in the real-sweep schema: acc = 0.65 + effect + seed noise (seeded by setting)."""
+    dataset, weak, strong = setting
+    h = int(hashlib.sha256(repr((setting, noise, confidence)).encode()).hexdigest()[:8], 16)
+    rng = np.random.default_rng(h)
+    common = rng.normal(0, 0.01, seeds)                              # shared by seed: paired
+    wrng = np.random.default_rng(int(hashlib.sha256(repr((dataset, weak)).encode()).hexdigest()[:8], 16))
+    wacc = weak_acc + weak_sd * wrng.normal(size=seeds)
+    rows = []
+    for loss, eff in losses_effects.items():
+        jit = rng.normal(0, sd, seeds)
+        for s in range(seeds):
+            rows.append({"run_key": f"{dataset}{weak}{strong}{loss}{noise}{confidence}{s}",
+                         "dataset": dataset, "weak": weak, "strong": strong, "loss": loss,
+                         "confidence": confidence, "noise": noise, "seed": seed0 + s,
+                         "student_acc": 0.65 + eff + common[s] + jit[s],
+                         "weak_acc": wacc[s], "ceiling_acc": ceiling + 0.001 * common[s]})
+    return rows
+
+
+def _write_root(tmp_path, rows, name="main"):
+    d = tmp_path / "experiments" / "results" / "real"
+    d.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(d / f"{name}.csv", index=False)
+    return tmp_path
+
+
+def _claim_rows(led, claim, contrast_start):
+    return led[(led["claim"] == claim) & led["contrast"].str.startswith(contrast_start)]
+
+
+def test_claim1_rule_holds_does_not_hold_inconclusive_and_gap_exclusion(tmp_path):
+    rows = (_real_rows(("ds", "A", "S"), {"forward_kl": 0.0, "reverse_kl": 0.03})
+            + _real_rows(("ds", "B", "S"), {"forward_kl": 0.0, "reverse_kl": -0.03})
+            + _real_rows(("ds", "C", "S"), {"forward_kl": 0.0, "reverse_kl": 0.0}, sd=0.01)
+            + _real_rows(("ds", "D", "S"), {"forward_kl": 0.0, "reverse_kl": 0.03},
+                         ceiling=0.60, weak_acc=0.60))
+    led = build_ledger(_write_root(tmp_path, rows), ref_dir=ROOT / "experiments" / "paper_reference")
+    r = _claim_rows(led, 1, "reverse_kl - forward_kl").set_index("weak")
+    assert r.loc["A", "verdict"] == "holds"
+    assert r.loc["B", "verdict"] == "does not hold"
+    assert r.loc["C", "verdict"] == "inconclusive"
+    assert r.loc["D", "kind"] == "excluded" and "no weak-to-strong gap" in r.loc["D", "verdict"]
+    assert r.loc[["A", "B", "C"], "family_size"].tolist() == [3, 3, 3]   # D not in the family
+    s = summarize(led)
+    s1 = s[(s["claim"] == 1) & (s["group"] == "reverse_kl vs forward")].iloc[0]
+    assert s1["verdict"] == "does not hold" and s1["excluded"] == 1
+    # paper's number beside ours (GPT-2 + Qwen mean, from the reference CSVs)
+    assert "as reported (summary of arXiv 2502.11107)" in r.loc["A", "paper_note"]
+
+
+def test_claim_rule_aggregate_holds_and_inconclusive(tmp_path):
+    rows = (_real_rows(("ds", "A", "S"), {"forward_kl": 0.0, "reverse_kl": 0.03})
+            + _real_rows(("ds", "C", "S"), {"forward_kl": 0.0, "reverse_kl": 0.0}, sd=0.01))
+    s = summarize(build_ledger(_write_root(tmp_path / "a", rows)))
+    assert s[(s["claim"] == 1) & (s["regime"] == "last_layer_minibatch")
+             & (s["group"] == "reverse_kl vs forward")]["verdict"].item() == "holds"
+    rows = (_real_rows(("ds", "C", "S"), {"forward_kl": 0.0, "reverse_kl": 0.0}, sd=0.01)
+            + _real_rows(("ds", "E", "S"), {"forward_kl": 0.0, "reverse_kl": 0.001}, sd=0.01))
+    s = summarize(build_ledger(_write_root(tmp_path / "b", rows)))
+    assert s[(s["claim"] == 1) & (s["group"] == "reverse_kl vs forward")]["verdict"].item() \
+        == "inconclusive"
+
+
+def test_forward_ce_reported_as_identical_never_pooled(tmp_path):
+    rows = _real_rows(("ds", "A", "S"), {"forward_kl": 0.0, "reverse_ce": 0.03})
+    fce = [dict(r, loss="forward_ce", run_key=r["run_key"] + "ce") for r in rows
+           if r["loss"] == "forward_kl"]
+    led = build_ledger(_write_root(tmp_path / "same", rows + fce))
+    ident = led[(led["kind"] == "identity") & (led["claim"] == 1)]
+    assert ident["verdict"].tolist() == ["identical"]
+    t = _claim_rows(led, 1, "reverse_ce")
+    assert t["contrast"].tolist() == ["reverse_ce - forward_ce"] and t["n_seeds"].item() == 10
+    fce2 = [dict(r, student_acc=r["student_acc"] + 1e-3) for r in fce]
+    led = build_ledger(_write_root(tmp_path / "diff", rows + fce2))
+    assert led[(led["kind"] == "identity") & (led["claim"] == 1)]["verdict"].item() == "differs"
+    # without forward CE runs the reference is forward KL, and the row says so
+    led = build_ledger(_write_root(tmp_path / "none", rows))
+    assert "forward CE not run" in _claim_rows(led, 1, "reverse_ce")["contrast"].item()
+
+
+def test_claim2_rule_on_drops(tmp_path):
+    base = {"forward_kl": 0.0, "reverse_kl": 0.0}
+    rows = (_real_rows(("ds", "A", "S"), base)
+            + _real_rows(("ds", "A", "S"), {"forward_kl": -0.08, "reverse_kl": -0.02}, noise=0.3)
+            + _real_rows(("ds", "B", "S"), base)
+            + _real_rows(("ds", "B", "S"), {"forward_kl": -0.02, "reverse_kl": -0.08}, noise=0.3)
+            + _real_rows(("ds", "C", "S"), base)
+            + _real_rows(("ds", "C", "S"), {"forward_kl": -0.05, "reverse_kl": -0.05}, noise=0.3,
+                         sd=0.02))
+    led = build_ledger(_write_root(tmp_path, rows))
+    r = _claim_rows(led, 2, "drop(forward_kl) - drop(reverse_kl) @ 0.3").set_index("weak")
+    assert r.loc["A", "verdict"] == "holds"
+    assert r.loc["A", "effect_pts"] == pytest.approx(6.0, abs=0.5)
+    assert r.loc["A", "paper_value_pts"] == pytest.approx((89.7 - 81.7) - (91.5 - 90.0))
+    assert r.loc["B", "verdict"] == "does not hold"
+    assert r.loc["C", "verdict"] == "inconclusive"
+
+
+def test_claim3_rule_with_confidence(tmp_path):
+    rows = (_real_rows(("ds", "A", "S"), {"forward_ce": 0.0, "reverse_ce": 0.0})
+            + _real_rows(("ds", "A", "S"), {"forward_ce": 0.0, "reverse_ce": -0.03},
+                         confidence=True))
+    led = build_ledger(_write_root(tmp_path, rows))
+    assert _claim_rows(led, 3, "reverse_ce+conf")["verdict"].item() == "does not hold"
+
+
+def test_claim4_rule_needs_a_distinguishably_stronger_weak_model(tmp_path):
+    rows = (_real_rows(("ds", "W1", "S"), {"forward_kl": 0.0}, weak_acc=0.60, weak_sd=0.001)
+            + _real_rows(("ds", "W2", "S"), {"forward_kl": 0.02}, weak_acc=0.63, weak_sd=0.001)
+            + _real_rows(("ds", "W1", "T"), {"forward_kl": 0.0}, weak_acc=0.60, weak_sd=0.001)
+            + _real_rows(("ds", "W3", "T"), {"forward_kl": 0.02}, weak_acc=0.6001,
+                         weak_sd=0.01))
+    fce = [dict(r, loss="forward_ce", run_key=r["run_key"] + "ce") for r in rows]
+    led = build_ledger(_write_root(tmp_path, rows + fce))
+    r = led[led["claim"] == 4].set_index("strong")
+    assert len(r) == 2 and set(r["loss"]) == {"forward_kl"}     # forward CE not a second row
+    assert r.loc["S", "verdict"] == "holds"
+    assert r.loc["T", "kind"] == "excluded" and "not distinguishable" in r.loc["T", "verdict"]
+
+
+def test_claim5_rule_at_fifty_percent(tmp_path):
+    rows = (_real_rows(("ds", "A", "S"), {"forward_kl": 0.0, "reverse_kl": 0.0})
+            + _real_rows(("ds", "A", "S"), {"forward_kl": -0.15, "reverse_kl": -0.15},
+                         noise=0.5))
+    led = build_ledger(_write_root(tmp_path, rows))
+    r = led[led["claim"] == 5]
+    assert r[r["group"] == "reverse KL collapses at 50 %"]["verdict"].item() == "holds"
+    assert r[r["group"] == "reverse KL worse than forward at 50 %"]["verdict"].item() \
+        == "inconclusive"
+    at = r[r["group"] == "every loss at 50 %"]
+    assert set(at["verdict"]) == {"at chance"} and (at["kind"] == "descriptive").all()
+
+
+def test_partial_and_new_finetune_tables_are_picked_up_without_code_changes(tmp_path):
+    d = tmp_path / "experiments" / "results" / "finetune"
+    d.mkdir(parents=True)
+    rows = []
+    for regime in ("full", "partial"):
+        for s in range(3):
+            for loss, eff in (("forward_kl", 0.0), ("reverse_kl", 0.01)):
+                if regime == "partial" and loss == "reverse_kl" and s == 2:
+                    continue                                       # a run still in flight
+                rows.append({"regime": regime, "role": "student", "loss": loss, "seed": s,
+                             "subset": "harmless", "weak": "w", "strong": "m",
+                             "confidence": False, "noise": 0.0,
+                             "student_acc": 0.65 + eff + 0.001 * s, "weak_acc": 0.60,
+                             "ceiling_acc": 0.70 + 0.001 * s})
+    pd.DataFrame(rows).to_csv(d / "cpu_4k.csv", index=False)
+    runs = load_runs(tmp_path)
+    assert set(runs["regime"]) == {"full_finetune", "finetune_partial"}
+    led = build_ledger(tmp_path)
+    r = _claim_rows(led, 1, "reverse_kl").set_index("regime")
+    assert r.loc["finetune_partial", "n_seeds"] == 2 and r.loc["full_finetune", "n_seeds"] == 3
+    # no tables at all: an empty ledger, not an error
+    assert len(build_ledger(tmp_path / "empty")) == 0
+
+
+def test_paper_patterns_from_reference_csvs():
+    ref = pd.read_csv(ROOT / "experiments" / "paper_reference" / "main_gpt2_cai_harmless.csv")
+    pp = paper_patterns()
+    piv = ref.pivot_table(index=["weak", "strong"], columns="loss", values="test_accuracy_pct")
+    assert pp[(1, "reverse_ce - forward_ce")][0] == pytest.approx(
+        (piv["reverse_ce"] - piv["forward_ce"]).mean())
+    qwen = pd.read_csv(ROOT / "experiments" / "paper_reference" / "qwen25.csv")
+    qp = qwen.pivot_table(index=["weak", "strong"], columns="loss", values="test_accuracy_pct")
+    d = pd.concat([piv["reverse_kl"] - piv["forward_kl"], qp["reverse_kl"] - qp["forward_kl"]])
+    value, note = pp[(1, "reverse_kl - forward_kl")]
+    assert value == pytest.approx(d.mean())
+    assert f"reverse > forward in {int((d > 0).sum())} of {len(d)}" in note
+    assert all("as reported (summary of arXiv 2502.11107)" in v[1] for v in pp.values())
+
+
+# ----------------------------------------------------------------------------- committed ledger
+def test_committed_ledger_is_rebuilt_from_the_committed_tables():
+    """experiments/results/ledger.csv must equal a fresh build; if a result table changed
+    (e.g. cpu_4k.csv landed), rerun ``python -m w2s_theory.ledger`` and commit the result."""
+    path = ROOT / "experiments" / "results" / "ledger.csv"
+    committed = pd.read_csv(path)
+    fresh = build_ledger(ROOT)
+    fresh.to_csv(tmp := path.with_name(".ledger_check.csv"), index=False, float_format="%.10g")
+    try:
+        again = pd.read_csv(tmp)
+    finally:
+        tmp.unlink()
+    pd.testing.assert_frame_equal(committed, again, check_dtype=False, rtol=1e-9)
+
+
+def test_claim6_reports_truth_and_ceiling_separately_and_the_ceiling_check_as_identity():
+    led = pd.read_csv(ROOT / "experiments" / "results" / "ledger.csv")
+    c6 = led[(led["claim"] == 6) & (led["regime"] == "last_layer_converged")
+             & led["contrast"].str.startswith("reverse-KL convex fits")]
+    ceil = c6[c6["contrast"].str.contains("convex ceiling")]
+    truth = c6[c6["contrast"].str.contains("vs the truth")]
+    assert (ceil["kind"] == "identity").all() and len(ceil) == 1
+    assert len(truth) == 2 and (truth["kind"] == "bound_check").all()
+    runs = pd.concat([pd.read_csv(ROOT / "experiments" / "results" / "real" / f"{n}.csv")
+                      for n in ("main", "confidence", "noise", "vader")])
+    runs = runs[~runs["confidence"]].drop_duplicates(["dataset", "weak", "strong", "noise",
+                                                      "seed"])
+    tr = truth[truth["contrast"].str.contains("test split")].iloc[0]
+    assert tr["n_runs"] == len(runs)
+    assert tr["n_holds"] == int((runs["cvx_rkl_t2test_truth_slack"]
+                                 >= -runs["cvx_rkl_duality_gap"]).sum())
