@@ -51,7 +51,9 @@ Scalars
 booleans (``True`` is not a probability), ``None``, complex numbers and arrays of size
 other than one (0-d). :func:`check_int` does the same for integers (``3.0`` is rejected:
 a count is not a float), :func:`check_rng` for seeds and generators, :func:`check_choice`
-for string options.
+for string options. For torch code that stays on its device, :func:`check_float_tensor`
+and :func:`as_tensor_like` apply the same rules to tensors (``torch`` is imported only
+when they are called).
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ __all__ = [
     "check_gamma",
     "check_rng",
     "check_choice",
+    "check_float_tensor",
+    "as_tensor_like",
     "n_classes",
     "as_categorical",
 ]
@@ -235,7 +239,7 @@ def check_probs(x: Any, name: str, *, row_sum_atol: float = ROW_SUM_ATOL,
     # A k-class row within the row-sum tolerance may hold an entry up to 1 + row_sum_atol
     # (a float32 softmax gives 1.0000001); the binary shorthand must lie in [0, 1].
     if hi > (1.0 if arr.ndim == 1 else 1.0 + row_sum_atol):
-        raise ValueError(f"{name}: probability {hi:.9g} > 1; entries must lie in [0, 1]")
+        raise ValueError(f"{name}: probability {hi!r} > 1; entries must lie in [0, 1]")
     if arr.ndim == 2:
         s = arr.sum(axis=1)
         err = np.abs(s - 1.0)
@@ -414,6 +418,51 @@ def check_rng(rng: Any, name: str = "rng") -> np.random.Generator:
     if seed < 0:
         raise ValueError(f"{name}: a seed must be a non-negative integer, got {rng!r}")
     return np.random.default_rng(seed)
+
+
+# ----------------------------------------------------------------------------- torch tensors
+def check_float_tensor(x: Any, name: str):
+    """Return ``x`` if it is a real floating-point torch tensor with data, or raise naming ``name``.
+
+    For the torch losses, whose inputs stay on their device (no conversion to numpy):
+    rejects non-tensors (lists, numpy arrays), ``meta`` tensors, complex and integer/bool
+    tensors with :class:`ArgumentTypeError`.
+    """
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        raise ArgumentTypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if x.device.type == "meta":
+        raise ArgumentTypeError(f"{name}: is a tensor on the 'meta' device, which holds no data")
+    if x.is_complex() or not torch.is_floating_point(x):
+        raise ArgumentTypeError(f"{name}: expected a floating-point tensor, got {x.dtype}")
+    return x
+
+
+def as_tensor_like(x: Any, name: str, like):
+    """Return ``x`` as a tensor of ``like``'s dtype and device, or raise naming ``name``.
+
+    For the torch losses' targets (``weak_probs``): tensors are moved and cast (gradients
+    kept); anything else goes through :func:`as_float_array` first, so strings, ``None``,
+    object/str/complex arrays, ragged lists, masked arrays and ``meta`` tensors are refused
+    with a message naming ``name`` instead of failing inside torch.
+
+    Example:
+        >>> import torch
+        >>> as_tensor_like([0.2, 0.8], "weak_probs", torch.zeros(2)).dtype
+        torch.float32
+    """
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        if x.device.type == "meta":
+            raise ArgumentTypeError(f"{name}: is a tensor on the 'meta' device, which holds "
+                                    f"no data")
+        if x.is_complex():
+            raise ArgumentTypeError(f"{name}: complex tensor ({x.dtype}); expected real numbers")
+        return x.to(device=like.device, dtype=like.dtype)
+    arr = as_float_array(x, name)
+    return torch.as_tensor(arr, dtype=like.dtype, device=like.device)
 
 
 def check_choice(x: Any, name: str, choices: Iterable[str]) -> str:
