@@ -1,8 +1,10 @@
-"""Divergences against independent plain-Python float64 formulas (hypothesis, 1000 examples each).
+"""Divergences against independent 1200-bit mpmath formulas (hypothesis, 1000 examples each).
 
-The references below use only ``math`` and Python loops over rows and classes; they
-share no code with :mod:`w2s_theory.divergences` (which uses scipy's ``rel_entr``,
-``xlogy`` and ``entr``). Zeros, ones and tiny probabilities are generated on purpose
+The references below use only ``mpmath`` and Python loops over rows and classes; they
+share no code with :mod:`w2s_theory.divergences` (which uses numpy, ``log1p`` series
+and scipy's ``xlogy`` and ``entr``). The binary shorthand is expanded exactly
+(``1 - p`` exact in 1200 bits), so the binary functions are held to a relative ``1e-12``
+with no absolute allowance. Zeros, ones and tiny probabilities are generated on purpose
 (``0 log 0 = 0``; ``KL = inf`` where ``q_i = 0 < p_i``).
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import mpmath
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -50,16 +53,31 @@ def dist_pair(draw):
 
 
 # ----------------------------------------------------------------------------- references
+# mpmath at 1200 bits (1 - p is exact for every double p, subnormals included): the binary shorthand's class-0 probability 1 - p is formed exactly
+# (no float64 rounding), and logs of ratios never over- or underflow.
+mpmath.mp.prec = 1200
+
+
+class Row(list):
+    """Exact (mpmath) class probabilities of one example; ``kclass`` if given as a row.
+
+    A k-class row sums to 1 only up to float64 round-off (the function renormalises it,
+    the reference does not): the error scale of such a row gets an absolute ``1e-15``
+    (``1e-3`` of the mass, times the relative ``1e-12`` of :func:`assert_rows_close`).
+    A binary row ``[1 - p, p]`` is an exact distribution: no absolute allowance.
+    """
+
+    def __init__(self, values, kclass):
+        super().__init__(values)
+        self.residue = 1e-3 * float(sum(values)) if kclass else 0.0
+
+
 def rows(a):
-    """Python lists of class probabilities per example (binary shorthand expanded)."""
-    return [[1.0 - float(v), float(v)] for v in a] if a.ndim == 1 else [list(map(float, r)) for r in a]
-
-
-def log_ratio(p, q):
-    r = p / q if q > 0 else math.inf
-    if 0.0 < r < math.inf and r >= 2.2250738585072014e-308:
-        return math.log(r)
-    return math.log(p) - math.log(q)  # p/q over- or underflows: logs separately
+    """Exact (mpmath) class probabilities per example (binary shorthand expanded exactly)."""
+    mpf = mpmath.mpf
+    if a.ndim == 1:
+        return [Row([1 - mpf(float(v)), mpf(float(v))], False) for v in a]
+    return [Row([mpf(float(x)) for x in r], True) for r in a]
 
 
 def ref_kl_row(p, q):
@@ -68,48 +86,45 @@ def ref_kl_row(p, q):
     The error scale is the sum of |terms| (cancellation) plus the mass ``sum p_i``: a
     log-ratio near 0 carries an absolute rounding error of about one ulp of 1.
     """
-    total, mag = 0.0, 0.0
+    total, mag = mpmath.mpf(0), 0.0
     for pi, qi in zip(p, q):
-        if pi == 0.0:
+        if pi == 0:
             continue
-        if qi == 0.0:
+        if qi == 0:
             return math.inf, math.inf
-        t = pi * log_ratio(pi, qi)
+        t = pi * mpmath.log(pi / qi)
         total += t
-        mag += abs(t) + 1e-3 * pi
-    return total, mag
+        mag += abs(float(t))
+    return float(total), mag + p.residue
 
 
 def ref_ce_row(p, q):
-    total, mag = 0.0, 0.0
+    total, mag = mpmath.mpf(0), 0.0
     for pi, qi in zip(p, q):
-        if pi == 0.0:
+        if pi == 0:
             continue
-        if qi == 0.0:
+        if qi == 0:
             return math.inf, math.inf
-        t = -pi * math.log(qi)
+        t = -pi * mpmath.log(qi)
         total += t
-        mag += abs(t)
-    return total, mag
+        mag += abs(float(t))
+    return float(total), mag + p.residue
 
 
 def ref_entropy_row(p):
-    total = 0.0
+    total = mpmath.mpf(0)
     for pi in p:
-        if pi > 0.0:
-            total -= pi * math.log(pi)
-    return total, abs(total)
+        if pi > 0:
+            total -= pi * mpmath.log(pi)
+    return float(total), abs(float(total)) + p.residue
 
 
 def ref_tv_row(p, q):
-    t = 0.5 * sum(abs(pi - qi) for pi, qi in zip(p, q))
-    return t, t
+    t = float(sum(abs(pi - qi) for pi, qi in zip(p, q)) / 2)
+    return t, t + p.residue
 
 
 def ref_tv(p, q):
-    """Binary: |p - q| (the class-0 difference is minus the class-1 one; no 1 - p rounding)."""
-    if p.ndim == 1:
-        return [(abs(float(a) - float(b)),) * 2 for a, b in zip(p, q)]
     return [ref_tv_row(a, b) for a, b in zip(rows(p), rows(q))]
 
 
@@ -156,7 +171,7 @@ def test_smooth_matches_reference(p, frac):
     gamma = frac / k                          # any gamma in (0, 1/k]
     s = smooth(p, gamma)
     assert s.shape == p.shape
-    # (binary: rows() forms the class-0 probability 1 - s in float64, as lemma1 does)
+    # (binary: rows() forms the class-0 probability 1 - s exactly, in mpmath)
     for row_s, row_p in zip(rows(s), rows(p)):
         for si, pi in zip(row_s, row_p):
             ref = (1.0 - k * gamma) * pi + gamma

@@ -18,6 +18,16 @@ NAMES = ("forward_kl", "reverse_kl", "forward_ce", "reverse_ce")
 EPS = 1e-6
 
 
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """Trainer and RewardTrainer set accelerate's process-wide state; reset it afterwards so
+    later tests may build an Accelerator with another mixed precision."""
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def ref_binary(name, z, y):
     """Independent float64 closed forms, per example (binary)."""
     p = 1 / (1 + math.exp(-z))

@@ -66,7 +66,7 @@ def _bad(case: str, base: np.ndarray):
     if case == "one_class":
         return np.ones((3, 1)), r"need k >= 2 classes"
     if case == "not_numeric":
-        return np.array(["a", "b", "c"]), "cannot be converted"
+        return np.array(["a", "b", "c"]), "expected numbers, got an array of str"
     raise AssertionError(case)
 
 
@@ -315,7 +315,9 @@ def test_row_sum_tolerance_is_as_documented():
 
 def test_check_helpers():
     assert check_gamma(0.25, 4) == 0.25
-    assert check_scalar("1.5", "x", low=0.0) == 1.5
+    assert check_scalar(np.float32(1.5), "x", low=0.0) == 1.5
+    with pytest.raises(TypeError, match=r"^x: must be a number, got the string '1\.5'"):
+        check_scalar("1.5", "x", low=0.0)
     with pytest.raises(ValueError, match=r"^x: must lie in \(0, inf\]"):
         check_scalar(0.0, "x", low=0.0, low_open=True)
     with pytest.raises(ValueError, match=r"^x: must be finite"):

@@ -1,28 +1,191 @@
 """One place that checks user input and says what is wrong.
 
-Every public function of :mod:`w2s_theory` routes its arrays through these
-helpers, so the error messages are uniform: they name the argument and the
-problem (``ValueError: f_weak: row 3 sums to 0.9 (tolerance 1e-06)``).
+Every public function of :mod:`w2s_theory` routes its arguments through these
+helpers (modelled on scikit-learn's ``utils/validation.py``), so the error messages
+are uniform: they start with the argument's name and say what is wrong
+(``ValueError: f_weak: row 3 sums to 0.9, not 1 (tolerance 1e-06); ...``).
 
-Conventions
------------
+Errors
+------
+* :class:`ArgumentTypeError` (a subclass of both ``TypeError`` and ``ValueError``, so
+  callers that catch either keep working) for an argument of the wrong *kind*: a string
+  or a boolean where a number is expected, an object or string array, a tensor without
+  data (``meta``) or on an accelerator.
+* ``ValueError`` for a value of the right kind outside its domain.
+
+Arrays
+------
+:func:`as_float_array` is the one conversion of array-likes to float64 numpy arrays:
+
+* numpy arrays, lists, tuples and anything ``np.asarray`` reads, of a numeric dtype
+  (bool, int, unsigned, float); object, string, bytes, complex, datetime and void
+  dtypes are rejected (``np.asarray(["0.5"], dtype=float)`` would parse the strings);
+* torch tensors: ``requires_grad`` tensors are detached (the theory code never
+  back-propagates), CPU tensors are read without a copy where possible; tensors on
+  another device (``cuda``, ``mps``, ...) are rejected with the fix (``x.cpu()``), and
+  ``meta`` tensors (no data) are rejected. ``torch`` is never imported here: a tensor is
+  recognised only if the caller's process already imported torch.
+
+Probability arrays
+------------------
 * A probability array is either 2-D, shape ``(n, k)`` with rows in the simplex,
   or 1-D, shape ``(n,)``, the binary shorthand ``P(class 1)``.
 * Rows must sum to 1 within :data:`ROW_SUM_ATOL` (absolute, per row): ``1e-6``, loose
   enough for rows normalised in float32 or printed to 7 digits, tight enough that a row
   with a dropped or duplicated class (off by at least one probability) is rejected.
+  Entries must be ``>= 0``; a k-class entry may exceed 1 by at most the same tolerance
+  (``[0, 1 + 5e-7]`` is a row within it), a binary ``P(class 1)`` must lie in ``[0, 1]``.
+* **One tolerance, consistent results.** The divergences and bounds call
+  :func:`check_probs` with ``renormalize=True``: a row accepted within the tolerance is
+  divided by its float64 sum at this boundary, so every later computation sees rows that
+  sum to 1 up to float64 round-off, and the identities (``KL >= 0``, ``TV <= 1``,
+  Pinsker, ``CE = KL + H``, Lemma 1's chain) hold on them as on exact distributions.
+  The caller's array is never modified (a copy is renormalised). Metrics and label noise
+  use the rows as given (``renormalize=False``: argmax ties must not move).
 * Arrays are converted to float64 for the numpy theory code.
+
+Scalars
+-------
+:func:`check_number` accepts Python and numpy reals (``int``, ``float``, ``np.float32``,
+``np.int64``, ...), 0-d numpy arrays and 0-d tensors, and rejects strings (``'0.01'``),
+booleans (``True`` is not a probability), ``None``, complex numbers and arrays of size
+other than one (0-d). :func:`check_int` does the same for integers (``3.0`` is rejected:
+a count is not a float), :func:`check_rng` for seeds and generators, :func:`check_choice`
+for string options. For torch code that stays on its device, :func:`check_float_tensor`
+and :func:`as_tensor_like` apply the same rules to tensors (``torch`` is imported only
+when they are called).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
+import operator
+import sys
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+__all__ = [
+    "ROW_SUM_ATOL",
+    "ArgumentTypeError",
+    "as_float_array",
+    "as_prob_array",
+    "check_probs",
+    "check_same_shape",
+    "check_number",
+    "check_scalar",
+    "check_int",
+    "check_gamma",
+    "check_rng",
+    "check_choice",
+    "check_float_tensor",
+    "as_tensor_like",
+    "n_classes",
+    "as_categorical",
+]
+
 #: Absolute tolerance on ``|sum(row) - 1|`` for 2-D probability arrays.
 ROW_SUM_ATOL = 1e-6
+
+_NUMERIC_KINDS = "biuf"
+_KIND_NAMES = {"O": "object", "U": "str", "S": "bytes", "c": "complex", "M": "datetime",
+               "m": "timedelta", "V": "void (structured)"}
+
+
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong kind (a ``TypeError``; also a ``ValueError`` for old callers)."""
+
+
+def _describe(x: Any) -> str:
+    """Short description of a value for error messages (no huge reprs)."""
+    r = repr(x)
+    if len(r) > 60:
+        r = r[:57] + "..."
+    return f"{r} ({type(x).__name__})"
+
+
+# ----------------------------------------------------------------------------- tensors
+def _torch_tensor_type():
+    """``torch.Tensor`` if torch is already imported, else ``None`` (never imports torch)."""
+    torch = sys.modules.get("torch")
+    return getattr(torch, "Tensor", None) if torch is not None else None
+
+
+def _tensor_to_numpy(x, name: str) -> np.ndarray:
+    dev = x.device.type
+    if dev == "meta":
+        raise ArgumentTypeError(f"{name}: is a tensor on the 'meta' device, which holds no data; "
+                                f"pass a tensor with values (on the CPU)")
+    if dev != "cpu":
+        raise ArgumentTypeError(f"{name}: is a tensor on device '{x.device}'; the numpy theory "
+                                f"code runs on the CPU: pass {name}.detach().cpu()")
+    if x.is_complex():
+        raise ArgumentTypeError(f"{name}: complex tensor ({x.dtype}); expected real numbers")
+    t = x.detach()
+    if t.dtype.is_floating_point and t.dtype not in _numpy_float_dtypes():
+        t = t.double()                                 # bfloat16 has no numpy dtype
+    return t.resolve_conj().resolve_neg().numpy()
+
+
+def _numpy_float_dtypes():
+    import torch  # already imported: we only get here with a tensor
+
+    return (torch.float16, torch.float32, torch.float64)
+
+
+def _is_tensor(x) -> bool:
+    T = _torch_tensor_type()
+    return T is not None and isinstance(x, T)
+
+
+# ----------------------------------------------------------------------------- arrays
+def as_float_array(x: Any, name: str) -> np.ndarray:
+    """Return ``x`` as a float64 numpy array of any shape, or raise naming ``name``.
+
+    Accepts numeric numpy arrays, nested lists/tuples of numbers and CPU tensors
+    (``requires_grad`` ones are detached). Rejects ``None``, strings, object/string/
+    complex arrays, ragged lists, ``meta`` tensors and tensors on other devices with an
+    :class:`ArgumentTypeError`. A float64 ndarray is returned as is (no copy).
+
+    Example:
+        >>> as_float_array([1, 2], "x")
+        array([1., 2.])
+        >>> as_float_array(["0.5"], "x")
+        Traceback (most recent call last):
+        ...
+        w2s_theory._validation.ArgumentTypeError: x: expected numbers, got an array of str
+    """
+    if type(x) is np.ndarray and x.dtype == np.float64:
+        return x                                       # hot path: nothing to convert
+    if x is None:
+        raise ArgumentTypeError(f"{name}: expected an array of numbers, got None")
+    if isinstance(x, (str, bytes)):
+        raise ArgumentTypeError(f"{name}: expected an array of numbers, got a string {x!r:.40}")
+    if isinstance(x, (dict, set, frozenset)):
+        raise ArgumentTypeError(f"{name}: expected an array of numbers, got a {type(x).__name__}")
+    if _is_tensor(x):
+        arr = _tensor_to_numpy(x, name)
+    else:
+        if isinstance(x, np.ma.MaskedArray) and np.ma.getmaskarray(x).any():
+            raise ValueError(f"{name}: masked array with masked entries; fill or drop them first")
+        try:
+            arr = np.asarray(x)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            msg = str(exc).split("\n")[0]
+            raise ValueError(f"{name}: cannot be converted to a numeric array ({msg})") from None
+    kind = arr.dtype.kind
+    if kind not in _NUMERIC_KINDS:
+        what = _KIND_NAMES.get(kind, str(arr.dtype))
+        if kind == "O":
+            bad = next((v for v in arr.reshape(-1)
+                        if not (isinstance(v, numbers.Real) and not isinstance(v, bool))), None)
+            detail = f" (e.g. {_describe(bad)})" if bad is not None else ""
+            raise ArgumentTypeError(f"{name}: expected numbers, got an array of {what}{detail}; "
+                                    f"ragged or mixed lists cannot be converted")
+        raise ArgumentTypeError(f"{name}: expected numbers, got an array of {what}")
+    return arr.astype(np.float64, copy=False)
 
 
 def as_prob_array(x: Any, name: str) -> np.ndarray:
@@ -32,10 +195,7 @@ def as_prob_array(x: Any, name: str) -> np.ndarray:
     ``k >= 2``. The *values* are not looked at: :func:`check_probs` does that. Fast
     paths that fuse the value checks into their own passes start here.
     """
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: cannot be converted to a float array ({exc})") from None
+    arr = as_float_array(x, name)
     if arr.ndim not in (1, 2):
         raise ValueError(
             f"{name}: expected shape (n,) for binary P(class 1) or (n, k) for k classes, "
@@ -48,16 +208,22 @@ def as_prob_array(x: Any, name: str) -> np.ndarray:
     return arr
 
 
-def check_probs(x: Any, name: str, *, row_sum_atol: float = ROW_SUM_ATOL) -> np.ndarray:
+def check_probs(x: Any, name: str, *, row_sum_atol: float = ROW_SUM_ATOL,
+                renormalize: bool = False) -> np.ndarray:
     """Return ``x`` as a float64 probability array, or raise ``ValueError``.
 
     Accepts shape ``(n,)`` (binary shorthand) or ``(n, k)`` with ``k >= 2``.
     Rejects empty arrays, NaN/inf, entries outside ``[0, 1]`` and rows whose sum
     differs from 1 by more than ``row_sum_atol`` (default :data:`ROW_SUM_ATOL`).
+    With ``renormalize=True`` every row whose float64 sum is not exactly 1 is divided
+    by it (in a copy): the results computed downstream are then those of the nearest
+    distribution, consistent with the tolerance (see the module docstring).
 
     Example:
         >>> check_probs([[0.5, 0.5]], "p").dtype
         dtype('float64')
+        >>> float(check_probs([[0.5, 0.5 + 8e-7]], "p", renormalize=True).sum())
+        1.0
         >>> check_probs([[0.5, 0.6]], "f_weak")
         Traceback (most recent call last):
         ...
@@ -71,16 +237,23 @@ def check_probs(x: Any, name: str, *, row_sum_atol: float = ROW_SUM_ATOL) -> np.
         raise ValueError(f"{name}: contains NaN or inf (first at flat index {bad})")
     if lo < 0.0:
         raise ValueError(f"{name}: negative probability {lo:.6g}; entries must lie in [0, 1]")
-    if hi > 1.0:
-        raise ValueError(f"{name}: probability {hi:.6g} > 1; entries must lie in [0, 1]")
+    # A k-class row within the row-sum tolerance may hold an entry up to 1 + row_sum_atol
+    # (a float32 softmax gives 1.0000001); the binary shorthand must lie in [0, 1].
+    if hi > (1.0 if arr.ndim == 1 else 1.0 + row_sum_atol):
+        raise ValueError(f"{name}: probability {hi!r} > 1; entries must lie in [0, 1]")
     if arr.ndim == 2:
-        err = np.abs(arr.sum(axis=1) - 1.0)
+        s = arr.sum(axis=1)
+        err = np.abs(s - 1.0)
         if not err.max() <= row_sum_atol:
             i = int(err.argmax())
             raise ValueError(
                 f"{name}: row {i} sums to {arr[i].sum():.9g}, not 1 "
                 f"(tolerance {row_sum_atol:g}); rows must be probability distributions"
             )
+        if renormalize:
+            off = s != 1.0
+            if off.any():                              # a new array: x is never modified
+                arr = arr / np.where(off, s, 1.0)[:, None]
     return arr
 
 
@@ -100,34 +273,216 @@ def n_classes(p: np.ndarray) -> int:
     return 2 if p.ndim == 1 else int(p.shape[1])
 
 
-def check_gamma(gamma: Any, k: int, name: str = "gamma") -> float:
-    """Return ``gamma`` as a float in ``(0, 1/k]``, or raise ``ValueError``."""
-    try:
-        g = float(gamma)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: must be a number, got {gamma!r}") from None
-    if not math.isfinite(g) or g <= 0.0 or g > 1.0 / k:
-        raise ValueError(f"{name}: must lie in (0, 1/k] = (0, {1.0 / k:g}] for k={k}, got {gamma!r}")
-    return g
-
-
-def check_scalar(x: Any, name: str, *, low: float = -math.inf, low_open: bool = False,
-                 high: float = math.inf) -> float:
-    """Return ``x`` as a finite float in the given range, or raise ``ValueError``."""
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: must be a number, got {x!r}") from None
-    if not math.isfinite(v):
-        raise ValueError(f"{name}: must be finite, got {x!r}")
-    if v < low or (low_open and v == low) or v > high:
-        lb = "(" if low_open else "["
-        raise ValueError(f"{name}: must lie in {lb}{low:g}, {high:g}], got {x!r}")
-    return v
-
-
 def as_categorical(p: np.ndarray) -> np.ndarray:
     """Expand the binary shorthand ``(n,)`` to ``(n, 2)``; leave ``(n, k)`` as is."""
     if p.ndim == 1:
         return np.stack([1.0 - p, p], axis=1)
     return p
+
+
+# ----------------------------------------------------------------------------- scalars
+def _scalar_value(x: Any, name: str, what: str):
+    """Unwrap 0-d arrays / tensors / numpy scalars to a Python number; reject other kinds."""
+    if isinstance(x, (bool, np.bool_)):
+        raise ArgumentTypeError(f"{name}: must be {what}, got the boolean {x!r}")
+    if isinstance(x, (str, bytes)):
+        raise ArgumentTypeError(f"{name}: must be {what}, got the string {x!r:.40} "
+                                f"(convert it explicitly, e.g. float({x!r:.20}))")
+    if x is None:
+        raise ArgumentTypeError(f"{name}: must be {what}, got None")
+    if _is_tensor(x) or isinstance(x, np.ndarray):
+        if x.ndim != 0:
+            raise ArgumentTypeError(f"{name}: must be {what}, got an array of shape "
+                                    f"{tuple(x.shape)} (pass a single number)")
+        arr = _tensor_to_numpy(x, name) if _is_tensor(x) else x
+        if arr.dtype.kind == "b":
+            raise ArgumentTypeError(f"{name}: must be {what}, got a boolean 0-d array")
+        if arr.dtype.kind not in "iuf":
+            raise ArgumentTypeError(f"{name}: must be {what}, got a 0-d array of dtype {arr.dtype}")
+        return arr.item()
+    if isinstance(x, numbers.Real):
+        return x
+    if isinstance(x, numbers.Complex):
+        raise ArgumentTypeError(f"{name}: must be {what}, got the complex number {x!r}")
+    raise ArgumentTypeError(f"{name}: must be {what}, got {_describe(x)}")
+
+
+def check_number(x: Any, name: str, *, low: float = -math.inf, high: float = math.inf,
+                 low_open: bool = False, high_open: bool = False,
+                 allow_inf: bool = False) -> float:
+    """Return ``x`` as a Python float in the given range, or raise naming ``name``.
+
+    Accepts ``int``, ``float``, numpy integer/float scalars, 0-d numpy arrays and 0-d
+    tensors; rejects strings, booleans, ``None``, complex numbers and non-0-d arrays
+    (:class:`ArgumentTypeError`), NaN, infinities (unless ``allow_inf``) and values
+    outside ``[low, high]`` (``(`` / ``)`` with ``low_open`` / ``high_open``) with
+    ``ValueError``.
+
+    Example:
+        >>> check_number(np.float32(0.5), "alpha", low=0.0, high=1.0)
+        0.5
+        >>> check_number("0.5", "alpha")
+        Traceback (most recent call last):
+        ...
+        w2s_theory._validation.ArgumentTypeError: alpha: must be a number, got the string '0.5' (convert it explicitly, e.g. float('0.5'))
+    """
+    v = _scalar_value(x, name, "a number")
+    try:
+        v = float(v)
+    except (TypeError, ValueError, OverflowError):
+        raise ArgumentTypeError(f"{name}: must be a number, got {_describe(x)}") from None
+    if math.isnan(v) or (math.isinf(v) and not allow_inf):
+        raise ValueError(f"{name}: must be finite, got {x!r}")
+    if v < low or (low_open and v == low) or v > high or (high_open and v == high):
+        lb = "(" if low_open else "["
+        rb = ")" if high_open else "]"
+        raise ValueError(f"{name}: must lie in {lb}{low:g}, {high:g}{rb}, got {x!r}")
+    return v
+
+
+def check_scalar(x: Any, name: str, *, low: float = -math.inf, low_open: bool = False,
+                 high: float = math.inf) -> float:
+    """Finite float in ``[low, high]`` (``(low, ...`` with ``low_open``): :func:`check_number`."""
+    return check_number(x, name, low=low, high=high, low_open=low_open)
+
+
+def check_int(x: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """Return ``x`` as a Python int in ``[low, high]``, or raise naming ``name``.
+
+    Accepts ``int``, numpy integers, 0-d integer arrays and tensors; rejects booleans,
+    floats (also integral ones such as ``3.0``: a count is not a float), strings and
+    ``None`` (:class:`ArgumentTypeError`), and out-of-range values (``ValueError``).
+
+    Example:
+        >>> check_int(np.int64(3), "n", low=1)
+        3
+        >>> check_int(True, "n", low=1)
+        Traceback (most recent call last):
+        ...
+        w2s_theory._validation.ArgumentTypeError: n: must be an integer, got the boolean True
+    """
+    v = _scalar_value(x, name, "an integer")
+    try:
+        v = operator.index(v)
+    except TypeError:
+        raise ArgumentTypeError(f"{name}: must be an integer, got {_describe(x)}") from None
+    if (low is not None and v < low) or (high is not None and v > high):
+        rng = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+        raise ValueError(f"{name}: must be an integer in {rng}, got {x!r}")
+    return int(v)
+
+
+def check_gamma(gamma: Any, k: int, name: str = "gamma") -> float:
+    """Return ``gamma`` as a float in ``(0, 1/k]``, or raise ``ValueError``."""
+    g = _scalar_value(gamma, name, "a number")
+    try:
+        g = float(g)
+    except (TypeError, ValueError, OverflowError):
+        raise ArgumentTypeError(f"{name}: must be a number, got {_describe(gamma)}") from None
+    if not math.isfinite(g) or g <= 0.0 or g > 1.0 / k:
+        raise ValueError(f"{name}: must lie in (0, 1/k] = (0, {1.0 / k:g}] for k={k}, got {gamma!r}")
+    return g
+
+
+def check_rng(rng: Any, name: str = "rng") -> np.random.Generator:
+    """Return a ``numpy.random.Generator`` for a seed or generator, or raise naming ``name``.
+
+    Accepts a ``numpy.random.Generator`` (returned as is, so its stream continues), a
+    non-negative integer seed (Python or numpy, not bool), a ``numpy.random.SeedSequence``
+    or a ``numpy.random.BitGenerator``. Rejects ``None`` (an unseeded run cannot be
+    reproduced), negative seeds, floats, strings, lists and the legacy ``RandomState``.
+
+    Example:
+        >>> int(check_rng(0, "rng").integers(10)) == int(np.random.default_rng(0).integers(10))
+        True
+        >>> check_rng(-1, "rng")
+        Traceback (most recent call last):
+        ...
+        ValueError: rng: a seed must be a non-negative integer, got -1
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, (np.random.SeedSequence, np.random.BitGenerator)):
+        return np.random.default_rng(rng)
+    if isinstance(rng, np.random.RandomState):
+        raise ArgumentTypeError(f"{name}: the legacy numpy.random.RandomState is not supported; "
+                                f"pass a seed or numpy.random.default_rng(seed)")
+    if rng is None:
+        raise ArgumentTypeError(f"{name}: must be a seed (integer >= 0) or a "
+                                f"numpy.random.Generator, got None (an unseeded run cannot be "
+                                f"reproduced; pass a seed)")
+    try:
+        seed = check_int(rng, name)
+    except ArgumentTypeError:
+        raise ArgumentTypeError(f"{name}: must be a seed (integer >= 0) or a "
+                                f"numpy.random.Generator, got {_describe(rng)}") from None
+    if seed < 0:
+        raise ValueError(f"{name}: a seed must be a non-negative integer, got {rng!r}")
+    return np.random.default_rng(seed)
+
+
+# ----------------------------------------------------------------------------- torch tensors
+def check_float_tensor(x: Any, name: str):
+    """Return ``x`` if it is a real floating-point torch tensor with data, or raise naming ``name``.
+
+    For the torch losses, whose inputs stay on their device (no conversion to numpy):
+    rejects non-tensors (lists, numpy arrays), ``meta`` tensors, complex and integer/bool
+    tensors with :class:`ArgumentTypeError`.
+    """
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        raise ArgumentTypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if x.device.type == "meta":
+        raise ArgumentTypeError(f"{name}: is a tensor on the 'meta' device, which holds no data")
+    if x.is_complex() or not torch.is_floating_point(x):
+        raise ArgumentTypeError(f"{name}: expected a floating-point tensor, got {x.dtype}")
+    return x
+
+
+def as_tensor_like(x: Any, name: str, like):
+    """Return ``x`` as a tensor of ``like``'s dtype and device, or raise naming ``name``.
+
+    For the torch losses' targets (``weak_probs``): tensors are moved and cast (gradients
+    kept); anything else goes through :func:`as_float_array` first, so strings, ``None``,
+    object/str/complex arrays, ragged lists, masked arrays and ``meta`` tensors are refused
+    with a message naming ``name`` instead of failing inside torch.
+
+    Example:
+        >>> import torch
+        >>> as_tensor_like([0.2, 0.8], "weak_probs", torch.zeros(2)).dtype
+        torch.float32
+    """
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        if x.device.type == "meta":
+            raise ArgumentTypeError(f"{name}: is a tensor on the 'meta' device, which holds "
+                                    f"no data")
+        if x.is_complex():
+            raise ArgumentTypeError(f"{name}: complex tensor ({x.dtype}); expected real numbers")
+        return x.to(device=like.device, dtype=like.dtype)
+    arr = as_float_array(x, name)
+    return torch.as_tensor(arr, dtype=like.dtype, device=like.device)
+
+
+def check_choice(x: Any, name: str, choices: Iterable[str]) -> str:
+    """Return ``x`` if it is one of the strings ``choices``, or raise naming ``name``.
+
+    Non-strings (``None``, lists, numbers) raise :class:`ArgumentTypeError`; unknown
+    strings raise ``ValueError`` listing the choices.
+
+    Example:
+        >>> check_choice("mean", "reduction", ("mean", "sum"))
+        'mean'
+        >>> check_choice(["mean"], "reduction", ("mean", "sum"))
+        Traceback (most recent call last):
+        ...
+        w2s_theory._validation.ArgumentTypeError: reduction: must be a string, one of ['mean', 'sum'], got ['mean'] (list)
+    """
+    choices = list(choices)
+    if not isinstance(x, str):
+        raise ArgumentTypeError(f"{name}: must be a string, one of {choices}, got {_describe(x)}")
+    if x not in choices:
+        raise ValueError(f"{name}: must be one of {choices}, got {x!r}")
+    return x

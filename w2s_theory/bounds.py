@@ -26,6 +26,13 @@ blocks (validation included), on fixed segments of rows that worker threads can 
 result does not depend on the thread count.
 ``benchmarks/bench_bounds.py`` reports the cost against one numpy pass.
 
+Input and tolerance: arrays go through :mod:`w2s_theory._validation` (numpy arrays,
+lists, CPU tensors; ``requires_grad`` tensors are detached). k-class rows may sum to 1
+within ``ROW_SUM_ATOL`` (``1e-6``) and are renormalised at the boundary, so Lemma 1's
+chain (``holds``) and Theorem 2's slack are those of the nearest distributions: e.g.
+``lemma1([[1, 0]], [[.5, .5]], [[.5 - 8e-7, .5]], gamma=1e-3).holds`` is true. The
+floor ``gamma`` is checked on the renormalised rows (what the bounds use).
+
 References
 ----------
 Yao et al., arXiv:2502.11107 (2025), Lemma 1 and Theorem 2.
@@ -45,9 +52,10 @@ from scipy.special import rel_entr
 from ._validation import (
     as_prob_array,
     check_gamma,
+    check_int,
+    check_number,
     check_probs,
     check_same_shape,
-    check_scalar,
     n_classes,
 )
 
@@ -175,7 +183,9 @@ class Theorem2Result(_Result):
 
 def _three(f_star, f_weak, f_strong, *, values: bool = True):
     """Convert and check the three predictor arrays (values too, unless ``values=False``)."""
-    conv = check_probs if values else as_prob_array
+    def conv(x, name):
+        return check_probs(x, name, renormalize=True) if values else as_prob_array(x, name)
+
     fs = conv(f_star, "f_star")
     fw = conv(f_weak, "f_weak")
     fsw = conv(f_strong, "f_strong")
@@ -458,7 +468,7 @@ def theorem2(f_star, f_weak, f_strong, tol: float = 1e-9) -> Theorem2Result:
         (True, True)
     """
     fs, fw, fsw = _three(f_star, f_weak, f_strong, values=False)
-    t = check_scalar(tol, "tol", low=0.0)
+    t = check_number(tol, "tol", low=0.0)
     n = fs.shape[0]
     sums = _segment_sums(_theorem2_kernel, (fs, fw, fsw), n) if fs.ndim == 1 else None
     if sums is None:
@@ -501,14 +511,13 @@ def lemma1_constant(gamma: float, k: int = 2) -> float:
         >>> round(lemma1_constant(1e-3), 3)
         707.107
     """
-    if not isinstance(k, int) or k < 2:
-        raise ValueError(f"k: must be an integer >= 2, got {k!r}")
+    k = check_int(k, "k", low=2)
     return 1.0 / (check_gamma(gamma, k) * math.sqrt(2.0))
 
 
 def _risk_d(risk_weak, disagreement):
-    r = check_scalar(risk_weak, "risk_weak", low=0.0)
-    d = check_scalar(disagreement, "disagreement", low=0.0)
+    r = check_number(risk_weak, "risk_weak", low=0.0)
+    d = check_number(disagreement, "disagreement", low=0.0)
     return r, d
 
 
@@ -554,6 +563,6 @@ def theorem2_risk_bound(risk_weak: float, d_reverse: float) -> float:
         >>> theorem2_risk_bound(0.5, 0.125)
         0.375
     """
-    r = check_scalar(risk_weak, "risk_weak", low=0.0)
-    d = check_scalar(d_reverse, "d_reverse", low=0.0)
+    r = check_number(risk_weak, "risk_weak", low=0.0)
+    d = check_number(d_reverse, "d_reverse", low=0.0)
     return r - d

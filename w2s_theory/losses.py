@@ -60,14 +60,25 @@ Burns et al., "Weak-to-Strong Generalization", arXiv:2312.09390 (confidence loss
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-import operator
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ._validation import (
+    as_float_array,
+    as_tensor_like,
+    check_choice,
+    check_float_tensor,
+    check_int,
+    check_number,
+)
 
 __all__ = [
     "forward_kl",
@@ -89,6 +100,7 @@ __all__ = [
     "PAPER_LOSSES",
     "alpha_divergence",
     "js_divergence",
+    "value_checks",
 ]
 
 #: Default clipping of weak probabilities inside ``log y`` (reverse losses).
@@ -97,12 +109,40 @@ DEFAULT_EPS = 1e-6
 
 
 # ----------------------------------------------------------------------------- checks
+#: Whether the losses run their value checks (finite, in [0, 1], rows summing to 1); see
+#: :func:`value_checks`. Dtype, shape and argument checks always run (they need no host sync).
+_VALUE_CHECKS: contextvars.ContextVar[bool] = contextvars.ContextVar("w2s_value_checks",
+                                                                     default=True)
+
+
+@contextlib.contextmanager
+def value_checks(enabled: bool):
+    """Turn the losses' *value* checks on or off inside a ``with`` block.
+
+    The value checks (finite logits, weak probabilities in ``[0, 1]``, k-class rows summing
+    to 1) read tensor values, which forces a host synchronisation on a GPU every step; a
+    training loop that validated its targets once at the boundary can switch them off.
+    Dtype, shape and argument checks stay on.
+
+    Example:
+        >>> import torch
+        >>> from w2s_theory.losses import reverse_kl, value_checks
+        >>> with value_checks(False):
+        ...     float(reverse_kl(torch.zeros(2), torch.tensor([0.5, 0.5])))
+        0.0
+    """
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled: True or False, got {enabled!r}")
+    token = _VALUE_CHECKS.set(enabled)
+    try:
+        yield
+    finally:
+        _VALUE_CHECKS.reset(token)
+
+
 def _check_inputs(student_logits, weak_probs, reduction: str, eps: float):
     name = "student_logits"
-    if not isinstance(student_logits, torch.Tensor):
-        raise ValueError(f"{name}: expected a torch.Tensor, got {type(student_logits).__name__}")
-    if not torch.is_floating_point(student_logits):
-        raise ValueError(f"{name}: expected a floating-point tensor, got {student_logits.dtype}")
+    check_float_tensor(student_logits, name)
     if student_logits.ndim not in (1, 2):
         raise ValueError(
             f"{name}: expected shape (n,) (binary logits) or (n, k), got {tuple(student_logits.shape)}"
@@ -111,19 +151,16 @@ def _check_inputs(student_logits, weak_probs, reduction: str, eps: float):
         raise ValueError(f"{name}: empty batch")
     if student_logits.ndim == 2 and student_logits.shape[1] < 2:
         raise ValueError(f"{name}: need k >= 2 classes, got shape {tuple(student_logits.shape)}")
-    y = torch.as_tensor(weak_probs, device=student_logits.device)
-    if not torch.is_floating_point(y):
-        y = y.to(student_logits.dtype)
-    y = y.to(student_logits.dtype)
+    y = as_tensor_like(weak_probs, "weak_probs", student_logits)
     if tuple(y.shape) != tuple(student_logits.shape):
         raise ValueError(
             f"weak_probs: shape {tuple(y.shape)} does not match student_logits "
             f"shape {tuple(student_logits.shape)}"
         )
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction: must be 'mean', 'sum' or 'none', got {reduction!r}")
-    if not (isinstance(eps, (int, float)) and 0.0 < eps < 0.5):
-        raise ValueError(f"eps: must be a number in (0, 0.5), got {eps!r}")
+    check_choice(reduction, "reduction", ("mean", "sum", "none"))
+    check_number(eps, "eps", low=0.0, high=0.5, low_open=True, high_open=True)
+    if not _VALUE_CHECKS.get():
+        return y
     with torch.no_grad():
         if not torch.isfinite(student_logits).all():
             raise ValueError(f"{name}: contains NaN or inf")
@@ -291,34 +328,16 @@ def confidence_alpha(step: int, total_steps: int, *, alpha_max: float = 0.5,
         >>> [round(confidence_alpha(t, 100), 3) for t in (0, 5, 10, 50)]
         [0.0, 0.25, 0.5, 0.5]
     """
-    step = _check_int(step, "step", 0)
-    total_steps = _check_int(total_steps, "total_steps", 1)
-    if not (_is_number(alpha_max) and 0.0 <= alpha_max <= 1.0):
-        raise ValueError(f"alpha_max: must be a number in [0, 1], got {alpha_max!r}")
-    if not (_is_number(warmup_frac) and 0.0 <= warmup_frac <= 1.0):
-        raise ValueError(f"warmup_frac: must be a number in [0, 1], got {warmup_frac!r}")
+    step = check_int(step, "step", low=0)
+    total_steps = check_int(total_steps, "total_steps", low=1)
+    alpha_max = check_number(alpha_max, "alpha_max", low=0.0, high=1.0)
+    warmup_frac = check_number(warmup_frac, "warmup_frac", low=0.0, high=1.0)
     warm = warmup_frac * total_steps
     # A relative 1e-12 snap: warmup_frac * total_steps is rounded (0.3 * 10 > 3 in
     # float64), and the ramp must reach alpha_max exactly at the end of the warm-up.
     if warm <= 0 or step >= warm * (1.0 - 1e-12):
         return float(alpha_max)
     return float(alpha_max * (step / warm))
-
-
-def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _check_int(x, name: str, low: int) -> int:
-    try:
-        if isinstance(x, bool):
-            raise TypeError
-        v = operator.index(x)
-    except TypeError:
-        raise ValueError(f"{name}: must be an integer >= {low}, got {x!r}") from None
-    if v < low:
-        raise ValueError(f"{name}: must be an integer >= {low}, got {x!r}")
-    return v
 
 
 class BalanceThreshold:
@@ -343,8 +362,8 @@ class BalanceThreshold:
     """
 
     def __init__(self, size: int = 512, min_count: int = 32):
-        size = _check_int(size, "size", 1)
-        min_count = _check_int(min_count, "min_count", 1)
+        size = check_int(size, "size", low=1)
+        min_count = check_int(min_count, "min_count", low=1)
         if min_count > size:
             raise ValueError(f"min_count: must be an integer in [1, size={size}], got {min_count!r}")
         self.size = size
@@ -367,10 +386,7 @@ class BalanceThreshold:
 
     @staticmethod
     def _as_probs(x, name: str) -> torch.Tensor:
-        try:
-            t = torch.as_tensor(x).detach().double().cpu()
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise ValueError(f"{name}: cannot be converted to a tensor ({exc})") from None
+        t = torch.from_numpy(as_float_array(x, name).astype(np.float64, copy=False))
         if t.ndim != 1 or t.shape[0] == 0:
             raise ValueError(f"{name}: expected a non-empty binary batch of shape (n,), "
                              f"got shape {tuple(t.shape)}")
@@ -429,11 +445,9 @@ def confidence_loss(
         True
     """
     y = _check_inputs(student_logits, weak_probs, reduction, eps)
-    if not (_is_number(alpha) and 0.0 <= alpha <= 1.0):
-        raise ValueError(f"alpha: must be a number in [0, 1], got {alpha!r}")
-    if base not in REGISTRY:
-        raise ValueError(f"base: must be one of {sorted(REGISTRY)}, got {base!r}")
-    min_batch = _check_int(min_batch, "min_batch", 1)
+    alpha = check_number(alpha, "alpha", low=0.0, high=1.0)
+    check_choice(base, "base", tuple(REGISTRY))
+    min_batch = check_int(min_batch, "min_batch", low=1)
     z = student_logits.detach()
     if z.ndim == 2 and threshold is not None:
         raise ValueError("threshold: only for binary logits of shape (n,); k-class hardening "
@@ -448,8 +462,7 @@ def confidence_loss(
                     f"threshold=BalanceThreshold(...).threshold"
                 )
             threshold = float(torch.quantile(p.double(), 1.0 - float(y.double().mean())))
-        if not _is_number(threshold):
-            raise ValueError(f"threshold: must be a finite number, got {threshold!r}")
+        threshold = check_number(threshold, "threshold", low=0.0, high=1.0)
         hard = (p > threshold).to(y.dtype)
     else:
         hard = F.one_hot(z.argmax(dim=1), z.shape[1]).to(y.dtype)
@@ -500,9 +513,7 @@ def _grad_reverse_ce(z, y, eps=DEFAULT_EPS):
 
 # ----------------------------------------------------------------------------- f-divergences
 def _check_alpha(alpha) -> float:
-    if not (_is_number(alpha) and 0.0 < alpha < 1.0):
-        raise ValueError(f"alpha: must be a number in (0, 1), got {alpha!r}")
-    return float(alpha)
+    return check_number(alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
 
 
 def _alpha_affinity(z: torch.Tensor, y: torch.Tensor, a: float) -> torch.Tensor:
@@ -527,8 +538,7 @@ def alpha_divergence(alpha: float, direction: str = "forward") -> Callable:
         1.171573
     """
     a = _check_alpha(alpha)
-    if direction not in ("forward", "reverse"):
-        raise ValueError(f"direction: must be 'forward' or 'reverse', got {direction!r}")
+    check_choice(direction, "direction", ("forward", "reverse"))
     e = a if direction == "forward" else 1.0 - a     # exponent on y
 
     def loss(student_logits, weak_probs, *, reduction: str = "mean", eps: float = DEFAULT_EPS):
@@ -620,6 +630,8 @@ REGISTRY: dict[str, LossSpec] = {}
 
 def register(spec: LossSpec) -> LossSpec:
     """Add a loss to the registry (a name may be registered once)."""
+    if not isinstance(spec, LossSpec):
+        raise TypeError(f"spec: a LossSpec, got {type(spec).__name__}")
     if spec.name in REGISTRY:
         raise ValueError(f"name: loss {spec.name!r} is already registered")
     if spec.direction not in ("forward", "reverse", "symmetric"):
@@ -657,6 +669,8 @@ def loss_names(*, family: str | None = None) -> tuple[str, ...]:
         >>> loss_names(family="alpha")
         ('alpha_0.25_forward', 'alpha_0.25_reverse', 'alpha_0.5')
     """
+    if family is not None:
+        check_choice(family, "family", tuple(dict.fromkeys(s.family for s in REGISTRY.values())))
     return tuple(n for n, s in REGISTRY.items() if family is None or s.family == family)
 
 
@@ -669,13 +683,20 @@ def ordered(names) -> list[str]:
         ['forward_kl', 'forward_ce', 'reverse_kl', 'reverse_ce', 'js']
     """
     rank = {"forward": 0, "reverse": 1, "symmetric": 2}
+    if isinstance(names, str) or not hasattr(names, "__iter__"):
+        raise TypeError(f"names: an iterable of loss names, got {type(names).__name__}")
     names = set(names)
+    if any(not isinstance(n, str) for n in names):
+        raise TypeError("names: every entry must be a loss name (str)")
     return sorted((n for n in REGISTRY if n in names),
                   key=lambda n: (rank[REGISTRY[n].direction], list(REGISTRY).index(n)))
 
 
 def check_loss_name(name: str, what: str = "loss") -> str:
     """``name`` if it is a registered student loss, else a ``ValueError`` listing the names."""
+    if not isinstance(name, str):
+        raise TypeError(f"{what}: a loss name (str), got {type(name).__name__}; choose from "
+                        f"{loss_names()}")
     if name not in REGISTRY:
         raise ValueError(f"{what}: unknown loss {name!r}; choose from {loss_names()}")
     return name
@@ -702,6 +723,9 @@ def get_loss(name: str) -> Callable:
         >>> get_loss("reverse_kl") is reverse_kl
         True
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name: a loss name (str), got {type(name).__name__}; choose one of "
+                        f"{list(loss_names()) + ['confidence']}")
     if name in REGISTRY:
         return REGISTRY[name].fn
     if name in ("confidence", "confidence_loss"):

@@ -12,6 +12,10 @@ shape ``(n,)``. The hard prediction is ``1[p > 1/2]`` (binary; a tie at exactly
 * :func:`paired_test` (paired t-test and exact sign test over seeds) and
   :func:`mean_ci` (t-based confidence interval of a mean).
 
+Inputs go through :mod:`w2s_theory._validation` (numpy arrays, lists, CPU tensors,
+``requires_grad`` detached; strings and object arrays rejected). Probability rows are used
+as given within the row-sum tolerance (no renormalisation, so argmax ties do not move).
+
 References
 ----------
 Burns et al., "Weak-to-Strong Generalization", arXiv:2312.09390 (PGR).
@@ -26,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_probs, check_scalar
+from ._validation import as_float_array, check_int, check_number, check_probs
 
 __all__ = [
     "hard_labels",
@@ -42,19 +46,27 @@ __all__ = [
 
 
 def _labels(y, n: int, k: int, name: str = "y_true") -> np.ndarray:
-    arr = np.asarray(y)
+    arr = as_float_array(y, name)                    # integers are exact in float64
     if arr.ndim != 1 or arr.shape[0] != n:
         raise ValueError(f"{name}: expected shape ({n},), got {arr.shape}")
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise ValueError(f"{name}: labels must be integers in [0, {k - 1}]")
-    elif arr.dtype.kind not in "iub":
-        raise ValueError(f"{name}: labels must be integers, got dtype {arr.dtype}")
+    if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+        raise ValueError(f"{name}: labels must be integers in [0, {k - 1}]")
     lab = arr.astype(np.int64)
     if lab.size and (lab.min() < 0 or lab.max() > k - 1):
         raise ValueError(f"{name}: labels must lie in [0, {k - 1}], got range "
                          f"[{lab.min()}, {lab.max()}]")
     return lab
+
+
+def _series(x, name: str, min_size: int = 1) -> np.ndarray:
+    """A finite 1-D float64 array of at least ``min_size`` values."""
+    v = as_float_array(x, name)
+    if v.ndim != 1 or v.size < min_size:
+        raise ValueError(f"{name}: need a 1-D array of at least {min_size} values, "
+                         f"got shape {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{name}: contains NaN or inf")
+    return v
 
 
 def _pred(probs, name: str = "probs") -> np.ndarray:
@@ -109,11 +121,7 @@ def auroc(y_true, scores) -> float:
     """
     from scipy.stats import rankdata
 
-    s = np.asarray(scores, dtype=np.float64)
-    if s.ndim != 1 or s.size == 0:
-        raise ValueError(f"scores: expected a non-empty 1-D array, got shape {s.shape}")
-    if not np.all(np.isfinite(s)):
-        raise ValueError("scores: contains NaN or inf")
+    s = _series(scores, "scores")
     y = _labels(y_true, s.shape[0], 2)
     n1 = int(y.sum())
     n0 = y.size - n1
@@ -141,8 +149,7 @@ def ece(y_true, probs, n_bins: int = 10) -> float:
         >>> round(ece([1, 1, 0, 0], [0.9, 0.9, 0.9, 0.1]), 6)   # bin (0.8, 0.9]: acc 3/4, conf 0.9
         0.15
     """
-    if not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"n_bins: must be an integer >= 1, got {n_bins!r}")
+    n_bins = check_int(n_bins, "n_bins", low=1)
     p = _pred(probs)
     k = 2 if p.ndim == 1 else p.shape[1]
     y = _labels(y_true, p.shape[0], k)
@@ -168,9 +175,9 @@ def pgr(acc_student: float, acc_weak: float, acc_ceiling: float) -> float:
         >>> pgr(0.625, 0.5, 0.75)
         0.5
     """
-    s = check_scalar(acc_student, "acc_student")
-    w = check_scalar(acc_weak, "acc_weak")
-    c = check_scalar(acc_ceiling, "acc_ceiling")
+    s = check_number(acc_student, "acc_student")
+    w = check_number(acc_weak, "acc_weak")
+    c = check_number(acc_ceiling, "acc_ceiling")
     if c == w:
         return float("nan")
     return (s - w) / (c - w)
@@ -230,15 +237,11 @@ def paired_test(a, b, confidence: float = 0.95) -> PairedTest:
     """
     from scipy import stats
 
-    x = np.asarray(a, dtype=np.float64)
-    y = np.asarray(b, dtype=np.float64)
-    if x.ndim != 1 or x.shape != y.shape:
+    x = _series(a, "a", min_size=2)
+    y = _series(b, "b")
+    if x.shape != y.shape:
         raise ValueError(f"b: shape {y.shape} must equal a's shape {x.shape} (1-D)")
-    if x.size < 2:
-        raise ValueError(f"a: need at least 2 pairs, got {x.size}")
-    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        raise ValueError("a, b: contain NaN or inf")
-    conf = check_scalar(confidence, "confidence", low=0.0, low_open=True, high=1.0)
+    conf = check_number(confidence, "confidence", low=0.0, low_open=True, high=1.0)
     d = x - y
     n = d.size
     md = float(d.mean())
@@ -267,12 +270,8 @@ def mean_ci(x, confidence: float = 0.95) -> tuple[float, float, float]:
     """
     from scipy import stats
 
-    v = np.asarray(x, dtype=np.float64)
-    if v.ndim != 1 or v.size < 2:
-        raise ValueError(f"x: need a 1-D array of at least 2 values, got shape {v.shape}")
-    if not np.all(np.isfinite(v)):
-        raise ValueError("x: contains NaN or inf")
-    conf = check_scalar(confidence, "confidence", low=0.0, low_open=True, high=1.0)
+    v = _series(x, "x", min_size=2)
+    conf = check_number(confidence, "confidence", low=0.0, low_open=True, high=1.0)
     m = float(v.mean())
     half = float(stats.t.ppf(0.5 + conf / 2.0, v.size - 1)) * float(v.std(ddof=1)) / math.sqrt(v.size)
     return m, m - half, m + half

@@ -6,13 +6,18 @@ subset of size ``round(fraction * n)`` by ``y -> 1/2 + a (y - 1/2)``:
 shrinks towards 1/2. k-class labels (shape ``(n, k)``) get symmetric flips:
 the chosen rows are permuted cyclically by a random non-zero shift, so a
 one-hot row moves to a uniformly random *other* class.
+
+Arguments are validated by :mod:`w2s_theory._validation`: ``n`` is an integer ``>= 1``
+(not a bool), ``fraction`` and ``a`` are real numbers (not strings), ``rng`` is a
+non-negative integer seed or a ``numpy.random.Generator`` (:func:`~w2s_theory._validation.check_rng`).
+Labels are used as given (no renormalisation: a permuted row keeps its values).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_probs, check_scalar
+from ._validation import check_int, check_number, check_probs, check_rng
 
 __all__ = ["corrupt_binary", "flip_kclass", "noisy_indices"]
 
@@ -24,10 +29,9 @@ def noisy_indices(n: int, fraction: float, rng: np.random.Generator | int) -> np
         >>> noisy_indices(10, 0.3, 0).size
         3
     """
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n: must be a positive integer, got {n!r}")
-    f = check_scalar(fraction, "fraction", low=0.0, high=1.0)
-    rng = np.random.default_rng(rng)
+    n = check_int(n, "n", low=1)
+    f = check_number(fraction, "fraction", low=0.0, high=1.0)
+    rng = check_rng(rng, "rng")
     m = int(round(f * n))
     return np.sort(rng.choice(n, size=m, replace=False))
 
@@ -54,7 +58,8 @@ def corrupt_binary(y, fraction: float, *, a: float = -1.0,
     if y.ndim != 1:
         raise ValueError(f"y: expected binary labels of shape (n,), got {y.shape}; "
                          f"use flip_kclass for (n, k)")
-    a = check_scalar(a, "a", low=-1.0, high=1.0)
+    a = check_number(a, "a", low=-1.0, high=1.0)
+    rng = check_rng(rng, "rng")
     idx = noisy_indices(y.shape[0], fraction, rng)
     out = y.copy()
     out[idx] = 0.5 + a * (out[idx] - 0.5)
@@ -79,7 +84,7 @@ def flip_kclass(y, fraction: float, *, rng: np.random.Generator | int = 0) -> np
     y = check_probs(y, "y")
     if y.ndim != 2:
         raise ValueError(f"y: expected shape (n, k), got {y.shape}; use corrupt_binary for (n,)")
-    rng = np.random.default_rng(rng)
+    rng = check_rng(rng, "rng")
     n, k = y.shape
     idx = noisy_indices(n, fraction, rng)
     shifts = rng.integers(1, k, size=idx.size)

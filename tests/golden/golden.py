@@ -23,7 +23,12 @@ SYNTHETIC = ("theorem2", "dual", "lemma1", "noise", "strength")
 
 # columns that are provenance, timing or paths, not results
 VOLATILE = ("git_commit", "machine", "device", "torch_version", "config_file", "strong",
-            "created_utc", "feature_s")
+            "created_utc", "feature_s",
+            # solver cost, not a result: L-BFGS / interior-point iteration counts move with
+            # round-off in the objective (the binary KL was rewritten for precision, issue 10)
+            "fit_iterations", "solver_iterations", "iterations",
+            # a convergence residual (~1e-9 either way), not a result
+            "fit_grad_norm")
 VOLATILE_SUFFIX = ("_time_s", "wall_s", "_seconds", "tokens_per_s", "_per_s")
 
 REAL_TOML = """
