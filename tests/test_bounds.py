@@ -97,7 +97,10 @@ def sqrt_tol(d1, d2, err_d, gamma):
 def assert_fields(result, ref, scale):
     for name, v in ref.items():
         got = getattr(result, name)
-        assert abs(got - v) <= 1e-12 * scale + 1e-15 * abs(v), (name, got, v, scale)
+        # 1e-14 relative: k-class rows are renormalised at the validation boundary (each
+        # entry moves by ~1 ulp; the plain-Python reference uses the rows as given), which a
+        # ratio such as TV / m(x) with m(x) = 5e-7 carries as a few ulps of its own.
+        assert abs(got - v) <= 1e-12 * scale + 1e-14 * abs(v), (name, got, v, scale)
 
 
 # ----------------------------------------------------------------------------- generators

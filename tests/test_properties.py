@@ -10,6 +10,9 @@ row-sum tolerance* ``ROW_SUM_ATOL`` (scaled by ``1 + e`` or with ``e`` added to 
 * Pinsker ``TV <= sqrt(KL / 2)`` up to a relative ``1e-12``, in both directions;
 * ``cross_entropy = kl + entropy`` up to a relative ``1e-12`` (plus ``8 k`` ulps of 1 for
   k-class rows; none for the binary shorthand), ``inf`` exactly together;
+* in the subnormal range (below ``2^-1022``, where float64 has no relative precision) KL
+  and CE get an absolute allowance of a few units of ``2^-1074 = 5e-324`` (2 on KL in
+  Pinsker, 4 on CE); it matters only for TV below ``~2e-162``;
 * ``lemma1(...).holds`` on smoothed triples (``f_weak``, ``f_strong`` passed through
   :func:`~w2s_theory.divergences.smooth`; ``f_star`` as generated, perturbed rows included).
 
@@ -39,6 +42,10 @@ PROPERTY = settings(max_examples=N_EXAMPLES, deadline=None, derandomize=True, da
 EPS = 2.0 ** -52
 PINSKER_RTOL = 1e-12
 CE_RTOL = 1e-12
+#: The smallest subnormal double: below 2^-1022 float64 has no relative precision, so a
+#: KL or CE there is exact only to a few units of 2^-1074 (the allowance documented in
+#: w2s_theory.divergences; invisible above ~1e-300).
+SUB = 2.0 ** -1074
 
 EDGE = st.sampled_from([0.0, 5e-324, 1e-310, 1e-300, 1e-20, 1e-8, 0.5, 1 - 1e-8,
                         1 - 2 ** -53, 1.0])
@@ -100,7 +107,7 @@ def pairs(draw):
 
 def _check_pinsker(tv, d):
     """Indices where TV > sqrt(KL/2) (1 + 1e-12) (square root first: KL/2 may underflow)."""
-    bound = np.sqrt(d) * math.sqrt(0.5) * (1.0 + PINSKER_RTOL)
+    bound = np.sqrt(d + 2 * SUB) * math.sqrt(0.5) * (1.0 + PINSKER_RTOL)
     return np.flatnonzero(~(tv <= bound))
 
 
@@ -138,7 +145,7 @@ def test_pinsker_both_directions(pq):
 def test_cross_entropy_is_kl_plus_entropy(pq):
     p, q = pq
     k = 2 if p.ndim == 1 else p.shape[1]
-    atol = 0.0 if p.ndim == 1 else 8 * k * EPS
+    atol = 4 * SUB + (0.0 if p.ndim == 1 else 8 * k * EPS)
     for a, b in ((p, q), (q, p)):
         ce, d, h = cross_entropy(a, b), kl(a, b), entropy(a)
         inf = np.isinf(ce)

@@ -20,7 +20,9 @@ results are those of the nearest distribution and agree with each other:
 * ``0 <= total_variation <= 1`` exactly (round-off above 1, at most a few ulps, is clipped);
 * Pinsker ``TV <= sqrt(KL / 2)`` up to a relative ``1e-12``;
 * ``cross_entropy = kl + entropy`` up to a relative ``1e-12`` of ``cross_entropy`` (binary), plus
-  ``8 k`` ulps of 1 for k-class rows (the residue of float64 normalisation).
+  ``8 k`` ulps of 1 for k-class rows (the residue of float64 normalisation);
+* below ``2^-1022`` (subnormal results, no relative precision in float64) KL and CE are
+  exact to a few units of ``2^-1074 = 5e-324`` (2 on KL in Pinsker, 4 on CE).
 
 The binary shorthand never forms a rounded ``1 - q`` inside a logarithm of a ratio:
 ``kl([0.0], [1e-20])`` is ``1e-20`` (``-log(1 - 1e-20)``), not 0, and the cross-entropy
