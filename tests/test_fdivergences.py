@@ -21,6 +21,9 @@ from w2s_theory.losses import REGISTRY, alpha_divergence, get_loss, js_divergenc
 
 PROPERTY = settings(max_examples=1000, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
+#: fewer cases where a test repeats checks already made at 1000 cases, or loops over the registry
+FEWER = settings(max_examples=200, deadline=None, derandomize=True,
+                 suppress_health_check=[HealthCheck.too_slow])
 D = torch.float64
 FDIV = loss_names(family="alpha") + loss_names(family="js")
 
@@ -95,13 +98,22 @@ def _close(got, want, scale=1.0):
 
 # ----------------------------------------------------------------------------- values
 @PROPERTY
-@given(case=st.one_of(binary_case(), kclass_case()), a=alphas,
-       direction=st.sampled_from(["forward", "reverse"]))
-def test_alpha_divergence_matches_float64_formula(case, a, direction):
+@given(case=st.one_of(binary_case(), kclass_case()), a=alphas)
+def test_alpha_divergence_matches_float64_formula(case, a):
+    """Both directions against the float64 formula; D_a(p||y) = D_(1-a)(y||p); alpha = 1/2 is
+    four times the squared Hellinger distance."""
     z, y = case
-    got = alpha_divergence(a, direction)(*_torch(z, y), reduction="none").numpy()
-    _close(got, ref_alpha(z, y, a, direction), scale=1 / (a * (1 - a)))
-    assert (got >= -1e-12).all()
+    zt, yt = _torch(z, y)
+    fwd = alpha_divergence(a, "forward")(zt, yt, reduction="none").numpy()
+    rev = alpha_divergence(a, "reverse")(zt, yt, reduction="none").numpy()
+    _close(fwd, ref_alpha(z, y, a, "forward"), scale=1 / (a * (1 - a)))
+    _close(rev, ref_alpha(z, y, a, "reverse"), scale=1 / (a * (1 - a)))
+    assert (fwd >= -1e-12).all() and (rev >= -1e-12).all()
+    np.testing.assert_allclose(rev, alpha_divergence(1 - a, "forward")(zt, yt, reduction="none").numpy(),
+                               rtol=1e-12, atol=1e-13)
+    p, t = _dists(z, y)
+    h2 = 0.5 * ((np.sqrt(p) - np.sqrt(t)) ** 2).sum(1)
+    _close(get_loss("alpha_0.5")(zt, yt, reduction="none").numpy(), 4 * h2, scale=4)
 
 
 @PROPERTY
@@ -113,7 +125,7 @@ def test_js_matches_float64_formula_and_is_bounded(case):
     assert (got >= -1e-12).all() and (got <= math.log(2) + 1e-12).all()
 
 
-@PROPERTY
+@FEWER
 @given(case=st.one_of(binary_case(), kclass_case()))
 def test_registered_fdivergences_match_their_formulas(case):
     z, y = case
@@ -129,29 +141,8 @@ def test_registered_fdivergences_match_their_formulas(case):
         _close(got, want, scale=20)
 
 
-@PROPERTY
-@given(case=st.one_of(binary_case(), kclass_case()))
-def test_half_is_four_squared_hellinger_and_symmetric(case):
-    z, y = case
-    p, t = _dists(z, y)
-    h2 = 0.5 * ((np.sqrt(p) - np.sqrt(t)) ** 2).sum(1)
-    got = get_loss("alpha_0.5")(*_torch(z, y), reduction="none").numpy()
-    _close(got, 4 * h2, scale=4)
-    rev = alpha_divergence(0.5, "reverse")(*_torch(z, y), reduction="none").numpy()
-    _close(rev, got, scale=4)
-
-
-@PROPERTY
-@given(case=st.one_of(binary_case(), kclass_case()), a=alphas)
-def test_reverse_direction_is_forward_at_one_minus_alpha(case, a):
-    zt, yt = _torch(*case)
-    np.testing.assert_allclose(alpha_divergence(a, "reverse")(zt, yt, reduction="none").numpy(),
-                               alpha_divergence(1 - a, "forward")(zt, yt, reduction="none").numpy(),
-                               rtol=1e-12, atol=1e-13)
-
-
 # ----------------------------------------------------------------------------- limits
-@settings(max_examples=300, deadline=None, derandomize=True)
+@FEWER
 @given(case=st.one_of(binary_case(), kclass_case()))
 def test_limits_are_forward_and_reverse_kl(case):
     z, y = case
@@ -193,7 +184,7 @@ def test_gradcheck(name, shape):
     assert torch.autograd.gradcheck(lambda t: fn(t, y, reduction="none"), (z,))
 
 
-@settings(max_examples=200, deadline=None, derandomize=True,
+@settings(max_examples=100, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(case=st.one_of(binary_case(), kclass_case()))
 def test_closed_form_gradients_equal_autograd(case):

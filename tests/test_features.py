@@ -338,3 +338,27 @@ def test_decoder_middle_layer_and_last_token_match_a_full_run():
         full = model(input_ids=torch.tensor([rows[2]]), output_hidden_states=True)
     # the last entry of hidden_states is the normed output: a different number
     assert not torch.allclose(full.hidden_states[4], full.hidden_states[3])
+
+
+def test_vader_features_written_by_the_cli_are_the_ones_the_real_pipeline_reads(tmp_path, monkeypatch):
+    """`w2s-theory features extract --data vader` writes under the data registry's cache tag and
+    the real pipeline's FeatureBank reads exactly those entries: nothing is recomputed."""
+    from w2s_theory.cli import main
+    from w2s_theory.datasets import feature_cache_tag
+    from w2s_theory.pipelines.real import FeatureBank, RealConfig
+
+    sdist = D.fetch_vader()
+    monkeypatch.setenv(D.ENV_CACHE, str(tmp_path))
+    (tmp_path / "vader").mkdir()
+    shutil.copy(sdist, tmp_path / "vader" / D.VADER_SDIST)                  # no second download
+    assert main(["features", "extract", "--model", "wordllama", "--data", "vader"]) == 0
+    written = sorted(p.parent.name for p in (tmp_path / "features" / "wordllama").rglob("*.npz"))
+    assert written == sorted(feature_cache_tag("vader", sp) for sp in D.SPLITS)
+
+    def no_compute(*a, **k):
+        raise AssertionError("the real pipeline recomputed features the CLI had cached")
+
+    monkeypatch.setattr(F, "extract", no_compute)
+    cfg = RealConfig(name="v", datasets=("vader",), pairs=(("wordllama", "all-MiniLM-L6-v2"),))
+    base = FeatureBank(cfg, progress=False).base("vader", "wordllama")
+    assert {sp: x.shape for sp, x in base.items()} == {sp: (4000, 257) for sp in D.SPLITS}

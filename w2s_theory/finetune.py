@@ -56,8 +56,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .losses import BalanceThreshold, check_loss_name, confidence_alpha, confidence_loss, get_loss
+from .losses import BalanceThreshold, check_loss_name
 from .noise import corrupt_binary
+from .objective import Objective
 from .runtime import resolve_device
 
 __all__ = [
@@ -225,6 +226,12 @@ class FinetuneConfig:
         if bad:
             raise ValueError(f"FinetuneConfig: unknown field(s) {bad}; known: {sorted(known)}")
         return cls(**d)
+
+    @property
+    def objective(self) -> Objective:
+        """The run's training objective (:class:`w2s_theory.objective.Objective`)."""
+        return Objective(self.loss, self.confidence, self.alpha_max, self.confidence_warmup_frac,
+                         self.threshold_buffer, self.threshold_min_count, self.eps)
 
     def same_trajectory(self) -> dict:
         """The fields that change the training numbers (for checkpoint compatibility)."""
@@ -601,25 +608,12 @@ def loss_fn(z: torch.Tensor, y: torch.Tensor, cfg: FinetuneConfig, *, step: int,
     holds fewer than ``cfg.threshold_min_count`` predictions the plain loss is used.
     """
     z = z.float()
-    y = y.to(z.dtype)
-    if not cfg.confidence:
-        return get_loss(cfg.loss)(z, y, reduction="mean", eps=cfg.eps)
-    assert buffer is not None
-    buffer.update(torch.sigmoid(z.detach()), y)
-    if len(buffer) < cfg.threshold_min_count:
-        return get_loss(cfg.loss)(z, y, reduction="mean", eps=cfg.eps)
-    alpha = confidence_alpha(step, total_steps, alpha_max=cfg.alpha_max,
-                             warmup_frac=cfg.confidence_warmup_frac)
-    return confidence_loss(z, y, alpha=alpha, threshold=buffer.threshold, base=cfg.loss,
-                           reduction="mean", eps=cfg.eps)
+    return cfg.objective(z, y.to(z.dtype), step=step, total_steps=total_steps, buffer=buffer)
 
 
 def new_buffer(cfg: FinetuneConfig) -> BalanceThreshold | None:
     """The confidence loss's threshold buffer (``None`` without the confidence loss)."""
-    if not cfg.confidence:
-        return None
-    return BalanceThreshold(size=cfg.threshold_buffer,
-                            min_count=min(cfg.threshold_min_count, cfg.threshold_buffer))
+    return cfg.objective.new_buffer()
 
 
 # ----------------------------------------------------------------------------- engines

@@ -48,12 +48,12 @@ import torch
 
 from .losses import (
     PAPER_LOSSES,  # noqa: F401  (the doctests' loss list)
-    BalanceThreshold,
     check_loss_name,
     confidence_alpha,
     get_loss,
     loss_names,
 )
+from .objective import Objective
 from .runtime import resolve_device, thread_limit
 
 __all__ = [
@@ -130,6 +130,12 @@ class TrainConfig:
         d = asdict(self)
         d["betas"] = list(self.betas)
         return d
+
+    def objective(self, spec: HeadSpec) -> Objective:
+        """The objective of one head: its loss and confidence switch with this config's
+        confidence settings (``warmup_frac`` is the confidence warm-up here)."""
+        return Objective(spec.loss, spec.confidence, self.alpha_max, self.warmup_frac,
+                         self.buffer_size, self.min_count, self.eps)
 
 
 @dataclass(frozen=True)
@@ -302,9 +308,8 @@ def _train_head(features, targets, spec, config, dev) -> np.ndarray:
     y = _as_tensor(y_np, dt, dev)
     w = torch.zeros(d, dtype=dt, device=dev, requires_grad=True)
     opt = torch.optim.Adam([w], lr=config.lr, betas=config.betas, eps=config.adam_eps)
-    base = get_loss(spec.loss)
-    conf = get_loss("confidence")
-    buf = BalanceThreshold(config.buffer_size, config.min_count) if spec.confidence else None
+    objective = config.objective(spec)
+    buf = objective.new_buffer()
     order = torch.as_tensor(epoch_orders(n, config.epochs, int(spec.seed)), device=dev)
     bounds = step_bounds(n, config.epochs, config.batch_size)
     total = len(bounds)
@@ -312,15 +317,7 @@ def _train_head(features, targets, spec, config, dev) -> np.ndarray:
         idx = order[a:b]
         z = X[idx] @ w
         yb = y[idx]
-        if buf is not None:
-            buf.update(torch.sigmoid(z.detach()), yb)
-        if buf is not None and len(buf) >= config.min_count:
-            alpha = confidence_alpha(step, total, alpha_max=config.alpha_max,
-                                     warmup_frac=config.warmup_frac)
-            loss = conf(z, yb, alpha=alpha, threshold=buf.threshold, base=spec.loss,
-                        eps=config.eps)
-        else:
-            loss = base(z, yb, eps=config.eps)
+        loss = objective(z, yb, step=step, total_steps=total, buffer=buf)
         opt.zero_grad()
         loss.backward()
         opt.step()
