@@ -491,7 +491,7 @@ def test_non_cpu_tensor_message_names_the_fix():
         device = Dev()
 
     with pytest.raises(TypeError, match=r"^p: is a tensor on device 'cuda:0'.*p\.detach\(\)\.cpu\(\)"):
-        _validation._tensor_to_numpy(FakeCuda(), "p")
+        _validation.tensor_to_numpy(FakeCuda(), "p")
 
 
 def test_issue_examples():

@@ -2,7 +2,7 @@
 
 Each sweep runs once uninterrupted (the reference), then again from scratch while being
 killed with SIGKILL mid-sweep (after its table grew by a row, plus a seeded random
-0-1 s; 11 kills in all) and restarted until it
+0-1 s; 5 + 3 + 3 = 11 kills in all) and restarted until it
 finishes. The resumed table must hold exactly the reference's rows (no row lost, none
 duplicated) with identical values (provenance and timing columns aside).
 """
@@ -95,22 +95,22 @@ def test_synthetic_survives_kills(tmp_path, rng):
             "--quiet"]
     _run(_cmd(*base, "--results", str(tmp_path / "ref.csv")))
     kills = _kill_then_finish(_cmd(*base, "--results", str(tmp_path / "k.csv")),
-                              tmp_path / "k.csv", 4, rng)
+                              tmp_path / "k.csv", 5, rng)
     _same(_table(tmp_path / "ref.csv"), _table(tmp_path / "k.csv"))
-    assert kills == 4
+    assert kills == 5
 
 
 def test_real_survives_kills(tmp_path, rng):
     cfg = tmp_path / "real.toml"
     cfg.write_text('name = "kr"\ndatasets = ["harmless"]\npairs = [["wordllama", "all-MiniLM-L6-v2"]]\n'
-                   'losses = ["forward_kl", "reverse_kl"]\nnoise = [0.0, 0.3]\nseeds = [0, 1, 2]\n'
+                   'losses = ["forward_kl", "reverse_kl"]\nnoise = [0.0, 0.3]\nseeds = [0, 1, 2, 3, 4, 5]\n'
                    '[convex]\nenabled = true\npca_dim = 8\n')
     common = ["real", "--config", str(cfg), "--n-rows", "300", "--quiet"]
     _run(_cmd(*common, "--out", str(tmp_path / "ref.csv"), "--cache-dir", str(tmp_path / "c1")))
     kills = _kill_then_finish(_cmd(*common, "--out", str(tmp_path / "k.csv"), "--cache-dir",
-                                   str(tmp_path / "c2")), tmp_path / "k.csv", 4, rng)
+                                   str(tmp_path / "c2")), tmp_path / "k.csv", 3, rng)
     _same(_table(tmp_path / "ref.csv"), _table(tmp_path / "k.csv"))
-    assert kills == 4
+    assert kills == 3
 
 
 def test_finetune_survives_kills(tmp_path, rng):

@@ -113,7 +113,7 @@ def _torch_tensor_type():
     return getattr(torch, "Tensor", None) if torch is not None else None
 
 
-def _tensor_to_numpy(x, name: str) -> np.ndarray:
+def tensor_to_numpy(x, name: str) -> np.ndarray:
     dev = x.device.type
     if dev == "meta":
         raise ArgumentTypeError(f"{name}: is a tensor on the 'meta' device, which holds no data; "
@@ -166,7 +166,7 @@ def as_float_array(x: Any, name: str) -> np.ndarray:
     if isinstance(x, (dict, set, frozenset)):
         raise ArgumentTypeError(f"{name}: expected an array of numbers, got a {type(x).__name__}")
     if _is_tensor(x):
-        arr = _tensor_to_numpy(x, name)
+        arr = tensor_to_numpy(x, name)
     else:
         if isinstance(x, np.ma.MaskedArray) and np.ma.getmaskarray(x).any():
             raise ValueError(f"{name}: masked array with masked entries; fill or drop them first")
@@ -294,7 +294,7 @@ def _scalar_value(x: Any, name: str, what: str):
         if x.ndim != 0:
             raise ArgumentTypeError(f"{name}: must be {what}, got an array of shape "
                                     f"{tuple(x.shape)} (pass a single number)")
-        arr = _tensor_to_numpy(x, name) if _is_tensor(x) else x
+        arr = tensor_to_numpy(x, name) if _is_tensor(x) else x
         if arr.dtype.kind == "b":
             raise ArgumentTypeError(f"{name}: must be {what}, got a boolean 0-d array")
         if arr.dtype.kind not in "iuf":

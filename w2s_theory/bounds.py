@@ -1,6 +1,6 @@
 """Lemma 1 and Theorem 2 of arXiv:2502.11107, checked on a finite population (numpy).
 
-Notation (``THEORY.md``): ``F*`` the truth, ``F_w`` the weak model, ``F_sw`` the
+Notation (``docs/theory.md``): ``F*`` the truth, ``F_w`` the weak model, ``F_sw`` the
 strong student; rows are distributions, shape ``(n, k)``, or the binary
 shorthand ``(n,)`` = P(class 1). The population is the empirical measure of the
 ``n`` rows, so every statement holds *exactly* on it, not only in expectation.

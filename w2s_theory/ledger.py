@@ -316,6 +316,8 @@ SYMMETRIC_NOTE = ("reverse CE is a symmetric loss (l(p,y) + l(p,1-y) constant in
                   "al. 2017): its risk minimiser is unchanged by symmetric flips, which explains "
                   "its robustness; reverse KL (the loss of Theorem 2) is not symmetric")
 
+#: Real-sweep tables that share runs (same protocol, same data): pooled as source "real".
+SHARED_REAL_TABLES = ("main", "confidence", "noise", "vader")
 _FINETUNE_REGIME = {"full": "full_finetune", "head_only": "finetune_head_only",
                     "lastlayer": "last_layer_minibatch", "top0": "partial_top0",
                     "top1": "partial_top1", "top2": "partial_top2"}
@@ -377,8 +379,11 @@ def load_runs(root=None):
         if "lr" in df.columns and df["lr"].nunique() > 1:
             # an lr sensitivity band (e.g. band.csv): one setting per lr, never pooled
             df = df.assign(source=[f"{path.stem} lr={v:g}" for v in df["lr"]])
-        else:
+        elif path.stem in SHARED_REAL_TABLES:
             df = df.assign(source="real")
+        else:
+            # any other table (e.g. fdiv.csv, on 1000 rows per split) keeps its own settings
+            df = df.assign(source=path.stem)
         real.append(df)
     if real:
         # main/confidence/noise share runs (same run_key, same numbers): keep each run once.

@@ -284,7 +284,7 @@ def last_layer_features(pooled: dict[str, tuple[np.ndarray, np.ndarray]], ref: s
         >>> import numpy as np
         >>> a = np.array([[1.0, 2.0], [3.0, 2.0]]); b = np.array([[0.0, 2.0], [1.0, 4.0]])
         >>> last_layer_features({"train_gt": (a, b)})["train_gt"].round(3).tolist()
-        [[0.908, 0.0], [1.816, -2.0]]
+        [[0.918, 0.0], [1.835, -2.309]]
     """
     a, b = pooled[ref]
     sd = np.concatenate([a, b]).astype(np.float64).std(axis=0)
