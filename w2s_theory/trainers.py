@@ -28,7 +28,7 @@ accumulated step equals the full-batch mean (tested).
 Checks. The registry's losses validate their inputs on every call (finite, in
 ``[0, 1]``, shapes), which costs a host synchronisation per step on a GPU; pass
 ``check=False`` to :class:`W2SLoss` / :func:`soft_label_loss` to validate once, on the
-first call only.
+first call only (later calls run under :func:`w2s_theory.losses.value_checks` ``(False)``).
 
 Example:
     >>> import torch
@@ -49,7 +49,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .losses import DEFAULT_EPS, BalanceThreshold, confidence_loss, get_loss
+from .losses import DEFAULT_EPS, BalanceThreshold, confidence_loss, get_loss, value_checks
 
 # SoftLabelTrainer and WeakRewardTrainer are built on first access (module __getattr__)
 __all__ = ["W2SLoss", "ConfidenceW2SLoss", "soft_label_loss", "weak_preference_collator", "align",
@@ -113,38 +113,11 @@ class W2SLoss(nn.Module):
             out = self.fn(z, y, reduction=self.reduction, eps=self.eps)
             self._checked = True
             return out
-        return _unchecked(self.loss, z, y, self.reduction, self.eps)
+        with value_checks(False):     # the registry's own closed forms, without the host sync
+            return self.fn(z, y, reduction=self.reduction, eps=self.eps)
 
     def extra_repr(self) -> str:
         return f"loss={self.loss!r}, eps={self.eps:g}, reduction={self.reduction!r}"
-
-
-def _unchecked(name: str, z: torch.Tensor, y: torch.Tensor, reduction: str, eps: float):
-    """The closed forms of :mod:`w2s_theory.losses` without input checks (no host sync)."""
-    import torch.nn.functional as F
-
-    z = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
-    y = y.to(z.dtype)
-    if z.ndim == 1:
-        lp, lq = F.logsigmoid(z), F.logsigmoid(-z)
-        p = torch.sigmoid(z)
-        ly, l1y = torch.log(y.clamp(eps, 1 - eps)), torch.log((1 - y).clamp(eps, 1 - eps))
-        hy = torch.special.xlogy(y, y) + torch.special.xlogy(1 - y, 1 - y)
-        per = {"forward_ce": -(y * lp + (1 - y) * lq),
-               "forward_kl": hy - (y * lp + (1 - y) * lq),
-               "reverse_ce": -(p * ly + (1 - p) * l1y),
-               "reverse_kl": p * (lp - ly) + (1 - p) * (lq - l1y)}[name]
-    else:
-        lp = F.log_softmax(z, dim=1)
-        p = lp.exp()
-        ly = torch.log(y.clamp(eps, 1.0))
-        per = {"forward_ce": -(y * lp).sum(1),
-               "forward_kl": (torch.special.xlogy(y, y) - y * lp).sum(1),
-               "reverse_ce": -(p * ly).sum(1),
-               "reverse_kl": (p * (lp - ly)).sum(1)}[name]
-    if reduction == "mean":
-        return per.mean()
-    return per.sum() if reduction == "sum" else per
 
 
 class ConfidenceW2SLoss(nn.Module):
