@@ -236,3 +236,28 @@ def test_result_prints_as_a_table_and_converts_to_dict():
     assert list(d)[:6] == ["risk_weak", "risk_strong", "gain", "d_reverse", "epsilon",
                            "guaranteed_gain"]
     assert "guaranteed_gain" in str(r) and "MisspecifiedTheorem2Result" in str(r)
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+@pytest.mark.parametrize("one_hot", [True, False])
+def test_epsilon_highs_equals_clarabel(k, one_hot):
+    """Two independent LP solvers (HiGHS interior point + crossover, Clarabel) reach the same
+    optimum of the eps program, binary and k-class, one-hot and soft truth."""
+    rng = np.random.default_rng(10 * k + one_hot)
+    n = 200
+    x = rng.normal(size=(n, 4))
+    f = np.eye(k)[rng.integers(0, k, n)] if one_hot else rng.dirichlet(np.ones(k), size=n)
+    if k == 2:
+        f = f[:, 1]
+    w = rng.exponential(size=n)
+    a = misspecification_epsilon(x, f, w, 0.01, solver="highs")
+    b = misspecification_epsilon(x, f, w, 0.01, solver="clarabel")
+    assert a.status == "Solved"
+    assert abs(a.epsilon - b.epsilon) <= 1e-8 * max(1.0, b.epsilon)
+    assert a.probs.min() >= 0.01 and np.allclose(a.probs.sum(axis=1), 1.0)
+
+
+def test_epsilon_solver_name_checked():
+    with pytest.raises(ValueError, match="solver"):
+        misspecification_epsilon(np.zeros((3, 1)), np.array([0.2, 0.5, 0.7]), np.ones(3), 0.01,
+                                 solver="glpk")

@@ -94,6 +94,20 @@ def test_rows_and_bound_invariants(tiny):
     assert df["cvx_rkl_t2fit_ceil_holds"].all()
     assert (df["cvx_rkl_t2fit_ceil_slack"] >= -df["cvx_rkl_t2fit_ceil_tol"]).all()
     assert (df["cvx_rkl_status"] == "Solved").all()
+    # Theorem 2 without realizability (the misspecified form) on every reverse-KL convex fit:
+    # it holds (a check that can fail: tests/test_misspecification.py breaks it on purpose),
+    # its terms add up, and two independent code paths agree (bounds.theorem2 on the same
+    # fit population gives the realizable slack and d_rev)
+    assert df["cvx_rkl_t2mis_holds"].astype(bool).all()
+    assert (df["cvx_rkl_t2mis_slack"] >= -df["cvx_rkl_t2mis_tol"]).all()
+    assert np.allclose(df["cvx_rkl_t2mis_guaranteed_gain"],
+                       df["cvx_rkl_t2mis_d_reverse"] - 2 * df["cvx_rkl_t2mis_epsilon"], atol=1e-12)
+    assert np.allclose(df["cvx_rkl_t2mis_slack"],
+                       df["cvx_rkl_t2mis_gain"] - df["cvx_rkl_t2mis_guaranteed_gain"], atol=1e-10)
+    assert np.allclose(df["cvx_rkl_t2mis_realizable_slack"], df["cvx_rkl_t2fit_truth_slack"],
+                       atol=1e-9)
+    assert np.allclose(df["cvx_rkl_t2mis_d_reverse"], df["cvx_rkl_d_reverse_fit"], atol=1e-12)
+    assert (df["cvx_rkl_t2mis_epsilon"] > 0).all()          # one-hot truth: not in the class
     # PGR from its own columns
     pg = (df["student_acc"] - df["weak_acc"]) / (df["ceiling_acc"] - df["weak_acc"])
     ok = df["ceiling_acc"] != df["weak_acc"]
@@ -229,3 +243,76 @@ def test_live_minilm_end_to_end(tmp_path):
     assert set(df["loss"]) == {"forward_kl", "reverse_kl"}
     assert df["student_acc"].between(0, 1).all()
     assert json.loads(json.dumps(df.iloc[0].to_dict(), default=str))["weak"] == "wordllama"
+
+
+def test_misspecified_columns_completed_on_old_rows_and_caches(tiny, tmp_path, monkeypatch):
+    """A table and convex cache made before the misspecified columns existed: the next run of
+    the sweep adds them (reverse-KL refit + LP only), keeps every other value, trains nothing."""
+    import shutil
+
+    cfg, full, tmp = tiny
+    cache = tmp_path / "cache"
+    shutil.copytree(tmp / "cache", cache)
+    cfg = replace(cfg, cache=str(cache))
+    mis = [c for c in full.columns if c.startswith("cvx_rkl_t2mis_") or c == "cvx_t2mis_wall_s"]
+    out = tmp_path / "old.csv"
+    full.drop(columns=mis).to_csv(out, index=False)
+    for f in (cache / "convex").glob("*.json"):
+        d = json.loads(f.read_text())
+        f.write_text(json.dumps({k: v for k, v in d.items() if k not in mis}))
+    calls = {"train": 0, "fit": 0}
+    orig_train = training.train_heads
+    import w2s_theory.heads as heads
+
+    orig_fit = heads.fit_convex_head
+
+    def count_train(*a, **k):
+        calls["train"] += 1
+        return orig_train(*a, **k)
+
+    def count_fit(*a, **k):
+        calls["fit"] += 1
+        return orig_fit(*a, **k)
+
+    monkeypatch.setattr(training, "train_heads", count_train)
+    monkeypatch.setattr(heads, "fit_convex_head", count_fit)
+    df = run_sweep(cfg, out=out, progress=False)
+    groups = full.drop_duplicates(["seed", "noise"]).shape[0]
+    assert calls == {"train": 0, "fit": groups}            # one reverse-KL refit a group
+    a = _results(df)
+    b = _results(full)
+    pd.testing.assert_frame_equal(a[b.columns], b, check_exact=False, rtol=1e-9)
+
+
+def test_corrupt_convex_cache_is_refitted_with_a_warning(tiny, tmp_path):
+    import shutil
+
+    cfg, full, tmp = tiny
+    cache = tmp_path / "cache"
+    shutil.copytree(tmp / "cache", cache)
+    cfg = replace(cfg, cache=str(cache))
+    files = sorted((cache / "convex").glob("*.json"))
+    files[0].write_text("{}")                               # parses, but holds nothing
+    d = json.loads(files[1].read_text())
+    d["cvx_rkl_acc"] = float("nan")
+    files[1].write_text(json.dumps(d))
+    files[2].write_text('{"cvx_dim": ')                     # torn write
+    with pytest.warns(UserWarning, match="convex cache entry"):
+        df = run_sweep(cfg, out=tmp_path / "r.csv", progress=False)
+    a, b = _results(df), _results(full)
+    assert set(a.columns) == set(b.columns)
+    pd.testing.assert_frame_equal(a[b.columns], b, check_exact=False, rtol=1e-9)
+    for f in files[:3]:
+        assert real.read_convex_cache(f, cfg) is not None   # rewritten whole
+
+
+def test_convex_seeds_subset(tiny, tmp_path):
+    """``[convex] seeds``: convex columns on the listed seeds only; run keys unchanged."""
+    cfg, full, tmp = tiny
+    sub = replace(cfg, convex=replace(cfg.convex, seeds=(0,)))
+    assert [r.key for r in enumerate_runs(sub)] == [r.key for r in enumerate_runs(cfg)]
+    df = run_sweep(sub, out=tmp_path / "s.csv", progress=False)
+    assert df[df.seed == 0]["cvx_rkl_status"].eq("Solved").all()
+    assert df[df.seed == 1]["cvx_rkl_status"].isna().all()
+    with pytest.raises(ValueError, match="convex.seeds"):
+        real.ConvexConfig(seeds=(-1,))

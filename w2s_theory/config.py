@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["ConfigError", "toml_module", "read_toml", "check_keys", "load_config", "EXIT_USAGE"]
+__all__ = ["ConfigError", "toml_module", "read_toml", "check_keys", "load_config", "EXIT_USAGE",
+           "SELECTION_RULES", "check_selection"]
 
 #: exit status of the command line for a bad config or argument
 EXIT_USAGE = 2
@@ -28,6 +29,48 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A config file or value that cannot be used; the message names the file and the key."""
+
+
+#: How a config's hyper-parameters (learning rate, weak-model L2, thresholds) were chosen: the
+#: ``rule`` of its ``[selection]`` table. None of them sees test data or ground truth the student
+#: could not have; ``tests/test_selection_rules.py`` reads every config's rule.
+SELECTION_RULES = {
+    "held_out_ground_truth": "chosen on held-out train_gt rows (ground truth the weak model is "
+                             "trained on, never the test split and never the student's train_w2s "
+                             "labels); ``source`` names the script or the [lr_select] that does it",
+    "held_out_weak": "chosen on held-out weak-labelled train_w2s rows (what a student could use)",
+    "band": "not chosen: the value is one point of a grid reported as a sensitivity band, the "
+            "verdict stated per value (``source`` names the band)",
+    "paper": "the paper's value, no selection",
+    "fixed": "a fixed default, not tuned on any data (synthetic studies, pipeline checks)",
+}
+
+
+def check_selection(table, where: str = "[selection]") -> dict:
+    """Validate a config's ``[selection]`` table: ``rule`` (one of :data:`SELECTION_RULES`),
+    optional ``source`` and ``note`` (text) and ``params`` (names of the hyper-parameters it
+    covers). Returns it as a plain dict.
+
+    Example:
+        >>> check_selection({"rule": "paper", "params": ["lr"]})["rule"]
+        'paper'
+        >>> check_selection({"rule": "test"})
+        Traceback (most recent call last):
+        ...
+        w2s_theory.config.ConfigError: [selection] rule: 'test' is not a selection rule; allowed: band, fixed, held_out_ground_truth, held_out_weak, paper
+    """
+    check_keys(table, ["rule", "source", "note", "params"], where)
+    rule = table.get("rule")
+    if rule not in SELECTION_RULES:
+        raise ConfigError(f"{where} rule: {rule!r} is not a selection rule; allowed: "
+                          f"{', '.join(sorted(SELECTION_RULES))}")
+    for k in ("source", "note"):
+        if k in table and not isinstance(table[k], str):
+            raise ConfigError(f"{where} {k}: expected text, got {type(table[k]).__name__}")
+    params = table.get("params", [])
+    if not isinstance(params, list) or not all(isinstance(x, str) for x in params):
+        raise ConfigError(f"{where} params: expected a list of hyper-parameter names")
+    return dict(table)
 
 
 def toml_module():
@@ -94,6 +137,8 @@ def load_config(path: str | os.PathLike, build: Callable[[dict], T]) -> T:
     """
     raw = read_toml(path)
     try:
+        if "selection" in raw:                  # how its hyper-parameters were chosen: checked,
+            check_selection(raw.pop("selection"))   # recorded in the file, not a run parameter
         return build(raw)
     except ConfigError as exc:
         msg = str(exc)

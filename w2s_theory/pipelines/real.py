@@ -64,7 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..training import TrainConfig
 
 __all__ = ["ConvexConfig", "RealConfig", "Run", "enumerate_runs", "run_sweep", "run", "FeatureBank",
-           "derive_seed",
+           "derive_seed", "T2MIS_FIELDS", "read_convex_cache",
            "MODEL_NOTES", "PROTOCOL_VERSION", "PROVENANCE_COLUMNS"]
 
 #: Bump when the protocol changes the numbers (part of every run key and cache key).
@@ -82,7 +82,7 @@ MODEL_NOTES = {
 #: Columns that describe where/when a row was computed, not what it found (excluded when
 #: checking that the same config and seed give the same row).
 PROVENANCE_COLUMNS = ("git_commit", "machine", "device", "torch_version", "train_wall_s",
-                      "eval_wall_s", "cvx_wall_s", "created_utc", "config_file")
+                      "eval_wall_s", "cvx_wall_s", "cvx_t2mis_wall_s", "created_utc", "config_file")
 
 
 # ============================================================================= config
@@ -103,15 +103,42 @@ class ConvexConfig:
         pca_dim: project the strong features on their top principal components of
             ``train_w2s`` (0 = use all features; slow: minutes per fit at n = 4000).
         divergences: subset of ``("reverse_kl", "forward_kl")``.
+        seeds: the run seeds that get convex fits (``None``: all). The exact fits cost
+            ~20-40 s a group on CPU, the trained heads milliseconds, so a sweep can run 20
+            seeds of heads and fit the convex heads on 5 of them. Not part of any run or
+            cache key (it chooses which runs get the columns, not their values).
+        misspecified: also check Theorem 2 without realizability on every reverse-KL fit
+            (:func:`w2s_theory.misspecification.theorem2_misspecified`; one linear program a
+            group): the ``cvx_rkl_t2mis_*`` columns. Not part of any key either: rows and
+            caches that lack the columns are completed on the next run of the sweep.
     """
 
     enabled: bool = True
     pca_dim: int = 32
     divergences: tuple[str, ...] = ("reverse_kl", "forward_kl")
+    seeds: tuple[int, ...] | None = None
+    misspecified: bool = True
 
     def __post_init__(self):
         if not isinstance(self.pca_dim, int) or self.pca_dim < 0:
             raise ValueError(f"convex.pca_dim: must be an integer >= 0, got {self.pca_dim!r}")
+        if self.seeds is not None and (
+                not isinstance(self.seeds, tuple)
+                or any(not isinstance(x, int) or isinstance(x, bool) or x < 0 for x in self.seeds)):
+            raise ValueError(f"convex.seeds: need a list of non-negative integers, got "
+                             f"{self.seeds!r}")
+        if not isinstance(self.misspecified, bool):
+            raise ValueError(f"convex.misspecified: must be true or false, got "
+                             f"{self.misspecified!r}")
+
+    def covers(self, seed: int) -> bool:
+        """Whether runs of ``seed`` get convex fits."""
+        return self.enabled and (self.seeds is None or int(seed) in self.seeds)
+
+    def key_dict(self) -> dict:
+        """The fields that change the convex columns' values (run and cache keys)."""
+        return {"enabled": self.enabled, "pca_dim": self.pca_dim,
+                "divergences": list(self.divergences)}
         for d in self.divergences:
             if d not in ("reverse_kl", "forward_kl"):
                 raise ValueError(f"convex.divergences: unknown divergence {d!r}")
@@ -222,6 +249,8 @@ class RealConfig:
         check_keys(cv, [f.name for f in fields(ConvexConfig)], "[convex]")
         if "divergences" in cv:
             cv["divergences"] = tuple(cv["divergences"])
+        if "seeds" in cv:
+            cv["seeds"] = tuple(cv["seeds"]) if isinstance(cv["seeds"], list) else cv["seeds"]
         for k in ("datasets", "losses", "seeds"):
             if k in d:
                 d[k] = tuple(d[k])
@@ -289,7 +318,7 @@ def _protocol_dict(cfg: RealConfig) -> dict:
     """Everything besides a run's own coordinates that changes its numbers."""
     return {"protocol": PROTOCOL_VERSION, "gamma": cfg.gamma, "noise_a": cfg.noise_a,
             "n_rows": cfg.n_rows, "train": cfg.train.to_dict(),
-            "convex": asdict(cfg.convex) | {"divergences": list(cfg.convex.divergences)},
+            "convex": cfg.convex.key_dict(),
             "vader_seed": cfg.vader_seed}
 
 
@@ -591,6 +620,97 @@ def into_box(p: np.ndarray, gamma: float) -> tuple[np.ndarray, float]:
     return (1.0 - lam) * p + 0.5 * lam, gamma - m
 
 
+#: Columns of :func:`theorem2_misspecified` stored per reverse-KL convex fit (prefix
+#: ``cvx_rkl_t2mis_``).
+T2MIS_FIELDS = ("epsilon", "guaranteed_gain", "slack", "holds", "gain_positive", "tol", "gain",
+                "d_reverse", "tv_to_class", "max_log_ratio", "realizable_slack", "csiszar_term",
+                "holder_term", "eps_status", "eps_duality_gap")
+
+
+def _convex_inputs(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run) -> dict:
+    """The arrays of a run group's convex fits (PCA-projected strong features, labels)."""
+    from ..divergences import smooth
+
+    g = cfg.gamma
+    xs = bank.rows(run.dataset, run.strong, "train_w2s", run.seed)
+    xt = bank.rows(run.dataset, run.strong, "test", run.seed)
+    r = cfg.convex.pca_dim
+    if r and r < xs.shape[1]:
+        v = _pca_basis(xs, r)
+        xs, xt = xs @ v, xt @ v
+    return {
+        "xs": xs, "xt": xt,
+        "y_fit": bank.labels(run.dataset, "train_w2s", run.seed).astype(np.float64),
+        "y_test": bank.labels(run.dataset, "test", run.seed).astype(np.float64),
+        "yw": smooth(weak_labels(cfg, bank, teachers, run.dataset, run.weak, run.seed,
+                                 run.noise), g),
+        "pw_test": smooth(bank.probs(run.dataset, run.weak, "test", run.seed,
+                                     teachers[("weak", run.dataset, run.weak, run.seed)]), g),
+    }
+
+
+def _misspecified_columns(a: dict, head, gamma: float) -> dict:
+    """``cvx_rkl_t2mis_*``: Theorem 2 without realizability on the fit population, against
+    the real (one-hot) labels; an LP failure is recorded in ``cvx_rkl_t2mis_eps_status``."""
+    from ..misspecification import theorem2_misspecified
+
+    try:
+        r = theorem2_misspecified(a["y_fit"], a["yw"], head.probs, a["xs"], gamma, head=head)
+    except Exception as exc:  # noqa: BLE001 - recorded, not fatal
+        return {"cvx_rkl_t2mis_eps_status": f"error: {type(exc).__name__}: {exc}"[:200]}
+    d = r.to_dict()
+    return {f"cvx_rkl_t2mis_{k}": d[k] for k in T2MIS_FIELDS}
+
+
+def _expected_convex_columns(cfg: RealConfig) -> tuple[list[str], list[str]]:
+    """(numeric columns a complete convex cache entry must hold, status columns)."""
+    num, status = ["cvx_dim"], ["cvx_ceiling_status"]
+    for div in cfg.convex.divergences:
+        tag = "cvx_rkl" if div == "reverse_kl" else "cvx_fkl"
+        status.append(f"{tag}_status")
+        num += [f"{tag}_{c}" for c in ("acc", "d_reverse_fit", "t2fit_truth_slack",
+                                       "t2test_truth_slack", "l1test_gap")]
+    return num, status
+
+
+def read_convex_cache(path: Path, cfg: RealConfig) -> dict | None:
+    """A convex cache entry, validated (schema and finiteness); ``None`` (with a warning naming
+    the file and the defect) when it is missing a column, holds a non-finite number or does
+    not parse -- the caller then refits, so a corrupt entry is never used."""
+    import math
+    import warnings
+
+    if not path.is_file():
+        return None
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"{path}: unreadable convex cache entry ({exc}); refitting", stacklevel=2)
+        return None
+    num, status = _expected_convex_columns(cfg)
+    problem = None
+    if not isinstance(d, dict):
+        problem = f"expected a JSON object, got {type(d).__name__}"
+    else:
+        for c in status:
+            if not isinstance(d.get(c), str):
+                problem = f"missing or non-text {c!r}"
+                break
+        else:
+            failed = {c.split("_status")[0] for c in status if d[c].startswith("error")}
+            for c in num:
+                if any(c.startswith(f"{t}_") for t in failed):
+                    continue
+                v = d.get(c)
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    problem = f"column {c!r} is {v!r}, not a finite number"
+                    break
+    if problem is not None:
+        warnings.warn(f"{path}: invalid convex cache entry ({problem}); refitting", stacklevel=2)
+        return None
+    return d
+
+
 def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
                    cache: Path) -> dict:
     """Convex-head columns for a run's group, cached as ``<cache>/<key>.json`` (the key holds
@@ -600,35 +720,39 @@ def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
     KL to the ground truth; made a member of the class by :func:`into_box`) and the convex
     students (reverse / forward KL to the smoothed weak labels); Theorem 2 on the fitting
     population with ``F* =`` the ceiling, tolerance from the solver
-    (:meth:`w2s_theory.heads.ConvexHead.theorem2_tolerance`). A solver failure is recorded in
-    the ``*_status`` column and leaves that head's columns empty.
+    (:meth:`w2s_theory.heads.ConvexHead.theorem2_tolerance`), and, for the reverse-KL fit,
+    Theorem 2 without realizability against the real labels (``cvx_rkl_t2mis_*``,
+    :data:`T2MIS_FIELDS`; ``cfg.convex.misspecified``). A solver failure is recorded in the
+    ``*_status`` column and leaves that head's columns empty. A cache entry is validated on
+    read (:func:`read_convex_cache`); one made before the misspecified columns existed is
+    completed (the reverse-KL fit redone, the rest kept).
     """
     from ..atomic_io import atomic_write_text
     from ..bounds import lemma1, theorem2
-    from ..divergences import smooth
     from ..heads import fit_convex_head
     from ..metrics import accuracy, auroc
 
     key = _head_key(cfg, run.seed, role="convex", dataset=run.dataset, weak=run.weak,
                     strong=run.strong, noise=run.noise)
     path = cache / f"{key}.json"
-    if path.is_file():
-        try:
-            return json.loads(path.read_text())
-        except ValueError:
-            pass
     g = cfg.gamma
-    xs = bank.rows(run.dataset, run.strong, "train_w2s", run.seed)
-    xt = bank.rows(run.dataset, run.strong, "test", run.seed)
-    r = cfg.convex.pca_dim
-    if r and r < xs.shape[1]:
-        v = _pca_basis(xs, r)
-        xs, xt = xs @ v, xt @ v
-    y_fit = bank.labels(run.dataset, "train_w2s", run.seed).astype(np.float64)
-    y_test = bank.labels(run.dataset, "test", run.seed).astype(np.float64)
-    yw = smooth(weak_labels(cfg, bank, teachers, run.dataset, run.weak, run.seed, run.noise), g)
-    pw_test = smooth(bank.probs(run.dataset, run.weak, "test", run.seed,
-                                teachers[("weak", run.dataset, run.weak, run.seed)]), g)
+    want_mis = cfg.convex.misspecified and "reverse_kl" in cfg.convex.divergences
+    cached = read_convex_cache(path, cfg)
+    if cached is not None:
+        if (not want_mis or "cvx_rkl_t2mis_eps_status" in cached
+                or cached["cvx_rkl_status"].startswith("error")):
+            return cached
+        a = _convex_inputs(cfg, bank, teachers, run)            # complete an older entry
+        t0 = time.perf_counter()
+        h = fit_convex_head(a["xs"], a["yw"], divergence="reverse_kl", gamma=g)
+        cached.update(_misspecified_columns(a, h, g))
+        cached["cvx_t2mis_wall_s"] = time.perf_counter() - t0
+        cached = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in cached.items()}
+        atomic_write_text(path, json.dumps(cached, sort_keys=True))
+        return cached
+    a = _convex_inputs(cfg, bank, teachers, run)
+    xs, xt, y_fit, y_test, yw, pw_test = (a[k] for k in ("xs", "xt", "y_fit", "y_test", "yw",
+                                                         "pw_test"))
     t0 = time.perf_counter()
     out = {"cvx_dim": int(xs.shape[1])}
     try:
@@ -637,6 +761,8 @@ def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
             how = ""
         except Exception:  # noqa: BLE001 - Clarabel occasionally fails on one-hot targets:
             # F* only has to be *a member* of the class; fit the smoothed truth instead.
+            from ..divergences import smooth
+
             ceil = fit_convex_head(xs, smooth(y_fit, g), divergence="forward_kl", gamma=g)
             how = " (fitted to the smoothed truth)"
         ref, viol = into_box(ceil.probs, g)
@@ -678,6 +804,8 @@ def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
                 f"{tag}_t2fit_ceil_holds": t_fit_c.holds,
                 f"{tag}_t2test_ceil_slack": theorem2(ceil_test, pw_test, ph).slack,
             })
+        if tag == "cvx_rkl" and want_mis:
+            out.update(_misspecified_columns(a, h, g))
     out["cvx_wall_s"] = time.perf_counter() - t0
     out = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in out.items()}
     atomic_write_text(path, json.dumps(out, sort_keys=True))
@@ -761,7 +889,8 @@ def _run_sweep(cfg, out, progress, config_file, after_row, bank):
     table = ResultTable(path)
     runs = enumerate_runs(cfg)
     pending = [r for r in runs if not table.has(r.key)]
-    if not pending:
+    incomplete = _incomplete_convex_rows(cfg, runs, table)
+    if not pending and not incomplete:
         return table.frame()
     sweep_hash = run_key({"runs": [r.key for r in runs]})
     cache = cfg.cache_path() / f"{cfg.name}-{sweep_hash}"
@@ -770,6 +899,8 @@ def _run_sweep(cfg, out, progress, config_file, after_row, bank):
     teachers, tmeta = train_teachers(cfg, runs, bank, cache, progress)
     students, smeta = train_students(cfg, runs, bank, teachers, cache, progress)
     commit, machine = git_commit(), machine_name()
+    if incomplete:
+        _complete_convex_rows(cfg, bank, teachers, incomplete, table, progress, after_row)
     it: Iterable = pending
     if progress:
         from tqdm.auto import tqdm
@@ -784,7 +915,7 @@ def _run_sweep(cfg, out, progress, config_file, after_row, bank):
                "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size,
                "train_dtype": cfg.train.dtype, "protocol": PROTOCOL_VERSION}
         row.update(evaluate_run(cfg, bank, teachers, students, run))
-        if cfg.convex.enabled:
+        if cfg.convex.covers(run.seed):
             row.update(convex_results(cfg, bank, teachers, run, cfg.cache_path() / "convex"))
         row.update({
             "train_heads": smeta.get("n_heads"), "train_wall_s": smeta.get("wall_s"),
@@ -798,6 +929,49 @@ def _run_sweep(cfg, out, progress, config_file, after_row, bank):
         if after_row is not None:
             after_row(row)
     return table.frame()
+
+
+def _incomplete_convex_rows(cfg: RealConfig, runs: list[Run], table) -> list[tuple[Run, dict]]:
+    """Finished rows that lack the misspecified Theorem 2 columns their config asks for
+    (rows computed before the columns existed): ``[(run, row)]``."""
+    if not (cfg.convex.misspecified and "reverse_kl" in cfg.convex.divergences):
+        return []
+    by_key = {r.key: r for r in runs if cfg.convex.covers(r.seed) and table.has(r.key)}
+    if not by_key:
+        return []
+    out = []
+    for row in table.frame().to_dict("records"):
+        run = by_key.get(row["run_key"])
+        if run is None:
+            continue
+        st = row.get("cvx_rkl_status")
+        if not isinstance(st, str) or st.startswith("error"):
+            continue                          # no reverse-KL fit to check
+        if isinstance(row.get("cvx_rkl_t2mis_eps_status"), str):
+            continue
+        out.append((run, row))
+    return out
+
+
+def _complete_convex_rows(cfg, bank, teachers, incomplete, table, progress, after_row) -> None:
+    """Add the misspecified Theorem 2 columns to finished rows (one reverse-KL refit and one LP
+    a group, through the convex cache); other columns, provenance included, are kept."""
+    cache = cfg.cache_path() / "convex"
+    it: Iterable = incomplete
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(incomplete, desc=f"{cfg.name}: misspecified Theorem 2 on finished rows",
+                  unit="row")
+    for run, row in it:
+        cols = convex_results(cfg, bank, teachers, run, cache)
+        new = {k: v for k, v in cols.items() if k.startswith("cvx_rkl_t2mis_")
+               or k == "cvx_t2mis_wall_s"}
+        row = {**row, **new}
+        row = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        table.append(row)
+        if after_row is not None:
+            after_row(row)
 
 
 def run(cfg: RealConfig, *, out: str | os.PathLike | None = None, progress: bool = True,
