@@ -67,6 +67,8 @@ from typing import Any
 
 import numpy as np
 
+from .config import UserError
+
 __all__ = [
     "ROW_SUM_ATOL",
     "ArgumentTypeError",
@@ -80,6 +82,8 @@ __all__ = [
     "check_gamma",
     "check_rng",
     "check_choice",
+    "check_device",
+    "DeviceUnavailable",
     "check_float_tensor",
     "as_tensor_like",
     "n_classes",
@@ -96,6 +100,10 @@ _KIND_NAMES = {"O": "object", "U": "str", "S": "bytes", "c": "complex", "M": "da
 
 class ArgumentTypeError(TypeError, ValueError):
     """An argument of the wrong kind (a ``TypeError``; also a ``ValueError`` for old callers)."""
+
+
+class DeviceUnavailable(UserError, ValueError):
+    """A device that this machine does not have (``cuda`` without CUDA, ``mps`` off a Mac)."""
 
 
 def _describe(x: Any) -> str:
@@ -486,3 +494,59 @@ def check_choice(x: Any, name: str, choices: Iterable[str]) -> str:
     if x not in choices:
         raise ValueError(f"{name}: must be one of {choices}, got {x!r}")
     return x
+
+
+def check_device(device: Any, name: str = "device"):
+    """Return ``device`` as a ``torch.device`` this machine has, or raise naming ``name``.
+
+    ``None`` and ``"auto"`` mean CUDA when available, else the CPU. ``"cuda"`` (or
+    ``"cuda:1"``) needs a CUDA build of torch that sees that GPU, ``"mps"`` Apple's Metal
+    backend; otherwise :class:`DeviceUnavailable` says what this machine has, so the
+    mistake is found before any work, not as an assertion deep in torch. A string that is
+    not a device (``"gpu"``) raises ``ValueError``. Imports torch (unless ``device`` is
+    ``"cpu"``, which needs no check).
+
+    Example:
+        >>> str(check_device("cpu"))
+        'cpu'
+    """
+    if device is None or (isinstance(device, str) and device == "auto"):
+        import torch
+
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, str) and device == "cpu":
+        import torch
+
+        return torch.device("cpu")
+    import torch
+
+    if not isinstance(device, (str, torch.device)):
+        raise ArgumentTypeError(f"{name}: must be a device name such as 'cpu', 'cuda' or 'auto', "
+                                f"got {_describe(device)}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{name}: not a device: {device!r}; use 'cpu', 'cuda', 'cuda:N', 'mps' "
+                         f"or 'auto'") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = ("this torch is built without CUDA" if torch.version.cuda is None
+                   else "no CUDA GPU is visible")
+            raise DeviceUnavailable(f"{name}: {str(device)!r} requested, but {why} (torch "
+                                    f"{torch.__version__}); use --device cpu or auto")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise DeviceUnavailable(f"{name}: {str(device)!r} requested, but this machine sees "
+                                    f"{n} CUDA GPU{'s' if n != 1 else ''} (cuda:0..cuda:{n - 1})")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise DeviceUnavailable(f"{name}: 'mps' requested, but Apple's Metal backend is not "
+                                    f"available here; use --device cpu or auto")
+    elif dev.type not in ("cpu", "meta"):
+        mod = getattr(torch, dev.type, None)
+        avail = getattr(mod, "is_available", None)
+        if callable(avail) and not avail():
+            raise DeviceUnavailable(f"{name}: {str(device)!r} requested, but it is not available "
+                                    f"here; use --device cpu or auto")
+    return dev

@@ -6,7 +6,8 @@ a misspelt or unknown key fails the same way everywhere::
 
     experiments/real/main.toml: [train] unknown key 'lrr' (did you mean 'lr'?); allowed: ...
 
-:class:`ConfigError` is a ``ValueError``; the command line prints its message and exits 2.
+:class:`ConfigError` is a ``ValueError`` and a :class:`UserError`; the command line prints its
+message and exits 2.
 Python 3.10 has no ``tomllib``: the ``tomli`` backport (same API) is used there.
 """
 
@@ -18,8 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["ConfigError", "toml_module", "read_toml", "check_keys", "load_config", "EXIT_USAGE",
-           "SELECTION_RULES", "check_selection"]
+__all__ = ["UserError", "ConfigError", "toml_module", "read_toml", "check_keys", "load_config",
+           "EXIT_USAGE", "SELECTION_RULES", "check_selection"]
 
 #: exit status of the command line for a bad config or argument
 EXIT_USAGE = 2
@@ -27,7 +28,21 @@ EXIT_USAGE = 2
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class UserError(Exception):
+    """Base of the errors the user fixes, not the code: a config, a data file, a model, a device.
+
+    The command line prints the message of any of them on one line and exits 2, no traceback
+    (``w2s-theory --traceback ...`` re-raises them). Each subclass also derives from the
+    built-in it refines (``ValueError``, ``FileNotFoundError``, ``ImportError``), so callers
+    that catch those keep working: :class:`ConfigError`,
+    :class:`w2s_theory.data.DataError` / :class:`~w2s_theory.data.DataNotFound`,
+    :class:`w2s_theory.models.ModelNotInstalled`,
+    :class:`w2s_theory._validation.DeviceUnavailable`,
+    :class:`w2s_theory.results_table.ResultTableError`.
+    """
+
+
+class ConfigError(UserError, ValueError):
     """A config file or value that cannot be used; the message names the file and the key."""
 
 

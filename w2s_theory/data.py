@@ -36,8 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import UserError
+
 __all__ = [
-    "SUBSETS", "SPLITS", "N_ROWS", "ENV_HH_RLHF", "ENV_CACHE",
+    "DataError", "DataNotFound", "SUBSETS", "SPLITS", "N_ROWS", "ENV_HH_RLHF", "ENV_CACHE",
     "project_root", "cache_dir", "hh_rlhf_root", "PreferencePairs", "load_hh_rlhf",
     "preference_slots", "preference_task", "LabelledTexts", "load_vader", "fetch_vader",
     "text_digest",
@@ -52,6 +54,14 @@ N_ROWS = 4000
 ENV_HH_RLHF = "W2S_HH_RLHF_DIR"
 #: Environment variable for the project's cache (VADER archive, computed features, models).
 ENV_CACHE = "W2S_CACHE_DIR"
+
+class DataError(UserError, ValueError):
+    """A data file that cannot be used (malformed line, wrong digest or size); names file and line."""
+
+
+class DataNotFound(UserError, FileNotFoundError):
+    """A data folder or file that is not there; the message says where it was looked for."""
+
 
 _GET_DATA = (
     "The data are Anthropic's HH-RLHF single-turn pairs in the 4K/4K/4K splits of arXiv "
@@ -98,8 +108,8 @@ def hh_rlhf_root(root: str | os.PathLike | None = None) -> Path:
     """Resolve the HH-RLHF folder: ``root`` > ``$W2S_HH_RLHF_DIR`` > ``<project>/../shared/data/hh_rlhf``.
 
     Raises:
-        FileNotFoundError: the resolved folder does not exist; the message names the
-            path, the environment variable and how to get the data.
+        DataNotFound: (a ``FileNotFoundError``) the resolved folder does not exist; the
+            message names the path, the environment variable and how to get the data.
 
     Example:
         >>> hh_rlhf_root().name
@@ -112,7 +122,7 @@ def hh_rlhf_root(root: str | os.PathLike | None = None) -> Path:
     else:
         path, how = project_root().parent / "shared" / "data" / "hh_rlhf", "the default location"
     if not path.is_dir():
-        raise FileNotFoundError(
+        raise DataNotFound(
             f"HH-RLHF folder not found: {path} (from {how}). " + _GET_DATA.replace("ENV", ENV_HH_RLHF)
         )
     return path
@@ -157,7 +167,7 @@ def _read_sums(path: Path, _mtime_ns: int) -> dict[str, str]:
             continue
         parts = line.split()
         if len(parts) != 2 or len(parts[0]) != 64:
-            raise ValueError(f"{path}:{lineno}: malformed SHA256SUMS line {line!r}")
+            raise DataError(f"{path}:{lineno}: malformed SHA256SUMS line {line!r}")
         sums[parts[1].lstrip("*")] = parts[0]
     return sums
 
@@ -167,17 +177,24 @@ def _parse_jsonl(path: Path, _mtime_ns: int, _size: int) -> tuple[tuple[str, ...
     raw = path.read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
     chosen, rejected = [], []
-    for lineno, line in enumerate(raw.decode("utf-8").split("\n"), 1):
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        lineno = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(f"{path}:{lineno}: not valid UTF-8 (byte {raw[exc.start]:#04x} at column "
+                        f"{col}); the file is corrupt or not the shared HH-RLHF copy") from None
+    for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+            raise DataError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("chosen"), str) \
                 or not isinstance(obj.get("rejected"), str):
-            raise ValueError(f"{path}:{lineno}: expected an object with string fields "
-                             f"'chosen' and 'rejected', got {str(obj)[:80]!r}")
+            raise DataError(f"{path}:{lineno}: expected an object with string fields "
+                            f"'chosen' and 'rejected', got {str(obj)[:80]!r}")
         chosen.append(obj["chosen"])
         rejected.append(obj["rejected"])
     return tuple(chosen), tuple(rejected), digest
@@ -195,8 +212,9 @@ def load_hh_rlhf(subset: str, split: str, root: str | os.PathLike | None = None,
             (exactly :data:`N_ROWS` rows) or ``"none"``.
 
     Raises:
-        FileNotFoundError: missing folder or file (says how to get the data).
-        ValueError: a malformed line (names file and line number), a digest or count mismatch.
+        DataNotFound: (a ``FileNotFoundError``) missing folder or file (says how to get the data).
+        DataError: (a ``ValueError``) a malformed line or invalid UTF-8 (names file and line
+            number), a digest or count mismatch.
 
     Example:
         >>> p = load_hh_rlhf("helpful", "test")
@@ -210,23 +228,23 @@ def load_hh_rlhf(subset: str, split: str, root: str | os.PathLike | None = None,
     rel = f"{subset}/{split}.jsonl"
     path = (base / rel).resolve()
     if not path.is_file():
-        raise FileNotFoundError(f"HH-RLHF file not found: {path}. " + _GET_DATA.replace("ENV", ENV_HH_RLHF))
+        raise DataNotFound(f"HH-RLHF file not found: {path}. " + _GET_DATA.replace("ENV", ENV_HH_RLHF))
     st = path.stat()
     chosen, rejected, digest = _parse_jsonl(path, st.st_mtime_ns, st.st_size)
     if verify == "sha256":
         sums_path = base / "SHA256SUMS"
         if not sums_path.is_file():
-            raise FileNotFoundError(f"{sums_path} not found: cannot verify {path} "
+            raise DataNotFound(f"{sums_path} not found: cannot verify {path} "
                                     f"(use verify='counts' for a copy without digests)")
         want = _read_sums(sums_path.resolve(), sums_path.stat().st_mtime_ns).get(rel)
         if want is None:
-            raise ValueError(f"{sums_path}: no digest listed for {rel}")
+            raise DataError(f"{sums_path}: no digest listed for {rel}")
         if want != digest:
-            raise ValueError(f"{path}: sha256 {digest} does not match {want} in {sums_path}; "
+            raise DataError(f"{path}: sha256 {digest} does not match {want} in {sums_path}; "
                              f"the file is corrupt or a different version. "
                              + _GET_DATA.replace("ENV", ENV_HH_RLHF))
     if verify in ("sha256", "counts") and len(chosen) != N_ROWS:
-        raise ValueError(f"{path}: {len(chosen)} rows, expected {N_ROWS}")
+        raise DataError(f"{path}: {len(chosen)} rows, expected {N_ROWS}")
     identical = [i for i, (c, r) in enumerate(zip(chosen, rejected)) if c == r]
     return PreferencePairs(chosen=list(chosen), rejected=list(rejected), subset=subset,
                            split=split, path=path, sha256=digest, identical=identical)

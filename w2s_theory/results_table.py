@@ -43,6 +43,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .config import UserError
+
 __all__ = ["ResultTable", "ResultTableError", "ResultTableWarning"]
 
 #: Seconds ``extend`` waits for another writer's lock before giving up (a sweep's rewrite
@@ -53,7 +55,7 @@ _RECOVER = ("to recover, move the file aside (the runs it held will be recompute
             "restore it from a backup")
 
 
-class ResultTableError(ValueError):
+class ResultTableError(UserError, ValueError):
     """A result table on disk that cannot be used (the message names the file)."""
 
 

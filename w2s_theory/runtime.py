@@ -17,15 +17,17 @@ __all__ = ["resolve_device", "thread_limit"]
 def resolve_device(device: Any = "auto"):
     """``None`` or ``"auto"`` -> CUDA when available, else CPU; anything else -> ``torch.device``.
 
+    A device this machine does not have (``"cuda"`` without CUDA, ``"mps"`` off a Mac) raises
+    :class:`w2s_theory._validation.DeviceUnavailable` here, before any work
+    (:func:`w2s_theory._validation.check_device`).
+
     Example:
         >>> resolve_device("cpu").type
         'cpu'
     """
-    import torch
+    from ._validation import check_device
 
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return check_device(device)
 
 
 class thread_limit:

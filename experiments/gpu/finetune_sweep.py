@@ -289,7 +289,7 @@ def cmd_run(args) -> int:
         bundle = load_bundle(data, subset)
         if not cuda:
             bundle = _cut(bundle, args.cpu_rows, args.cpu_rows)
-        store = PredStore(out / f"{subset}.preds.npz")
+        store = PredStore(out / f"{subset}.preds.npz", n_test=len(bundle.test))
         log(f"{subset}: {len(bundle.train)} train / {len(bundle.test)} test pairs; weak test acc "
             f"{bundle.meta['weak_acc_test']:.4f}; {len(store.records)} runs already stored")
         try:

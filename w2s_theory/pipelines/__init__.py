@@ -10,6 +10,7 @@ finetune      :class:`~.finetune.FinetuneSweepConfig`     ``run(cfg) -> dict (ro
 features      :class:`~.features.ExtractConfig`           ``run(cfg) -> {(subset, split): shape}``
 ============  ==========================================  =====================================
 
-Notebooks, scripts and tests call these; the command line (:mod:`w2s_theory.cli`) only
+:mod:`~.preflight` checks, before any work, that a config's models (installed weights or
+prebuilt features) and data files are there. Notebooks, scripts and tests call these; the command line (:mod:`w2s_theory.cli`) only
 parses arguments, loads the config and calls ``run``. Submodules are imported on demand.
 """

@@ -97,7 +97,8 @@ def info(features_dir=None, cache=None) -> list[str]:
     return lines
 
 
-def run(cfg: ExtractConfig, *, features_dir=None, log: Callable[[str], None] = print) -> dict:
+def run(cfg: ExtractConfig, *, features_dir=None, log: Callable[[str], None] = print,
+        progress: bool = True) -> dict:
     """The features pipeline's entry point: compute (or read) and cache every requested split.
 
     HH-RLHF goes through :func:`w2s_theory.features.load_features` (prebuilt first); VADER
@@ -116,7 +117,7 @@ def run(cfg: ExtractConfig, *, features_dir=None, log: Callable[[str], None] = p
             for split in cfg.splits:
                 t = time.perf_counter()
                 f = F.load_features(cfg.model, subset, split, data_root=cfg.data_dir, cache=cfg.cache,
-                                    device=cfg.device, root=features_dir)
+                                    device=cfg.device, root=features_dir, progress=progress)
                 shapes[(subset, split)] = f["chosen"].shape
                 log(f"{cfg.model} hh_rlhf/{subset}/{split}: chosen {f['chosen'].shape} "
                     f"({time.perf_counter() - t:.1f} s)")
@@ -126,7 +127,8 @@ def run(cfg: ExtractConfig, *, features_dir=None, log: Callable[[str], None] = p
             t = time.perf_counter()
             x = F.features_for_texts(cfg.model, splits[split].texts,
                                      dataset=feature_cache_tag("vader", split, seed=cfg.vader_seed),
-                                     cache=cfg.cache, device=cfg.device, max_tokens=cfg.max_tokens)
+                                     cache=cfg.cache, device=cfg.device, max_tokens=cfg.max_tokens,
+                                     progress=progress)
             shapes[("vader", split)] = x.shape
             log(f"{cfg.model} vader/{split}: {x.shape} ({time.perf_counter() - t:.1f} s)")
     log(f"done in {time.perf_counter() - t0:.1f} s; cache {D.cache_dir(cfg.cache)}")

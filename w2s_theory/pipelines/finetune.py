@@ -41,6 +41,7 @@ import io
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -54,7 +55,7 @@ from ..runtime import resolve_device
 
 __all__ = [
     "DataConfig", "WeakConfig", "SweepSpec", "RunOptions", "FinetuneSweepConfig",
-    "Bundle", "RunSpec", "PredStore", "build_bundle", "save_bundle", "load_bundle",
+    "Bundle", "RunSpec", "PredStore", "PredStoreWarning", "build_bundle", "save_bundle", "load_bundle",
     "fit_weak_head", "plan_runs", "execute", "make_row", "rows_from_store", "run",
     "resolve_model_dir", "select_lr", "LrSelect", "PROVENANCE_COLUMNS",
 ]
@@ -669,31 +670,108 @@ def plan_runs(cfg: FinetuneSweepConfig, bundle_meta: dict) -> list[RunSpec]:
     return out
 
 
+class PredStoreWarning(UserWarning):
+    """A prediction store on disk was (partly) unusable: its bad runs are dropped and recomputed."""
+
+
+#: fields of a stored run record that the rows are built from (:func:`rows_from_store`)
+_RECORD_FIELDS = ("regime", "role", "seed", "config")
+
+
 class PredStore:
     """Test logits and run records of finished runs, in one ``.npz`` rewritten atomically.
 
     ``logits[key]`` is the ``(n_test,)`` float32 array ``z = r(A) - r(B)``;
     ``records[key]`` a dict (run coordinates, config, cost, device).
 
+    The file is validated on read. An unreadable store (not a zip, truncated, a half-written
+    member, missing ``keys`` / ``records`` / ``logits``, records that are not JSON, logits
+    that do not line up with the keys) is dropped whole; a run whose record is missing or
+    incomplete, whose logits are not finite, or (with ``n_test``) whose logits do not have
+    ``n_test`` entries is dropped alone. Either way a :class:`PredStoreWarning` names the
+    file and what was wrong, and the dropped runs are simply not ``has()``: the sweep
+    recomputes them, and the next :meth:`add` rewrites the file without them.
+
     Example:
         >>> import tempfile, pathlib, numpy as np
         >>> s = PredStore(pathlib.Path(tempfile.mkdtemp()) / "p.npz")
-        >>> s.add({"k": (np.zeros(3), {"a": 1})}); PredStore(s.path).records["k"]["a"]
-        1
+        >>> rec = {"regime": "full", "role": "ceiling", "seed": 0, "config": {}}
+        >>> s.add({"k": (np.zeros(3), rec)}); PredStore(s.path, n_test=3).records["k"]["role"]
+        'ceiling'
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, n_test: int | None = None):
         self.path = Path(path)
+        self.n_test = None if n_test is None else int(n_test)
         self.logits: dict[str, np.ndarray] = {}
         self.records: dict[str, dict] = {}
         if self.path.exists():
-            with np.load(self.path) as z:
-                keys = [str(k) for k in z["keys"]]
-                recs = json.loads(str(z["records"]))
-                lg = z["logits"]
-            for i, k in enumerate(keys):
+            self._load()
+
+    def _warn(self, what: str) -> None:
+        warnings.warn(f"{self.path}: {what}", PredStoreWarning, stacklevel=4)
+
+    def _read(self) -> tuple[list[str], dict, np.ndarray]:
+        """``(keys, records, logits)`` of the file; ``ValueError`` saying why it cannot be used."""
+        import zipfile
+        import zlib
+
+        try:
+            with open(self.path, "rb") as fh:    # our handle: closed on every error too
+                z = np.load(fh, allow_pickle=False)
+                if not isinstance(z, np.lib.npyio.NpzFile):
+                    raise ValueError("a single array, not an .npz archive")
+                with z:
+                    arrays = {m: z[m] for m in ("keys", "records", "logits") if m in z.files}
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError, ValueError) as exc:
+            raise ValueError(f"not a readable .npz ({type(exc).__name__}: {exc})") from None
+        missing = [m for m in ("keys", "records", "logits") if m not in arrays]
+        if missing:
+            raise ValueError(f"no {', '.join(map(repr, missing))} in the archive")
+        keys, recs, lg = arrays["keys"], arrays["records"], arrays["logits"]
+        if keys.ndim != 1 or (keys.size and keys.dtype.kind != "U"):
+            raise ValueError(f"'keys' is not a 1-D array of strings (dtype {keys.dtype}, "
+                             f"shape {keys.shape})")
+        try:
+            records = json.loads(str(recs))
+        except ValueError as exc:
+            raise ValueError(f"'records' is not JSON ({exc})") from None
+        if not isinstance(records, dict):
+            raise ValueError(f"'records' is a JSON {type(records).__name__}, not an object")
+        if lg.dtype.kind != "f" or lg.ndim != 2 or lg.shape[0] != keys.size:
+            raise ValueError(f"'logits' (dtype {lg.dtype}, shape {lg.shape}) is not a float "
+                             f"array with one row per key ({keys.size} keys)")
+        return [str(k) for k in keys], records, lg
+
+    def _load(self) -> None:
+        try:
+            keys, records, lg = self._read()
+        except ValueError as exc:
+            self._warn(f"unreadable prediction store, dropped whole: {exc}; every run it held "
+                       f"will be recomputed")
+            return
+        if keys and self.n_test is not None and lg.shape[1] != self.n_test:
+            self._warn(f"stored logits have {lg.shape[1]} entries per run, the test split has "
+                       f"{self.n_test} pairs (another data size?); all {len(keys)} stored runs "
+                       f"dropped and will be recomputed")
+            return
+        bad: dict[str, str] = {}
+        for i, k in enumerate(keys):
+            rec = records.get(k)
+            if not isinstance(rec, dict):
+                bad[k] = "no record"
+            elif any(f not in rec for f in _RECORD_FIELDS):
+                bad[k] = f"record lacks {', '.join(f for f in _RECORD_FIELDS if f not in rec)}"
+            elif not np.isfinite(lg[i]).all():
+                bad[k] = f"{int((~np.isfinite(lg[i])).sum())} non-finite logits"
+            else:
                 self.logits[k] = lg[i].copy()
-                self.records[k] = recs[k]
+                self.records[k] = rec
+        if bad:
+            shown = "; ".join(f"{k[:12]}: {why}" for k, why in list(bad.items())[:5])
+            more = f"; and {len(bad) - 5} more" if len(bad) > 5 else ""
+            self._warn(f"dropped the stored predictions of {len(bad)} of {len(keys)} runs "
+                       f"({shown}{more}); they will be recomputed")
 
     def has(self, key: str) -> bool:
         return key in self.logits
@@ -1110,7 +1188,7 @@ def run(cfg: FinetuneSweepConfig, *, config_file: str = "", time_limit: float | 
         log(f"[finetune] lr {lr:g} chosen on held-out train_gt pairs ({cfg.lr_select.metric})")
         cfg = replace(cfg, train=cfg.train.replace(lr=lr))
     extra = {"config_file": str(config_file), "sweep": cfg.name, "lr_rule": cfg.lr_select.rule()}
-    store = PredStore(out.with_suffix(".preds.npz"))
+    store = PredStore(out.with_suffix(".preds.npz"), n_test=len(bundle.test))
     deadline = time.monotonic() + time_limit if time_limit else None
     table = ResultTable(out) if main_proc else None
 

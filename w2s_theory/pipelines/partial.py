@@ -150,7 +150,7 @@ def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None]
     backbone = load_backbone(bundle.model_dir, dropout=cfg.train.dropout)
     for b in pc.blocks:
         check_k(backbone, b)
-    store = PredStore(out.with_suffix(".preds.npz"))
+    store = PredStore(out.with_suffix(".preds.npz"), n_test=len(bundle.test))
     table = ResultTable(out)
     sel_path = out.with_suffix(".lr_select.json")
     selected = json.loads(sel_path.read_text()) if sel_path.exists() else {}
