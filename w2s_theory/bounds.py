@@ -61,6 +61,7 @@ from ._validation import (
     check_same_shape,
     n_classes,
 )
+from .export import TableExport
 
 __all__ = [
     "Lemma1Result",
@@ -94,8 +95,8 @@ _TINY = np.finfo(np.float64).tiny
 _TLS = threading.local()
 
 
-class _Result:
-    """Mixin: readable table via ``str()``, plain dict via ``to_dict()``."""
+class _Result(TableExport):
+    """Mixin: readable table via ``str()``, plain dict via ``to_dict()``, ``to_latex()``, ``to_markdown()``."""
 
     def to_dict(self) -> dict:
         """The fields as a plain ``dict`` (floats, ints, bools), in declaration order."""

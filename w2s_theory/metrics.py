@@ -26,11 +26,12 @@ Guo et al., "On Calibration of Modern Neural Networks", ICML 2017 (ECE).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from ._validation import as_float_array, check_int, check_number, check_probs
+from .export import TableExport
 
 __all__ = [
     "hard_labels",
@@ -198,8 +199,11 @@ def disagreement_rate(probs_a, probs_b) -> float:
 
 
 @dataclass(frozen=True)
-class PairedTest:
+class PairedTest(TableExport):
     """Paired comparison of ``a`` against ``b`` over matched units (seeds).
+
+    ``to_dict()``, ``to_latex()`` and ``to_markdown()`` export the fields
+    (:mod:`w2s_theory.export`).
 
     Attributes:
         n: number of pairs; mean_diff: mean of ``a - b``; ci_low, ci_high: 95% t interval of
@@ -216,6 +220,10 @@ class PairedTest:
     wins: int
     losses: int
     ties: int
+
+    def to_dict(self) -> dict:
+        """The fields as a plain ``dict``, in declaration order."""
+        return asdict(self)
 
 
 def paired_test(a, b, confidence: float = 0.95) -> PairedTest:

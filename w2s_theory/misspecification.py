@@ -45,6 +45,7 @@ from ._validation import (
     check_scalar,
     n_classes,
 )
+from .export import TableExport
 
 __all__ = [
     "EpsilonFit",
@@ -58,8 +59,9 @@ __all__ = [
 LP_TOL = 1e-10
 
 
-class _Table:
-    """Mixin: ``str()`` prints the fields as a two-column table, ``to_dict()`` a plain dict."""
+class _Table(TableExport):
+    """Mixin: ``str()`` prints the fields as a two-column table, ``to_dict()`` a plain dict;
+    ``to_latex()`` / ``to_markdown()`` export the scalar fields (:mod:`w2s_theory.export`)."""
 
     def to_dict(self) -> dict:
         """Scalar fields as a plain ``dict`` (arrays left out), in declaration order."""

@@ -234,3 +234,21 @@ class ResultTable:
         import pandas as pd
 
         return pd.DataFrame(self._rows)
+
+    def to_latex(self, columns: Iterable[str] | None = None, **kwargs: Any) -> str:
+        """The rows (optionally only ``columns``) as a booktabs table: :func:`w2s_theory.export.frame_to_latex`."""
+        from .export import frame_to_latex
+
+        return frame_to_latex(self._select(columns), **kwargs)
+
+    def to_markdown(self, columns: Iterable[str] | None = None, **kwargs: Any) -> str:
+        """The rows (optionally only ``columns``) as a Markdown table: :func:`w2s_theory.export.frame_to_markdown`."""
+        from .export import frame_to_markdown
+
+        return frame_to_markdown(self._select(columns), **kwargs)
+
+    def _select(self, columns: Iterable[str] | None) -> list[dict]:
+        if columns is None:
+            return [dict(r) for r in self._rows]
+        cols = list(columns)
+        return [{c: r.get(c) for c in cols} for r in self._rows]
