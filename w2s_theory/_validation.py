@@ -160,7 +160,7 @@ def as_float_array(x: Any, name: str, *, allow_bool: bool = True) -> np.ndarray:
     complex arrays, ragged lists, ``meta`` tensors and tensors on other devices with an
     :class:`ArgumentTypeError`. A float64 ndarray is returned as is (no copy).
 
-    Example:
+    Examples:
         >>> as_float_array([1, 2], "x")
         array([1., 2.])
         >>> as_float_array(["0.5"], "x")
@@ -232,7 +232,7 @@ def check_probs(x: Any, name: str, *, row_sum_atol: float = ROW_SUM_ATOL,
     by it (in a copy): the results computed downstream are then those of the nearest
     distribution, consistent with the tolerance (see the module docstring).
 
-    Example:
+    Examples:
         >>> check_probs([[0.5, 0.5]], "p").dtype
         dtype('float64')
         >>> float(check_probs([[0.5, 0.5 + 8e-7]], "p", renormalize=True).sum())
@@ -331,7 +331,7 @@ def check_number(x: Any, name: str, *, low: float = -math.inf, high: float = mat
     outside ``[low, high]`` (``(`` / ``)`` with ``low_open`` / ``high_open``) with
     ``ValueError``.
 
-    Example:
+    Examples:
         >>> check_number(np.float32(0.5), "alpha", low=0.0, high=1.0)
         0.5
         >>> check_number("0.5", "alpha")
@@ -444,7 +444,7 @@ def check_int(x: Any, name: str, *, low: int | None = None, high: int | None = N
     floats (also integral ones such as ``3.0``: a count is not a float), strings and
     ``None`` (:class:`ArgumentTypeError`), and out-of-range values (``ValueError``).
 
-    Example:
+    Examples:
         >>> check_int(np.int64(3), "n", low=1)
         3
         >>> check_int(True, "n", low=1)
@@ -505,7 +505,7 @@ def check_rng(rng: Any, name: str = "rng") -> np.random.Generator:
     or a ``numpy.random.BitGenerator``. Rejects ``None`` (an unseeded run cannot be
     reproduced), negative seeds, floats, strings, lists and the legacy ``RandomState``.
 
-    Example:
+    Examples:
         >>> int(check_rng(0, "rng").integers(10)) == int(np.random.default_rng(0).integers(10))
         True
         >>> check_rng(-1, "rng")
@@ -561,7 +561,7 @@ def as_tensor_like(x: Any, name: str, like):
     object/str/complex arrays, ragged lists, masked arrays and ``meta`` tensors are refused
     with a message naming ``name`` instead of failing inside torch.
 
-    Example:
+    Examples:
         >>> import torch
         >>> as_tensor_like([0.2, 0.8], "weak_probs", torch.zeros(2)).dtype
         torch.float32
@@ -585,7 +585,7 @@ def check_choice(x: Any, name: str, choices: Iterable[str]) -> str:
     Non-strings (``None``, lists, numbers) raise :class:`ArgumentTypeError`; unknown
     strings raise ``ValueError`` listing the choices.
 
-    Example:
+    Examples:
         >>> check_choice("mean", "reduction", ("mean", "sum"))
         'mean'
         >>> check_choice(["mean"], "reduction", ("mean", "sum"))

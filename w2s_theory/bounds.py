@@ -322,7 +322,7 @@ def lemma1(f_star, f_weak, f_strong, gamma: float = 1e-3) -> Lemma1Result:
     Returns:
         :class:`Lemma1Result`.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from w2s_theory.bounds import lemma1
         >>> r = lemma1(np.array([1.0, 0.0]), np.array([0.7, 0.4]), np.array([0.8, 0.3]), gamma=0.1)
@@ -463,7 +463,7 @@ def theorem2(f_star, f_weak, f_strong, tol: float = 1e-9) -> Theorem2Result:
     Returns:
         :class:`Theorem2Result`.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from w2s_theory.bounds import theorem2
         >>> # F_sw = F* (realizable, exact projection onto the class {F*}): slack = 0

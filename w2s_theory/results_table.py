@@ -169,7 +169,7 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
 class ResultTable:
     """One CSV row per finished run, keyed by the ``run_key`` column; resumable, shareable.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> t = ResultTable(pathlib.Path(tempfile.mkdtemp()) / "r.csv")
         >>> t.append({"run_key": "0123", "acc": 0.5}); t.has("0123"), t.has("123")

@@ -17,7 +17,7 @@ __all__ = ["resolve_device", "thread_limit"]
 def resolve_device(device: Any = "auto"):
     """``None`` or ``"auto"`` -> CUDA when available, else CPU; anything else -> ``torch.device``.
 
-    Example:
+    Examples:
         >>> resolve_device("cpu").type
         'cpu'
     """
@@ -33,7 +33,7 @@ class thread_limit:
 
     ``n=None`` leaves everything alone.
 
-    Example:
+    Examples:
         >>> import torch
         >>> before = torch.get_num_threads()
         >>> with thread_limit(1):
