@@ -1,4 +1,5 @@
-# The two commands of the README (make test also lints: ruff, configured in pyproject.toml). Both install what they need into .venv first.
+# The two commands of the README (make test also builds the docs site with --strict, so a broken
+# reference fails, and lints: ruff, configured in pyproject.toml). Both install what they need into .venv first.
 VENV ?= .venv
 .PHONY: run test setup
 
@@ -10,4 +11,5 @@ run: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest --nbval --doctest-modules w2s_theory tests notebooks
+	$(VENV)/bin/mkdocs build --strict --quiet -d build/site
 	$(VENV)/bin/ruff check .

@@ -122,6 +122,28 @@ def num_bad(low=None, high=None, low_open=False, extra=()) -> list:
     return out + list(extra)
 
 
+def calc_bad(low=None, high=None, low_open=False) -> list:
+    """Bad values for an argument of the broadcasting bound calculators (a number or an array).
+
+    Arrays of numbers are valid there (one call draws a bound curve), so the 1-d cases of
+    :func:`num_bad` are replaced by arrays holding one bad entry or of a bad kind.
+    """
+    out = [c for c in num_bad(low, high, low_open) if c[0] not in ("list", "array_1d", "tensor_1d")]
+    inside = 0.1 if high is None else min(0.1, high)
+    out += [("array_nan", np.array([inside, np.nan])), ("array_inf", [inside, np.inf]),
+            ("array_str", np.array(["0.1"])), ("list_of_str", ["0.1"]),
+            ("array_bool", np.array([True, False])), ("bool_tensor_1d", torch.tensor([True])),
+            ("array_object", np.array([None], dtype=object)), ("ragged_list", [[0.1], [0.1, 0.2]]),
+            ("array_complex", np.array([0.1 + 0j])), ("meta_tensor_1d", _meta((2,)))]
+    if low is not None:
+        out.append(("array_below_low", np.array([inside, low - 1.0])))
+        if low_open:
+            out.append(("array_at_open_low", torch.tensor([inside, low], dtype=torch.float64)))
+    if high is not None:
+        out.append(("array_above_high", [[inside], [high + 1.0]]))
+    return out
+
+
 def int_bad(low=None, high=None) -> list:
     out = [("float", 2.5), ("integral_float", 3.0), ("string", "3"), ("true", True),
            ("none", None), ("np_float", np.float64(3.0)), ("float_tensor", torch.tensor(3.0)),
@@ -206,17 +228,26 @@ def _registry() -> list[Entry]:
                        {"gamma": _gamma_bad})
     E += _kind_entries("theorem2", bounds.theorem2, ("f_star", "f_weak", "f_strong"),
                        {"tol": 1e-9}, {"tol": num_bad(low=0.0, extra=[("string", "1e-9")])})
+    # the calculators broadcast: arrays are valid, arrays with a bad entry are not
+    gamma_bad = calc_bad(low=0.0, high=0.5, low_open=True)
     E.append(Entry("lemma1_constant", bounds.lemma1_constant, {"gamma": 0.1, "k": 2},
-                   {"gamma": num_bad(low=0.0, high=0.5, low_open=True), "k": int_bad(low=2)}))
+                   {"gamma": gamma_bad, "k": int_bad(low=2)}))
+    E.append(Entry("lemma1_constant[array]", bounds.lemma1_constant,
+                   {"gamma": np.array([0.1, 0.3]), "k": 3},
+                   {"gamma": [("array_above_one_over_k", np.array([0.1, 0.34]))]}))
     for nm in ("strong_risk_upper_bound", "strong_risk_lower_bound"):
         E.append(Entry(nm, getattr(bounds, nm),
                        {"risk_weak": 0.3, "disagreement": 0.02, "gamma": 0.1, "k": 2},
-                       {"risk_weak": num_bad(low=0.0), "disagreement": num_bad(low=0.0),
-                        "gamma": num_bad(low=0.0, high=0.5, low_open=True),
-                        "k": int_bad(low=2)}))
+                       {"risk_weak": calc_bad(low=0.0), "disagreement": calc_bad(low=0.0),
+                        "gamma": gamma_bad, "k": int_bad(low=2)}))
+        E.append(Entry(f"{nm}[array]", getattr(bounds, nm),
+                       {"risk_weak": np.array([0.3, 0.4]), "disagreement": np.array([[0.0], [0.02]]),
+                        "gamma": 0.1, "k": 2},
+                       {"gamma": [("shape_misfit", np.array([0.1, 0.2, 0.3]))],
+                        "disagreement": [("shape_misfit", np.zeros(3))]}))
     E.append(Entry("theorem2_risk_bound", bounds.theorem2_risk_bound,
                    {"risk_weak": 0.5, "d_reverse": 0.125},
-                   {"risk_weak": num_bad(low=0.0), "d_reverse": num_bad(low=0.0)}))
+                   {"risk_weak": calc_bad(low=0.0), "d_reverse": calc_bad(low=0.0)}))
     # noise
     E.append(Entry("noisy_indices", noise.noisy_indices, {"n": 10, "fraction": 0.3, "rng": 0},
                    {"n": int_bad(low=1), "fraction": num_bad(low=0.0, high=1.0), "rng": RNG_BAD}))
@@ -419,6 +450,11 @@ VARIANTS = [
     ("theorem2[binary]", "tol", "np_float32", np.float32(1e-9)),
     ("theorem2[binary]", "tol", "tensor_0d", torch.tensor(1e-9)),
     ("lemma1_constant", "k", "np_int", np.int64(2)),
+    *[(nm, arg, lab, v)
+      for nm, arg, base in (("lemma1_constant", "gamma", 0.1), ("strong_risk_upper_bound", "disagreement", 0.02),
+                            ("strong_risk_lower_bound", "risk_weak", 0.3), ("theorem2_risk_bound", "d_reverse", 0.125))
+      for lab, v in (("np_float32", np.float32(base)), ("tensor_0d", torch.tensor(base, dtype=torch.float64)),
+                     ("np_0d", np.array(base)))],
     ("lemma1_constant", "k", "tensor_0d_int", torch.tensor(2)),
     ("noisy_indices", "n", "np_int", np.int64(10)),
     ("noisy_indices", "fraction", "np_float32", np.float32(0.3)),

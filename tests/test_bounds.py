@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -440,6 +441,51 @@ def test_scalar_calculators_against_closed_forms():
             assert strong_risk_lower_bound(rw, d, gamma) == pytest.approx(rw - c, rel=1e-14, abs=1e-15)
     assert theorem2_risk_bound(0.5, 0.125) == 0.375
     assert lemma1_constant(0.25, k=4) == pytest.approx(2 * math.sqrt(2))
+
+
+def test_calculators_over_arrays_equal_a_loop_of_scalar_calls():
+    """Arrays in: an array of the broadcast shape, each entry bit-for-bit the scalar call's."""
+    rng = np.random.default_rng(3)
+    gam = rng.uniform(1e-4, 0.5, size=7)
+    rw = rng.uniform(0.0, 2.0, size=(5, 1))
+    d = rng.uniform(0.0, 0.1, size=(5, 7))
+    got = lemma1_constant(gam)
+    assert isinstance(got, np.ndarray) and got.dtype == np.float64 and got.shape == (7,)
+    assert got.tolist() == [lemma1_constant(float(g)) for g in gam]
+    for fn in (strong_risk_upper_bound, strong_risk_lower_bound):
+        got = fn(rw, d, gam)
+        assert got.shape == (5, 7)
+        want = [[fn(float(rw[i, 0]), float(d[i, j]), float(gam[j])) for j in range(7)] for i in range(5)]
+        assert got.tolist() == want
+        # a list, a tensor and a 1-element array are arrays too; k still bounds gamma
+        assert fn(0.3, [0.02], 0.1).tolist() == [fn(0.3, 0.02, 0.1)]
+        assert fn(0.3, 0.02, torch.tensor([0.1, 0.2], dtype=torch.float64), k=4).tolist() == [fn(0.3, 0.02, g, 4) for g in (0.1, 0.2)]
+    got = theorem2_risk_bound(rw, d)
+    assert got.tolist() == [[theorem2_risk_bound(float(rw[i, 0]), float(d[i, j])) for j in range(7)]
+                            for i in range(5)]
+    assert lemma1_constant(np.zeros((0,)) + 0.1).shape == (0,)
+
+
+def test_calculators_on_numbers_return_python_floats():
+    for v in (lemma1_constant(0.1), lemma1_constant(np.float32(0.1)), lemma1_constant(np.array(0.1)),
+              strong_risk_upper_bound(0.3, 0.02, torch.tensor(0.1)), strong_risk_lower_bound(0.3, 0.02, 0.1),
+              theorem2_risk_bound(np.float64(0.5), 0.125)):
+        assert type(v) is float
+
+
+@pytest.mark.parametrize("call, name, what", [
+    (lambda: lemma1_constant([0.1, 0.6]), "gamma", r"must lie in \(0, 1/k\] = \(0, 0.5\] for k=2, got 0.6 at index \(1,\)"),
+    (lambda: lemma1_constant([0.1, 0.3], k=4), "gamma", r"for k=4, got 0.3 at index \(1,\)"),
+    (lambda: strong_risk_upper_bound([0.3, -1.0], 0.02, 0.1), "risk_weak", r"must lie in \[0, inf\], got -1.0 at index \(1,\)"),
+    (lambda: strong_risk_lower_bound(0.3, [[0.02, np.nan]], 0.1), "disagreement", r"must be finite, got nan at index \(0, 1\)"),
+    (lambda: strong_risk_upper_bound(np.zeros(2), np.zeros(3), 0.1), "disagreement", r"shape \(3,\) does not broadcast"),
+    (lambda: theorem2_risk_bound([0.5], ["0.1"]), "d_reverse", "expected numbers"),
+    (lambda: theorem2_risk_bound(np.array([True]), 0.1), "risk_weak", "booleans"),
+    (lambda: strong_risk_upper_bound([0.3], 0.02, [0.1], k=[2]), "k", "must be an integer"),
+])
+def test_calculators_over_arrays_refuse_bad_entries_naming_the_argument(call, name, what):
+    with pytest.raises(ValueError, match=rf"^{name}: .*{what}"):
+        call()
 
 
 def test_scalar_calculators_bracket_measured_strong_risk():

@@ -34,5 +34,13 @@ def test_ruff_comes_with_the_test_extras():
     assert '"ruff' in test_extras and "[tool.ruff.lint]" in text
 
 
+def test_make_test_builds_the_docs_strictly():
+    """A broken reference or docstring fails CI: the site is built with --strict before the lint."""
+    recipe = _make_test_recipe()
+    docs = [r for r in recipe if "mkdocs build" in r]
+    assert len(docs) == 1 and "--strict" in docs[0], recipe
+    assert "w2s-theory[docs]" in (ROOT / "pyproject.toml").read_text().split("test = [", 1)[1].split("\n]", 1)[0]
+
+
 def test_readme_names_make_test():
     assert "make test" in (ROOT / "README.md").read_text()

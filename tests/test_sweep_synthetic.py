@@ -63,9 +63,16 @@ def test_cli_runs_a_tiny_sweep_end_to_end(tmp_path, monkeypatch, capsys):
     assert cli_main(["synthetic", "--config", str(cfg_path), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "8 new runs, 0 already done" in out
-    df = pd.read_csv(tmp_path / "out" / "tiny.csv")
+    # a summary like the demo's, the cases that break an assumption marked as expected to fail
+    assert out.startswith("Theorem 2: slack = R(F_w) - d_reverse - R(F_sw) >= -tol")
+    assert "no (expected to fail)" in out and "violated" in out
+    # by default under the ignored results_local/, not where the config points (tracked folders)
+    local = tmp_path / "results_local" / "synthetic"
+    df = pd.read_csv(local / "tiny.csv")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "figs").exists()
     assert len(df) == 8 and df["run_key"].is_unique
-    assert (tmp_path / "figs" / "synthetic_tiny.png").stat().st_size > 10_000
+    assert (local / "synthetic_tiny.png").stat().st_size > 10_000
+    assert (local / "synthetic_tiny.pdf").read_bytes()[:5] == b"%PDF-"
     for col in ("seed", "k", "method", "risk_weak", "risk_strong", "d_forward", "d_reverse",
                 "slack_rev", "slack_fwd", "tol", "l1_gap", "l1_tv", "l1_sqrt_forward",
                 "test_acc_strong", "fit_status", "fit_duality_gap"):
@@ -89,6 +96,10 @@ def test_cli_runs_a_tiny_sweep_end_to_end(tmp_path, monkeypatch, capsys):
     # CI mode applies [ci] and writes a separate table
     assert cli_main(["synthetic", "--config", str(cfg_path), "--ci", "--quiet",
                      "--no-figures"]) == 0
+    assert len(pd.read_csv(local / "tiny_ci.csv")) == 4
+    # --out asks for another folder (e.g. the committed tables')
+    assert cli_main(["synthetic", "--config", str(cfg_path), "--ci", "--quiet", "--no-figures",
+                     "--out", str(tmp_path / "out")]) == 0
     assert len(pd.read_csv(tmp_path / "out" / "tiny_ci.csv")) == 4
 
 

@@ -54,6 +54,14 @@ a count is not a float), :func:`check_rng` for seeds and generators, :func:`chec
 for string options. For torch code that stays on its device, :func:`check_float_tensor`
 and :func:`as_tensor_like` apply the same rules to tensors (``torch`` is imported only
 when they are called).
+
+Numbers or arrays
+-----------------
+The bound calculators broadcast: :func:`check_numbers` and :func:`check_gammas` take a
+number (checked by :func:`check_number` / :func:`check_gamma`, returned as a ``float``) or
+an array of them (a float64 array, every entry checked; the message names the argument and
+the first bad entry's index), and :func:`check_broadcast` names the argument whose shape
+does not fit the others.
 """
 
 from __future__ import annotations
@@ -77,9 +85,12 @@ __all__ = [
     "check_probs",
     "check_same_shape",
     "check_number",
+    "check_numbers",
+    "check_broadcast",
     "check_scalar",
     "check_int",
     "check_gamma",
+    "check_gammas",
     "check_rng",
     "check_choice",
     "check_device",
@@ -149,15 +160,15 @@ def _is_tensor(x) -> bool:
 
 
 # ----------------------------------------------------------------------------- arrays
-def as_float_array(x: Any, name: str) -> np.ndarray:
+def as_float_array(x: Any, name: str, *, allow_bool: bool = True) -> np.ndarray:
     """Return ``x`` as a float64 numpy array of any shape, or raise naming ``name``.
 
     Accepts numeric numpy arrays, nested lists/tuples of numbers and CPU tensors
-    (``requires_grad`` ones are detached). Rejects ``None``, strings, object/string/
+    (``requires_grad`` ones are detached); boolean arrays only with ``allow_bool``. Rejects ``None``, strings, object/string/
     complex arrays, ragged lists, ``meta`` tensors and tensors on other devices with an
     :class:`ArgumentTypeError`. A float64 ndarray is returned as is (no copy).
 
-    Example:
+    Examples:
         >>> as_float_array([1, 2], "x")
         array([1., 2.])
         >>> as_float_array(["0.5"], "x")
@@ -193,6 +204,8 @@ def as_float_array(x: Any, name: str) -> np.ndarray:
             raise ArgumentTypeError(f"{name}: expected numbers, got an array of {what}{detail}; "
                                     f"ragged or mixed lists cannot be converted")
         raise ArgumentTypeError(f"{name}: expected numbers, got an array of {what}")
+    if kind == "b" and not allow_bool:
+        raise ArgumentTypeError(f"{name}: expected numbers, got an array of booleans")
     return arr.astype(np.float64, copy=False)
 
 
@@ -227,7 +240,7 @@ def check_probs(x: Any, name: str, *, row_sum_atol: float = ROW_SUM_ATOL,
     by it (in a copy): the results computed downstream are then those of the nearest
     distribution, consistent with the tolerance (see the module docstring).
 
-    Example:
+    Examples:
         >>> check_probs([[0.5, 0.5]], "p").dtype
         dtype('float64')
         >>> float(check_probs([[0.5, 0.5 + 8e-7]], "p", renormalize=True).sum())
@@ -326,7 +339,7 @@ def check_number(x: Any, name: str, *, low: float = -math.inf, high: float = mat
     outside ``[low, high]`` (``(`` / ``)`` with ``low_open`` / ``high_open``) with
     ``ValueError``.
 
-    Example:
+    Examples:
         >>> check_number(np.float32(0.5), "alpha", low=0.0, high=1.0)
         0.5
         >>> check_number("0.5", "alpha")
@@ -354,6 +367,84 @@ def check_scalar(x: Any, name: str, *, low: float = -math.inf, low_open: bool = 
     return check_number(x, name, low=low, high=high, low_open=low_open)
 
 
+def _is_array_like(x: Any) -> bool:
+    """True for what the broadcasting calculators treat as an array: lists, tuples, and numpy
+    arrays or tensors of one dimension or more (0-d ones are numbers)."""
+    if isinstance(x, (list, tuple)):
+        return True
+    if isinstance(x, np.ndarray) or _is_tensor(x):
+        return x.ndim > 0
+    return False
+
+
+def _range_text(low: float, high: float, low_open: bool, high_open: bool) -> str:
+    return f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def check_numbers(x: Any, name: str, *, low: float = -math.inf, high: float = math.inf,
+                  low_open: bool = False, high_open: bool = False) -> float | np.ndarray:
+    """A number or an array of numbers in a range: the broadcasting form of :func:`check_number`.
+
+    A number (Python or numpy scalar, 0-d array or tensor) goes through
+    :func:`check_number` and comes back as a Python ``float``. A list, tuple, numpy array
+    or CPU tensor of one dimension or more comes back as a float64 array (converted by
+    :func:`as_float_array`, booleans refused) whose every entry is finite and in the range;
+    the message of a bad entry names the argument and the entry's index.
+
+    Examples:
+        >>> check_numbers(0.5, "gamma", low=0.0)
+        0.5
+        >>> check_numbers([0.1, 0.2], "gamma", low=0.0)
+        array([0.1, 0.2])
+        >>> check_numbers([0.1, -0.2], "gamma", low=0.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: gamma: must lie in [0, inf], got -0.2 at index (1,)
+    """
+    if not _is_array_like(x):
+        return check_number(x, name, low=low, high=high, low_open=low_open, high_open=high_open)
+    arr = as_float_array(x, name, allow_bool=False)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i = tuple(int(j) for j in np.argwhere(bad)[0])
+        raise ValueError(f"{name}: must be finite, got {float(arr[i])!r} at index {i}")
+    out = (arr < low) | (arr > high)
+    if low_open:
+        out |= arr == low
+    if high_open:
+        out |= arr == high
+    if out.any():
+        i = tuple(int(j) for j in np.argwhere(out)[0])
+        raise ValueError(f"{name}: must lie in {_range_text(low, high, low_open, high_open)}, "
+                         f"got {float(arr[i])!r} at index {i}")
+    return arr
+
+
+def check_broadcast(**values: Any) -> tuple[int, ...]:
+    """The broadcast shape of the named numbers/arrays, or ``ValueError`` naming the first misfit.
+
+    Examples:
+        >>> check_broadcast(risk_weak=0.3, gamma=np.zeros(3))
+        (3,)
+        >>> check_broadcast(risk_weak=np.zeros(2), gamma=np.zeros(3))
+        Traceback (most recent call last):
+        ...
+        ValueError: gamma: shape (3,) does not broadcast with the shape (2,) of risk_weak
+    """
+    shape: tuple[int, ...] = ()
+    seen: list[str] = []
+    for name, v in values.items():
+        s = np.shape(v)
+        try:
+            shape = np.broadcast_shapes(shape, s)
+        except ValueError:
+            raise ValueError(f"{name}: shape {s} does not broadcast with the shape {shape} of "
+                             f"{', '.join(seen)}") from None
+        if s:
+            seen.append(name)
+    return shape
+
+
 def check_int(x: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
     """Return ``x`` as a Python int in ``[low, high]``, or raise naming ``name``.
 
@@ -361,7 +452,7 @@ def check_int(x: Any, name: str, *, low: int | None = None, high: int | None = N
     floats (also integral ones such as ``3.0``: a count is not a float), strings and
     ``None`` (:class:`ArgumentTypeError`), and out-of-range values (``ValueError``).
 
-    Example:
+    Examples:
         >>> check_int(np.int64(3), "n", low=1)
         3
         >>> check_int(True, "n", low=1)
@@ -392,6 +483,28 @@ def check_gamma(gamma: Any, k: int, name: str = "gamma") -> float:
     return g
 
 
+def check_gammas(gamma: Any, k: int, name: str = "gamma") -> float | np.ndarray:
+    """:func:`check_gamma` for a number, or an array of floors each in ``(0, 1/k]``.
+
+    Examples:
+        >>> check_gammas([0.1, 0.5], 2)
+        array([0.1, 0.5])
+        >>> check_gammas([0.1, 0.6], 2)
+        Traceback (most recent call last):
+        ...
+        ValueError: gamma: must lie in (0, 1/k] = (0, 0.5] for k=2, got 0.6 at index (1,)
+    """
+    if not _is_array_like(gamma):
+        return check_gamma(gamma, k, name)
+    arr = as_float_array(gamma, name, allow_bool=False)
+    bad = ~(np.isfinite(arr) & (arr > 0.0) & (arr <= 1.0 / k))
+    if bad.any():
+        i = tuple(int(j) for j in np.argwhere(bad)[0])
+        raise ValueError(f"{name}: must lie in (0, 1/k] = (0, {1.0 / k:g}] for k={k}, "
+                         f"got {float(arr[i])!r} at index {i}")
+    return arr
+
+
 def check_rng(rng: Any, name: str = "rng") -> np.random.Generator:
     """Return a ``numpy.random.Generator`` for a seed or generator, or raise naming ``name``.
 
@@ -400,7 +513,7 @@ def check_rng(rng: Any, name: str = "rng") -> np.random.Generator:
     or a ``numpy.random.BitGenerator``. Rejects ``None`` (an unseeded run cannot be
     reproduced), negative seeds, floats, strings, lists and the legacy ``RandomState``.
 
-    Example:
+    Examples:
         >>> int(check_rng(0, "rng").integers(10)) == int(np.random.default_rng(0).integers(10))
         True
         >>> check_rng(-1, "rng")
@@ -456,7 +569,7 @@ def as_tensor_like(x: Any, name: str, like):
     object/str/complex arrays, ragged lists, masked arrays and ``meta`` tensors are refused
     with a message naming ``name`` instead of failing inside torch.
 
-    Example:
+    Examples:
         >>> import torch
         >>> as_tensor_like([0.2, 0.8], "weak_probs", torch.zeros(2)).dtype
         torch.float32
@@ -480,7 +593,7 @@ def check_choice(x: Any, name: str, choices: Iterable[str]) -> str:
     Non-strings (``None``, lists, numbers) raise :class:`ArgumentTypeError`; unknown
     strings raise ``ValueError`` listing the choices.
 
-    Example:
+    Examples:
         >>> check_choice("mean", "reduction", ("mean", "sum"))
         'mean'
         >>> check_choice(["mean"], "reduction", ("mean", "sum"))

@@ -16,7 +16,7 @@ __all__ = ["atomic_write_bytes", "atomic_write_text", "current_umask"]
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (readers see the old or the new file, never half).
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
         >>> atomic_write_bytes(p, b"hello"); p.read_bytes()

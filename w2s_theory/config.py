@@ -91,7 +91,7 @@ def check_selection(table, where: str = "[selection]") -> dict:
 def toml_module():
     """``tomllib`` (Python >= 3.11) or the ``tomli`` backport (3.10).
 
-    Example:
+    Examples:
         >>> toml_module().loads('a = 1')
         {'a': 1}
     """
@@ -126,7 +126,7 @@ def check_keys(table: Mapping, allowed: Iterable[str], where: str = "") -> None:
     The message names the table (``where``, e.g. ``"[train]"``), the key, the closest allowed
     key and the allowed keys.
 
-    Example:
+    Examples:
         >>> check_keys({"lr": 1}, ["lr", "epochs"])
         >>> check_keys({"lrr": 1}, ["lr", "epochs"], "[train]")
         Traceback (most recent call last):

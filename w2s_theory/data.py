@@ -76,7 +76,7 @@ _GET_DATA = (
 def project_root() -> Path:
     """The folder holding ``pyproject.toml`` above this package (fallback: the cwd).
 
-    Example:
+    Examples:
         >>> (project_root() / "w2s_theory").is_dir() or True
         True
     """
@@ -92,7 +92,7 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
 
     Not created here; writers create what they need.
 
-    Example:
+    Examples:
         >>> str(cache_dir("/tmp/x"))
         '/tmp/x'
     """
@@ -111,7 +111,7 @@ def hh_rlhf_root(root: str | os.PathLike | None = None) -> Path:
         DataNotFound: (a ``FileNotFoundError``) the resolved folder does not exist; the
             message names the path, the environment variable and how to get the data.
 
-    Example:
+    Examples:
         >>> hh_rlhf_root().name
         'hh_rlhf'
     """
@@ -216,7 +216,7 @@ def load_hh_rlhf(subset: str, split: str, root: str | os.PathLike | None = None,
         DataError: (a ``ValueError``) a malformed line or invalid UTF-8 (names file and line
             number), a digest or count mismatch.
 
-    Example:
+    Examples:
         >>> p = load_hh_rlhf("helpful", "test")
         >>> len(p), p.identical[:1] != [], p.chosen[0].startswith("\\n\\nHuman:")
         (4000, True, True)
@@ -255,7 +255,7 @@ def preference_slots(n: int, seed: int) -> np.ndarray:
 
     Each label is an independent fair coin from ``numpy.random.default_rng(seed)``.
 
-    Example:
+    Examples:
         >>> preference_slots(8, 0)
         array([1, 1, 1, 0, 0, 0, 0, 0], dtype=int8)
     """
@@ -271,7 +271,7 @@ def preference_task(pairs: PreferencePairs, seed: int) -> tuple[list[str], list[
 
     ``texts_a[i]`` is ``chosen[i]`` if ``labels[i] == 1`` else ``rejected[i]``; ``texts_b`` the other.
 
-    Example:
+    Examples:
         >>> p = PreferencePairs(["c0", "c1"], ["r0", "r1"], "harmless", "test", Path("x"), "", [])
         >>> preference_task(p, 3)
         (['c0', 'r1'], ['r0', 'c1'], array([1, 0], dtype=int8))
@@ -285,7 +285,7 @@ def preference_task(pairs: PreferencePairs, seed: int) -> tuple[list[str], list[
 def text_digest(texts: list[str]) -> str:
     """sha256 of a list of texts (length-prefixed UTF-8, so the split points count).
 
-    Example:
+    Examples:
         >>> text_digest(["ab", "c"]) != text_digest(["a", "bc"])
         True
     """
@@ -424,7 +424,7 @@ def load_vader(*, seed: int = 0, n_per_split: int = N_ROWS, cache: str | os.Path
         cache: cache folder (see :func:`cache_dir`); the sdist is fetched there on first use.
         sdist: an explicit path to ``vaderSentiment-3.3.2.tar.gz`` (skips the fetch and digest).
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> s = _fake_vader_sdist(pathlib.Path(tempfile.mkdtemp()), n=40)
         >>> d = load_vader(seed=0, n_per_split=4, sdist=s, cache=s.parent)

@@ -87,7 +87,7 @@ register(DatasetSpec("vader", "binary", "vader", _vader, seeded=True))
 def dataset_names(*, task: str | None = None) -> tuple[str, ...]:
     """Registered data-set names (optionally of one task kind), in registry order.
 
-    Example:
+    Examples:
         >>> dataset_names(), dataset_names(task="pairwise")
         (('harmless', 'helpful', 'vader'), ('harmless', 'helpful'))
     """
@@ -106,7 +106,7 @@ def feature_cache_tag(name: str, split: str, *, seed: int = 0) -> str:
 
     HH-RLHF: ``hh_rlhf-<subset>-<split>``; seeded sources add the seed: ``vader-s<seed>-<split>``.
 
-    Example:
+    Examples:
         >>> feature_cache_tag("harmless", "test"), feature_cache_tag("vader", "train_gt", seed=3)
         ('hh_rlhf-harmless-test', 'vader-s3-train_gt')
     """

@@ -110,7 +110,7 @@ def kl(p, q) -> np.ndarray:
     Returns:
         shape ``(n,)``; ``inf`` where ``q_i = 0 < p_i``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from w2s_theory.divergences import kl
         >>> kl(np.array([0.5]), np.array([0.25])).round(6)
@@ -133,7 +133,7 @@ def cross_entropy(p, q) -> np.ndarray:
     Returns:
         shape ``(n,)``; ``inf`` where ``q_i = 0 < p_i``.
 
-    Example:
+    Examples:
         >>> from w2s_theory.divergences import cross_entropy
         >>> cross_entropy([[0.5, 0.5]], [[0.5, 0.5]]).round(6)
         array([0.693147])
@@ -153,7 +153,7 @@ def entropy(p) -> np.ndarray:
     Returns:
         shape ``(n,)``.
 
-    Example:
+    Examples:
         >>> from w2s_theory.divergences import entropy
         >>> entropy([0.5, 1.0]).round(6)
         array([0.693147, 0.      ])
@@ -173,7 +173,7 @@ def total_variation(p, q) -> np.ndarray:
     Returns:
         shape ``(n,)``, values in ``[0, 1]``. For the binary shorthand this is ``|p - q|``.
 
-    Example:
+    Examples:
         >>> from w2s_theory.divergences import total_variation
         >>> total_variation([0.9], [0.6]).round(6)
         array([0.3])
@@ -200,7 +200,7 @@ def smooth(p, gamma: float) -> np.ndarray:
     Returns:
         same shape as ``p``.
 
-    Example:
+    Examples:
         >>> from w2s_theory.divergences import smooth
         >>> smooth([[1.0, 0.0, 0.0]], 0.1).round(6)
         array([[0.8, 0.1, 0.1]])

@@ -83,7 +83,7 @@ _SHARED = ("task", "head_only", "max_length", "truncation_side", "dropout", "epo
 def compatible(cfgs: Sequence[FinetuneConfig]) -> None:
     """Raise ``ValueError`` naming the field unless ``cfgs`` can train as one ensemble.
 
-    Example:
+    Examples:
         >>> from w2s_theory.finetune import FinetuneConfig
         >>> from w2s_theory.ensemble import compatible
         >>> compatible([FinetuneConfig(loss="reverse_kl"), FinetuneConfig(seed=2, noise=0.1)])
@@ -232,8 +232,14 @@ class EnsembleStats:
     """Cost and trace of one ensemble training.
 
     Attributes:
-        n_runs, steps, wall_s, real_tokens (over all runs), padded_tokens,
-        tokens_per_s (real tokens of all runs per second), device, precision,
+        n_runs: runs trained together (``R``).
+        steps: optimiser steps.
+        wall_s: wall-clock seconds.
+        real_tokens: tokens over all runs, padding excluded.
+        padded_tokens: tokens over all runs, padding included.
+        tokens_per_s: real tokens of all runs per second.
+        device: the device trained on.
+        precision: the precision trained in.
         losses: ``(steps, R)`` mean training loss per run and step.
         stopped_early: the ``deadline`` passed before the last step (runs are incomplete).
     """

@@ -100,7 +100,7 @@ FEATURE_SETS: dict[str, FeatureSpec] = {
 def feature_spec(spec: str | FeatureSpec) -> FeatureSpec:
     """A :class:`FeatureSpec` from a :data:`FEATURE_SETS` name (or the spec itself).
 
-    Example:
+    Examples:
         >>> feature_spec("SmolLM2-135M-layer15").layer
         15
     """
@@ -140,9 +140,11 @@ class TokenIds:
 
     @classmethod
     def from_lists(cls, rows: Sequence[Sequence[int]]) -> TokenIds:
-        """Example:
-        >>> TokenIds.from_lists([[5, 6], [7]]).lengths
-        array([2, 1])
+        """Pack lists of token ids.
+
+        Examples:
+            >>> TokenIds.from_lists([[5, 6], [7]]).lengths
+            array([2, 1])
         """
         lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
@@ -175,7 +177,7 @@ def tokenize(tokenizer, texts: Sequence[str], *, max_length: int = 512,
     ``tokenizers.Tokenizer`` (truncated here, keeping the last ``max_length`` tokens when
     ``truncation_side == "left"``).
 
-    Example:
+    Examples:
         >>> from tokenizers import Tokenizer, models, pre_tokenizers
         >>> tk = Tokenizer(models.WordLevel({"a": 0, "b": 1, "[UNK]": 2}, unk_token="[UNK]"))
         >>> tk.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -215,7 +217,7 @@ def length_buckets(lengths: np.ndarray, *, max_tokens: int = 16384, max_batch: i
     A batch's padded size is ``len(batch) * max(lengths[batch])``; every batch has at
     least one text (a text longer than ``max_tokens`` gets a batch of its own).
 
-    Example:
+    Examples:
         >>> [b.tolist() for b in length_buckets(np.array([5, 1, 3, 2]), max_tokens=6)]
         [[1, 3], [2], [0]]
     """
@@ -244,7 +246,7 @@ def pool_hidden(hidden, mask, pooling: str = "mean"):
     ``mean``: :math:`\\sum_j m_j h_j / \\sum_j m_j`; ``last``: :math:`h_{j^*}` with
     :math:`j^* = \\max\\{j: m_j = 1\\}` (works for left or right padding). Computed in float32.
 
-    Example:
+    Examples:
         >>> import torch
         >>> h = torch.arange(12.).reshape(2, 3, 2); m = torch.tensor([[1, 1, 0], [0, 1, 1]])
         >>> pool_hidden(h, m, "mean").tolist(), pool_hidden(h, m, "last").tolist()
@@ -333,7 +335,7 @@ def embed_token_ids(model, tokens: TokenIds, *, layer: int | None = None, poolin
         layer: ``hidden_states`` index (``None`` = last layer, via ``last_hidden_state``).
         max_tokens: padded tokens per batch (default 8192 on CPU, 65536 on CUDA).
 
-    Example:
+    Examples:
         >>> import torch
         >>> class Toy(torch.nn.Module):  # hidden state = token id, broadcast to 2 dims
         ...     config = type("C", (), {"hidden_size": 2})
@@ -392,7 +394,7 @@ def embed_token_ids(model, tokens: TokenIds, *, layer: int | None = None, poolin
 def static_embed(embedding: np.ndarray, tokens: TokenIds, pooling: str = "mean") -> np.ndarray:
     """Pool rows of a static embedding table over each text's tokens -> float32 ``(n, H)``.
 
-    Example:
+    Examples:
         >>> E = np.arange(6, dtype=np.float32).reshape(3, 2)
         >>> static_embed(E, TokenIds.from_lists([[0, 2], [1]])).tolist()
         [[2.0, 3.0], [2.0, 3.0]]
@@ -456,7 +458,7 @@ def extract(spec: str | FeatureSpec, texts: Sequence[str], *, device: Any = "aut
     Loads the model via :mod:`w2s_theory.models`, tokenizes once (ids cached under
     ``<cache>/tokens`` when ``cache_tokens``), embeds length-sorted buckets.
 
-    Example:
+    Examples:
         >>> extract("wordllama", ["hello world", "hi"], progress=False).shape
         (2, 256)
     """
@@ -495,7 +497,7 @@ def extract(spec: str | FeatureSpec, texts: Sequence[str], *, device: Any = "aut
 def cache_key(spec: FeatureSpec, weights: str, dataset: str, digest: str, dtype: str) -> dict:
     """The fields that identify a cached feature array (all of them change the numbers).
 
-    Example:
+    Examples:
         >>> sorted(cache_key(FeatureSpec("wordllama"), "w", "d", "t", "float32"))[:3]
         ['dataset', 'dtype', 'format']
     """
@@ -551,7 +553,7 @@ def features_for_texts(spec: str | FeatureSpec, texts: Sequence[str], *, dataset
     the key of :func:`cache_key`; it is verified (key, payload sha256, shape, finiteness)
     on every read and recomputed when anything is off.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> features_for_texts("wordllama", ["good", "bad"], cache=tempfile.mkdtemp(),
         ...                    progress=False).shape
@@ -596,7 +598,7 @@ def prebuilt_roots(root: str | os.PathLike | None = None, *,
     features in the same layout can be dropped, e.g. the output of
     ``experiments/gpu/extract_features.py``).
 
-    Example:
+    Examples:
         >>> all((p / "hh_rlhf").is_dir() for p in prebuilt_roots()) or prebuilt_roots() == []
         True
     """
@@ -617,7 +619,7 @@ def prebuilt_roots(root: str | os.PathLike | None = None, *,
 def prebuilt_root(root: str | os.PathLike | None = None) -> Path | None:
     """The first of :func:`prebuilt_roots`, or ``None`` when there is none.
 
-    Example:
+    Examples:
         >>> p = prebuilt_root(); p is None or (p / "hh_rlhf").is_dir()
         True
     """
@@ -635,7 +637,7 @@ def load_prebuilt(name: str, subset: str, split: str, *, root: str | os.PathLike
     file actually loaded (a mismatch warns and skips that folder), the shapes (n, hidden)
     for both arrays and finiteness. Arrays are returned as float32.
 
-    Example:
+    Examples:
         >>> load_prebuilt("no-such-model", "harmless", "test") is None
         True
     """
@@ -727,7 +729,7 @@ def load_features(model: str | FeatureSpec, subset: str, split: str, *,
             ``"wordllama"``, ``"all-mpnet-base-v2"``, ...) or a :class:`FeatureSpec`.
         root: prebuilt folder; data_root: HH-RLHF folder (see :func:`w2s_theory.data.hh_rlhf_root`).
 
-    Example:
+    Examples:
         >>> f = load_features("all-MiniLM-L6-v2", "harmless", "test")
         >>> f["chosen"].shape, f["rejected"].dtype
         ((4000, 384), dtype('float32'))

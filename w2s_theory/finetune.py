@@ -109,9 +109,16 @@ class FinetuneConfig:
         max_length: tokens per text including special tokens; truncation_side: ``left``/``right``.
         dropout: backbone dropout (0 = off).
         head_init_std: the head's weights start ``N(0, std^2)`` from the run's seed; bias 0.
-        epochs, batch_size (global, per optimiser step), grad_accum (micro-steps per step),
-        lr, weight_decay, betas, adam_eps, schedule (``cosine`` | ``constant``),
-        warmup_frac (linear warm-up share of the steps), max_grad_norm (``None`` = no clipping).
+        epochs: passes over the training pairs.
+        batch_size: examples per optimiser step (global).
+        grad_accum: micro-steps per optimiser step.
+        lr: peak learning rate (AdamW).
+        weight_decay: AdamW weight decay.
+        betas: AdamW betas.
+        adam_eps: AdamW epsilon.
+        schedule: ``cosine`` | ``constant``.
+        warmup_frac: linear warm-up share of the steps.
+        max_grad_norm: gradient-norm clipping (``None`` = no clipping).
         precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU) | ``fp32`` | ``bf16``.
         seed: the run's seed: data order, head init, noise.
         checkpoint_every: optimiser steps between checkpoints (0 = none).
@@ -120,7 +127,7 @@ class FinetuneConfig:
             (:func:`batch_order`; 0 = off), as transformers' ``group_by_length``: the same
             examples per epoch with much less padding.
 
-    Example:
+    Examples:
         >>> from w2s_theory.finetune import FinetuneConfig
         >>> c = FinetuneConfig(loss="reverse_kl", seed=3)
         >>> c.batch_size, c.lr, c.epochs, c.schedule, c.truncation_side
@@ -267,7 +274,7 @@ class TokenizedTexts:
     ``tokenizer(texts, truncation=True, max_length=L, padding=True)`` with the
     tokenizer's ``truncation_side`` set alike.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from w2s_theory.finetune import TokenizedTexts
         >>> t = TokenizedTexts(np.array([5, 6, 7, 8, 9], np.uint16), np.array([0, 3, 5]), (1,), (2,), 0)
@@ -397,7 +404,7 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(..., H)`` in ``hidden``'s dtype.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from w2s_theory.finetune import mean_pool
         >>> mean_pool(torch.tensor([[[1.0], [3.0], [100.0]]]), torch.tensor([[1, 1, 0]])).tolist()
@@ -410,7 +417,7 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def init_head_(head: nn.Linear, seed: int, std: float) -> nn.Linear:
     """Seeded head init in place: weight ``~ N(0, std^2)`` (CPU generator ``seed``), bias 0.
 
-    Example:
+    Examples:
         >>> from torch import nn
         >>> from w2s_theory.finetune import init_head_
         >>> a, b = init_head_(nn.Linear(4, 1), 0, 0.02), init_head_(nn.Linear(4, 1), 0, 0.02)
@@ -515,7 +522,7 @@ def batch_order(n: int, batch_size: int, seed: int, epochs: int = 1, *,
     so the batches pad little while every example is still seen once per epoch in a
     seeded random batch. ``group = 0`` gives exactly the plain order.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from w2s_theory.finetune import batch_order
         >>> batch_order(10, 4, seed=0).shape
@@ -568,7 +575,7 @@ def lr_multiplier(step: int, total_steps: int, schedule: str = "cosine",
     ``w = round(warmup_frac * T)``; for ``t < w``: ``(t + 1) / w``; then cosine:
     :math:`\tfrac12 (1 + \cos(\pi (t - w) / (T - w)))`; ``constant``: 1 after warm-up.
 
-    Example:
+    Examples:
         >>> from w2s_theory.finetune import lr_multiplier
         >>> [round(lr_multiplier(t, 4), 4) for t in range(4)]
         [1.0, 0.8536, 0.5, 0.1464]
@@ -587,7 +594,7 @@ def make_targets(weak_probs, cfg: FinetuneConfig) -> np.ndarray:
     The corrupted rows are drawn by ``numpy.random.default_rng([seed, 1])``, so every
     loss trained with one seed sees the same noisy labels.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from w2s_theory.finetune import FinetuneConfig, make_targets
         >>> make_targets(np.full(4, 0.9), FinetuneConfig(noise=0.5, seed=0)).round(2).tolist()
@@ -674,7 +681,7 @@ def mixed_precision_for(cfg: FinetuneConfig, device_type: str) -> str:
     """The trainer's precision rule: ``"bf16"`` autocast when asked for, or on CUDA with
     ``precision = "auto"``; else ``"no"`` (fp32).
 
-    Example:
+    Examples:
         >>> mixed_precision_for(FinetuneConfig(precision="auto"), "cpu")
         'no'
     """

@@ -162,7 +162,7 @@ def project_to_floor_simplex(p, gamma: float) -> np.ndarray:
     Returns:
         shape ``(m, k)``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from w2s_theory.heads import project_to_floor_simplex
         >>> project_to_floor_simplex(np.array([[20.0, -10.0, -9.0], [0.2, 0.3, 0.5]]), 0.01)
@@ -316,7 +316,7 @@ def fit_convex_head(features, weak_probs, *, divergence: str = "reverse_kl",
         ``predict`` for new samples, and ``report`` (status, duality gap, KKT residuals,
         objective, time).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from w2s_theory.heads import fit_convex_head
         >>> x = np.array([[0.0], [1.0], [2.0], [3.0]])
@@ -597,7 +597,7 @@ def fit_softmax_head(features, weak_probs, *, loss: str = "forward_kl", l2: floa
     Returns:
         :class:`SoftmaxHead`.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from w2s_theory.heads import fit_softmax_head
         >>> x = np.array([[0.0], [1.0], [2.0], [3.0]])
@@ -723,7 +723,7 @@ def fit_head_minibatch(features, weak_probs, *, loss: str = "forward_kl",
     Returns:
         :class:`SoftmaxHead`.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from w2s_theory.heads import fit_head_minibatch
         >>> rng = np.random.default_rng(0)

@@ -62,7 +62,7 @@ class ResolvedModel:
 def parse_spec(spec: str) -> tuple[str, str | None]:
     """``"org/name@rev"`` -> ``("org/name", "rev")``; no ``@`` -> revision ``None``.
 
-    Example:
+    Examples:
         >>> parse_spec("Qwen/Qwen2.5-0.5B@main"), parse_spec("gpt2")
         (('Qwen/Qwen2.5-0.5B', 'main'), ('gpt2', None))
     """
@@ -159,7 +159,7 @@ def pool(hidden, mask, how: str = "mean"):
       never from token ids: id 0 is a real token in several vocabularies);
     * ``cls``: :math:`h_0` (BERT's ``[CLS]``; with right padding).
 
-    Example:
+    Examples:
         >>> import torch
         >>> h = torch.arange(6.0).view(1, 3, 2).repeat(2, 1, 1)
         >>> m = torch.tensor([[1, 1, 0], [0, 1, 1]])          # right- and left-padded

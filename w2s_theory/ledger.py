@@ -98,7 +98,7 @@ def paired_effect(a, b, confidence: float = 0.95) -> PairedEffect:
         a, b: shape ``(n,)``, matched by seed.
         confidence: level of the interval, in ``(0, 1)``.
 
-    Example:
+    Examples:
         >>> e = paired_effect([0.70, 0.72, 0.71], [0.60, 0.61, 0.63])
         >>> round(e.mean, 4), round(e.ci_low, 4), round(e.ci_high, 4), round(e.p_value, 4)
         (0.0967, 0.0587, 0.1346, 0.0082)
@@ -142,7 +142,7 @@ def holm(pvalues) -> np.ndarray:
     Returns:
         shape ``(m,)``.
 
-    Example:
+    Examples:
         >>> holm([0.01, 0.04, 0.03, float("nan")]).round(4).tolist()
         [0.03, 0.06, 0.06, nan]
     """
@@ -170,7 +170,7 @@ def gap_filter(ceiling, weak, confidence: float = 0.95) -> tuple[bool, PairedEff
     Returns:
         ``(has_gap, effect)`` with ``effect`` the :class:`PairedEffect` of ``ceiling - weak``.
 
-    Example:
+    Examples:
         >>> gap_filter([0.70, 0.71, 0.69], [0.60, 0.60, 0.61])[0]
         True
         >>> gap_filter([0.64, 0.65, 0.62], [0.6375, 0.6375, 0.6375])[0]
@@ -218,7 +218,7 @@ def pgr_interval(student, weak, ceiling, confidence: float = 0.95) -> PGRInterva
         student, weak, ceiling: shape ``(n,)`` accuracies, matched by seed (``n >= 2``).
         confidence: level of the interval.
 
-    Example:
+    Examples:
         >>> r = pgr_interval([0.66, 0.67, 0.65, 0.66], [0.60, 0.61, 0.60, 0.60],
         ...                  [0.70, 0.70, 0.71, 0.70])
         >>> round(r.pgr, 3), round(r.ci_low, 3), round(r.ci_high, 3), r.defined
@@ -272,7 +272,7 @@ def symmetric_loss_defect(loss: str, y: float = 0.3, n_grid: int = 101) -> float
     adds ``-2 H(p)``, forward KL/CE are not symmetric either. Evaluated with
     :func:`w2s_theory.losses.get_loss` on a grid of student logits.
 
-    Example:
+    Examples:
         >>> symmetric_loss_defect("reverse_ce") < 1e-12, symmetric_loss_defect("reverse_kl") > 0.1
         (True, True)
     """

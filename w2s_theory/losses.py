@@ -124,7 +124,7 @@ def value_checks(enabled: bool):
     training loop that validated its targets once at the boundary can switch them off.
     Dtype, shape and argument checks stay on.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from w2s_theory.losses import reverse_kl, value_checks
         >>> with value_checks(False):
@@ -206,7 +206,7 @@ def forward_ce(student_logits, weak_probs, *, reduction: str = "mean", eps: floa
         reduction: ``"mean"`` (over examples), ``"sum"`` or ``"none"`` (shape ``(n,)``).
         eps: unused here (no log of ``y``); accepted for a uniform signature.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from w2s_theory.losses import forward_ce
         >>> round(forward_ce(torch.tensor([0.0]), torch.tensor([1.0])).item(), 6)  # log 2
@@ -231,7 +231,7 @@ def forward_kl(student_logits, weak_probs, *, reduction: str = "mean", eps: floa
         student_logits: ``(n,)`` or ``(n, k)``. weak_probs: same shape.
         reduction: ``"mean"`` | ``"sum"`` | ``"none"``. eps: accepted, unused.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from w2s_theory.losses import forward_kl
         >>> round(forward_kl(torch.tensor([0.0]), torch.tensor([0.5])).item(), 6)
@@ -257,7 +257,7 @@ def reverse_kl(student_logits, weak_probs, *, reduction: str = "mean", eps: floa
         reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
         eps: clipping of the weak probabilities inside ``log y``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from w2s_theory.losses import reverse_kl
         >>> round(reverse_kl(torch.tensor([0.0]), torch.tensor([0.5])).item(), 6)
@@ -289,7 +289,7 @@ def reverse_ce(student_logits, weak_probs, *, reduction: str = "mean", eps: floa
         reduction: ``"mean"`` | ``"sum"`` | ``"none"``.
         eps: clipping of the weak probabilities inside ``log y``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from w2s_theory.losses import reverse_ce
         >>> round(reverse_ce(torch.tensor([0.0]), torch.tensor([0.5])).item(), 6)
@@ -323,7 +323,7 @@ def confidence_alpha(step: int, total_steps: int, *, alpha_max: float = 0.5,
         warmup_frac: fraction of training spent warming up, in ``[0, 1]``
             (``0`` means ``alpha_max`` from the start).
 
-    Example:
+    Examples:
         >>> from w2s_theory.losses import confidence_alpha
         >>> [round(confidence_alpha(t, 100), 3) for t in (0, 5, 10, 50)]
         [0.0, 0.25, 0.5, 0.5]
@@ -352,7 +352,7 @@ class BalanceThreshold:
         size: number of recent examples kept.
         min_count: :attr:`threshold` raises until this many examples were seen.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from w2s_theory.losses import BalanceThreshold
         >>> buf = BalanceThreshold(size=8, min_count=4)
@@ -437,7 +437,7 @@ def confidence_loss(
         reduction, eps: as for the base loss.
         min_batch: smallest batch for an in-batch threshold.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from w2s_theory.losses import confidence_loss, forward_ce
         >>> z, y = torch.tensor([2.0, -1.0]), torch.tensor([0.7, 0.4])
@@ -531,7 +531,7 @@ def alpha_divergence(alpha: float, direction: str = "forward") -> Callable:
     (-> forward KL as alpha -> 1, reverse KL as alpha -> 0); ``reverse``: :math:`D_\alpha(p \| y)`,
     which equals the forward loss at ``1 - alpha``. Shapes as the other losses; ``eps`` unused.
 
-    Example:
+    Examples:
         >>> import torch
         >>> f = alpha_divergence(0.5)
         >>> round(f(torch.tensor([0.0]), torch.tensor([1.0])).item(), 6)   # 4(1 - sqrt(1/2))
@@ -573,7 +573,7 @@ def js_divergence(student_logits, weak_probs, *, reduction: str = "mean", eps: f
     Symmetric, bounded by ``log 2``; gradient in ``z``: the softmax chain of
     ``dJS/dp_i = log(2 p_i / (y_i + p_i)) / 2``. ``eps`` unused.
 
-    Example:
+    Examples:
         >>> import torch
         >>> round(js_divergence(torch.tensor([0.0]), torch.tensor([0.5])).item(), 6)
         0.0
@@ -663,7 +663,7 @@ PAPER_LOSSES = ("forward_kl", "reverse_kl", "forward_ce", "reverse_ce")
 def loss_names(*, family: str | None = None) -> tuple[str, ...]:
     """Every registered student loss name (optionally of one ``family``), in registry order.
 
-    Example:
+    Examples:
         >>> loss_names()[:4]
         ('forward_kl', 'reverse_kl', 'forward_ce', 'reverse_ce')
         >>> loss_names(family="alpha")
@@ -678,7 +678,7 @@ def ordered(names) -> list[str]:
     """Registered names among ``names`` in display order: forward, then reverse, then symmetric
     losses, registry order within each (tables and figures list losses this way).
 
-    Example:
+    Examples:
         >>> ordered({"reverse_ce", "forward_kl", "js", "reverse_kl", "forward_ce"})
         ['forward_kl', 'forward_ce', 'reverse_kl', 'reverse_ce', 'js']
     """
@@ -718,7 +718,7 @@ def get_loss(name: str) -> Callable:
     Args:
         name: a name of :func:`loss_names` or ``confidence`` (alias ``confidence_loss``).
 
-    Example:
+    Examples:
         >>> from w2s_theory.losses import get_loss, reverse_kl
         >>> get_loss("reverse_kl") is reverse_kl
         True

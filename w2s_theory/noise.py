@@ -25,7 +25,7 @@ __all__ = ["corrupt_binary", "flip_kclass", "noisy_indices"]
 def noisy_indices(n: int, fraction: float, rng: np.random.Generator | int) -> np.ndarray:
     """Sorted indices of ``round(fraction * n)`` distinct rows chosen uniformly.
 
-    Example:
+    Examples:
         >>> noisy_indices(10, 0.3, 0).size
         3
     """
@@ -49,7 +49,7 @@ def corrupt_binary(y, fraction: float, *, a: float = -1.0,
     Returns:
         a new array of shape ``(n,)``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> corrupt_binary(np.array([0.9, 0.9, 0.9, 0.9]), 0.5, a=-1.0, rng=0).round(2)
         array([0.9, 0.9, 0.1, 0.1])
@@ -74,7 +74,7 @@ def flip_kclass(y, fraction: float, *, rng: np.random.Generator | int = 0) -> np
         fraction: share of rows flipped, in ``[0, 1]``.
         rng: seed or ``numpy.random.Generator``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> y = np.eye(3)[[0, 1, 2, 0]]
         >>> flipped = flip_kclass(y, 1.0, rng=0)

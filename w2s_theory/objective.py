@@ -24,7 +24,7 @@ __all__ = ["Objective"]
 class Objective:
     """A student loss with the optional confidence term (see the module doc).
 
-    Example:
+    Examples:
         >>> import torch
         >>> obj = Objective("reverse_kl", confidence=True, threshold_buffer=4, threshold_min_count=4)
         >>> buf = obj.new_buffer()

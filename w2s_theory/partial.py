@@ -280,7 +280,7 @@ def last_layer_features(pooled: dict[str, tuple[np.ndarray, np.ndarray]], ref: s
     ``sd`` per coordinate over both slots of ``ref`` (``train_gt``: ground-truth data the
     weak model also sees; never test), as in the last-layer sweep (``experiments/real``).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> a = np.array([[1.0, 2.0], [3.0, 2.0]]); b = np.array([[0.0, 2.0], [1.0, 4.0]])
         >>> last_layer_features({"train_gt": (a, b)})["train_gt"].round(3).tolist()

@@ -1,35 +1,135 @@
-"""Every figure of the toolkit, in one place (matplotlib, imported on call).
+"""Every figure of the toolkit, in one place (matplotlib, imported on call), in one shared style.
 
 Each ``plot_*`` function takes result tables (pandas) and returns a ``matplotlib`` figure;
-:func:`synthetic_figures` draws and saves the figure of a synthetic sweep kind.
+:func:`synthetic_figures` draws and saves the figure of a synthetic sweep kind. The notebooks
+draw their own figures with the same pieces:
+
+* :data:`STYLE` / :func:`style` - fonts of 8-9 pt at the figure's printed size
+  (:data:`TEXT_WIDTH` = 7 in for a two-column paper's full width, :data:`COLUMN_WIDTH` = 3.4 in
+  for one column), the Okabe-Ito colour-blind-safe palette (:data:`OKABE_ITO`), no top/right
+  spines, TrueType fonts in PDFs.
+* :func:`loss_colors`, :func:`loss_styles`, :func:`loss_markers`, :func:`loss_line` - one
+  colour, line style and marker per loss in every figure; the forward pair (KL and CE, whose
+  students coincide: same gradient ``p - y``) differ in line style and marker (filled vs open)
+  so that both lines stay visible where the values are equal.
+* :func:`human_name` - the names a figure shows for models, losses and cases (:data:`NAMES`).
+* :func:`figure_legend` - one legend per figure, below the panels, with every line of every
+  panel (reference lines such as chance included).
+* :func:`save_figure` - every figure as PNG *and* PDF.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["loss_colors", "loss_styles", "plot_demo", "plot_theorem2", "plot_dual", "plot_lemma1", "plot_curve",
+__all__ = ["OKABE_ITO", "STYLE", "NAMES", "TEXT_WIDTH", "COLUMN_WIDTH", "style", "apply_style", "human_name",
+           "loss_colors", "loss_styles", "loss_markers", "loss_line", "figure_legend",
+           "plot_demo", "plot_theorem2", "plot_dual", "plot_lemma1", "plot_curve",
            "synthetic_figures", "save_figure"]
+
+#: Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision deficiency.
+OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
+             "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7"}
+#: Full text width and one column of a two-column paper (inches): figure sizes are chosen at
+#: these widths, so the 8-9 pt fonts are 8-9 pt in print.
+TEXT_WIDTH = 7.0
+COLUMN_WIDTH = 3.4
+
+#: The shared matplotlib settings (``matplotlib.rc_context(STYLE)``; see :func:`style`).
+STYLE = {
+    "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "xtick.labelsize": 8,
+    "ytick.labelsize": 8, "legend.fontsize": 8, "figure.titlesize": 10,
+    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": False,
+    "lines.linewidth": 1.5, "lines.markersize": 4, "figure.dpi": 100, "savefig.dpi": 200,
+    "pdf.fonttype": 42, "ps.fonttype": 42,            # TrueType: editable text in the PDFs
+    "legend.frameon": False,
+}
+_CYCLE = [OKABE_ITO[c] for c in ("blue", "vermillion", "bluish_green", "orange", "reddish_purple",
+                                 "sky_blue", "black", "yellow")]
+
+
+@contextmanager
+def style():
+    """Context manager: draw figures inside it in the shared :data:`STYLE` (colour cycle included)."""
+    import matplotlib
+    from cycler import cycler
+
+    with matplotlib.rc_context({**STYLE, "axes.prop_cycle": cycler(color=_CYCLE)}):
+        yield
+
+
+def apply_style() -> None:
+    """Set the shared :data:`STYLE` (and the Okabe-Ito colour cycle) for the whole session (notebooks)."""
+    import matplotlib
+    from cycler import cycler
+
+    matplotlib.rcParams.update({**STYLE, "axes.prop_cycle": cycler(color=_CYCLE)})
+
+
+#: Human names for the identifiers that figures show (losses, models, cases, heads).
+NAMES = {
+    # losses
+    "forward_kl": "forward KL", "forward_ce": "forward CE", "reverse_kl": "reverse KL",
+    "reverse_ce": "reverse CE", "alpha_0.25_forward": "α = 0.25 (forward)",
+    "alpha_0.25_reverse": "α = 0.25 (reverse)", "alpha_0.5": "α = 0.5", "js": "Jensen-Shannon",
+    # models
+    "wordllama": "WordLlama", "all-MiniLM-L6-v2": "MiniLM-L6", "all-mpnet-base-v2": "MPNet-base",
+    "SmolLM2-135M-layer15": "SmolLM2-135M (layer 15)",
+    # synthetic cases
+    "realizable": "realizable F*", "unrealizable": "F* outside the class",
+    "confident_weak": "confident weak model", "softmax_truth": "softmax class (not convex)",
+    "default": "default",
+    # heads / regimes
+    "convex": "convex head", "softmax": "softmax head", "minibatch": "minibatch head",
+    "full": "full fine-tuning", "head_only": "last layer only",
+}
+
+
+def human_name(key) -> str:
+    """The name a figure shows for an identifier: :data:`NAMES`, ``head/loss`` joined, else as is.
+
+    Examples:
+        >>> human_name("reverse_kl"), human_name("convex/forward_kl"), human_name("new_case")
+        ('reverse KL', 'convex head, forward KL', 'new case')
+    """
+    key = str(key)
+    if key in NAMES:
+        return NAMES[key]
+    if "/" in key:
+        return ", ".join(human_name(p) for p in key.split("/"))
+    return key.replace("_", " ")
 
 
 # ----------------------------------------------------------------------------- loss colours
-#: the paper's four losses keep their colours and line styles in every figure
-_PAPER_COLORS = {"forward_kl": "tab:blue", "forward_ce": "tab:cyan", "reverse_kl": "tab:red",
-                 "reverse_ce": "tab:orange"}
-_PAPER_STYLES = {"forward_kl": "-", "forward_ce": ":", "reverse_kl": "-", "reverse_ce": "--"}
-_OTHER_COLORS = ("tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:gray")
+#: the paper's four losses keep their colour, line style and marker in every figure; the
+#: forward pair coincide in value, so they differ in dash and marker fill as well as colour
+_PAPER_COLORS = {"forward_kl": OKABE_ITO["blue"], "forward_ce": OKABE_ITO["sky_blue"],
+                 "reverse_kl": OKABE_ITO["vermillion"], "reverse_ce": OKABE_ITO["orange"]}  # display order
+_PAPER_STYLES = {"forward_kl": "-", "forward_ce": (0, (4, 2)), "reverse_kl": "-", "reverse_ce": (0, (4, 2))}
+_PAPER_MARKERS = {"forward_kl": "o", "forward_ce": "s", "reverse_kl": "^", "reverse_ce": "D"}
+_OPEN = {"forward_ce", "reverse_ce"}                   # open markers: a filled one shows through
+_OTHER_COLORS = tuple(OKABE_ITO[c] for c in ("bluish_green", "reddish_purple", "black", "yellow"))
+_OTHER_MARKERS = ("v", "P", "X", "*", "h", "<", ">")
+
+
+def _paper_order(names) -> list:
+    """The paper's four losses first (forward KL, forward CE, reverse KL, reverse CE), then the rest sorted."""
+    first = [n for n in _PAPER_COLORS if n in names]
+    return first + sorted(set(names) - set(first))
 
 
 def loss_colors(names) -> dict:
-    """A colour per loss name: fixed for the paper's four, then a cycle for any other.
+    """A colour per loss name: fixed for the paper's four, then a cycle for any other (Okabe-Ito).
 
-    Example:
+    Examples:
         >>> loss_colors(["reverse_kl", "js"])
-        {'reverse_kl': 'tab:red', 'js': 'tab:green'}
+        {'reverse_kl': '#D55E00', 'js': '#009E73'}
     """
-    others = iter(_OTHER_COLORS * (1 + len(list(names)) // len(_OTHER_COLORS)))
+    names = list(names)
+    others = iter(_OTHER_COLORS * (1 + len(names) // len(_OTHER_COLORS)))
     return {n: _PAPER_COLORS.get(n) or next(others) for n in names}
 
 
@@ -38,62 +138,118 @@ def loss_styles(names) -> dict:
     return {n: _PAPER_STYLES.get(n, "-.") for n in names}
 
 
+def loss_markers(names) -> dict:
+    """A marker per loss name (the paper's four fixed, then a cycle)."""
+    names = list(names)
+    others = iter(_OTHER_MARKERS * (1 + len(names) // len(_OTHER_MARKERS)))
+    return {n: _PAPER_MARKERS.get(n) or next(others) for n in names}
+
+
+def loss_line(name, names=None) -> dict:
+    """Keyword arguments of ``ax.plot`` / ``ax.errorbar`` for one loss (colour, dash, marker, label).
+
+    Examples:
+        >>> kw = loss_line("forward_ce")
+        >>> kw["label"], kw["marker"], kw["markerfacecolor"]
+        ('forward CE', 's', 'white')
+    """
+    names = list(names) if names is not None else [name]
+    c = loss_colors(names)[name]
+    top = name in _OPEN                                # thin dashed line drawn over the thick solid one
+    return {"color": c, "linestyle": loss_styles(names)[name], "marker": loss_markers(names)[name],
+            "markerfacecolor": "white" if top else c, "markeredgecolor": c,
+            "linewidth": 1.2 if top else 2.4, "zorder": 3 if top else 2, "label": human_name(name)}
+
+
+def figure_legend(fig, *, ncol: int | None = None, title: str | None = None):
+    """One legend for the whole figure, below the panels, with every labelled artist of every axis.
+
+    Each label appears once (first occurrence); legends drawn on single axes are removed.
+    ``save_figure``'s tight bounding box keeps the legend inside the saved file.
+    """
+    handles, labels = [], []
+    for ax in fig.axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels and not lab.startswith("_"):
+                handles.append(h)
+                labels.append(lab)
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if not handles:
+        return None
+    ncol = ncol or min(len(labels), 4)
+    return fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol,
+                      title=title, frameon=False)
+
+
 # ----------------------------------------------------------------------------- demo
+_HOLDS = {"color": OKABE_ITO["blue"], "marker": "o"}
+_VIOLATED = {"color": OKABE_ITO["vermillion"], "marker": "x"}
+
+
 def plot_demo(L, T, cfg):
-    """The demo's figure: Lemma 1 tightness ratios (left), Theorem 2 slack per class (right)."""
+    """The demo's figure: Lemma 1 tightness ratios (left), Theorem 2 slack per case (right)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    stages = [("data_dependent", "E[TV/m]"), ("tv", "E TV / γ"), ("sqrt_forward", "√(d_fwd/2) / γ"),
-              ("sqrt_reverse", "√(d_rev/2) / γ")]
-    finite = L[np.isfinite(L["ratio_tv"])]
-    data = [np.log10(finite[f"ratio_{s}"].to_numpy()) for s, _ in stages]
-    ax1.boxplot(data, showfliers=True, flierprops={"markersize": 2})
-    ax1.set_xticks(range(1, len(stages) + 1), [lab for _, lab in stages])
-    ax1.axhline(0.0, color="red", lw=1, ls="--", label="bound = |gap| (ratio 1)")
-    ax1.set_ylabel("log10(bound / |gap|)  (dimensionless)")
-    ax1.set_title(f"Lemma 1 tightness: {len(finite)} populations × {cfg.rows} rows,\n"
-                  f"γ ∈ {{{', '.join(f'{g:g}' for g in cfg.gammas)}}}, k ∈ {{{', '.join(map(str, cfg.classes))}}}",
-                  fontsize=10)
-    ax1.legend(loc="upper left", fontsize=8)
-    groups = [("hull", "reverse", True), ("hull", "reverse", False), ("segment", "reverse", True),
-              ("segment", "forward", True)]
-    labels = ["hull\nreverse KL\nF* ∈ C", "hull\nreverse KL\nF* ∉ C", "segment\nreverse KL\nF* ∈ C",
-              "segment\nforward KL\nF* ∈ C"]
-    rng = np.random.default_rng(0)
-    for x, (cls, proj, real) in enumerate(groups):
-        g = T[(T["class"] == cls) & (T["projection"] == proj) & (T["realizable"] == real)]
-        bad = ~g["holds"].to_numpy()
-        jitter = x + rng.uniform(-0.15, 0.15, len(g))
-        ax2.scatter(jitter[~bad], g["slack"].to_numpy()[~bad], s=10, color="tab:blue",
-                    label="holds (slack ≥ −tol)" if x == 0 else None)
-        ax2.scatter(jitter[bad], g["slack"].to_numpy()[bad], s=10, color="tab:red", marker="x",
-                    label="violated (slack < −tol)" if x == 1 else None)
-    ax2.axhline(0.0, color="black", lw=0.8)
-    ax2.set_xticks(range(len(groups)), labels, fontsize=8)
-    ax2.set_ylabel("slack = R(F_w) − d_rev − R(F_sw)  (nats)")
-    ax2.set_title(f"Theorem 2 on exact projections: {cfg.hull_instances} hull + "
-                  f"{cfg.segment_instances} segment instances,\n{cfg.theorem2_rows} rows, "
-                  f"k = {cfg.theorem2_classes}", fontsize=10)
-    ax2.legend(fontsize=8, loc="lower left")
-    fig.suptitle(f"w2s-theory demo (seed {cfg.seed})", fontsize=11)
-    fig.tight_layout()
+    with style():
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(TEXT_WIDTH, 3.2))
+        stages = [("data_dependent", "E[TV/m]"), ("tv", "E TV / γ"), ("sqrt_forward", "√(d_fwd/2)/γ"),
+                  ("sqrt_reverse", "√(d_rev/2)/γ")]
+        finite = L[np.isfinite(L["ratio_tv"])]
+        data = [np.log10(finite[f"ratio_{s}"].to_numpy()) for s, _ in stages]
+        ax1.boxplot(data, showfliers=True, flierprops={"markersize": 2})
+        ax1.set_xticks(range(1, len(stages) + 1), [lab for _, lab in stages], fontsize=7)
+        ax1.axhline(0.0, color=OKABE_ITO["vermillion"], lw=1, ls="--", label="bound = |gap| (ratio 1)")
+        ax1.set_ylabel("log10(bound / |gap|)")
+        ax1.set_title(f"Lemma 1: {len(finite)} populations × {cfg.rows} rows\n"
+                      f"γ ∈ {{{', '.join(f'{g:g}' for g in cfg.gammas)}}}, k ∈ {{{', '.join(map(str, cfg.classes))}}}",
+                      fontsize=8)
+        groups = [("hull", "reverse", True), ("hull", "reverse", False), ("segment", "reverse", True),
+                  ("segment", "forward", True)]
+        labels = ["convex hull\nreverse KL\nF* in class", "convex hull\nreverse KL\nF* outside\n(expected\nto fail)",
+                  "segment\nreverse KL\nF* in class", "segment\nforward KL\nF* in class\n(expected\nto fail)"]
+        rng = np.random.default_rng(0)
+        for x, (cls, proj, real) in enumerate(groups):
+            g = T[(T["class"] == cls) & (T["projection"] == proj) & (T["realizable"] == real)]
+            bad = ~g["holds"].to_numpy()
+            jitter = x + rng.uniform(-0.15, 0.15, len(g))
+            ax2.scatter(jitter[~bad], g["slack"].to_numpy()[~bad], s=10, **_HOLDS, label="holds (slack ≥ −tol)")
+            ax2.scatter(jitter[bad], g["slack"].to_numpy()[bad], s=12, **_VIOLATED,
+                        label="violated (slack < −tol)")
+        ax2.axhline(0.0, color="black", lw=0.8, label="slack = 0")
+        ax2.set_xticks(range(len(groups)), labels, fontsize=7)
+        ax2.set_ylabel("slack = R(F_w) − d_rev − R(F_sw) (nats)")
+        ax2.set_title(f"Theorem 2 on exact projections: {cfg.hull_instances} hull +\n"
+                      f"{cfg.segment_instances} segment instances, {cfg.theorem2_rows} rows, "
+                      f"k = {cfg.theorem2_classes}", fontsize=8)
+        fig.suptitle(f"w2s-theory demo (seed {cfg.seed})")
+        fig.tight_layout()
+        figure_legend(fig)
     return fig
 
 
 # ----------------------------------------------------------------------------- synthetic sweeps
-def save_figure(fig, path: Path, dpi: int = 110) -> Path:
-    """Save ``fig`` as ``path`` (folders created), tight bounding box; return the path."""
+def save_figure(fig, path: Path, dpi: int = 200, formats=("png", "pdf")) -> Path:
+    """Save ``fig`` as ``path`` and in every other format of ``formats`` (same stem), tight box.
+
+    ``path``'s own suffix is one of the formats (default: PNG and PDF, the PDF for papers).
+    Dates and software versions are left out of the files' metadata, so a redrawn figure
+    differs only where its content does. Returns ``path``.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    fmts = [path.suffix.lstrip(".").lower()] + [f for f in formats if f != path.suffix.lstrip(".").lower()]
+    for fmt in fmts:
+        meta = {"CreationDate": None} if fmt == "pdf" else {"Software": None} if fmt == "png" else {}
+        fig.savefig(path.with_suffix("." + fmt), dpi=dpi, bbox_inches="tight", metadata=meta)
     return path
 
 
 def plot_theorem2(df, title_extra: str = ""):
-    """Theorem 2 slack ``R(F_w) - d_rev - R(F_sw)`` per (variant, method): a signed-log strip
+    """Theorem 2 slack ``R(F_w) - d_rev - R(F_sw)`` per (case, method): a signed-log strip
     plot with the fraction of violations (``slack < -tol``); forward methods also show the
     fraction for the ``d_fwd`` form."""
     import matplotlib.pyplot as plt
@@ -101,47 +257,60 @@ def plot_theorem2(df, title_extra: str = ""):
     from .pipelines import synthetic
 
     summ = synthetic.summarize_theorem2(df)
-    fig, ax = plt.subplots(figsize=(8.5, 4.2))
-    labels = []
-    rng = np.random.default_rng(0)
-    for i, r in enumerate(summ.itertuples()):
-        g = df[(df["variant"] == r.variant) & (df["method"] == r.method)]
-        s = g["slack_rev"].to_numpy()
-        viol = s < -g["tol"].to_numpy()
-        xs = i + rng.uniform(-0.25, 0.25, len(s))
-        ax.scatter(xs[~viol], s[~viol], s=8, color="tab:blue", alpha=0.6)
-        ax.scatter(xs[viol], s[viol], s=8, color="tab:red", alpha=0.8)
-        lab = f"{r.variant}\n{r.method}\nviol {viol.mean():.0%}"
-        if "forward" in r.method:
-            lab += f"\n(d_fwd form: {r.frac_violations_fwd:.0%})"
-        labels.append(lab)
-    ax.axhline(0.0, color="k", lw=0.8)
-    ax.set_yscale("symlog", linthresh=1e-6)
-    ax.set_xticks(range(len(labels)), labels, fontsize=7)
-    ax.set_ylabel("slack  R(F_w) − d_rev − R(F_sw)  [nats]")
-    n = df["seed"].nunique()
-    ax.set_title(f"Theorem 2 on the w2s split: slack ≥ −tol? ({n} instances; red = violation)"
-                 f"{title_extra}", fontsize=9)
+    with style():
+        fig, ax = plt.subplots(figsize=(TEXT_WIDTH, 3.4))
+        labels = []
+        rng = np.random.default_rng(0)
+        for i, r in enumerate(summ.itertuples()):
+            g = df[(df["variant"] == r.variant) & (df["method"] == r.method)]
+            s = g["slack_rev"].to_numpy()
+            viol = s < -g["tol"].to_numpy()
+            xs = i + rng.uniform(-0.25, 0.25, len(s))
+            ax.scatter(xs[~viol], s[~viol], s=6, alpha=0.6, **_HOLDS, label="holds (slack ≥ −tol)")
+            ax.scatter(xs[viol], s[viol], s=8, alpha=0.8, **_VIOLATED, label="violated (slack < −tol)")
+            head, loss = r.method.split("/", 1)
+            lab = f"{human_name(r.variant)}\n{human_name(head)}\n{human_name(loss)}\nviolated {viol.mean():.0%}"
+            if "forward" in r.method:
+                lab += f"\n(d_fwd form: {r.frac_violations_fwd:.0%})"
+            labels.append(lab.replace("softmax class (not convex)", "softmax class\n(not convex)")
+                          .replace("confident weak model", "confident\nweak model")
+                          .replace("F* outside the class", "F* outside\nthe class"))
+        ax.axhline(0.0, color="k", lw=0.8, label="slack = 0")
+        ax.set_yscale("symlog", linthresh=1e-6)
+        ax.set_xticks(range(len(labels)), labels, fontsize=7)
+        ax.set_ylabel("slack R(F_w) − d_rev − R(F_sw) (nats)")
+        n = df["seed"].nunique()
+        ax.set_title(f"Theorem 2 on the w2s split: slack ≥ −tol? ({n} instances){title_extra}")
+        fig.tight_layout()
+        figure_legend(fig, ncol=3)
     return fig
 
 
 def plot_dual(df, title_extra: str = ""):
-    """Histogram (log10) of the dual statement's relative equality error per variant/method."""
+    """Histogram (log10) of the dual statement's relative equality error per case/method."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.0))
-    bins = np.linspace(-18, 1, 39)
-    for (var, meth), g in df.groupby(["variant", "method"], sort=True):
-        e = np.log10(np.maximum(g["dual_rel_err"].astype(float).to_numpy(), 1e-18))
-        ax.hist(e, bins=bins, alpha=0.6, label=f"{var}: {meth} (n={len(g)})")
-    ax.axvline(-6, color="k", ls="--", lw=1, label="1e-6 target")
-    ax.set_xlabel("log10 relative error of  L(F_sw,F*) = L(F_w,F*) − d_fwd  (exact 0 shown at −18)")
-    ax.set_ylabel("instances")
-    n = df["seed"].nunique()
-    ax.set_title(f"Dual statement on the w2s split ({n} instances): forward KL on a softmax head "
-                 f"gains exactly d_fwd{title_extra}", fontsize=9)
-    ax.legend(fontsize=7)
+    with style():
+        fig, ax = plt.subplots(figsize=(TEXT_WIDTH, 3.2))
+        bins = np.linspace(-18, 1, 39)
+        hatches = iter(["", "//", "\\\\", "..", "xx", "oo"] * 4)
+        for (var, meth), g in df.groupby(["variant", "method"], sort=True):
+            e = np.log10(np.maximum(g["dual_rel_err"].astype(float).to_numpy(), 1e-18))
+            ax.hist(e, bins=bins, alpha=0.6, hatch=next(hatches),
+                    label=f"{human_name(var)}: {human_name(meth)} (n={len(g)})")
+        ax.axvline(-6, color="k", ls="--", lw=1, label="1e-6 target")
+        ax.set_xlabel("log10 relative error of L(F_sw,F*) = L(F_w,F*) − d_fwd (exact 0 shown at −18)")
+        ax.set_ylabel("instances")
+        n = df["seed"].nunique()
+        ax.set_title(f"Dual statement on the w2s split ({n} instances): forward KL on a softmax head\n"
+                     f"gains exactly d_fwd{title_extra}")
+        fig.tight_layout()
+        figure_legend(fig, ncol=2)
     return fig
+
+
+_STAGE_NAMES = {"data_dependent": "E[TV/m]", "tv": "E TV / γ", "sqrt_forward": "√(d_fwd/2)/γ",
+                "sqrt_reverse": "√(d_rev/2)/γ"}
 
 
 def plot_lemma1(df, title_extra: str = ""):
@@ -151,72 +320,90 @@ def plot_lemma1(df, title_extra: str = ""):
     from .pipelines import synthetic
 
     meths = sorted(df["method"].unique())
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    width = 0.8 / len(synthetic.LEMMA1_STAGES)
-    colors = ["tab:green", "tab:blue", "tab:orange", "tab:red"]
-    for j, s in enumerate(synthetic.LEMMA1_STAGES):
-        data = []
-        for m in meths:
-            g = df[df["method"] == m]
-            gap = g["l1_gap"].abs()
-            data.append(np.log10((g[s] / gap)[gap > 0].to_numpy()))
-        pos = np.arange(len(meths)) + (j - 1.5) * width
-        bp = ax.boxplot(data, positions=pos, widths=width * 0.9, patch_artist=True,
-                        showfliers=False)
-        for b in bp["boxes"]:
-            b.set_facecolor(colors[j])
-            b.set_alpha(0.6)
-        ax.plot([], [], color=colors[j], lw=6, alpha=0.6, label=s.removeprefix("l1_"))
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_xticks(range(len(meths)), [m.replace("/", "\n") for m in meths], fontsize=8)
-    ax.set_ylabel("log10( bound / |R(F_sw) − R(F_w)| )")
-    n = df["seed"].nunique()
-    ax.set_title(f"Lemma 1 tightness: each stage over the exact gap ({n} instances; "
-                 f"C1 = 1/(γ√2), γ = {df['gamma'].iloc[0]:g}){title_extra}", fontsize=9)
-    ax.legend(fontsize=7, ncol=4)
+    with style():
+        fig, ax = plt.subplots(figsize=(TEXT_WIDTH, 3.4))
+        width = 0.8 / len(synthetic.LEMMA1_STAGES)
+        colors = [OKABE_ITO[c] for c in ("bluish_green", "blue", "orange", "vermillion")]
+        hatches = ["", "//", "..", "xx"]
+        for j, s in enumerate(synthetic.LEMMA1_STAGES):
+            data = []
+            for m in meths:
+                g = df[df["method"] == m]
+                gap = g["l1_gap"].abs()
+                data.append(np.log10((g[s] / gap)[gap > 0].to_numpy()))
+            pos = np.arange(len(meths)) + (j - 1.5) * width
+            bp = ax.boxplot(data, positions=pos, widths=width * 0.9, patch_artist=True,
+                            showfliers=False, medianprops={"color": "black"})
+            for b in bp["boxes"]:
+                b.set_facecolor(colors[j % 4])
+                b.set_alpha(0.7)
+                b.set_hatch(hatches[j % 4])
+            stage = s.removeprefix("l1_").removesuffix("_bound")
+            ax.fill_between([], [], color=colors[j % 4], alpha=0.7, hatch=hatches[j % 4],
+                            label=_STAGE_NAMES.get(stage, stage))
+        ax.axhline(0, color="k", lw=0.8, label="bound = |gap|")
+        ax.set_xticks(range(len(meths)), [m.split("/")[0] + "\n" + human_name(m.split("/")[-1])
+                                          for m in meths], fontsize=7)
+        ax.set_ylabel("log10(bound / |R(F_sw) − R(F_w)|)")
+        ax.set_xlabel("head and student loss")
+        n = df["seed"].nunique()
+        ax.set_title(f"Lemma 1 tightness: each stage over the exact gap ({n} instances; "
+                     f"C1 = 1/(γ√2), γ = {df['gamma'].iloc[0]:g}){title_extra}")
+        fig.tight_layout()
+        figure_legend(fig, ncol=5)
     return fig
 
 
-_XLABELS = {"noise_frac": "fraction of flipped weak labels (noise_frac)",
-            "weak_noise": "noise std of the weak view (weak_noise; larger = weaker teacher)"}
+_XLABELS = {"noise_frac": "fraction of flipped weak labels",
+            "weak_noise": "noise std of the weak view (larger = weaker teacher)"}
 _HEAD_TITLES = {"softmax": "exact fit (softmax head; float64 L-BFGS + Newton)",
                 "minibatch": "practical regime (minibatch optimiser, early stopped)",
                 "convex": "exact convex projection (affine-probability head)"}
 
 
 def plot_curve(df, x: str, title_extra: str = ""):
-    """Test accuracy and risk vs ``x`` for each method: mean and 95% CI over seeds."""
+    """Test accuracy and risk vs ``x`` for each method: mean and 95% CI over seeds.
+
+    One row of panels per head; the accuracy panels share their y axis, and so do the risk
+    panels; one legend below the figure.
+    """
     import matplotlib.pyplot as plt
 
     from .pipelines import synthetic
 
     summ = synthetic.summarize_curve(df, x)
     heads = sorted(df["head"].unique())
-    fig, axes = plt.subplots(len(heads), 2, figsize=(10, 3.4 * len(heads)), squeeze=False)
-    for i, h in enumerate(heads):
-        for j, (m, lab) in enumerate((("test_acc_strong", "test accuracy"),
-                                      ("test_risk_strong", "test risk  E KL(F*‖F) [nats]"))):
-            ax = axes[i, j]
-            for meth, g in summ[summ["method"].str.startswith(h + "/")].groupby("method"):
-                ax.errorbar(g[x], g[f"{m}_mean"], yerr=g[f"{m}_ci95"], capsize=3, marker="o",
-                            ms=3, label=meth.split("/")[1])
-            wk = summ.groupby(x)[m.replace("strong", "weak") + "_mean"].mean()
-            ax.plot(wk.index, wk.to_numpy(), "k--", lw=1, label="weak model")
-            ax.set_xlabel(_XLABELS.get(x, x))
-            ax.set_ylabel(lab)
-            if m == "test_risk_strong":
-                ax.set_yscale("log")
-            ax.set_title(_HEAD_TITLES.get(h, f"{h} head"), fontsize=9)
-            ax.legend(fontsize=7)
-    n = df["seed"].nunique()
-    fig.suptitle(f"Strong student on the test split vs {x} (mean ± 95% CI over {n} seeds)"
-                 f"{title_extra}", fontsize=10)
-    fig.tight_layout()
+    with style():
+        fig, axes = plt.subplots(len(heads), 2, figsize=(TEXT_WIDTH, 2.6 * len(heads)), squeeze=False,
+                                 sharex=True, sharey="col")
+        for i, h in enumerate(heads):
+            for j, (m, lab) in enumerate((("test_acc_strong", "test accuracy"),
+                                          ("test_risk_strong", "test risk E KL(F*‖F) (nats)"))):
+                ax = axes[i, j]
+                sub = summ[summ["method"].str.startswith(h + "/")]
+                names = _paper_order({meth.split("/")[1] for meth in sub["method"].unique()})
+                for loss in names:
+                    g = sub[sub["method"] == f"{h}/{loss}"]
+                    kw = loss_line(loss, names)
+                    ax.errorbar(g[x], g[f"{m}_mean"], yerr=g[f"{m}_ci95"], capsize=2, ms=4, **kw)
+                wk = summ.groupby(x)[m.replace("strong", "weak") + "_mean"].mean()
+                ax.plot(wk.index, wk.to_numpy(), "k:", lw=1.2, label="weak model")
+                if i == len(heads) - 1:
+                    ax.set_xlabel(_XLABELS.get(x, x))
+                ax.set_ylabel(lab)
+                if m == "test_risk_strong":
+                    ax.set_yscale("log")
+                ax.set_title(_HEAD_TITLES.get(h, f"{h} head"), fontsize=8)
+        n = df["seed"].nunique()
+        fig.suptitle(f"Strong student on the test split vs {_XLABELS.get(x, x)}\n"
+                     f"(mean ± 95% CI over {n} seeds){title_extra}")
+        fig.tight_layout()
+        figure_legend(fig, ncol=5)
     return fig
 
 
 def synthetic_figures(cfg, df, *, suffix: str = "") -> list[Path]:
-    """Draw the sweep kind's figure and save it as ``figures/synthetic_<name><suffix>.png``."""
+    """Draw the sweep kind's figure; save it as ``<figures_dir>/synthetic_<name><suffix>.png`` and ``.pdf``."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -233,4 +420,4 @@ def synthetic_figures(cfg, df, *, suffix: str = "") -> list[Path]:
         fig = plot_curve(df, cfg.x, extra)
     path = save_figure(fig, Path(cfg.figures_dir) / f"synthetic_{cfg.name}{suffix}.png")
     plt.close(fig)
-    return [path]
+    return [path, path.with_suffix(".pdf")]

@@ -171,7 +171,7 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
 class ResultTable:
     """One CSV row per finished run, keyed by the ``run_key`` column; resumable, shareable.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> t = ResultTable(pathlib.Path(tempfile.mkdtemp()) / "r.csv")
         >>> t.append({"run_key": "0123", "acc": 0.5}); t.has("0123"), t.has("123")
@@ -236,3 +236,21 @@ class ResultTable:
         import pandas as pd
 
         return pd.DataFrame(self._rows)
+
+    def to_latex(self, columns: Iterable[str] | None = None, **kwargs: Any) -> str:
+        """The rows (optionally only ``columns``) as a booktabs table: :func:`w2s_theory.export.frame_to_latex`."""
+        from .export import frame_to_latex
+
+        return frame_to_latex(self._select(columns), **kwargs)
+
+    def to_markdown(self, columns: Iterable[str] | None = None, **kwargs: Any) -> str:
+        """The rows (optionally only ``columns``) as a Markdown table: :func:`w2s_theory.export.frame_to_markdown`."""
+        from .export import frame_to_markdown
+
+        return frame_to_markdown(self._select(columns), **kwargs)
+
+    def _select(self, columns: Iterable[str] | None) -> list[dict]:
+        if columns is None:
+            return [dict(r) for r in self._rows]
+        cols = list(columns)
+        return [{c: r.get(c) for c in cols} for r in self._rows]

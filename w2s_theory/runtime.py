@@ -21,7 +21,7 @@ def resolve_device(device: Any = "auto"):
     :class:`w2s_theory._validation.DeviceUnavailable` here, before any work
     (:func:`w2s_theory._validation.check_device`).
 
-    Example:
+    Examples:
         >>> resolve_device("cpu").type
         'cpu'
     """
@@ -35,7 +35,7 @@ class thread_limit:
 
     ``n=None`` leaves everything alone.
 
-    Example:
+    Examples:
         >>> import torch
         >>> before = torch.get_num_threads()
         >>> with thread_limit(1):

@@ -59,7 +59,7 @@ def split_indices(n_train: int, n_test: int | None, sizes: Sequence[int], seed: 
     Raises:
         ValueError: a pool smaller than the sizes it must supply (names the split).
 
-    Example:
+    Examples:
         >>> s = split_indices(10, None, (3, 3, 4), seed=0)
         >>> [len(s[k]) for k in ("train_gt", "train_w2s", "test")], len(set(np.concatenate(list(s.values()))))
         ([3, 3, 4], 10)
@@ -87,7 +87,7 @@ def split_indices(n_train: int, n_test: int | None, sizes: Sequence[int], seed: 
 def is_single_turn(dialogue: str) -> bool:
     """True when an HH-RLHF dialogue has exactly one ``Human:`` turn.
 
-    Example:
+    Examples:
         >>> is_single_turn("\\n\\nHuman: hi\\n\\nAssistant: hello"), is_single_turn("\\n\\nHuman: a\\n\\nAssistant: b\\n\\nHuman: c\\n\\nAssistant: d")
         (True, False)
     """
@@ -175,7 +175,7 @@ def from_split_files(root: str | os.PathLike, name: str, *, naming: str = "folde
         verify: ``auto`` (check ``<root>/SHA256SUMS`` when present), ``sha256`` (required)
             or ``none``; the file's sha256 is recorded in every case.
 
-    Example:
+    Examples:
         >>> from w2s_theory.data import hh_rlhf_root
         >>> s = from_split_files(hh_rlhf_root(), "harmless")
         >>> [len(s[k]) for k in ("train_gt", "train_w2s", "test")]
@@ -293,7 +293,7 @@ def from_table(data: Any, *, task: str = "preference",
         seed: the split's seed.
         name: the subset name recorded in the result.
 
-    Example:
+    Examples:
         >>> import pandas as pd
         >>> df = pd.DataFrame({"q": ["a", "b", "c", "d"], "good": ["1", "2", "3", "4"],
         ...                    "bad": ["x", "y", "z", "w"]})

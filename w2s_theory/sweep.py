@@ -23,7 +23,7 @@ __all__ = ["run_key", "ResultTable"]
 def run_key(config: dict, **extra: Any) -> str:
     """Stable 16-hex-digit key of a run's config (and extras such as the seed).
 
-    Example:
+    Examples:
         >>> run_key({"a": 1, "b": [1, 2]}, seed=0) == run_key({"b": [1, 2], "a": 1}, seed=0)
         True
     """

@@ -162,7 +162,7 @@ class SyntheticConfig:
 def config_from_dict(d: dict) -> SyntheticConfig:
     """Build a :class:`SyntheticConfig` from a dict (e.g. a TOML table); unknown keys raise.
 
-    Example:
+    Examples:
         >>> from w2s_theory.synthetic import config_from_dict
         >>> config_from_dict({"k": 3, "truth": "affine", "truth_scale": 0.9}).k
         3
@@ -282,7 +282,7 @@ def apply_label_noise(probs, frac: float, *, kind: str = "flip", a: float = -1.0
     Returns:
         ``(noisy, mask)``: same shape as ``probs``, and the ``(n,)`` bool mask of corrupted rows.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from w2s_theory.synthetic import apply_label_noise
         >>> y, m = apply_label_noise(np.array([0.9, 0.8, 0.3, 0.6]), 0.5, kind="affine", a=0.0, rng=0)
@@ -334,7 +334,7 @@ def make_instance(config: SyntheticConfig, seed: int) -> Instance:
     Returns:
         :class:`Instance`.
 
-    Example:
+    Examples:
         >>> from w2s_theory.synthetic import SyntheticConfig, make_instance
         >>> cfg = SyntheticConfig(k=3, d_strong=6, d_weak=2, n_gt=50, n_w2s=40, n_test=30,
         ...                       truth="affine", truth_scale=0.9, noise_frac=0.25)

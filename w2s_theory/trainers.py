@@ -30,7 +30,7 @@ Checks. The registry's losses validate their inputs on every call (finite, in
 ``check=False`` to :class:`W2SLoss` / :func:`soft_label_loss` to validate once, on the
 first call only (later calls run under :func:`w2s_theory.losses.value_checks` ``(False)``).
 
-Example:
+Examples:
     >>> import torch
     >>> from w2s_theory.trainers import W2SLoss
     >>> loss = W2SLoss("reverse_kl")
@@ -67,7 +67,7 @@ def _check_name(name) -> str:
 def align(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Bring a model's ``logits`` and soft ``labels`` to the loss's shapes (see the module doc).
 
-    Example:
+    Examples:
         >>> import torch
         >>> z, y = align(torch.zeros(3, 1), torch.tensor([0.2, 0.5, 0.9]))
         >>> tuple(z.shape), tuple(y.shape)
@@ -152,7 +152,7 @@ def soft_label_loss(loss: str = "reverse_kl", *, eps: float = DEFAULT_EPS,
     ``fn(outputs, labels, num_items_in_batch=None)`` returns the mean loss over the
     examples of the optimiser step (see the module doc on gradient accumulation).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from types import SimpleNamespace
         >>> fn = soft_label_loss("forward_ce")

@@ -182,7 +182,7 @@ class TrainedHeads:
 def epoch_orders(n: int, epochs: int, seed: int) -> np.ndarray:
     """The example order of ``epochs`` passes: concatenated seeded permutations, shape ``(epochs*n,)``.
 
-    Example:
+    Examples:
         >>> epoch_orders(4, 2, 0).reshape(2, 4).tolist()
         [[2, 0, 1, 3], [3, 2, 1, 0]]
     """
@@ -196,7 +196,7 @@ def step_bounds(n: int, epochs: int, batch_size: int) -> list[tuple[int, int]]:
     """``(start, end)`` slices of :func:`epoch_orders` for each step; the last batch of an
     epoch is smaller when ``batch_size`` does not divide ``n`` (batches never span epochs).
 
-    Example:
+    Examples:
         >>> step_bounds(5, 2, 2)
         [(0, 2), (2, 4), (4, 5), (5, 7), (7, 9), (9, 10)]
     """
@@ -214,7 +214,7 @@ def rowwise_quantile(values: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     Linear interpolation between order statistics, exactly as :func:`torch.quantile`
     (which takes one level for all rows).
 
-    Example:
+    Examples:
         >>> import torch
         >>> v = torch.tensor([[1.0, 3.0, 2.0], [5.0, 4.0, 6.0]], dtype=torch.float64)
         >>> rowwise_quantile(v, torch.tensor([0.5, 0.25], dtype=torch.float64)).tolist()
@@ -288,7 +288,7 @@ def train_head(features, targets, spec: HeadSpec, config: TrainConfig = TrainCon
     Returns:
         the final weights, float64, shape ``(d,)``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> x = np.array([[1.0], [-1.0]] * 8); y = np.array([1.0, 0.0] * 8)
         >>> w = train_head(x, y, HeadSpec("forward_ce"), TrainConfig(epochs=5, lr=0.1))
@@ -329,7 +329,7 @@ def train_heads_loop(features, targets, specs: Sequence[HeadSpec],
                      progress: bool = False, num_threads: int | None = None) -> TrainedHeads:
     """Train the heads of :func:`train_heads` one by one with :func:`train_head` (baseline).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> x = np.random.default_rng(0).normal(size=(32, 3)); y = (x[:, 0] > 0) * 1.0
         >>> r = train_heads_loop(x, np.stack([y, y]), [HeadSpec("forward_kl"), HeadSpec("reverse_kl")])
@@ -393,7 +393,7 @@ def train_heads(features, targets, specs: Sequence[HeadSpec], config: TrainConfi
     Returns:
         :class:`TrainedHeads` (weights of head ``b`` cut back to its group's width).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> x = np.random.default_rng(0).normal(size=(64, 3)); y = (x[:, 0] > 0) * 1.0
         >>> specs = [HeadSpec(l, confidence=c) for l in PAPER_LOSSES for c in (False, True)]
@@ -496,7 +496,7 @@ def predict_proba(features, weights) -> np.ndarray:
     Args:
         features: ``(n, d)``; weights: ``(d,)``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> predict_proba(np.array([[0.0], [2.0]]), np.array([1.0])).round(4).tolist()
         [0.5, 0.8808]

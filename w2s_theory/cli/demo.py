@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     res = pipeline.run(cfg, out, progress=not args.quiet)
     print(pipeline.format_table(res["summary"]))
-    print(f"\nwrote {out}/lemma1_trials.csv, theorem2_cases.csv, summary.csv, config.json, demo.png "
+    print(f"\nwrote {out}/lemma1_trials.csv, theorem2_cases.csv, summary.csv, config.json, demo.png, demo.pdf "
           f"({res['seconds']:.1f} s)")
     lem_bad, thm_bad = pipeline.violations(res["summary"])
     if lem_bad or thm_bad:

@@ -25,7 +25,7 @@ What it does, on embedded defaults (:class:`DemoConfig`; ``--config FILE.toml`` 
 Outputs in ``--out`` (default ``results_local/demo/`` under the current directory):
 ``lemma1_trials.csv`` (one row per population), ``theorem2_cases.csv`` (one row per
 instance x projection x truth), ``summary.csv`` (the printed table), ``config.json`` and
-``demo.png``. Same seed, same files.
+``demo.png`` / ``demo.pdf``. Same seed, same files.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class DemoConfig:
 def random_population(rng: np.random.Generator, n: int, k: int, gamma: float):
     """(F*, F_w, F_sw) with smoothed predictions; ``k = 2`` gives the binary shorthand.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> fs, fw, fsw = random_population(np.random.default_rng(0), 5, 2, 0.01)
         >>> fs.shape, bool(min(fw.min(), 1 - fw.max()) >= 0.01)
@@ -139,7 +139,7 @@ def hull_instance(rng: np.random.Generator, n: int, k: int, m: int = 4, delta: f
     Returns:
         ``(G, lam, Q, phi, f_weak)``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from w2s_theory.bounds import theorem2
         >>> G, lam, Q, phi, fw = hull_instance(np.random.default_rng(0), n=6, k=3)
@@ -183,7 +183,7 @@ def segment_projections(g1: np.ndarray, g2: np.ndarray, fw: np.ndarray) -> dict:
     derivative is ``E sum_i (g1 - g2)_i log(Q_i / F_w,i)``, the forward one
     ``-E sum_i F_w,i (g1 - g2)_i / Q_i``.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> g1, g2 = np.array([[0.9, 0.1]]), np.array([[0.1, 0.9]])
         >>> pr = segment_projections(g1, g2, np.array([[0.5, 0.5]]))  # F_w is the midpoint
@@ -303,10 +303,11 @@ def run_demo(cfg: DemoConfig, out: Path, *, progress: bool = True) -> dict:
     fig = plot_demo(L, T, cfg)
     import io
 
-    buf = io.BytesIO()
-    # fixed metadata: the same seed gives the same bytes
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
-    atomic_write_bytes(out / "demo.png", buf.getvalue())
+    # fixed metadata: the same seed gives the same bytes; PNG to look at, PDF for papers
+    for fmt, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None})):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=150, bbox_inches="tight", metadata=meta)
+        atomic_write_bytes(out / f"demo.{fmt}", buf.getvalue())
     import matplotlib.pyplot as plt
 
     plt.close(fig)

@@ -146,7 +146,7 @@ def fetch_vader(cache=None) -> str:
 def gpu_parts(n_limit: int | None = None, data_root=None) -> tuple[list[dict], list[str]]:
     """The 12 parts (subset x split x side) in prepared order and the concatenated texts.
 
-    Example:
+    Examples:
         >>> parts, texts = gpu_parts(2)
         >>> len(parts), len(texts), parts[1]["side"], parts[1]["start"]
         (12, 24, 'rejected', 2)
@@ -249,7 +249,7 @@ def split_chunks(folder: str | os.PathLike, chunk_mib: float) -> dict:
     The original is removed; the returned ``{name: {"sha256", "size", "parts"}}`` lets
     :func:`join_chunks` (also used by the GPU script) restore and verify it.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "w.bin").write_bytes(bytes(range(256)) * 9)
         >>> info = split_chunks(d, 1000 / 2**20); info["w.bin"]["parts"]

@@ -261,7 +261,7 @@ class FinetuneSweepConfig:
     ``[data]``, ``[weak]``, ``[train]`` (a :class:`~w2s_theory.finetune.FinetuneConfig`),
     ``[head_only]`` (overrides of ``[train]`` for the head-only regime), ``[sweep]``, ``[run]``).
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.toml"
         >>> _ = p.write_text('name = "x"\\n[train]\\nmax_length = 64\\n[sweep]\\nnoise = [0.0, 0.2]\\n')
@@ -385,7 +385,7 @@ def fit_weak_head(diff_gt: np.ndarray, labels_gt: np.ndarray, l2_grid: Sequence[
     is 0 and ``P(A > B) = 1 - P(B > A)`` exactly (up to the solver's tolerance).
     ``cv`` maps each L2 weight to its mean held-out log-loss.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> rng = np.random.default_rng(0)
         >>> d = rng.normal(size=(200, 3)); y = (d[:, 0] + 0.3 * rng.normal(size=200) > 0).astype(float)
@@ -636,7 +636,7 @@ def plan_runs(cfg: FinetuneSweepConfig, bundle_meta: dict) -> list[RunSpec]:
     The key hashes the protocol, the data (subset, sizes, slot seeds, weak model and
     its L2), the strong model, the run's full :class:`FinetuneConfig` and its role.
 
-    Example:
+    Examples:
         >>> c = FinetuneSweepConfig(name="t", sweep=SweepSpec(noise=(0.0, 0.1), seeds=(0,)))
         >>> runs = plan_runs(c, {"subset": "harmless"})
         >>> len(runs), runs[0].role, runs[-1].role   # (1 ceiling + 8 students) x 2 regimes
@@ -692,7 +692,7 @@ class PredStore:
     file and what was wrong, and the dropped runs are simply not ``has()``: the sweep
     recomputes them, and the next :meth:`add` rewrites the file without them.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib, numpy as np
         >>> s = PredStore(pathlib.Path(tempfile.mkdtemp()) / "p.npz")
         >>> rec = {"regime": "full", "role": "ceiling", "seed": 0, "config": {}}

@@ -267,7 +267,7 @@ class RealConfig:
     def from_toml(cls, path: str | os.PathLike) -> RealConfig:
         """Read a TOML config file.
 
-        Example:
+        Examples:
             >>> import tempfile, pathlib
             >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.toml"
             >>> _ = p.write_text('name = "x"\\ndatasets = ["harmless"]\\n'
@@ -325,7 +325,7 @@ def _protocol_dict(cfg: RealConfig) -> dict:
 def enumerate_runs(cfg: RealConfig) -> list[Run]:
     """All runs of a sweep, in a fixed order; each with its stable key.
 
-    Example:
+    Examples:
         >>> c = RealConfig(name="t", datasets=("harmless",), pairs=(("wordllama", "all-MiniLM-L6-v2"),),
         ...                seeds=(0, 1), confidence=(False, True))
         >>> len(enumerate_runs(c))   # 2 seeds x 4 losses x 2 confidence settings
@@ -352,7 +352,7 @@ def enumerate_runs(cfg: RealConfig) -> list[Run]:
 def derive_seed(seed: int, *tags) -> int:
     """A sub-seed for one use of a run seed (sha256 of the seed and tags, 31 bits).
 
-    Example:
+    Examples:
         >>> derive_seed(0, "weak") == derive_seed(0, "weak") != derive_seed(0, "ceiling")
         True
     """
@@ -608,7 +608,7 @@ def into_box(p: np.ndarray, gamma: float) -> tuple[np.ndarray, float]:
     Theorem 2 even when the solver's ``p`` leaves the box by its feasibility tolerance
     (``violation = max(gamma - m, 0)``, typically ~1e-11). Theorem 2 holds for every member.
 
-    Example:
+    Examples:
         >>> q, v = into_box(np.array([0.0999, 0.5, 0.9]), 0.1)
         >>> q.round(6).tolist(), round(v, 6)
         ([0.1, 0.5, 0.8999], 0.0001)

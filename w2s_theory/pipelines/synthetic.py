@@ -64,6 +64,7 @@ __all__ = [
     "summarize_dual",
     "summarize_lemma1",
     "summarize_curve",
+    "format_summary",
     "run",
     "LEMMA1_STAGES",
 ]
@@ -148,7 +149,7 @@ class SweepConfig:
 def parse_method(m: str) -> tuple[str, str]:
     """``"<head>/<loss>"`` -> ``(head, loss)``; the loss names come from the loss registry.
 
-    Example:
+    Examples:
         >>> parse_method("minibatch/reverse_kl")
         ('minibatch', 'reverse_kl')
     """
@@ -177,7 +178,7 @@ def sweep_config_from_dict(raw: dict, *, ci: bool = False, root: Path | None = N
 
     Relative ``results`` / ``figures_dir`` paths are resolved against ``root``.
 
-    Example:
+    Examples:
         >>> cfg = sweep_config_from_dict({"sweep": {"name": "t", "kind": "theorem2", "seeds": 3,
         ...     "methods": ["convex/reverse_kl"]}, "base": {"truth": "affine", "truth_scale": 0.9}})
         >>> cfg.seeds, cfg.base.truth
@@ -522,6 +523,48 @@ def summarize_curve(df, x: str, metrics=("test_acc_strong", "test_risk_strong"))
             r[f"{m}_mean"], r[f"{m}_ci95"] = mean, hw
         rows.append(r)
     return pd.DataFrame(rows)
+
+
+def format_summary(cfg: SweepConfig, df) -> str:
+    """A short printed summary of a sweep's table (what ``w2s-theory synthetic`` prints).
+
+    Per kind: Theorem 2 - violations of ``slack >= -tol`` per case and method (the cases that
+    break an assumption are expected to show some); dual - the dual statement's relative
+    error; Lemma 1 - whether every stage held and the median ratio ``stage / |gap|``;
+    noise / strength curves - mean test accuracy of the strong student at each ``x``.
+    """
+    if len(df) == 0:
+        return f"{cfg.name}: no rows yet"
+    n = int(df["seed"].nunique())
+    if cfg.kind == "theorem2":
+        s = summarize_theorem2(df)
+        head = (f"Theorem 2: slack = R(F_w) - d_reverse - R(F_sw) >= -tol ({n} instances; only the "
+                f"reverse-KL projection with F* in a convex class is guaranteed)")
+        cols = {"variant": "case", "method": "head/loss", "n": "runs", "violations_rev": "violated",
+                "min_slack_rev": "min slack", "median_slack_rev": "median slack"}
+        guaranteed = (s["method"].str.endswith("reverse_kl") & s["method"].str.startswith("convex/")
+                      & s["variant"].isin(["realizable", "confident_weak"]))
+        t = s[list(cols)].rename(columns=cols)
+        t["guaranteed"] = np.where(guaranteed, "yes", "no (expected to fail)")
+    elif cfg.kind == "dual":
+        s = summarize_dual(df)
+        head = f"Dual statement: L(F_sw, F*) = L(F_w, F*) - d_forward ({n} instances)"
+        cols = {"variant": "case", "method": "head/loss", "n": "runs", "max_rel_err": "max rel. error",
+                "median_rel_err": "median rel. error", "frac_below_1e-6": "share <= 1e-6"}
+        t = s[list(cols)].rename(columns=cols)
+    elif cfg.kind == "lemma1":
+        s = summarize_lemma1(df)
+        head = f"Lemma 1: median bound / |gap| per stage (>= 1 when it holds; {n} instances)"
+        cols = {"method": "head/loss", "n": "runs", "all_hold": "all hold",
+                **{f"{st.removeprefix('l1_')}_median": st.removeprefix("l1_") for st in LEMMA1_STAGES}}
+        t = s[list(cols)].rename(columns=cols)
+    else:
+        s = summarize_curve(df, cfg.x)
+        head = f"Strong student's mean test accuracy vs {cfg.x} ({n} seeds)"
+        t = s.pivot_table(index="method", columns=cfg.x, values="test_acc_strong_mean")
+        t.columns = [f"{cfg.x}={c:g}" for c in t.columns]
+        t = t.reset_index().rename(columns={"method": "head/loss"})
+    return head + "\n" + t.to_string(index=False, float_format=lambda v: f"{v:.4g}")
 
 
 # ----------------------------------------------------------------------------- entry point
