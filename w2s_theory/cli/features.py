@@ -30,7 +30,9 @@ def parser() -> Parser:
     sub.add_parser("info", parents=[common], help="installed models, prebuilt features, cache")
     e = sub.add_parser("extract", parents=[common], help="compute + cache features (prebuilt first)")
     e.add_argument("--config", default=None, help="TOML file with ExtractConfig fields")
-    e.add_argument("--model", default="all-MiniLM-L6-v2", choices=sorted(F.FEATURE_SETS))
+    e.add_argument("--model", default="all-MiniLM-L6-v2",
+                   help=f"a feature set ({', '.join(F.FEATURE_SETS)}), a model preset, a local "
+                        "folder or a hub id org/name[@revision]")
     e.add_argument("--data", default="hh_rlhf", choices=["hh_rlhf", "vader"])
     e.add_argument("--subset", action="append", choices=D.SUBSETS)
     e.add_argument("--split", action="append", choices=D.SPLITS)

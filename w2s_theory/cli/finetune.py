@@ -27,6 +27,8 @@ def parser() -> Parser:
     p.add_argument("--time-limit", type=float, default=None,
                    help="seconds after which no new run/group starts")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (models, data, runs, training tokens) and exit; loads nothing")
     return p
 
 
@@ -54,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load(args)
     except BAD_CONFIG as exc:
         return usage_error(PROG, exc)
+    if args.dry_run:
+        print("\n".join(pipeline.plan_lines(cfg)))
+        return 0
     res = pipeline.run(cfg, config_file=str(args.config), time_limit=args.time_limit,
                        progress=not args.no_progress)
     if res["rows"] is not None:
