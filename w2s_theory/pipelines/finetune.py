@@ -1427,8 +1427,10 @@ def run(cfg: FinetuneSweepConfig, *, config_file: str = "", time_limit: float | 
     t0 = time.perf_counter()
     preflight(cfg)            # models and data reachable, before anything trains (exit 2 if not)
     bundle = build_bundle(cfg, progress=progress, log=log)
+    l2 = bundle.meta["weak_l2"]
+    how_weak = "fine-tuned" if l2 is None else f"L2 {l2:g}"
     log(f"[finetune] {cfg.name}: {bundle.subset}, weak {bundle.meta['weak_model']} "
-        f"(L2 {bundle.meta['weak_l2']:g}, test acc {bundle.meta['weak_acc_test']:.4f}), strong "
+        f"({how_weak}, test acc {bundle.meta['weak_acc_test']:.4f}), strong "
         f"{cfg.strong}, {len(bundle.train)} train / {len(bundle.test)} test pairs "
         f"({time.perf_counter() - t0:.1f} s)")
     lr, _ = select_lr(cfg, bundle, out.with_suffix(".lr_select.json"), progress=progress, log=log,
