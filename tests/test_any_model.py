@@ -251,3 +251,46 @@ def test_paper_preset_real_run_without_the_hub_fails_up_front(offline, tmp_path,
     assert main(["finetune", "--config", str(path), "--out", str(tmp_path / "x.csv")]) == 2
     err = capsys.readouterr().err
     assert "cannot get 'gpt2-medium' from the Hugging Face hub" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- two processes
+@pytest.mark.slow
+def test_two_process_data_parallel_finetune_equals_one_process(hub_env, hh_hub_form, tmp_path,
+                                                               monkeypatch):
+    """torchrun, 2 CPU processes (gloo) through accelerate: the same test logits as one process
+    up to round-off, and only the main process writes the store and the table."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "w2s_cache"))
+    source = {"kind": "hh_rlhf_hub", "path": str(hh_hub_form), "sizes": [16, 16, 12],
+              "cache_dir": str(tmp_path / "hf_datasets")}
+
+    def config(tag):
+        return _write(tmp_path / f"dp_{tag}.toml", {
+            "name": f"dp_{tag}", "strong": "tiny-org/tiny-gpt2", "data": {"source": source},
+            "weak": {"model": "tiny-org/tiny-gpt2", "l2_grid": [0.1]},
+            "train": {"max_length": 24, "batch_size": 4, "lr": 1e-3, "precision": "fp32"},
+            "sweep": {"losses": ["reverse_kl"], "seeds": [0], "regimes": ["full"]},
+            "run": {"out": str(tmp_path / f"dp_{tag}.csv"), "device": "cpu", "ensemble": False,
+                    "use_accelerate": True}})
+
+    assert main(["finetune", "--config", config("one"), "--no-progress"]) == 0
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        port = sk.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
+           "HF_HUB_CACHE": str(hub_env), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", str(port), "-m", "w2s_theory.cli", "finetune",
+           "--config", config("two"), "--no-progress"]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    one, two = (np.load(tmp_path / f"dp_{t}.preds.npz") for t in ("one", "two"))
+    assert list(one["keys"]) == list(two["keys"]) and len(one["keys"]) == 2
+    np.testing.assert_allclose(one["logits"], two["logits"], atol=1e-4)
+    df = pd.read_csv(tmp_path / "dp_two.csv")
+    assert len(df) == 2 and set(df["num_processes"]) == {2}
+    assert set(pd.read_csv(tmp_path / "dp_one.csv")["num_processes"]) == {1}

@@ -914,6 +914,21 @@ class PredStore:
         atomic_write_bytes(self.path, buf.getvalue())
 
 
+class _InMemory:
+    """A prediction store's view for non-main processes: reads the file, never writes it."""
+
+    def __init__(self, inner: PredStore):
+        self._inner = inner
+
+    def has(self, key: str) -> bool:
+        return self._inner.has(key)
+
+    def add(self, items: dict) -> None:
+        for k, (z, rec) in items.items():
+            self._inner.logits[k] = np.asarray(z, dtype=np.float32)
+            self._inner.records[k] = rec
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=np.float64), 1e-300, None)
     return np.log(p) - np.log1p(-np.minimum(p, 1 - 1e-16))
@@ -1440,6 +1455,8 @@ def run(cfg: FinetuneSweepConfig, *, config_file: str = "", time_limit: float | 
         cfg = replace(cfg, train=cfg.train.replace(lr=lr))
     extra = {"config_file": str(config_file), "sweep": cfg.name, "lr_rule": cfg.lr_select.rule()}
     store = PredStore(out.with_suffix(".preds.npz"))
+    if not main_proc:     # only the main process writes the prediction store and the table
+        store = _InMemory(store)
     deadline = time.monotonic() + time_limit if time_limit else None
     table = ResultTable(out) if main_proc else None
 
