@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import COMMIT, _tiny
 
 from w2s_theory.hub import (
     default_pooling,
@@ -16,63 +17,6 @@ from w2s_theory.hub import (
     pool,
     resolve_model,
 )
-
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-VOCAB = 300
-
-
-def _tokenizer():
-    """A tiny byte-level BPE tokenizer (the family of GPT-2's, Llama-3's and Qwen2's)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tk = Tokenizer(models.BPE())
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
-    corpus = ["Human: w1 w2 w3 Assistant: yes no", "Human: w4 w5 w6 Assistant: no yes"] * 20
-    tk.train_from_iterator(corpus, trainers.BpeTrainer(
-        vocab_size=VOCAB, special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|endoftext|>")
-
-
-def _tiny(kind: str):
-    import transformers as tf
-
-    common = dict(vocab_size=VOCAB, hidden_size=16, num_attention_heads=2)
-    if kind == "gpt2":
-        cfg = tf.GPT2Config(n_embd=16, n_layer=2, n_head=2, n_positions=64, vocab_size=VOCAB)
-        return tf.GPT2LMHeadModel(cfg)
-    if kind == "llama":
-        cfg = tf.LlamaConfig(**common, num_hidden_layers=2, intermediate_size=32,
-                             num_key_value_heads=1, max_position_embeddings=64)
-        return tf.LlamaForCausalLM(cfg)
-    cfg = tf.Qwen2Config(**common, num_hidden_layers=2, intermediate_size=32, num_key_value_heads=1,
-                         max_position_embeddings=64)
-    return tf.Qwen2ForCausalLM(cfg)
-
-
-@pytest.fixture(scope="module")
-def hub_cache(tmp_path_factory):
-    """Tiny GPT-2, Llama and Qwen2 models in a local Hugging Face hub cache (and as folders)."""
-    root = tmp_path_factory.mktemp("hub")
-    torch.manual_seed(0)
-    for kind in ("gpt2", "llama", "qwen2"):
-        snap = root / f"models--tiny-org--tiny-{kind}" / "snapshots" / COMMIT
-        snap.mkdir(parents=True)
-        _tiny(kind).save_pretrained(str(snap))
-        _tokenizer().save_pretrained(str(snap))
-        (root / f"models--tiny-org--tiny-{kind}" / "refs").mkdir()
-        (root / f"models--tiny-org--tiny-{kind}" / "refs" / "main").write_text(COMMIT)
-    return root
-
-
-@pytest.fixture()
-def offline(monkeypatch):
-    import huggingface_hub.constants as c
-
-    monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 def test_pooling_against_loops():

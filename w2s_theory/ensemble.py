@@ -20,9 +20,16 @@ schedule), up to float round-off; ``tests/test_finetune.py`` checks it.
 Head-only runs (the last-layer regime) stack only the heads
 (:class:`StackedHead`) on features computed once.
 
-Scope: BERT-architecture encoders (absolute positions, post-LayerNorm, e.g.
-all-MiniLM-L6-v2, BERT, MiniLM); weights come from the transformers model
-(:func:`w2s_theory.finetune.load_backbone`), never from a hand-written reader.
+Scope: :class:`StackedBert` covers BERT-architecture encoders (absolute positions,
+post-LayerNorm, e.g. all-MiniLM-L6-v2, BERT, MiniLM) with mean pooling; weights come from
+the transformers model (:func:`w2s_theory.finetune.load_backbone`), never from a
+hand-written reader. Any other ``transformers`` model (GPT-2, Llama, Qwen2, Pythia, ...)
+is stacked by :class:`StackedModels` (``torch.func.stack_module_state`` +
+``functional_call`` + ``vmap``, the backbone given a 4-D attention mask so that no
+data-dependent mask code runs under ``vmap``), after a probe on a tiny batch shows that it
+reproduces the runs' own forward passes; when it does not (an architecture ``vmap`` cannot
+trace), :class:`LoopedModels` trains the ``R`` runs one after another inside each step (the
+same numbers, no speed-up), and the log says why (:func:`stacking_plan`).
 
 References
 ----------
@@ -43,6 +50,7 @@ from torch import nn
 
 from .finetune import (
     FinetuneConfig,
+    RewardModel,
     TextTask,
     device_name,
     init_head_,
@@ -51,13 +59,15 @@ from .finetune import (
     make_targets,
     mean_pool,
     new_buffer,
+    resolve_pooling,
     train_order,
 )
 from .losses import get_loss
 from .runtime import resolve_device
 
-__all__ = ["StackedBert", "StackedHead", "EnsembleStats", "compatible", "train_ensemble",
-           "predict_ensemble", "predict_heads"]
+__all__ = ["StackedBert", "StackedModels", "LoopedModels", "StackedHead", "EnsembleStats",
+           "compatible", "stacking_plan", "stack_models", "train_ensemble", "predict_ensemble",
+           "predict_heads"]
 
 _LAYER_KEYS = (
     "attention.self.query.weight", "attention.self.query.bias",
@@ -77,7 +87,7 @@ _EMB_KEYS = ("embeddings.word_embeddings.weight", "embeddings.position_embedding
 # optimiser and the token ids); the others may differ run by run.
 _SHARED = ("task", "head_only", "max_length", "truncation_side", "dropout", "epochs", "batch_size",
            "grad_accum", "lr", "weight_decay", "betas", "adam_eps", "schedule", "warmup_frac",
-           "max_grad_norm", "precision", "eval_batch_size")
+           "max_grad_norm", "precision", "eval_batch_size", "pooling")
 
 
 def compatible(cfgs: Sequence[FinetuneConfig]) -> None:
@@ -202,6 +212,159 @@ class StackedBert(nn.Module):
             return torch.baddbmm(b.unsqueeze(1), pooled.float(), w.transpose(1, 2)).squeeze(-1)
 
 
+def _mask4d(mask: torch.Tensor, causal: bool) -> torch.Tensor:
+    """An additive ``(N, 1, L, L)`` float mask from a ``(N, L)`` padding mask (causal for decoders)."""
+    L = mask.shape[-1]
+    keep = mask.bool()[..., None, :].expand(*mask.shape[:-1], L, L)
+    if causal:
+        keep = keep & torch.ones(L, L, dtype=torch.bool, device=mask.device).tril()
+    return torch.where(keep, 0.0, torch.finfo(torch.float32).min).unsqueeze(-3)
+
+
+class StackedModels(nn.Module):
+    """``R`` :class:`~w2s_theory.finetune.RewardModel` s of *any* transformers architecture,
+    weights stacked with ``torch.func.stack_module_state`` and run with ``vmap``.
+
+    ``forward(ids, mask)`` with ``(R, N, L)`` inputs (run ``r`` on its own rows) returns
+    rewards ``(R, N)``. The backbone receives a 4-D additive mask (causal for decoders), so
+    the transformers mask builders (data-dependent control flow) are skipped under ``vmap``.
+    Parameters carry a leading run axis, so Adam and per-run clipping act run by run.
+    """
+
+    def __init__(self, models: Sequence[RewardModel], attn_implementation: str | None = None):
+        super().__init__()
+        import copy
+
+        from torch.func import stack_module_state
+
+        from .hub import is_decoder
+
+        params, buffers = stack_module_state(list(models))
+        self.n_runs = len(models)
+        self._pnames, self._bnames = list(params), list(buffers)
+        for k, v in params.items():
+            self.register_parameter(k.replace(".", "__"), nn.Parameter(v.detach().clone()))
+        for k, v in buffers.items():
+            self.register_buffer(k.replace(".", "__"), v.detach().clone())
+        base = copy.deepcopy(models[0]).to("meta")
+        if attn_implementation is not None:
+            base.backbone.config._attn_implementation = attn_implementation
+        self._base = (base,)                       # a tuple: not a submodule, not in state_dict
+        self.causal = is_decoder(models[0].backbone.config)
+
+    def run_state(self, r: int) -> dict:
+        """Run ``r``'s weights as a :class:`~w2s_theory.finetune.RewardModel` state dict."""
+        return {k: getattr(self, k.replace(".", "__"))[r].detach().cpu().clone()
+                for k in self._pnames + self._bnames}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        from torch.func import functional_call, vmap
+
+        base = self._base[0]
+        params = {k: getattr(self, k.replace(".", "__")) for k in self._pnames}
+        buffers = {k: getattr(self, k.replace(".", "__")) for k in self._bnames}
+        causal = self.causal
+
+        def one(p, b, ids, mask):
+            return functional_call(base, (p, b), (ids, mask), {"backbone_mask": _mask4d(mask, causal)})
+
+        return vmap(one)(params, buffers, input_ids, attention_mask)
+
+
+class LoopedModels(nn.Module):
+    """``R`` reward models run one after another (the fallback for what cannot be stacked).
+
+    The same interface as :class:`StackedModels`; each run's parameters are its own, so
+    Adam over all of them is each run's own optimiser, and clipping is per run.
+    """
+
+    def __init__(self, models: Sequence[RewardModel]):
+        super().__init__()
+        self.runs = nn.ModuleList(models)
+        self.n_runs = len(models)
+
+    def run_state(self, r: int) -> dict:
+        return {k: v.detach().cpu().clone() for k, v in self.runs[r].state_dict().items()}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(input_ids[r], attention_mask[r]) for r, m in enumerate(self.runs)])
+
+
+def _bert_reason(config, pooling: str) -> str | None:
+    """Why :class:`StackedBert` cannot hold this backbone (``None``: it can)."""
+    if config.model_type != "bert":
+        return f"{config.model_type} is not a BERT-architecture encoder"
+    if pooling != "mean":
+        return f"pooling {pooling!r} (StackedBert mean-pools)"
+    if getattr(config, "position_embedding_type", "absolute") != "absolute":
+        return "relative position embeddings"
+    if getattr(config, "hidden_act", "gelu") not in ("gelu", "relu", "gelu_new", "gelu_pytorch_tanh"):
+        return f"activation {config.hidden_act!r}"
+    return None
+
+
+def stacking_plan(backbone: nn.Module, pooling: str = "auto") -> tuple[str, str]:
+    """How :func:`train_ensemble` holds many runs of this backbone: ``("bert", why)`` for
+    :class:`StackedBert`, else ``("vmap", why)`` (:class:`StackedModels`, still to pass the
+    probe of :func:`stack_models`).
+
+    Example:
+        >>> from transformers import GPT2Config, GPT2Model
+        >>> stacking_plan(GPT2Model(GPT2Config(n_embd=8, n_layer=1, n_head=2, vocab_size=10)))[0]
+        'vmap'
+    """
+    pooling = resolve_pooling(pooling, backbone.config)
+    why = _bert_reason(backbone.config, pooling)
+    if why is None:
+        return "bert", "BERT-architecture encoder: StackedBert (batched matrix products)"
+    return "vmap", why
+
+
+def _probe(stacked: nn.Module, models: Sequence[RewardModel], vocab: int) -> None:
+    """Raise unless ``stacked`` gives each run's own rewards (and a gradient) on a tiny batch."""
+    R = len(models)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, max(vocab, 2), (R, 2, 6), generator=g)
+    mask = torch.ones_like(ids)
+    mask[:, 1, 4:] = 0
+    dev = next(stacked.parameters()).device
+    ids, mask = ids.to(dev), mask.to(dev)
+    out = stacked(ids, mask)
+    with torch.no_grad():
+        ref = torch.stack([m.to(dev)(ids[r], mask[r]) for r, m in enumerate(models)])
+    err = float((out.detach().float() - ref.float()).abs().max())
+    scale = float(ref.abs().max()) + 1e-6
+    if not err <= 1e-4 * max(1.0, scale):
+        raise ValueError(f"stacked forward differs from the runs' own by {err:.3g}")
+    out.sum().backward()
+    stacked.zero_grad(set_to_none=True)
+
+
+def stack_models(models: Sequence[RewardModel], device=None, log=None) -> nn.Module:
+    """:class:`StackedModels` of ``models`` when a probe shows it reproduces them (with eager
+    attention, else the model's own), else :class:`LoopedModels`; ``log`` gets one line
+    saying which and why."""
+    log = log or (lambda *_: None)
+    dev = resolve_device(device)
+    cfg = models[0].backbone.config
+    vocab = int(getattr(cfg, "vocab_size", 2))
+    errors = []
+    # eager attention first: plain matrix products batch well under vmap (sdpa has no
+    # batching rule on every backend); then the model's own attention
+    for impl in ("eager", None):
+        try:
+            st = StackedModels(models, attn_implementation=impl).to(dev)
+            _probe(st, models, vocab)
+            log(f"ensemble: {len(models)} {cfg.model_type} runs stacked with torch.func.vmap"
+                f"{' (eager attention)' if impl else ''}")
+            return st
+        except Exception as exc:  # noqa: BLE001 - any failure means: do not stack
+            errors.append(f"{impl or 'default'} attention: {type(exc).__name__}: {str(exc)[:120]}")
+    log(f"ensemble: cannot stack {cfg.model_type} runs with torch.func.vmap ({'; '.join(errors)}); "
+        f"training the {len(models)} runs one at a time within each step instead")
+    return LoopedModels(models).to(dev)
+
+
 class StackedHead(nn.Module):
     """``R`` linear heads on fixed features (the head-only regime), weights ``(R, 1, H)``, ``(R, 1)``.
 
@@ -290,11 +453,14 @@ def _z(rewards: torch.Tensor, k: int, m: int) -> torch.Tensor:
 def train_ensemble(backbone: nn.Module, task: TextTask, targets: Sequence, cfgs: Sequence[FinetuneConfig],
                    *, device: str | torch.device | None = None, progress: bool = True,
                    deadline: float | None = None, desc: str = "ensemble",
-                   features: Sequence[np.ndarray] | None = None) -> tuple[nn.Module, EnsembleStats]:
+                   features: Sequence[np.ndarray] | None = None,
+                   log=None) -> tuple[nn.Module, EnsembleStats]:
     """Train ``len(cfgs)`` full fine-tuning runs together; run ``r`` as :func:`~w2s_theory.finetune.train` would.
 
     Args:
-        backbone: the pretrained transformers BERT model (fp32), shared starting point.
+        backbone: the pretrained transformers model (fp32), shared starting point: a BERT
+            encoder (:class:`StackedBert`) or any other architecture (:func:`stack_models`:
+            stacked with ``vmap``, or one run after another, as the log line says).
         task: the training split (pairwise or binary).
         targets: one ``(n,)`` array per run *before* noise; each run applies its
             own :func:`~w2s_theory.finetune.make_targets` (noise from its seed).
@@ -306,6 +472,7 @@ def train_ensemble(backbone: nn.Module, task: TextTask, targets: Sequence, cfgs:
         features: head-only runs (``cfg.head_only``): the pooled features of ``task``'s
             texts, one ``(n, H)`` array per text slot (:func:`~w2s_theory.finetune.embed_texts`);
             the runs are then :class:`StackedHead` s on them.
+        log: called with one line when the runs are not held by :class:`StackedBert`.
 
     Returns:
         the trained :class:`StackedBert` (or :class:`StackedHead`) and :class:`EnsembleStats`.
@@ -323,7 +490,9 @@ def train_ensemble(backbone: nn.Module, task: TextTask, targets: Sequence, cfgs:
     t0 = time.perf_counter()
     states = []
     head_only = c0.head_only
-    sd = {} if head_only else {f"backbone.{k}": v for k, v in backbone.state_dict().items()}
+    pooling = resolve_pooling(c0.pooling, backbone.config)
+    plan = "head" if head_only else stacking_plan(backbone, pooling)[0]
+    sd = {} if plan != "bert" else {f"backbone.{k}": v for k, v in backbone.state_dict().items()}
     hidden = int(backbone.config.hidden_size)
     for c in cfgs:
         head = init_head_(nn.Linear(hidden, 1), c.seed, c.head_init_std)
@@ -338,8 +507,24 @@ def train_ensemble(backbone: nn.Module, task: TextTask, targets: Sequence, cfgs:
         if any(f.shape != (len(task), hidden) for f in feats):
             raise ValueError(f"features: each must have shape ({len(task)}, {hidden})")
         model = StackedHead(states).to(dev)
-    else:
+    elif plan == "bert":
         model = StackedBert(backbone.config, states).to(dev)
+    else:
+        import copy
+
+        if log is not None:
+            log(f"ensemble: not StackedBert ({stacking_plan(backbone, pooling)[1]})")
+        runs = []
+        for c, st in zip(cfgs, states):
+            m = RewardModel(copy.deepcopy(backbone), seed=c.seed, head_init_std=c.head_init_std,
+                            pooling=pooling).float()
+            with torch.no_grad():
+                m.head.weight.copy_(st["head.weight"])
+                m.head.bias.copy_(st["head.bias"])
+            runs.append(m)
+        model = stack_models(runs, device=dev, log=log)
+        if isinstance(model, StackedModels):
+            del runs
     ys = []
     for y, c in zip(targets, cfgs):
         y = np.asarray(y, dtype=np.float64)
@@ -398,7 +583,11 @@ def train_ensemble(backbone: nn.Module, task: TextTask, targets: Sequence, cfgs:
             (per_run.sum() / accum).backward()
             step_loss += per_run.detach() / accum
         if c0.max_grad_norm is not None:
-            _clip_per_run(params, c0.max_grad_norm)
+            if isinstance(model, LoopedModels):
+                for m in model.runs:
+                    torch.nn.utils.clip_grad_norm_(m.parameters(), c0.max_grad_norm)
+            else:
+                _clip_per_run(params, c0.max_grad_norm)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)

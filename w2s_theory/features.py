@@ -44,10 +44,12 @@ from .data import SPLITS, SUBSETS, DataNotFound, cache_dir, load_hh_rlhf, projec
 __all__ = ["FeatureSpec", "FEATURE_SETS", "ENV_FEATURES", "feature_spec", "TokenIds",
            "tokenize", "length_buckets", "pool_hidden", "embed_token_ids",
            "static_embed", "extract", "features_for_texts", "prebuilt_roots", "prebuilt_root", "load_prebuilt",
-           "load_features", "cache_key", "unavailable_reason"]
+           "load_features", "cache_key", "unavailable_reason", "resolve_spec", "POOLINGS"]
 
 #: Environment variable naming a read-only folder of prebuilt features.
 ENV_FEATURES = "W2S_FEATURES_DIR"
+#: Pooling rules of :class:`FeatureSpec` (``auto``: by architecture, see :func:`resolve_spec`).
+POOLINGS = ("mean", "last", "cls", "auto")
 _FORMAT = 1  # bump when the cache layout or the computation changes
 
 
@@ -56,10 +58,13 @@ class FeatureSpec:
     """What to extract.
 
     Attributes:
-        model: a :data:`w2s_theory.models.REGISTRY` name.
+        model: a :data:`w2s_theory.models.REGISTRY` name, a local transformers folder or a
+            Hugging Face hub id (``org/name[@revision]``, :func:`w2s_theory.hub.resolve_model`).
         layer: index into ``hidden_states`` (0 = embeddings; negative counts from the end);
             ``None`` = the last layer.
-        pooling: ``"mean"`` (over attention-mask tokens) or ``"last"`` (last real token).
+        pooling: ``"mean"`` (over attention-mask tokens), ``"last"`` (last real token),
+            ``"cls"`` (the first token) or ``"auto"`` (``last`` for decoders, ``mean`` for
+            encoders: :func:`w2s_theory.hub.default_pooling`; resolved before any cache key).
         max_length: tokens kept per text (special tokens included).
         truncation_side: ``"left"`` (keep the end of the dialogue) or ``"right"``.
         dtype: compute dtype ``"float32" | "bfloat16" | "float16" | "auto"`` (auto = bf16 on
@@ -74,8 +79,10 @@ class FeatureSpec:
     dtype: str = "auto"
 
     def __post_init__(self):
-        if self.pooling not in ("mean", "last"):
-            raise ValueError(f"pooling: must be 'mean' or 'last', got {self.pooling!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling: must be one of {POOLINGS}, got {self.pooling!r}")
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ValueError(f"model: a preset name, a folder or a hub id, got {self.model!r}")
         if self.truncation_side not in ("left", "right"):
             raise ValueError(f"truncation_side: must be 'left' or 'right', got {self.truncation_side!r}")
         if not isinstance(self.max_length, int) or self.max_length < 2:
@@ -98,18 +105,62 @@ FEATURE_SETS: dict[str, FeatureSpec] = {
 
 
 def feature_spec(spec: str | FeatureSpec) -> FeatureSpec:
-    """A :class:`FeatureSpec` from a :data:`FEATURE_SETS` name (or the spec itself).
+    """A :class:`FeatureSpec` from a :data:`FEATURE_SETS` name, or from any model spec.
+
+    Any other string is a model spec of :func:`w2s_theory.hub.resolve_model` (a preset of
+    the model registry, a local folder or a hub id ``org/name[@revision]``): its last layer,
+    pooled by architecture (``pooling="auto"``). Nothing is loaded here.
 
     Examples:
         >>> feature_spec("SmolLM2-135M-layer15").layer
         15
+        >>> feature_spec("EleutherAI/pythia-160m@main").pooling
+        'auto'
     """
     if isinstance(spec, FeatureSpec):
         return spec
     if spec in FEATURE_SETS:
         return FEATURE_SETS[spec]
-    raise ValueError(f"model: unknown feature set {spec!r}; known: {', '.join(FEATURE_SETS)} "
-                     f"(or pass a FeatureSpec)")
+    from .hub import parse_spec
+
+    try:
+        parse_spec(spec)
+    except ValueError:
+        raise ValueError(f"model: {spec!r} is neither a feature set ({', '.join(FEATURE_SETS)}) "
+                         "nor a model spec (preset, folder or hub id 'org/name[@revision]')") from None
+    return FeatureSpec(spec, pooling="auto")
+
+
+def resolve_spec(spec: FeatureSpec, *, cache=None) -> tuple[FeatureSpec, Path, str]:
+    """``(spec with its pooling resolved, model folder, weights digest)``.
+
+    Presets of :data:`w2s_theory.models.REGISTRY` keep their folder and weights sha256
+    (so existing cache keys stay); folders and hub ids go through
+    :func:`w2s_theory.hub.resolve_model` (digest: the folder's weights sha256 or the hub
+    commit). ``pooling="auto"`` becomes :func:`w2s_theory.hub.default_pooling` of the
+    model's config.
+    """
+    from . import models
+
+    if spec.model in models.REGISTRY:
+        folder = models.model_dir(spec.model, cache=cache)
+        digest = models.weights_sha256(spec.model, cache=cache)
+    else:
+        from .hub import resolve_model
+
+        r = resolve_model(spec.model)
+        folder, digest = r.path, r.digest
+    if spec.pooling == "auto":
+        if spec.model == "wordllama":
+            pooling = "mean"
+        else:
+            from transformers import AutoConfig
+
+            from .hub import default_pooling
+
+            pooling = default_pooling(AutoConfig.from_pretrained(str(folder)))
+        spec = replace(spec, pooling=pooling)
+    return spec, Path(folder), digest
 
 
 def feature_set_name(spec: FeatureSpec) -> str:
@@ -265,7 +316,9 @@ def pool_hidden(hidden, mask, pooling: str = "mean"):
         if h.device.type == "cpu" and bool((j < 0).any()):  # no device sync on CUDA
             raise ValueError("mask: a row has no real token")
         return h[torch.arange(h.shape[0], device=h.device), j.clamp_min(0)]
-    raise ValueError(f"pooling: must be 'mean' or 'last', got {pooling!r}")
+    if pooling == "cls":
+        return h[:, 0]
+    raise ValueError(f"pooling: must be 'mean', 'last' or 'cls', got {pooling!r}")
 
 
 @contextlib.contextmanager
@@ -479,10 +532,17 @@ def extract(spec: str | FeatureSpec, texts: Sequence[str], *, device: Any = "aut
 
     dev = models.resolve_device(device)
     dtype = models.resolve_dtype(spec.dtype, dev)
-    folder = models.model_dir(spec.model, cache=cache)
-    tokenizer = models.load_tokenizer(spec.model, cache=cache)
+    if spec.model in models.REGISTRY:
+        folder = models.model_dir(spec.model, cache=cache)
+        src = spec.model
+    else:   # a folder or a hub id
+        spec, folder, _ = resolve_spec(spec, cache=cache)
+        src = folder
+    if spec.pooling == "auto":
+        spec = resolve_spec(spec, cache=cache)[0]
+    tokenizer = models.load_tokenizer(src, cache=cache)
     tokens = _tokens_cached(tokenizer, _tokenizer_digest(folder), texts, spec, tcache)
-    model = models.load_model(spec.model, device=dev, dtype=dtype, cache=cache)
+    model = models.load_model(src, device=dev, dtype=dtype, cache=cache)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     feats = embed_token_ids(model, tokens, layer=spec.layer, pooling=spec.pooling, device=dev,
                             max_tokens=max_tokens, pad_id=pad_id, progress=progress,
@@ -510,7 +570,10 @@ def cache_key(spec: FeatureSpec, weights: str, dataset: str, digest: str, dtype:
 def _entry_paths(root: Path, spec: FeatureSpec, dataset: str, key: dict) -> tuple[Path, Path]:
     h = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
-    d = root / "features" / feature_set_name(spec) / safe
+    # hub ids ("org/name@rev") and folders become one path component
+    name = "".join(c if c.isalnum() or c in "-_.@" else "--" if c == "/" else "_"
+                   for c in feature_set_name(spec)).strip("-.") or "model"
+    d = root / "features" / name / safe
     return d / f"{h}.npz", d / f"{h}.json"
 
 
@@ -569,8 +632,8 @@ def features_for_texts(spec: str | FeatureSpec, texts: Sequence[str], *, dataset
     root = cache_dir(cache)
     dtype = "float32" if spec.model == "wordllama" else str(
         models.resolve_dtype(spec.dtype, models.resolve_device(device))).replace("torch.", "")
-    key = cache_key(spec, models.weights_sha256(spec.model, cache=cache), dataset,
-                    text_digest(texts), dtype)
+    spec, _, weights = resolve_spec(spec, cache=cache)   # auto pooling resolved before the key
+    key = cache_key(spec, weights, dataset, text_digest(texts), dtype)
     npz, meta = _entry_paths(root, spec, dataset, key)
     if use_cache:
         x = _read_entry(npz, meta, key, len(texts))

@@ -76,6 +76,8 @@ __all__ = [
     "make_targets",
     "init_head_",
     "mean_pool",
+    "pool_tokens",
+    "resolve_pooling",
     "fp32_head",
     "loss_fn",
     "make_engine",
@@ -86,6 +88,8 @@ __all__ = [
 ]
 
 TASKS = ("pairwise", "binary")
+#: Pooling rules of the reward head (``auto``: by architecture, :func:`resolve_pooling`).
+POOLINGS = ("auto", "mean", "last", "cls")
 
 
 # ----------------------------------------------------------------------------- config
@@ -126,6 +130,10 @@ class FinetuneConfig:
         group_by_length: batches grouped by length in mega-batches of this many batches
             (:func:`batch_order`; 0 = off), as transformers' ``group_by_length``: the same
             examples per epoch with much less padding.
+        pooling: what the reward head reads: ``mean`` over real tokens, the ``last`` real
+            token (right or left padding, from the attention mask), ``cls`` (the first token)
+            or ``auto``: ``last`` for decoders (GPT-2, Llama, Qwen2, Pythia: decoder reward
+            models read the last token), ``mean`` for encoders (:func:`resolve_pooling`).
 
     Examples:
         >>> from w2s_theory.finetune import FinetuneConfig
@@ -164,6 +172,7 @@ class FinetuneConfig:
     checkpoint_every: int = 0
     eval_batch_size: int = 64
     group_by_length: int = 0
+    pooling: str = "auto"
 
     def __post_init__(self):
         check_loss_name(self.loss)
@@ -175,6 +184,8 @@ class FinetuneConfig:
             raise ValueError(f"schedule: 'cosine' or 'constant', got {self.schedule!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision: 'auto', 'fp32' or 'bf16', got {self.precision!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling: one of {POOLINGS}, got {self.pooling!r}")
         if not isinstance(self.group_by_length, int) or self.group_by_length < 0:
             raise ValueError(f"group_by_length: must be an integer >= 0, got {self.group_by_length!r}")
         for name in ("epochs", "batch_size", "grad_accum", "max_length", "eval_batch_size"):
@@ -223,6 +234,8 @@ class FinetuneConfig:
         d["betas"] = list(self.betas)
         if not self.group_by_length:   # absent when off, so earlier run keys stay valid
             d.pop("group_by_length")
+        if self.pooling == "auto":     # absent at its default (earlier run keys stay valid)
+            d.pop("pooling")
         return d
 
     @classmethod
@@ -432,27 +445,69 @@ def init_head_(head: nn.Linear, seed: int, std: float) -> nn.Linear:
     return head
 
 
+def resolve_pooling(pooling: str, config) -> str:
+    """``auto`` -> ``last`` for decoders, ``mean`` for encoders (:func:`w2s_theory.hub.default_pooling`);
+    any other rule as given.
+
+    Example:
+        >>> from transformers import BertConfig, GPT2Config
+        >>> resolve_pooling("auto", BertConfig()), resolve_pooling("auto", GPT2Config())
+        ('mean', 'last')
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling: one of {POOLINGS}, got {pooling!r}")
+    if pooling != "auto":
+        return pooling
+    from .hub import default_pooling
+
+    return default_pooling(config)
+
+
+def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """``mean`` (:func:`mean_pool`), ``last`` real token or ``cls`` (first token) of
+    ``hidden`` ``(..., L, H)`` under ``mask`` ``(..., L)``; the last real token is read from
+    the mask, so right and left padding both work."""
+    if pooling == "mean":
+        return mean_pool(hidden, mask)
+    if pooling == "cls":
+        return hidden[..., 0, :]
+    if pooling != "last":
+        raise ValueError(f"pooling: 'mean', 'last' or 'cls', got {pooling!r}")
+    L = mask.shape[-1]
+    pos = torch.arange(L, device=mask.device).expand_as(mask)
+    last = torch.where(mask.bool(), pos, torch.zeros_like(pos)).amax(-1)      # (...,)
+    idx = last[..., None, None].expand(*last.shape, 1, hidden.shape[-1])
+    return torch.gather(hidden, -2, idx).squeeze(-2)
+
+
 class RewardModel(nn.Module):
-    """Backbone + linear head on the mean-pooled last hidden state: ``r(x)``, shape ``(n,)``.
+    """Backbone + linear head on the pooled last hidden state: ``r(x)``, shape ``(n,)``.
 
     Args:
         backbone: a transformers encoder/decoder (``AutoModel``) returning ``last_hidden_state``.
         seed, head_init_std: the head's init (:func:`init_head_`).
+        pooling: ``mean`` (default), ``last``, ``cls`` or ``auto`` (:func:`resolve_pooling`).
     """
 
-    def __init__(self, backbone: nn.Module, *, seed: int = 0, head_init_std: float = 0.02):
+    def __init__(self, backbone: nn.Module, *, seed: int = 0, head_init_std: float = 0.02,
+                 pooling: str = "mean"):
         super().__init__()
         self.backbone = backbone
+        self.pooling = resolve_pooling(pooling, backbone.config)
         hidden = int(backbone.config.hidden_size)
         self.head = init_head_(nn.Linear(hidden, 1), seed, head_init_std)
 
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Mean-pooled features ``(n, H)``."""
-        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
-        return mean_pool(out.last_hidden_state, attention_mask)
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+              backbone_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled features ``(n, H)`` (``backbone_mask``: a 4-D mask given to the backbone
+        instead of ``attention_mask``, used by the stacked ensemble)."""
+        m = attention_mask if backbone_mask is None else backbone_mask
+        out = self.backbone(input_ids=input_ids, attention_mask=m)
+        return pool_tokens(out.last_hidden_state, attention_mask, self.pooling)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        pooled = self.embed(input_ids, attention_mask)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                backbone_mask: torch.Tensor | None = None) -> torch.Tensor:
+        pooled = self.embed(input_ids, attention_mask, backbone_mask)
         return fp32_head(self.head, pooled)
 
 
@@ -473,7 +528,8 @@ def load_backbone(path: str | os.PathLike, *, dropout: float = 0.0):
 
     config = AutoConfig.from_pretrained(path, local_files_only=True)
     for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout",
-                 "attention_dropout", "activation_dropout"):
+                 "attention_dropout", "activation_dropout", "resid_pdrop", "embd_pdrop",
+                 "attn_pdrop", "hidden_dropout"):
         if hasattr(config, name):
             setattr(config, name, float(dropout))
     from transformers.utils import logging as hf_logging
@@ -504,7 +560,8 @@ def build_model(path_or_backbone, cfg: FinetuneConfig) -> RewardModel:
         backbone = copy.deepcopy(path_or_backbone)
     else:
         backbone = load_backbone(path_or_backbone, dropout=cfg.dropout)
-    return RewardModel(backbone, seed=cfg.seed, head_init_std=cfg.head_init_std)
+    return RewardModel(backbone, seed=cfg.seed, head_init_std=cfg.head_init_std,
+                       pooling=cfg.pooling)
 
 
 # ----------------------------------------------------------------------------- protocol pieces

@@ -24,6 +24,7 @@ reward models read the last token) and ``mean`` for encoders.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -78,6 +79,14 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
 
 def _folder_digest(path: Path) -> str:
     files = sorted(p for pat in ("*.safetensors", "*.bin", "*.gguf") for p in path.glob(pat))
+    stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in (*files, path / "config.json") if p.is_file())
+    return _hash_files(Path(path), tuple(files), stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _hash_files(path: Path, files: tuple, _stamp: tuple) -> str:
+    """sha256 of the weight files (memoised per file sizes and mtimes: hashed once per process)."""
     h = hashlib.sha256()
     for p in files:
         h.update(p.name.encode())

@@ -39,7 +39,8 @@ import numpy as np
 from .data import SPLITS, LabelledTexts, PreferencePairs, text_digest
 
 __all__ = ["split_indices", "from_split_files", "from_hh_rlhf_hub", "from_table",
-           "is_single_turn", "DEFAULT_SIZES"]
+           "is_single_turn", "DEFAULT_SIZES", "SOURCE_KINDS", "check_source", "load_source",
+           "source_task", "source_name", "describe_source", "feature_tag"]
 
 #: The paper's split sizes (train_gt, train_w2s, test).
 DEFAULT_SIZES = (4000, 4000, 4000)
@@ -356,3 +357,132 @@ def from_table(data: Any, *, task: str = "preference",
         ii = idx[s]
         out[s] = LabelledTexts([str(cols["text"][i]) for i in ii], lab[ii].astype(np.int64), s, src)
     return out
+
+
+# ----------------------------------------------------------------------------- config specs
+#: The source kinds a config's ``source`` table may name, with their allowed keys.
+SOURCE_KINDS: dict[str, tuple[str, ...]] = {
+    "hh_rlhf": ("kind", "subset", "root", "name"),
+    "split_files": ("kind", "root", "name", "naming", "columns", "verify"),
+    "hh_rlhf_hub": ("kind", "path", "data_dir", "sizes", "seed", "single_turn", "revision",
+                    "cache_dir", "name"),
+    "table": ("kind", "data", "task", "columns", "sizes", "seed", "split_column", "name"),
+}
+
+
+def check_source(spec: Mapping, where: str = "source") -> dict:
+    """Validate a config's source table (no I/O) and return it as a plain, canonical dict.
+
+    ``kind`` is one of :data:`SOURCE_KINDS`: ``hh_rlhf`` (the local 4K/4K/4K layout:
+    ``subset``, ``root``), ``split_files`` (:func:`from_split_files`), ``hh_rlhf_hub``
+    (:func:`from_hh_rlhf_hub`) or ``table`` (:func:`from_table`); the other keys are that
+    function's arguments.
+
+    Example:
+        >>> check_source({"kind": "hh_rlhf_hub", "sizes": [8, 8, 8]})["sizes"]
+        [8, 8, 8]
+    """
+    from .config import check_keys
+
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{where}: a table with a 'kind' key, got {spec!r}")
+    kind = spec.get("kind")
+    if kind not in SOURCE_KINDS:
+        raise ValueError(f"{where}.kind: one of {list(SOURCE_KINDS)}, got {kind!r}")
+    d = {k: (list(v) if isinstance(v, tuple) else dict(v) if isinstance(v, Mapping) else v)
+         for k, v in spec.items()}
+    check_keys(d, SOURCE_KINDS[kind], f"[{where}]")
+    if kind == "split_files" and not (d.get("root") and d.get("name")):
+        raise ValueError(f"{where}: kind 'split_files' needs 'root' and 'name'")
+    if kind == "table":
+        if not d.get("data"):
+            raise ValueError(f"{where}: kind 'table' needs 'data' (a .jsonl/.csv/.parquet file)")
+        if d.get("task", "preference") not in ("preference", "classification"):
+            raise ValueError(f"{where}.task: 'preference' or 'classification', got {d['task']!r}")
+        if d.get("sizes") is None and d.get("split_column") is None:
+            raise ValueError(f"{where}: kind 'table' needs 'sizes' or 'split_column'")
+    if kind == "hh_rlhf" and d.get("subset", "harmless") not in ("harmless", "helpful"):
+        raise ValueError(f"{where}.subset: 'harmless' or 'helpful', got {d['subset']!r}")
+    if d.get("sizes") is not None:
+        s = d["sizes"]
+        if not (isinstance(s, list) and len(s) == 3 and all(isinstance(v, int) and v > 0 for v in s)):
+            raise ValueError(f"{where}.sizes: three positive integers (train_gt, train_w2s, test), "
+                             f"got {s!r}")
+    return d
+
+
+def source_task(spec: Mapping) -> str:
+    """``pairwise`` (preference pairs) or ``classification`` (labelled texts) of a source spec."""
+    return "classification" if spec.get("kind") == "table" and \
+        spec.get("task", "preference") == "classification" else "pairwise"
+
+
+def source_name(spec: Mapping) -> str:
+    """A short name of the source (its ``name`` key, else derived from its kind and place)."""
+    if spec.get("name"):
+        return str(spec["name"])
+    kind = spec["kind"]
+    if kind == "hh_rlhf":
+        return spec.get("subset", "harmless")
+    if kind == "hh_rlhf_hub":
+        return spec.get("data_dir", "harmless-base") or "all"
+    if kind == "table":
+        return Path(str(spec["data"])).stem
+    return str(spec.get("name"))
+
+
+def describe_source(spec: Mapping) -> str:
+    """One line saying where a source's data come from (for ``--dry-run``; no I/O).
+
+    Example:
+        >>> describe_source({"kind": "hh_rlhf_hub", "sizes": [4000, 4000, 4000]})
+        'Anthropic/hh-rlhf (hub form, data_dir harmless-base, seeded split 4000/4000/4000, seed 0)'
+    """
+    kind = spec["kind"]
+    if kind == "hh_rlhf":
+        return (f"HH-RLHF local 4K/4K/4K layout, subset {spec.get('subset', 'harmless')} "
+                f"({spec.get('root') or 'default root'})")
+    if kind == "split_files":
+        naming = spec.get("naming", "folder")
+        return (f"split files {spec['root']}/{spec['name']}"
+                f"{'/<split>.jsonl' if naming == 'folder' else '_<split>.jsonl'}")
+    if kind == "hh_rlhf_hub":
+        sizes = "/".join(str(v) for v in spec.get("sizes", DEFAULT_SIZES))
+        turn = ", single-turn only" if spec.get("single_turn") else ""
+        return (f"{spec.get('path', 'Anthropic/hh-rlhf')} (hub form, data_dir "
+                f"{spec.get('data_dir', 'harmless-base')}, seeded split {sizes}, seed "
+                f"{spec.get('seed', 0)}{turn})")
+    how = (f"split column {spec['split_column']!r}" if spec.get("split_column")
+           else "seeded split " + "/".join(str(v) for v in spec["sizes"]))
+    return f"table {spec['data']} ({spec.get('task', 'preference')}, {how})"
+
+
+def load_source(spec: Mapping, *, where: str = "source"):
+    """The three splits of a config's source table (see :func:`check_source`)."""
+    d = check_source(spec, where)
+    kind = d.pop("kind")
+    if kind != "split_files":
+        d.pop("name", None)     # a label; split_files' name is the subset folder / file prefix
+    if kind == "hh_rlhf":
+        from .data import load_hh_rlhf
+
+        return {sp: load_hh_rlhf(d.get("subset", "harmless"), sp, d.get("root")) for sp in SPLITS}
+    if kind == "split_files":
+        return from_split_files(d.pop("root"), d.pop("name"), **d)
+    if kind == "hh_rlhf_hub":
+        if "sizes" in d:
+            d["sizes"] = tuple(d["sizes"])
+        return from_hh_rlhf_hub(d.pop("data_dir", "harmless-base"), **d)
+    data = d.pop("data")
+    return from_table(data, name=source_name(spec), **d)
+
+
+def feature_tag(spec: Mapping, split: str) -> str:
+    """The ``dataset`` tag under which a source split's LM features are cached (the feature
+    cache key also holds the texts' digest, so two sources never share an entry).
+
+    Example:
+        >>> feature_tag({"kind": "table", "data": "x/reviews.csv", "sizes": [1, 1, 1]}, "test")
+        'source-table-reviews-test'
+    """
+    return f"source-{spec['kind']}-{source_name(spec)}-{split}"

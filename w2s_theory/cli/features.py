@@ -9,7 +9,6 @@ device, the model (installed weights or prebuilt features) and the data files
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -42,7 +41,9 @@ def parser() -> Parser:
     sub.add_parser("info", parents=[common], help="installed models, prebuilt features, cache")
     e = sub.add_parser("extract", parents=[common], help="compute + cache features (prebuilt first)")
     e.add_argument("--config", default=None, help="TOML file with ExtractConfig fields")
-    e.add_argument("--model", default="all-MiniLM-L6-v2", choices=sorted(F.FEATURE_SETS))
+    e.add_argument("--model", default="all-MiniLM-L6-v2",
+                   help=f"a feature set ({', '.join(F.FEATURE_SETS)}), a model preset, a local "
+                        "folder or a hub id org/name[@revision]")
     e.add_argument("--data", default="hh_rlhf", choices=["hh_rlhf", "vader"])
     e.add_argument("--subset", action="append", choices=D.SUBSETS)
     e.add_argument("--split", action="append", choices=D.SPLITS)
@@ -78,7 +79,6 @@ def extract_config(args) -> pipeline.ExtractConfig:
 @command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.cmd == "info":
         print("\n".join(pipeline.info(args.features_dir, args.cache)))
     elif args.cmd == "extract":

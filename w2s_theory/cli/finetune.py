@@ -9,7 +9,6 @@ Multi-GPU / multi-node: ``accelerate launch -m w2s_theory.cli finetune --config 
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import replace
 
@@ -41,7 +40,8 @@ def parser() -> Parser:
     p.add_argument("--time-limit", type=float, default=None,
                    help="seconds after which no new run/group starts")
     p.add_argument("--dry-run", action="store_true",
-                   help="list the planned runs and the missing models, and exit")
+                   help="print the plan (models, data, runs, training tokens; loads nothing) and the "
+                        "missing models, and exit (2 if the run could not start)")
     add_quiet(p)
     return p
 
@@ -79,8 +79,6 @@ def plan_lines(cfg: pipeline.FinetuneSweepConfig) -> list[str]:
 @command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
         cfg = load(args)
     except BAD_CONFIG as exc:
@@ -88,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     check_device(cfg.run.device)
     pre = preflight.finetune(cfg)
     if args.dry_run:
-        print("\n".join(plan_lines(cfg) + pre.lines()))
+        print("\n".join(pipeline.plan_lines(cfg) + plan_lines(cfg) + pre.lines()))
         return 0 if pre.ok else preflight_error(PROG, pre)
     if not pre.ok:
         return preflight_error(PROG, pre)

@@ -39,8 +39,8 @@ __all__ = ["ExtractConfig", "run", "info", "fetch_vader", "dir_size", "prepare_g
 class ExtractConfig:
     """What ``features extract`` computes (TOML keys = field names)."""
 
-    model: str = "all-MiniLM-L6-v2"
-    data: str = "hh_rlhf"                      # "hh_rlhf" or "vader"
+    model: str = "all-MiniLM-L6-v2"            # a feature set, preset, folder or hub id
+    data: str = "hh_rlhf"                      # "hh_rlhf", "vader" or "source"
     subsets: tuple[str, ...] = D.SUBSETS
     splits: tuple[str, ...] = D.SPLITS
     device: str = "auto"
@@ -48,11 +48,21 @@ class ExtractConfig:
     data_dir: str | None = None
     vader_seed: int = 0
     max_tokens: int | None = None
+    source: dict | None = None                 # data = "source": a [features.source] table
 
     def __post_init__(self):
         F.feature_spec(self.model)
-        if self.data not in ("hh_rlhf", "vader"):
-            raise ValueError(f"data: must be 'hh_rlhf' or 'vader', got {self.data!r}")
+        if self.source is not None and self.data == "hh_rlhf":
+            object.__setattr__(self, "data", "source")
+        if self.data not in ("hh_rlhf", "vader", "source"):
+            raise ValueError(f"data: must be 'hh_rlhf', 'vader' or 'source', got {self.data!r}")
+        if self.data == "source":
+            from ..sources import check_source
+
+            if self.source is None:
+                raise ValueError("source: data = 'source' needs a [features.source] table "
+                                 "(kind = 'hh_rlhf_hub' | 'split_files' | 'table' | 'hh_rlhf')")
+            object.__setattr__(self, "source", check_source(self.source, "features.source"))
         for s in self.subsets:
             if s not in D.SUBSETS:
                 raise ValueError(f"subsets: unknown subset {s!r}; known {D.SUBSETS}")
@@ -112,7 +122,20 @@ def run(cfg: ExtractConfig, *, features_dir=None, log: Callable[[str], None] = p
 
     t0 = time.perf_counter()
     shapes = {}
-    if cfg.data == "hh_rlhf":
+    if cfg.data == "source":
+        from ..sources import feature_tag, load_source, source_name
+
+        data = load_source(cfg.source, where="features.source")
+        name = source_name(cfg.source)
+        for split in cfg.splits:
+            t = time.perf_counter()
+            d = data[split]
+            texts = list(d.chosen) + list(d.rejected) if hasattr(d, "chosen") else list(d.texts)
+            x = F.features_for_texts(cfg.model, texts, dataset=feature_tag(cfg.source, split),
+                                     cache=cfg.cache, device=cfg.device, max_tokens=cfg.max_tokens)
+            shapes[(name, split)] = x.shape
+            log(f"{cfg.model} {name}/{split}: {x.shape} ({time.perf_counter() - t:.1f} s)")
+    elif cfg.data == "hh_rlhf":
         for subset in cfg.subsets:
             for split in cfg.splits:
                 t = time.perf_counter()

@@ -57,7 +57,8 @@ __all__ = [
     "DataConfig", "WeakConfig", "SweepSpec", "RunOptions", "FinetuneSweepConfig",
     "Bundle", "RunSpec", "PredStore", "PredStoreWarning", "build_bundle", "save_bundle", "load_bundle",
     "fit_weak_head", "plan_runs", "execute", "make_row", "rows_from_store", "run",
-    "resolve_model_dir", "select_lr", "LrSelect", "PROVENANCE_COLUMNS",
+    "resolve_model_dir", "select_lr", "LrSelect", "PROVENANCE_COLUMNS", "plan_lines", "preflight",
+    "weak_finetune_config",
 ]
 
 #: Bump when the protocol changes the numbers (part of every run key).
@@ -104,6 +105,12 @@ class DataConfig:
             (the data's README: the split with ground truth, shared with the weak model) or
             ``train_w2s`` (the student's pairs with their true labels; the default of
             configs written before ``train_gt`` ceilings existed).
+        source: any other data (a ``[data.source]`` table, :func:`w2s_theory.sources.check_source`):
+            ``kind = "hh_rlhf_hub"`` (``Anthropic/hh-rlhf`` in its hub form, or a local folder
+            in that layout), ``"split_files"`` (e.g. the authors' CAI-Harmless files),
+            ``"table"`` (any JSONL / CSV / Parquet with a column mapping: preference pairs,
+            or two-class classification, trained as ``task = "binary"``) or ``"hh_rlhf"``.
+            ``None`` (the default): the local 4K/4K/4K HH-RLHF layout, subset ``subset``.
     """
 
     subset: str = "harmless"
@@ -112,8 +119,13 @@ class DataConfig:
     slot_seed: int = 0
     root: str | None = None
     ceiling_split: str = "train_w2s"
+    source: dict | None = None
 
     def __post_init__(self):
+        if self.source is not None:
+            from ..sources import check_source
+
+            object.__setattr__(self, "source", check_source(self.source, "data.source"))
         if self.subset not in ("harmless", "helpful"):
             raise ValueError(f"data.subset: 'harmless' or 'helpful', got {self.subset!r}")
         if self.ceiling_split not in ("train_gt", "train_w2s"):
@@ -126,19 +138,33 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class WeakConfig:
-    """The weak supervisor: a logistic BT head on a weak rung's features.
+    """The weak supervisor: a logistic BT head on a weak model's features, or a fine-tuned LM.
 
     Attributes:
-        model: a feature set of :data:`w2s_theory.features.FEATURE_SETS` (default wordllama).
+        model: a feature set of :data:`w2s_theory.features.FEATURE_SETS` (default wordllama),
+            a model preset, a local folder or a hub id ``org/name[@revision]``.
         l2_grid: candidate L2 weights (on standardised features); one value = no search.
         folds: cross-validation folds on ``train_gt`` to pick the L2 weight.
+        kind: ``features`` (a logistic head on the model's frozen features) or ``finetune``
+            (the paper's weak model: ``model`` fully fine-tuned as a reward model on
+            ``train_gt`` ground truth with ``[train]``'s protocol and forward CE; its
+            predictions are cached next to the result table).
+        seed: the weak fine-tuning run's seed (``kind = "finetune"``).
+        lr: its learning rate (default ``[train] lr``).
     """
 
     model: str = "wordllama"
     l2_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
     folds: int = 4
+    kind: str = "features"
+    seed: int = 0
+    lr: float | None = None
 
     def __post_init__(self):
+        if self.kind not in ("features", "finetune"):
+            raise ValueError(f"weak.kind: 'features' or 'finetune', got {self.kind!r}")
+        if self.lr is not None and not float(self.lr) > 0:
+            raise ValueError(f"weak.lr: must be > 0, got {self.lr!r}")
         if not self.l2_grid or any(float(v) < 0 for v in self.l2_grid):
             raise ValueError(f"weak.l2_grid: need non-negative values, got {self.l2_grid!r}")
         if not isinstance(self.folds, int) or self.folds < 2:
@@ -289,6 +315,12 @@ class FinetuneSweepConfig:
             raise ValueError("train: must be a FinetuneConfig")
         if not self.name or not isinstance(self.name, str):
             raise ValueError(f"name: must be a non-empty string, got {self.name!r}")
+        if self.data.source is not None:
+            from ..sources import source_task
+
+            want = "binary" if source_task(self.data.source) == "classification" else "pairwise"
+            if self.train.task != want:   # labelled texts train one reward per text
+                object.__setattr__(self, "train", self.train.replace(task=want))
         self.head_only_train()  # validates the overrides
 
     def head_only_train(self):
@@ -378,11 +410,13 @@ def _pair_diff(f: dict, labels: np.ndarray) -> np.ndarray:
 
 
 def fit_weak_head(diff_gt: np.ndarray, labels_gt: np.ndarray, l2_grid: Sequence[float],
-                  folds: int = 4, seed: int = 0):
+                  folds: int = 4, seed: int = 0, symmetric: bool = True):
     """Bradley--Terry logistic head on pair differences, L2 by k-fold CV; returns ``(head, l2, cv)``.
 
     The data are symmetrised: ``(d, y)`` and ``(-d, 1 - y)``, so the fitted intercept
     is 0 and ``P(A > B) = 1 - P(B > A)`` exactly (up to the solver's tolerance).
+    ``symmetric=False``: a plain logistic head with its intercept (labelled texts: ``d``
+    are the texts' features).
     ``cv`` maps each L2 weight to its mean held-out log-loss.
 
     Examples:
@@ -399,6 +433,8 @@ def fit_weak_head(diff_gt: np.ndarray, labels_gt: np.ndarray, l2_grid: Sequence[
     y = np.asarray(labels_gt, dtype=np.float64)
 
     def fit(dd, yy, l2):
+        if not symmetric:
+            return fit_softmax_head(dd, yy, loss="forward_ce", l2=float(l2))
         return fit_softmax_head(np.vstack([dd, -dd]), np.concatenate([yy, 1 - yy]),
                                 loss="forward_ce", l2=float(l2))
 
@@ -434,64 +470,226 @@ def _weak_features(model: str, subset: str, split: str, n: int, pairs, root) -> 
     return {"chosen": x[:n], "rejected": x[n:]}
 
 
-def build_bundle(cfg: FinetuneSweepConfig, *, progress: bool = True) -> Bundle:
-    """Load the data, fit the weak supervisor, tokenise for the strong model (CPU, minutes at most)."""
+def _is_preset(name: str) -> bool:
+    from ..features import FEATURE_SETS
+    from ..models import REGISTRY
+
+    return name in REGISTRY or name in FEATURE_SETS
+
+
+def _load_splits(cfg: FinetuneSweepConfig):
+    """``(pairs or labelled texts per split, subset name, {split: rows used})``."""
+    from ..config import ConfigError
+    from ..data import N_ROWS, load_hh_rlhf
+
+    dc = cfg.data
+    if dc.source is None:
+        ntr, nte = dc.n_train or N_ROWS, dc.n_test or N_ROWS
+        pairs = {sp: load_hh_rlhf(dc.subset, sp, dc.root) for sp in ("train_gt", "train_w2s", "test")}
+        return pairs, dc.subset, {"train_gt": ntr, "train_w2s": ntr, "test": nte}
+    from ..sources import load_source, source_name
+
+    try:
+        data = load_source(dc.source, where="data.source")
+    except (ValueError, OSError, ImportError) as exc:   # before any training: exit 2, one line
+        raise ConfigError(f"data.source: {exc}") from None
+    want = {"train_gt": dc.n_train, "train_w2s": dc.n_train, "test": dc.n_test}
+    ns = {}
+    for sp, v in want.items():
+        have = len(data[sp])
+        if v > have:
+            raise ConfigError(f"data.{'n_test' if sp == 'test' else 'n_train'}: {v} rows asked, "
+                              f"the source's {sp} split has {have}")
+        ns[sp] = v or have
+    if hasattr(data["test"], "labels"):
+        k = int(max(int(np.max(d.labels)) for d in data.values())) + 1
+        if k > 2:
+            raise ConfigError(f"data.source: {k} classes; the fine-tuning pipeline trains a scalar "
+                              "reward head (two classes, labels 0/1). The real pipeline takes k classes.")
+    return data, source_name(dc.source), ns
+
+
+def _items(data, sp: str, n: int, seed: int):
+    """``(texts per slot, labels)`` of the first ``n`` rows: pairs in slot order, or texts."""
+    if hasattr(data, "chosen"):
+        a, b, lab = _slots(data, seed, n)
+        return (list(a), list(b)), np.asarray(lab)
+    return (list(data.texts[:n]),), np.asarray(data.labels[:n]).astype(np.int64)
+
+
+def _weak_features_source(cfg: FinetuneSweepConfig, sp: str, data, items, n: int) -> np.ndarray:
+    """The weak head's design on a source split: pair differences in slot order, or features."""
+    from ..features import features_for_texts
+    from ..sources import feature_tag
+
+    tag = feature_tag(cfg.data.source, sp)
+    if hasattr(data, "chosen"):
+        x = features_for_texts(cfg.weak.model, list(data.chosen[:n]) + list(data.rejected[:n]),
+                               dataset=tag, progress=False)
+        return _pair_diff({"chosen": x[:n], "rejected": x[n:]}, items[1])
+    return features_for_texts(cfg.weak.model, items[0][0], dataset=tag,
+                              progress=False).astype(np.float64)
+
+
+def weak_finetune_config(cfg: FinetuneSweepConfig):
+    """The weak model's fine-tuning run (``[weak] kind = "finetune"``): ``[train]`` with forward
+    CE on ``train_gt`` ground truth, the weak seed and lr."""
+    w = cfg.weak
+    return cfg.train.replace(loss="forward_ce", noise=0.0, confidence=False, seed=int(w.seed),
+                             head_only=False, checkpoint_every=0,
+                             **({"lr": float(w.lr)} if w.lr is not None else {}))
+
+
+def _weak_finetuned(cfg: FinetuneSweepConfig, items: dict, progress: bool,
+                    log: Callable[[str], None]) -> tuple[dict, dict]:
+    """``({split: P(label 1)}, record)`` of the weak LM fine-tuned on ``train_gt`` ground truth,
+    cached in ``<out>.weak.json`` under a key of the model's digest, the run config and the texts."""
     from transformers import AutoTokenizer
 
-    from ..data import N_ROWS, load_hh_rlhf
+    from ..atomic_io import atomic_write_text
+    from ..data import text_digest
+    from ..finetune import (
+        TextTask,
+        TokenizedTexts,
+        build_model,
+        load_backbone,
+        make_engine,
+        predict,
+        train,
+    )
+    from ..hub import resolve_model
+    from ..sweep import run_key
+
+    r = resolve_model(cfg.weak.model)
+    c = weak_finetune_config(cfg)
+    digests = {sp: text_digest([t for slot in items[sp][0] for t in slot]) for sp in items}
+    key = run_key({"protocol": PROTOCOL_VERSION, "weak": cfg.weak.model, "digest": r.digest,
+                   "cfg": c.to_dict(), "texts": digests,
+                   "labels": text_digest([str(v) for v in items["train_gt"][1].tolist()])})
+    path = cfg.out_path().with_suffix(".weak.json")
+    try:
+        cached = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        cached = {}
+    if key in cached:
+        rec = cached[key]
+        return {sp: np.asarray(v, dtype=np.float64) for sp, v in rec["probs"].items()}, rec
+    tok = AutoTokenizer.from_pretrained(str(r.path))
+    tasks = {sp: TextTask(tuple(TokenizedTexts.from_texts(tok, t) for t in items[sp][0]),
+                          items[sp][1].astype(np.int8)) for sp in items}
+    model = build_model(load_backbone(r.path, dropout=c.dropout), c)
+    eng = make_engine(c, use_accelerate=False, cpu=resolve_device(cfg.run.device).type == "cpu")
+    gt = tasks["train_gt"]
+    st = train(model, gt, gt.labels.astype(np.float64), c, engine=eng, progress=progress)
+    probs = {sp: predict(model, tasks[sp], c, engine=eng) for sp in tasks}
+    rec = {"probs": {sp: p.tolist() for sp, p in probs.items()}, "model": cfg.weak.model,
+           "digest": r.digest, "cfg": c.to_dict(), "train_wall_s": st.wall_s,
+           "tokens_per_s": st.tokens_per_s, "device": st.device}
+    if getattr(eng, "is_main_process", True):
+        atomic_write_text(path, json.dumps({**cached, key: rec}))
+    log(f"[finetune] weak model {cfg.weak.model} fine-tuned on {len(gt)} train_gt rows "
+        f"({st.wall_s:.1f} s)")
+    return probs, rec
+
+
+def build_bundle(cfg: FinetuneSweepConfig, *, progress: bool = True,
+                 log: Callable[[str], None] | None = None) -> Bundle:
+    """Load the data, fit the weak supervisor, tokenise for the strong model (CPU, minutes at most).
+
+    The data: the local HH-RLHF layout, or ``[data] source`` (:func:`w2s_theory.sources.load_source`).
+    The weak supervisor: a logistic head on the weak model's features (``[weak] kind =
+    "features"``), or the weak LM fine-tuned on ``train_gt`` (``kind = "finetune"``).
+    """
+    from transformers import AutoTokenizer
+
+    from ..data import text_digest
     from ..finetune import TextTask, TokenizedTexts
     from ..metrics import accuracy
 
+    log = log or (lambda *_: None)
     dc = cfg.data
-    ntr = dc.n_train or N_ROWS
-    nte = dc.n_test or N_ROWS
-    pairs = {sp: load_hh_rlhf(dc.subset, sp, dc.root) for sp in ("train_gt", "train_w2s", "test")}
-    ns = {"train_gt": ntr, "train_w2s": ntr, "test": nte}
-    slots = {sp: _slots(pairs[sp], dc.slot_seed + SPLIT_SLOT_OFFSET[sp], ns[sp]) for sp in pairs}
+    pairs, subset, ns = _load_splits(cfg)
+    ntr, nte = ns["train_w2s"], ns["test"]
+    binary = not hasattr(pairs["test"], "chosen")
+    items = {sp: _items(pairs[sp], sp, ns[sp], dc.slot_seed + SPLIT_SLOT_OFFSET[sp]) for sp in pairs}
+    labels = {sp: items[sp][1] for sp in items}
     t0 = time.perf_counter()
-    feats = {sp: _weak_features(cfg.weak.model, dc.subset, sp, ns[sp], pairs[sp], dc.root)
-             for sp in pairs}
-    diffs = {sp: _pair_diff({k: v[:ns[sp]] for k, v in feats[sp].items()}, slots[sp][2])
-             for sp in pairs}
-    head, l2, cv = fit_weak_head(diffs["train_gt"], slots["train_gt"][2], cfg.weak.l2_grid,
-                                 cfg.weak.folds, seed=dc.slot_seed)
-    weak = {sp: head.predict(diffs[sp]) for sp in ("train_w2s", "test")}
+    weak_rec = None
+    if cfg.weak.kind == "finetune":
+        probs, weak_rec = _weak_finetuned(cfg, items, progress, log)
+        l2, cv = None, {}
+        weak = {sp: probs[sp] for sp in ("train_w2s", "test")}
+        weak_gt = probs["train_gt"]
+    else:
+        if dc.source is None:
+            slots = {sp: (*items[sp][0], items[sp][1]) for sp in items}
+            feats = {sp: _weak_features(cfg.weak.model, dc.subset, sp, ns[sp], pairs[sp], dc.root)
+                     for sp in pairs}
+            diffs = {sp: _pair_diff({k: v[:ns[sp]] for k, v in feats[sp].items()}, slots[sp][2])
+                     for sp in pairs}
+        else:
+            diffs = {sp: _weak_features_source(cfg, sp, pairs[sp], items[sp], ns[sp]) for sp in pairs}
+        head, l2, cv = fit_weak_head(diffs["train_gt"], labels["train_gt"], cfg.weak.l2_grid,
+                                     cfg.weak.folds, seed=dc.slot_seed, symmetric=not binary)
+        weak = {sp: head.predict(diffs[sp]) for sp in ("train_w2s", "test")}
+        weak_gt = head.predict(diffs["train_gt"])
     weak_s = time.perf_counter() - t0
     mdir = resolve_model_dir(cfg.strong)
     tok = AutoTokenizer.from_pretrained(str(mdir), local_files_only=True)
     tasks = {}
     need_gt = dc.ceiling_split == "train_gt" or bool(cfg.lr_select.grid)
     for sp in (("train_gt",) if need_gt else ()) + ("train_w2s", "test"):
-        a, b, lab = slots[sp]
-        tasks[sp] = TextTask((TokenizedTexts.from_texts(tok, a), TokenizedTexts.from_texts(tok, b)),
-                             lab.astype(np.int8))
+        tasks[sp] = TextTask(tuple(TokenizedTexts.from_texts(tok, t) for t in items[sp][0]),
+                             labels[sp].astype(np.int8))
     meta = {
-        "protocol": PROTOCOL_VERSION, "subset": dc.subset, "n_train": ntr, "n_test": nte,
+        "protocol": PROTOCOL_VERSION, "subset": subset, "n_train": ntr, "n_test": nte,
         "slot_seeds": {sp: dc.slot_seed + SPLIT_SLOT_OFFSET[sp] for sp in pairs},
         "weak_model": cfg.weak.model, "weak_l2": l2, "weak_cv_logloss": {str(k): v for k, v in cv.items()},
-        "weak_acc_train_gt": accuracy(slots["train_gt"][2], head.predict(diffs["train_gt"])),
-        "weak_acc_train_w2s": accuracy(slots["train_w2s"][2], weak["train_w2s"]),
-        "weak_acc_test": accuracy(slots["test"][2], weak["test"]),
+        "weak_acc_train_gt": accuracy(labels["train_gt"], weak_gt),
+        "weak_acc_train_w2s": accuracy(labels["train_w2s"], weak["train_w2s"]),
+        "weak_acc_test": accuracy(labels["test"], weak["test"]),
         "weak_fit_s": round(weak_s, 3),
         "strong_model": cfg.strong,
-        "sources_sha256": {sp: pairs[sp].sha256 for sp in pairs},
+        "sources_sha256": {sp: getattr(pairs[sp], "sha256", None)
+                           or text_digest([t for slot in items[sp][0] for t in slot]) for sp in pairs},
         "prefix": list(tasks["test"].inputs[0].prefix), "suffix": list(tasks["test"].inputs[0].suffix),
         "pad_id": tasks["test"].inputs[0].pad_id,
     }
     if dc.ceiling_split != "train_w2s":   # old bundles (and their run keys) carry no such entry
         meta["ceiling_split"] = dc.ceiling_split
-    return Bundle(dc.subset, tasks["train_w2s"], tasks["test"], weak["train_w2s"], weak["test"],
+    # entries below exist only off the defaults, so the run keys of earlier sweeps stay
+    if dc.source is not None:
+        meta["source"] = dc.source
+        if dc.n_train == 0 and ns["train_gt"] != ns["train_w2s"]:
+            meta["n_train_gt"] = ns["train_gt"]
+    if weak_rec is not None:
+        meta["weak"] = {"kind": "finetune", "digest": weak_rec["digest"], "cfg": weak_rec["cfg"]}
+    elif not _is_preset(cfg.weak.model):
+        from ..features import feature_spec, resolve_spec
+
+        meta["weak_digest"] = resolve_spec(feature_spec(cfg.weak.model))[2]
+    if not _is_preset(cfg.strong):
+        from ..hub import resolve_model
+
+        meta["strong_digest"] = resolve_model(cfg.strong).digest
+    return Bundle(subset, tasks["train_w2s"], tasks["test"], weak["train_w2s"], weak["test"],
                   mdir, meta, gt=tasks.get("train_gt"))
 
 
 def resolve_model_dir(name_or_dir: str) -> Path:
-    """A folder as given, else the installed preset's folder (:func:`w2s_theory.models.model_dir`)."""
+    """The local folder of a model spec: a folder as given, an installed preset's folder
+    (:func:`w2s_theory.models.model_dir`) or a hub id's snapshot
+    (:func:`w2s_theory.hub.resolve_model`, through the hub cache)."""
     p = Path(name_or_dir).expanduser()
     if p.is_dir():
         return p
-    from ..models import model_dir
+    from ..models import REGISTRY, model_dir
 
-    return model_dir(name_or_dir)
+    if name_or_dir in REGISTRY:
+        return model_dir(name_or_dir)
+    from ..hub import resolve_model
+
+    return resolve_model(name_or_dir).path
 
 
 def _task_arrays(prefix: str, task) -> dict:
@@ -649,6 +847,10 @@ def plan_runs(cfg: FinetuneSweepConfig, bundle_meta: dict) -> list[RunSpec]:
                                                      "weak_model", "weak_l2")}}
     if bundle_meta.get("ceiling_split", "train_w2s") != "train_w2s":
         base["ceiling_split"] = bundle_meta["ceiling_split"]
+    # present only off the defaults (other data, a fine-tuned weak LM, hub / folder models)
+    for k in ("source", "n_train_gt", "weak", "weak_digest", "strong_digest"):
+        if k in bundle_meta:
+            base[k] = bundle_meta[k]
     s = cfg.sweep
     out: list[RunSpec] = []
     for regime in s.regimes:
@@ -788,6 +990,21 @@ class PredStore:
         np.savez(buf, keys=np.array(keys), records=np.array(json.dumps(self.records, sort_keys=True)),
                  logits=np.stack([self.logits[k] for k in keys]) if keys else np.zeros((0, 0), np.float32))
         atomic_write_bytes(self.path, buf.getvalue())
+
+
+class _InMemory:
+    """A prediction store's view for non-main processes: reads the file, never writes it."""
+
+    def __init__(self, inner: PredStore):
+        self._inner = inner
+
+    def has(self, key: str) -> bool:
+        return self._inner.has(key)
+
+    def add(self, items: dict) -> None:
+        for k, (z, rec) in items.items():
+            self._inner.logits[k] = np.asarray(z, dtype=np.float32)
+            self._inner.records[k] = rec
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -953,7 +1170,7 @@ def _execute(cfg, bundle, store, deadline, progress, log, engine) -> dict:
         hc = heads[0].cfg
         # one feature pass of the frozen pretrained backbone on the device ...
         feng = make_engine(hc, use_accelerate=False, cpu=dev.type == "cpu")
-        base = RewardModel(backbone, seed=0, head_init_std=hc.head_init_std)
+        base = RewardModel(backbone, seed=0, head_init_std=hc.head_init_std, pooling=hc.pooling)
         t0 = time.perf_counter()
         ftr = tuple(embed_texts(base, t, hc, engine=feng) for t in bundle.train.inputs)
         fte = tuple(embed_texts(base, t, hc, engine=feng) for t in bundle.test.inputs)
@@ -975,7 +1192,8 @@ def _execute(cfg, bundle, store, deadline, progress, log, engine) -> dict:
             for group in hgroups:
                 model, st = train_ensemble(backbone, task_of(group[0]), [targets(r) for r in group],
                                            [r.cfg for r in group], device=dev, progress=progress,
-                                           features=feats_of(group[0]), desc=f"heads x{len(group)}")
+                                           features=feats_of(group[0]), desc=f"heads x{len(group)}",
+                                           log=log)
                 probs = predict_heads(model, fte)
                 R = len(group)
                 store.add({spec.key: (_logit(probs[r]), _record(spec, {
@@ -996,7 +1214,8 @@ def _execute(cfg, bundle, store, deadline, progress, log, engine) -> dict:
                 if past_deadline():
                     summary["stopped"] = True
                     break
-                m = RewardModel(backbone, seed=spec.cfg.seed, head_init_std=spec.cfg.head_init_std)
+                m = RewardModel(backbone, seed=spec.cfg.seed, head_init_std=spec.cfg.head_init_std,
+                                pooling=spec.cfg.pooling)
                 st = train(m, task_of(spec), make_targets(targets(spec), spec.cfg), spec.cfg,
                            engine=heng, progress=False, features=feats_of(spec))
                 with torch.no_grad():
@@ -1030,7 +1249,7 @@ def _train_group(group: list[RunSpec], bundle: Bundle, backbone, targets, dev, d
         t0 = time.perf_counter()
         model, st = train_ensemble(backbone, task, [targets(r) for r in group], cfgs,
                                    device=dev, progress=progress, deadline=deadline,
-                                   desc=f"full x{len(group)}")
+                                   desc=f"full x{len(group)}", log=log)
         if st.stopped_early:
             log(f"deadline: dropped a group of {len(group)} full runs after {st.steps} steps")
             return None
@@ -1150,6 +1369,128 @@ def rows_from_store(store: PredStore, bundle_meta: dict, truth: np.ndarray, weak
     return rows
 
 
+# ============================================================================= plan
+def _spec_kind(name: str) -> str:
+    """``preset``, ``folder`` or ``hub id`` (+ whether the hub cache holds it); no download."""
+    if _is_preset(name):
+        from ..features import FEATURE_SETS
+        from ..models import REGISTRY, is_installed
+
+        m = FEATURE_SETS[name].model if name in FEATURE_SETS else name
+        return f"preset ({'installed' if m in REGISTRY and is_installed(m) else 'not installed'})"
+    if Path(name).expanduser().is_dir():
+        return "local folder"
+    from ..hub import parse_spec
+
+    repo, rev = parse_spec(name)
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(repo, "config.json", revision=rev)
+        where = "in the local hub cache" if isinstance(hit, str) else "not in the local hub cache"
+    except Exception:  # noqa: BLE001 - only a hint
+        where = "hub cache not checked"
+    return f"hub id, {where}"
+
+
+def plan_lines(cfg: FinetuneSweepConfig) -> list[str]:
+    """What a sweep would do, without loading a model or the data (``--dry-run``).
+
+    Models (and whether each is a preset, a folder or a hub id in the local cache), data,
+    the number of runs per regime and role, and an upper bound on the training tokens
+    (every text at ``max_length``; the real count is lower by the texts' length).
+
+    Example:
+        >>> lines = plan_lines(FinetuneSweepConfig(name="t", sweep=SweepSpec(seeds=(0,))))
+        >>> lines[0], lines[-2].split(":")[0]
+        ('t: 10 runs (full 5: 1 ceilings + 4 students; head_only 5: 1 ceilings + 4 students)', 'training tokens')
+    """
+    from ..data import N_ROWS
+    from ..sources import describe_source
+
+    dc, tr = cfg.data, cfg.train
+    runs = plan_runs(cfg, {"subset": dc.subset})
+    parts = []
+    for regime in cfg.sweep.regimes:
+        rr = [r for r in runs if r.regime == regime]
+        nc = sum(r.role == "ceiling" for r in rr)
+        parts.append(f"{regime} {len(rr)}: {nc} ceilings + {len(rr) - nc} students")
+    src = dc.source
+    sizes = (src or {}).get("sizes") or ([N_ROWS] * 3 if src is None or src["kind"] == "hh_rlhf"
+                                         else None)
+    n_w2s = dc.n_train or (sizes[1] if sizes else None)
+    n_gt = dc.n_train or (sizes[0] if sizes else None)
+    n_te = dc.n_test or (sizes[2] if sizes else None)
+    data = (describe_source(src) if src is not None else
+            f"HH-RLHF local 4K/4K/4K layout, subset {dc.subset} ({dc.root or 'default root'})")
+    texts = 1 if tr.task == "binary" else 2
+    weak = (f"{cfg.weak.model} [{_spec_kind(cfg.weak.model)}], fine-tuned on train_gt "
+            f"(forward CE, seed {cfg.weak.seed}, lr {weak_finetune_config(cfg).lr:g})"
+            if cfg.weak.kind == "finetune" else
+            f"{cfg.weak.model} [{_spec_kind(cfg.weak.model)}], logistic head on its features")
+    lines = [f"{cfg.name}: {len(runs)} runs ({'; '.join(parts)})",
+             f"  weak:   {weak}",
+             f"  strong: {cfg.strong} [{_spec_kind(cfg.strong)}], pooling {tr.pooling}",
+             f"  data:   {data}; rows train_gt {n_gt or 'all'} / train_w2s {n_w2s or 'all'} / "
+             f"test {n_te or 'all'}",
+             f"  train:  {tr.epochs} epoch(s), batch {tr.batch_size}, lr "
+             f"{'chosen from ' + str(list(cfg.lr_select.grid)) if cfg.lr_select.grid else f'{tr.lr:g}'}"
+             f", max length {tr.max_length}, precision {tr.precision}; losses "
+             f"{', '.join(cfg.sweep.losses)}; noise {', '.join(f'{a:g}' for a in cfg.sweep.noise)}; "
+             f"seeds {', '.join(map(str, cfg.sweep.seeds))}"]
+    n_full = sum(r.regime == "full" for r in runs)
+    if n_w2s and n_gt:
+        per = {"train_gt": n_gt, "train_w2s": n_w2s}
+        ceil_split = dc.ceiling_split
+        tok = sum(tr.epochs * (per[ceil_split] if r.role == "ceiling" else n_w2s) * texts
+                  for r in runs if r.regime == "full") * tr.max_length
+        if cfg.weak.kind == "finetune":
+            tok += tr.epochs * n_gt * texts * tr.max_length
+        if cfg.lr_select.grid:
+            tok += len(cfg.lr_select.grid) * tr.epochs * max(n_gt - cfg.lr_select.holdout, 0) \
+                * texts * tr.max_length
+        lines.append(f"training tokens: at most {tok:,} ({tok / 1e6:.0f}M; {n_full} full runs "
+                     f"x {tr.epochs} epoch(s) x {n_w2s} rows x {texts} text(s) x {tr.max_length} "
+                     "tokens, + the weak model and lr selection; shorter texts take fewer)")
+    else:
+        lines.append("training tokens: unknown until the data are read (sizes not in the config)")
+    lines.append(f"  out:    {cfg.out_path()}")
+    return lines
+
+
+def preflight(cfg: FinetuneSweepConfig) -> None:
+    """Check, before anything trains, that every model can be had (a preset installed, a folder
+    with ``config.json``, a hub id downloadable or in the local hub cache) and that the
+    default data folder exists; a :class:`~w2s_theory.config.ConfigError` says what to do."""
+    from ..config import ConfigError
+    from ..features import FEATURE_SETS
+    from ..models import REGISTRY, get_info, is_installed
+
+    def check(what: str, name: str) -> None:
+        m = FEATURE_SETS[name].model if name in FEATURE_SETS else name
+        if m in REGISTRY:
+            if not is_installed(m):
+                raise ConfigError(f"{what}: model preset {m!r} is not installed: run "
+                                  f"`{get_info(m).install}`")
+            return
+        from ..hub import resolve_model
+
+        try:
+            resolve_model(name)
+        except ValueError as exc:
+            raise ConfigError(f"{what}: {exc}") from None
+
+    check("strong", cfg.strong)
+    check("weak.model", cfg.weak.model)
+    if cfg.data.source is None:
+        from ..data import hh_rlhf_root
+
+        try:
+            hh_rlhf_root(cfg.data.root)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"data.root: {exc}") from None
+
+
 # ============================================================================= entry point
 def run(cfg: FinetuneSweepConfig, *, config_file: str = "", time_limit: float | None = None,
         progress: bool = True, log: Callable[[str], None] | None = None) -> dict:
@@ -1177,9 +1518,12 @@ def run(cfg: FinetuneSweepConfig, *, config_file: str = "", time_limit: float | 
     log = (log or print) if main_proc else (lambda *_: None)
     out = cfg.out_path()
     t0 = time.perf_counter()
-    bundle = build_bundle(cfg, progress=progress)
+    preflight(cfg)            # models and data reachable, before anything trains (exit 2 if not)
+    bundle = build_bundle(cfg, progress=progress, log=log)
+    l2 = bundle.meta["weak_l2"]
+    how_weak = "fine-tuned" if l2 is None else f"L2 {l2:g}"
     log(f"[finetune] {cfg.name}: {bundle.subset}, weak {bundle.meta['weak_model']} "
-        f"(L2 {bundle.meta['weak_l2']:g}, test acc {bundle.meta['weak_acc_test']:.4f}), strong "
+        f"({how_weak}, test acc {bundle.meta['weak_acc_test']:.4f}), strong "
         f"{cfg.strong}, {len(bundle.train)} train / {len(bundle.test)} test pairs "
         f"({time.perf_counter() - t0:.1f} s)")
     lr, _ = select_lr(cfg, bundle, out.with_suffix(".lr_select.json"), progress=progress, log=log,
@@ -1189,6 +1533,8 @@ def run(cfg: FinetuneSweepConfig, *, config_file: str = "", time_limit: float | 
         cfg = replace(cfg, train=cfg.train.replace(lr=lr))
     extra = {"config_file": str(config_file), "sweep": cfg.name, "lr_rule": cfg.lr_select.rule()}
     store = PredStore(out.with_suffix(".preds.npz"), n_test=len(bundle.test))
+    if not main_proc:     # only the main process writes the prediction store and the table
+        store = _InMemory(store)
     deadline = time.monotonic() + time_limit if time_limit else None
     table = ResultTable(out) if main_proc else None
 

@@ -136,28 +136,37 @@ def finetune(cfg) -> Preflight:
     """Models and data of a :class:`~w2s_theory.pipelines.finetune.FinetuneSweepConfig`."""
     from ..data import N_ROWS, SPLITS
     from ..features import FEATURE_SETS, unavailable_reason
-    from ..models import LADDER, REGISTRY, is_installed
 
     dc = cfg.data
-    res = Preflight(data=_hh_rlhf_files(dc.root, [dc.subset], SPLITS))
+    # another data source (hub form, split files, a table) is checked by its own loader,
+    # before any training, with the same error style
+    res = Preflight(data=_hh_rlhf_files(dc.root, [dc.subset], SPLITS)
+                    if getattr(dc, "source", None) is None else [])
     w = cfg.weak.model
-    # first-rows cuts are computed from the texts (the prebuilt files hold all 4000 rows)
-    cut = (dc.n_train or N_ROWS) != N_ROWS or (dc.n_test or N_ROWS) != N_ROWS
-    why = unavailable_reason(w, [dc.subset], SPLITS, texts=cut)
-    if why is not None:
-        res.missing.append(MissingModel(w, FEATURE_SETS[w].model if w in FEATURE_SETS else None,
-                                        why, ("the weak supervisor ([weak] model)",)))
-    s = cfg.strong
-    if not Path(s).expanduser().is_dir():
-        if s in REGISTRY:
-            if not is_installed(s):
-                res.missing.append(MissingModel(s, s, "its weights are not installed",
-                                                ("the strong student (strong)",)))
-        else:
-            res.missing.append(MissingModel(
-                s, None, f"neither a folder nor a preset of the ladder ({', '.join(LADDER)})",
-                ("the strong student (strong)",)))
+    if getattr(cfg.weak, "kind", "features") == "features":
+        # first-rows cuts are computed from the texts (the prebuilt files hold all 4000 rows)
+        cut = (dc.n_train or N_ROWS) != N_ROWS or (dc.n_test or N_ROWS) != N_ROWS
+        why = unavailable_reason(w, [dc.subset], SPLITS, texts=cut)
+        if why is not None:
+            res.missing.append(MissingModel(w, FEATURE_SETS[w].model if w in FEATURE_SETS else None,
+                                            why, ("the weak supervisor ([weak] model)",)))
+    else:
+        _check_lm(res, w, "the weak supervisor ([weak] model, fine-tuned)")
+    _check_lm(res, cfg.strong, "the strong student (strong)")
     return res
+
+
+def _check_lm(res: Preflight, name: str, role: str) -> None:
+    """A model to fine-tune: a local folder, an installed preset, or a hub id (``org/name``,
+    ``name@rev`` or a bare hub name): hub ids are resolved by the pipeline before any training
+    (through the Hugging Face cache, offline when ``HF_HUB_OFFLINE`` is set)."""
+    from ..models import REGISTRY, is_installed
+
+    if Path(name).expanduser().is_dir():
+        return
+    if name in REGISTRY:
+        if not is_installed(name):
+            res.missing.append(MissingModel(name, name, "its weights are not installed", (role,)))
 
 
 def extract(cfg, features_dir=None) -> Preflight:

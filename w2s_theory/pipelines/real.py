@@ -169,6 +169,11 @@ class RealConfig:
         data_root, features_root: HH-RLHF folder and prebuilt features folder (defaults of
             :mod:`w2s_theory.data` / :mod:`w2s_theory.features`).
         vader_seed: seed of the VADER 4K/4K/4K split (fixed across run seeds).
+        sources: data sets of the user's own, ``{name: source table}`` (TOML
+            ``[sources.NAME]``, :func:`w2s_theory.sources.check_source`): ``NAME`` may then be
+            listed in ``datasets``. Preference pairs train a Bradley--Terry head, a
+            two-class table a logistic head (as VADER). Models in ``pairs`` may be feature
+            sets, presets, local folders or hub ids (``org/name[@revision]``).
     """
 
     name: str
@@ -190,6 +195,7 @@ class RealConfig:
     data_root: str | None = None
     features_root: str | None = None
     vader_seed: int = 0
+    sources: dict = field(default_factory=dict)
 
     def __post_init__(self):
         from ..losses import check_loss_name
@@ -202,9 +208,15 @@ class RealConfig:
         if not self.name or not isinstance(self.name, str):
             raise ValueError(f"name: must be a non-empty string, got {self.name!r}")
         from ..datasets import dataset_spec
+        from ..sources import check_source
 
+        if not isinstance(self.sources, dict):
+            raise ValueError("sources: a table of [sources.NAME] tables")
+        object.__setattr__(self, "sources", {str(k): check_source(v, f"sources.{k}")
+                                             for k, v in self.sources.items()})
         for d in self.datasets:
-            dataset_spec(d)
+            if d not in self.sources:
+                dataset_spec(d)
         if not self.datasets:
             raise ValueError("datasets: need at least one")
         if not self.pairs:
@@ -343,6 +355,8 @@ def enumerate_runs(cfg: RealConfig) -> list[Run]:
                         for conf in cfg.confidence:
                             coords = {"dataset": ds, "weak": weak, "strong": strong,
                                       "noise": float(a), "loss": loss, "confidence": bool(conf)}
+                            if ds in cfg.sources:      # absent for registry data sets
+                                coords["source"] = cfg.sources[ds]
                             key = run_key({**base, **coords}, seed=int(seed))
                             out.append(Run(ds, weak, strong, int(seed), float(a), loss,
                                            bool(conf), key))
@@ -361,8 +375,12 @@ def derive_seed(seed: int, *tags) -> int:
 
 
 # ============================================================================= features
-def _pairwise(dataset: str) -> bool:
-    """Whether a registered data set is a preference-pair task (else binary labelled texts)."""
+def _pairwise(dataset: str, sources: dict | None = None) -> bool:
+    """Whether a data set is a preference-pair task (else binary labelled texts)."""
+    if sources and dataset in sources:
+        from ..sources import source_task
+
+        return source_task(sources[dataset]) == "pairwise"
     from ..datasets import dataset_spec
 
     return dataset_spec(dataset).task == "pairwise"
@@ -388,6 +406,28 @@ class FeatureBank:
         self.loader = loader
         self._base: dict = {}
         self._vader = None
+        self._sources: dict = {}
+
+    def _pairwise(self, dataset: str) -> bool:
+        return _pairwise(dataset, self.cfg.sources)
+
+    def source_splits(self, dataset: str) -> dict:
+        """The three splits of a ``[sources.NAME]`` data set (read once)."""
+        if dataset not in self._sources:
+            from ..config import ConfigError
+            from ..sources import load_source
+
+            try:
+                data = load_source(self.cfg.sources[dataset], where=f"sources.{dataset}")
+            except (ValueError, OSError, ImportError) as exc:
+                raise ConfigError(f"sources.{dataset}: {exc}") from None
+            if hasattr(data["test"], "labels"):
+                k = int(max(int(np.max(d.labels)) for d in data.values())) + 1
+                if k > 2:
+                    raise ConfigError(f"sources.{dataset}: {k} classes; the last-layer sweep "
+                                      "trains logistic (two-class) heads: labels must be 0/1")
+            self._sources[dataset] = data
+        return self._sources[dataset]
 
     # -- raw
     def _vader_splits(self):
@@ -407,7 +447,31 @@ class FeatureBank:
             return self._base[key]
         from ..data import SPLITS
 
-        if _pairwise(dataset):
+        if dataset in self.cfg.sources:
+            from ..features import features_for_texts
+            from ..sources import feature_tag
+
+            spec = self.cfg.sources[dataset]
+            data = self.source_splits(dataset)
+            h = {}
+            for sp in SPLITS:
+                d = data[sp]
+                texts = list(d.chosen) + list(d.rejected) if self._pairwise(dataset) else list(d.texts)
+                h[sp] = features_for_texts(model, texts, dataset=feature_tag(spec, sp),
+                                           progress=self.progress).astype(np.float64)
+            if self._pairwise(dataset):
+                n = {sp: len(data[sp]) for sp in SPLITS}
+                c, r = self._cut(h["train_gt"][:n["train_gt"]]), self._cut(h["train_gt"][n["train_gt"]:])
+                sd = np.concatenate([c, r]).std(axis=0)
+                sd = np.where(sd > 0, sd, 1.0)
+                out = {sp: (self._cut(h[sp][:n[sp]]) - self._cut(h[sp][n[sp]:])) / sd for sp in SPLITS}
+            else:
+                h = {sp: self._cut(v) for sp, v in h.items()}
+                mu, sd = h["train_gt"].mean(axis=0), h["train_gt"].std(axis=0)
+                sd = np.where(sd > 0, sd, 1.0)
+                out = {sp: np.hstack([(h[sp] - mu) / sd, np.ones((h[sp].shape[0], 1))])
+                       for sp in SPLITS}
+        elif self._pairwise(dataset):
             if self.loader is not None:
                 raw = {sp: self.loader(dataset, model, sp) for sp in SPLITS}
             else:
@@ -440,7 +504,7 @@ class FeatureBank:
 
     def signs(self, dataset: str, split: str, seed: int, n: int) -> np.ndarray:
         """Slot signs ``+-1`` of a split for a run seed (all ``+1`` for VADER)."""
-        if not _pairwise(dataset):
+        if not self._pairwise(dataset):
             return np.ones(n)
         from ..data import preference_slots
 
@@ -448,15 +512,20 @@ class FeatureBank:
 
     def labels(self, dataset: str, split: str, seed: int) -> np.ndarray:
         """Integer labels ``(n,)`` of a split under a run seed."""
-        if _pairwise(dataset):
-            n = self._n(dataset)
+        if self._pairwise(dataset):
+            n = self._n(dataset, split)
             return ((self.signs(dataset, split, seed, n) + 1) / 2).astype(np.int64)
+        if dataset in self.cfg.sources:
+            return self._cut(self.source_splits(dataset)[split].labels).astype(np.int64)
         return self._cut(self._vader_splits()[split].labels).astype(np.int64)
 
-    def _n(self, dataset: str) -> int:
+    def _n(self, dataset: str, split: str = "test") -> int:
         from ..data import N_ROWS
 
-        n = N_ROWS if _pairwise(dataset) else len(self._vader_splits()["test"].labels)
+        if dataset in self.cfg.sources:
+            n = len(self.source_splits(dataset)[split])
+        else:
+            n = N_ROWS if self._pairwise(dataset) else len(self._vader_splits()["test"].labels)
         return n if self.cfg.n_rows is None else min(n, self.cfg.n_rows)
 
     def rows(self, dataset: str, model: str, split: str, seed: int) -> np.ndarray:
@@ -732,8 +801,9 @@ def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
     from ..heads import fit_convex_head
     from ..metrics import accuracy, auroc
 
+    extra = {"source": cfg.sources[run.dataset]} if run.dataset in cfg.sources else {}
     key = _head_key(cfg, run.seed, role="convex", dataset=run.dataset, weak=run.weak,
-                    strong=run.strong, noise=run.noise)
+                    strong=run.strong, noise=run.noise, **extra)
     path = cache / f"{key}.json"
     g = cfg.gamma
     want_mis = cfg.convex.misspecified and "reverse_kl" in cfg.convex.divergences

@@ -1,0 +1,296 @@
+"""Any model, any data set through the pipelines: hub ids, sources, any-architecture ensembles.
+
+Tiny random GPT-2 / Qwen2 models live in a local Hugging Face hub cache (``conftest.py``)
+and are loaded by hub id with ``HF_HUB_OFFLINE=1``; the data are a few dozen pairs
+written in the ``Anthropic/hh-rlhf`` hub form and a small two-class CSV.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from w2s_theory.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# ----------------------------------------------------------------------------- ensembles
+def _gpt2_task(hub_cache, n=24):
+    from w2s_theory.finetune import TextTask, TokenizedTexts, load_backbone
+    from w2s_theory.hub import resolve_model
+
+    bb = load_backbone(resolve_model("tiny-org/tiny-gpt2", cache_dir=hub_cache).path)
+    rng = np.random.default_rng(0)
+
+    def texts():
+        lens = rng.integers(1, 10, n)
+        ids = rng.integers(3, 300, int(lens.sum()))
+        return TokenizedTexts(ids.astype(np.uint16), np.concatenate([[0], np.cumsum(lens)]), (), (), 0)
+
+    task = TextTask((texts(), texts()), rng.integers(0, 2, n).astype(np.int8))
+    return bb, task, rng.uniform(0.05, 0.95, n)
+
+
+@pytest.mark.parametrize("force_loop", [False, True])
+def test_ensemble_of_gpt2_runs_equals_one_by_one(hub_cache, offline, monkeypatch, force_loop):
+    """GPT-2 is not a BERT: its runs are stacked with vmap (or, when that cannot be done,
+    looped within each step); either way run r equals its own one-by-one run."""
+    from w2s_theory import ensemble as E
+    from w2s_theory.finetune import (
+        FinetuneConfig,
+        PlainEngine,
+        build_model,
+        make_targets,
+        predict,
+        train,
+    )
+
+    bb, task, weak = _gpt2_task(hub_cache)
+    if force_loop:
+        def broken(*a, **k):
+            raise RuntimeError("vmap: data-dependent control flow")
+        monkeypatch.setattr(E.StackedModels, "forward", broken)
+    cfgs = [FinetuneConfig(lr=1e-3, max_length=12, precision="fp32", batch_size=8, loss=loss,
+                           seed=seed, max_grad_norm=1.0)
+            for loss, seed in (("forward_ce", 0), ("reverse_kl", 1))]
+    logs = []
+    model, st = E.train_ensemble(bb, task, [weak] * 2, cfgs, device="cpu", progress=False,
+                                 log=logs.append)
+    assert isinstance(model, E.LoopedModels if force_loop else E.StackedModels)
+    assert "not a BERT-architecture encoder" in logs[0]
+    assert ("one at a time" in logs[-1]) == force_loop and st.steps == 3
+    pe = E.predict_ensemble(model, task, cfgs[0], device="cpu")
+    for r, c in enumerate(cfgs):
+        m = build_model(bb, c)
+        assert m.pooling == "last"                          # decoders read the last real token
+        train(m, task, make_targets(weak, c), c, engine=PlainEngine("cpu"), progress=False)
+        np.testing.assert_allclose(predict(m, task, c, engine=PlainEngine("cpu")), pe[r], atol=1e-5)
+
+
+def test_last_token_pooling_handles_left_and_right_padding():
+    from w2s_theory.finetune import pool_tokens
+
+    h = torch.arange(12.0).view(2, 3, 2)
+    m = torch.tensor([[1, 1, 0], [0, 1, 1]])
+    assert pool_tokens(h, m, "last").tolist() == [[2.0, 3.0], [10.0, 11.0]]
+    assert pool_tokens(h, m, "cls").tolist() == [[0.0, 1.0], [6.0, 7.0]]
+
+
+# ----------------------------------------------------------------------------- end to end
+def _dialogue(i, turns):
+    return "".join(f"\n\nHuman: w{(i + t) % 6 + 1} w{i % 5 + 1}\n\nAssistant: yes"
+                   for t in range(turns))
+
+
+@pytest.fixture()
+def hh_hub_form(tmp_path):
+    """A few dozen pairs in the hub layout of Anthropic/hh-rlhf (gzipped JSONL per split)."""
+    root = tmp_path / "hh-rlhf"
+    (root / "harmless-base").mkdir(parents=True)
+    for split, n in (("train", 40), ("test", 20)):
+        with gzip.open(root / "harmless-base" / f"{split}.jsonl.gz", "wt") as fh:
+            for i in range(n):
+                d = _dialogue(i, 1 + i % 2)
+                fh.write(json.dumps({"chosen": d + " yes yes", "rejected": d + " no"}) + "\n")
+    return root
+
+
+def _toml(d: dict, prefix: str = "") -> str:
+    """A tiny TOML writer for the test configs (scalars, lists, nested tables)."""
+    def val(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        return json.dumps(v)
+    lines = [f"{k} = {val(v)}" for k, v in d.items() if not isinstance(v, dict)]
+    for k, v in d.items():
+        if isinstance(v, dict):
+            lines.append(f"\n[{prefix}{k}]\n" + _toml(v, f"{prefix}{k}."))
+    return "\n".join(lines) + "\n"
+
+
+def _write(path: Path, d: dict) -> str:
+    path.write_text(_toml(d))
+    return str(path)
+
+
+BOUND_COLUMNS = ("l1_holds", "t2test_truth_slack", "t2test_truth_holds", "t2test_ceil_slack")
+
+
+def _pipeline_configs(tmp_path, source: dict, tag: str):
+    weak, strong = "tiny-org/tiny-gpt2", "tiny-org/tiny-qwen2"
+    feat = _write(tmp_path / f"feat_{tag}.toml",
+                  {"features": {"model": weak, "device": "cpu", "source": source}})
+    real = _write(tmp_path / f"real_{tag}.toml", {
+        "name": f"e2e_{tag}", "datasets": [tag], "pairs": [[weak, strong]],
+        "losses": ["forward_kl", "reverse_kl"], "seeds": [0], "out": str(tmp_path / f"real_{tag}.csv"),
+        "cache": str(tmp_path / "real_cache"), "train": {"batch_size": 4, "dtype": "float64"},
+        "convex": {"enabled": False}, "sources": {tag: source}})
+    fine = _write(tmp_path / f"fine_{tag}.toml", {
+        "name": f"e2e_{tag}", "strong": strong,
+        "data": {"source": source},
+        "weak": {"model": weak, "kind": "finetune", "lr": 1e-3},
+        "train": {"max_length": 24, "batch_size": 4, "lr": 1e-3, "precision": "fp32"},
+        "sweep": {"losses": ["forward_kl", "reverse_kl"], "seeds": [0], "regimes": ["full"]},
+        "run": {"out": str(tmp_path / f"fine_{tag}.csv"), "device": "cpu", "use_accelerate": False}})
+    return feat, real, fine
+
+
+def _check_rows(csv: str, n_rows: int):
+    df = pd.read_csv(csv)
+    assert len(df) == n_rows
+    for col in BOUND_COLUMNS:
+        assert col in df.columns and df[col].notna().all(), col
+    assert df["l1_holds"].astype(bool).all()     # Lemma 1 holds always (Theorem 2 needs realizability)
+    return df
+
+
+def test_cli_end_to_end_hub_ids_on_the_hub_form_and_a_two_class_csv(hub_env, hh_hub_form,
+                                                                     tmp_path, monkeypatch, capsys):
+    """features -> real -> finetune through the command line, GPT-2-style weak and Qwen2-style
+    strong models by hub id (offline, local hub cache), on hub-form pairs and on a CSV."""
+    monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "w2s_cache"))
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(1, 7)]
+    rows = [{"review": " ".join(rng.choice(words, 4)) + (" yes" if y else " no"), "stars": int(y)}
+            for y in rng.integers(0, 2, 48)]
+    csv = tmp_path / "reviews.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    sources = {
+        "hh": {"kind": "hh_rlhf_hub", "path": str(hh_hub_form), "sizes": [16, 16, 12],
+               "cache_dir": str(tmp_path / "hf_datasets")},
+        "reviews": {"kind": "table", "data": str(csv), "task": "classification",
+                    "columns": {"text": "review", "label": "stars"}, "sizes": [16, 16, 16]},
+    }
+    for tag, source in sources.items():
+        feat, real, fine = _pipeline_configs(tmp_path, source, tag)
+        assert main(["features", "extract", "--config", feat]) == 0
+        cached = list((tmp_path / "w2s_cache" / "features").rglob("*.npz"))
+        assert cached and any("tiny-org--tiny-gpt2" in str(p) for p in cached)
+        assert main(["real", "--config", real, "--quiet"]) == 0
+        df = _check_rows(str(tmp_path / f"real_{tag}.csv"), 2)
+        assert set(df["strong"]) == {"tiny-org/tiny-qwen2"}
+        assert main(["finetune", "--config", fine, "--no-progress"]) == 0
+        df = _check_rows(str(tmp_path / f"fine_{tag}.csv"), 3)    # ceiling + 2 students
+        assert set(df["role"]) == {"ceiling", "student"} and (df["subset"] == tag if tag == "reviews"
+                                                              else df["subset"] == "harmless-base").all()
+    out = capsys.readouterr().out
+    assert "stacked with torch.func.vmap" in out                   # Qwen2 runs many at once
+    assert "weak model tiny-org/tiny-gpt2 fine-tuned" in out
+    # a second finetune run resumes: nothing to train, the weak model's predictions cached
+    assert main(["finetune", "--config", fine, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "0 runs trained" in out and "weak model tiny-org/tiny-gpt2 fine-tuned on" not in out
+
+
+def test_bad_sources_and_models_fail_before_training(hub_env, tmp_path, capsys):
+    csv = tmp_path / "three.csv"
+    pd.DataFrame({"text": [f"t{i}" for i in range(12)], "label": [i % 3 for i in range(12)]}).to_csv(
+        csv, index=False)
+    base = {"name": "bad", "strong": "tiny-org/tiny-qwen2",
+            "weak": {"model": "tiny-org/tiny-gpt2", "kind": "finetune"},
+            "run": {"out": str(tmp_path / "bad.csv"), "device": "cpu"}}
+    three = _write(tmp_path / "three.toml", {**base, "data": {"source": {
+        "kind": "table", "data": str(csv), "task": "classification", "sizes": [4, 4, 4]}}})
+    assert main(["finetune", "--config", three]) == 2
+    assert "3 classes" in capsys.readouterr().err
+    missing = _write(tmp_path / "missing.toml", {**base, "data": {"source": {
+        "kind": "table", "data": str(csv), "task": "classification", "sizes": [4, 4, 4],
+        "columns": {"text": "body"}}}})
+    assert main(["finetune", "--config", missing]) == 2
+    assert "'body'" in capsys.readouterr().err
+    unknown = _write(tmp_path / "unknown.toml", {**base, "strong": "tiny-org/not-cached"})
+    assert main(["finetune", "--config", unknown]) == 2
+    err = capsys.readouterr().err
+    assert "strong:" in err and "HF_HUB_OFFLINE is set" in err and "Traceback" not in err
+    assert not (tmp_path / "bad.csv").exists()
+
+
+# ----------------------------------------------------------------------------- paper presets
+PRESETS = sorted((ROOT / "experiments" / "paper").glob("*.toml"))
+
+
+def test_paper_presets_exist():
+    names = {p.stem for p in PRESETS}
+    for pair in ("gpt2_to_gpt2-medium", "gpt2_to_gpt2-large", "pythia-160m_to_pythia-410m",
+                 "pythia-160m_to_pythia-1b", "qwen2.5-0.5b_to_qwen2.5-1.5b"):
+        assert {f"{pair}_hh", f"{pair}_cai"} <= names, pair
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=[p.stem for p in PRESETS])
+def test_paper_preset_dry_run_offline(path, offline, capsys):
+    from w2s_theory.pipelines.finetune import FinetuneSweepConfig
+
+    assert main(["finetune", "--config", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    cfg = FinetuneSweepConfig.from_toml(path)
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.max_length) == (1, 16, 1e-5, 512)
+    assert set(cfg.sweep.losses) >= {"forward_kl", "reverse_kl", "forward_ce", "reverse_ce"}
+    assert max(cfg.sweep.noise) == 0.5 and cfg.weak.kind == "finetune"
+    assert f"{cfg.strong} [hub id" in out and "training tokens: at most" in out
+
+
+def test_paper_preset_real_run_without_the_hub_fails_up_front(offline, tmp_path, capsys):
+    path = ROOT / "experiments" / "paper" / "gpt2_to_gpt2-medium_hh.toml"
+    assert main(["finetune", "--config", str(path), "--out", str(tmp_path / "x.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot get 'gpt2-medium' from the Hugging Face hub" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- two processes
+@pytest.mark.slow
+def test_two_process_data_parallel_finetune_equals_one_process(hub_env, hh_hub_form, tmp_path,
+                                                               monkeypatch):
+    """torchrun, 2 CPU processes (gloo) through accelerate: the same test logits as one process
+    up to round-off, and only the main process writes the store and the table."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "w2s_cache"))
+    source = {"kind": "hh_rlhf_hub", "path": str(hh_hub_form), "sizes": [16, 16, 12],
+              "cache_dir": str(tmp_path / "hf_datasets")}
+
+    def config(tag):
+        return _write(tmp_path / f"dp_{tag}.toml", {
+            "name": f"dp_{tag}", "strong": "tiny-org/tiny-gpt2", "data": {"source": source},
+            "weak": {"model": "tiny-org/tiny-gpt2", "l2_grid": [0.1]},
+            "train": {"max_length": 24, "batch_size": 4, "lr": 1e-3, "precision": "fp32"},
+            "sweep": {"losses": ["reverse_kl"], "seeds": [0], "regimes": ["full"]},
+            "run": {"out": str(tmp_path / f"dp_{tag}.csv"), "device": "cpu", "ensemble": False,
+                    "use_accelerate": True}})
+
+    assert main(["finetune", "--config", config("one"), "--no-progress"]) == 0
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        port = sk.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
+           "HF_HUB_CACHE": str(hub_env), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", str(port), "-m", "w2s_theory.cli", "finetune",
+           "--config", config("two"), "--no-progress"]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    one, two = (np.load(tmp_path / f"dp_{t}.preds.npz") for t in ("one", "two"))
+    assert list(one["keys"]) == list(two["keys"]) and len(one["keys"]) == 2
+    np.testing.assert_allclose(one["logits"], two["logits"], atol=1e-4)
+    df = pd.read_csv(tmp_path / "dp_two.csv")
+    assert len(df) == 2 and set(df["num_processes"]) == {2}
+    assert set(pd.read_csv(tmp_path / "dp_one.csv")["num_processes"]) == {1}
