@@ -325,6 +325,7 @@ def test_claim6_reports_truth_and_ceiling_separately_and_the_ceiling_check_as_id
                       for n in ("main", "confidence", "noise", "vader")])
     runs = runs[~runs["confidence"]].drop_duplicates(["dataset", "weak", "strong", "noise",
                                                       "seed"])
+    runs = runs.dropna(subset=["cvx_rkl_t2test_truth_slack"])   # convex fits on 5 of 20 seeds
     tr = truth[truth["contrast"].str.contains("test split")].iloc[0]
     assert tr["n_runs"] == len(runs)
     assert tr["n_holds"] == int((runs["cvx_rkl_t2test_truth_slack"]

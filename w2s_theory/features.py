@@ -761,7 +761,18 @@ def unavailable_reason(name: str, subsets: Sequence[str] = (), splits: Sequence[
     from . import models
 
     if name not in FEATURE_SETS:
-        return f"unknown feature set {name!r} (known: {', '.join(FEATURE_SETS)})"
+        # not a preset feature set: a local model folder, or a hub id the pipeline resolves
+        # through the Hugging Face cache before any work (hub ids: ``org/name[@rev]``)
+        p = Path(str(name)).expanduser()
+        if p.is_dir():
+            return None
+        if str(name).startswith(("/", ".", "~")):
+            return f"no such model folder {str(name)!r}, and not a feature set (known: " \
+                   f"{', '.join(FEATURE_SETS)})"
+        if "/" in str(name):
+            return None
+        return f"unknown feature set {name!r} (known: {', '.join(FEATURE_SETS)}; or give a " \
+               f"model folder or a hub id org/name)"
     model = FEATURE_SETS[name].model
     if models.is_installed(model):
         return None

@@ -108,7 +108,8 @@ def real(cfg) -> Preflight:
     from ..datasets import dataset_spec
     from ..features import FEATURE_SETS, unavailable_reason
 
-    pairwise = [d for d in cfg.datasets if dataset_spec(d).task == "pairwise"]
+    srcs = set(getattr(cfg, "sources", None) or {})      # [sources.NAME]: checked by their loader
+    pairwise = [d for d in cfg.datasets if d not in srcs and dataset_spec(d).task == "pairwise"]
     other = [d for d in cfg.datasets if d not in pairwise]
     res = Preflight(data=_hh_rlhf_files(cfg.data_root, pairwise, SPLITS) if pairwise else [])
     by_model: dict[str, list[str]] = {}
@@ -167,6 +168,9 @@ def _check_lm(res: Preflight, name: str, role: str) -> None:
     if name in REGISTRY:
         if not is_installed(name):
             res.missing.append(MissingModel(name, name, "its weights are not installed", (role,)))
+    elif str(name).startswith(("/", ".", "~")):
+        res.missing.append(MissingModel(name, None, "neither a folder nor a preset of the ladder "
+                                        "nor a hub id (no such folder)", (role,)))
 
 
 def extract(cfg, features_dir=None) -> Preflight:
@@ -181,6 +185,7 @@ def extract(cfg, features_dir=None) -> Preflight:
         res = Preflight()
         why = unavailable_reason(cfg.model, texts=True)
     if why is not None:
-        res.missing.append(MissingModel(cfg.model, FEATURE_SETS[cfg.model].model, why,
+        res.missing.append(MissingModel(cfg.model, FEATURE_SETS[cfg.model].model
+                                        if cfg.model in FEATURE_SETS else None, why,
                                         (f"features of {cfg.data}",)))
     return res
