@@ -316,3 +316,41 @@ def test_convex_seeds_subset(tiny, tmp_path):
     assert df[df.seed == 1]["cvx_rkl_status"].isna().all()
     with pytest.raises(ValueError, match="convex.seeds"):
         real.ConvexConfig(seeds=(-1,))
+
+
+@pytest.mark.parametrize("feature_threads, expect", [(0, 2), (1, 1)])
+def test_feature_pass_uses_the_threads_outside_the_sweep(tmp_path, monkeypatch,
+                                                         feature_threads, expect):
+    """``threads`` (1) pins head training; the model's feature pass gets the thread count in
+    force outside the sweep back (``feature_threads = 0``) or its own."""
+    import torch
+
+    seen = {}
+
+    def loader(dataset, model, split):
+        seen[(model, split)] = torch.get_num_threads()
+        rng = np.random.default_rng(len(model) + len(split))
+        return {"chosen": rng.normal(size=(32, 3)), "rejected": rng.normal(size=(32, 3))}
+
+    orig = real.FeatureBank.__init__
+
+    def with_loader(self, cfg, progress=True, loader=None, feature_threads=None):
+        orig(self, cfg, progress=progress, loader=loader_fn, feature_threads=feature_threads)
+
+    loader_fn = loader
+    monkeypatch.setattr(real.FeatureBank, "__init__", with_loader)
+    cfg = RealConfig(name="thr", datasets=("harmless",), pairs=(("wordllama", WEAK),),
+                     losses=("forward_kl",), seeds=(0,), n_rows=32, threads=1,
+                     feature_threads=feature_threads, cache=str(tmp_path / "cache"),
+                     convex=real.ConvexConfig(enabled=False))
+    cfg = replace(cfg, train=replace(cfg.train, min_count=16))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        df = run_sweep(cfg, out=tmp_path / "t.csv", progress=False)
+        assert torch.get_num_threads() == 2          # restored after the sweep
+    finally:
+        torch.set_num_threads(before)
+    assert len(df) == 1 and len(seen) == 6 and set(seen.values()) == {expect}, seen
+    with pytest.raises(ValueError, match="feature_threads"):
+        replace(cfg, feature_threads=-1)

@@ -56,6 +56,10 @@ class thread_limit:
     def __enter__(self):
         if self.n is None:
             return self
+        import torch
+
+        # read torch's count first: threadpoolctl's OpenMP limit below changes what it reports
+        self._old = torch.get_num_threads()
         if self.blas:
             try:
                 from threadpoolctl import threadpool_limits
@@ -63,9 +67,6 @@ class thread_limit:
                 self._ctx = threadpool_limits(limits=self.n)
             except ImportError:  # pragma: no cover - optional
                 self._ctx = None
-        import torch
-
-        self._old = torch.get_num_threads()
         torch.set_num_threads(self.n)
         return self
 

@@ -164,8 +164,10 @@ class RealConfig:
         cache: folder of cached head weights and convex results (default
             ``<w2s cache>/real``, see :func:`w2s_theory.data.cache_dir`).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` for head training.
-        threads: torch CPU threads while training heads (0 = torch's default); one is
-            fastest for these small per-step kernels on a shared machine.
+        threads: torch CPU threads while training heads and fitting (0 = torch's default);
+            one is fastest for these small per-step kernels on a shared machine.
+        feature_threads: torch CPU threads while a model computes features (0 = as many as
+            outside the sweep, torch's default): a transformer's forward passes use every core.
         data_root, features_root: HH-RLHF folder and prebuilt features folder (defaults of
             :mod:`w2s_theory.data` / :mod:`w2s_theory.features`).
         vader_seed: seed of the VADER 4K/4K/4K split (fixed across run seeds).
@@ -192,6 +194,7 @@ class RealConfig:
     cache: str | None = None
     device: str = "cpu"
     threads: int = 1
+    feature_threads: int = 0
     data_root: str | None = None
     features_root: str | None = None
     vader_seed: int = 0
@@ -242,6 +245,10 @@ class RealConfig:
             raise ValueError(f"n_rows: must be an integer >= 16 or absent, got {self.n_rows!r}")
         if not isinstance(self.threads, int) or self.threads < 0:
             raise ValueError(f"threads: must be an integer >= 0, got {self.threads!r}")
+        if (not isinstance(self.feature_threads, int) or isinstance(self.feature_threads, bool)
+                or self.feature_threads < 0):
+            raise ValueError(f"feature_threads: must be an integer >= 0, "
+                             f"got {self.feature_threads!r}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"device: must be 'cpu', 'cuda' or 'auto', got {self.device!r}")
 
@@ -400,10 +407,13 @@ class FeatureBank:
     """
 
     def __init__(self, cfg: RealConfig, progress: bool = True,
-                 loader: Callable[[str, str, str], dict] | None = None):
+                 loader: Callable[[str, str, str], dict] | None = None,
+                 feature_threads: int | None = None):
         self.cfg = cfg
         self.progress = progress
         self.loader = loader
+        # torch threads of the feature pass (None: whatever is in force when base() runs)
+        self.feature_threads = cfg.feature_threads or feature_threads
         self._base: dict = {}
         self._vader = None
         self._sources: dict = {}
@@ -443,8 +453,12 @@ class FeatureBank:
     def base(self, dataset: str, model: str) -> dict:
         """``{split: float64 (n, d)}`` standardised base rows (see class doc)."""
         key = (dataset, model)
-        if key in self._base:
-            return self._base[key]
+        if key not in self._base:
+            with thread_limit(self.feature_threads):
+                self._base[key] = self._compute_base(dataset, model)
+        return self._base[key]
+
+    def _compute_base(self, dataset: str, model: str) -> dict:
         from ..data import SPLITS
 
         if dataset in self.cfg.sources:
@@ -499,7 +513,6 @@ class FeatureBank:
             sd = h["train_gt"].std(axis=0)
             sd = np.where(sd > 0, sd, 1.0)
             out = {sp: np.hstack([(h[sp] - mu) / sd, np.ones((h[sp].shape[0], 1))]) for sp in SPLITS}
-        self._base[key] = out
         return out
 
     def signs(self, dataset: str, split: str, seed: int, n: int) -> np.ndarray:
@@ -946,11 +959,14 @@ def run_sweep(cfg: RealConfig, *, out: str | os.PathLike | None = None, progress
     then ``after_row(row)`` is called (tests use it to interrupt a sweep). ``bank``
     replaces the default :class:`FeatureBank` (e.g. with features computed live).
     """
+    import torch
+
+    outside = torch.get_num_threads()     # the feature pass gets these back (feature_threads = 0)
     with thread_limit(cfg.threads or None, blas=True):   # 0: torch's default
-        return _run_sweep(cfg, out, progress, config_file, after_row, bank)
+        return _run_sweep(cfg, out, progress, config_file, after_row, bank, outside)
 
 
-def _run_sweep(cfg, out, progress, config_file, after_row, bank):
+def _run_sweep(cfg, out, progress, config_file, after_row, bank, outside_threads=None):
     import torch
 
     from ..sweep import ResultTable, run_key
@@ -965,7 +981,8 @@ def _run_sweep(cfg, out, progress, config_file, after_row, bank):
     sweep_hash = run_key({"runs": [r.key for r in runs]})
     cache = cfg.cache_path() / f"{cfg.name}-{sweep_hash}"
     cache.mkdir(parents=True, exist_ok=True)
-    bank = bank if bank is not None else FeatureBank(cfg, progress=progress)
+    bank = bank if bank is not None else FeatureBank(cfg, progress=progress,
+                                                     feature_threads=outside_threads)
     teachers, tmeta = train_teachers(cfg, runs, bank, cache, progress)
     students, smeta = train_students(cfg, runs, bank, teachers, cache, progress)
     commit, machine = git_commit(), machine_name()
