@@ -218,7 +218,8 @@ def test_finetune_missing_models(no_gemma, tmp_path, capsys):
     assert "bash scripts/install_models.sh Gemma-3-270M" in err
     assert main(["finetune", "--config", str(p), "--dry-run"]) == 2
     io = capsys.readouterr()
-    assert "runs ->" in io.out and "full ceiling forward_ce" in io.out
+    assert "runs (full" in io.out and "full ceiling forward_ce" in io.out
+    assert io.out.count(" runs ->") == 0 and io.out.count(" runs (full") == 1   # one plan
     assert "missing models (1):" in io.out and "the strong student" in io.out
     p.write_text(FINETUNE.replace('"Gemma-3-270M"', f'"{tmp_path / "no-such-folder"}"'))
     assert main(["finetune", "--config", str(p)]) == 2

@@ -63,15 +63,15 @@ def load(args) -> pipeline.FinetuneSweepConfig:
 
 
 def plan_lines(cfg: pipeline.FinetuneSweepConfig) -> list[str]:
-    """The ``--dry-run`` plan (run keys also hash the weak head's L2, fitted when the sweep runs)."""
+    """The ``--dry-run`` list of runs, below the pipeline's plan (:func:`pipeline.plan_lines`).
+
+    Run keys also hash the weak head's L2, fitted when the sweep runs, so they are not listed.
+    """
     runs = pipeline.plan_runs(cfg, {"subset": cfg.data.subset, "ceiling_split": cfg.data.ceiling_split})
-    d = cfg.data
-    lines = [f"{cfg.name}: {len(runs)} runs -> {cfg.out_path()} (strong {cfg.strong}, weak "
-             f"{cfg.weak.model}, {d.subset}, n_train {d.n_train or 'all'}, n_test {d.n_test or 'all'}, "
-             f"device {cfg.run.device})"]
+    lines = ["  runs:   regime role loss noise seed"]
     for r in runs:
         c = r.cfg
-        lines.append(f"  {r.regime} {r.role} {c.loss} noise={c.noise} seed={c.seed}"
+        lines.append(f"    {r.regime} {r.role} {c.loss} noise={c.noise} seed={c.seed}"
                      f"{' +conf' if c.confidence else ''}")
     return lines
 

@@ -1454,7 +1454,7 @@ def plan_lines(cfg: FinetuneSweepConfig) -> list[str]:
                      "tokens, + the weak model and lr selection; shorter texts take fewer)")
     else:
         lines.append("training tokens: unknown until the data are read (sizes not in the config)")
-    lines.append(f"  out:    {cfg.out_path()}")
+    lines.append(f"  out:    {cfg.out_path()} (device {cfg.run.device})")
     return lines
 
 
