@@ -1,13 +1,13 @@
 """One place that checks user input and says what is wrong.
 
-Every public function of :mod:`w2s_theory` routes its arguments through these
+Every public function of `w2s_theory` routes its arguments through these
 helpers (modelled on scikit-learn's ``utils/validation.py``), so the error messages
 are uniform: they start with the argument's name and say what is wrong
 (``ValueError: f_weak: row 3 sums to 0.9, not 1 (tolerance 1e-06); ...``).
 
 Errors
 ------
-* :class:`ArgumentTypeError` (a subclass of both ``TypeError`` and ``ValueError``, so
+* `ArgumentTypeError` (a subclass of both ``TypeError`` and ``ValueError``, so
   callers that catch either keep working) for an argument of the wrong *kind*: a string
   or a boolean where a number is expected, an object or string array, a tensor without
   data (``meta``) or on an accelerator.
@@ -15,7 +15,7 @@ Errors
 
 Arrays
 ------
-:func:`as_float_array` is the one conversion of array-likes to float64 numpy arrays:
+`as_float_array` is the one conversion of array-likes to float64 numpy arrays:
 
 * numpy arrays, lists, tuples and anything ``np.asarray`` reads, of a numeric dtype
   (bool, int, unsigned, float); object, string, bytes, complex, datetime and void
@@ -30,13 +30,13 @@ Probability arrays
 ------------------
 * A probability array is either 2-D, shape ``(n, k)`` with rows in the simplex,
   or 1-D, shape ``(n,)``, the binary shorthand ``P(class 1)``.
-* Rows must sum to 1 within :data:`ROW_SUM_ATOL` (absolute, per row): ``1e-6``, loose
+* Rows must sum to 1 within `ROW_SUM_ATOL` (absolute, per row): ``1e-6``, loose
   enough for rows normalised in float32 or printed to 7 digits, tight enough that a row
   with a dropped or duplicated class (off by at least one probability) is rejected.
   Entries must be ``>= 0``; a k-class entry may exceed 1 by at most the same tolerance
   (``[0, 1 + 5e-7]`` is a row within it), a binary ``P(class 1)`` must lie in ``[0, 1]``.
 * **One tolerance, consistent results.** The divergences and bounds call
-  :func:`check_probs` with ``renormalize=True``: a row accepted within the tolerance is
+  `check_probs` with ``renormalize=True``: a row accepted within the tolerance is
   divided by its float64 sum at this boundary, so every later computation sees rows that
   sum to 1 up to float64 round-off, and the identities (``KL >= 0``, ``TV <= 1``,
   Pinsker, ``CE = KL + H``, Lemma 1's chain) hold on them as on exact distributions.
@@ -46,21 +46,21 @@ Probability arrays
 
 Scalars
 -------
-:func:`check_number` accepts Python and numpy reals (``int``, ``float``, ``np.float32``,
+`check_number` accepts Python and numpy reals (``int``, ``float``, ``np.float32``,
 ``np.int64``, ...), 0-d numpy arrays and 0-d tensors, and rejects strings (``'0.01'``),
 booleans (``True`` is not a probability), ``None``, complex numbers and arrays of size
-other than one (0-d). :func:`check_int` does the same for integers (``3.0`` is rejected:
-a count is not a float), :func:`check_rng` for seeds and generators, :func:`check_choice`
-for string options. For torch code that stays on its device, :func:`check_float_tensor`
-and :func:`as_tensor_like` apply the same rules to tensors (``torch`` is imported only
+other than one (0-d). `check_int` does the same for integers (``3.0`` is rejected:
+a count is not a float), `check_rng` for seeds and generators, `check_choice`
+for string options. For torch code that stays on its device, `check_float_tensor`
+and `as_tensor_like` apply the same rules to tensors (``torch`` is imported only
 when they are called).
 
 Numbers or arrays
 -----------------
-The bound calculators broadcast: :func:`check_numbers` and :func:`check_gammas` take a
-number (checked by :func:`check_number` / :func:`check_gamma`, returned as a ``float``) or
+The bound calculators broadcast: `check_numbers` and `check_gammas` take a
+number (checked by `check_number` / `check_gamma`, returned as a ``float``) or
 an array of them (a float64 array, every entry checked; the message names the argument and
-the first bad entry's index), and :func:`check_broadcast` names the argument whose shape
+the first bad entry's index), and `check_broadcast` names the argument whose shape
 does not fit the others.
 """
 
@@ -166,7 +166,7 @@ def as_float_array(x: Any, name: str, *, allow_bool: bool = True) -> np.ndarray:
     Accepts numeric numpy arrays, nested lists/tuples of numbers and CPU tensors
     (``requires_grad`` ones are detached); boolean arrays only with ``allow_bool``. Rejects ``None``, strings, object/string/
     complex arrays, ragged lists, ``meta`` tensors and tensors on other devices with an
-    :class:`ArgumentTypeError`. A float64 ndarray is returned as is (no copy).
+    `ArgumentTypeError`. A float64 ndarray is returned as is (no copy).
 
     Examples:
         >>> as_float_array([1, 2], "x")
@@ -213,7 +213,7 @@ def as_prob_array(x: Any, name: str) -> np.ndarray:
     """Return ``x`` as a float64 array of a probability shape, checking the shape only.
 
     The shape must be ``(n,)`` (binary shorthand) or ``(n, k)`` with ``n >= 1`` and
-    ``k >= 2``. The *values* are not looked at: :func:`check_probs` does that. Fast
+    ``k >= 2``. The *values* are not looked at: `check_probs` does that. Fast
     paths that fuse the value checks into their own passes start here.
     """
     arr = as_float_array(x, name)
@@ -235,7 +235,7 @@ def check_probs(x: Any, name: str, *, row_sum_atol: float = ROW_SUM_ATOL,
 
     Accepts shape ``(n,)`` (binary shorthand) or ``(n, k)`` with ``k >= 2``.
     Rejects empty arrays, NaN/inf, entries outside ``[0, 1]`` and rows whose sum
-    differs from 1 by more than ``row_sum_atol`` (default :data:`ROW_SUM_ATOL`).
+    differs from 1 by more than ``row_sum_atol`` (default `ROW_SUM_ATOL`).
     With ``renormalize=True`` every row whose float64 sum is not exactly 1 is divided
     by it (in a copy): the results computed downstream are then those of the nearest
     distribution, consistent with the tolerance (see the module docstring).
@@ -335,7 +335,7 @@ def check_number(x: Any, name: str, *, low: float = -math.inf, high: float = mat
 
     Accepts ``int``, ``float``, numpy integer/float scalars, 0-d numpy arrays and 0-d
     tensors; rejects strings, booleans, ``None``, complex numbers and non-0-d arrays
-    (:class:`ArgumentTypeError`), NaN, infinities (unless ``allow_inf``) and values
+    (`ArgumentTypeError`), NaN, infinities (unless ``allow_inf``) and values
     outside ``[low, high]`` (``(`` / ``)`` with ``low_open`` / ``high_open``) with
     ``ValueError``.
 
@@ -363,7 +363,7 @@ def check_number(x: Any, name: str, *, low: float = -math.inf, high: float = mat
 
 def check_scalar(x: Any, name: str, *, low: float = -math.inf, low_open: bool = False,
                  high: float = math.inf) -> float:
-    """Finite float in ``[low, high]`` (``(low, ...`` with ``low_open``): :func:`check_number`."""
+    """Finite float in ``[low, high]`` (``(low, ...`` with ``low_open``): `check_number`."""
     return check_number(x, name, low=low, high=high, low_open=low_open)
 
 
@@ -383,12 +383,12 @@ def _range_text(low: float, high: float, low_open: bool, high_open: bool) -> str
 
 def check_numbers(x: Any, name: str, *, low: float = -math.inf, high: float = math.inf,
                   low_open: bool = False, high_open: bool = False) -> float | np.ndarray:
-    """A number or an array of numbers in a range: the broadcasting form of :func:`check_number`.
+    """A number or an array of numbers in a range: the broadcasting form of `check_number`.
 
     A number (Python or numpy scalar, 0-d array or tensor) goes through
-    :func:`check_number` and comes back as a Python ``float``. A list, tuple, numpy array
+    `check_number` and comes back as a Python ``float``. A list, tuple, numpy array
     or CPU tensor of one dimension or more comes back as a float64 array (converted by
-    :func:`as_float_array`, booleans refused) whose every entry is finite and in the range;
+    `as_float_array`, booleans refused) whose every entry is finite and in the range;
     the message of a bad entry names the argument and the entry's index.
 
     Examples:
@@ -450,7 +450,7 @@ def check_int(x: Any, name: str, *, low: int | None = None, high: int | None = N
 
     Accepts ``int``, numpy integers, 0-d integer arrays and tensors; rejects booleans,
     floats (also integral ones such as ``3.0``: a count is not a float), strings and
-    ``None`` (:class:`ArgumentTypeError`), and out-of-range values (``ValueError``).
+    ``None`` (`ArgumentTypeError`), and out-of-range values (``ValueError``).
 
     Examples:
         >>> check_int(np.int64(3), "n", low=1)
@@ -484,7 +484,7 @@ def check_gamma(gamma: Any, k: int, name: str = "gamma") -> float:
 
 
 def check_gammas(gamma: Any, k: int, name: str = "gamma") -> float | np.ndarray:
-    """:func:`check_gamma` for a number, or an array of floors each in ``(0, 1/k]``.
+    """`check_gamma` for a number, or an array of floors each in ``(0, 1/k]``.
 
     Examples:
         >>> check_gammas([0.1, 0.5], 2)
@@ -548,7 +548,7 @@ def check_float_tensor(x: Any, name: str):
 
     For the torch losses, whose inputs stay on their device (no conversion to numpy):
     rejects non-tensors (lists, numpy arrays), ``meta`` tensors, complex and integer/bool
-    tensors with :class:`ArgumentTypeError`.
+    tensors with `ArgumentTypeError`.
     """
     import torch
 
@@ -565,7 +565,7 @@ def as_tensor_like(x: Any, name: str, like):
     """Return ``x`` as a tensor of ``like``'s dtype and device, or raise naming ``name``.
 
     For the torch losses' targets (``weak_probs``): tensors are moved and cast (gradients
-    kept); anything else goes through :func:`as_float_array` first, so strings, ``None``,
+    kept); anything else goes through `as_float_array` first, so strings, ``None``,
     object/str/complex arrays, ragged lists, masked arrays and ``meta`` tensors are refused
     with a message naming ``name`` instead of failing inside torch.
 
@@ -590,7 +590,7 @@ def as_tensor_like(x: Any, name: str, like):
 def check_choice(x: Any, name: str, choices: Iterable[str]) -> str:
     """Return ``x`` if it is one of the strings ``choices``, or raise naming ``name``.
 
-    Non-strings (``None``, lists, numbers) raise :class:`ArgumentTypeError`; unknown
+    Non-strings (``None``, lists, numbers) raise `ArgumentTypeError`; unknown
     strings raise ``ValueError`` listing the choices.
 
     Examples:
@@ -614,7 +614,7 @@ def check_device(device: Any, name: str = "device"):
 
     ``None`` and ``"auto"`` mean CUDA when available, else the CPU. ``"cuda"`` (or
     ``"cuda:1"``) needs a CUDA build of torch that sees that GPU, ``"mps"`` Apple's Metal
-    backend; otherwise :class:`DeviceUnavailable` says what this machine has, so the
+    backend; otherwise `DeviceUnavailable` says what this machine has, so the
     mistake is found before any work, not as an assertion deep in torch. A string that is
     not a device (``"gpu"``) raises ``ValueError``. Imports torch (unless ``device`` is
     ``"cpu"``, which needs no check).

@@ -26,7 +26,7 @@ blocks (validation included), on fixed segments of rows that worker threads can 
 result does not depend on the thread count.
 ``benchmarks/bench_bounds.py`` reports the cost against one numpy pass.
 
-Input and tolerance: arrays go through :mod:`w2s_theory._validation` (numpy arrays,
+Input and tolerance: arrays go through `w2s_theory._validation` (numpy arrays,
 lists, CPU tensors; ``requires_grad`` tensors are detached). k-class rows may sum to 1
 within ``ROW_SUM_ATOL`` (``1e-6``) and are renormalised at the boundary, so Lemma 1's
 chain (``holds``) and Theorem 2's slack are those of the nearest distributions: e.g.
@@ -126,8 +126,8 @@ class Lemma1Result(_Result):
 
     Attributes:
         gap: exact ``R(F_sw) - R(F_w) = E_x sum_i F*_i log(F_w,i / F_sw,i)`` (KL or CE
-            form alike; the risks themselves are :func:`theorem2`'s, or
-            :func:`w2s_theory.divergences.kl` averaged).
+            form alike; the risks themselves are `theorem2`'s, or
+            `w2s_theory.divergences.kl` averaged).
         d_forward, d_reverse: ``E KL(F_w||F_sw)``, ``E KL(F_sw||F_w)``.
         data_dependent_bound: ``E[TV(x) / m(x)]``.
         tv_bound: ``E TV / gamma``.
@@ -308,7 +308,7 @@ def lemma1(f_star, f_weak, f_strong, gamma: float = 1e-3) -> Lemma1Result:
     ``gap = R(F_sw) - R(F_w) = E_x sum_i F*_i(x) log(F_w,i(x) / F_sw,i(x))`` and
     ``m(x) = min_i min(F_w,i(x), F_sw,i(x))``. Predictions are used as given: a
     coordinate of ``f_weak`` or ``f_strong`` below ``gamma`` is a ``ValueError``
-    (use :func:`w2s_theory.divergences.smooth` to meet the assumption).
+    (use `w2s_theory.divergences.smooth` to meet the assumption).
 
     Cost: on the binary shorthand, a handful of fused passes over the rows in
     cache-sized blocks (``benchmarks/bench_bounds.py`` measures it).
@@ -320,7 +320,7 @@ def lemma1(f_star, f_weak, f_strong, gamma: float = 1e-3) -> Lemma1Result:
         gamma: in ``(0, 1/k]``.
 
     Returns:
-        :class:`Lemma1Result`.
+        `Lemma1Result`.
 
     Examples:
         >>> import numpy as np
@@ -451,7 +451,7 @@ def theorem2(f_star, f_weak, f_strong, tol: float = 1e-9) -> Theorem2Result:
     ``slack >= 0`` when ``F_sw`` is the reverse-KL projection of ``F_w`` onto a
     mixture-convex class containing ``F*``; pass the solver's own accuracy (e.g.
     its duality gap) as ``tol``. On the binary shorthand ``R(F_sw)`` is computed as
-    ``R(F_w) + gap`` (clipped at 0) with the exact gap of :func:`lemma1`, which saves two
+    ``R(F_w) + gap`` (clipped at 0) with the exact gap of `lemma1`, which saves two
     logarithms per row and is exact up to a few ulps of ``R(F_w)``.
 
     Args:
@@ -461,7 +461,7 @@ def theorem2(f_star, f_weak, f_strong, tol: float = 1e-9) -> Theorem2Result:
         tol: non-negative tolerance; ``holds`` is ``slack >= -tol``.
 
     Returns:
-        :class:`Theorem2Result`.
+        `Theorem2Result`.
 
     Examples:
         >>> import numpy as np
@@ -562,7 +562,7 @@ def strong_risk_upper_bound(risk_weak: float | np.ndarray, disagreement: float |
         disagreement: ``d >= 0`` (forward or reverse KL); a number or an array.
         gamma: probability floor in ``(0, 1/k]``; a number or an array.
         k: number of classes; it only sets the allowed range of ``gamma`` (see
-            :func:`lemma1_constant`).
+            `lemma1_constant`).
 
     Returns:
         A ``float`` when every argument is a number, else a float64 array of the broadcast
@@ -587,7 +587,7 @@ def strong_risk_lower_bound(risk_weak: float | np.ndarray, disagreement: float |
     r"""Lemma 1 lower bound: ``R(F_sw) >= R(F_w) - sqrt(d / 2) / gamma``.
 
     Not clipped at 0 (a KL risk is ``>= 0`` anyway; a negative value says the bound is
-    vacuous). Arguments and broadcasting as in :func:`strong_risk_upper_bound`.
+    vacuous). Arguments and broadcasting as in `strong_risk_upper_bound`.
 
     Args:
         risk_weak: ``R(F_w) >= 0`` (KL form); a number or an array.

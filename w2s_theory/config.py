@@ -1,12 +1,12 @@
 """The one config layer: read a TOML file, check its keys, name the file in every error.
 
 Every experiment family (``demo``, ``synthetic``, ``real``, ``finetune``, ``features``) reads its
-TOML through :func:`load_config`, and every table's keys are checked by :func:`check_keys`, so
+TOML through `load_config`, and every table's keys are checked by `check_keys`, so
 a misspelt or unknown key fails the same way everywhere::
 
     experiments/real/main.toml: [train] unknown key 'lrr' (did you mean 'lr'?); allowed: ...
 
-:class:`ConfigError` is a ``ValueError`` and a :class:`UserError`; the command line prints its
+`ConfigError` is a ``ValueError`` and a `UserError`; the command line prints its
 message and exits 2.
 Python 3.10 has no ``tomllib``: the ``tomli`` backport (same API) is used there.
 """
@@ -34,11 +34,11 @@ class UserError(Exception):
     The command line prints the message of any of them on one line and exits 2, no traceback
     (``w2s-theory --traceback ...`` re-raises them). Each subclass also derives from the
     built-in it refines (``ValueError``, ``FileNotFoundError``, ``ImportError``), so callers
-    that catch those keep working: :class:`ConfigError`,
-    :class:`w2s_theory.data.DataError` / :class:`~w2s_theory.data.DataNotFound`,
-    :class:`w2s_theory.models.ModelNotInstalled`,
-    :class:`w2s_theory._validation.DeviceUnavailable`,
-    :class:`w2s_theory.results_table.ResultTableError`.
+    that catch those keep working: `ConfigError`,
+    `w2s_theory.data.DataError` / `DataNotFound`,
+    `w2s_theory.models.ModelNotInstalled`,
+    `w2s_theory._validation.DeviceUnavailable`,
+    `w2s_theory.results_table.ResultTableError`.
     """
 
 
@@ -62,7 +62,7 @@ SELECTION_RULES = {
 
 
 def check_selection(table, where: str = "[selection]") -> dict:
-    """Validate a config's ``[selection]`` table: ``rule`` (one of :data:`SELECTION_RULES`),
+    """Validate a config's ``[selection]`` table: ``rule`` (one of `SELECTION_RULES`),
     optional ``source`` and ``note`` (text) and ``params`` (names of the hyper-parameters it
     covers). Returns it as a plain dict.
 
@@ -107,7 +107,7 @@ def toml_module():
 
 
 def read_toml(path: str | os.PathLike) -> dict:
-    """Parse a TOML file; a missing file or a syntax error is a :class:`ConfigError` naming it."""
+    """Parse a TOML file; a missing file or a syntax error is a `ConfigError` naming it."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -121,7 +121,7 @@ def read_toml(path: str | os.PathLike) -> dict:
 
 
 def check_keys(table: Mapping, allowed: Iterable[str], where: str = "") -> None:
-    """Raise :class:`ConfigError` for the first key of ``table`` not in ``allowed``.
+    """Raise `ConfigError` for the first key of ``table`` not in ``allowed``.
 
     The message names the table (``where``, e.g. ``"[train]"``), the key, the closest allowed
     key and the allowed keys.
@@ -148,7 +148,7 @@ def load_config(path: str | os.PathLike, build: Callable[[dict], T]) -> T:
     """Read ``path`` and ``build`` the typed config from its dict; every error names the file.
 
     ``build`` raises ``ValueError`` (or ``TypeError``) for unknown keys or out-of-range values;
-    the error comes back as a :class:`ConfigError` whose message starts with the path.
+    the error comes back as a `ConfigError` whose message starts with the path.
     """
     raw = read_toml(path)
     try:

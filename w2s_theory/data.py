@@ -5,16 +5,16 @@ HH-RLHF (Anthropic, MIT), single-turn, in the paper's 4K/4K/4K splits
 ``train_w2s``, ``test`` is held out). The folder layout is
 ``<root>/<subset>/<split>.jsonl`` with one ``{"chosen": str, "rejected": str}``
 object per line plus ``<root>/SHA256SUMS``. The root is found by
-:func:`hh_rlhf_root`: explicit argument > ``$W2S_HH_RLHF_DIR`` >
+`hh_rlhf_root`: explicit argument > ``$W2S_HH_RLHF_DIR`` >
 ``<project root>/../shared/data/hh_rlhf``.
 
 A preference pair becomes a binary task by a seeded random slot order
-(:func:`preference_slots`): slot A holds the chosen reply with probability 1/2,
+(`preference_slots`): slot A holds the chosen reply with probability 1/2,
 and the label is ``y = 1`` exactly when it does, so a reward model ``r`` scores
 ``P(y = 1) = sigmoid(r(A) - r(B))`` (Bradley-Terry).
 
 VADER sentiment (Hutto & Gilbert, ICWSM 2014, MIT): 23,703 human-rated snippets
-from the source archive of ``vaderSentiment==3.3.2`` (:func:`load_vader`), made
+from the source archive of ``vaderSentiment==3.3.2`` (`load_vader`), made
 binary by the sign of the mean rating (zeros dropped), deduplicated by text, and
 split into balanced, seeded 4K/4K/4K splits.
 
@@ -202,14 +202,14 @@ def _parse_jsonl(path: Path, _mtime_ns: int, _size: int) -> tuple[tuple[str, ...
 
 def load_hh_rlhf(subset: str, split: str, root: str | os.PathLike | None = None, *,
                  verify: str = "sha256") -> PreferencePairs:
-    """Load one HH-RLHF split as :class:`PreferencePairs` (row ``i`` = line ``i`` of the file).
+    """Load one HH-RLHF split as `PreferencePairs` (row ``i`` = line ``i`` of the file).
 
     Args:
         subset: ``"harmless"`` or ``"helpful"``.
         split: ``"train_gt"``, ``"train_w2s"`` or ``"test"``.
-        root: folder of the shared layout (see :func:`hh_rlhf_root`).
+        root: folder of the shared layout (see `hh_rlhf_root`).
         verify: ``"sha256"`` (digest must match ``<root>/SHA256SUMS``), ``"counts"``
-            (exactly :data:`N_ROWS` rows) or ``"none"``.
+            (exactly `N_ROWS` rows) or ``"none"``.
 
     Raises:
         DataNotFound: (a ``FileNotFoundError``) missing folder or file (says how to get the data).
@@ -267,7 +267,7 @@ def preference_slots(n: int, seed: int) -> np.ndarray:
 
 
 def preference_task(pairs: PreferencePairs, seed: int) -> tuple[list[str], list[str], np.ndarray]:
-    """Turn pairs into a binary task ``(texts_a, texts_b, labels)`` by :func:`preference_slots`.
+    """Turn pairs into a binary task ``(texts_a, texts_b, labels)`` by `preference_slots`.
 
     ``texts_a[i]`` is ``chosen[i]`` if ``labels[i] == 1`` else ``rejected[i]``; ``texts_b`` the other.
 
@@ -421,7 +421,7 @@ def load_vader(*, seed: int = 0, n_per_split: int = N_ROWS, cache: str | os.Path
     Args:
         seed: the split seed (same seed, same splits).
         n_per_split: even, at most 3 * n_per_split / 2 <= number of negatives.
-        cache: cache folder (see :func:`cache_dir`); the sdist is fetched there on first use.
+        cache: cache folder (see `cache_dir`); the sdist is fetched there on first use.
         sdist: an explicit path to ``vaderSentiment-3.3.2.tar.gz`` (skips the fetch and digest).
 
     Examples:

@@ -3,17 +3,17 @@
 =========  ==========  =========  ===========================================================
 name       task        source     loader
 =========  ==========  =========  ===========================================================
-harmless   pairwise    hh_rlhf    :func:`w2s_theory.data.load_hh_rlhf` ``("harmless", split)``
-helpful    pairwise    hh_rlhf    :func:`w2s_theory.data.load_hh_rlhf` ``("helpful", split)``
-vader      binary      vader      :func:`w2s_theory.data.load_vader` ``(seed=...)[split]``
+harmless   pairwise    hh_rlhf    `w2s_theory.data.load_hh_rlhf` ``("harmless", split)``
+helpful    pairwise    hh_rlhf    `w2s_theory.data.load_hh_rlhf` ``("helpful", split)``
+vader      binary      vader      `w2s_theory.data.load_vader` ``(seed=...)[split]``
 =========  ==========  =========  ===========================================================
 
 ``pairwise``: preference pairs (chosen, rejected), learned as a Bradley--Terry reward head;
 ``binary``: labelled texts (two classes). Every split is ``train_gt``, ``train_w2s``, ``test``.
 
-:func:`feature_cache_tag` is the one place that names a split's cached LM features: the feature
+`feature_cache_tag` is the one place that names a split's cached LM features: the feature
 extraction (``w2s-theory features``) writes under it and the real pipeline reads under it.
-Adding a data set is one :func:`register` call here (and a loader in :mod:`w2s_theory.data`).
+Adding a data set is one `register` call here (and a loader in `w2s_theory.data`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class DatasetSpec:
         task: ``"pairwise"`` (preference pairs) or ``"binary"`` (labelled texts, two classes).
         source: the raw source (``"hh_rlhf"``, ``"vader"``): part of the feature-cache tag.
         load: ``load(split, *, seed=0, root=None, cache=None)`` -> the split's data
-            (:class:`~w2s_theory.data.PreferencePairs` or :class:`~w2s_theory.data.LabelledTexts`).
+            (`PreferencePairs` or `LabelledTexts`).
         splits: the split names.
         seeded: whether the split itself depends on a seed (VADER's draw; HH-RLHF is fixed).
     """
@@ -102,7 +102,7 @@ def dataset_spec(name: str) -> DatasetSpec:
 
 
 def feature_cache_tag(name: str, split: str, *, seed: int = 0) -> str:
-    """The ``dataset`` tag of a split's cached features (:func:`w2s_theory.features.features_for_texts`).
+    """The ``dataset`` tag of a split's cached features (`w2s_theory.features.features_for_texts`).
 
     HH-RLHF: ``hh_rlhf-<subset>-<split>``; seeded sources add the seed: ``vader-s<seed>-<split>``.
 

@@ -4,11 +4,11 @@ Rows are distributions: arrays of shape ``(n, k)``; a 1-D array of shape
 ``(n,)`` is the binary shorthand ``P(class 1)``. Every function returns one
 value per example (shape ``(n,)``) and uses the convention ``0 log 0 = 0``.
 Inputs (numpy arrays, lists, CPU tensors) are validated by
-:func:`w2s_theory._validation.check_probs`.
+`w2s_theory._validation.check_probs`.
 
 Tolerance and precision
 -----------------------
-Rows may sum to 1 within :data:`~w2s_theory._validation.ROW_SUM_ATOL` (``1e-6``); such a
+Rows may sum to 1 within `ROW_SUM_ATOL` (``1e-6``); such a
 row is renormalised (divided by its float64 sum) at the validation boundary, so the
 results are those of the nearest distribution and agree with each other:
 

@@ -3,7 +3,7 @@
 A sweep (losses x noise levels x seeds) trains ``R`` copies of one pretrained
 encoder that differ only in their head init, data order, targets and loss. Run
 one by one at the paper's batch of 16, a small encoder leaves a GPU idle (the
-step is launch-bound). :class:`StackedBert` holds the ``R`` runs' weights as
+step is launch-bound). `StackedBert` holds the ``R`` runs' weights as
 tensors with a leading run axis, ``W[r]``, and evaluates all of them in one
 pass of batched matrix products (``torch.baddbmm``) and one fused attention
 call, each run on its *own* 16 pairs:
@@ -13,23 +13,23 @@ call, each run on its *own* 16 pairs:
 The loss is the sum over runs of each run's mean loss; the runs share no
 parameter, so the gradient with respect to ``W[r]`` is exactly run ``r``'s own
 gradient, and Adam(W) -- elementwise -- is run ``r``'s own optimiser. Gradient
-clipping, when on, is per run. :func:`train_ensemble` therefore reproduces
-:func:`w2s_theory.finetune.train` run by run (same batches, targets, head init,
+clipping, when on, is per run. `train_ensemble` therefore reproduces
+`w2s_theory.finetune.train` run by run (same batches, targets, head init,
 schedule), up to float round-off; ``tests/test_finetune.py`` checks it.
 
 Head-only runs (the last-layer regime) stack only the heads
-(:class:`StackedHead`) on features computed once.
+(`StackedHead`) on features computed once.
 
-Scope: :class:`StackedBert` covers BERT-architecture encoders (absolute positions,
+Scope: `StackedBert` covers BERT-architecture encoders (absolute positions,
 post-LayerNorm, e.g. all-MiniLM-L6-v2, BERT, MiniLM) with mean pooling; weights come from
-the transformers model (:func:`w2s_theory.finetune.load_backbone`), never from a
+the transformers model (`w2s_theory.finetune.load_backbone`), never from a
 hand-written reader. Any other ``transformers`` model (GPT-2, Llama, Qwen2, Pythia, ...)
-is stacked by :class:`StackedModels` (``torch.func.stack_module_state`` +
+is stacked by `StackedModels` (``torch.func.stack_module_state`` +
 ``functional_call`` + ``vmap``, the backbone given a 4-D attention mask so that no
 data-dependent mask code runs under ``vmap``), after a probe on a tiny batch shows that it
 reproduces the runs' own forward passes; when it does not (an architecture ``vmap`` cannot
-trace), :class:`LoopedModels` trains the ``R`` runs one after another inside each step (the
-same numbers, no speed-up), and the log says why (:func:`stacking_plan`).
+trace), `LoopedModels` trains the ``R`` runs one after another inside each step (the
+same numbers, no speed-up), and the log says why (`stacking_plan`).
 
 References
 ----------
@@ -114,12 +114,12 @@ def compatible(cfgs: Sequence[FinetuneConfig]) -> None:
 class StackedBert(nn.Module):
     """``R`` BERT reward models (backbone + linear head on the mean-pooled output), weights stacked.
 
-    Parameters are named like a :class:`w2s_theory.finetune.RewardModel`'s state dict
+    Parameters are named like a `w2s_theory.finetune.RewardModel`'s state dict
     with dots replaced by ``__`` and a leading run axis of size ``R``.
 
     Args:
         config: the transformers ``BertConfig`` (absolute positions, gelu / relu).
-        states: ``R`` state dicts of :class:`~w2s_theory.finetune.RewardModel` (``backbone.*``, ``head.*``).
+        states: ``R`` state dicts of `RewardModel` (``backbone.*``, ``head.*``).
     """
 
     def __init__(self, config, states: Sequence[dict]):
@@ -149,7 +149,7 @@ class StackedBert(nn.Module):
         return getattr(self, key.replace(".", "__"))
 
     def run_state(self, r: int) -> dict:
-        """Run ``r``'s weights as a :class:`~w2s_theory.finetune.RewardModel` state dict (CPU, fp32)."""
+        """Run ``r``'s weights as a `RewardModel` state dict (CPU, fp32)."""
         return {k: self.p(k)[r].detach().cpu().clone() for k in self.state_keys()}
 
     # -- building blocks (all with a leading run axis R)
@@ -222,7 +222,7 @@ def _mask4d(mask: torch.Tensor, causal: bool) -> torch.Tensor:
 
 
 class StackedModels(nn.Module):
-    """``R`` :class:`~w2s_theory.finetune.RewardModel` s of *any* transformers architecture,
+    """``R`` `RewardModel` s of *any* transformers architecture,
     weights stacked with ``torch.func.stack_module_state`` and run with ``vmap``.
 
     ``forward(ids, mask)`` with ``(R, N, L)`` inputs (run ``r`` on its own rows) returns
@@ -253,7 +253,7 @@ class StackedModels(nn.Module):
         self.causal = is_decoder(models[0].backbone.config)
 
     def run_state(self, r: int) -> dict:
-        """Run ``r``'s weights as a :class:`~w2s_theory.finetune.RewardModel` state dict."""
+        """Run ``r``'s weights as a `RewardModel` state dict."""
         return {k: getattr(self, k.replace(".", "__"))[r].detach().cpu().clone()
                 for k in self._pnames + self._bnames}
 
@@ -274,7 +274,7 @@ class StackedModels(nn.Module):
 class LoopedModels(nn.Module):
     """``R`` reward models run one after another (the fallback for what cannot be stacked).
 
-    The same interface as :class:`StackedModels`; each run's parameters are its own, so
+    The same interface as `StackedModels`; each run's parameters are its own, so
     Adam over all of them is each run's own optimiser, and clipping is per run.
     """
 
@@ -291,7 +291,7 @@ class LoopedModels(nn.Module):
 
 
 def _bert_reason(config, pooling: str) -> str | None:
-    """Why :class:`StackedBert` cannot hold this backbone (``None``: it can)."""
+    """Why `StackedBert` cannot hold this backbone (``None``: it can)."""
     if config.model_type != "bert":
         return f"{config.model_type} is not a BERT-architecture encoder"
     if pooling != "mean":
@@ -304,9 +304,9 @@ def _bert_reason(config, pooling: str) -> str | None:
 
 
 def stacking_plan(backbone: nn.Module, pooling: str = "auto") -> tuple[str, str]:
-    """How :func:`train_ensemble` holds many runs of this backbone: ``("bert", why)`` for
-    :class:`StackedBert`, else ``("vmap", why)`` (:class:`StackedModels`, still to pass the
-    probe of :func:`stack_models`).
+    """How `train_ensemble` holds many runs of this backbone: ``("bert", why)`` for
+    `StackedBert`, else ``("vmap", why)`` (`StackedModels`, still to pass the
+    probe of `stack_models`).
 
     Example:
         >>> from transformers import GPT2Config, GPT2Model
@@ -341,8 +341,8 @@ def _probe(stacked: nn.Module, models: Sequence[RewardModel], vocab: int) -> Non
 
 
 def stack_models(models: Sequence[RewardModel], device=None, log=None) -> nn.Module:
-    """:class:`StackedModels` of ``models`` when a probe shows it reproduces them (with eager
-    attention, else the model's own), else :class:`LoopedModels`; ``log`` gets one line
+    """`StackedModels` of ``models`` when a probe shows it reproduces them (with eager
+    attention, else the model's own), else `LoopedModels`; ``log`` gets one line
     saying which and why."""
     log = log or (lambda *_: None)
     dev = resolve_device(device)
@@ -455,27 +455,27 @@ def train_ensemble(backbone: nn.Module, task: TextTask, targets: Sequence, cfgs:
                    deadline: float | None = None, desc: str = "ensemble",
                    features: Sequence[np.ndarray] | None = None,
                    log=None) -> tuple[nn.Module, EnsembleStats]:
-    """Train ``len(cfgs)`` full fine-tuning runs together; run ``r`` as :func:`~w2s_theory.finetune.train` would.
+    """Train ``len(cfgs)`` full fine-tuning runs together; run ``r`` as `train` would.
 
     Args:
         backbone: the pretrained transformers model (fp32), shared starting point: a BERT
-            encoder (:class:`StackedBert`) or any other architecture (:func:`stack_models`:
+            encoder (`StackedBert`) or any other architecture (`stack_models`:
             stacked with ``vmap``, or one run after another, as the log line says).
         task: the training split (pairwise or binary).
         targets: one ``(n,)`` array per run *before* noise; each run applies its
-            own :func:`~w2s_theory.finetune.make_targets` (noise from its seed).
-        cfgs: one :class:`~w2s_theory.finetune.FinetuneConfig` per run (:func:`compatible`).
+            own `make_targets` (noise from its seed).
+        cfgs: one `FinetuneConfig` per run (`compatible`).
         device: default CUDA when available.
         progress: tqdm bar.
         deadline: ``time.monotonic()`` value after which training stops (partial runs,
             ``stopped_early=True``); the caller decides what to keep.
         features: head-only runs (``cfg.head_only``): the pooled features of ``task``'s
-            texts, one ``(n, H)`` array per text slot (:func:`~w2s_theory.finetune.embed_texts`);
-            the runs are then :class:`StackedHead` s on them.
-        log: called with one line when the runs are not held by :class:`StackedBert`.
+            texts, one ``(n, H)`` array per text slot (`embed_texts`);
+            the runs are then `StackedHead` s on them.
+        log: called with one line when the runs are not held by `StackedBert`.
 
     Returns:
-        the trained :class:`StackedBert` (or :class:`StackedHead`) and :class:`EnsembleStats`.
+        the trained `StackedBert` (or `StackedHead`) and `EnsembleStats`.
     """
     from tqdm.auto import tqdm
 

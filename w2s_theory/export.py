@@ -1,14 +1,14 @@
 """Paper-ready tables: LaTeX (booktabs) and Markdown from result objects and result frames.
 
-* :func:`frame_to_latex` / :func:`frame_to_markdown` turn a table (a pandas ``DataFrame``,
+* `frame_to_latex` / `frame_to_markdown` turn a table (a pandas ``DataFrame``,
   a list of row dicts, or a dict of columns) into a ``booktabs`` ``tabular`` (optionally
   wrapped in a ``table`` float with caption and label) or a GitHub-flavoured pipe table.
-* :func:`result_to_latex` / :func:`result_to_markdown` turn one result object (anything
+* `result_to_latex` / `result_to_markdown` turn one result object (anything
   with ``to_dict()``, or a dataclass) into a two-column *quantity / value* table. The
-  result classes (:class:`w2s_theory.bounds.Lemma1Result`,
-  :class:`w2s_theory.bounds.Theorem2Result`, the misspecification results,
-  :class:`w2s_theory.metrics.PairedTest`) have ``to_latex()`` and ``to_markdown()``
-  methods that call these; :class:`w2s_theory.results_table.ResultTable` has them too.
+  result classes (`w2s_theory.bounds.Lemma1Result`,
+  `w2s_theory.bounds.Theorem2Result`, the misspecification results,
+  `w2s_theory.metrics.PairedTest`) have ``to_latex()`` and ``to_markdown()``
+  methods that call these; `w2s_theory.results_table.ResultTable` has them too.
 
 Cells: floats are written with ``float_format`` (default ``"{:.4g}"``), integers and
 booleans as they are, missing values (``None``, NaN) as an empty cell; LaTeX's special
@@ -147,7 +147,7 @@ def frame_to_markdown(table: Any, *, float_format: str = "{:.4g}") -> str:
     """A GitHub-flavoured Markdown pipe table (numeric columns right-aligned).
 
     Args:
-        table: as in :func:`frame_to_latex`.
+        table: as in `frame_to_latex`.
         float_format: ``str.format`` pattern for floats.
 
     Returns:
@@ -189,8 +189,8 @@ def result_to_latex(result: Any, *, caption: str | None = None, label: str | Non
                     float_format: str = "{:.6g}") -> str:
     r"""One result object as a two-column ``booktabs`` table (*quantity*, *value*).
 
-    Array fields (e.g. the fitted member of :class:`w2s_theory.misspecification.EpsilonFit`)
-    are left out; ``caption`` and ``label`` as in :func:`frame_to_latex`.
+    Array fields (e.g. the fitted member of `w2s_theory.misspecification.EpsilonFit`)
+    are left out; ``caption`` and ``label`` as in `frame_to_latex`.
 
     Examples:
         >>> from w2s_theory.bounds import theorem2
@@ -215,9 +215,9 @@ class TableExport:
 
     def to_latex(self, *, caption: str | None = None, label: str | None = None,
                  float_format: str = "{:.6g}") -> str:
-        """This result as a two-column ``booktabs`` table (see :func:`result_to_latex`)."""
+        """This result as a two-column ``booktabs`` table (see `result_to_latex`)."""
         return result_to_latex(self, caption=caption, label=label, float_format=float_format)
 
     def to_markdown(self, *, float_format: str = "{:.6g}") -> str:
-        """This result as a two-column Markdown table (see :func:`result_to_markdown`)."""
+        """This result as a two-column Markdown table (see `result_to_markdown`)."""
         return result_to_markdown(self, float_format=float_format)

@@ -15,11 +15,11 @@ length and cut into buckets of at most ``max_tokens`` padded tokens, so padding
 is small and batches are large. Compute runs on CUDA when available (bf16 by
 default there), else CPU (fp32).
 
-Cache: :func:`features_for_texts` keys each result by everything that changes the
+Cache: `features_for_texts` keys each result by everything that changes the
 numbers (model and its weights' sha256, layer, pooling, max length, truncation
 side, compute dtype, data set name, text digest), writes ``.npz`` + ``.json`` atomically
 and verifies the payload's sha256 on read; a corrupt or stale entry is rebuilt.
-:func:`load_features` reads the read-only prebuilt folder (``../shared/features``,
+`load_features` reads the read-only prebuilt folder (``../shared/features``,
 ``$W2S_FEATURES_DIR``) first, after checking its manifest against the data's digests.
 """
 
@@ -48,7 +48,7 @@ __all__ = ["FeatureSpec", "FEATURE_SETS", "ENV_FEATURES", "feature_spec", "Token
 
 #: Environment variable naming a read-only folder of prebuilt features.
 ENV_FEATURES = "W2S_FEATURES_DIR"
-#: Pooling rules of :class:`FeatureSpec` (``auto``: by architecture, see :func:`resolve_spec`).
+#: Pooling rules of `FeatureSpec` (``auto``: by architecture, see `resolve_spec`).
 POOLINGS = ("mean", "last", "cls", "auto")
 _FORMAT = 1  # bump when the cache layout or the computation changes
 
@@ -58,13 +58,13 @@ class FeatureSpec:
     """What to extract.
 
     Attributes:
-        model: a :data:`w2s_theory.models.REGISTRY` name, a local transformers folder or a
-            Hugging Face hub id (``org/name[@revision]``, :func:`w2s_theory.hub.resolve_model`).
+        model: a `w2s_theory.models.REGISTRY` name, a local transformers folder or a
+            Hugging Face hub id (``org/name[@revision]``, `w2s_theory.hub.resolve_model`).
         layer: index into ``hidden_states`` (0 = embeddings; negative counts from the end);
             ``None`` = the last layer.
         pooling: ``"mean"`` (over attention-mask tokens), ``"last"`` (last real token),
             ``"cls"`` (the first token) or ``"auto"`` (``last`` for decoders, ``mean`` for
-            encoders: :func:`w2s_theory.hub.default_pooling`; resolved before any cache key).
+            encoders: `w2s_theory.hub.default_pooling`; resolved before any cache key).
         max_length: tokens kept per text (special tokens included).
         truncation_side: ``"left"`` (keep the end of the dialogue) or ``"right"``.
         dtype: compute dtype ``"float32" | "bfloat16" | "float16" | "auto"`` (auto = bf16 on
@@ -105,9 +105,9 @@ FEATURE_SETS: dict[str, FeatureSpec] = {
 
 
 def feature_spec(spec: str | FeatureSpec) -> FeatureSpec:
-    """A :class:`FeatureSpec` from a :data:`FEATURE_SETS` name, or from any model spec.
+    """A `FeatureSpec` from a `FEATURE_SETS` name, or from any model spec.
 
-    Any other string is a model spec of :func:`w2s_theory.hub.resolve_model` (a preset of
+    Any other string is a model spec of `w2s_theory.hub.resolve_model` (a preset of
     the model registry, a local folder or a hub id ``org/name[@revision]``): its last layer,
     pooled by architecture (``pooling="auto"``). Nothing is loaded here.
 
@@ -134,10 +134,10 @@ def feature_spec(spec: str | FeatureSpec) -> FeatureSpec:
 def resolve_spec(spec: FeatureSpec, *, cache=None) -> tuple[FeatureSpec, Path, str]:
     """``(spec with its pooling resolved, model folder, weights digest)``.
 
-    Presets of :data:`w2s_theory.models.REGISTRY` keep their folder and weights sha256
+    Presets of `w2s_theory.models.REGISTRY` keep their folder and weights sha256
     (so existing cache keys stay); folders and hub ids go through
-    :func:`w2s_theory.hub.resolve_model` (digest: the folder's weights sha256 or the hub
-    commit). ``pooling="auto"`` becomes :func:`w2s_theory.hub.default_pooling` of the
+    `w2s_theory.hub.resolve_model` (digest: the folder's weights sha256 or the hub
+    commit). ``pooling="auto"`` becomes `w2s_theory.hub.default_pooling` of the
     model's config.
     """
     from . import models
@@ -376,12 +376,12 @@ def embed_token_ids(model, tokens: TokenIds, *, layer: int | None = None, poolin
                     desc: str = "embed") -> np.ndarray:
     """Pooled hidden states of pre-tokenized texts, in the input order -> float32 ``(n, H)``.
 
-    The flat ids go to the device once; each length-sorted bucket (:func:`length_buckets`)
+    The flat ids go to the device once; each length-sorted bucket (`length_buckets`)
     is gathered there into a right-padded ``(B, L)`` batch with its attention mask
     (``L`` rounded up to ``pad_multiple``: 8 on CUDA for tensor cores, 1 on CPU), run
     through the model in its own dtype under ``torch.inference_mode`` (no KV cache; for a
     middle ``layer`` only the blocks up to it run) and pooled in float32
-    (:func:`pool_hidden`). Only the final ``(n, H)`` array returns to the host.
+    (`pool_hidden`). Only the final ``(n, H)`` array returns to the host.
 
     Args:
         model: a transformers base model (``AutoModel``), already on ``device``.
@@ -508,7 +508,7 @@ def extract(spec: str | FeatureSpec, texts: Sequence[str], *, device: Any = "aut
             cache: str | os.PathLike | None = None, cache_tokens: bool = True) -> np.ndarray:
     """Features of ``texts`` under ``spec`` (no feature cache) -> float32 ``(n, hidden)``.
 
-    Loads the model via :mod:`w2s_theory.models`, tokenizes once (ids cached under
+    Loads the model via `w2s_theory.models`, tokenizes once (ids cached under
     ``<cache>/tokens`` when ``cache_tokens``), embeds length-sorted buckets.
 
     Examples:
@@ -613,7 +613,7 @@ def features_for_texts(spec: str | FeatureSpec, texts: Sequence[str], *, dataset
     """Cached features of ``texts`` -> float32 ``(n, hidden)``, row ``i`` = ``texts[i]``.
 
     The entry lives under ``<cache>/features/<set>/<dataset>/<key>.npz`` (+ ``.json``) with
-    the key of :func:`cache_key`; it is verified (key, payload sha256, shape, finiteness)
+    the key of `cache_key`; it is verified (key, payload sha256, shape, finiteness)
     on every read and recomputed when anything is off.
 
     Examples:
@@ -680,7 +680,7 @@ def prebuilt_roots(root: str | os.PathLike | None = None, *,
 
 
 def prebuilt_root(root: str | os.PathLike | None = None) -> Path | None:
-    """The first of :func:`prebuilt_roots`, or ``None`` when there is none.
+    """The first of `prebuilt_roots`, or ``None`` when there is none.
 
     Examples:
         >>> p = prebuilt_root(); p is None or (p / "hh_rlhf").is_dir()
@@ -695,7 +695,7 @@ def load_prebuilt(name: str, subset: str, split: str, *, root: str | os.PathLike
                   cache: str | os.PathLike | None = None) -> dict[str, np.ndarray] | None:
     """Prebuilt HH-RLHF features of a named set, or ``None`` when absent or not matching the data.
 
-    Looks in each of :func:`prebuilt_roots` for ``hh_rlhf/<name>/<subset>/<split>.npz``.
+    Looks in each of `prebuilt_roots` for ``hh_rlhf/<name>/<subset>/<split>.npz``.
     Checks the manifest's ``sources`` sha256 of ``<subset>/<split>.jsonl`` against the data
     file actually loaded (a mismatch warns and skips that folder), the shapes (n, hidden)
     for both arrays and finiteness. Arrays are returned as float32.
@@ -749,8 +749,8 @@ def unavailable_reason(name: str, subsets: Sequence[str] = (), splits: Sequence[
     """Why feature set ``name`` cannot be had here, or ``None`` when it can (nothing is loaded).
 
     HH-RLHF features of ``subsets`` x ``splits`` are available when the model's weights are
-    installed (:func:`w2s_theory.models.is_installed`) or every one of those files exists in
-    a prebuilt folder (:func:`prebuilt_roots`; their digests are checked when read). With
+    installed (`w2s_theory.models.is_installed`) or every one of those files exists in
+    a prebuilt folder (`prebuilt_roots`; their digests are checked when read). With
     ``texts=True`` features of other texts (VADER, a first-rows cut) are needed too, which
     only the weights can compute. A cheap check of files, for a command to run before any work.
 
@@ -794,14 +794,14 @@ def load_features(model: str | FeatureSpec, subset: str, split: str, *,
                   device: Any = "auto", progress: bool = True) -> dict[str, np.ndarray]:
     """HH-RLHF features ``{"chosen": (4000, H), "rejected": (4000, H)}`` (float32).
 
-    Order: (1) the prebuilt read-only folders (:func:`prebuilt_roots`, verified by
-    :func:`load_prebuilt`), (2) the project's cache, (3) computed now (when ``compute``)
+    Order: (1) the prebuilt read-only folders (`prebuilt_roots`, verified by
+    `load_prebuilt`), (2) the project's cache, (3) computed now (when ``compute``)
     and cached. Row ``i`` belongs to line ``i`` of ``<subset>/<split>.jsonl``.
 
     Args:
-        model: a :data:`FEATURE_SETS` name (``"all-MiniLM-L6-v2"``, ``"SmolLM2-135M-layer15"``,
-            ``"wordllama"``, ``"all-mpnet-base-v2"``, ...) or a :class:`FeatureSpec`.
-        root: prebuilt folder; data_root: HH-RLHF folder (see :func:`w2s_theory.data.hh_rlhf_root`).
+        model: a `FEATURE_SETS` name (``"all-MiniLM-L6-v2"``, ``"SmolLM2-135M-layer15"``,
+            ``"wordllama"``, ``"all-mpnet-base-v2"``, ...) or a `FeatureSpec`.
+        root: prebuilt folder; data_root: HH-RLHF folder (see `w2s_theory.data.hh_rlhf_root`).
 
     Examples:
         >>> f = load_features("all-MiniLM-L6-v2", "harmless", "test")

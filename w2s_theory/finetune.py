@@ -6,13 +6,13 @@ a linear head on the mean-pooled last hidden state,
 ``r(x) = w . mean_t h(x)_t + b``  (mean over the attention-mask tokens),
 
 trained on soft targets ``y`` (the weak model's probabilities, optionally
-corrupted by label noise) under one of :mod:`w2s_theory.losses`:
+corrupted by label noise) under one of `w2s_theory.losses`:
 
 * ``task="pairwise"`` (HH-RLHF reward model, Bradley--Terry): a pair ``(A, B)``
   has logit ``z = r(A) - r(B)``, ``P(A preferred) = sigmoid(z)``;
 * ``task="binary"``: one text, logit ``z = r(x)``.
 
-The default :class:`FinetuneConfig` is the paper's protocol (arXiv:2502.11107,
+The default `FinetuneConfig` is the paper's protocol (arXiv:2502.11107,
 Sec. 5): one epoch, batch 16, learning rate 1e-5, cosine decay, Adam (AdamW with
 weight decay 0), dropout off (reward-model practice; it also makes a run a
 deterministic function of its seed). Texts are truncated from the *left* (the
@@ -88,7 +88,7 @@ __all__ = [
 ]
 
 TASKS = ("pairwise", "binary")
-#: Pooling rules of the reward head (``auto``: by architecture, :func:`resolve_pooling`).
+#: Pooling rules of the reward head (``auto``: by architecture, `resolve_pooling`).
 POOLINGS = ("auto", "mean", "last", "cls")
 
 
@@ -101,12 +101,12 @@ class FinetuneConfig:
         loss: ``forward_kl`` | ``reverse_kl`` | ``forward_ce`` | ``reverse_ce``.
         confidence: add Burns et al.'s confidence term, ``loss`` being its base.
         alpha_max, confidence_warmup_frac: the confidence weight's ramp
-            (:func:`w2s_theory.losses.confidence_alpha`).
+            (`w2s_theory.losses.confidence_alpha`).
         threshold_buffer, threshold_min_count: the rolling buffer of the class-balance
             threshold; until ``threshold_min_count`` predictions are buffered the plain
-            loss is used (as in :mod:`w2s_theory.training`).
+            loss is used (as in `w2s_theory.training`).
         noise: fraction of training targets corrupted by ``y -> 1/2 + noise_a (y - 1/2)``
-            (``noise_a = -1`` flips), :func:`w2s_theory.noise.corrupt_binary`.
+            (``noise_a = -1`` flips), `w2s_theory.noise.corrupt_binary`.
         eps: clipping of targets inside ``log y`` (reverse losses).
         task: ``pairwise`` (Bradley--Terry) or ``binary``.
         head_only: freeze the backbone (last-layer regime).
@@ -126,14 +126,14 @@ class FinetuneConfig:
         precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU) | ``fp32`` | ``bf16``.
         seed: the run's seed: data order, head init, noise.
         checkpoint_every: optimiser steps between checkpoints (0 = none).
-        eval_batch_size: texts per forward pass in :func:`predict`.
+        eval_batch_size: texts per forward pass in `predict`.
         group_by_length: batches grouped by length in mega-batches of this many batches
-            (:func:`batch_order`; 0 = off), as transformers' ``group_by_length``: the same
+            (`batch_order`; 0 = off), as transformers' ``group_by_length``: the same
             examples per epoch with much less padding.
         pooling: what the reward head reads: ``mean`` over real tokens, the ``last`` real
             token (right or left padding, from the attention mask), ``cls`` (the first token)
             or ``auto``: ``last`` for decoders (GPT-2, Llama, Qwen2, Pythia: decoder reward
-            models read the last token), ``mean`` for encoders (:func:`resolve_pooling`).
+            models read the last token), ``mean`` for encoders (`resolve_pooling`).
 
     Examples:
         >>> from w2s_theory.finetune import FinetuneConfig
@@ -249,7 +249,7 @@ class FinetuneConfig:
 
     @property
     def objective(self) -> Objective:
-        """The run's training objective (:class:`w2s_theory.objective.Objective`)."""
+        """The run's training objective (`w2s_theory.objective.Objective`)."""
         return Objective(self.loss, self.confidence, self.alpha_max, self.confidence_warmup_frac,
                          self.threshold_buffer, self.threshold_min_count, self.eps)
 
@@ -282,7 +282,7 @@ class TokenizedTexts:
         prefix, suffix: special-token ids put around each text (BERT: ``[CLS]``, ``[SEP]``).
         pad_id: padding id (padding is on the right; the mask marks real tokens).
 
-    :meth:`batch` truncates each text to ``max_length - len(prefix) - len(suffix)``
+    `batch` truncates each text to ``max_length - len(prefix) - len(suffix)``
     tokens from the left or the right, frames it and pads: the same ids as
     ``tokenizer(texts, truncation=True, max_length=L, padding=True)`` with the
     tokenizer's ``truncation_side`` set alike.
@@ -375,7 +375,7 @@ class TextTask:
     """A labelled split: one text per example (binary) or a pair ``(A, B)`` (pairwise).
 
     Attributes:
-        inputs: ``(texts,)`` or ``(texts_a, texts_b)`` as :class:`TokenizedTexts`.
+        inputs: ``(texts,)`` or ``(texts_a, texts_b)`` as `TokenizedTexts`.
         labels: ``(n,)`` int8 ground truth (pairwise: 1 when slot A holds the chosen reply).
     """
 
@@ -446,7 +446,7 @@ def init_head_(head: nn.Linear, seed: int, std: float) -> nn.Linear:
 
 
 def resolve_pooling(pooling: str, config) -> str:
-    """``auto`` -> ``last`` for decoders, ``mean`` for encoders (:func:`w2s_theory.hub.default_pooling`);
+    """``auto`` -> ``last`` for decoders, ``mean`` for encoders (`w2s_theory.hub.default_pooling`);
     any other rule as given.
 
     Example:
@@ -464,7 +464,7 @@ def resolve_pooling(pooling: str, config) -> str:
 
 
 def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """``mean`` (:func:`mean_pool`), ``last`` real token or ``cls`` (first token) of
+    """``mean`` (`mean_pool`), ``last`` real token or ``cls`` (first token) of
     ``hidden`` ``(..., L, H)`` under ``mask`` ``(..., L)``; the last real token is read from
     the mask, so right and left padding both work."""
     if pooling == "mean":
@@ -485,8 +485,8 @@ class RewardModel(nn.Module):
 
     Args:
         backbone: a transformers encoder/decoder (``AutoModel``) returning ``last_hidden_state``.
-        seed, head_init_std: the head's init (:func:`init_head_`).
-        pooling: ``mean`` (default), ``last``, ``cls`` or ``auto`` (:func:`resolve_pooling`).
+        seed, head_init_std: the head's init (`init_head_`).
+        pooling: ``mean`` (default), ``last``, ``cls`` or ``auto`` (`resolve_pooling`).
     """
 
     def __init__(self, backbone: nn.Module, *, seed: int = 0, head_init_std: float = 0.02,
@@ -553,7 +553,7 @@ def load_backbone(path: str | os.PathLike, *, dropout: float = 0.0):
 
 
 def build_model(path_or_backbone, cfg: FinetuneConfig) -> RewardModel:
-    """:class:`RewardModel` from a folder (or an already built backbone, deep-copied) for ``cfg``."""
+    """`RewardModel` from a folder (or an already built backbone, deep-copied) for ``cfg``."""
     import copy
 
     if isinstance(path_or_backbone, nn.Module):
@@ -618,7 +618,7 @@ def task_lengths(task: TextTask, max_length: int) -> np.ndarray:
 
 
 def train_order(task: TextTask, cfg: FinetuneConfig) -> np.ndarray:
-    """:func:`batch_order` of a run (length-grouped when ``cfg.group_by_length``)."""
+    """`batch_order` of a run (length-grouped when ``cfg.group_by_length``)."""
     if cfg.group_by_length:
         return batch_order(len(task), cfg.batch_size, cfg.seed, cfg.epochs,
                            lengths=task_lengths(task, cfg.max_length), group=cfg.group_by_length)
@@ -748,7 +748,7 @@ def mixed_precision_for(cfg: FinetuneConfig, device_type: str) -> str:
 
 
 def make_engine(cfg: FinetuneConfig, *, use_accelerate: bool | None = None, cpu: bool = False):
-    """An ``accelerate.Accelerator`` (when installed, or when ``use_accelerate``) or a :class:`PlainEngine`.
+    """An ``accelerate.Accelerator`` (when installed, or when ``use_accelerate``) or a `PlainEngine`.
 
     The accelerator uses ``split_batches=True``: a loader's batch is the *global*
     micro-batch, split over the processes, so ``batch_size`` keeps its meaning at
@@ -908,23 +908,23 @@ def train(model: RewardModel, task: TextTask, targets, cfg: FinetuneConfig, *,
     """Train ``model`` in place on ``task`` towards ``targets`` under ``cfg``.
 
     Args:
-        model: a :class:`RewardModel` (its head already initialised from ``cfg.seed``).
+        model: a `RewardModel` (its head already initialised from ``cfg.seed``).
         task: the training split (its ``labels`` are not used; ``targets`` are).
         targets: ``(n,)`` soft targets in ``[0, 1]`` (weak labels after
-            :func:`make_targets`, or the ground truth for a ceiling).
-        cfg: the run's :class:`FinetuneConfig`.
-        engine: an ``accelerate.Accelerator`` or :class:`PlainEngine` (default: :func:`make_engine`).
+            `make_targets`, or the ground truth for a ceiling).
+        cfg: the run's `FinetuneConfig`.
+        engine: an ``accelerate.Accelerator`` or `PlainEngine` (default: `make_engine`).
         checkpoint: file for atomic checkpoints; when it exists the run resumes from it.
         on_step: called with the number of finished optimiser steps after each step
             (and after its checkpoint); an exception there stops training (used to
             test resuming).
         progress: show a tqdm bar on the main process.
         features: head-only runs: the pooled backbone features of ``task``'s texts
-            (one ``(n, H)`` array per text slot, from :func:`embed_texts`), so that many
+            (one ``(n, H)`` array per text slot, from `embed_texts`), so that many
             head-only runs share one feature pass; computed here when ``None``.
 
     Returns:
-        :class:`TrainStats`.
+        `TrainStats`.
     """
     from tqdm.auto import tqdm
 

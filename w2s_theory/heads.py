@@ -3,7 +3,7 @@
 Three ways to fit a linear head ``f`` on features ``h_s(x)`` (shape ``(n, d)``) to
 weak probabilities ``F_w(x)`` (shape ``(n,)`` binary or ``(n, k)``):
 
-* :func:`fit_convex_head` -- the *mixture-convex* head class of ``docs/theory.md``
+* `fit_convex_head` -- the *mixture-convex* head class of ``docs/theory.md``
   (Theorem 2): probabilities affine in ``[h_s; 1]``,
 
   ``P(x) = A [h_s(x); 1]``,  ``1^T P(x) = 1``,  ``P_i(x) >= gamma`` on every sample,
@@ -12,13 +12,13 @@ weak probabilities ``F_w(x)`` (shape ``(n,)`` binary or ``(n, k)``):
   forward KL ``E KL(F_w || P)`` (the M-projection) exactly, as an exponential-cone
   program (cvxpy ``rel_entr``, solver Clarabel at tight tolerances). The report
   carries the solver's duality gap and a KKT certificate computed here in the
-  original problem, and :meth:`ConvexHead.theorem2_tolerance` turns them into the
+  original problem, and `ConvexHead.theorem2_tolerance` turns them into the
   tolerance of a Theorem 2 check.
-* :func:`fit_softmax_head` -- the softmax (logistic) linear head
+* `fit_softmax_head` -- the softmax (logistic) linear head
   ``P(x) = softmax(W^T h_s(x) + b)``, fitted with any of the four W2SG losses of
-  :mod:`w2s_theory.losses` to a tight gradient tolerance (float64 L-BFGS, then a
+  `w2s_theory.losses` to a tight gradient tolerance (float64 L-BFGS, then a
   trust-region Newton polish with the exact Hessian).
-* :func:`fit_head_minibatch` -- the practical regime: the same softmax head
+* `fit_head_minibatch` -- the practical regime: the same softmax head
   trained by minibatch Adam/SGD (default one epoch, batch 16), i.e. early stopped.
 
 Features are standardised (column mean 0, standard deviation 1) inside every fit
@@ -59,10 +59,10 @@ __all__ = [
     "DIVERGENCES",
 ]
 
-#: Objectives of :func:`fit_convex_head`.
+#: Objectives of `fit_convex_head`.
 DIVERGENCES = ("reverse_kl", "forward_kl")
 
-#: Clarabel tolerance used by :func:`fit_convex_head` (absolute/relative gap and feasibility
+#: Clarabel tolerance used by `fit_convex_head` (absolute/relative gap and feasibility
 #: of the *summed* objective; the reported gap is per sample, typically ~1e-12).
 CLARABEL_TOL = 1e-10
 #: fits with at most this many feature entries x classes run on one torch thread
@@ -197,7 +197,7 @@ class ConvexHead:
         intercept: scalar array (binary) or ``(k-1,)``.
         probs: fitted probabilities on the training samples, same shape as ``weak_probs``.
         divergence: ``"reverse_kl"`` or ``"forward_kl"``; gamma: the probability floor.
-        k: number of classes; report: :class:`FitReport`.
+        k: number of classes; report: `FitReport`.
     """
 
     coef: np.ndarray
@@ -239,8 +239,8 @@ class ConvexHead:
         ``{P_i >= gamma, sum_i P_i = 1}``. Each row is replaced by its Euclidean
         projection onto that set (binary: ``P(class 1)`` clipped into
         ``[gamma, 1 - gamma]``), so every coordinate is ``>= gamma`` and rows sum to 1;
-        rows inside the polytope are unchanged. Use :meth:`predict_raw` and
-        :meth:`fraction_outside` to see how often the projection acts.
+        rows inside the polytope are unchanged. Use `predict_raw` and
+        `fraction_outside` to see how often the projection acts.
 
         Returns:
             shape ``(m,)`` or ``(m, k)``.
@@ -304,7 +304,7 @@ def fit_convex_head(features, weak_probs, *, divergence: str = "reverse_kl",
         features: strong representation ``h_s``, shape ``(n, d)``.
         weak_probs: ``F_w``, shape ``(n,)`` (binary ``P(class 1)``) or ``(n, k)``. For
             ``reverse_kl`` every coordinate must be ``> 0`` (else the objective is
-            infinite on the whole class: smooth with :func:`w2s_theory.divergences.smooth`).
+            infinite on the whole class: smooth with `w2s_theory.divergences.smooth`).
         divergence: ``"reverse_kl"`` or ``"forward_kl"``.
         gamma: probability floor in ``(0, 1/k]``.
         tol: Clarabel's absolute/relative duality-gap and feasibility tolerance on the
@@ -312,7 +312,7 @@ def fit_convex_head(features, weak_probs, *, divergence: str = "reverse_kl",
         max_iter: Clarabel's iteration limit.
 
     Returns:
-        :class:`ConvexHead` with ``probs`` (shape of ``weak_probs``), the parameters,
+        `ConvexHead` with ``probs`` (shape of ``weak_probs``), the parameters,
         ``predict`` for new samples, and ``report`` (status, duality gap, KKT residuals,
         objective, time).
 
@@ -488,7 +488,7 @@ class SoftmaxHead:
         intercept: scalar array (binary) or ``(k-1,)``.
         probs: fitted probabilities on the training samples, same shape as ``weak_probs``.
         loss: the loss minimised; l2: its L2 weight (on standardised weights, not bias).
-        report: :class:`FitReport` (``grad_norm``, ``iterations``, ``converged``).
+        report: `FitReport` (``grad_norm``, ``iterations``, ``converged``).
     """
 
     coef: np.ndarray
@@ -574,7 +574,7 @@ def fit_softmax_head(features, weak_probs, *, loss: str = "forward_kl", l2: floa
 
     Minimises ``(1/n) sum_x loss(z(x), F_w(x)) + (l2/2) |W|^2`` over ``z(x) = W^T z_s(x) + b``
     (``z_s`` the standardised features, class 0's logit fixed at 0), with the losses of
-    :mod:`w2s_theory.losses` in float64 torch: L-BFGS (scipy) to ``gtol=tol``, then, if
+    `w2s_theory.losses` in float64 torch: L-BFGS (scipy) to ``gtol=tol``, then, if
     ``newton`` and there are at most 2000 parameters, a trust-region Newton polish
     (scipy ``trust-exact``, exact Hessian by autograd) which also handles the non-convex
     reverse losses. ``report.grad_norm`` is the final Euclidean gradient norm;
@@ -595,7 +595,7 @@ def fit_softmax_head(features, weak_probs, *, loss: str = "forward_kl", l2: floa
         init: optional starting parameters, shape ``(d+1, k-1)`` on the standardised design.
 
     Returns:
-        :class:`SoftmaxHead`.
+        `SoftmaxHead`.
 
     Examples:
         >>> import numpy as np
@@ -704,24 +704,24 @@ def fit_head_minibatch(features, weak_probs, *, loss: str = "forward_kl",
                        eps: float = 1e-6) -> SoftmaxHead:
     r"""Train the softmax head the practical way: minibatch Adam/SGD for a few epochs.
 
-    Same model and losses as :func:`fit_softmax_head` (float64, standardised
+    Same model and losses as `fit_softmax_head` (float64, standardised
     features, zero initialisation), but optimised by ``optimizer`` with learning
     rate ``lr`` over ``epochs`` passes of shuffled minibatches of ``batch_size``
     (the last, smaller batch is kept). One epoch of batch 16 is the paper's
     regime; it stops far from the minimiser, which is the point of comparing it
-    with :func:`fit_softmax_head`. ``report.grad_norm`` is the full-batch gradient
+    with `fit_softmax_head`. ``report.grad_norm`` is the full-batch gradient
     norm at the end; ``converged`` is always ``False`` unless that is ``<= 1e-6``.
 
     Args:
         features: shape ``(n, d)``. weak_probs: shape ``(n,)`` or ``(n, k)``.
-        loss: a registered student loss (:func:`w2s_theory.losses.loss_names`).
+        loss: a registered student loss (`w2s_theory.losses.loss_names`).
         optimizer: ``"adam"`` or ``"sgd"``.
         lr: learning rate ``> 0``. batch_size: ``>= 1``. epochs: ``>= 1``.
         l2: L2 weight on the standardised weights. seed: shuffling seed.
         eps: clipping of weak labels inside ``log y`` (reverse losses).
 
     Returns:
-        :class:`SoftmaxHead`.
+        `SoftmaxHead`.
 
     Examples:
         >>> import numpy as np

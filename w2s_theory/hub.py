@@ -2,8 +2,8 @@ r"""Any model: a preset of the offline ladder, a local folder, or a Hugging Face
 
 A *model spec* is one string:
 
-* a preset name of :data:`w2s_theory.models.REGISTRY` (``all-MiniLM-L6-v2``, ...): the
-  offline ladder, resolved by :func:`w2s_theory.models.model_dir`;
+* a preset name of `w2s_theory.models.REGISTRY` (``all-MiniLM-L6-v2``, ...): the
+  offline ladder, resolved by `w2s_theory.models.model_dir`;
 * a local folder holding a transformers model (``config.json`` and weights);
 * a hub id, optionally pinned: ``gpt2``, ``EleutherAI/pythia-160m``,
   ``Qwen/Qwen2.5-0.5B@<revision>`` (a commit, tag or branch), fetched through
@@ -11,14 +11,14 @@ A *model spec* is one string:
   user's choice: with ``HF_HUB_OFFLINE=1`` only the local cache is read (this library
   never sets it).
 
-:func:`resolve_model` returns a :class:`ResolvedModel` with the local folder and a
+`resolve_model` returns a `ResolvedModel` with the local folder and a
 ``digest`` that keys every cache derived from the weights (features, fits): the
 preset's weights sha256, the hub snapshot's commit hash, or a folder's weights sha256,
 so two different models never share a cache entry.
 
-:func:`pool` turns hidden states into one vector per text: ``mean`` over real tokens,
+`pool` turns hidden states into one vector per text: ``mean`` over real tokens,
 ``last`` real token (left or right padding, read from the attention mask) or ``cls``
-(the first token). :func:`default_pooling` picks ``last`` for decoders (as decoder
+(the first token). `default_pooling` picks ``last`` for decoders (as decoder
 reward models read the last token) and ``mean`` for encoders.
 """
 

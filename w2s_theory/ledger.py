@@ -2,17 +2,17 @@ r"""Claims ledger: the paper's six claims tested per regime and setting on the c
 
 Two layers:
 
-* **Statistics** (pure numpy/scipy/statsmodels functions): :func:`paired_effect` (mean of
-  paired differences over seeds, 95 % t interval, paired t-test), :func:`holm` (Holm's
-  step-down adjustment within a family), :func:`gap_filter` (a setting counts for
+* **Statistics** (pure numpy/scipy/statsmodels functions): `paired_effect` (mean of
+  paired differences over seeds, 95 % t interval, paired t-test), `holm` (Holm's
+  step-down adjustment within a family), `gap_filter` (a setting counts for
   weak-to-strong claims only if ``ceiling - weak`` has a t interval above 0) and
-  :func:`pgr_interval` (PGR with Fieller's interval, undefined when the gap's interval
+  `pgr_interval` (PGR with Fieller's interval, undefined when the gap's interval
   contains 0).
-* **Ledger**: :func:`load_runs` reads whatever result tables exist (last layer on real
-  features, full fine-tuning, synthetic), :func:`build_ledger` tests each claim per regime and
-  setting with the rules :data:`ROW_RULE` / :data:`CLAIM_RULE`, and puts the paper's reported
-  pattern beside ours (:func:`paper_patterns`, from ``experiments/paper_reference/``);
-  :func:`summarize` gives one verdict per claim and regime.
+* **Ledger**: `load_runs` reads whatever result tables exist (last layer on real
+  features, full fine-tuning, synthetic), `build_ledger` tests each claim per regime and
+  setting with the rules `ROW_RULE` / `CLAIM_RULE`, and puts the paper's reported
+  pattern beside ours (`paper_patterns`, from ``experiments/paper_reference/``);
+  `summarize` gives one verdict per claim and regime.
 
 Conventions: accuracy effects are in percentage points (``100 x`` accuracy); seeds pair runs
 (an effect for seed ``s`` compares the two arms of seed ``s``; seeds missing from an arm are
@@ -168,7 +168,7 @@ def gap_filter(ceiling, weak, confidence: float = 0.95) -> tuple[bool, PairedEff
     negative leaves nothing to recover, and PGR is then undefined).
 
     Returns:
-        ``(has_gap, effect)`` with ``effect`` the :class:`PairedEffect` of ``ceiling - weak``.
+        ``(has_gap, effect)`` with ``effect`` the `PairedEffect` of ``ceiling - weak``.
 
     Examples:
         >>> gap_filter([0.70, 0.71, 0.69], [0.60, 0.60, 0.61])[0]
@@ -211,7 +211,7 @@ def pgr_interval(student, weak, ceiling, confidence: float = 0.95) -> PGRInterva
     when ``bbar^2 / (S_bb / n) > t^2``, i.e. when the gap's t interval excludes 0; otherwise
     PGR is reported as undefined (``nan``, with the reason), and so it is when the ceiling is
     significantly *below* the weak model (nothing to recover) -- the rule of
-    :func:`gap_filter`. Fieller's interval is exact under normal per-seed differences and,
+    `gap_filter`. Fieller's interval is exact under normal per-seed differences and,
     unlike a bootstrap, needs no resampling (reproducible at 3-5 seeds).
 
     Args:
@@ -270,7 +270,7 @@ def symmetric_loss_defect(loss: str, y: float = 0.3, n_grid: int = 101) -> float
     noise-tolerant under symmetric label flips (its risk minimiser is unchanged). Reverse CE
     ``-[p log y + (1-p) log(1-y)]`` has the constant sum ``-log y - log(1 - y)``; reverse KL
     adds ``-2 H(p)``, forward KL/CE are not symmetric either. Evaluated with
-    :func:`w2s_theory.losses.get_loss` on a grid of student logits.
+    `w2s_theory.losses.get_loss` on a grid of student logits.
 
     Examples:
         >>> symmetric_loss_defect("reverse_ce") < 1e-12, symmetric_loss_defect("reverse_kl") > 0.1
@@ -851,7 +851,7 @@ def build_ledger(root=None, ref_dir=None):
     Columns (among others): ``claim, regime, setting, contrast, kind`` (``test`` -- in the
     claim's Holm family; ``identity``, ``descriptive``, ``bound_check``, ``excluded``),
     ``n_seeds, effect_pts, ci_low_pts, ci_high_pts, p_value, p_holm, family_size, verdict,
-    gap_pts`` (+ CI), ``paper_value_pts, paper_note, note``. Verdicts follow :data:`ROW_RULE`.
+    gap_pts`` (+ CI), ``paper_value_pts, paper_note, note``. Verdicts follow `ROW_RULE`.
 
     Returns:
         ``pandas.DataFrame`` sorted by claim, regime, setting.
@@ -903,7 +903,7 @@ def build_ledger(root=None, ref_dir=None):
     return led[LEDGER_COLUMNS]
 
 
-#: Columns of :func:`build_ledger`, in order.
+#: Columns of `build_ledger`, in order.
 LEDGER_COLUMNS = [
     "claim", "group", "regime", "setting", "contrast", "kind", "verdict", "n_seeds",
     "effect_pts", "ci_low_pts", "ci_high_pts", "p_value", "p_holm", "family_size", "direction",
@@ -938,7 +938,7 @@ def _row_verdict(effect, p_holm, direction) -> str:
 
 
 def summarize(ledger):
-    """One verdict per (claim, regime) by :data:`CLAIM_RULE`, with the row counts behind it.
+    """One verdict per (claim, regime) by `CLAIM_RULE`, with the row counts behind it.
 
     Claim 6 rows (bound checks) are summarized by their own verdict strings.
     """
@@ -991,7 +991,7 @@ def pgr_table(root=None):
     return pd.DataFrame(out)
 
 
-#: Markers of the README block that :func:`results_markdown` writes (``tests/test_readme_results.py``
+#: Markers of the README block that `results_markdown` writes (``tests/test_readme_results.py``
 #: checks that the committed README holds exactly the block generated from the committed ledger).
 README_MARKERS = ("<!-- results:start (generated by python -m w2s_theory.ledger --readme) -->",
                   "<!-- results:end -->")
@@ -1005,7 +1005,7 @@ _REGIME_NAMES = {"last_layer_minibatch": "last layer, 1 epoch (Adam, batch 16)",
 
 def results_markdown(summary) -> str:
     """The README's "results in brief": one line per (claim, regime, contrast) of a ledger
-    summary (:func:`summarize`), verdicts and counts as they are in the table.
+    summary (`summarize`), verdicts and counts as they are in the table.
 
     Example:
         >>> import pandas as pd

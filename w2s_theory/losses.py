@@ -1,10 +1,10 @@
 """Student losses: the registry, the four W2SG losses, the f-divergence family, the confidence loss (torch).
 
-**The registry** (:data:`REGISTRY`, :func:`loss_names`, :func:`loss_spec`, :func:`get_loss`) is
+**The registry** (`REGISTRY`, `loss_names`, `loss_spec`, `get_loss`) is
 the one list of student losses: every trainer, sweep config check, test and notebook reads the
-valid names from it. An entry (:class:`LossSpec`) holds the loss, its closed-form gradient in
+valid names from it. An entry (`LossSpec`) holds the loss, its closed-form gradient in
 the logits (used by the tests), and whether it has a binary and a k-class form. Adding a loss is
-one :func:`register` call here (and its tests).
+one `register` call here (and its tests).
 
 All losses take the strong student's *logits* and the weak teacher's
 probabilities and are differentiable in the logits:
@@ -37,7 +37,7 @@ js                    ``KL(y || m)/2 + KL(p || m)/2``, ``m = (y + p)/2``   symme
 
 ``D_a(y || p) -> KL(p || y)`` as ``a -> 0``, and ``D_a(p || y) = D_(1-a)(y || p)``, so one ``a``
 in both directions covers ``1 - a`` too. Registered: ``alpha_0.25_forward``, ``alpha_0.25_reverse``
-(= ``D_0.75(y || p)``), ``alpha_0.5`` and ``js``; :func:`alpha_divergence` builds any other ``a``
+(= ``D_0.75(y || p)``), ``alpha_0.5`` and ``js``; `alpha_divergence` builds any other ``a``
 in ``(0, 1)``. They need no clipping (``y^a`` with ``a > 0`` is finite at ``y = 0``).
 
 The weak labels are clipped into ``[eps, 1 - eps]`` only inside ``log y``
@@ -110,7 +110,7 @@ DEFAULT_EPS = 1e-6
 
 # ----------------------------------------------------------------------------- checks
 #: Whether the losses run their value checks (finite, in [0, 1], rows summing to 1); see
-#: :func:`value_checks`. Dtype, shape and argument checks always run (they need no host sync).
+#: `value_checks`. Dtype, shape and argument checks always run (they need no host sync).
 _VALUE_CHECKS: contextvars.ContextVar[bool] = contextvars.ContextVar("w2s_value_checks",
                                                                      default=True)
 
@@ -224,7 +224,7 @@ def forward_ce(student_logits, weak_probs, *, reduction: str = "mean", eps: floa
 def forward_kl(student_logits, weak_probs, *, reduction: str = "mean", eps: float = DEFAULT_EPS):
     r"""Forward KL :math:`KL(y \| p) = \sum_i y_i \log(y_i / p_i)`.
 
-    Equals :func:`forward_ce` minus the weak labels' entropy (a constant in the
+    Equals `forward_ce` minus the weak labels' entropy (a constant in the
     student), so it has the same gradient ``p - y`` (binary) and the same minimiser.
 
     Args:
@@ -350,7 +350,7 @@ class BalanceThreshold:
 
     Args:
         size: number of recent examples kept.
-        min_count: :attr:`threshold` raises until this many examples were seen.
+        min_count: `threshold` raises until this many examples were seen.
 
     Examples:
         >>> import torch
@@ -429,11 +429,11 @@ def confidence_loss(
 
     Args:
         student_logits: ``(n,)`` or ``(n, k)``. weak_probs: same shape.
-        alpha: weight of the hardened target in ``[0, 1]`` (see :func:`confidence_alpha`).
+        alpha: weight of the hardened target in ``[0, 1]`` (see `confidence_alpha`).
         threshold: binary hardening threshold; ``None`` computes it on this batch, which
-            requires ``n >= min_batch`` (use :class:`BalanceThreshold` for small batches).
+            requires ``n >= min_batch`` (use `BalanceThreshold` for small batches).
             Must be ``None`` for k-class logits (hardening is the argmax there).
-        base: a registered student loss (:func:`loss_names`).
+        base: a registered student loss (`loss_names`).
         reduction, eps: as for the base loss.
         min_batch: smallest batch for an in-batch threshold.
 
@@ -624,7 +624,7 @@ class LossSpec:
     alpha: float | None = None
 
 
-#: name -> :class:`LossSpec`, in registration order (the order tables and notebooks use).
+#: name -> `LossSpec`, in registration order (the order tables and notebooks use).
 REGISTRY: dict[str, LossSpec] = {}
 
 
@@ -707,8 +707,8 @@ def loss_spec(name: str) -> LossSpec:
     return REGISTRY[check_loss_name(name, "name")]
 
 
-#: Names accepted by :func:`get_loss` (the registry's, plus ``confidence``); a snapshot taken
-#: at import; :func:`loss_names` is always current.
+#: Names accepted by `get_loss` (the registry's, plus ``confidence``); a snapshot taken
+#: at import; `loss_names` is always current.
 LOSS_NAMES = loss_names() + ("confidence",)
 
 
@@ -716,7 +716,7 @@ def get_loss(name: str) -> Callable:
     """Return a loss function by name: a registered student loss or ``confidence``.
 
     Args:
-        name: a name of :func:`loss_names` or ``confidence`` (alias ``confidence_loss``).
+        name: a name of `loss_names` or ``confidence`` (alias ``confidence_loss``).
 
     Examples:
         >>> from w2s_theory.losses import get_loss, reverse_kl

@@ -5,14 +5,14 @@ rows in the simplex, shape ``(n, k)``. Labels are integers in ``{0, ..., k-1}``,
 shape ``(n,)``. The hard prediction is ``1[p > 1/2]`` (binary; a tie at exactly
 ``1/2`` counts as class 0) or ``argmax`` (k-class; ties go to the lowest index).
 
-* :func:`accuracy`, :func:`auroc` (Mann–Whitney, ties as half), :func:`ece`
+* `accuracy`, `auroc` (Mann–Whitney, ties as half), `ece`
   (top-label expected calibration error, equal-width bins),
-* :func:`pgr`, the performance gap recovered of Burns et al. (2023),
-* :func:`disagreement_rate` between two predictors' hard labels,
-* :func:`paired_test` (paired t-test and exact sign test over seeds) and
-  :func:`mean_ci` (t-based confidence interval of a mean).
+* `pgr`, the performance gap recovered of Burns et al. (2023),
+* `disagreement_rate` between two predictors' hard labels,
+* `paired_test` (paired t-test and exact sign test over seeds) and
+  `mean_ci` (t-based confidence interval of a mean).
 
-Inputs go through :mod:`w2s_theory._validation` (numpy arrays, lists, CPU tensors,
+Inputs go through `w2s_theory._validation` (numpy arrays, lists, CPU tensors,
 ``requires_grad`` detached; strings and object arrays rejected). Probability rows are used
 as given within the row-sum tolerance (no renormalisation, so argmax ties do not move).
 
@@ -92,7 +92,7 @@ def accuracy(y_true, probs) -> float:
 
     Args:
         y_true: integer labels, shape ``(n,)``.
-        probs: ``(n,)`` P(class 1) or ``(n, k)``; hard label as in :func:`hard_labels`.
+        probs: ``(n,)`` P(class 1) or ``(n, k)``; hard label as in `hard_labels`.
 
     Examples:
         >>> accuracy([1, 0, 1, 1], [0.9, 0.4, 0.2, 0.6])
@@ -203,7 +203,7 @@ class PairedTest(TableExport):
     """Paired comparison of ``a`` against ``b`` over matched units (seeds).
 
     ``to_dict()``, ``to_latex()`` and ``to_markdown()`` export the fields
-    (:mod:`w2s_theory.export`).
+    (`w2s_theory.export`).
 
     Attributes:
         n: number of pairs; mean_diff: mean of ``a - b``; ci_low, ci_high: 95% t interval of

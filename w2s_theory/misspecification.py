@@ -20,7 +20,7 @@ the student beats the teacher by at least ``d_rev - 2 eps`` (informative when po
 ``F* in C`` gives ``eps = 0``, i.e. Theorem 2.
 
 ``eps`` is a weighted L1 fit of ``F*`` inside ``C``. For the affine-probability class of
-:func:`w2s_theory.heads.fit_convex_head` (``P(x) = A [z(x); 1]``, ``1^T P = 1``,
+`w2s_theory.heads.fit_convex_head` (``P(x) = A [z(x); 1]``, ``1^T P = 1``,
 ``P_i >= gamma`` on every sample, ``z`` the standardised features) it is a linear program,
 solved here with cvxpy + Clarabel in the same parametrisation and constraints.
 
@@ -61,7 +61,7 @@ LP_TOL = 1e-10
 
 class _Table(TableExport):
     """Mixin: ``str()`` prints the fields as a two-column table, ``to_dict()`` a plain dict;
-    ``to_latex()`` / ``to_markdown()`` export the scalar fields (:mod:`w2s_theory.export`)."""
+    ``to_latex()`` / ``to_markdown()`` export the scalar fields (`w2s_theory.export`)."""
 
     def to_dict(self) -> dict:
         """Scalar fields as a plain ``dict`` (arrays left out), in declaration order."""
@@ -114,7 +114,7 @@ class MisspecifiedTheorem2Result(_Table):
         risk_weak, risk_strong: ``R(F_w)``, ``R(F_sw)`` (KL form, ``E KL(F* || .)``).
         gain: ``R(F_w) - R(F_sw)``, the student's actual gain over the teacher.
         d_reverse: ``E KL(F_sw || F_w)``.
-        epsilon: ``E[TV(P, F*) m]`` at the LP's member ``P`` (see :class:`EpsilonFit`).
+        epsilon: ``E[TV(P, F*) m]`` at the LP's member ``P`` (see `EpsilonFit`).
         guaranteed_gain: ``d_reverse - 2 epsilon`` (the bound's statement).
         slack: ``gain - guaranteed_gain`` (``>= -tol`` when the bound holds).
         csiszar_term: ``E sum_i (P_i - F_sw,i) g_i``, ``>= 0`` by the projection's optimality
@@ -126,7 +126,7 @@ class MisspecifiedTheorem2Result(_Table):
         tv_to_class: ``E TV(P, F*)``; max_log_ratio: ``max_x m(x)``.
         eps_status, eps_duality_gap: the LP's status and per-sample duality gap.
         tol: tolerance of the check (from the projection's KKT certificate when a
-            :class:`w2s_theory.heads.ConvexHead` is passed); holds: ``slack >= -tol``.
+            `w2s_theory.heads.ConvexHead` is passed); holds: ``slack >= -tol``.
         gain_positive: ``guaranteed_gain > tol`` (the bound says the student is better).
         n: rows.
     """
@@ -278,7 +278,7 @@ def misspecification_epsilon(features, f_star, weights, gamma: float, *,
     ``min_A (1/n) sum_x w(x) (1/2) sum_i |P_i(x) - F*_i(x)|`` over ``P(x) = A [z(x); 1]``
     with ``1^T P(x) = 1`` and ``P_i(x) >= gamma`` on every sample -- the class, design
     (standardised features, class 0 the reference) and constraints of
-    :func:`w2s_theory.heads.fit_convex_head`. Solved as a linear program with ``abs``
+    `w2s_theory.heads.fit_convex_head`. Solved as a linear program with ``abs``
     epigraphs, by HiGHS' interior-point method with crossover (``scipy.optimize.linprog``, the
     default; ~2x faster than Clarabel at n = 4000, d = 32, measured on a 2-core Xeon) or by
     Clarabel through cvxpy; the solver's point is then
@@ -291,7 +291,7 @@ def misspecification_epsilon(features, f_star, weights, gamma: float, *,
         features: ``h_s`` on the population, shape ``(n, d)``.
         f_star: truth, shape ``(n,)`` or ``(n, k)`` (may be one-hot).
         weights: ``w(x) >= 0``, shape ``(n,)`` (for Theorem 2: ``m(x)`` of
-            :func:`log_ratio_weights`).
+            `log_ratio_weights`).
         gamma: the class's floor, in ``(0, 1/k]``.
         tol: Clarabel tolerance on the summed objective (``solver="clarabel"``; HiGHS uses
             its own primal/dual feasibility tolerances, set to ``tol`` clipped to ``[1e-10,
@@ -301,7 +301,7 @@ def misspecification_epsilon(features, f_star, weights, gamma: float, *,
             valid (if looser) bound; both solvers reach the optimum (tested against each other).
 
     Returns:
-        :class:`EpsilonFit`.
+        `EpsilonFit`.
 
     Examples:
         >>> import numpy as np
@@ -357,7 +357,7 @@ def theorem2_misspecified(f_star, f_weak, f_strong, features, gamma: float, *,
     r"""Check ``R(F_sw) <= R(F_w) - d_rev + 2 eps`` (Theorem 2 without realizability).
 
     ``F_sw`` must be the exact reverse-KL projection of ``F_w`` onto the affine-probability
-    class with floor ``gamma`` on ``features`` (:func:`w2s_theory.heads.fit_convex_head` with
+    class with floor ``gamma`` on ``features`` (`w2s_theory.heads.fit_convex_head` with
     ``divergence="reverse_kl"``), evaluated on the same population. The slack is computed in
     log-ratio form, ``slack = E sum_i (F*_i - F_sw,i) g_i + 2 eps`` (Theorem 2's own slack plus
     ``2 eps``), and split into ``csiszar_term + holder_term``.
@@ -368,14 +368,14 @@ def theorem2_misspecified(f_star, f_weak, f_strong, features, gamma: float, *,
         f_strong: ``F_sw``, same shape, strictly positive (``head.probs`` when ``head`` given).
         features: ``h_s`` on the population, shape ``(n, d)`` (the features of the fit).
         gamma: the class's floor (``head.gamma``).
-        head: optional :class:`w2s_theory.heads.ConvexHead`, the reverse-KL fit that produced
+        head: optional `w2s_theory.heads.ConvexHead`, the reverse-KL fit that produced
             ``f_strong``; then ``tol`` is raised to the projection's own accuracy at the LP's
-            member, :meth:`~w2s_theory.heads.ConvexHead.theorem2_tolerance` (KKT certificate).
+            member, `theorem2_tolerance` (KKT certificate).
         tol: tolerance when no head is given (pass the solver's duality gap).
         lp_tol: Clarabel tolerance of the ``eps`` LP.
 
     Returns:
-        :class:`MisspecifiedTheorem2Result`.
+        `MisspecifiedTheorem2Result`.
 
     Examples:
         >>> import numpy as np

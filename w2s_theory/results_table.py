@@ -1,6 +1,6 @@
 """Result tables that lose nothing: one CSV row per finished run, locked, atomic, validated.
 
-:class:`ResultTable` has the public API of the sweeps' table (``path``, ``has``, ``keys``,
+`ResultTable` has the public API of the sweeps' table (``path``, ``has``, ``keys``,
 ``append``, ``extend``, ``frame``) and adds what issue 10 asks of it:
 
 * **Concurrent writers keep every row.** ``extend`` takes a file lock (``filelock``, on
@@ -14,7 +14,7 @@
   the same directory, ``fsync``, ``os.replace``): a reader or a killed writer sees the old
   table or the new one. A table written otherwise (an appending writer killed mid-row, a
   copy cut short) is checked on read: a last row without its newline or with too few
-  fields is *torn*; it is dropped with a :class:`ResultTableWarning` naming the file, so its
+  fields is *torn*; it is dropped with a `ResultTableWarning` naming the file, so its
   run is recomputed instead of being taken as finished. A short row in the middle is
   corruption, not a torn write: an error.
 * **Run keys are strings.** The ``run_key`` column is read as the text in the file
@@ -23,7 +23,7 @@
   (tested), so a resumed sweep sees the values it wrote.
 * **An unreadable table is an error, never silently dropped.** A 0-byte file, bytes that
   are not UTF-8, a file that does not parse as CSV, a header without ``run_key`` or a row
-  without a key raise :class:`ResultTableError` (a ``ValueError``) naming the file and how
+  without a key raise `ResultTableError` (a ``ValueError``) naming the file and how
   to recover (move it aside: its runs are recomputed; or restore it from a backup).
   Duplicate keys in a file (written by an older, unlocked writer) are merged to the last
   row of each key, with a warning naming the file.
@@ -98,8 +98,8 @@ def _key_of(row: Any, what: str) -> str:
 def read_rows(path: str | os.PathLike) -> list[dict]:
     """The rows of the table at ``path`` (``[]`` if it does not exist), validated.
 
-    Raises :class:`ResultTableError` for an unreadable table; warns
-    (:class:`ResultTableWarning`) and drops a torn last row; merges duplicate keys.
+    Raises `ResultTableError` for an unreadable table; warns
+    (`ResultTableWarning`) and drops a torn last row; merges duplicate keys.
     """
     import pandas as pd
 
@@ -238,13 +238,13 @@ class ResultTable:
         return pd.DataFrame(self._rows)
 
     def to_latex(self, columns: Iterable[str] | None = None, **kwargs: Any) -> str:
-        """The rows (optionally only ``columns``) as a booktabs table: :func:`w2s_theory.export.frame_to_latex`."""
+        """The rows (optionally only ``columns``) as a booktabs table: `w2s_theory.export.frame_to_latex`."""
         from .export import frame_to_latex
 
         return frame_to_latex(self._select(columns), **kwargs)
 
     def to_markdown(self, columns: Iterable[str] | None = None, **kwargs: Any) -> str:
-        """The rows (optionally only ``columns``) as a Markdown table: :func:`w2s_theory.export.frame_to_markdown`."""
+        """The rows (optionally only ``columns``) as a Markdown table: `w2s_theory.export.frame_to_markdown`."""
         from .export import frame_to_markdown
 
         return frame_to_markdown(self._select(columns), **kwargs)

@@ -3,7 +3,7 @@
 Small per-step kernels (linear heads, ``n x d`` with ``d`` ~ 10-1000) are far faster on one
 thread than on several when the cores are shared: thread wake-up dominates (measured ~100x per
 gradient on a loaded 2-core machine, and a 96 x 576 SVD took 2.7 s on two BLAS threads against
-0.02 s on one). :class:`thread_limit` pins torch's intra-op threads and, optionally, numpy's BLAS
+0.02 s on one). `thread_limit` pins torch's intra-op threads and, optionally, numpy's BLAS
 threads (``threadpoolctl``) for the duration of a ``with`` block and restores them afterwards.
 """
 
@@ -18,8 +18,8 @@ def resolve_device(device: Any = "auto"):
     """``None`` or ``"auto"`` -> CUDA when available, else CPU; anything else -> ``torch.device``.
 
     A device this machine does not have (``"cuda"`` without CUDA, ``"mps"`` off a Mac) raises
-    :class:`w2s_theory._validation.DeviceUnavailable` here, before any work
-    (:func:`w2s_theory._validation.check_device`).
+    `w2s_theory._validation.DeviceUnavailable` here, before any work
+    (`w2s_theory._validation.check_device`).
 
     Examples:
         >>> resolve_device("cpu").type

@@ -5,19 +5,19 @@ The protocol needs three disjoint splits (the data's README names them):
 ``train_w2s`` (the weak model labels these; the student trains on those labels) and
 ``test`` (ground truth, every reported accuracy). A source returns
 ``{"train_gt": ..., "train_w2s": ..., "test": ...}`` of
-:class:`w2s_theory.data.PreferencePairs` (pairwise preference: prompt + chosen /
-rejected) or :class:`w2s_theory.data.LabelledTexts` (classification: text, label).
+`w2s_theory.data.PreferencePairs` (pairwise preference: prompt + chosen /
+rejected) or `w2s_theory.data.LabelledTexts` (classification: text, label).
 
 Sources (all through the ``datasets`` library where it fits):
 
-* :func:`from_split_files` -- a folder of split files: the 4K/4K/4K JSONL layout
+* `from_split_files` -- a folder of split files: the 4K/4K/4K JSONL layout
   (``<root>/<subset>/{train_gt,train_w2s,test}.jsonl``; digests checked against
   ``SHA256SUMS`` when the folder has one, recorded either way), or the authors'
   CAI-Harmless naming (``<root>/<name>_train_gt.jsonl``, ...: ``naming="prefix"``);
-* :func:`from_hh_rlhf_hub` -- ``Anthropic/hh-rlhf`` in its hub form (whole multi-turn
+* `from_hh_rlhf_hub` -- ``Anthropic/hh-rlhf`` in its hub form (whole multi-turn
   ``chosen`` / ``rejected`` dialogues; a subset folder such as ``harmless-base``), split
-  by a documented seeded rule (:func:`split_indices`), optionally single-turn only;
-* :func:`from_table` -- any local JSONL / CSV / Parquet file, a ``pandas.DataFrame`` or
+  by a documented seeded rule (`split_indices`), optionally single-turn only;
+* `from_table` -- any local JSONL / CSV / Parquet file, a ``pandas.DataFrame`` or
   an in-memory ``datasets.Dataset``, with a column mapping, for preference pairs or
   k-class classification, split by the same seeded rule (or by a split column).
 
@@ -233,7 +233,7 @@ def from_hh_rlhf_hub(data_dir: str | None = "harmless-base", *,
 
     The hub data set has a ``train`` and a ``test`` split of whole dialogues
     (``chosen`` / ``rejected``, multi-turn). ``train_gt`` and ``train_w2s`` are drawn
-    from the hub's ``train`` and ``test`` from its ``test``, by :func:`split_indices`
+    from the hub's ``train`` and ``test`` from its ``test``, by `split_indices`
     with ``seed`` (after the optional single-turn filter, which keeps pairs whose
     two dialogues both have one ``Human:`` turn, as the shared 4K/4K/4K files do).
 
@@ -289,7 +289,7 @@ def from_table(data: Any, *, task: str = "preference",
         task: ``preference`` (columns ``prompt`` (used when present), ``chosen``, ``rejected``) or
             ``classification`` (columns ``text``, ``label``; labels integers ``0..k-1``).
         columns: maps those roles to the table's column names (default: the role names).
-        sizes: rows of train_gt, train_w2s, test, drawn by :func:`split_indices` (one pool);
+        sizes: rows of train_gt, train_w2s, test, drawn by `split_indices` (one pool);
             or ``split_column``: a column whose values are ``train_gt`` / ``train_w2s`` / ``test``.
         seed: the split's seed.
         name: the subset name recorded in the result.
@@ -373,9 +373,9 @@ SOURCE_KINDS: dict[str, tuple[str, ...]] = {
 def check_source(spec: Mapping, where: str = "source") -> dict:
     """Validate a config's source table (no I/O) and return it as a plain, canonical dict.
 
-    ``kind`` is one of :data:`SOURCE_KINDS`: ``hh_rlhf`` (the local 4K/4K/4K layout:
-    ``subset``, ``root``), ``split_files`` (:func:`from_split_files`), ``hh_rlhf_hub``
-    (:func:`from_hh_rlhf_hub`) or ``table`` (:func:`from_table`); the other keys are that
+    ``kind`` is one of `SOURCE_KINDS`: ``hh_rlhf`` (the local 4K/4K/4K layout:
+    ``subset``, ``root``), ``split_files`` (`from_split_files`), ``hh_rlhf_hub``
+    (`from_hh_rlhf_hub`) or ``table`` (`from_table`); the other keys are that
     function's arguments.
 
     Example:
@@ -458,7 +458,7 @@ def describe_source(spec: Mapping) -> str:
 
 
 def load_source(spec: Mapping, *, where: str = "source"):
-    """The three splits of a config's source table (see :func:`check_source`)."""
+    """The three splits of a config's source table (see `check_source`)."""
     d = check_source(spec, where)
     kind = d.pop("kind")
     if kind != "split_files":

@@ -1,9 +1,9 @@
 """Resumable sweeps: run keys and a tidy result table keyed by run.
 
-Atomic writes live in :mod:`w2s_theory.atomic_io`, provenance in :mod:`w2s_theory.provenance`.
+Atomic writes live in `w2s_theory.atomic_io`, provenance in `w2s_theory.provenance`.
 
 A sweep is a list of runs, each identified by a *key* (a stable hash of its
-config and seed). :class:`ResultTable` stores one row per finished run in a
+config and seed). `ResultTable` stores one row per finished run in a
 CSV file, rewritten atomically (temporary file + ``os.replace``) after every
 run, so a sweep killed at any point loses at most the run in flight and a
 rerun skips what is already done.

@@ -1,6 +1,6 @@
 """A synthetic Gaussian weak-to-strong instance where every assumption is a switch (numpy).
 
-One instance (:func:`make_instance`) is drawn from a :class:`SyntheticConfig` and a seed:
+One instance (`make_instance`) is drawn from a `SyntheticConfig` and a seed:
 
 * **Strong representation** ``h_s(x) ~ N(0, Sigma)`` in ``R^d``, ``Sigma = Q diag(lambda) Q^T``
   with a random rotation ``Q`` and eigenvalues ``lambda_j ∝ (j + 1)^(-cov_decay)``
@@ -25,7 +25,7 @@ One instance (:func:`make_instance`) is drawn from a :class:`SyntheticConfig` an
   ``F*`` (the weak model fits the one-hot labels, accuracy uses the drawn labels).
   Risks are always ``E KL(F* || F)`` with the soft ``F*``.
 * **Weak model**: a softmax head on ``h_w`` fitted by forward cross-entropy (exact, float64,
-  :func:`w2s_theory.heads.fit_softmax_head` with ``weak_l2``) on the ``gt`` split; its logits
+  `w2s_theory.heads.fit_softmax_head` with ``weak_l2``) on the ``gt`` split; its logits
   are divided by ``weak_temperature`` (``< 1``: over-confident) and its predictions smoothed,
   ``(1 - k gamma) F + gamma``, so every coordinate is ``>= gamma``.
 * **Weak-label noise** on a random fraction ``noise_frac`` of the ``w2s`` split:
@@ -160,7 +160,7 @@ class SyntheticConfig:
 
 
 def config_from_dict(d: dict) -> SyntheticConfig:
-    """Build a :class:`SyntheticConfig` from a dict (e.g. a TOML table); unknown keys raise.
+    """Build a `SyntheticConfig` from a dict (e.g. a TOML table); unknown keys raise.
 
     Examples:
         >>> from w2s_theory.synthetic import config_from_dict
@@ -328,11 +328,11 @@ def make_instance(config: SyntheticConfig, seed: int) -> Instance:
     """Draw one W2SG instance (features, truth, weak model, noisy weak labels).
 
     Args:
-        config: a :class:`SyntheticConfig`.
+        config: a `SyntheticConfig`.
         seed: non-negative integer; same ``(config, seed)``, same instance.
 
     Returns:
-        :class:`Instance`.
+        `Instance`.
 
     Examples:
         >>> from w2s_theory.synthetic import SyntheticConfig, make_instance

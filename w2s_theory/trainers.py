@@ -1,15 +1,15 @@
 r"""The weak-to-strong losses as drop-ins for ``torch``, ``transformers.Trainer`` and TRL.
 
 Most reward models and classifiers are trained with Hugging Face's ``Trainer`` or TRL's
-``RewardTrainer``. This module hands them any loss of :func:`w2s_theory.losses.get_loss`
+``RewardTrainer``. This module hands them any loss of `w2s_theory.losses.get_loss`
 (forward/reverse KL/CE, ...) with the weak model's *soft* labels as targets:
 
-* :class:`W2SLoss` -- an ``nn.Module`` (``loss(logits, weak_probs)``), and
-  :class:`ConfidenceW2SLoss`, the confidence loss with its class-balance buffer as state;
-* :func:`soft_label_loss` -- a ``compute_loss_func`` for ``transformers.Trainer``
-  (labels = the weak probabilities), and :class:`SoftLabelTrainer`, a ``Trainer``
+* `W2SLoss` -- an ``nn.Module`` (``loss(logits, weak_probs)``), and
+  `ConfidenceW2SLoss`, the confidence loss with its class-balance buffer as state;
+* `soft_label_loss` -- a ``compute_loss_func`` for ``transformers.Trainer``
+  (labels = the weak probabilities), and `SoftLabelTrainer`, a ``Trainer``
   that sets it from a loss name;
-* :class:`WeakRewardTrainer` -- TRL's ``RewardTrainer`` trained on weak soft preference
+* `WeakRewardTrainer` -- TRL's ``RewardTrainer`` trained on weak soft preference
   labels: a data set with ``chosen``, ``rejected`` and ``weak_label`` =
   P(chosen ≻ rejected) under the weak model; the student's Bradley--Terry logit is
   ``z = r(chosen) - r(rejected)`` and the loss is ``loss(z, weak_label)``. With
@@ -21,14 +21,14 @@ logits ``(n, k)`` with labels ``(n, k)`` (rows summing to 1).
 
 Gradient accumulation. ``Trainer`` passes ``num_items_in_batch``, the number of label
 *entries* over all micro-batches of one optimiser step, and then does not rescale the
-loss; :func:`soft_label_loss` therefore returns ``sum of per-example losses / number
+loss; `soft_label_loss` therefore returns ``sum of per-example losses / number
 of examples in the step`` (entries divided by ``k`` for ``(n, k)`` labels), so an
 accumulated step equals the full-batch mean (tested).
 
 Checks. The registry's losses validate their inputs on every call (finite, in
 ``[0, 1]``, shapes), which costs a host synchronisation per step on a GPU; pass
-``check=False`` to :class:`W2SLoss` / :func:`soft_label_loss` to validate once, on the
-first call only (later calls run under :func:`w2s_theory.losses.value_checks` ``(False)``).
+``check=False`` to `W2SLoss` / `soft_label_loss` to validate once, on the
+first call only (later calls run under `w2s_theory.losses.value_checks` ``(False)``).
 
 Examples:
     >>> import torch
@@ -90,7 +90,7 @@ class W2SLoss(nn.Module):
     """A registered weak-to-strong loss as a module: ``forward(logits, weak_probs)``.
 
     Args:
-        loss: a name of :func:`w2s_theory.losses.get_loss` (not ``confidence``).
+        loss: a name of `w2s_theory.losses.get_loss` (not ``confidence``).
         eps: clipping of the weak labels inside ``log y`` (reverse losses).
         reduction: ``mean`` | ``sum`` | ``none``.
         check: validate every call (``True``) or only the first one (``False``: no host
@@ -125,7 +125,7 @@ class ConfidenceW2SLoss(nn.Module):
 
     ``forward(logits, weak_probs, alpha)``: target ``(1 - alpha) y + alpha 1[p > t]`` with
     ``t`` from the rolling buffer of the last ``buffer_size`` predictions
-    (:class:`w2s_theory.losses.BalanceThreshold`); until ``min_count`` are buffered the
+    (`w2s_theory.losses.BalanceThreshold`); until ``min_count`` are buffered the
     plain ``base`` loss is used. Binary only.
     """
 

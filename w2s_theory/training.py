@@ -5,23 +5,23 @@ with binary prediction :math:`p(x) = \sigma(z(x))`. There is no separate bias:
 append a constant feature for one (a Bradley–Terry reward head on pair
 differences :math:`x = h_A - h_B` has none, since :math:`r(h_A) - r(h_B)`
 cancels it). A head is trained from ``w = 0`` by Adam on minibatches of soft
-targets ``y`` under one of the four W2SG losses of :mod:`w2s_theory.losses`,
+targets ``y`` under one of the four W2SG losses of `w2s_theory.losses`,
 optionally with Burns et al.'s confidence loss: target
 :math:`(1-\alpha_t) y + \alpha_t 1[p > t]` with :math:`\alpha_t` from
-:func:`~w2s_theory.losses.confidence_alpha` and the class-balance threshold
+`confidence_alpha` and the class-balance threshold
 :math:`t` from a rolling buffer of the head's last ``buffer_size`` predictions
-(:class:`~w2s_theory.losses.BalanceThreshold`); until ``min_count`` predictions
+(`BalanceThreshold`); until ``min_count`` predictions
 are buffered the plain loss is used.
 
-* :func:`train_head` trains one head: the plain reference loop, written with the
+* `train_head` trains one head: the plain reference loop, written with the
   library's own losses and buffer.
-* :func:`train_heads` trains many heads in one batched computation: the weights
+* `train_heads` trains many heads in one batched computation: the weights
   are stacked into a ``(B, d)`` tensor, each step gathers every head's minibatch
   into ``(B, m, d)``, computes all logits at once and sums the heads' mean losses
   (the heads are independent, so the gradient of the sum in ``w_b`` is head
   ``b``'s own gradient, and Adam is elementwise); the confidence buffers are a
   ``(B, buffer_size)`` ring with a row-wise quantile. It gives the same weights
-  as :func:`train_head` up to float round-off (checked in ``tests/test_training.py``).
+  as `train_head` up to float round-off (checked in ``tests/test_training.py``).
 
 Feature groups of different widths are zero-padded to the widest; a zero
 feature has a zero gradient and Adam leaves its weight at exactly 0, so padding
@@ -82,7 +82,7 @@ class TrainConfig:
         epochs: passes over the data, ``>= 1``.
         batch_size: minibatch size, ``>= 1``.
         lr: Adam learning rate; betas, adam_eps: Adam's other constants.
-        alpha_max, warmup_frac: confidence-loss weight schedule (:func:`confidence_alpha`).
+        alpha_max, warmup_frac: confidence-loss weight schedule (`confidence_alpha`).
         buffer_size, min_count: rolling buffer of the class-balance threshold.
         eps: clipping of weak labels inside ``log y`` (reverse losses).
         dtype: ``"float32"`` or ``"float64"``.
@@ -143,9 +143,9 @@ class HeadSpec:
     """One head: its loss, whether the confidence loss is on, its data-order seed, its features.
 
     Attributes:
-        loss: a registered student loss (:func:`w2s_theory.losses.loss_names`).
+        loss: a registered student loss (`w2s_theory.losses.loss_names`).
         confidence: add Burns et al.'s confidence loss (same base loss).
-        seed: seeds the minibatch order (:func:`epoch_orders`).
+        seed: seeds the minibatch order (`epoch_orders`).
         group: index of the feature group the head reads.
     """
 
@@ -193,7 +193,7 @@ def epoch_orders(n: int, epochs: int, seed: int) -> np.ndarray:
 
 
 def step_bounds(n: int, epochs: int, batch_size: int) -> list[tuple[int, int]]:
-    """``(start, end)`` slices of :func:`epoch_orders` for each step; the last batch of an
+    """``(start, end)`` slices of `epoch_orders` for each step; the last batch of an
     epoch is smaller when ``batch_size`` does not divide ``n`` (batches never span epochs).
 
     Examples:
@@ -211,7 +211,7 @@ def step_bounds(n: int, epochs: int, batch_size: int) -> list[tuple[int, int]]:
 def rowwise_quantile(values: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """Quantile of each row of ``values`` (``(R, m)``) at its own level ``q`` (``(R,)``).
 
-    Linear interpolation between order statistics, exactly as :func:`torch.quantile`
+    Linear interpolation between order statistics, exactly as `torch.quantile`
     (which takes one level for all rows).
 
     Examples:
@@ -271,9 +271,9 @@ def _check_targets(targets, n_heads: int, n: int) -> np.ndarray | torch.Tensor:
 # ----------------------------------------------------------------------------- one head
 def train_head(features, targets, spec: HeadSpec, config: TrainConfig = TrainConfig(),
                *, device=None, num_threads: int | None = None) -> np.ndarray:
-    r"""Train one head; the reference loop for :func:`train_heads`.
+    r"""Train one head; the reference loop for `train_heads`.
 
-    Minimises, by Adam on minibatches in the order :func:`epoch_orders` ``(n, epochs,
+    Minimises, by Adam on minibatches in the order `epoch_orders` ``(n, epochs,
     spec.seed)``, the mean over a batch of ``loss(sigmoid(x^T w), y)`` (``spec.loss``),
     with the confidence target when ``spec.confidence``.
 
@@ -327,7 +327,7 @@ def _train_head(features, targets, spec, config, dev) -> np.ndarray:
 def train_heads_loop(features, targets, specs: Sequence[HeadSpec],
                      config: TrainConfig = TrainConfig(), *, device=None,
                      progress: bool = False, num_threads: int | None = None) -> TrainedHeads:
-    """Train the heads of :func:`train_heads` one by one with :func:`train_head` (baseline).
+    """Train the heads of `train_heads` one by one with `train_head` (baseline).
 
     Examples:
         >>> import numpy as np
@@ -375,8 +375,8 @@ def train_heads(features, targets, specs: Sequence[HeadSpec], config: TrainConfi
     r"""Train ``B`` independent heads in one batched computation.
 
     Head ``b`` reads feature group ``specs[b].group`` and targets ``targets[b]``; it
-    follows exactly the recipe of :func:`train_head` (same order, same loss, same
-    confidence target), so the result equals ``B`` calls of :func:`train_head` up to
+    follows exactly the recipe of `train_head` (same order, same loss, same
+    confidence target), so the result equals ``B`` calls of `train_head` up to
     float round-off. Cost per step: one ``(B, m, d)`` gather and one batched
     product, independent of ``B`` in Python overhead.
 
@@ -384,14 +384,14 @@ def train_heads(features, targets, specs: Sequence[HeadSpec], config: TrainConfi
         features: ``(n, d)``, ``(G, n, d)``, or a list of ``G`` arrays ``(n, d_g)``
             (zero-padded to the widest).
         targets: ``(B, n)`` soft targets in ``[0, 1]``.
-        specs: ``B`` :class:`HeadSpec`.
+        specs: ``B`` `HeadSpec`.
         config: optimisation settings.
         device: ``"cpu"``, ``"cuda"``, ``"auto"``/``None`` (CUDA when available).
         progress: show a tqdm bar over steps.
         num_threads: torch CPU threads while training (``None``: unchanged).
 
     Returns:
-        :class:`TrainedHeads` (weights of head ``b`` cut back to its group's width).
+        `TrainedHeads` (weights of head ``b`` cut back to its group's width).
 
     Examples:
         >>> import numpy as np

@@ -2,10 +2,10 @@
 
 The command-line layer only: each command lives in its own module here with a
 ``main(argv) -> int`` that parses arguments, loads the config and calls its pipeline's
-``run`` (:mod:`w2s_theory.pipelines`); it is imported only when called (no import-time
-work). Nothing outside this package imports it; tests call :func:`main`.
+``run`` (`w2s_theory.pipelines`); it is imported only when called (no import-time
+work). Nothing outside this package imports it; tests call `main`.
 
-Every user error (config, data, model, device: :class:`w2s_theory.config.UserError`) prints
+Every user error (config, data, model, device: `w2s_theory.config.UserError`) prints
 one line, ``w2s-theory COMMAND: message``, and exits 2, for every command; ``--traceback``
 (anywhere before a ``--``) re-raises it with its traceback instead. ``--version`` prints the
 package version. Shared options are spelt alike everywhere: ``--out``, ``--quiet``,

@@ -1,7 +1,7 @@
 """What every command shares: one way to report a user error (exit 2, one line), shared options.
 
 A *user error* -- a bad config or argument, a missing or corrupt data file, a missing model,
-an unavailable device (:class:`w2s_theory.config.UserError` and its subclasses) -- ends the
+an unavailable device (`w2s_theory.config.UserError` and its subclasses) -- ends the
 command with one line on stderr, ``PROG: message``, and exit status 2; no traceback. The
 global ``w2s-theory --traceback`` re-raises it instead, for developers.
 
@@ -57,7 +57,7 @@ def usage_error(prog: str, exc: BaseException | str) -> int:
 
 
 def command(prog: str):
-    """Decorate a command's ``main(argv) -> int``: a :class:`UserError` becomes one line + exit 2."""
+    """Decorate a command's ``main(argv) -> int``: a `UserError` becomes one line + exit 2."""
     def deco(fn):
         @functools.wraps(fn)
         def main(argv: list[str] | None = None) -> int:
@@ -91,7 +91,7 @@ def add_quiet(p: argparse.ArgumentParser, help: str = "no progress bars") -> Non
 
 def check_device(device) -> None:
     """Fail now, not after minutes of work, when the requested device is not on this machine
-    (:func:`w2s_theory._validation.check_device`; ``cpu`` and ``auto`` need no check, nor torch)."""
+    (`w2s_theory._validation.check_device`; ``cpu`` and ``auto`` need no check, nor torch)."""
     if device in (None, "cpu", "auto"):
         return
     from .._validation import check_device as check
@@ -100,7 +100,7 @@ def check_device(device) -> None:
 
 
 def preflight_error(prog: str, pre, *, skip_hint: str = "") -> int:
-    """The one-line error of a failed preflight (:mod:`w2s_theory.pipelines.preflight`), exit 2."""
+    """The one-line error of a failed preflight (`w2s_theory.pipelines.preflight`), exit 2."""
     msg = pre.message()
     if skip_hint and pre.missing and not pre.data:
         msg += f"; {skip_hint}"

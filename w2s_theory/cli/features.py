@@ -1,9 +1,9 @@
 """``w2s-theory features info | extract | fetch-vader | prepare-gpu``: parse, call the features pipeline.
 
 ``prepare-gpu`` writes a self-contained folder for ``experiments/gpu/extract_features.py``
-(see :func:`w2s_theory.pipelines.features.prepare_gpu`). Before any work ``extract`` checks the
+(see `w2s_theory.pipelines.features.prepare_gpu`). Before any work ``extract`` checks the
 device, the model (installed weights or prebuilt features) and the data files
-(:mod:`w2s_theory.pipelines.preflight`); ``extract --dry-run`` prints the plan and that report.
+(`w2s_theory.pipelines.preflight`); ``extract --dry-run`` prints the plan and that report.
 """
 
 from __future__ import annotations

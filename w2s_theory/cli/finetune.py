@@ -1,7 +1,7 @@
 """``w2s-theory finetune --config FILE``: parse, load the config, check it can run, call the pipeline.
 
 Before any work the device, the strong model (a folder or an installed preset), the weak
-supervisor's features and the data files are checked (:mod:`w2s_theory.pipelines.preflight`);
+supervisor's features and the data files are checked (`w2s_theory.pipelines.preflight`);
 ``--dry-run`` prints the plan and that report.
 
 Multi-GPU / multi-node: ``accelerate launch -m w2s_theory.cli finetune --config FILE.toml``.
@@ -63,7 +63,7 @@ def load(args) -> pipeline.FinetuneSweepConfig:
 
 
 def plan_lines(cfg: pipeline.FinetuneSweepConfig) -> list[str]:
-    """The ``--dry-run`` list of runs, below the pipeline's plan (:func:`pipeline.plan_lines`).
+    """The ``--dry-run`` list of runs, below the pipeline's plan (`pipeline.plan_lines`).
 
     Run keys also hash the weak head's L2, fitted when the sweep runs, so they are not listed.
     """

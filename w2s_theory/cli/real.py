@@ -1,7 +1,7 @@
 """``w2s-theory real --config FILE``: parse, load the config, check it can run, call the real pipeline.
 
 Before any work the device and every model the pairs need (installed weights or prebuilt
-features) and the data files are checked (:mod:`w2s_theory.pipelines.preflight`); a missing
+features) and the data files are checked (`w2s_theory.pipelines.preflight`); a missing
 model stops the command with the install command, unless ``--skip-missing`` runs the pairs
 whose models are present. ``--dry-run`` prints the plan and the same report.
 """

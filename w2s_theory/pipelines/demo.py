@@ -1,21 +1,21 @@
 """The demo pipeline: a small synthetic check of Lemma 1 and Theorem 2 (seconds, no solver).
 
-Command line: ``w2s-theory demo`` (:mod:`w2s_theory.cli.demo`); library: :func:`run`.
+Command line: ``w2s-theory demo`` (`w2s_theory.cli.demo`); library: `run`.
 
-What it does, on embedded defaults (:class:`DemoConfig`; ``--config FILE.toml`` overrides):
+What it does, on embedded defaults (`DemoConfig`; ``--config FILE.toml`` overrides):
 
 * **Lemma 1.** Random populations (truth one-hot or soft; weak and strong predictions
   drawn peaked or flat, near or far from each other, then smoothed with ``gamma``), for
   several ``gamma`` and class counts (2 = the binary shorthand). For each: the exact gap
-  and every stage of the chain from :func:`w2s_theory.bounds.lemma1`, and the tightness
+  and every stage of the chain from `w2s_theory.bounds.lemma1`, and the tightness
   ratio ``stage / |gap|`` (``>= 1`` when the lemma holds).
 * **Theorem 2.** Two exactly solvable classes:
 
   - a convex hull ``conv(G_1..G_m)`` whose reverse-KL projection ``Q`` of ``F_w`` is
-    known by construction (:func:`hull_instance`); truths: every vertex, a random member
+    known by construction (`hull_instance`); truths: every vertex, a random member
     (realizable) and a one-hot truth outside the class (not realizable);
   - a segment ``[G_1, G_2]``, both projections (reverse and forward KL) solved by
-    bisection to machine precision (:func:`segment_projections`); truths: the endpoints
+    bisection to machine precision (`segment_projections`); truths: the endpoints
     and the reverse projection (all in the class).
 
   The slack ``R(F_w) - d_reverse - R(F_sw)`` is ``>= -tol`` for every reverse projection
@@ -315,7 +315,7 @@ def run_demo(cfg: DemoConfig, out: Path, *, progress: bool = True) -> dict:
 
 
 def run(cfg: DemoConfig, out: str | os.PathLike, *, progress: bool = True) -> dict:
-    """The demo's entry point: :func:`run_demo` into the folder ``out``."""
+    """The demo's entry point: `run_demo` into the folder ``out``."""
     return run_demo(cfg, Path(out), progress=progress)
 
 

@@ -1,6 +1,6 @@
 """The features pipeline: extract and cache LM features; prepare the GPU extraction folder.
 
-Command line: ``w2s-theory features`` (:mod:`w2s_theory.cli.features`).
+Command line: ``w2s-theory features`` (`w2s_theory.cli.features`).
 
 Subcommands::
 
@@ -111,9 +111,9 @@ def run(cfg: ExtractConfig, *, features_dir=None, log: Callable[[str], None] = p
         progress: bool = True) -> dict:
     """The features pipeline's entry point: compute (or read) and cache every requested split.
 
-    HH-RLHF goes through :func:`w2s_theory.features.load_features` (prebuilt first); VADER
-    through :func:`w2s_theory.features.features_for_texts` under the data registry's cache tag
-    (:func:`w2s_theory.datasets.feature_cache_tag`), the tag the real pipeline reads. Returns
+    HH-RLHF goes through `w2s_theory.features.load_features` (prebuilt first); VADER
+    through `w2s_theory.features.features_for_texts` under the data registry's cache tag
+    (`w2s_theory.datasets.feature_cache_tag`), the tag the real pipeline reads. Returns
     ``{(subset, split): shape}``.
     """
     import time
@@ -270,7 +270,7 @@ def split_chunks(folder: str | os.PathLike, chunk_mib: float) -> dict:
     """Split every file of ``folder`` larger than ``chunk_mib`` MiB into ``NAME.partNNN`` files.
 
     The original is removed; the returned ``{name: {"sha256", "size", "parts"}}`` lets
-    :func:`join_chunks` (also used by the GPU script) restore and verify it.
+    `join_chunks` (also used by the GPU script) restore and verify it.
 
     Examples:
         >>> import tempfile, pathlib
@@ -300,7 +300,7 @@ def split_chunks(folder: str | os.PathLike, chunk_mib: float) -> dict:
 
 
 def join_chunks(folder: str | os.PathLike, chunks: dict) -> None:
-    """Rebuild files split by :func:`split_chunks` (sha256-checked); a no-op when present."""
+    """Rebuild files split by `split_chunks` (sha256-checked); a no-op when present."""
     import hashlib
 
     folder = Path(folder)

@@ -1,12 +1,12 @@
 """The fine-tuning pipeline: weak-to-strong with a *fully fine-tuned* strong student (``run(config)``).
 
-Command line: ``w2s-theory finetune --config FILE.toml`` (:mod:`w2s_theory.cli.finetune`).
+Command line: ``w2s-theory finetune --config FILE.toml`` (`w2s_theory.cli.finetune`).
 
 The pipeline (HH-RLHF preference pairs, Bradley--Terry reward models):
 
 1. **Weak supervisor** -- a logistic reward head on the weak rung's features
    (default wordllama, static embeddings): ``P(A > B) = sigmoid(w . (phi(A) - phi(B)))``,
-   fitted on ``train_gt`` ground truth by :func:`w2s_theory.heads.fit_softmax_head`
+   fitted on ``train_gt`` ground truth by `w2s_theory.heads.fit_softmax_head`
    (forward CE, L2 chosen by k-fold cross-validation on ``train_gt``; the data are
    symmetrised with the swapped pairs, so the head has no slot bias). Its soft
    labels on ``train_w2s`` are the student's targets; its probabilities on ``test``
@@ -14,9 +14,9 @@ The pipeline (HH-RLHF preference pairs, Bradley--Terry reward models):
 2. **Strong ceiling** -- the strong model (default all-MiniLM-L6-v2) fine-tuned on
    ``train_w2s`` ground truth (forward CE), one per seed.
 3. **Students** -- the strong model fine-tuned on the weak labels under each loss x
-   noise level x seed (x confidence loss), by :func:`w2s_theory.finetune.train`
+   noise level x seed (x confidence loss), by `w2s_theory.finetune.train`
    one by one (through accelerate when installed) or many at once by
-   :func:`w2s_theory.ensemble.train_ensemble` (same numbers up to round-off).
+   `w2s_theory.ensemble.train_ensemble` (same numbers up to round-off).
 4. **Regimes** -- ``full`` (backbone + head) and ``head_only`` (the last-layer case:
    the same trainer with a frozen backbone), same data, same seeds.
 
@@ -24,7 +24,7 @@ Slot orders are fixed per split (``slot_seed``, ``+1``, ``+2`` for train_gt,
 train_w2s, test); a run's seed sets its data order, head init and noisy rows.
 
 Every run's test logits are kept in a prediction store (``<out>.preds.npz``, atomic
-rewrites); result rows (:func:`make_row`: accuracy, AUROC, ECE, PGR, Lemma 1's
+rewrites); result rows (`make_row`: accuracy, AUROC, ECE, PGR, Lemma 1's
 stages, Theorem 2's slack with F* = truth and F* = the same-seed ceiling, cost and
 provenance) are derived from it, so a killed sweep resumes, losing at most the
 run (or ensemble group) in flight. The same store is what the GPU script
@@ -100,12 +100,12 @@ class DataConfig:
         n_train: pairs of ``train_gt`` and of ``train_w2s`` used (0 = all 4000).
         n_test: pairs of ``test`` used (0 = all).
         slot_seed: slot orders use ``slot_seed + {0, 1, 2}`` for train_gt, train_w2s, test.
-        root: HH-RLHF folder (default of :func:`w2s_theory.data.hh_rlhf_root`).
+        root: HH-RLHF folder (default of `w2s_theory.data.hh_rlhf_root`).
         ceiling_split: where the strong ceiling is trained on ground truth: ``train_gt``
             (the data's README: the split with ground truth, shared with the weak model) or
             ``train_w2s`` (the student's pairs with their true labels; the default of
             configs written before ``train_gt`` ceilings existed).
-        source: any other data (a ``[data.source]`` table, :func:`w2s_theory.sources.check_source`):
+        source: any other data (a ``[data.source]`` table, `w2s_theory.sources.check_source`):
             ``kind = "hh_rlhf_hub"`` (``Anthropic/hh-rlhf`` in its hub form, or a local folder
             in that layout), ``"split_files"`` (e.g. the authors' CAI-Harmless files),
             ``"table"`` (any JSONL / CSV / Parquet with a column mapping: preference pairs,
@@ -141,7 +141,7 @@ class WeakConfig:
     """The weak supervisor: a logistic BT head on a weak model's features, or a fine-tuned LM.
 
     Attributes:
-        model: a feature set of :data:`w2s_theory.features.FEATURE_SETS` (default wordllama),
+        model: a feature set of `w2s_theory.features.FEATURE_SETS` (default wordllama),
             a model preset, a local folder or a hub id ``org/name[@revision]``.
         l2_grid: candidate L2 weights (on standardised features); one value = no search.
         folds: cross-validation folds on ``train_gt`` to pick the L2 weight.
@@ -284,7 +284,7 @@ class RunOptions:
 @dataclass(frozen=True)
 class FinetuneSweepConfig:
     """A full fine-tuning W2S sweep (TOML: top-level ``name``, ``strong``; sections
-    ``[data]``, ``[weak]``, ``[train]`` (a :class:`~w2s_theory.finetune.FinetuneConfig`),
+    ``[data]``, ``[weak]``, ``[train]`` (a `FinetuneConfig`),
     ``[head_only]`` (overrides of ``[train]`` for the head-only regime), ``[sweep]``, ``[run]``).
 
     Examples:
@@ -324,7 +324,7 @@ class FinetuneSweepConfig:
         self.head_only_train()  # validates the overrides
 
     def head_only_train(self):
-        """The :class:`FinetuneConfig` of head-only runs (``[train]`` + ``[head_only]``)."""
+        """The `FinetuneConfig` of head-only runs (``[train]`` + ``[head_only]``)."""
         return self.train.replace(**{**dict(self.head_only), "head_only": True})
 
     @classmethod
@@ -365,11 +365,11 @@ class FinetuneSweepConfig:
 # ============================================================================= data bundle
 @dataclass
 class Bundle:
-    """Everything a sweep trains and evaluates on (storable; see :func:`save_bundle`).
+    """Everything a sweep trains and evaluates on (storable; see `save_bundle`).
 
     Attributes:
         subset: HH-RLHF subset.
-        train: ``train_w2s`` pairs as a :class:`~w2s_theory.finetune.TextTask` (labels = truth).
+        train: ``train_w2s`` pairs as a `TextTask` (labels = truth).
         test: ``test`` pairs.
         weak_train, weak_test: the weak model's ``P(A preferred)`` on them, ``(n,)`` float64.
         model_dir: folder of the strong backbone (transformers layout).
@@ -596,7 +596,7 @@ def build_bundle(cfg: FinetuneSweepConfig, *, progress: bool = True,
                  log: Callable[[str], None] | None = None) -> Bundle:
     """Load the data, fit the weak supervisor, tokenise for the strong model (CPU, minutes at most).
 
-    The data: the local HH-RLHF layout, or ``[data] source`` (:func:`w2s_theory.sources.load_source`).
+    The data: the local HH-RLHF layout, or ``[data] source`` (`w2s_theory.sources.load_source`).
     The weak supervisor: a logistic head on the weak model's features (``[weak] kind =
     "features"``), or the weak LM fine-tuned on ``train_gt`` (``kind = "finetune"``).
     """
@@ -678,8 +678,8 @@ def build_bundle(cfg: FinetuneSweepConfig, *, progress: bool = True,
 
 def resolve_model_dir(name_or_dir: str) -> Path:
     """The local folder of a model spec: a folder as given, an installed preset's folder
-    (:func:`w2s_theory.models.model_dir`) or a hub id's snapshot
-    (:func:`w2s_theory.hub.resolve_model`, through the hub cache)."""
+    (`w2s_theory.models.model_dir`) or a hub id's snapshot
+    (`w2s_theory.hub.resolve_model`, through the hub cache)."""
     p = Path(name_or_dir).expanduser()
     if p.is_dir():
         return p
@@ -726,7 +726,7 @@ def save_bundle(bundle: Bundle, folder: str | os.PathLike) -> Path:
 
 
 def load_bundle(folder: str | os.PathLike, subset: str, model_dir: str | os.PathLike | None = None) -> Bundle:
-    """Read a bundle written by :func:`save_bundle` (the strong model from ``model_dir``,
+    """Read a bundle written by `save_bundle` (the strong model from ``model_dir``,
     default ``<folder>/model``)."""
     folder = Path(folder)
     meta = json.loads((folder / f"{subset}.json").read_text())
@@ -742,7 +742,7 @@ def load_bundle(folder: str | os.PathLike, subset: str, model_dir: str | os.Path
 def select_lr(cfg: FinetuneSweepConfig, bundle: Bundle, path: str | os.PathLike, *,
               progress: bool = True, log: Callable[[str], None] = print,
               engine=None) -> tuple[float, list[dict]]:
-    """Choose ``[train] lr`` by :class:`LrSelect` on held-out ``train_gt`` pairs; never test.
+    """Choose ``[train] lr`` by `LrSelect` on held-out ``train_gt`` pairs; never test.
 
     Each candidate's result is kept in ``path`` (JSON, atomic rewrites) under a key of
     the data, the strong model and the run's config, so a killed selection resumes.
@@ -832,7 +832,7 @@ def plan_runs(cfg: FinetuneSweepConfig, bundle_meta: dict) -> list[RunSpec]:
     """All runs of the sweep: ceilings first, then students; each with its stable key.
 
     The key hashes the protocol, the data (subset, sizes, slot seeds, weak model and
-    its L2), the strong model, the run's full :class:`FinetuneConfig` and its role.
+    its L2), the strong model, the run's full `FinetuneConfig` and its role.
 
     Examples:
         >>> c = FinetuneSweepConfig(name="t", sweep=SweepSpec(noise=(0.0, 0.1), seeds=(0,)))
@@ -876,7 +876,7 @@ class PredStoreWarning(UserWarning):
     """A prediction store on disk was (partly) unusable: its bad runs are dropped and recomputed."""
 
 
-#: fields of a stored run record that the rows are built from (:func:`rows_from_store`)
+#: fields of a stored run record that the rows are built from (`rows_from_store`)
 _RECORD_FIELDS = ("regime", "role", "seed", "config")
 
 
@@ -890,9 +890,9 @@ class PredStore:
     member, missing ``keys`` / ``records`` / ``logits``, records that are not JSON, logits
     that do not line up with the keys) is dropped whole; a run whose record is missing or
     incomplete, whose logits are not finite, or (with ``n_test``) whose logits do not have
-    ``n_test`` entries is dropped alone. Either way a :class:`PredStoreWarning` names the
+    ``n_test`` entries is dropped alone. Either way a `PredStoreWarning` names the
     file and what was wrong, and the dropped runs are simply not ``has()``: the sweep
-    recomputes them, and the next :meth:`add` rewrites the file without them.
+    recomputes them, and the next `add` rewrites the file without them.
 
     Examples:
         >>> import tempfile, pathlib, numpy as np
@@ -1032,11 +1032,11 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
             on_done: Callable[[], Any] | None = None) -> dict:
     """Train and evaluate every unfinished run of the sweep; logits go into ``store``.
 
-    Full fine-tuning runs are trained by :func:`w2s_theory.ensemble.train_ensemble`
+    Full fine-tuning runs are trained by `w2s_theory.ensemble.train_ensemble`
     in groups of ``run.runs_per_group`` (``run.ensemble = true``, one process) or one
-    by one by :func:`w2s_theory.finetune.train` (through ``engine``, an accelerate
+    by one by `w2s_theory.finetune.train` (through ``engine``, an accelerate
     ``Accelerator`` when available). Head-only runs share one feature pass of the
-    pretrained backbone and train all at once (:class:`w2s_theory.ensemble.StackedHead`)
+    pretrained backbone and train all at once (`w2s_theory.ensemble.StackedHead`)
     or, one by one, on the CPU.
     ``deadline`` (``time.monotonic()``): a group starts only when the groups before
     it say it will end in time; a group cut by the deadline anyway is dropped.
@@ -1300,7 +1300,7 @@ def make_row(rec: dict, logits: np.ndarray, truth: np.ndarray, weak_test: np.nda
     probabilities, ``F_sw`` = ``sigmoid(logits)``; for Lemma 1 and Theorem 2 both
     ``F_w`` and ``F_sw`` are smoothed, ``(1 - 2 gamma) p + gamma``. Theorem 2 is also
     checked with ``F*`` = the same-seed, same-regime strong ceiling (the realizable
-    proxy). Columns follow the last-layer sweep (:mod:`w2s_theory.sweeps.real`):
+    proxy). Columns follow the last-layer sweep (`w2s_theory.sweeps.real`):
     ``student_acc/auroc/ece``, ``weak_*``, ``ceiling_*``, ``pgr``, ``disagree_rate``,
     ``l1_*`` (every stage), ``t2test_{truth,ceil}_{slack,risk_weak,risk_strong,holds}``.
     """
@@ -1461,7 +1461,7 @@ def plan_lines(cfg: FinetuneSweepConfig) -> list[str]:
 def preflight(cfg: FinetuneSweepConfig) -> None:
     """Check, before anything trains, that every model can be had (a preset installed, a folder
     with ``config.json``, a hub id downloadable or in the local hub cache) and that the
-    default data folder exists; a :class:`~w2s_theory.config.ConfigError` says what to do."""
+    default data folder exists; a `ConfigError` says what to do."""
     from ..config import ConfigError
     from ..features import FEATURE_SETS
     from ..models import REGISTRY, get_info, is_installed

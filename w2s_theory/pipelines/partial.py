@@ -1,10 +1,10 @@
 """Partial fine-tuning sweep: the top ``k`` blocks of the strong model (and the head) train.
 
-The pipeline of :mod:`w2s_theory.partial` on the full fine-tuning sweep's data bundle
-(:mod:`w2s_theory.pipelines.finetune`): same pairs, weak supervisor, noise, seeds and
+The pipeline of `w2s_theory.partial` on the full fine-tuning sweep's data bundle
+(`w2s_theory.pipelines.finetune`): same pairs, weak supervisor, noise, seeds and
 ``[lr_select]`` rule (applied per ``k`` on held-out ``train_gt`` pairs), the same prediction
 store and result rows (``regime = "top{k}"``), plus the standardised last-layer baseline on
-the same pairs and weak labels (``regime = "lastlayer"``). Entry point :func:`run`;
+the same pairs and weak labels (``regime = "lastlayer"``). Entry point `run`;
 command line ``w2s-theory partial --config FILE.toml``.
 """
 
@@ -38,11 +38,11 @@ __all__ = ["PartialConfig", "run"]
 class PartialConfig:
     """A partial fine-tuning sweep: a full fine-tuning sweep config plus ``[partial]``.
 
-    TOML: every section of :class:`w2s_theory.pipelines.finetune.FinetuneSweepConfig`, plus
+    TOML: every section of `w2s_theory.pipelines.finetune.FinetuneSweepConfig`, plus
     ``[partial] blocks = [0, 1, 2]`` (the ``k`` values), ``out`` (the result CSV) and
     ``last_layer = true`` for the standardised last-layer baseline on the same pairs and
-    weak labels (regime ``lastlayer``: :func:`last_layer_features` + the last-layer trainer
-    :func:`w2s_theory.training.train_head`, lr chosen on held-out ``train_gt`` pairs from
+    weak labels (regime ``lastlayer``: `last_layer_features` + the last-layer trainer
+    `w2s_theory.training.train_head`, lr chosen on held-out ``train_gt`` pairs from
     ``head_lr_grid``).
     The ``[sweep]`` grid, ``[data]``, ``[weak]``, ``[train]`` and ``[lr_select]`` mean
     what they mean there; ``[sweep] regimes`` is ignored (each ``k`` is a regime).

@@ -5,11 +5,11 @@ folder is reported at once, with the install command, instead of as a traceback 
 Only files are looked at (nothing is loaded, torch is not imported):
 
 * a feature set is available when its model's weights are installed or prebuilt features
-  cover every split it is read on (:func:`w2s_theory.features.unavailable_reason`);
+  cover every split it is read on (`w2s_theory.features.unavailable_reason`);
 * a strong model to fine-tune is a local folder or an installed preset of the ladder;
 * an HH-RLHF sweep needs ``<data root>/<subset>/<split>.jsonl`` for the splits it reads.
 
-Each check returns a :class:`Preflight`: the missing models (:class:`MissingModel`, with the
+Each check returns a `Preflight`: the missing models (`MissingModel`, with the
 registry model to install and the pairs that need it) and the data problems, one line each.
 """
 
@@ -103,7 +103,7 @@ def _hh_rlhf_files(root, subsets, splits) -> list[str]:
 
 
 def real(cfg) -> Preflight:
-    """Models and data of a :class:`~w2s_theory.pipelines.real.RealConfig`."""
+    """Models and data of a `RealConfig`."""
     from ..data import SPLITS
     from ..datasets import dataset_spec
     from ..features import FEATURE_SETS, unavailable_reason
@@ -134,7 +134,7 @@ def runnable_pairs(cfg, pre: Preflight) -> tuple[tuple[str, str], ...]:
 
 
 def finetune(cfg) -> Preflight:
-    """Models and data of a :class:`~w2s_theory.pipelines.finetune.FinetuneSweepConfig`."""
+    """Models and data of a `FinetuneSweepConfig`."""
     from ..data import N_ROWS, SPLITS
     from ..features import FEATURE_SETS, unavailable_reason
 
@@ -174,7 +174,7 @@ def _check_lm(res: Preflight, name: str, role: str) -> None:
 
 
 def extract(cfg, features_dir=None) -> Preflight:
-    """Models and data of a :class:`~w2s_theory.pipelines.features.ExtractConfig`."""
+    """Models and data of a `ExtractConfig`."""
     from ..features import FEATURE_SETS, unavailable_reason
 
     if cfg.data == "hh_rlhf":

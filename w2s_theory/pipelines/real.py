@@ -1,6 +1,6 @@
 r"""The real pipeline: the paper's last-layer W2SG protocol on LM features (``run(config)``).
 
-Command line: ``w2s-theory real --config FILE.toml`` (:mod:`w2s_theory.cli.real`).
+Command line: ``w2s-theory real --config FILE.toml`` (`w2s_theory.cli.real`).
 
 Protocol (arXiv:2502.11107, last-layer version), for every data set, ladder pair
 (weak model, strong model) and seed:
@@ -8,7 +8,7 @@ Protocol (arXiv:2502.11107, last-layer version), for every data set, ladder pair
 1. **Weak model**: a head on the weak model's features, trained on ``train_gt``
    ground truth (forward CE on hard labels).
 2. **Weak labels**: its soft predictions on ``train_w2s``, then corrupted by
-   :func:`w2s_theory.noise.corrupt_binary` (a fraction ``noise`` of them flipped,
+   `w2s_theory.noise.corrupt_binary` (a fraction ``noise`` of them flipped,
    ``y -> 1 - y``; the same rows for every loss of a seed).
 3. **Strong ceiling**: a head on the strong model's features trained on ``train_w2s``
    ground truth.
@@ -16,28 +16,28 @@ Protocol (arXiv:2502.11107, last-layer version), for every data set, ladder pair
    forward KL, reverse KL, forward CE, reverse CE, with and without the confidence loss.
 
 All heads are linear, trained from zero by Adam, one epoch, batch 16 (the paper's
-practical regime; :class:`w2s_theory.training.TrainConfig`). Features are standardised
+practical regime; `w2s_theory.training.TrainConfig`). Features are standardised
 per coordinate with the ``train_gt`` statistics of each model. **Preference data**
 (HH-RLHF): a Bradley–Terry reward head, ``P(A preferred) = sigmoid(r(h_A) - r(h_B))``
 with linear ``r``, i.e. a bias-free logistic head on ``h_A - h_B`` with the seeded slot
-order of :func:`w2s_theory.data.preference_slots` (label 1 when slot A holds the chosen
+order of `w2s_theory.data.preference_slots` (label 1 when slot A holds the chosen
 reply). **Sentiment** (VADER): a logistic head with a bias on the text's features.
 
 Every student gives one row of a tidy result table
-(:class:`w2s_theory.sweep.ResultTable`), holding its accuracy/AUROC/ECE, PGR,
+(`w2s_theory.sweep.ResultTable`), holding its accuracy/AUROC/ECE, PGR,
 disagreements, and its bound checks on the test split: Lemma 1 (every stage, both
-directions; predictions smoothed by :func:`w2s_theory.divergences.smooth` with the
+directions; predictions smoothed by `w2s_theory.divergences.smooth` with the
 configured ``gamma``), Theorem 2's slack with ``F* =`` truth and with ``F* =`` the
 strong ceiling, and the same on the fitting population (``train_w2s``, ``F_w`` = the
 weak labels the student saw). The same row holds the convex head of ``docs/theory.md``
-(:func:`w2s_theory.heads.fit_convex_head`, reverse and forward KL) fitted on the same
+(`w2s_theory.heads.fit_convex_head`, reverse and forward KL) fitted on the same
 strong features (projected on their top ``pca_dim`` principal components of
 ``train_w2s`` to keep the exponential-cone program small) with the same weak labels;
 its realizable reference is the convex ceiling (the same class fitted to the ground
 truth), so Theorem 2's assumptions hold there by construction.
 
 Resumable: all heads of a phase (teachers, then students) are trained in one batched
-computation (:func:`w2s_theory.training.train_heads`), their weights cached; rows are
+computation (`w2s_theory.training.train_heads`), their weights cached; rows are
 evaluated and appended one by one, so a killed sweep loses at most the row in flight
 and a rerun recomputes nothing already stored.
 """
@@ -108,7 +108,7 @@ class ConvexConfig:
             seeds of heads and fit the convex heads on 5 of them. Not part of any run or
             cache key (it chooses which runs get the columns, not their values).
         misspecified: also check Theorem 2 without realizability on every reverse-KL fit
-            (:func:`w2s_theory.misspecification.theorem2_misspecified`; one linear program a
+            (`w2s_theory.misspecification.theorem2_misspecified`; one linear program a
             group): the ``cvx_rkl_t2mis_*`` columns. Not part of any key either: rows and
             caches that lack the columns are completed on the next run of the sweep.
     """
@@ -146,33 +146,33 @@ class ConvexConfig:
 
 @dataclass(frozen=True)
 class RealConfig:
-    """A real-model sweep (loaded from TOML by :meth:`from_toml`).
+    """A real-model sweep (loaded from TOML by `from_toml`).
 
     Attributes:
         name: sweep name (default result file ``experiments/results/real/<name>.csv``).
         datasets: ``"harmless"``, ``"helpful"`` (HH-RLHF) and/or ``"vader"``.
-        pairs: ``(weak, strong)`` feature-set names (:data:`w2s_theory.features.FEATURE_SETS`).
-        losses: student losses (names of :func:`w2s_theory.losses.loss_names`).
+        pairs: ``(weak, strong)`` feature-set names (`w2s_theory.features.FEATURE_SETS`).
+        losses: student losses (names of `w2s_theory.losses.loss_names`).
         confidence: confidence-loss settings to run (``[false]``, ``[false, true]``).
         noise: fractions of weak labels flipped, in ``[0, 1]``.
         seeds: run seeds (slot order, data order, noise rows).
         gamma: smoothing floor of every bound check.
         noise_a: corruption ``y -> 1/2 + a (y - 1/2)`` (``-1`` flips).
         n_rows: use only the first ``n_rows`` rows of every split (quick runs, tests).
-        train: :class:`w2s_theory.training.TrainConfig`; convex: :class:`ConvexConfig`.
+        train: `w2s_theory.training.TrainConfig`; convex: `ConvexConfig`.
         out: result table (CSV), relative to the project root unless absolute.
         cache: folder of cached head weights and convex results (default
-            ``<w2s cache>/real``, see :func:`w2s_theory.data.cache_dir`).
+            ``<w2s cache>/real``, see `w2s_theory.data.cache_dir`).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` for head training.
         threads: torch CPU threads while training heads and fitting (0 = torch's default);
             one is fastest for these small per-step kernels on a shared machine.
         feature_threads: torch CPU threads while a model computes features (0 = as many as
             outside the sweep, torch's default): a transformer's forward passes use every core.
         data_root, features_root: HH-RLHF folder and prebuilt features folder (defaults of
-            :mod:`w2s_theory.data` / :mod:`w2s_theory.features`).
+            `w2s_theory.data` / `w2s_theory.features`).
         vader_seed: seed of the VADER 4K/4K/4K split (fixed across run seeds).
         sources: data sets of the user's own, ``{name: source table}`` (TOML
-            ``[sources.NAME]``, :func:`w2s_theory.sources.check_source`): ``NAME`` may then be
+            ``[sources.NAME]``, `w2s_theory.sources.check_source`): ``NAME`` may then be
             listed in ``datasets``. Preference pairs train a Bradley--Terry head, a
             two-class table a logistic head (as VADER). Models in ``pairs`` may be feature
             sets, presets, local folders or hub ids (``org/name[@revision]``).
@@ -397,7 +397,7 @@ class FeatureBank:
     """Standardised features per (data set, model), and the task's rows per (split, seed).
 
     ``loader(dataset, model, split)``, when given, replaces
-    :func:`w2s_theory.features.load_features` for HH-RLHF (it must return
+    `w2s_theory.features.load_features` for HH-RLHF (it must return
     ``{"chosen": (n, h), "rejected": (n, h)}`` with rows in file order).
 
     HH-RLHF: ``D = (h_chosen - h_rejected) / sd`` (``sd`` per coordinate over the
@@ -702,7 +702,7 @@ def into_box(p: np.ndarray, gamma: float) -> tuple[np.ndarray, float]:
     return (1.0 - lam) * p + 0.5 * lam, gamma - m
 
 
-#: Columns of :func:`theorem2_misspecified` stored per reverse-KL convex fit (prefix
+#: Columns of `theorem2_misspecified` stored per reverse-KL convex fit (prefix
 #: ``cvx_rkl_t2mis_``).
 T2MIS_FIELDS = ("epsilon", "guaranteed_gain", "slack", "holds", "gain_positive", "tol", "gain",
                 "d_reverse", "tv_to_class", "max_log_ratio", "realizable_slack", "csiszar_term",
@@ -799,14 +799,14 @@ def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
     everything that changes them, so sweeps share the cache).
 
     Fits, on the strong features of ``train_w2s`` (PCA-projected), the convex ceiling (forward
-    KL to the ground truth; made a member of the class by :func:`into_box`) and the convex
+    KL to the ground truth; made a member of the class by `into_box`) and the convex
     students (reverse / forward KL to the smoothed weak labels); Theorem 2 on the fitting
     population with ``F* =`` the ceiling, tolerance from the solver
-    (:meth:`w2s_theory.heads.ConvexHead.theorem2_tolerance`), and, for the reverse-KL fit,
+    (`w2s_theory.heads.ConvexHead.theorem2_tolerance`), and, for the reverse-KL fit,
     Theorem 2 without realizability against the real labels (``cvx_rkl_t2mis_*``,
-    :data:`T2MIS_FIELDS`; ``cfg.convex.misspecified``). A solver failure is recorded in the
+    `T2MIS_FIELDS`; ``cfg.convex.misspecified``). A solver failure is recorded in the
     ``*_status`` column and leaves that head's columns empty. A cache entry is validated on
-    read (:func:`read_convex_cache`); one made before the misspecified columns existed is
+    read (`read_convex_cache`); one made before the misspecified columns existed is
     completed (the reverse-KL fit redone, the rest kept).
     """
     from ..atomic_io import atomic_write_text
@@ -957,7 +957,7 @@ def run_sweep(cfg: RealConfig, *, out: str | os.PathLike | None = None, progress
     Rows already in the table are skipped; trained weights are cached under
     ``cfg.cache_path()/<name>-<hash>``; each finished row is appended atomically,
     then ``after_row(row)`` is called (tests use it to interrupt a sweep). ``bank``
-    replaces the default :class:`FeatureBank` (e.g. with features computed live).
+    replaces the default `FeatureBank` (e.g. with features computed live).
     """
     import torch
 
@@ -1064,6 +1064,6 @@ def _complete_convex_rows(cfg, bank, teachers, incomplete, table, progress, afte
 def run(cfg: RealConfig, *, out: str | os.PathLike | None = None, progress: bool = True,
         config_file: str = "", after_row: Callable[[dict], None] | None = None,
         bank: FeatureBank | None = None):
-    """The real pipeline's entry point: :func:`run_sweep` (the result table as a DataFrame)."""
+    """The real pipeline's entry point: `run_sweep` (the result table as a DataFrame)."""
     return run_sweep(cfg, out=out, progress=progress, config_file=config_file,
                      after_row=after_row, bank=bank)

@@ -1,15 +1,15 @@
 """The synthetic pipeline: resumable sweeps over synthetic W2SG instances (``run(config)``).
 
-Command line: ``w2s-theory synthetic --config FILE`` (:mod:`w2s_theory.cli.synthetic`).
+Command line: ``w2s-theory synthetic --config FILE`` (`w2s_theory.cli.synthetic`).
 
-A sweep (one TOML file, :class:`SweepConfig`) is a set of *runs*; a run is one
+A sweep (one TOML file, `SweepConfig`) is a set of *runs*; a run is one
 ``(instance config, seed, method)``: draw the instance
-(:func:`w2s_theory.synthetic.make_instance`), fit the strong head on the ``w2s``
-split with the method, and record one row (:func:`evaluate`): the risks, the two
+(`w2s_theory.synthetic.make_instance`), fit the strong head on the ``w2s``
+split with the method, and record one row (`evaluate`): the risks, the two
 disagreements, Theorem 2's slack (both forms) and its tolerance, the dual
 statement's equality error, every stage of Lemma 1, the test accuracy and risk,
 and the fit's solver status and accuracy. Rows go to a resumable
-:class:`w2s_theory.sweep.ResultTable` (CSV, one row per run), so a killed sweep
+`w2s_theory.sweep.ResultTable` (CSV, one row per run), so a killed sweep
 resumes where it stopped; then the sweep's figures are drawn.
 
 Methods are ``"<head>/<loss>"``: ``convex/reverse_kl``, ``convex/forward_kl`` (the exact
@@ -70,7 +70,7 @@ __all__ = [
 ]
 
 HEADS = ("convex", "softmax", "minibatch")
-#: the convex head's objectives (exact projections; :data:`w2s_theory.heads.DIVERGENCES`)
+#: the convex head's objectives (exact projections; `w2s_theory.heads.DIVERGENCES`)
 CONVEX_LOSSES = ("reverse_kl", "forward_kl")
 #: keys of the ``[sweep]`` table
 SWEEP_KEYS = ("name", "kind", "seeds", "methods", "results", "x", "figures_dir")
@@ -91,7 +91,7 @@ class Variant:
 
 @dataclass(frozen=True)
 class MinibatchConfig:
-    """The practical regime's optimiser settings (see :func:`w2s_theory.heads.fit_head_minibatch`)."""
+    """The practical regime's optimiser settings (see `w2s_theory.heads.fit_head_minibatch`)."""
 
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -105,14 +105,14 @@ class SweepConfig:
 
     Attributes:
         name: figure/result name. kind: ``theorem2``, ``dual``, ``lemma1`` or ``curve``.
-        base: the :class:`~w2s_theory.synthetic.SyntheticConfig` every run starts from.
+        base: the `SyntheticConfig` every run starts from.
         seeds: the seeds (instances) to run.
         methods: default methods ``"<head>/<loss>"``.
         variants: named overrides of ``base`` with their methods.
         random: per-seed random draws of base fields: ``[lo, hi]`` (int if both ints,
             inclusive) or ``{"choices": [...]}``.
         grid: field -> list of values, run as a cartesian product.
-        minibatch: :class:`MinibatchConfig`.
+        minibatch: `MinibatchConfig`.
         results: CSV path of the result table. x: the x-axis field of ``curve`` sweeps.
         figures_dir: where figures go.
     """
@@ -174,7 +174,7 @@ def _deep_update(d: dict, upd: dict) -> dict:
 
 
 def sweep_config_from_dict(raw: dict, *, ci: bool = False, root: Path | None = None) -> SweepConfig:
-    """Build a :class:`SweepConfig` from a TOML-like dict; ``ci=True`` applies ``[ci]``.
+    """Build a `SweepConfig` from a TOML-like dict; ``ci=True`` applies ``[ci]``.
 
     Relative ``results`` / ``figures_dir`` paths are resolved against ``root``.
 
@@ -234,7 +234,7 @@ def load_sweep_config(path, *, ci: bool = False, root=None) -> SweepConfig:
     """Read a sweep TOML file (paths inside resolve against ``root``, default: the cwd).
 
     Unknown keys, bad values and a sweep that would run nothing raise
-    :class:`~w2s_theory.config.ConfigError` naming the file."""
+    `ConfigError` naming the file."""
     return load_config(path, lambda raw: sweep_config_from_dict(raw, ci=ci, root=root))
 
 
@@ -572,7 +572,7 @@ def run(cfg: SweepConfig, *, results: str | Path | None = None, limit: int | Non
         progress: bool = True, figures: bool = False, figure_suffix: str = "") -> dict:
     """Run (or resume) the sweep and, with ``figures=True``, draw its figure.
 
-    Returns :func:`run_sweep`'s dict plus ``"figures"`` (the saved paths).
+    Returns `run_sweep`'s dict plus ``"figures"`` (the saved paths).
     """
     out = run_sweep(cfg, results=results, limit=limit, progress=progress)
     out["figures"] = []
