@@ -313,3 +313,118 @@ def test_multi_process_runs_destroy_their_process_group():
     _end_processes(one)
     _end_processes(None)
     assert (two.ended, one.ended) == (1, 0)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (Linux ``/proc``)."""
+    parent = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            parent[int(d.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out, todo = [], [pid]
+    while todo:
+        cur = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == cur]
+        out += kids
+        todo += kids
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_two_process_run_killed_mid_sweep_resumes_without_loss(hub_env, hh_hub_form, tmp_path,
+                                                               monkeypatch):
+    """SIGKILL of the whole torchrun session (both ranks) once the table has grown by a row,
+    then the same command again: every run of a one-process reference, once, same test logits
+    (up to the round-off between 1 and 2 processes), nothing retrained that was stored."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "w2s_cache"))
+    source = {"kind": "hh_rlhf_hub", "path": str(hh_hub_form), "sizes": [16, 16, 12],
+              "cache_dir": str(tmp_path / "hf_datasets")}
+
+    def config(tag):
+        return _write(tmp_path / f"k_{tag}.toml", {
+            "name": f"k_{tag}", "strong": "tiny-org/tiny-gpt2", "data": {"source": source},
+            "weak": {"model": "tiny-org/tiny-gpt2", "l2_grid": [0.1]},
+            "train": {"max_length": 24, "batch_size": 4, "lr": 1e-3, "precision": "fp32"},
+            "sweep": {"losses": ["forward_kl", "reverse_kl", "reverse_ce"], "seeds": [0, 1],
+                      "noise": [0.0, 0.2], "regimes": ["full"]},
+            "run": {"out": str(tmp_path / f"k_{tag}.csv"), "device": "cpu", "ensemble": False,
+                    "use_accelerate": True}})
+
+    assert main(["finetune", "--config", config("ref"), "--no-progress"]) == 0
+    ref = pd.read_csv(tmp_path / "k_ref.csv", dtype={"run_key": str})
+    n = len(ref)
+    assert n == 14                                  # 2 ceilings + 3 losses x 2 noise x 2 seeds
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
+           "HF_HUB_CACHE": str(hub_env), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "k_two.csv"
+
+    def rows():
+        try:
+            return len(pd.read_csv(out, dtype={"run_key": str}))
+        except (FileNotFoundError, pd.errors.EmptyDataError):
+            return 0
+
+    def launch():
+        with socket.socket() as sk:
+            sk.bind(("127.0.0.1", 0))
+            port = sk.getsockname()[1]
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_port", str(port), "-m", "w2s_theory.cli", "finetune",
+               "--config", config("two"), "--no-progress"]
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+
+    p = launch()
+    t0 = time.monotonic()
+    while p.poll() is None and rows() == 0 and time.monotonic() - t0 < 600:
+        time.sleep(0.02)
+    assert p.poll() is None, "the sweep ended before it could be killed: " + p.stdout.read()[-2000:]
+    # torchrun starts each rank in a session of its own: kill the launcher and every rank at once
+    # (as a node failure or a cancelled job does), not the launcher alone (its ranks would go on)
+    victims = _descendants(p.pid)
+    assert len(victims) >= 2, victims
+    for pid in [p.pid, *victims]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    p.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in victims) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in victims)
+    killed_at = rows()
+    assert 0 < killed_at < n, killed_at            # killed mid-sweep, after a row was written
+    stored = len(np.load(tmp_path / "k_two.preds.npz")["keys"])
+    p = launch()
+    log, _ = p.communicate(timeout=900)
+    assert p.returncode == 0, log[-3000:]
+    two = pd.read_csv(out, dtype={"run_key": str})
+    assert not two["run_key"].duplicated().any() and set(two["run_key"]) == set(ref["run_key"])
+    trained = [ln for ln in log.splitlines() if ln.startswith("full ")]
+    assert len(trained) == n - stored              # stored runs are not trained again
+    a, b = np.load(tmp_path / "k_ref.preds.npz"), np.load(tmp_path / "k_two.preds.npz")
+    order = {k: i for i, k in enumerate(b["keys"])}
+    assert sorted(a["keys"]) == sorted(b["keys"])
+    np.testing.assert_allclose(a["logits"], b["logits"][[order[k] for k in a["keys"]]], atol=1e-4)
+    r, t = ref.set_index("run_key").sort_index(), two.set_index("run_key").sort_index()
+    np.testing.assert_allclose(r["student_acc"], t["student_acc"], atol=1e-9)
