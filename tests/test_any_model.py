@@ -299,7 +299,7 @@ def test_two_process_data_parallel_finetune_equals_one_process(hub_env, hh_hub_f
 def test_multi_process_runs_destroy_their_process_group():
     """A rank that exits with its gloo/NCCL group alive can abort (SIGABRT) after the work is
     done; run() ends the group on every multi-process engine and leaves one-process engines."""
-    from w2s_theory.pipelines.finetune import _end_processes
+    from w2s_theory.finetune import end_processes
 
     class Engine:
         def __init__(self, n):
@@ -309,9 +309,9 @@ def test_multi_process_runs_destroy_their_process_group():
             self.ended += 1
 
     two, one = Engine(2), Engine(1)
-    _end_processes(two)
-    _end_processes(one)
-    _end_processes(None)
+    end_processes(two)
+    end_processes(one)
+    end_processes(None)
     assert (two.ended, one.ended) == (1, 0)
 
 

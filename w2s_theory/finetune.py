@@ -81,6 +81,7 @@ __all__ = [
     "fp32_head",
     "loss_fn",
     "make_engine",
+    "end_processes",
     "PlainEngine",
     "train",
     "predict",
@@ -772,6 +773,20 @@ def make_engine(cfg: FinetuneConfig, *, use_accelerate: bool | None = None, cpu:
     device = "cpu" if cpu else None
     dev = resolve_device(device)
     return PlainEngine(dev, mixed_precision_for(cfg, dev.type))
+
+
+def end_processes(engine) -> None:
+    """Destroy the process group of a multi-process engine (from `make_engine`) before exit.
+
+    A gloo/NCCL group left alive when the interpreter exits can abort the process
+    ("terminate called without an active exception", SIGABRT) after its work is done,
+    failing a run that had finished. One-process engines (and ``None``) are left alone.
+
+    Examples:
+        >>> end_processes(PlainEngine("cpu"))   # one process: nothing to do
+    """
+    if int(getattr(engine, "num_processes", 1)) > 1 and hasattr(engine, "end_training"):
+        engine.end_training()
 
 
 def _is_plain(engine) -> bool:

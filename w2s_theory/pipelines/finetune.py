@@ -1492,16 +1492,6 @@ def preflight(cfg: FinetuneSweepConfig) -> None:
 
 
 # ============================================================================= entry point
-def _end_processes(engine) -> None:
-    """Destroy the process group of a multi-process launch before the interpreter exits.
-
-    A gloo/NCCL group left alive at exit aborts the process ("terminate called without an
-    active exception", SIGABRT) on some ranks, which fails a run that had finished.
-    """
-    if int(getattr(engine, "num_processes", 1)) > 1 and hasattr(engine, "end_training"):
-        engine.end_training()
-
-
 def run(cfg: FinetuneSweepConfig, *, config_file: str = "", time_limit: float | None = None,
         progress: bool = True, log: Callable[[str], None] | None = None) -> dict:
     """The fine-tuning pipeline's entry point: weak head, lr selection, every run, the table.
@@ -1564,6 +1554,8 @@ def run(cfg: FinetuneSweepConfig, *, config_file: str = "", time_limit: float | 
         if int(getattr(engine, "num_processes", 1)) > 1:
             engine.wait_for_everyone()      # no rank leaves while the main one still writes
     finally:
-        _end_processes(engine)
+        from ..finetune import end_processes
+
+        end_processes(engine)
     return {"rows": rows, "summary": summary, "out": out, "seconds": time.perf_counter() - t0,
             "log": log}
