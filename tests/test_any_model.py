@@ -253,6 +253,19 @@ def test_paper_preset_real_run_without_the_hub_fails_up_front(offline, tmp_path,
     assert "cannot get 'gpt2-medium' from the Hugging Face hub" in err and "Traceback" not in err
 
 
+def _tiny_dp_config(tmp_path, hh_hub_form, tag, sweep):
+    """A tiny GPT-2 full fine-tuning sweep on hub-form pairs, one run at a time through accelerate."""
+    source = {"kind": "hh_rlhf_hub", "path": str(hh_hub_form), "sizes": [16, 16, 12],
+              "cache_dir": str(tmp_path / "hf_datasets")}
+    return _write(tmp_path / f"{tag}.toml", {
+        "name": tag, "strong": "tiny-org/tiny-gpt2", "data": {"source": source},
+        "weak": {"model": "tiny-org/tiny-gpt2", "l2_grid": [0.1]},
+        "train": {"max_length": 24, "batch_size": 4, "lr": 1e-3, "precision": "fp32"},
+        "sweep": {**sweep, "regimes": ["full"]},
+        "run": {"out": str(tmp_path / f"{tag}.csv"), "device": "cpu", "ensemble": False,
+                "use_accelerate": True}})
+
+
 # ----------------------------------------------------------------------------- two processes
 @pytest.mark.slow
 def test_two_process_data_parallel_finetune_equals_one_process(hub_env, hh_hub_form, tmp_path,
@@ -265,17 +278,10 @@ def test_two_process_data_parallel_finetune_equals_one_process(hub_env, hh_hub_f
     import sys
 
     monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "w2s_cache"))
-    source = {"kind": "hh_rlhf_hub", "path": str(hh_hub_form), "sizes": [16, 16, 12],
-              "cache_dir": str(tmp_path / "hf_datasets")}
 
     def config(tag):
-        return _write(tmp_path / f"dp_{tag}.toml", {
-            "name": f"dp_{tag}", "strong": "tiny-org/tiny-gpt2", "data": {"source": source},
-            "weak": {"model": "tiny-org/tiny-gpt2", "l2_grid": [0.1]},
-            "train": {"max_length": 24, "batch_size": 4, "lr": 1e-3, "precision": "fp32"},
-            "sweep": {"losses": ["reverse_kl"], "seeds": [0], "regimes": ["full"]},
-            "run": {"out": str(tmp_path / f"dp_{tag}.csv"), "device": "cpu", "ensemble": False,
-                    "use_accelerate": True}})
+        return _tiny_dp_config(tmp_path, hh_hub_form, f"dp_{tag}",
+                               {"losses": ["reverse_kl"], "seeds": [0]})
 
     assert main(["finetune", "--config", config("one"), "--no-progress"]) == 0
     with socket.socket() as sk:
@@ -356,18 +362,11 @@ def test_two_process_run_killed_mid_sweep_resumes_without_loss(hub_env, hh_hub_f
     import time
 
     monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "w2s_cache"))
-    source = {"kind": "hh_rlhf_hub", "path": str(hh_hub_form), "sizes": [16, 16, 12],
-              "cache_dir": str(tmp_path / "hf_datasets")}
 
     def config(tag):
-        return _write(tmp_path / f"k_{tag}.toml", {
-            "name": f"k_{tag}", "strong": "tiny-org/tiny-gpt2", "data": {"source": source},
-            "weak": {"model": "tiny-org/tiny-gpt2", "l2_grid": [0.1]},
-            "train": {"max_length": 24, "batch_size": 4, "lr": 1e-3, "precision": "fp32"},
-            "sweep": {"losses": ["forward_kl", "reverse_kl", "reverse_ce"], "seeds": [0, 1],
-                      "noise": [0.0, 0.2], "regimes": ["full"]},
-            "run": {"out": str(tmp_path / f"k_{tag}.csv"), "device": "cpu", "ensemble": False,
-                    "use_accelerate": True}})
+        return _tiny_dp_config(tmp_path, hh_hub_form, f"k_{tag}",
+                               {"losses": ["forward_kl", "reverse_kl", "reverse_ce"],
+                                "seeds": [0, 1], "noise": [0.0, 0.2]})
 
     assert main(["finetune", "--config", config("ref"), "--no-progress"]) == 0
     ref = pd.read_csv(tmp_path / "k_ref.csv", dtype={"run_key": str})
