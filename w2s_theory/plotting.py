@@ -16,10 +16,14 @@ draw their own figures with the same pieces:
 * `figure_legend` - one legend per figure, below the panels, with every line of every
   panel (reference lines such as chance included).
 * `save_figure` - every figure as PNG *and* PDF.
+* `figures_dir` - where figures go: ``<root>/figures``, or the folder named by the
+  environment variable ``W2S_FIGURES_DIR`` (the test run sets it, so running the notebooks
+  under ``pytest --nbval`` leaves the committed ``figures/`` untouched).
 """
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,7 +32,7 @@ import numpy as np
 __all__ = ["OKABE_ITO", "STYLE", "NAMES", "TEXT_WIDTH", "COLUMN_WIDTH", "style", "apply_style", "human_name",
            "loss_colors", "loss_styles", "loss_markers", "loss_line", "figure_legend",
            "plot_demo", "plot_theorem2", "plot_dual", "plot_lemma1", "plot_curve",
-           "synthetic_figures", "save_figure"]
+           "synthetic_figures", "save_figure", "figures_dir", "FIGURES_ENV"]
 
 #: Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision deficiency.
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73",
@@ -232,6 +236,30 @@ def plot_demo(L, T, cfg):
 
 
 # ----------------------------------------------------------------------------- synthetic sweeps
+#: The environment variable that redirects saved figures (see `figures_dir`).
+FIGURES_ENV = "W2S_FIGURES_DIR"
+
+
+def figures_dir(default) -> Path:
+    """The folder figures are saved in: ``$W2S_FIGURES_DIR`` when set (non-empty), else ``default``.
+
+    The notebooks call ``figures_dir(ROOT / "figures")`` (the command-line sweeps take
+    ``--figures-dir`` instead). ``tests/conftest.py`` points the variable at a temporary folder,
+    so ``make test`` redraws every figure without rewriting the committed files.
+
+    >>> import os
+    >>> old = os.environ.pop("W2S_FIGURES_DIR", None)
+    >>> figures_dir("figures").as_posix()
+    'figures'
+    >>> os.environ["W2S_FIGURES_DIR"] = "/tmp/elsewhere"
+    >>> figures_dir("figures").as_posix()
+    '/tmp/elsewhere'
+    >>> _ = os.environ.pop("W2S_FIGURES_DIR") if old is None else os.environ.update(W2S_FIGURES_DIR=old)
+    """
+    env = os.environ.get(FIGURES_ENV, "").strip()
+    return Path(env) if env else Path(default)
+
+
 def save_figure(fig, path: Path, dpi: int = 200, formats=("png", "pdf")) -> Path:
     """Save ``fig`` as ``path`` and in every other format of ``formats`` (same stem), tight box.
 
@@ -402,8 +430,9 @@ def plot_curve(df, x: str, title_extra: str = ""):
     return fig
 
 
-def synthetic_figures(cfg, df, *, suffix: str = "") -> list[Path]:
-    """Draw the sweep kind's figure; save it as ``<figures_dir>/synthetic_<name><suffix>.png`` and ``.pdf``."""
+def synthetic_figures(cfg, df, *, suffix: str = "", folder=None) -> list[Path]:
+    """Draw the sweep kind's figure; save it as ``<folder>/synthetic_<name><suffix>.png`` and ``.pdf``
+    (``folder`` defaults to the config's ``figures_dir``)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -418,6 +447,7 @@ def synthetic_figures(cfg, df, *, suffix: str = "") -> list[Path]:
         fig = plot_lemma1(df, extra)
     else:
         fig = plot_curve(df, cfg.x, extra)
-    path = save_figure(fig, Path(cfg.figures_dir) / f"synthetic_{cfg.name}{suffix}.png")
+    path = save_figure(fig, Path(cfg.figures_dir if folder is None else folder)
+                       / f"synthetic_{cfg.name}{suffix}.png")
     plt.close(fig)
     return [path, path.with_suffix(".pdf")]
