@@ -257,9 +257,13 @@ def test_misspecified_columns_completed_on_old_rows_and_caches(tiny, tmp_path, m
     mis = [c for c in full.columns if c.startswith("cvx_rkl_t2mis_") or c == "cvx_t2mis_wall_s"]
     out = tmp_path / "old.csv"
     full.drop(columns=mis).to_csv(out, index=False)
-    for f in (cache / "convex").glob("*.json"):
+    from w2s_theory.fingerprint import digest
+
+    for f in (cache / "convex").glob("*.json"):   # as written by a run with misspecified = false
         d = json.loads(f.read_text())
-        f.write_text(json.dumps({k: v for k, v in d.items() if k not in mis}))
+        env = d.pop("__cache__")
+        cols = {k: v for k, v in d.items() if k not in mis}
+        f.write_text(json.dumps({**cols, "__cache__": {**env, "checksum": digest(cols)}}))
     calls = {"train": 0, "fit": 0}
     orig_train = training.train_heads
     import w2s_theory.heads as heads

@@ -18,9 +18,13 @@ default there), else CPU (fp32).
 Cache: `features_for_texts` keys each result by everything that changes the
 numbers (model and its weights' sha256, layer, pooling, max length, truncation
 side, compute dtype, data set name, text digest), writes ``.npz`` + ``.json`` atomically
-and verifies the payload's sha256 on read; a corrupt or stale entry is rebuilt.
+with a fingerprint (`w2s_theory.fingerprint`: the key, the content digest of every model
+file -- ``config.json`` and tokenizer files included -- and the code version) and the
+payload's sha256; on read an entry without a fingerprint (older format), with another
+fingerprint, or a corrupt one is rebuilt, with one `w2s_theory.fingerprint.CacheWarning`.
 `load_features` reads the read-only prebuilt folder (``../shared/features``,
-``$W2S_FEATURES_DIR``) first, after checking its manifest against the data's digests.
+``$W2S_FEATURES_DIR``) first, after checking its manifest against the data's digests (and
+the file's sha256 when the manifest records one under ``files``).
 """
 
 from __future__ import annotations
@@ -50,7 +54,9 @@ __all__ = ["FeatureSpec", "FEATURE_SETS", "ENV_FEATURES", "feature_spec", "Token
 ENV_FEATURES = "W2S_FEATURES_DIR"
 #: Pooling rules of `FeatureSpec` (``auto``: by architecture, see `resolve_spec`).
 POOLINGS = ("mean", "last", "cls", "auto")
-_FORMAT = 1  # bump when the cache layout or the computation changes
+_FORMAT = 1  # bump when the cache layout or the computation changes (part of the entry's path)
+#: Version of the feature cache's fingerprint envelope (`w2s_theory.fingerprint`).
+_CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -577,32 +583,68 @@ def _entry_paths(root: Path, spec: FeatureSpec, dataset: str, key: dict) -> tupl
     return d / f"{h}.npz", d / f"{h}.json"
 
 
-def _read_entry(npz: Path, meta: Path, key: dict, n: int) -> np.ndarray | None:
-    """The cached array, or ``None`` when missing, corrupt (digest) or stale (key)."""
+def _entry_fingerprint(key: dict, folder: Path) -> dict:
+    """What a feature entry was computed from: its key, every model file, the code version."""
+    from .fingerprint import fingerprint, model_files_digest
+
+    return fingerprint(_CACHE_FORMAT, key=key, model_files=model_files_digest(folder))
+
+
+def _read_entry(npz: Path, meta: Path, key: dict, n: int, fp: dict | None = None) -> np.ndarray | None:
+    """The cached array, or ``None`` when missing, or (with one `CacheWarning` saying why) when
+    written by an older version (no fingerprint), computed from other inputs (key or
+    fingerprint ``fp``), corrupt (payload sha256) or malformed."""
+    from .fingerprint import CacheWarning, mismatch_reason
+
+    if not (npz.is_file() or meta.is_file()):
+        return None
+
+    def stale(why: str) -> None:
+        warnings.warn(f"feature cache {npz}: {why}; recomputing", CacheWarning, stacklevel=3)
+
     if not (npz.is_file() and meta.is_file()):
+        stale(f"incomplete entry (no {meta.name if npz.is_file() else npz.name})")
         return None
     try:
         info = json.loads(meta.read_text())
         raw = npz.read_bytes()
-        if info.get("key") != key or hashlib.sha256(raw).hexdigest() != info.get("npz_sha256"):
-            return None
+    except (OSError, ValueError) as exc:
+        stale(f"unreadable ({type(exc).__name__}: {exc})")
+        return None
+    if not isinstance(info, dict) or "fingerprint" not in info:
+        stale("no fingerprint (written by an older version)")
+        return None
+    if info.get("key") != key:
+        stale("computed from other inputs (changed: key)")
+        return None
+    if fp is not None and (why := mismatch_reason(info["fingerprint"], fp)) is not None:
+        stale(why)
+        return None
+    if hashlib.sha256(raw).hexdigest() != info.get("npz_sha256"):
+        stale("content checksum mismatch (corrupted)")
+        return None
+    try:
         with np.load(io.BytesIO(raw)) as z:
             x = z["features"]
-        if x.shape[0] != n or x.dtype != np.float32 or not np.isfinite(x).all():
-            return None
-        return x
-    except Exception:  # noqa: BLE001 - anything unreadable is rebuilt
+    except Exception as exc:  # noqa: BLE001 - anything unreadable is rebuilt
+        stale(f"unreadable payload ({type(exc).__name__}: {exc})")
         return None
+    if x.shape[0] != n or x.dtype != np.float32 or not np.isfinite(x).all():
+        stale(f"array of shape {x.shape} and dtype {x.dtype} for {n} texts, or non-finite")
+        return None
+    return x
 
 
-def _write_entry(npz: Path, meta: Path, key: dict, x: np.ndarray, extra: dict) -> None:
+def _write_entry(npz: Path, meta: Path, key: dict, x: np.ndarray, extra: dict,
+                 fp: dict | None = None) -> None:
     from .atomic_io import atomic_write_bytes, atomic_write_text
 
     buf = io.BytesIO()
     np.savez(buf, features=x)
     raw = buf.getvalue()
     atomic_write_bytes(npz, raw)
-    atomic_write_text(meta, json.dumps({"key": key, "npz_sha256": hashlib.sha256(raw).hexdigest(),
+    atomic_write_text(meta, json.dumps({"key": key, "fingerprint": fp,
+                                        "npz_sha256": hashlib.sha256(raw).hexdigest(),
                                         "shape": list(x.shape), **extra}, indent=1))
 
 
@@ -613,8 +655,10 @@ def features_for_texts(spec: str | FeatureSpec, texts: Sequence[str], *, dataset
     """Cached features of ``texts`` -> float32 ``(n, hidden)``, row ``i`` = ``texts[i]``.
 
     The entry lives under ``<cache>/features/<set>/<dataset>/<key>.npz`` (+ ``.json``) with
-    the key of `cache_key`; it is verified (key, payload sha256, shape, finiteness)
-    on every read and recomputed when anything is off.
+    the key of `cache_key` and a fingerprint of the model folder's files (``config.json``,
+    tokenizer, weights; `w2s_theory.fingerprint.model_files_digest`) and the code version;
+    it is verified (fingerprint, key, payload sha256, shape, finiteness) on every read and
+    recomputed, with one `w2s_theory.fingerprint.CacheWarning`, when anything is off.
 
     Examples:
         >>> import tempfile
@@ -632,11 +676,12 @@ def features_for_texts(spec: str | FeatureSpec, texts: Sequence[str], *, dataset
     root = cache_dir(cache)
     dtype = "float32" if spec.model == "wordllama" else str(
         models.resolve_dtype(spec.dtype, models.resolve_device(device))).replace("torch.", "")
-    spec, _, weights = resolve_spec(spec, cache=cache)   # auto pooling resolved before the key
+    spec, folder, weights = resolve_spec(spec, cache=cache)   # auto pooling resolved before the key
     key = cache_key(spec, weights, dataset, text_digest(texts), dtype)
     npz, meta = _entry_paths(root, spec, dataset, key)
+    fp = _entry_fingerprint(key, folder) if use_cache else None
     if use_cache:
-        x = _read_entry(npz, meta, key, len(texts))
+        x = _read_entry(npz, meta, key, len(texts), fp)
         if x is not None:
             return x
     t0 = time.perf_counter()
@@ -646,7 +691,8 @@ def features_for_texts(spec: str | FeatureSpec, texts: Sequence[str], *, dataset
     if use_cache:
         _write_entry(npz, meta, key, x, {
             "seconds": round(time.perf_counter() - t0, 3), "device": str(models.resolve_device(device)),
-            "machine": platform.node(), "processor": platform.processor() or platform.machine()})
+            "machine": platform.node(), "processor": platform.processor() or platform.machine()},
+            fp)
     return x
 
 
@@ -697,8 +743,9 @@ def load_prebuilt(name: str, subset: str, split: str, *, root: str | os.PathLike
 
     Looks in each of `prebuilt_roots` for ``hh_rlhf/<name>/<subset>/<split>.npz``.
     Checks the manifest's ``sources`` sha256 of ``<subset>/<split>.jsonl`` against the data
-    file actually loaded (a mismatch warns and skips that folder), the shapes (n, hidden)
-    for both arrays and finiteness. Arrays are returned as float32.
+    file actually loaded (a mismatch warns and skips that folder), the file's own sha256
+    when the manifest records it (``files: {"<subset>/<split>.npz": sha256}``), the shapes
+    (n, hidden) for both arrays and finiteness. Arrays are returned as float32.
 
     Examples:
         >>> load_prebuilt("no-such-model", "harmless", "test") is None
@@ -719,7 +766,9 @@ def _read_prebuilt(folder: Path, subset: str, split: str, data_root) -> dict[str
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
         want = manifest["sources"][f"{subset}/{split}.jsonl"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        files = manifest.get("files") or {}
+        want_file = files.get(f"{subset}/{split}.npz") if isinstance(files, dict) else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         warnings.warn(f"{folder}/manifest.json unreadable or lacks the source digest ({exc!r}); "
                       f"not using the prebuilt features", stacklevel=3)
         return None
@@ -727,6 +776,15 @@ def _read_prebuilt(folder: Path, subset: str, split: str, data_root) -> dict[str
         warnings.warn(f"{f}: built from a different {subset}/{split}.jsonl (sha256 {want[:12]}... vs "
                       f"{pairs.sha256[:12]}...); not using it", stacklevel=3)
         return None
+    if want_file is not None:     # the manifest records the file's own checksum: verify it
+        from .fingerprint import file_digest
+
+        have = file_digest(f)
+        if have != want_file:
+            warnings.warn(f"{f}: sha256 {have[:12]}... differs from the manifest's "
+                          f"{str(want_file)[:12]}... (corrupted or replaced); not using it",
+                          stacklevel=3)
+            return None
     try:
         with np.load(f) as z:
             out = {k: z[k].astype(np.float32) for k in ("chosen", "rejected")}

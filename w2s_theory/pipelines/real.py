@@ -45,7 +45,6 @@ and a rerun recomputes nothing already stored.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import time
@@ -69,6 +68,10 @@ __all__ = ["ConvexConfig", "RealConfig", "Run", "enumerate_runs", "run_sweep", "
 
 #: Bump when the protocol changes the numbers (part of every run key and cache key).
 PROTOCOL_VERSION = 1
+#: Versions of the cache envelopes (`w2s_theory.fingerprint`) of the head weights
+#: (``teachers.npz`` / ``students.npz``) and of the convex JSON entries.
+_HEADS_CACHE_FORMAT = 1
+_CONVEX_CACHE_FORMAT = 1
 
 #: What each feature set is, for honest labels in tables and figures.
 MODEL_NOTES = {
@@ -515,6 +518,21 @@ class FeatureBank:
             out = {sp: np.hstack([(h[sp] - mu) / sd, np.ones((h[sp].shape[0], 1))]) for sp in SPLITS}
         return out
 
+    def fingerprint(self, dataset: str, model: str) -> str:
+        """Content digest of the standardised rows of ``(dataset, model)`` (every split) and,
+        for labelled texts, of the labels: what every head and fit on them is computed from
+        (features of other model files or other data give another digest). Memoised."""
+        from ..fingerprint import digest
+
+        memo = self.__dict__.setdefault("_fingerprints", {})
+        key = (dataset, model)
+        if key not in memo:
+            base = self.base(dataset, model)
+            labels = {} if self._pairwise(dataset) else {
+                sp: self.labels(dataset, sp, 0) for sp in sorted(base)}
+            memo[key] = digest({sp: base[sp] for sp in sorted(base)}, labels)
+        return memo[key]
+
     def signs(self, dataset: str, split: str, seed: int, n: int) -> np.ndarray:
         """Slot signs ``+-1`` of a split for a run seed (all ``+1`` for VADER)."""
         if not self._pairwise(dataset):
@@ -557,26 +575,48 @@ class FeatureBank:
 
 
 # ============================================================================= weight cache
-def _save_weights(path: Path, weights: dict, meta: dict) -> None:
-    from ..atomic_io import atomic_write_bytes
+def _save_weights(path: Path, weights: dict, meta: dict, fp: dict) -> None:
+    """Head weights + ``meta`` in a checksummed ``.npz`` with the fingerprint ``fp``."""
+    from ..fingerprint import save_npz
 
     keys = sorted(weights)
-    buf = io.BytesIO()
-    np.savez(buf, keys=np.array(keys), meta=np.array(json.dumps(meta)),
-             **{f"w{i}": np.asarray(weights[k], dtype=np.float64) for i, k in enumerate(keys)})
-    atomic_write_bytes(path, buf.getvalue())
+    save_npz(path, {"keys": np.array(keys), "meta": np.array(json.dumps(meta)),
+                    **{f"w{i}": np.asarray(weights[k], dtype=np.float64)
+                       for i, k in enumerate(keys)}}, fp)
 
 
-def _load_weights(path: Path) -> tuple[dict, dict]:
-    if not path.is_file():
+def _load_weights(path: Path, fp: dict, what: str) -> tuple[dict, dict]:
+    """``(weights, meta)`` of a verified weight cache; ``({}, {})`` when it is missing, or (with
+    one `w2s_theory.fingerprint.CacheWarning`) unreadable, older, computed from other
+    inputs than ``fp`` or corrupt."""
+    from ..fingerprint import CacheWarning, load_npz
+
+    z = load_npz(path, fp, what=what, stacklevel=3)
+    if z is None:
         return {}, {}
     try:
-        with np.load(path) as z:
-            keys = [str(k) for k in z["keys"]]
-            meta = json.loads(str(z["meta"]))
-            return {k: z[f"w{i}"].copy() for i, k in enumerate(keys)}, meta
-    except Exception:  # noqa: BLE001 - a broken cache is rebuilt
+        keys = [str(k) for k in z["keys"]]
+        meta = json.loads(str(z["meta"]))
+        return {k: z[f"w{i}"].copy() for i, k in enumerate(keys)}, meta
+    except (KeyError, ValueError) as exc:
+        import warnings
+
+        warnings.warn(f"{what} {path}: malformed ({type(exc).__name__}: {exc}); recomputing",
+                      CacheWarning, stacklevel=3)
         return {}, {}
+
+
+def _heads_fingerprint(cfg: RealConfig, bank: FeatureBank, pairs, teachers: dict | None = None) -> dict:
+    """What cached head weights are computed from: the protocol (training config included),
+    the content of the features of each ``(dataset, model)`` in ``pairs`` and, for students,
+    the teachers' weights."""
+    from ..fingerprint import digest, fingerprint
+
+    parts = {"protocol": digest(_protocol_dict(cfg)),
+             "features": digest({f"{ds}|{m}": bank.fingerprint(ds, m) for ds, m in sorted(set(pairs))})}
+    if teachers is not None:
+        parts["teachers"] = digest({"|".join(map(str, k)): w for k, w in teachers.items()})
+    return fingerprint(_HEADS_CACHE_FORMAT, **parts)
 
 
 def _head_key(cfg: RealConfig, seed: int, **coords) -> str:
@@ -608,7 +648,8 @@ def train_teachers(cfg: RealConfig, runs: list[Run], bank: FeatureBank, cache: P
 
     todo = _teacher_specs(cfg, runs)
     path = cache / "teachers.npz"
-    stored, meta = _load_weights(path)
+    fp = _heads_fingerprint(cfg, bank, [(ds, model) for _k, _r, ds, model, _s in todo])
+    stored, meta = _load_weights(path, fp, "teacher cache")
     if all(k in stored for k, *_ in todo):
         return {tuple(t): stored[k] for k, *t in todo}, meta
     groups, specs, targets, gindex = [], [], [], {}
@@ -624,7 +665,7 @@ def train_teachers(cfg: RealConfig, runs: list[Run], bank: FeatureBank, cache: P
                       progress=progress, num_threads=cfg.threads or None)
     meta = {"wall_s": res.wall_s, "n_heads": len(specs), "device": res.device}
     weights = {k: w for (k, *_), w in zip(todo, res.weights)}
-    _save_weights(path, {**stored, **weights}, meta)
+    _save_weights(path, {**stored, **weights}, meta, fp)
     return {tuple(t): w for (k, *t), w in zip(todo, res.weights)}, meta
 
 
@@ -646,7 +687,9 @@ def train_students(cfg: RealConfig, runs: list[Run], bank: FeatureBank, teachers
     from ..training import HeadSpec, train_heads
 
     path = cache / "students.npz"
-    stored, meta = _load_weights(path)
+    fp = _heads_fingerprint(cfg, bank, [(r.dataset, m) for r in runs for m in (r.weak, r.strong)],
+                            teachers)
+    stored, meta = _load_weights(path, fp, "student cache")
     if all(r.key in stored for r in runs):
         return {r.key: stored[r.key] for r in runs}, meta
     groups, gindex, specs, targets, tcache = [], {}, [], [], {}
@@ -665,7 +708,7 @@ def train_students(cfg: RealConfig, runs: list[Run], bank: FeatureBank, teachers
                       progress=progress, num_threads=cfg.threads or None)
     meta = {"wall_s": res.wall_s, "n_heads": len(specs), "device": res.device}
     weights = {r.key: w for r, w in zip(runs, res.weights)}
-    _save_weights(path, weights, meta)
+    _save_weights(path, weights, meta, fp)
     return weights, meta
 
 
@@ -755,25 +798,40 @@ def _expected_convex_columns(cfg: RealConfig) -> tuple[list[str], list[str]]:
     return num, status
 
 
-def read_convex_cache(path: Path, cfg: RealConfig) -> dict | None:
-    """A convex cache entry, validated (schema and finiteness); ``None`` (with a warning naming
-    the file and the defect) when it is missing a column, holds a non-finite number or does
-    not parse -- the caller then refits, so a corrupt entry is never used."""
+def read_convex_cache(path: Path, cfg: RealConfig, fp: dict | None = None) -> dict | None:
+    """A convex cache entry, verified; ``None`` (with one warning naming the file and the
+    defect) when it has no fingerprint (an older format), was computed from other inputs than
+    ``fp`` (when given), fails its content checksum, is missing a column, holds a non-finite
+    number or does not parse -- the caller then refits, so such an entry is never used.
+
+    The entry is a JSON object of the columns plus ``"__cache__": {"fingerprint", "checksum"}``
+    (`w2s_theory.fingerprint`); the columns are returned without it."""
     import math
     import warnings
+
+    from ..fingerprint import CacheWarning, digest, mismatch_reason
 
     if not path.is_file():
         return None
     try:
         d = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        warnings.warn(f"{path}: unreadable convex cache entry ({exc}); refitting", stacklevel=2)
+        warnings.warn(f"{path}: unreadable convex cache entry ({exc}); refitting", CacheWarning,
+                      stacklevel=2)
         return None
     num, status = _expected_convex_columns(cfg)
     problem = None
     if not isinstance(d, dict):
         problem = f"expected a JSON object, got {type(d).__name__}"
+    elif not isinstance(d.get("__cache__"), dict):
+        problem = "no fingerprint (written by an older version)"
     else:
+        env = d.pop("__cache__")
+        if env.get("checksum") != digest(d):
+            problem = "content checksum mismatch (corrupted)"
+        elif fp is not None:
+            problem = mismatch_reason(env.get("fingerprint"), fp)
+    if problem is None:
         for c in status:
             if not isinstance(d.get(c), str):
                 problem = f"missing or non-text {c!r}"
@@ -788,9 +846,33 @@ def read_convex_cache(path: Path, cfg: RealConfig) -> dict | None:
                     problem = f"column {c!r} is {v!r}, not a finite number"
                     break
     if problem is not None:
-        warnings.warn(f"{path}: invalid convex cache entry ({problem}); refitting", stacklevel=2)
+        warnings.warn(f"{path}: convex cache entry not used ({problem}); refitting", CacheWarning,
+                      stacklevel=2)
         return None
     return d
+
+
+def _write_convex_cache(path: Path, cols: dict, fp: dict) -> None:
+    """Write the convex columns with their fingerprint and checksum (atomic)."""
+    from ..atomic_io import atomic_write_text
+    from ..fingerprint import digest
+
+    cols = json.loads(json.dumps(cols, sort_keys=True))     # checksum of what a reader sees
+    atomic_write_text(path, json.dumps({**cols, "__cache__": {"fingerprint": fp,
+                                                              "checksum": digest(cols)}},
+                                       sort_keys=True))
+
+
+def _convex_fingerprint(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
+                        key: str) -> dict:
+    """What a run group's convex fits are computed from: its key (protocol, coordinates),
+    the content of the weak and strong features and the weak teacher's weights."""
+    from ..fingerprint import digest, fingerprint
+
+    return fingerprint(_CONVEX_CACHE_FORMAT, key=key,
+                       strong=bank.fingerprint(run.dataset, run.strong),
+                       weak=bank.fingerprint(run.dataset, run.weak),
+                       teacher=digest(teachers[("weak", run.dataset, run.weak, run.seed)]))
 
 
 def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
@@ -809,7 +891,6 @@ def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
     read (`read_convex_cache`); one made before the misspecified columns existed is
     completed (the reverse-KL fit redone, the rest kept).
     """
-    from ..atomic_io import atomic_write_text
     from ..bounds import lemma1, theorem2
     from ..heads import fit_convex_head
     from ..metrics import accuracy, auroc
@@ -820,7 +901,8 @@ def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
     path = cache / f"{key}.json"
     g = cfg.gamma
     want_mis = cfg.convex.misspecified and "reverse_kl" in cfg.convex.divergences
-    cached = read_convex_cache(path, cfg)
+    fp = _convex_fingerprint(cfg, bank, teachers, run, key)
+    cached = read_convex_cache(path, cfg, fp)
     if cached is not None:
         if (not want_mis or "cvx_rkl_t2mis_eps_status" in cached
                 or cached["cvx_rkl_status"].startswith("error")):
@@ -831,7 +913,7 @@ def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
         cached.update(_misspecified_columns(a, h, g))
         cached["cvx_t2mis_wall_s"] = time.perf_counter() - t0
         cached = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in cached.items()}
-        atomic_write_text(path, json.dumps(cached, sort_keys=True))
+        _write_convex_cache(path, cached, fp)
         return cached
     a = _convex_inputs(cfg, bank, teachers, run)
     xs, xt, y_fit, y_test, yw, pw_test = (a[k] for k in ("xs", "xt", "y_fit", "y_test", "yw",
@@ -891,7 +973,7 @@ def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
             out.update(_misspecified_columns(a, h, g))
     out["cvx_wall_s"] = time.perf_counter() - t0
     out = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in out.items()}
-    atomic_write_text(path, json.dumps(out, sort_keys=True))
+    _write_convex_cache(path, out, fp)
     return out
 
 
