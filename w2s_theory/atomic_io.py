@@ -1,16 +1,24 @@
 """Atomic file writes: readers see the old file or the new one, never half of either.
 
 Each write goes to a temporary file in the same folder, is flushed and fsynced, given the usual
-permissions (``0666`` less the umask) and moved over the target with ``os.replace``.
+permissions (``0666`` less the umask) and moved over the target with ``os.replace``. A process
+killed before ``os.replace`` leaves its temporary (``.<name>.XXXXXXXX.tmp``) behind:
+`remove_stale_temps` removes those, and a `w2s_theory.results_table.ResultTable` calls it
+when it opens its table.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import stat
 import tempfile
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "current_umask"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "current_umask", "remove_stale_temps",
+           "process_start_time", "TEMP_PATTERN"]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -52,3 +60,83 @@ def current_umask() -> int:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Text version of `atomic_write_bytes` (UTF-8)."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+#: The temporary files `atomic_write_bytes` creates: ``.<target name>.<8 random chars>.tmp``
+#: (``tempfile.mkstemp``'s names) in the target's folder.
+TEMP_PATTERN = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp\Z")
+
+
+def process_start_time() -> float:
+    """When this process started (seconds since the epoch; the import time of this module when
+    the operating system does not say)."""
+    try:
+        import psutil
+
+        return float(psutil.Process().create_time())
+    except Exception:  # noqa: BLE001 - psutil missing or the OS refuses: a later bound is safe
+        return _IMPORTED_AT
+
+
+_IMPORTED_AT = time.time()
+
+
+def remove_stale_temps(folder: str | os.PathLike, *, names: Iterable[str] | None = None,
+                       older_than: float | None = None) -> list[Path]:
+    """Remove the temporary files a killed `atomic_write_bytes` left in ``folder``.
+
+    Only files named like this module's temporaries (`TEMP_PATTERN`,
+    ``.<target>.XXXXXXXX.tmp``), for the targets ``names`` when given, last modified before
+    ``older_than`` (default: the start of this process, `process_start_time`: a writer
+    that is running now created its temporary later) are removed. Other files, folders and
+    links are never touched. A file that vanishes meanwhile (another cleaner) is skipped.
+
+    Args:
+        folder: the folder to clean (a missing folder has nothing to clean).
+        names: target file names (``"main.csv"``) whose temporaries may be removed; ``None``:
+            any target.
+        older_than: a time (seconds since the epoch); only temporaries older than it go.
+
+    Returns:
+        the removed paths.
+
+    Examples:
+        >>> import tempfile, pathlib, os
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / ".r.csv.ab12cd34.tmp").write_text("half a tab"); os.utime(d / ".r.csv.ab12cd34.tmp", (0, 0))
+        >>> _ = (d / "notes.tmp").write_text("mine")
+        >>> [p.name for p in remove_stale_temps(d)], sorted(p.name for p in d.iterdir())
+        (['.r.csv.ab12cd34.tmp'], ['notes.tmp'])
+    """
+    from ._validation import ArgumentTypeError, check_number
+
+    if not isinstance(folder, (str, os.PathLike)) or isinstance(folder, bytes):
+        raise ArgumentTypeError(f"folder: must be a path (str or os.PathLike), got "
+                                f"{type(folder).__name__}")
+    if names is not None:
+        if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
+            raise ArgumentTypeError(f"names: must be a list of file names, got {names!r:.60}")
+        names = list(names)
+        for n in names:
+            if not isinstance(n, str) or not n or "/" in n or os.sep in n:
+                raise ValueError(f"names: each must be a plain file name, got {n!r}")
+        wanted = set(names)
+    cutoff = (process_start_time() if older_than is None
+              else check_number(older_than, "older_than", allow_inf=True))
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for p in folder.iterdir():
+        m = TEMP_PATTERN.match(p.name)
+        if m is None or (names is not None and m.group("target") not in wanted):
+            continue
+        try:
+            st = p.lstat()
+            if not stat.S_ISREG(st.st_mode) or st.st_mtime >= cutoff:
+                continue
+            p.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(p)
+    return removed
