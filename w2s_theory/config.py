@@ -110,9 +110,15 @@ def read_toml(path: str | os.PathLike) -> dict:
     """Parse a TOML file; a missing file or a syntax error is a `ConfigError` naming it."""
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not valid UTF-8 (byte {raw[exc.start]:#04x} at offset "
+                          f"{exc.start}); TOML files are UTF-8: re-save it as UTF-8") from None
     tomllib = toml_module()
     try:
         return tomllib.loads(text)
@@ -159,5 +165,7 @@ def load_config(path: str | os.PathLike, build: Callable[[dict], T]) -> T:
         msg = str(exc)
         raise ConfigError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
     except (ValueError, TypeError, KeyError) as exc:
-        msg = str(exc).strip("'\"")
+        # a KeyError's str() is the repr of its key: unwrap that one, keep every other message
+        # whole (stripping quotes off both ends lost a message's closing quote: "got 'tabel")
+        msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         raise ConfigError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None

@@ -13,13 +13,23 @@ are kept as hidden aliases.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import os
 import sys
+from pathlib import Path
 
 from ..config import EXIT_USAGE, ConfigError, UserError
 
 __all__ = ["usage_error", "Parser", "BAD_CONFIG", "command", "add_out", "add_quiet",
-           "set_traceback", "traceback_enabled", "check_device", "preflight_error"]
+           "set_traceback", "traceback_enabled", "check_device", "preflight_error",
+           "EXIT_INTERRUPTED", "INTERRUPTED", "track_table", "release_locks", "quiet_progress",
+           "os_error_line", "nonneg_int", "pos_int", "nonneg_float"]
+
+#: exit status after Ctrl-C (128 + SIGINT), as shells report it
+EXIT_INTERRUPTED = 130
+#: the one line printed after Ctrl-C
+INTERRUPTED = "interrupted; rerun the same command to resume"
 
 #: errors that mean "fix your config / arguments": one message, exit 2, no traceback
 BAD_CONFIG = (ConfigError, ValueError, OSError)
@@ -39,9 +49,7 @@ def traceback_enabled() -> bool:
 
 
 def _one_line(exc: BaseException | str) -> str:
-    text = str(exc).strip()
-    if isinstance(exc, KeyError) and text.startswith(("'", '"')):
-        text = text[1:-1]
+    text = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).strip()
     return " ".join(part.strip() for part in text.splitlines() if part.strip()) or repr(exc)
 
 
@@ -56,17 +64,182 @@ def usage_error(prog: str, exc: BaseException | str) -> int:
     return EXIT_USAGE
 
 
+def os_error_line(exc: OSError) -> str:
+    """``PATH: what went wrong`` for an ``OSError`` (the path it names first; no traceback).
+
+    Example:
+        >>> os_error_line(PermissionError(13, "Permission denied", "/ro/out.csv"))
+        '/ro/out.csv: Permission denied (check that the folder exists, is a folder and is writable, and that the disk has room)'
+    """
+    names = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+    what = exc.strerror or str(exc) or type(exc).__name__
+    if not names:
+        return what
+    return (f"{' -> '.join(names)}: {what} (check that the folder exists, is a folder and is "
+            f"writable, and that the disk has room)")
+
+
+#: result tables the running command writes: their lock files are removed when it ends
+_TABLES: list[Path] = []
+
+
+def track_table(path) -> None:
+    """Register a result table the command writes (its ``.<name>.lock`` is removed at the end)."""
+    _TABLES.append(Path(path))
+
+
+def release_locks() -> list[Path]:
+    """Remove the lock files (``.<table>.lock``) of the tracked tables that no process holds.
+
+    A lock another process holds (a second sweep writing the same table) is left alone.
+    Returns the removed paths."""
+    removed = []
+    try:
+        from filelock import FileLock, Timeout
+    except ImportError:  # pragma: no cover
+        return removed
+    for table in dict.fromkeys(_TABLES):
+        lock = table.with_name(f".{table.name}.lock")
+        if not lock.is_file():
+            continue
+        try:
+            with FileLock(str(lock), timeout=0):
+                lock.unlink()           # unlinked while held: no other process holds it now
+                removed.append(lock)
+        except (Timeout, OSError):
+            pass
+    _TABLES.clear()
+    return removed
+
+
 def command(prog: str):
-    """Decorate a command's ``main(argv) -> int``: a `UserError` becomes one line + exit 2."""
+    """Decorate a command's ``main(argv) -> int``: a `UserError` or an ``OSError`` (a read-only,
+    full or file-shadowed output path) becomes one line + exit 2; Ctrl-C becomes
+    ``interrupted; rerun the same command to resume`` + exit 130. Lock files of the result
+    tables the command wrote (`track_table`) are removed when it ends."""
     def deco(fn):
         @functools.wraps(fn)
         def main(argv: list[str] | None = None) -> int:
+            _TABLES.clear()
             try:
                 return fn(argv)
             except UserError as exc:
                 return usage_error(prog, exc)
+            except KeyboardInterrupt:
+                if traceback_enabled():
+                    raise
+                print(f"\n{prog}: {INTERRUPTED}", file=sys.stderr)
+                return EXIT_INTERRUPTED
+            except OSError as exc:
+                if traceback_enabled():
+                    raise
+                return usage_error(prog, os_error_line(exc))
+            finally:
+                release_locks()
         return main
     return deco
+
+
+@contextlib.contextmanager
+def quiet_progress(quiet: bool = True):
+    """Silence every progress bar while the block runs: tqdm's, transformers', datasets' and
+    huggingface_hub's (``--quiet``); restored afterwards. Nothing happens when ``quiet`` is false.
+
+    Example:
+        >>> import io, contextlib, tqdm
+        >>> err = io.StringIO()
+        >>> with contextlib.redirect_stderr(err), quiet_progress():
+        ...     _ = list(tqdm.tqdm(range(3)))
+        >>> err.getvalue()
+        ''
+    """
+    if not quiet:
+        yield
+        return
+    env = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+           "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
+    saved_env = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    undo = []
+    try:
+        import tqdm.std as tstd
+
+        init = tstd.tqdm.__init__
+
+        @functools.wraps(init)
+        def quiet_init(self, *a, **k):
+            k["disable"] = True
+            init(self, *a, **k)
+        tstd.tqdm.__init__ = quiet_init
+        undo.append(lambda: setattr(tstd.tqdm, "__init__", init))
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from huggingface_hub.utils import (
+            are_progress_bars_disabled,
+            disable_progress_bars,
+            enable_progress_bars,
+        )
+
+        if not are_progress_bars_disabled():
+            disable_progress_bars()
+            undo.append(enable_progress_bars)
+    except ImportError:  # pragma: no cover
+        pass
+    if "transformers" in sys.modules:     # imported later, it reads huggingface_hub's switch
+        from transformers.utils import logging as tlog
+
+        if tlog.is_progress_bar_enabled():
+            tlog.disable_progress_bar()
+            undo.append(tlog.enable_progress_bar)
+    if "datasets" in sys.modules:
+        import datasets
+
+        if datasets.is_progress_bar_enabled():
+            datasets.disable_progress_bars()
+            undo.append(datasets.enable_progress_bars)
+    try:
+        yield
+    finally:
+        for f in reversed(undo):
+            f()
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def nonneg_int(text: str) -> int:
+    """argparse type: an integer >= 0 (``--limit``, ``--seed``, ``--n-rows``)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return v
+
+
+def pos_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--max-tokens``)."""
+    v = nonneg_int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return v
+
+
+def nonneg_float(text: str) -> float:
+    """argparse type: a finite number >= 0 (``--time-limit``)."""
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not math.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return v
 
 
 class Parser(argparse.ArgumentParser):

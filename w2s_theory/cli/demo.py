@@ -7,7 +7,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..pipelines import demo as pipeline
-from .common import BAD_CONFIG, Parser, add_out, add_quiet, command, usage_error
+from .common import (
+    BAD_CONFIG,
+    Parser,
+    add_out,
+    add_quiet,
+    command,
+    nonneg_int,
+    quiet_progress,
+    usage_error,
+)
 
 PROG = "w2s-theory demo"
 
@@ -16,7 +25,7 @@ def parser() -> Parser:
     ap = Parser(prog=PROG, description="small synthetic Lemma 1 / Theorem 2 check (seconds, no solver)")
     add_out(ap, "output folder (default: %(default)s)", default="results_local/demo")
     ap.add_argument("--config", help="TOML file overriding the embedded defaults")
-    ap.add_argument("--seed", type=int, help="override the config's seed")
+    ap.add_argument("--seed", type=nonneg_int, help="override the config's seed (an integer >= 0)")
     add_quiet(ap, "no progress bar")
     return ap
 
@@ -31,7 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     except BAD_CONFIG as exc:
         return usage_error(PROG, exc)
     out = Path(args.out)
-    res = pipeline.run(cfg, out, progress=not args.quiet)
+    from ..pipelines.preflight import output_problem
+
+    why = output_problem(out, "out", folder=True)
+    if why is not None:
+        return usage_error(PROG, why)
+    with quiet_progress(args.quiet):
+        res = pipeline.run(cfg, out, progress=not args.quiet)
     print(pipeline.format_table(res["summary"]))
     print(f"\nwrote {out}/lemma1_trials.csv, theorem2_cases.csv, summary.csv, config.json, demo.png, demo.pdf "
           f"({res['seconds']:.1f} s)")

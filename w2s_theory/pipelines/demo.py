@@ -62,6 +62,8 @@ class DemoConfig:
     theorem2_classes: int = 3
 
     def __post_init__(self):
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed: must be an integer >= 0, got {self.seed!r}")
         for name in ("lemma1_trials", "rows", "hull_instances", "segment_instances", "theorem2_rows"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 raise ValueError(f"{name}: must be an integer >= 1, got {getattr(self, name)!r}")

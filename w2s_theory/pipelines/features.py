@@ -69,6 +69,12 @@ class ExtractConfig:
         for s in self.splits:
             if s not in D.SPLITS:
                 raise ValueError(f"splits: unknown split {s!r}; known {D.SPLITS}")
+        if not isinstance(self.vader_seed, int) or isinstance(self.vader_seed, bool) \
+                or self.vader_seed < 0:
+            raise ValueError(f"vader_seed: must be an integer >= 0, got {self.vader_seed!r}")
+        if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or isinstance(
+                self.max_tokens, bool) or self.max_tokens < 1):
+            raise ValueError(f"max_tokens: must be an integer >= 1 or absent, got {self.max_tokens!r}")
 
     @classmethod
     def from_dict(cls, raw: dict) -> ExtractConfig:

@@ -130,9 +130,9 @@ class DataConfig:
             raise ValueError(f"data.subset: 'harmless' or 'helpful', got {self.subset!r}")
         if self.ceiling_split not in ("train_gt", "train_w2s"):
             raise ValueError(f"data.ceiling_split: 'train_gt' or 'train_w2s', got {self.ceiling_split!r}")
-        for k in ("n_train", "n_test"):
+        for k in ("n_train", "n_test", "slot_seed"):
             v = getattr(self, k)
-            if not isinstance(v, int) or v < 0:
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ValueError(f"data.{k}: must be an integer >= 0, got {v!r}")
 
 
@@ -169,6 +169,8 @@ class WeakConfig:
             raise ValueError(f"weak.l2_grid: need non-negative values, got {self.l2_grid!r}")
         if not isinstance(self.folds, int) or self.folds < 2:
             raise ValueError(f"weak.folds: must be an integer >= 2, got {self.folds!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"weak.seed: must be an integer >= 0, got {self.seed!r}")
 
 
 @dataclass(frozen=True)
@@ -201,9 +203,13 @@ class SweepSpec:
         if not self.ceiling and not (self.losses and self.noise and self.confidence):
             raise ValueError("sweep.losses / noise / confidence: no student runs and ceiling = "
                              "false, so this sweep would run nothing")
-        if not self.seeds or any(not isinstance(s, int) or s < 0 for s in self.seeds):
+        if not self.seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0
+                                 for s in self.seeds):
             raise ValueError(f"sweep.seeds: need non-negative integers, got {self.seeds!r}")
-        object.__setattr__(self, "noise", tuple(float(a) for a in self.noise))
+        from .._validation import check_number
+
+        object.__setattr__(self, "noise", tuple(check_number(a, "sweep.noise", low=0.0, high=1.0)
+                                                for a in self.noise))
         object.__setattr__(self, "confidence", tuple(bool(c) for c in self.confidence))
 
 
@@ -241,6 +247,8 @@ class LrSelect:
             raise ValueError(f"lr_select.holdout: must be an integer >= 1, got {self.holdout!r}")
         if self.metric not in ("accuracy", "logloss"):
             raise ValueError(f"lr_select.metric: 'accuracy' or 'logloss', got {self.metric!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"lr_select.seed: must be an integer >= 0, got {self.seed!r}")
 
     def rule(self) -> str:
         """One line that says how the lr was chosen (stored in every row)."""

@@ -238,7 +238,8 @@ class RealConfig:
         for a in self.noise:
             if not (0.0 <= float(a) <= 1.0):
                 raise ValueError(f"noise: fractions must lie in [0, 1], got {a!r}")
-        if not self.seeds or any((not isinstance(s, int)) or s < 0 for s in self.seeds):
+        if not self.seeds or any((not isinstance(s, int)) or isinstance(s, bool) or s < 0
+                                 for s in self.seeds):
             raise ValueError(f"seeds: need non-negative integers, got {self.seeds!r}")
         if not (0.0 < self.gamma <= 0.5):
             raise ValueError(f"gamma: must lie in (0, 1/2], got {self.gamma!r}")
@@ -254,6 +255,9 @@ class RealConfig:
                              f"got {self.feature_threads!r}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"device: must be 'cpu', 'cuda' or 'auto', got {self.device!r}")
+        if not isinstance(self.vader_seed, int) or isinstance(self.vader_seed, bool) \
+                or self.vader_seed < 0:
+            raise ValueError(f"vader_seed: must be an integer >= 0, got {self.vader_seed!r}")
 
     # ------------------------------------------------------------------ (de)serialisation
     @classmethod

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -75,6 +76,8 @@ CONVEX_LOSSES = ("reverse_kl", "forward_kl")
 #: keys of the ``[sweep]`` table
 SWEEP_KEYS = ("name", "kind", "seeds", "methods", "results", "x", "figures_dir")
 KINDS = ("theorem2", "dual", "lemma1", "curve")
+#: Most seeds a sweep may list (``seeds = n`` runs seeds 0..n-1; each one is one instance).
+MAX_SEEDS = 1_000_000
 #: Tolerance floor for non-convex heads (no certificate exists; absorbs round-off only).
 SOFTMAX_TOL_FLOOR = 1e-9
 
@@ -97,6 +100,48 @@ class MinibatchConfig:
     lr: float = 1e-3
     batch_size: int = 16
     epochs: int = 1
+
+    def __post_init__(self):
+        from .._validation import check_choice, check_int, check_number
+
+        check_choice(self.optimizer, "[minibatch] optimizer", ("adam", "sgd"))
+        check_number(self.lr, "[minibatch] lr", low=0.0, low_open=True)
+        check_int(self.batch_size, "[minibatch] batch_size", low=1)
+        check_int(self.epochs, "[minibatch] epochs", low=1)
+
+
+#: the SyntheticConfig fields that size an instance's arrays (`check_memory`)
+_SIZE_FIELDS = ("n_gt", "n_w2s", "n_test", "d_strong", "d_weak", "k")
+
+
+def _physical_memory() -> int | None:
+    """This machine's memory in bytes (``None`` where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def instance_bytes(sizes: dict) -> int:
+    """A rough upper bound on the memory one instance takes, in bytes (float64 arrays).
+
+    Each row holds the strong and weak features, the truth, the weak predictions and the
+    fitted head's predictions (``d_strong + d_weak + 4 k`` floats); the fit and the draws
+    make about 3 copies of that at once.
+
+    Example:
+        >>> instance_bytes({"n_gt": 10, "n_w2s": 10, "n_test": 10, "d_strong": 4, "d_weak": 2, "k": 2})
+        10560
+    """
+    n = sizes["n_gt"] + sizes["n_w2s"] + sizes["n_test"]
+    return int(3 * 8 * n * (sizes["d_strong"] + sizes["d_weak"] + 4 * sizes["k"]))
+
+
+def _gib(b: float) -> str:
+    for unit, f in (("TiB", 2 ** 40), ("GiB", 2 ** 30), ("MiB", 2 ** 20)):
+        if b >= f:
+            return f"{b / f:.1f} {unit}"
+    return f"{b:.0f} B"
 
 
 @dataclass(frozen=True)
@@ -133,6 +178,14 @@ class SweepConfig:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"kind: must be one of {KINDS}, got {self.kind!r}")
+        for s in self.seeds:
+            if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s < 0:
+                raise ValueError(f"[sweep] seeds: need non-negative integers, got {s!r}")
+        for key, spec in self.random.items():
+            _check_random(key, spec, self.base)
+        for key, values in self.grid.items():
+            if not isinstance(values, (list, tuple)) or not values:
+                raise ValueError(f"[grid] {key}: a non-empty list of values, got {values!r}")
         for v in self.variants:
             for m in (v.methods or self.methods):
                 parse_method(m)
@@ -144,6 +197,64 @@ class SweepConfig:
         if self.kind == "curve" and self.x not in self.grid:
             raise ValueError(f"x: a curve sweep needs x to name a grid field, got {self.x!r} "
                              f"(grid: {sorted(self.grid)})")
+        check_memory(self)
+
+
+def _check_random(key: str, spec, base: SyntheticConfig) -> None:
+    """``[random] KEY``: ``[lo, hi]`` (two numbers, ``lo <= hi``) or ``{choices = [...]}``,
+    every value of which makes a valid instance config."""
+    where = f"[random] {key}"
+    if isinstance(spec, dict):
+        if set(spec) != {"choices"} or not isinstance(spec["choices"], (list, tuple)) \
+                or not spec["choices"]:
+            raise ValueError(f"{where}: {{choices = [...]}} with a non-empty list, got {spec!r}")
+        values = list(spec["choices"])
+    else:
+        if not isinstance(spec, (list, tuple)) or len(spec) != 2 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec):
+            raise ValueError(f"{where}: [lo, hi] (two numbers) or {{choices = [...]}}, got {spec!r}")
+        lo, hi = spec
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+            raise ValueError(f"{where}: [lo, hi] needs finite lo <= hi, got {list(spec)!r}")
+        values = [lo, hi]
+    for v in values:
+        upd = {key: v}
+        if key in ("d_weak", "d_strong"):      # expand_runs clamps d_weak to d_strong
+            d_s = v if key == "d_strong" else base.d_strong
+            upd["d_weak"] = min(v if key == "d_weak" else base.d_weak, d_s)
+        try:
+            base.replace(**upd)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{where}: the value {v!r} gives an invalid instance ({exc})") from None
+
+
+def check_memory(cfg: SweepConfig, available: int | None = None) -> None:
+    """Refuse a sweep whose largest instance cannot fit in memory (`instance_bytes`
+    against ``available`` bytes, default this machine's memory): a `ValueError` naming the
+    largest size key and where its value comes from, at config load, not a ``MemoryError``
+    minutes in."""
+    sizes, origin = {}, {}
+    for f in _SIZE_FIELDS:
+        sizes[f], origin[f] = getattr(cfg.base, f), f"[base] {f}"
+        cands = []
+        spec = cfg.random.get(f)
+        if isinstance(spec, dict):
+            cands += [(v, f"[random] {f}") for v in spec.get("choices", ())]
+        elif isinstance(spec, (list, tuple)):
+            cands += [(v, f"[random] {f}") for v in spec]
+        cands += [(v, f"[grid] {f}") for v in cfg.grid.get(f, ())]
+        cands += [(var.overrides[f], f"[[variant]] {var.name} {f}") for var in cfg.variants
+                  if f in var.overrides]
+        for v, where in cands:
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v > sizes[f]:
+                sizes[f], origin[f] = v, where
+    need = instance_bytes(sizes)
+    have = available if available is not None else _physical_memory()
+    if have is not None and need > have:
+        worst = max(("n_gt", "n_w2s", "n_test"), key=lambda f: sizes[f])
+        raise ValueError(f"{origin[worst]}: {int(sizes[worst]):,} rows (with d_strong = "
+                         f"{int(sizes['d_strong'])}, k = {int(sizes['k'])}) need about {_gib(need)} of "
+                         f"memory, more than this machine's {_gib(have)}")
 
 
 def parse_method(m: str) -> tuple[str, str]:
@@ -202,7 +313,17 @@ def sweep_config_from_dict(raw: dict, *, ci: bool = False, root: Path | None = N
         if req not in sw:
             raise ValueError(f"sweep.{req}: required")
     seeds = sw.get("seeds", 1)
-    seeds = tuple(range(seeds)) if isinstance(seeds, int) else tuple(int(s) for s in seeds)
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if not 1 <= seeds <= MAX_SEEDS:
+            raise ValueError(f"[sweep] seeds: a count in [1, {MAX_SEEDS}] (seeds 0..n-1) or a "
+                             f"list of seeds, got {seeds!r}")
+        seeds = tuple(range(seeds))
+    elif isinstance(seeds, (list, tuple)) and all(
+            isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        seeds = tuple(seeds)
+    else:
+        raise ValueError(f"[sweep] seeds: an integer n (seeds 0..n-1) or a list of integer "
+                         f"seeds, got {seeds!r}")
     base = config_from_dict(raw.get("base", {}))
     names = {f.name for f in fields(SyntheticConfig)}
     for tbl in ("random", "grid"):
@@ -535,6 +656,11 @@ def format_summary(cfg: SweepConfig, df) -> str:
     """
     if len(df) == 0:
         return f"{cfg.name}: no rows yet"
+    if "fit_status" in df.columns:
+        failed = df["fit_status"].astype(str).str.startswith("error")
+        if failed.all():
+            return (f"{cfg.name}: every fit failed ({len(df)} runs), no summary; the first: "
+                    f"{df['fit_status'].iloc[0]}")
     n = int(df["seed"].nunique())
     if cfg.kind == "theorem2":
         s = summarize_theorem2(df)
