@@ -258,7 +258,7 @@ def cmd_run(args) -> int:
     log = Log(out / "log.txt")
     import torch
 
-    from w2s_theory.pipelines.finetune import PredStore, execute, load_bundle
+    from w2s_theory.pipelines.finetune import PredStore, bundle_fingerprint, execute, load_bundle
 
     data = Path(args.data)
     cuda = torch.cuda.is_available() and not args.cpu
@@ -289,7 +289,8 @@ def cmd_run(args) -> int:
         bundle = load_bundle(data, subset)
         if not cuda:
             bundle = _cut(bundle, args.cpu_rows, args.cpu_rows)
-        store = PredStore(out / f"{subset}.preds.npz", n_test=len(bundle.test))
+        store = PredStore(out / f"{subset}.preds.npz", n_test=len(bundle.test),
+                          fingerprint=bundle_fingerprint(bundle))
         log(f"{subset}: {len(bundle.train)} train / {len(bundle.test)} test pairs; weak test acc "
             f"{bundle.meta['weak_acc_test']:.4f}; {len(store.records)} runs already stored")
         try:

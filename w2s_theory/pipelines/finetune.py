@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from ..config import check_keys, load_config
+from ..fingerprint import CacheWarning
 from ..provenance import git_commit, machine_name
 from ..runtime import resolve_device
 
@@ -58,7 +59,7 @@ __all__ = [
     "Bundle", "RunSpec", "PredStore", "PredStoreWarning", "build_bundle", "save_bundle", "load_bundle",
     "fit_weak_head", "plan_runs", "execute", "make_row", "rows_from_store", "run",
     "resolve_model_dir", "select_lr", "LrSelect", "PROVENANCE_COLUMNS", "plan_lines", "preflight",
-    "weak_finetune_config",
+    "weak_finetune_config", "bundle_fingerprint",
 ]
 
 #: Bump when the protocol changes the numbers (part of every run key).
@@ -880,8 +881,42 @@ def plan_runs(cfg: FinetuneSweepConfig, bundle_meta: dict) -> list[RunSpec]:
     return out
 
 
-class PredStoreWarning(UserWarning):
+class PredStoreWarning(CacheWarning):
     """A prediction store on disk was (partly) unusable: its bad runs are dropped and recomputed."""
+
+
+#: Version of the prediction store's envelope (fingerprint + per-run checksums).
+_PRED_CACHE_FORMAT = 1
+#: Bundle meta entries that record cost, not inputs (left out of the fingerprint).
+_BUNDLE_TIMINGS = ("weak_fit_s",)
+
+
+def bundle_fingerprint(bundle: Bundle) -> dict:
+    """What every prediction of a sweep is computed from besides its run config (which is in
+    its key): the bundle's arrays (token ids, labels, weak probabilities), its meta data
+    (data digests, weak model, slot seeds; timings left out), the content of every file of
+    the strong model's folder (``config.json``, tokenizer, weights) and the code version
+    (`w2s_theory.fingerprint`)."""
+    from ..fingerprint import digest, fingerprint, model_files_digest
+
+    if not isinstance(bundle, Bundle):
+        raise TypeError(f"bundle: must be a Bundle (build_bundle / load_bundle), got "
+                        f"{type(bundle).__name__}")
+    arrays = {**_task_arrays("train_", bundle.train), **_task_arrays("test_", bundle.test),
+              **(_task_arrays("gt_", bundle.gt) if bundle.gt is not None else {}),
+              "weak_train": np.asarray(bundle.weak_train, np.float64),
+              "weak_test": np.asarray(bundle.weak_test, np.float64)}
+    meta = {k: v for k, v in bundle.meta.items() if k not in _BUNDLE_TIMINGS}
+    return fingerprint(_PRED_CACHE_FORMAT, data=digest(arrays),
+                       meta=digest(json.loads(json.dumps(meta, default=str))),
+                       strong_model=model_files_digest(bundle.model_dir))
+
+
+def _run_checksum(logits: np.ndarray, record: dict) -> str:
+    from ..fingerprint import digest
+
+    return digest(np.asarray(logits, dtype=np.float32),
+                  json.loads(json.dumps(record, sort_keys=True)))
 
 
 #: fields of a stored run record that the rows are built from (`rows_from_store`)
@@ -894,11 +929,16 @@ class PredStore:
     ``logits[key]`` is the ``(n_test,)`` float32 array ``z = r(A) - r(B)``;
     ``records[key]`` a dict (run coordinates, config, cost, device).
 
+    The file also holds ``fingerprint`` (what its predictions were computed from:
+    `bundle_fingerprint`) and ``checksums`` (sha256 of each run's logits and record).
+
     The file is validated on read. An unreadable store (not a zip, truncated, a half-written
     member, missing ``keys`` / ``records`` / ``logits``, records that are not JSON, logits
-    that do not line up with the keys) is dropped whole; a run whose record is missing or
-    incomplete, whose logits are not finite, or (with ``n_test``) whose logits do not have
-    ``n_test`` entries is dropped alone. Either way a `PredStoreWarning` names the
+    that do not line up with the keys) is dropped whole, and so is, when ``fingerprint``
+    is given, a store without one (an older format) or with another one (other data, other
+    model files, another version); a run whose record is missing or incomplete, whose logits
+    are not finite, whose checksum does not match, or (with ``n_test``) whose logits do not
+    have ``n_test`` entries is dropped alone. Either way a `PredStoreWarning` names the
     file and what was wrong, and the dropped runs are simply not ``has()``: the sweep
     recomputes them, and the next `add` rewrites the file without them.
 
@@ -910,11 +950,14 @@ class PredStore:
         'ceiling'
     """
 
-    def __init__(self, path: str | os.PathLike, n_test: int | None = None):
+    def __init__(self, path: str | os.PathLike, n_test: int | None = None,
+                 fingerprint: dict | None = None):
         self.path = Path(path)
         self.n_test = None if n_test is None else int(n_test)
+        self.fingerprint = None if fingerprint is None else dict(fingerprint)
         self.logits: dict[str, np.ndarray] = {}
         self.records: dict[str, dict] = {}
+        self._envelope: dict = {}
         if self.path.exists():
             self._load()
 
@@ -932,7 +975,8 @@ class PredStore:
                 if not isinstance(z, np.lib.npyio.NpzFile):
                     raise ValueError("a single array, not an .npz archive")
                 with z:
-                    arrays = {m: z[m] for m in ("keys", "records", "logits") if m in z.files}
+                    arrays = {m: z[m] for m in ("keys", "records", "logits", "fingerprint",
+                                                "checksums") if m in z.files}
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError, ValueError) as exc:
             raise ValueError(f"not a readable .npz ({type(exc).__name__}: {exc})") from None
         missing = [m for m in ("keys", "records", "logits") if m not in arrays]
@@ -951,6 +995,13 @@ class PredStore:
         if lg.dtype.kind != "f" or lg.ndim != 2 or lg.shape[0] != keys.size:
             raise ValueError(f"'logits' (dtype {lg.dtype}, shape {lg.shape}) is not a float "
                              f"array with one row per key ({keys.size} keys)")
+        self._envelope = {}
+        for m in ("fingerprint", "checksums"):     # absent in stores of older versions
+            if m in arrays:
+                try:
+                    self._envelope[m] = json.loads(str(arrays[m]))
+                except ValueError as exc:
+                    raise ValueError(f"{m!r} is not JSON ({exc})") from None
         return [str(k) for k in keys], records, lg
 
     def _load(self) -> None:
@@ -959,6 +1010,19 @@ class PredStore:
         except ValueError as exc:
             self._warn(f"unreadable prediction store, dropped whole: {exc}; every run it held "
                        f"will be recomputed")
+            return
+        if self.fingerprint is not None:
+            from ..fingerprint import mismatch_reason
+
+            why = mismatch_reason(self._envelope.get("fingerprint"), self.fingerprint)
+            if why is not None:
+                self._warn(f"prediction store not used, dropped whole: {why}; every run it "
+                           f"held will be recomputed")
+                return
+        sums = self._envelope.get("checksums")
+        if sums is not None and not isinstance(sums, dict):
+            self._warn("prediction store not used, dropped whole: 'checksums' is not a JSON "
+                       "object; every run it held will be recomputed")
             return
         if keys and self.n_test is not None and lg.shape[1] != self.n_test:
             self._warn(f"stored logits have {lg.shape[1]} entries per run, the test split has "
@@ -974,6 +1038,8 @@ class PredStore:
                 bad[k] = f"record lacks {', '.join(f for f in _RECORD_FIELDS if f not in rec)}"
             elif not np.isfinite(lg[i]).all():
                 bad[k] = f"{int((~np.isfinite(lg[i])).sum())} non-finite logits"
+            elif sums is not None and sums.get(k) != _run_checksum(lg[i], rec):
+                bad[k] = "checksum mismatch (corrupted)"
             else:
                 self.logits[k] = lg[i].copy()
                 self.records[k] = rec
@@ -994,9 +1060,12 @@ class PredStore:
             self.logits[k] = np.asarray(z, dtype=np.float32)
             self.records[k] = rec
         keys = list(self.logits)
+        sums = {k: _run_checksum(self.logits[k], self.records[k]) for k in keys}
         buf = io.BytesIO()
         np.savez(buf, keys=np.array(keys), records=np.array(json.dumps(self.records, sort_keys=True)),
-                 logits=np.stack([self.logits[k] for k in keys]) if keys else np.zeros((0, 0), np.float32))
+                 logits=np.stack([self.logits[k] for k in keys]) if keys else np.zeros((0, 0), np.float32),
+                 fingerprint=np.array(json.dumps(self.fingerprint, sort_keys=True)),
+                 checksums=np.array(json.dumps(sums, sort_keys=True)))
         atomic_write_bytes(self.path, buf.getvalue())
 
 
@@ -1540,7 +1609,8 @@ def run(cfg: FinetuneSweepConfig, *, config_file: str = "", time_limit: float | 
         log(f"[finetune] lr {lr:g} chosen on held-out train_gt pairs ({cfg.lr_select.metric})")
         cfg = replace(cfg, train=cfg.train.replace(lr=lr))
     extra = {"config_file": str(config_file), "sweep": cfg.name, "lr_rule": cfg.lr_select.rule()}
-    store = PredStore(out.with_suffix(".preds.npz"), n_test=len(bundle.test))
+    store = PredStore(out.with_suffix(".preds.npz"), n_test=len(bundle.test),
+                      fingerprint=bundle_fingerprint(bundle))
     if not main_proc:     # only the main process writes the prediction store and the table
         store = _InMemory(store)
     deadline = time.monotonic() + time_limit if time_limit else None

@@ -135,7 +135,7 @@ def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None]
     from ..metrics import accuracy
     from ..provenance import git_commit, machine_name
     from ..sweep import ResultTable, run_key
-    from .finetune import PredStore, build_bundle, rows_from_store
+    from .finetune import PredStore, build_bundle, bundle_fingerprint, rows_from_store
 
     cfg = pc.sweep
     if cfg.train.precision == "bf16":
@@ -150,7 +150,8 @@ def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None]
     backbone = load_backbone(bundle.model_dir, dropout=cfg.train.dropout)
     for b in pc.blocks:
         check_k(backbone, b)
-    store = PredStore(out.with_suffix(".preds.npz"), n_test=len(bundle.test))
+    store = PredStore(out.with_suffix(".preds.npz"), n_test=len(bundle.test),
+                      fingerprint=bundle_fingerprint(bundle))
     table = ResultTable(out)
     sel_path = out.with_suffix(".lr_select.json")
     selected = json.loads(sel_path.read_text()) if sel_path.exists() else {}
