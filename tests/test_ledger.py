@@ -71,10 +71,28 @@ def test_holm_known_example_and_random_families():
     for m in (1, 2, 7, 30):
         p = rng.uniform(0, 0.2, m)
         assert holm(p) == pytest.approx(_holm_by_hand(p), abs=1e-14)
-    out = holm([0.01, np.nan, 0.02])                               # nan left out of the family
-    assert np.isnan(out[1]) and out[[0, 2]].tolist() == pytest.approx([0.02, 0.02])
+    out = holm([0.01, np.nan, 0.02])            # nan: a test without a p-value, counted as p = 1
+    assert np.isnan(out[1]) and out[[0, 2]].tolist() == pytest.approx([0.03, 0.04])
+    assert out[[0, 2]].tolist() == pytest.approx(_holm_by_hand([0.01, 1.0, 0.02])[[0, 2]])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         holm([1.5])
+
+
+@pytest.mark.parametrize("bad, shown", [(math.inf, "inf"), (-math.inf, "-inf"), (-0.01, "-0.01"),
+                                        (1.0000001, "1.0000001")])
+def test_holm_refuses_p_values_outside_0_1_instead_of_dropping_them(bad, shown):
+    # the old code dropped inf from the family (m = 2): anti-conservative adjustments
+    with pytest.raises(ValueError, match=rf"^pvalues: must lie in \[0, 1\].*got {shown} at index 2"):
+        holm([0.01, 0.04, bad])
+
+
+def test_holm_counts_nan_conservatively_never_smaller_than_without_it():
+    rng = np.random.default_rng(5)
+    for m in (2, 5, 9):
+        p = rng.uniform(0, 0.1, m)
+        with_nan = holm(np.append(p, np.nan))[:-1]
+        assert np.all(with_nan >= holm(p) - 1e-15)
+        assert with_nan == pytest.approx(_holm_by_hand(np.append(p, 1.0))[:-1], abs=1e-14)
 
 
 def test_gap_filter_needs_a_ci_above_zero():
@@ -113,6 +131,51 @@ def test_pgr_fieller_endpoints_are_where_the_t_test_of_a_minus_theta_b_stops_rej
             assert stats.ttest_1samp(a - theta * b, 0.0).pvalue < 0.05
         checked += 1
     assert checked > 50
+
+
+def _sym_defect_by_hand(loss, y, z):
+    """max - min over z of l(p, y) + l(p, 1 - y), p = sigmoid(z), from the closed forms (numpy)."""
+    p = 1.0 / (1.0 + np.exp(-z))
+
+    def kl(a, b):
+        return a * np.log(a / b) + (1 - a) * np.log((1 - a) / (1 - b))
+
+    def ce(a, b):
+        return -(a * np.log(b) + (1 - a) * np.log(1 - b))
+
+    f = {"reverse_kl": lambda y: kl(p, y), "forward_kl": lambda y: kl(y, p),
+         "reverse_ce": lambda y: ce(p, y), "forward_ce": lambda y: ce(y, p)}[loss]
+    tot = f(y) + f(1 - y)
+    return float(tot.max() - tot.min())
+
+
+@pytest.mark.parametrize("loss", ["reverse_kl", "forward_kl", "forward_ce"])
+@pytest.mark.parametrize("n_grid", [3, 5, 101])
+def test_symmetric_loss_defect_matches_an_independent_computation(loss, n_grid):
+    # on [-4, 4] the sums are even in z and monotone on each side: extremes at 0 and at +-4
+    dense = np.concatenate([np.linspace(-4, 4, 200_001), [0.0]])
+    want = _sym_defect_by_hand(loss, 0.3, dense)
+    assert symmetric_loss_defect(loss, 0.3, n_grid) == pytest.approx(want, rel=1e-9)
+    if loss == "reverse_kl":                 # 2 (H(1/2) - H(sigmoid(4))): the issue's 1.21
+        h = lambda q: -(q * np.log(q) + (1 - q) * np.log(1 - q))  # noqa: E731
+        assert want == pytest.approx(2 * (h(0.5) - h(1 / (1 + np.exp(-4.0)))), rel=1e-9)
+        assert round(want, 2) == 1.21
+
+
+@pytest.mark.parametrize("n_grid", [1, 2, 4, 100, 0, -3])
+def test_symmetric_loss_defect_refuses_grids_that_miss_the_extremes(n_grid):
+    # n_grid=1 returned 0.0 (a single point), even grids miss z = 0 (n_grid=2 gave 0.0 too)
+    with pytest.raises(ValueError, match=r"^n_grid: "):
+        symmetric_loss_defect("reverse_kl", n_grid=n_grid)
+
+
+@pytest.mark.parametrize("kwargs, name", [({"n_grid": 3.0}, "n_grid"), ({"y": 0.0}, "y"),
+                                          ({"y": 1.0}, "y"), ({"y": "0.3"}, "y"),
+                                          ({"loss": 5}, "loss")])
+def test_symmetric_loss_defect_names_bad_arguments(kwargs, name):
+    kw = {"loss": "reverse_kl", **kwargs}
+    with pytest.raises((ValueError, TypeError), match=rf"^{name}: "):
+        symmetric_loss_defect(**kw)
 
 
 def test_symmetric_loss_property():
@@ -279,8 +342,11 @@ def test_partial_and_new_finetune_tables_are_picked_up_without_code_changes(tmp_
     led = build_ledger(tmp_path)
     r = _claim_rows(led, 1, "reverse_kl").set_index("regime")
     assert r.loc["finetune_partial", "n_seeds"] == 2 and r.loc["full_finetune", "n_seeds"] == 3
-    # no tables at all: an empty ledger, not an error
-    assert len(build_ledger(tmp_path / "empty")) == 0
+    # a repository without tables: an empty ledger that lists what it did not find
+    (tmp_path / "empty" / "experiments").mkdir(parents=True)
+    empty = build_ledger(tmp_path / "empty")
+    assert len(empty) == 0
+    assert any(m.endswith("theorem2.csv") for m in empty.attrs["missing_tables"])
 
 
 def test_paper_patterns_from_reference_csvs():
@@ -330,3 +396,104 @@ def test_claim6_reports_truth_and_ceiling_separately_and_the_ceiling_check_as_id
     assert tr["n_runs"] == len(runs)
     assert tr["n_holds"] == int((runs["cvx_rkl_t2test_truth_slack"]
                                  >= -runs["cvx_rkl_duality_gap"]).sum())
+
+
+# ----------------------------------------------------------------------------- failures are loud
+@pytest.mark.parametrize("root", ["/nope", "/nope/experiments"])
+def test_build_ledger_refuses_a_root_that_is_not_a_repository(root, tmp_path):
+    # the old code returned an empty ledger for any path
+    with pytest.raises(FileNotFoundError, match=r"^root: folder not found: /nope"):
+        build_ledger(root)
+    with pytest.raises(FileNotFoundError, match=r"^root: .* has no experiments/ folder"):
+        build_ledger(tmp_path)
+    with pytest.raises(TypeError, match=r"^root: must be a path"):
+        load_runs(5)
+
+
+def _two_tables(tmp_path):
+    rows = _real_rows(("ds", "A", "S"), {"forward_kl": 0.0, "reverse_kl": 0.03})
+    root = _write_root(tmp_path, rows)
+    band = [dict(r, run_key=f"{r['run_key']}b{lr}", lr=lr) for r in rows for lr in (1e-3, 1e-2)]
+    _write_root(tmp_path, band, name="band")
+    return root
+
+
+def test_an_emptied_table_stops_the_ledger_instead_of_shrinking_it(tmp_path):
+    from w2s_theory.results_table import ResultTableError
+
+    root = _two_tables(tmp_path)
+    full = build_ledger(root)
+    assert (full["source"].str.startswith("band lr=")).any()
+    band = root / "experiments" / "results" / "real" / "band.csv"
+    band.write_bytes(b"")                  # the old code dropped band's rows without a word
+    with pytest.raises(ResultTableError, match=rf"^{band}: empty file"):
+        build_ledger(root)
+    band.write_bytes(b'run_key,acc\n"k1,0.5\n')                     # unparseable
+    with pytest.raises(ResultTableError, match=rf"^{band}: "):
+        build_ledger(root)
+
+
+def test_a_garbled_cell_stops_the_ledger_naming_file_row_and_column(tmp_path):
+    from w2s_theory.results_table import ResultTableError
+
+    root = _two_tables(tmp_path)
+    main = root / "experiments" / "results" / "real" / "main.csv"
+    lines = main.read_text().splitlines(keepends=True)
+    head = lines[0].rstrip("\n").split(",")
+    cells = lines[3].rstrip("\n").split(",")
+    cells[head.index("student_acc")] = "0.#1"
+    lines[3] = ",".join(cells) + "\n"
+    main.write_text("".join(lines))
+    with pytest.raises(ResultTableError, match=rf"^{main}: 1 invalid row\(s\): row 3 .*column "
+                                               rf"'student_acc': '0.#1' is not a number"):
+        build_ledger(root)
+
+
+def test_an_unreadable_table_without_run_keys_stops_the_ledger(tmp_path):
+    from w2s_theory.results_table import ResultTableError
+
+    root = _two_tables(tmp_path)
+    syn = root / "experiments" / "synthetic" / "results"
+    syn.mkdir(parents=True)
+    (syn / "theorem2_misspecified.csv").write_bytes(b"")
+    with pytest.raises(ResultTableError, match=r"theorem2_misspecified\.csv: empty file"):
+        build_ledger(root)
+    (syn / "theorem2_misspecified.csv").write_bytes(b'seed,variant\n0,"a\n')
+    with pytest.raises(ResultTableError, match=r"theorem2_misspecified\.csv: cannot be read"):
+        build_ledger(root)
+
+
+def test_ledger_help_prints_usage_and_writes_nothing():
+    import os
+    import subprocess
+    import sys
+
+    led = ROOT / "experiments" / "results" / "ledger.csv"
+    before = (led.read_bytes(), led.stat().st_mtime_ns)
+    r = subprocess.run([sys.executable, "-m", "w2s_theory.ledger", "--help"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0 and r.stdout.startswith("usage: python -m w2s_theory.ledger")
+    assert "--readme" in r.stdout
+    assert (led.read_bytes(), led.stat().st_mtime_ns) == before
+    r = subprocess.run([sys.executable, "-m", "w2s_theory.ledger", "--bogus"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "unrecognized arguments: --bogus" in r.stderr
+    assert (led.read_bytes(), led.stat().st_mtime_ns) == before
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: paired_effect("abc", [1.0]), "a"),
+    (lambda: paired_effect([1.0, 2.0], [1.0, None]), "b"),
+    (lambda: paired_effect([[1.0]], [[1.0]]), "a"),
+    (lambda: pgr_interval([0.6, 0.7], [0.5, np.inf], [0.8, 0.8]), "weak"),
+    (lambda: pgr_interval([0.6], [0.5, 0.5], [0.8, 0.8]), "weak"),
+    (lambda: holm("0.01"), "pvalues"),
+    (lambda: holm([True, False]), "pvalues"),
+    (lambda: summarize([1, 2]), "ledger"),
+    (lambda: summarize(pd.DataFrame({"claim": [1]})), "ledger"),
+    (lambda: build_ledger(ROOT, ref_dir="/nope"), "ref_dir"),
+])
+def test_ledger_functions_name_the_bad_argument(call, name):
+    with pytest.raises((ValueError, TypeError, FileNotFoundError), match=rf"^{name}: "):
+        call()

@@ -108,11 +108,9 @@ def remove_stale_temps(folder: str | os.PathLike, *, names: Iterable[str] | None
         >>> [p.name for p in remove_stale_temps(d)], sorted(p.name for p in d.iterdir())
         (['.r.csv.ab12cd34.tmp'], ['notes.tmp'])
     """
-    from ._validation import ArgumentTypeError, check_number
+    from ._validation import ArgumentTypeError, check_number, check_path
 
-    if not isinstance(folder, (str, os.PathLike)) or isinstance(folder, bytes):
-        raise ArgumentTypeError(f"folder: must be a path (str or os.PathLike), got "
-                                f"{type(folder).__name__}")
+    folder = check_path(folder, "folder")
     if names is not None:
         if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
             raise ArgumentTypeError(f"names: must be a list of file names, got {names!r:.60}")

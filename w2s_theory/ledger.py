@@ -32,13 +32,23 @@ Burns et al., arXiv:2312.09390 (PGR).
 
 from __future__ import annotations
 
+import argparse
+import csv
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ._validation import check_scalar
+from ._validation import (
+    ArgumentTypeError,
+    PathNotFound,
+    as_float_array,
+    check_int,
+    check_path,
+    check_scalar,
+)
 
 __all__ = [
     "PairedEffect",
@@ -70,10 +80,13 @@ class PairedEffect:
     """Mean of paired differences ``a - b`` with its t interval and two-sided paired t-test.
 
     Attributes:
-        n: pairs; mean, sd: mean and standard deviation (ddof 1) of ``a - b``;
-        ci_low, ci_high: ``mean -/+ t_{n-1} sd / sqrt(n)`` at ``confidence``;
+        n: the number of pairs.
+        mean: the mean of ``a - b``.
+        sd: the standard deviation (ddof 1) of ``a - b``.
+        ci_low: ``mean - t_{n-1} sd / sqrt(n)`` at ``confidence``.
+        ci_high: ``mean + t_{n-1} sd / sqrt(n)`` at ``confidence``.
         p_value: two-sided paired t-test of mean 0 (``nan`` when ``n < 2``; when every
-        difference is equal, ``0`` if they are non-zero, ``1`` otherwise).
+            difference is equal, ``0`` if they are non-zero, ``1`` otherwise).
     """
 
     n: int
@@ -105,12 +118,16 @@ def paired_effect(a, b, confidence: float = 0.95) -> PairedEffect:
     """
     from scipy import stats
 
-    x = np.asarray(a, dtype=np.float64)
-    y = np.asarray(b, dtype=np.float64)
-    if x.ndim != 1 or x.shape != y.shape:
+    x = as_float_array(a, "a", allow_bool=False)
+    y = as_float_array(b, "b", allow_bool=False)
+    if x.ndim != 1:
+        raise ValueError(f"a: must be 1-D (one value per seed), got shape {x.shape}")
+    if x.shape != y.shape:
         raise ValueError(f"b: shape {y.shape} must equal a's shape {x.shape} (1-D)")
-    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        raise ValueError("a, b: contain NaN or inf")
+    for name, v in (("a", x), ("b", y)):
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{name}: contains NaN or inf at index "
+                             f"{int(np.flatnonzero(~np.isfinite(v))[0])}")
     conf = check_scalar(confidence, "confidence", low=0.0, low_open=True, high=1.0)
     d = x - y
     n = int(d.size)
@@ -129,11 +146,14 @@ def paired_effect(a, b, confidence: float = 0.95) -> PairedEffect:
 
 
 def holm(pvalues) -> np.ndarray:
-    r"""Holm's step-down adjusted p-values within one family; ``nan`` entries are left out.
+    r"""Holm's step-down adjusted p-values within one family.
 
     Sorted ``p_(1) <= ... <= p_(m)`` get ``min(1, max_{j <= i} (m - j + 1) p_(j))``;
-    rejecting ``adjusted < alpha`` controls the family-wise error rate at ``alpha``. The
-    family size ``m`` counts only the finite p-values. Computed by
+    rejecting ``adjusted < alpha`` controls the family-wise error rate at ``alpha``.
+    A ``nan`` entry is a test of the family that gave no p-value (fewer than two seeds): it
+    is counted in the family size ``m`` as ``p = 1`` (conservative: leaving it out would
+    shrink ``m`` and the other adjustments) and its own adjusted value is ``nan``. Values
+    outside ``[0, 1]`` (also ``inf``) are errors, not dropped. Computed by
     ``statsmodels.stats.multitest.multipletests(method="holm")``.
 
     Args:
@@ -143,20 +163,25 @@ def holm(pvalues) -> np.ndarray:
         shape ``(m,)``.
 
     Examples:
+        >>> holm([0.01, 0.04, 0.03]).round(4).tolist()
+        [0.03, 0.06, 0.06]
         >>> holm([0.01, 0.04, 0.03, float("nan")]).round(4).tolist()
-        [0.03, 0.06, 0.06, nan]
+        [0.04, 0.09, 0.09, nan]
     """
     from statsmodels.stats.multitest import multipletests
 
-    p = np.asarray(pvalues, dtype=np.float64)
+    p = as_float_array(pvalues, "pvalues", allow_bool=False)
     if p.ndim != 1:
         raise ValueError(f"pvalues: expected a 1-D array, got shape {p.shape}")
-    ok = np.isfinite(p)
-    if np.any((p[ok] < 0) | (p[ok] > 1)):
-        raise ValueError("pvalues: must lie in [0, 1] (or be nan)")
+    nan = np.isnan(p)
+    bad = ~nan & ~((p >= 0.0) & (p <= 1.0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"pvalues: must lie in [0, 1] (or be nan for a test without a "
+                         f"p-value), got {float(p[i])!r} at index {i}")
     out = np.full(p.shape, np.nan)
-    if ok.any():
-        out[ok] = multipletests(p[ok], method="holm")[1]
+    if (~nan).any():
+        out[~nan] = multipletests(np.where(nan, 1.0, p), method="holm")[1][~nan]
     return out
 
 
@@ -185,8 +210,12 @@ class PGRInterval:
     """PGR ``mean(student - weak) / mean(ceiling - weak)`` with Fieller's interval.
 
     Attributes:
-        pgr, ci_low, ci_high: ``nan`` when undefined; n: seeds; defined: bool;
-        reason: why undefined (empty when defined).
+        pgr: ``mean(student - weak) / mean(ceiling - weak)`` (``nan`` when undefined).
+        ci_low: the lower end of Fieller's interval (``nan`` when undefined).
+        ci_high: the upper end of Fieller's interval (``nan`` when undefined).
+        n: the number of seeds.
+        defined: whether PGR is defined (the gap's interval lies above 0).
+        reason: why it is undefined (empty when defined).
     """
 
     pgr: float
@@ -228,14 +257,18 @@ def pgr_interval(student, weak, ceiling, confidence: float = 0.95) -> PGRInterva
     """
     from scipy import stats
 
-    s = np.asarray(student, dtype=np.float64)
-    w = np.asarray(weak, dtype=np.float64)
-    c = np.asarray(ceiling, dtype=np.float64)
-    if not (s.ndim == 1 and s.shape == w.shape == c.shape):
-        raise ValueError(f"student, weak, ceiling: need equal 1-D shapes, got {s.shape}, "
-                         f"{w.shape}, {c.shape}")
-    if not all(np.all(np.isfinite(v)) for v in (s, w, c)):
-        raise ValueError("student, weak, ceiling: contain NaN or inf")
+    s = as_float_array(student, "student", allow_bool=False)
+    w = as_float_array(weak, "weak", allow_bool=False)
+    c = as_float_array(ceiling, "ceiling", allow_bool=False)
+    if s.ndim != 1:
+        raise ValueError(f"student: must be 1-D (one value per seed), got shape {s.shape}")
+    for name, v in (("weak", w), ("ceiling", c)):
+        if v.shape != s.shape:
+            raise ValueError(f"{name}: shape {v.shape} must equal student's shape {s.shape}")
+    for name, v in (("student", s), ("weak", w), ("ceiling", c)):
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{name}: contains NaN or inf at index "
+                             f"{int(np.flatnonzero(~np.isfinite(v))[0])}")
     conf = check_scalar(confidence, "confidence", low=0.0, low_open=True, high=1.0)
     n = int(s.size)
     if n < 2:
@@ -270,7 +303,15 @@ def symmetric_loss_defect(loss: str, y: float = 0.3, n_grid: int = 101) -> float
     noise-tolerant under symmetric label flips (its risk minimiser is unchanged). Reverse CE
     ``-[p log y + (1-p) log(1-y)]`` has the constant sum ``-log y - log(1 - y)``; reverse KL
     adds ``-2 H(p)``, forward KL/CE are not symmetric either. Evaluated with
-    `w2s_theory.losses.get_loss` on a grid of student logits.
+    `w2s_theory.losses.get_loss` on ``n_grid`` evenly spaced student logits in ``[-4, 4]``.
+    The sum of each of these losses is even in the logit and monotone on each side of 0, so
+    its extremes lie at 0 and at the ends: ``n_grid`` must be odd (the grid then holds 0)
+    and at least 3, and the grid's answer is then exact on ``[-4, 4]``.
+
+    Args:
+        loss: a binary loss name of `w2s_theory.losses.get_loss`.
+        y: the weak label, in ``(0, 1)``.
+        n_grid: odd, ``>= 3``.
 
     Examples:
         >>> symmetric_loss_defect("reverse_ce") < 1e-12, symmetric_loss_defect("reverse_kl") > 0.1
@@ -280,6 +321,15 @@ def symmetric_loss_defect(loss: str, y: float = 0.3, n_grid: int = 101) -> float
 
     from .losses import get_loss
 
+    if not isinstance(loss, str):
+        raise ArgumentTypeError(f"loss: must be a loss name (str), got {type(loss).__name__}")
+    y = check_scalar(y, "y", low=0.0, low_open=True, high=1.0)
+    if y == 1.0:
+        raise ValueError("y: must lie in (0, 1) (the losses are infinite at y = 1), got 1.0")
+    n_grid = check_int(n_grid, "n_grid", low=3)
+    if n_grid % 2 == 0:
+        raise ValueError(f"n_grid: must be odd (the grid must hold the logit 0, where the "
+                         f"sums are extreme), got {n_grid}")
     f = get_loss(loss)
     z = torch.linspace(-4.0, 4.0, n_grid, dtype=torch.float64)
     yv = torch.full_like(z, float(y))
@@ -333,19 +383,49 @@ _RUN_COLS = ["regime", "head", "source", "dataset", "weak", "strong", "loss", "c
              "noise", "seed", "acc", "weak_acc", "ceiling_acc"]
 
 
-def _root(root) -> Path:
+def _root(root, name: str = "root") -> Path:
     if root is None:
         return Path(__file__).resolve().parents[1]
-    return Path(root)
+    p = check_path(root, name, must="dir")
+    if name == "root" and not (p / "experiments").is_dir():
+        raise PathNotFound(f"{name}: {p} has no experiments/ folder (give the repository root, "
+                           f"the folder holding experiments/results/)")
+    return p
 
 
-def _read(path: Path):
+def _read(path: Path, missing: list | None = None):
+    """The table at ``path`` as a DataFrame; ``None`` when it is missing (recorded in
+    ``missing``) or has no rows. A table that exists but cannot be read, or a result table
+    (one with a ``run_key`` column) with an invalid row, raises `ResultTableError` naming
+    the file: the ledger never reads around a broken table."""
     import pandas as pd
 
-    try:
-        df = pd.read_csv(path)
-    except Exception:  # noqa: BLE001 - an unreadable (e.g. half-written) table is skipped
+    from .results_table import ResultTableError, read_table
+
+    if not path.exists():
+        if missing is not None:
+            missing.append(str(path))
         return None
+    if path.is_file() and path.stat().st_size == 0:
+        raise ResultTableError(f"{path}: empty file (0 bytes); the ledger does not read around "
+                               f"a broken table: restore it, or move it aside")
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            first = fh.readline()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultTableError(f"{path}: cannot be read ({exc}); the ledger does not read "
+                               f"around a broken table: restore it, or move it aside") from None
+    if "run_key" in next(csv.reader([first]), []):
+        df = read_table(path, strict=True)
+    else:
+        try:
+            df = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError,
+                UnicodeDecodeError) as exc:
+            raise ResultTableError(f"{path}: cannot be read as CSV "
+                                   f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                                   f"the ledger does not read around a broken table: restore it, "
+                                   f"or move it aside") from None
     return df if len(df) else None
 
 
@@ -369,6 +449,7 @@ def load_runs(root=None):
     import pandas as pd
 
     root = _root(root)
+    missing: list[str] = []
     parts = []
     real = []
     for path in sorted((root / "experiments" / "results" / "real").glob("*.csv")):
@@ -412,7 +493,7 @@ def load_runs(root=None):
         parts.append(p[_RUN_COLS])
     syn = root / "experiments" / "synthetic" / "results"
     for name in ("noise", "strength"):
-        df = _read(syn / f"{name}.csv")
+        df = _read(syn / f"{name}.csv", missing)
         if df is None:
             continue
         reg = df["head"].map({"minibatch": "last_layer_minibatch",
@@ -427,11 +508,14 @@ def load_runs(root=None):
             weak_acc=df["test_acc_weak"], ceiling_acc=df["test_acc_bayes"])
         parts.append(p[_RUN_COLS].dropna(subset=["regime"]))
     if not parts:
-        return pd.DataFrame(columns=_RUN_COLS)
+        out = pd.DataFrame(columns=_RUN_COLS)
+        out.attrs["missing_tables"] = missing
+        return out
     out = pd.concat(parts, ignore_index=True)
     out["confidence"] = out["confidence"].astype(bool)
     out["noise"] = out["noise"].astype(float).round(6)
     out["seed"] = out["seed"].astype(int)
+    out.attrs["missing_tables"] = missing
     return out
 
 
@@ -441,16 +525,22 @@ def paper_patterns(ref_dir=None) -> dict:
 
     Keys ``(claim, contrast)`` -> ``(value, note)`` where value is the mean over the paper's
     settings (``nan`` when the summary has no number) and note lists every setting, cited
-    "as reported (summary of arXiv 2502.11107)".
+    "as reported (summary of arXiv 2502.11107)". A reference CSV that is missing leaves its
+    patterns out; one that cannot be read is an error naming it.
     """
+    return _paper_patterns(ref_dir, None)
+
+
+def _paper_patterns(ref_dir, missing: list | None) -> dict:
     import pandas as pd
 
-    ref = Path(ref_dir) if ref_dir else _root(None) / "experiments" / "paper_reference"
+    ref = (_root(ref_dir, "ref_dir") if ref_dir is not None
+           else _root(None) / "experiments" / "paper_reference")
     cite = "as reported (summary of arXiv 2502.11107)"
     out = {}
-    main = _read(ref / "main_gpt2_cai_harmless.csv")
-    qwen = _read(ref / "qwen25.csv")
-    noise = _read(ref / "noise_gpt2_base_medium_cai_harmless.csv")
+    main = _read(ref / "main_gpt2_cai_harmless.csv", missing)
+    qwen = _read(ref / "qwen25.csv", missing)
+    noise = _read(ref / "noise_gpt2_base_medium_cai_harmless.csv", missing)
     if main is not None:
         piv = main.pivot_table(index=["weak", "strong"], columns="loss",
                                values="test_accuracy_pct", sort=False)
@@ -714,7 +804,7 @@ def _claim4(runs_regime, regime, pp, gaps, rows):
                                  paper_value_pts=pv[0], paper_note=pv[1], **excl))
 
 
-def _claim6(root, rows):
+def _claim6(root, rows, missing=None):
     """Theorem 2 checks: against the truth, against the ceiling (an identity), misspecified."""
     import pandas as pd
 
@@ -806,7 +896,7 @@ def _claim6(root, rows):
                                  "outside the theorem's class)", None, 0, kind="descriptive",
                                  n_runs=len(dd), n_holds=h, verdict=f"holds on {h}/{len(dd)}"))
     syn = root / "experiments" / "synthetic" / "results"
-    t2 = _read(syn / "theorem2.csv")
+    t2 = _read(syn / "theorem2.csv", missing)
     if t2 is not None:
         for (variant, method), d in t2.groupby(["variant", "method"], sort=False):
             covered = method == "convex/reverse_kl" and variant in ("realizable",
@@ -821,7 +911,7 @@ def _claim6(root, rows):
                                                  else f"holds on {h}/{len(d)} (not covered)"),
                              note=("realizable soft truth in C: the theorem's own hypotheses"
                                    if covered else "an assumption broken on purpose")))
-    tm = _read(syn / "theorem2_misspecified.csv")
+    tm = _read(syn / "theorem2_misspecified.csv", missing)
     if tm is not None:
         for variant, d in tm.groupby("variant", sort=False):
             key = ("last_layer_converged", "convex/reverse_kl", "synthetic_theorem2_misspecified",
@@ -853,13 +943,23 @@ def build_ledger(root=None, ref_dir=None):
     ``n_seeds, effect_pts, ci_low_pts, ci_high_pts, p_value, p_holm, family_size, verdict,
     gap_pts`` (+ CI), ``paper_value_pts, paper_note, note``. Verdicts follow `ROW_RULE`.
 
+    Every table found is read in full or the build stops: a table that cannot be read, or a
+    result table with an invalid row (`w2s_theory.results_table.read_table`), raises
+    `w2s_theory.results_table.ResultTableError` naming the file; a ``root`` that is not a
+    folder with ``experiments/`` in it raises ``FileNotFoundError``. Optional tables of fixed
+    name that are absent (the synthetic tables, the paper's reference CSVs) are listed in
+    ``ledger.attrs["missing_tables"]`` (``python -m w2s_theory.ledger`` prints them).
+
     Returns:
         ``pandas.DataFrame`` sorted by claim, regime, setting.
     """
     import pandas as pd
 
+    if ref_dir is not None:
+        _root(ref_dir, "ref_dir")
     runs = load_runs(root)
-    pp = paper_patterns(ref_dir)
+    missing = list(runs.attrs.get("missing_tables", []))
+    pp = _paper_patterns(ref_dir, missing)
     rows: list = []
     keys = ["regime", "head", "source", "dataset", "weak", "strong"]
     gaps = {}
@@ -877,9 +977,12 @@ def build_ledger(root=None, ref_dir=None):
     for regime, grp in runs.groupby("regime", sort=False):
         grp = grp[~grp["source"].isin(list(EXCLUDED_SOURCES))]
         _claim4(grp, regime, pp, gaps, rows)
-    _claim6(root, rows)
+    _claim6(root, rows, missing)
+    missing = list(dict.fromkeys(missing))
     if not rows:
-        return pd.DataFrame(columns=LEDGER_COLUMNS)
+        empty = pd.DataFrame(columns=LEDGER_COLUMNS)
+        empty.attrs["missing_tables"] = missing
+        return empty
     led = pd.DataFrame(rows)
     for c in LEDGER_COLUMNS:
         if c not in led.columns:
@@ -890,7 +993,7 @@ def build_ledger(root=None, ref_dir=None):
     for _family, idx in led[test].groupby(["claim", "regime"]).groups.items():
         p = led.loc[idx, "p_value"].to_numpy(dtype=float)
         led.loc[idx, "p_holm"] = holm(p)
-        led.loc[idx, "family_size"] = int(np.isfinite(p).sum())
+        led.loc[idx, "family_size"] = len(p)          # nan p-values count (as p = 1, see holm)
     led["verdict"] = led["verdict"].astype(object)
     led.loc[test, "verdict"] = [
         _row_verdict(e, ph, d) for e, ph, d in
@@ -900,7 +1003,9 @@ def build_ledger(root=None, ref_dir=None):
     led["_r"] = led["regime"].map(lambda r: order.get(r, len(order)))
     led = led.sort_values(["claim", "_r", "source", "setting", "contrast"],
                           kind="stable").drop(columns="_r").reset_index(drop=True)
-    return led[LEDGER_COLUMNS]
+    led = led[LEDGER_COLUMNS]
+    led.attrs["missing_tables"] = missing
+    return led
 
 
 #: Columns of `build_ledger`, in order.
@@ -914,12 +1019,15 @@ LEDGER_COLUMNS = [
 ]
 
 
-def write_ledger(root=None, out=None) -> Path:
-    """Build the ledger from the tables under ``root`` and write it (default
-    ``experiments/results/ledger.csv``) with its summary beside it (``ledger_summary.csv``)."""
+def write_ledger(root=None, out=None, *, ledger=None) -> Path:
+    """Build the ledger from the tables under ``root`` (or take ``ledger``, a `build_ledger`
+    result) and write it (default ``experiments/results/ledger.csv``) with its summary beside
+    it (``ledger_summary.csv``)."""
     root = _root(root)
+    if out is not None and (not isinstance(out, (str, os.PathLike)) or isinstance(out, bytes)):
+        raise ArgumentTypeError(f"out: must be a file path, got {type(out).__name__}")
     out = Path(out) if out else root / "experiments" / "results" / "ledger.csv"
-    led = build_ledger(root)
+    led = build_ledger(root) if ledger is None else ledger
     out.parent.mkdir(parents=True, exist_ok=True)
     led.to_csv(out, index=False, float_format="%.10g")
     summarize(led).to_csv(out.with_name(out.stem + "_summary.csv"), index=False)
@@ -937,6 +1045,16 @@ def _row_verdict(effect, p_holm, direction) -> str:
     return "inconclusive"
 
 
+def _check_frame(df, name: str, columns) -> None:
+    import pandas as pd
+
+    if not isinstance(df, pd.DataFrame):
+        raise ArgumentTypeError(f"{name}: must be a pandas DataFrame, got {type(df).__name__}")
+    miss = [c for c in columns if c not in df.columns]
+    if miss:
+        raise ValueError(f"{name}: missing column(s) {miss}")
+
+
 def summarize(ledger):
     """One verdict per (claim, regime) by `CLAIM_RULE`, with the row counts behind it.
 
@@ -944,6 +1062,7 @@ def summarize(ledger):
     """
     import pandas as pd
 
+    _check_frame(ledger, "ledger", ("claim", "regime", "group", "kind", "verdict"))
     out = []
     for (claim, regime, group), g in ledger.groupby(["claim", "regime", "group"], sort=False):
         t = g[g["kind"] == "test"]
@@ -1016,6 +1135,8 @@ def results_markdown(summary) -> str:
         >>> print(results_markdown(s).splitlines()[2])
         | 1 | full fine-tuning | reverse_kl vs forward | **inconclusive** | 0 / 0 / 2 of 2 (0 excluded: no gap) |
     """
+    _check_frame(summary, "summary", ("claim", "claim_text", "regime", "group", "tested", "holds",
+                                      "does_not_hold", "inconclusive", "excluded", "verdict"))
     lines = ["| claim | regime | contrast | verdict here | holds / does not / inconclusive "
              "(excluded) |", "|---|---|---|---|---|"]
     for _, r in summary.iterrows():
@@ -1041,24 +1162,55 @@ def results_markdown(summary) -> str:
 
 def update_readme(readme=None, root=None) -> Path:
     """Rewrite the README's results block from the committed ledger summary."""
-    import pandas as pd
 
     root = _root(root)
+    if readme is not None and (not isinstance(readme, (str, os.PathLike))
+                               or isinstance(readme, bytes)):
+        raise ArgumentTypeError(f"readme: must be a file path, got {type(readme).__name__}")
     readme = Path(readme) if readme else root / "README.md"
-    text = readme.read_text()
+    if not readme.is_file():
+        raise FileNotFoundError(f"readme: {readme} is not a file")
+    text = readme.read_text(encoding="utf-8")
     a, b = README_MARKERS
     if a not in text or b not in text:
         raise ValueError(f"{readme}: no results block (the lines {a!r} ... {b!r})")
-    summ = pd.read_csv(root / "experiments" / "results" / "ledger_summary.csv")
+    summ = _read(root / "experiments" / "results" / "ledger_summary.csv")
+    if summ is None:
+        raise FileNotFoundError(f"{root / 'experiments' / 'results' / 'ledger_summary.csv'}: "
+                                f"missing or empty; run python -m w2s_theory.ledger first")
     head, rest = text.split(a, 1)
     _, tail = rest.split(b, 1)
     readme.write_text(f"{head}{a}\n{results_markdown(summ)}\n{b}{tail}")
     return readme
 
 
-if __name__ == "__main__":  # python -m w2s_theory.ledger [--readme]  (rewrites the committed ledger)
+def main(argv: list[str] | None = None) -> int:
+    """``python -m w2s_theory.ledger [--readme] [--out PATH]``: rebuild the claims ledger."""
     import sys
 
-    print(write_ledger())
-    if "--readme" in sys.argv[1:]:
-        print(update_readme())
+    from .config import UserError
+
+    ap = argparse.ArgumentParser(
+        prog="python -m w2s_theory.ledger",
+        description="Rebuild the claims ledger (experiments/results/ledger.csv and "
+                    "ledger_summary.csv) from the committed result tables.")
+    ap.add_argument("--readme", action="store_true",
+                    help="also rewrite the README's results block from the new summary")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="where to write the ledger (default experiments/results/ledger.csv)")
+    args = ap.parse_args(argv)
+    try:
+        led = build_ledger()
+        for m in led.attrs.get("missing_tables", []):
+            print(f"missing (skipped): {m}", file=sys.stderr)
+        print(write_ledger(out=args.out, ledger=led))
+        if args.readme:
+            print(update_readme())
+    except (UserError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

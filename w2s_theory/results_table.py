@@ -72,7 +72,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._validation import ArgumentTypeError, check_number
+from ._validation import ArgumentTypeError, check_number, check_path
 from .atomic_io import atomic_write_text, remove_stale_temps
 from .config import UserError
 
@@ -126,12 +126,9 @@ def schema_path(path: str | os.PathLike) -> Path:
 
 
 def _check_path(path: Any, name: str) -> Path:
-    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
-        raise ArgumentTypeError(f"{name}: must be a path (str or os.PathLike), got "
-                                f"{type(path).__name__} {path!r:.60}")
-    p = Path(path)
-    if str(path) == "" or p.name in ("", ".", ".."):
-        raise ValueError(f"{name}: must name a file, got {str(path)!r}")
+    p = check_path(path, name)
+    if p.name in ("", ".", "..") or p.is_dir():
+        raise ValueError(f"{name}: must name a file, got the folder {str(p)!r}")
     return p
 
 
