@@ -36,6 +36,12 @@ Row conventions: everything on the ``w2s`` split (the population the head is fit
 where the theorems hold exactly) unless prefixed ``test_``. Lemma 1 is evaluated for the
 γ-smoothed student ``(1 - kγ) F_sw + γ`` (its assumption, met by smoothing); test risks
 are of γ-smoothed predictions too (softmax outputs can round to 0).
+
+An exact fit whose objective has no finite minimiser (``softmax/reverse_ce``: reverse CE is
+linear in the probabilities, `w2s_theory.heads.minimizer_status`) is not run: its row has
+``fit_status = "no_minimizer"``, ``fit_converged = False`` and NaN in every strong-head column
+(`HEAD_COLUMNS`); ``minibatch/reverse_ce`` (early stopped, a well-defined procedure) is run as
+any other method.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import check_keys, load_config
+from ..heads import NO_MINIMIZER
 from ..synthetic import SyntheticConfig, config_from_dict, make_instance
 
 __all__ = [
@@ -68,6 +75,7 @@ __all__ = [
     "format_summary",
     "run",
     "LEMMA1_STAGES",
+    "HEAD_COLUMNS",
 ]
 
 HEADS = ("convex", "softmax", "minibatch")
@@ -426,15 +434,35 @@ def expand_runs(cfg: SweepConfig) -> list[Run]:
     return runs
 
 
+@dataclass(frozen=True)
+class NoMinimizer:
+    """What `fit_method` returns for an exact fit whose objective has no finite minimiser
+    (`w2s_theory.heads.minimizer_status`, e.g. ``softmax/reverse_ce``): no head, only a
+    ``report`` whose status starts with ``"no_minimizer: "``."""
+
+    report: object
+
+
 def fit_method(method: str, features, weak_probs, *, gamma: float,
                minibatch: MinibatchConfig = MinibatchConfig(), seed: int = 0):
-    """Fit the strong head of ``method`` (``"<head>/<loss>"``) on ``(features, weak_probs)``."""
+    """Fit the strong head of ``method`` (``"<head>/<loss>"``) on ``(features, weak_probs)``.
+
+    An exact softmax fit with no finite minimiser (``softmax/reverse_ce``: the loss is linear
+    in the probabilities) is not run: a `NoMinimizer` carries the reason instead.
+    """
     from ..heads import fit_convex_head, fit_head_minibatch, fit_softmax_head
 
     head, loss = parse_method(method)
     if head == "convex":
         return fit_convex_head(features, weak_probs, divergence=loss, gamma=gamma)
     if head == "softmax":
+        from ..heads import FitReport, minimizer_status
+
+        reason = minimizer_status(features, weak_probs, loss=loss)
+        if reason is not None:     # nothing to fit: the optimiser would only chase infinity
+            return NoMinimizer(FitReport(method="softmax/lbfgs+newton",
+                                         status=f"{NO_MINIMIZER}: {reason}", converged=False,
+                                         objective=math.nan))
         return fit_softmax_head(features, weak_probs, loss=loss)
     return fit_head_minibatch(features, weak_probs, loss=loss, optimizer=minibatch.optimizer,
                               lr=minibatch.lr, batch_size=minibatch.batch_size,
@@ -450,6 +478,8 @@ def evaluate(inst, method: str, head) -> dict:
     from ..bounds import lemma1, theorem2
     from ..divergences import kl, smooth
 
+    if str(head.report.status).startswith(NO_MINIMIZER):
+        return _no_minimizer_row(inst, method, head.report)
     cfg = inst.config
     g = cfg.gamma
     fs, fw, fsw = inst.w2s.f_star, inst.weak_probs, head.probs
@@ -498,6 +528,42 @@ def evaluate(inst, method: str, head) -> dict:
         "weak_grad_norm": float(inst.weak_report.grad_norm),
     }
     return row
+
+
+#: the columns of an `evaluate` row that depend on the fitted strong head
+HEAD_COLUMNS = ("risk_strong", "d_forward", "d_reverse", "slack_rev", "slack_fwd", "tol",
+                "holds_rev", "holds_fwd", "rev_risk_strong", "dual_rel_err", "l1_gap",
+                "l1_data_dependent", "l1_tv", "l1_sqrt_forward", "l1_sqrt_reverse", "l1_holds",
+                "test_acc_strong", "test_risk_strong", "test_frac_outside", "fit_objective",
+                "fit_duality_gap", "fit_grad_norm", "fit_complementarity", "fit_max_violation")
+
+
+def _no_minimizer_row(inst, method: str, rep) -> dict:
+    """The row of a fit with no finite minimiser: ``fit_status = "no_minimizer"``,
+    ``fit_converged = False``, every strong-head column (`HEAD_COLUMNS`) NaN; the weak model's,
+    the truth's and the instance's columns as in any row."""
+    from ..divergences import kl
+
+    fs, fw = inst.w2s.f_star, inst.weak_probs
+    hname, loss = parse_method(method)
+    rev_w = float(kl(fw, fs).mean()) if float(np.min(fs)) > 0 else math.inf
+    row = {"variant": None, "method": method, "head": hname, "loss": loss,
+           "risk_weak": float(kl(fs, fw).mean()), "rev_risk_weak": rev_w,
+           "test_acc_weak": float(np.mean(_pred_class(inst.weak_test_probs) == inst.test.labels)),
+           "test_acc_bayes": float(np.mean(_pred_class(inst.test.f_star) == inst.test.labels)),
+           "test_risk_weak": float(kl(inst.test.f_star, inst.weak_test_probs).mean()),
+           "fit_status": NO_MINIMIZER, "fit_converged": False, "fit_iterations": 0,
+           "fit_time_s": float(rep.solve_time), "noise_count": int(inst.noise_mask.sum()),
+           "weak_grad_norm": float(inst.weak_report.grad_norm)}
+    order = ("variant", "method", "head", "loss", "risk_weak", "risk_strong", "d_forward",
+             "d_reverse", "slack_rev", "slack_fwd", "tol", "holds_rev", "holds_fwd",
+             "rev_risk_weak", "rev_risk_strong", "dual_rel_err", "l1_gap", "l1_data_dependent",
+             "l1_tv", "l1_sqrt_forward", "l1_sqrt_reverse", "l1_holds", "test_acc_strong",
+             "test_acc_weak", "test_acc_bayes", "test_risk_strong", "test_risk_weak",
+             "test_frac_outside", "fit_status", "fit_converged", "fit_objective",
+             "fit_duality_gap", "fit_grad_norm", "fit_complementarity", "fit_max_violation",
+             "fit_iterations", "fit_time_s", "noise_count", "weak_grad_norm")
+    return {c: row.get(c, math.nan) for c in order}
 
 
 def _clip_open(p: np.ndarray) -> np.ndarray:
