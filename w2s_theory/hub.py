@@ -31,11 +31,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._validation import ArgumentTypeError, check_float_tensor, check_path
+
 __all__ = ["ResolvedModel", "parse_spec", "resolve_model", "pool", "POOLINGS", "default_pooling",
            "is_decoder", "load_auto_model"]
 
 POOLINGS = ("mean", "last", "cls")
 _WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.json", "*.model", "*.txt", "*.tiktoken", "*.py")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.txt", "vocab.json", "spiece.model",
+                    "sentencepiece.bpe.model", "*.tiktoken")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
 
 
@@ -67,12 +71,20 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
         >>> parse_spec("Qwen/Qwen2.5-0.5B@main"), parse_spec("gpt2")
         (('Qwen/Qwen2.5-0.5B', 'main'), ('gpt2', None))
     """
-    if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"model: a preset name, a folder or a hub id, got {spec!r}")
+    if isinstance(spec, os.PathLike) and not isinstance(spec, (bytes, bytearray)):
+        spec = os.fspath(spec)
+    if not isinstance(spec, str):
+        raise ArgumentTypeError(f"spec: a model (preset name, folder or hub id) as a string, got "
+                                f"{spec!r:.60} ({type(spec).__name__})")
+    spec = str(spec)
+    if not spec.strip():
+        raise ValueError(f"spec: a model (preset name, folder or hub id), got {spec!r}")
+    if "\x00" in spec:
+        raise ValueError(f"spec: the model name contains a NUL character: {spec!r:.60}")
     if "@" in spec and not Path(spec).expanduser().exists():
         name, rev = spec.rsplit("@", 1)
         if not name or not rev:
-            raise ValueError(f"model: {spec!r}: use 'org/name@revision'")
+            raise ValueError(f"spec: model {spec!r}: use 'org/name@revision'")
         return name, rev
     return spec, None
 
@@ -109,18 +121,26 @@ def resolve_model(spec: str, *, cache_dir: str | os.PathLike | None = None) -> R
     from . import models
 
     name, rev = parse_spec(spec)
+    spec = os.fspath(spec)
+    if cache_dir is not None:
+        cache_dir = check_path(cache_dir, "cache_dir")
+        if cache_dir.exists() and not cache_dir.is_dir():
+            raise ValueError(f"cache_dir: {cache_dir} is a file, not a folder")
     if rev is None and name in models.REGISTRY:
         return ResolvedModel(spec, "preset", name, None, models.model_dir(name),
                              models.weights_sha256(name))
     p = Path(name).expanduser()
     if rev is None and (p.is_dir() or name.startswith((".", "/", "~"))):
+        if not p.exists():
+            raise ValueError(f"spec: model folder not found: {p}")
         if not p.is_dir():
-            raise ValueError(f"model: folder not found: {p}")
+            raise ValueError(f"spec: {p} is a file, not a model folder")
         if not (p / "config.json").is_file():
-            raise ValueError(f"model: {p} has no config.json: not a transformers model folder")
+            raise ValueError(f"spec: {p} has no config.json: not a transformers model folder")
+        _check_config_json(p / "config.json")
         return ResolvedModel(spec, "folder", str(p), None, p.resolve(), _folder_digest(p))
     if not _HUB_ID.match(name):
-        raise ValueError(f"model: {spec!r} is neither a preset ({list(models.REGISTRY)}), "
+        raise ValueError(f"spec: {spec!r} is neither a preset ({list(models.REGISTRY)}), "
                          "an existing folder, nor a hub id like 'org/name[@revision]'")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HFValidationError
@@ -129,22 +149,41 @@ def resolve_model(spec: str, *, cache_dir: str | os.PathLike | None = None) -> R
         local = snapshot_download(name, revision=rev, cache_dir=cache_dir,
                                   allow_patterns=list(_WEIGHT_PATTERNS))
     except HFValidationError as e:
-        raise ValueError(f"model: {spec!r} is not a valid hub id: {e}") from e
+        raise ValueError(f"spec: {spec!r} is not a valid hub id: {e}") from e
     except Exception as e:  # noqa: BLE001 -- offline / not found / network: one clear message
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
         hint = ("HF_HUB_OFFLINE is set and the model is not in the local hub cache: download "
                 "it once online, or point at a local folder" if offline else
                 "check the id and the network, or point at a local folder")
-        raise ValueError(f"model: cannot get {spec!r} from the Hugging Face hub "
+        raise ValueError(f"spec: cannot get {spec!r} from the Hugging Face hub "
                          f"({type(e).__name__}): {hint}") from e
     local = Path(local)
     if not (local / "config.json").is_file():
-        raise ValueError(f"model: the hub snapshot of {spec!r} has no config.json")
+        raise ValueError(f"spec: the hub snapshot of {spec!r} has no config.json")
     return ResolvedModel(spec, "hub", name, rev, local, f"hub:{name}@{local.name}")
+
+
+def _check_config_json(path: Path) -> None:
+    import json
+
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"spec: {path} is not valid JSON ({e}): not a transformers model "
+                         f"folder") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"spec: {path} holds {type(cfg).__name__}, not a JSON object")
+
+
+def _check_config(config) -> None:
+    if not isinstance(getattr(config, "model_type", None), str) or isinstance(config, type):
+        raise ArgumentTypeError(f"config: a transformers model config (PretrainedConfig, with a "
+                                f"model_type), got {config!r:.60} ({type(config).__name__})")
 
 
 def is_decoder(config) -> bool:
     """True for causal LMs (GPT-2, Llama, Qwen2, Pythia, ...), False for encoders (BERT, MPNet)."""
+    _check_config(config)
     archs = " ".join(getattr(config, "architectures", None) or [])
     if "CausalLM" in archs or "LMHeadModel" in archs:
         return True
@@ -156,6 +195,7 @@ def is_decoder(config) -> bool:
 
 def default_pooling(config) -> str:
     """``last`` for decoders (decoder reward models read the last real token), else ``mean``."""
+    _check_config(config)
     return "last" if is_decoder(config) else "mean"
 
 
@@ -168,6 +208,10 @@ def pool(hidden, mask, how: str = "mean"):
       never from token ids: id 0 is a real token in several vocabularies);
     * ``cls``: :math:`h_0` (BERT's ``[CLS]``; with right padding).
 
+    ``hidden`` must be a finite floating-point tensor (any float dtype, gradients kept) and
+    ``mask`` a 0/1 tensor (bool, int or float) with at least one real token per row: a row
+    of zeros (an empty text) has no pooled vector and is refused, naming the row.
+
     Examples:
         >>> import torch
         >>> h = torch.arange(6.0).view(1, 3, 2).repeat(2, 1, 1)
@@ -177,11 +221,34 @@ def pool(hidden, mask, how: str = "mean"):
     """
     import torch
 
+    if not isinstance(how, str):
+        raise ArgumentTypeError(f"how: the pooling, one of {POOLINGS}, got {how!r:.40} "
+                                f"({type(how).__name__})")
     if how not in POOLINGS:
-        raise ValueError(f"pooling: one of {POOLINGS}, got {how!r}")
-    if hidden.ndim != 3 or mask.shape != hidden.shape[:2]:
-        raise ValueError(f"hidden/mask: shapes (n, L, H) and (n, L), got {tuple(hidden.shape)} "
-                         f"and {tuple(mask.shape)}")
+        raise ValueError(f"how: unknown pooling {how!r}; one of {POOLINGS}")
+    hidden = check_float_tensor(hidden, "hidden")
+    if hidden.layout != torch.strided:
+        raise ArgumentTypeError(f"hidden: a dense tensor, got layout {hidden.layout}")
+    if not isinstance(mask, torch.Tensor):
+        raise ArgumentTypeError(f"mask: the attention mask as a torch.Tensor (n, L), got "
+                                f"{type(mask).__name__}")
+    if mask.device.type == "meta" or mask.layout != torch.strided or mask.is_complex():
+        raise ArgumentTypeError(f"mask: a dense real tensor with values, got {mask.dtype} "
+                                f"{mask.layout} on {mask.device}")
+    if hidden.ndim != 3 or hidden.numel() == 0:
+        raise ValueError(f"hidden: expected a non-empty shape (n, L, H), got {tuple(hidden.shape)}")
+    if mask.shape != hidden.shape[:2]:
+        raise ValueError(f"mask: shapes (n, L, H) and (n, L) for hidden/mask, got "
+                         f"{tuple(hidden.shape)} and {tuple(mask.shape)}")
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        raise ValueError("mask: entries must be 0 or 1 (an attention mask)")
+    empty = ~mask.bool().any(1)
+    if bool(empty.any()):
+        i = int(torch.nonzero(empty)[0, 0])
+        raise ValueError(f"mask: row {i} has no real token (all zeros): its pooled vector is "
+                         f"undefined; drop empty texts first")
+    if not bool(torch.isfinite(hidden).all()):
+        raise ValueError("hidden: contains NaN or inf (a model run in too low a precision?)")
     if how == "cls":
         return hidden[:, 0]
     m = mask.to(hidden.dtype)
@@ -197,20 +264,36 @@ def load_auto_model(spec: str, *, dtype: str = "float32", cache_dir=None):
     """``(model, tokenizer, resolved)`` through transformers' ``AutoModel`` / ``AutoTokenizer``.
 
     ``dtype``: ``float32`` | ``bfloat16`` | ``float16``. The tokenizer gets a pad token
-    (its EOS token) when it has none, so batches can be padded (GPT-2 has none).
+    (its EOS token) when it has none, so batches can be padded (GPT-2 has none). A folder
+    without tokenizer files (``tokenizer.json``, ``vocab.txt``, ...) is refused: transformers
+    would build an empty tokenizer that maps every word to ``[UNK]``.
     """
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
               "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if not isinstance(dtype, str):
+        raise ArgumentTypeError(f"dtype: one of {sorted(dtypes)} (a string), got {dtype!r:.40}")
     if dtype not in dtypes:
         raise ValueError(f"dtype: one of {sorted(dtypes)}, got {dtype!r}")
     r = resolve_model(spec, cache_dir=cache_dir)
-    tok = AutoTokenizer.from_pretrained(str(r.path))
+    if not any(any(r.path.glob(pat)) for pat in _TOKENIZER_FILES):
+        raise ValueError(f"spec: {r.path} has no tokenizer files ({', '.join(_TOKENIZER_FILES)}): "
+                         f"save the tokenizer the model was trained with beside it "
+                         f"(tokenizer.save_pretrained(folder))")
+    try:
+        tok = AutoTokenizer.from_pretrained(str(r.path))
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"spec: cannot load the tokenizer of {spec!r} from {r.path} "
+                         f"({type(e).__name__}: {str(e)[:200]})") from None
     if tok.pad_token_id is None:
         if tok.eos_token is None:
-            raise ValueError(f"model: the tokenizer of {spec!r} has neither a pad nor an EOS token")
+            raise ValueError(f"spec: the tokenizer of {spec!r} has neither a pad nor an EOS token")
         tok.pad_token = tok.eos_token
-    model = AutoModel.from_pretrained(str(r.path), dtype=dtypes[dtype])
+    try:
+        model = AutoModel.from_pretrained(str(r.path), dtype=dtypes[dtype])
+    except (OSError, ValueError) as e:
+        raise ValueError(f"spec: cannot load the model {spec!r} from {r.path} "
+                         f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
     return model, tok, r
