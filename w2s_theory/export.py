@@ -33,6 +33,8 @@ import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ._validation import ArgumentTypeError, check_float_format, check_str
+
 __all__ = ["frame_to_latex", "frame_to_markdown", "result_to_latex", "result_to_markdown",
            "latex_escape", "TableExport"]
 
@@ -49,16 +51,33 @@ def latex_escape(text: Any) -> str:
         >>> latex_escape("forward_kl & 50%")
         'forward\\_kl \\& 50\\%'
     """
+    if not isinstance(text, (str, numbers.Real)):
+        raise ArgumentTypeError(f"text: a string or a number, got {text!r:.40} "
+                                f"({type(text).__name__})")
     return "".join(_LATEX_SPECIAL.get(c, c) for c in str(text))
 
 
 def _columns(table: Any) -> tuple[list[str], list[list[Any]]]:
     """Header and rows of a DataFrame, a list of row mappings or a mapping of columns."""
+    cols, rows = _raw_columns(table)
+    if not cols:
+        raise ValueError("table: no columns (an empty table has nothing to write)")
+    if len(set(cols)) != len(cols):
+        raise ValueError(f"table: duplicate column names {cols}")
+    return cols, [[_scalar_cell(v, i, c) for v, c in zip(r, cols)] for i, r in enumerate(rows)]
+
+
+def _raw_columns(table: Any) -> tuple[list[str], list[list[Any]]]:
     if hasattr(table, "columns") and hasattr(table, "itertuples"):        # a pandas DataFrame
         cols = [str(c) for c in table.columns]
         return cols, [list(r) for r in table.itertuples(index=False, name=None)]
     if isinstance(table, Mapping):                                        # columns
         cols = [str(c) for c in table]
+        for c, v in table.items():
+            if isinstance(v, (str, bytes, Mapping)) or not hasattr(v, "__len__") or \
+                    getattr(v, "ndim", 1) != 1:
+                raise ArgumentTypeError(f"table: column {str(c)!r} must be a sequence of cells, "
+                                        f"got {type(v).__name__}")
         data = [list(v) for v in table.values()]
         n = len(data[0]) if data else 0
         if any(len(v) != n for v in data):
@@ -74,6 +93,19 @@ def _columns(table: Any) -> tuple[list[str], list[list[Any]]]:
         return cols, [[{str(k): v for k, v in r.items()}.get(c) for c in cols] for r in rows]
     raise TypeError(f"table: expected a DataFrame, a list of row dicts or a dict of columns, "
                     f"got {type(table).__name__}")
+
+
+def _scalar_cell(v: Any, i: int, col: str) -> Any:
+    """0-d numpy arrays and tensors as their number; larger arrays are not one cell."""
+    shape = getattr(v, "shape", None)
+    if shape is not None and hasattr(v, "ndim") and not isinstance(v, (str, bytes)):
+        if v.ndim != 0:
+            raise ValueError(f"table: row {i}, column {col!r}: an array of shape {tuple(shape)}, "
+                             f"not one cell")
+        if hasattr(v, "detach"):
+            v = v.detach()
+        return v.item()
+    return v
 
 
 def _missing(v: Any) -> bool:
@@ -103,6 +135,18 @@ def _numeric(col: list[Any]) -> bool:
                               and type(v).__name__ != "bool_" for v in vals)
 
 
+_LABEL_BAD = set(" \t\n{}\\%#&$^~")
+
+
+def _check_caption_label(caption: Any, label: Any) -> tuple[str | None, str | None]:
+    caption = check_str(caption, "caption", allow_empty=True, allow_none=True)
+    label = check_str(label, "label", allow_none=True)
+    if label is not None and any(c in _LABEL_BAD for c in label):
+        raise ValueError(f"label: {label!r} holds a space or a LaTeX special character; use "
+                         f"letters, digits and ':-_.' (e.g. 'tab:results')")
+    return caption, label
+
+
 def frame_to_latex(table: Any, *, caption: str | None = None, label: str | None = None,
                    float_format: str = "{:.4g}") -> str:
     r"""A ``booktabs`` table: ``\toprule``, header, ``\midrule``, one line per row, ``\bottomrule``.
@@ -127,6 +171,8 @@ def frame_to_latex(table: Any, *, caption: str | None = None, label: str | None 
         \bottomrule
         \end{tabular}
     """
+    caption, label = _check_caption_label(caption, label)
+    float_format = check_float_format(float_format)
     cols, rows = _columns(table)
     align = "".join("r" if _numeric([r[j] for r in rows]) else "l" for j in range(len(cols)))
     lines = [rf"\begin{{tabular}}{{{align}}}", r"\toprule",
@@ -153,6 +199,7 @@ def frame_to_markdown(table: Any, *, float_format: str = "{:.4g}") -> str:
     Returns:
         The table, one line per row after the header and the alignment line.
     """
+    float_format = check_float_format(float_format)
     cols, rows = _columns(table)
     cells = [[_cell(v, float_format).replace("|", r"\|") for v in r] for r in rows]
     head = [c.replace("|", r"\|") for c in cols]
@@ -169,9 +216,14 @@ def frame_to_markdown(table: Any, *, float_format: str = "{:.4g}") -> str:
 
 
 def _result_dict(result: Any) -> dict:
+    if isinstance(result, type):
+        raise TypeError(f"result: expected a result object, got the class {result.__name__}")
     if hasattr(result, "to_dict"):
-        return dict(result.to_dict())
-    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        d = result.to_dict()
+        if not isinstance(d, Mapping):
+            raise TypeError(f"result: its to_dict() returned {type(d).__name__}, not a mapping")
+        return dict(d)
+    if dataclasses.is_dataclass(result):
         return dataclasses.asdict(result)
     if isinstance(result, Mapping):
         return dict(result)
@@ -181,8 +233,13 @@ def _result_dict(result: Any) -> dict:
 
 def _two_columns(result: Any, float_format: str) -> list[dict]:
     # one "value" column of mixed kinds: format here so the column is text throughout
-    return [{"quantity": k, "value": _cell(v, float_format)} for k, v in _result_dict(result).items()
+    float_format = check_float_format(float_format)
+    rows = [{"quantity": str(k), "value": _cell(_scalar_cell(v, 0, str(k)), float_format)}
+            for k, v in _result_dict(result).items()
             if not hasattr(v, "shape") or getattr(v, "ndim", 1) == 0]
+    if not rows:
+        raise ValueError("result: no scalar field to show (empty, or arrays only)")
+    return rows
 
 
 def result_to_latex(result: Any, *, caption: str | None = None, label: str | None = None,
