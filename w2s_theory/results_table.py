@@ -523,8 +523,12 @@ def _sidecar_text(path: Path, header: list[str], schema: dict[str, _Col],
                   digests: dict[str, list[str]]) -> str:
     cols = [{"name": c, "dtype": schema[c].dtype, "nullable": schema[c].nullable}
             for c in header]
-    return json.dumps({"format": SCHEMA_FORMAT, "table": path.name, "columns": cols,
-                       "digests": digests}, indent=1, sort_keys=False) + "\n"
+    # one line per column and per row digest: small, and diffs show the rows that changed
+    lines = [f"{json.dumps(c)}" for c in cols]
+    digs = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in digests.items()]
+    return ("{\n" f'"format": {json.dumps(SCHEMA_FORMAT)},\n"table": {json.dumps(path.name)},\n'
+            '"columns": [\n' + ",\n".join(lines) + '\n],\n"digests": {\n' + ",\n".join(digs)
+            + "\n}\n}\n")
 
 
 def record_schema(path: str | os.PathLike) -> Path:
