@@ -16,7 +16,6 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import TypeVar
 
 __all__ = ["UserError", "ConfigError", "toml_module", "read_toml", "check_keys", "load_config",
@@ -76,7 +75,7 @@ def check_selection(table, where: str = "[selection]") -> dict:
     """
     check_keys(table, ["rule", "source", "note", "params"], where)
     rule = table.get("rule")
-    if rule not in SELECTION_RULES:
+    if not isinstance(rule, str) or rule not in SELECTION_RULES:
         raise ConfigError(f"{where} rule: {rule!r} is not a selection rule; allowed: "
                           f"{', '.join(sorted(SELECTION_RULES))}")
     for k in ("source", "note"):
@@ -108,7 +107,9 @@ def toml_module():
 
 def read_toml(path: str | os.PathLike) -> dict:
     """Parse a TOML file; a missing file or a syntax error is a `ConfigError` naming it."""
-    path = Path(path)
+    from ._validation import check_path  # _validation imports this module
+
+    path = check_path(path, "path")
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -139,6 +140,17 @@ def check_keys(table: Mapping, allowed: Iterable[str], where: str = "") -> None:
         ...
         w2s_theory.config.ConfigError: [train] unknown key 'lrr' (did you mean 'lr'?); allowed: epochs, lr
     """
+    from ._validation import ArgumentTypeError, check_str
+
+    check_str(where, "where", allow_empty=True)
+    if isinstance(allowed, (str, bytes, Mapping)) or not isinstance(allowed, Iterable):
+        raise ArgumentTypeError(f"allowed: an iterable of key names (list, tuple, set), got "
+                                f"{allowed!r:.60} ({type(allowed).__name__})")
+    allowed = list(allowed)
+    for k in allowed:
+        if not isinstance(k, str):
+            raise ArgumentTypeError(f"allowed: key names must be strings, got {k!r:.40} "
+                                    f"({type(k).__name__})")
     if not isinstance(table, Mapping):
         raise ConfigError(f"{where or 'config'}: expected a table, got {type(table).__name__}")
     allowed = sorted(set(allowed))
@@ -156,6 +168,9 @@ def load_config(path: str | os.PathLike, build: Callable[[dict], T]) -> T:
     ``build`` raises ``ValueError`` (or ``TypeError``) for unknown keys or out-of-range values;
     the error comes back as a `ConfigError` whose message starts with the path.
     """
+    if not callable(build):
+        raise TypeError(f"build: a function from the config's dict to the typed config, got "
+                        f"{build!r:.40} ({type(build).__name__})")
     raw = read_toml(path)
     try:
         if "selection" in raw:                  # how its hyper-parameters were chosen: checked,
