@@ -234,11 +234,18 @@ def test_paper_presets_exist():
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=[p.stem for p in PRESETS])
-def test_paper_preset_dry_run_offline(path, offline, capsys):
+def test_paper_preset_dry_run_offline(path, offline, capsys, tmp_path, monkeypatch):
+    """Offline with an empty hub cache the plan is printed, and the dry run is truthful: the
+    hub models (and the data) are not here, so it exits 2 naming them."""
+    import huggingface_hub.constants as c
+
     from w2s_theory.pipelines.finetune import FinetuneSweepConfig
 
-    assert main(["finetune", "--config", str(path), "--dry-run"]) == 0
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    assert main(["finetune", "--config", str(path), "--dry-run"]) == 2
     out = capsys.readouterr().out
+    assert "not in the local hub cache" in out and "models, data and output folders: all " \
+        "present" not in out
     cfg = FinetuneSweepConfig.from_toml(path)
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.lr, cfg.train.max_length) == (1, 16, 1e-5, 512)
     assert set(cfg.sweep.losses) >= {"forward_kl", "reverse_kl", "forward_ce", "reverse_ce"}

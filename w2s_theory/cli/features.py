@@ -94,8 +94,14 @@ def main(argv: list[str] | None = None) -> int:
         check_device(cfg.device)
         pre = preflight.extract(cfg, args.features_dir)
         if args.dry_run:
-            where = (", ".join(f"{a}/{b}" for a in cfg.subsets for b in cfg.splits)
-                     if cfg.data == "hh_rlhf" else ", ".join(f"vader/{b}" for b in cfg.splits))
+            if cfg.data == "hh_rlhf":
+                where = ", ".join(f"{a}/{b}" for a in cfg.subsets for b in cfg.splits)
+            elif cfg.data == "source":
+                from ..sources import describe_source
+
+                where = describe_source(cfg.source)
+            else:
+                where = ", ".join(f"vader/{b}" for b in cfg.splits)
             print(f"{cfg.model} features of {cfg.data}: {where} -> {D.cache_dir(cfg.cache)}")
             print("\n".join(pre.lines()))
             return 0 if pre.ok else preflight_error(PROG, pre)

@@ -27,6 +27,7 @@ Where each preset's data come from: ``docs/data_sources.md`` (`DATA_DOCS`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -89,20 +90,19 @@ class Preflight:
         return {m.name for m in self.missing}
 
     def message(self) -> str:
-        """One line saying what is wrong (the first problem, and how many more) and what to do."""
-        n_more = len(self.data) + len(self.outputs) + (1 if self.missing else 0) - 1
-        more = f" (and {n_more} more problem{'s' if n_more != 1 else ''}: see --dry-run)" \
-            if n_more > 0 else ""
+        """One line saying everything that is wrong (data, outputs, models) and what to do."""
+        parts = []
         if self.data:
-            return f"{self.data[0]}; where the data come from: {DATA_DOCS}{more}"
-        if self.outputs:
-            return self.outputs[0] + more
-        n = len(self.missing)
-        parts = "; ".join(f"{m.key + ': ' if m.key else ''}{m.name}: {m.reason}"
-                          for m in self.missing)
-        cmd = self.install_command()
-        how = f"; install with `{cmd}`" if cmd else ""
-        return f"{n} model{'s' if n != 1 else ''} missing: {parts}{how}"
+            parts.append(f"{'; '.join(self.data)} (where the data come from: {DATA_DOCS})")
+        parts += self.outputs
+        if self.missing:
+            n = len(self.missing)
+            models = "; ".join(f"{m.key + ': ' if m.key else ''}{m.name}: {m.reason}"
+                               for m in self.missing)
+            cmd = self.install_command()
+            how = f"; install with `{cmd}`" if cmd else ""
+            parts.append(f"{n} model{'s' if n != 1 else ''} missing: {models}{how}")
+        return "; ".join(parts)
 
     def lines(self) -> list[str]:
         """The report of ``--dry-run``: one line per problem, then the install command; the
@@ -355,6 +355,24 @@ def _hub_dataset_problem(spec: dict) -> str | None:
             f"or give a local folder in the hub's layout")
 
 
+@contextlib.contextmanager
+def _no_datasets_bars():
+    """``datasets``' progress bars off while a check reads a source (a check prints its report
+    only)."""
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    was = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was:
+            datasets.enable_progress_bars()
+
+
 def _source_problem(where: str, spec: dict, load) -> str | None:
     """Read a source with the loader the run uses (``load()``), or check a hub data set's
     cache; one line per problem (the loader's message names the file and column)."""
@@ -367,10 +385,13 @@ def _source_problem(where: str, spec: dict, load) -> str | None:
         if not Path(str(spec.get("path", "Anthropic/hh-rlhf"))).expanduser().is_dir():
             return None          # a hub data set: in the cache, or downloaded by the run
     try:
-        load()
+        with _no_datasets_bars():
+            load()
     except (UserError, ValueError, OSError, ImportError, KeyError, TypeError) as exc:
         msg = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
-        return msg if msg.startswith(where) else f"{where}: {msg}"
+        msg = msg if msg.startswith(where) else f"{where}: {msg}"
+        inner = msg[len(where) + 2:]
+        return inner if inner.startswith(f"{where}.") or inner.startswith(f"{where}:") else msg
     return None
 
 
