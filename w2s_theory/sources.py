@@ -595,7 +595,7 @@ def check_source(spec: Mapping, where: str = "source") -> dict:
     function's arguments, each checked for its kind and range (messages start with
     ``<where>.<key>:``).
 
-    Example:
+    Examples:
         >>> check_source({"kind": "hh_rlhf_hub", "sizes": [8, 8, 8]})["sizes"]
         [8, 8, 8]
     """
@@ -651,7 +651,7 @@ def source_name(spec: Mapping) -> str:
 def describe_source(spec: Mapping) -> str:
     """One line saying where a source's data come from (for ``--dry-run``; no I/O).
 
-    Example:
+    Examples:
         >>> describe_source({"kind": "hh_rlhf_hub", "sizes": [4000, 4000, 4000]})
         'Anthropic/hh-rlhf (hub form, data_dir harmless-base, seeded split 4000/4000/4000, seed 0)'
     """
@@ -721,7 +721,7 @@ def feature_tag(spec: Mapping, split: str) -> str:
     """The ``dataset`` tag under which a source split's LM features are cached (the feature
     cache key also holds the texts' digest, so two sources never share an entry).
 
-    Example:
+    Examples:
         >>> feature_tag({"kind": "table", "data": "x/reviews.csv", "sizes": [1, 1, 1]}, "test")
         'source-table-reviews-test'
     """
