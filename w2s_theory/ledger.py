@@ -46,6 +46,7 @@ from ._validation import (
     PathNotFound,
     as_float_array,
     check_int,
+    check_number,
     check_path,
     check_scalar,
 )
@@ -128,7 +129,8 @@ def paired_effect(a, b, confidence: float = 0.95) -> PairedEffect:
         if not np.all(np.isfinite(v)):
             raise ValueError(f"{name}: contains NaN or inf at index "
                              f"{int(np.flatnonzero(~np.isfinite(v))[0])}")
-    conf = check_scalar(confidence, "confidence", low=0.0, low_open=True, high=1.0)
+    conf = check_number(confidence, "confidence", low=0.0, low_open=True, high=1.0,
+                        high_open=True)
     d = x - y
     n = int(d.size)
     if n == 0:
@@ -201,7 +203,17 @@ def gap_filter(ceiling, weak, confidence: float = 0.95) -> tuple[bool, PairedEff
         >>> gap_filter([0.64, 0.65, 0.62], [0.6375, 0.6375, 0.6375])[0]
         False
     """
-    e = paired_effect(ceiling, weak, confidence)
+    c = as_float_array(ceiling, "ceiling", allow_bool=False)
+    w = as_float_array(weak, "weak", allow_bool=False)
+    if c.ndim != 1:
+        raise ValueError(f"ceiling: must be 1-D (one value per seed), got shape {c.shape}")
+    if w.shape != c.shape:
+        raise ValueError(f"weak: shape {w.shape} must equal ceiling's shape {c.shape} (1-D)")
+    for name, v in (("ceiling", c), ("weak", w)):
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{name}: contains NaN or inf at index "
+                             f"{int(np.flatnonzero(~np.isfinite(v))[0])}")
+    e = paired_effect(c, w, confidence)
     return bool(np.isfinite(e.ci_low) and e.ci_low > 0.0), e
 
 
@@ -269,7 +281,8 @@ def pgr_interval(student, weak, ceiling, confidence: float = 0.95) -> PGRInterva
         if not np.all(np.isfinite(v)):
             raise ValueError(f"{name}: contains NaN or inf at index "
                              f"{int(np.flatnonzero(~np.isfinite(v))[0])}")
-    conf = check_scalar(confidence, "confidence", low=0.0, low_open=True, high=1.0)
+    conf = check_number(confidence, "confidence", low=0.0, low_open=True, high=1.0,
+                        high_open=True)
     n = int(s.size)
     if n < 2:
         return PGRInterval(math.nan, math.nan, math.nan, n, False, "fewer than 2 seeds")
@@ -330,7 +343,9 @@ def symmetric_loss_defect(loss: str, y: float = 0.3, n_grid: int = 101) -> float
     if n_grid % 2 == 0:
         raise ValueError(f"n_grid: must be odd (the grid must hold the logit 0, where the "
                          f"sums are extreme), got {n_grid}")
-    f = get_loss(loss)
+    from .losses import check_loss_name
+
+    f = get_loss(check_loss_name(loss, "loss"))
     z = torch.linspace(-4.0, 4.0, n_grid, dtype=torch.float64)
     yv = torch.full_like(z, float(y))
     tot = f(z, yv, reduction="none") + f(z, 1.0 - yv, reduction="none")
@@ -538,6 +553,9 @@ def _paper_patterns(ref_dir, missing: list | None) -> dict:
            else _root(None) / "experiments" / "paper_reference")
     cite = "as reported (summary of arXiv 2502.11107)"
     out = {}
+    names = ("main_gpt2_cai_harmless.csv", "qwen25.csv", "noise_gpt2_base_medium_cai_harmless.csv")
+    if ref_dir is not None and not any((ref / n).is_file() for n in names):
+        raise ValueError(f"ref_dir: {ref} holds none of the paper's reference tables {list(names)}")
     main = _read(ref / "main_gpt2_cai_harmless.csv", missing)
     qwen = _read(ref / "qwen25.csv", missing)
     noise = _read(ref / "noise_gpt2_base_medium_cai_harmless.csv", missing)
@@ -1024,9 +1042,9 @@ def write_ledger(root=None, out=None, *, ledger=None) -> Path:
     result) and write it (default ``experiments/results/ledger.csv``) with its summary beside
     it (``ledger_summary.csv``)."""
     root = _root(root)
-    if out is not None and (not isinstance(out, (str, os.PathLike)) or isinstance(out, bytes)):
-        raise ArgumentTypeError(f"out: must be a file path, got {type(out).__name__}")
-    out = Path(out) if out else root / "experiments" / "results" / "ledger.csv"
+    if out is not None:
+        out = check_path(out, "out", must="out")
+    out = out if out is not None else root / "experiments" / "results" / "ledger.csv"
     led = build_ledger(root) if ledger is None else ledger
     out.parent.mkdir(parents=True, exist_ok=True)
     led.to_csv(out, index=False, float_format="%.10g")

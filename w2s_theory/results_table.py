@@ -126,7 +126,7 @@ def schema_path(path: str | os.PathLike) -> Path:
 
 
 def _check_path(path: Any, name: str) -> Path:
-    p = check_path(path, name)
+    p = check_path(path, name, must="out")       # not a folder, no parent that is a file
     if p.name in ("", ".", "..") or p.is_dir():
         raise ValueError(f"{name}: must name a file, got the folder {str(p)!r}")
     return p
@@ -227,6 +227,14 @@ def _value_kind(v: Any) -> tuple[str | None, str]:
             return None, ""
     except ImportError:  # pragma: no cover
         pass
+    if isinstance(v, os.PathLike):
+        return "str", os.fspath(v)
+    if isinstance(v, (list, tuple, dict, set, frozenset, bytes, bytearray, complex)) or \
+            getattr(v, "ndim", 0):
+        raise TypeError(f"a {type(v).__name__} ({v!r:.40}) is not one cell: write numbers, "
+                        f"strings, booleans or None (json.dumps a structure)")
+    if type(v).__str__ is object.__str__ and type(v).__repr__ is object.__repr__:
+        raise TypeError(f"a {type(v).__name__} object has no text form for a cell")
     return "str", str(v)
 
 
@@ -634,6 +642,8 @@ class ResultTable:
         if not isinstance(key, str):
             raise ArgumentTypeError(f"key: must be a run key (str), got {type(key).__name__} "
                                     f"{key!r:.40}")
+        if not key:
+            raise ValueError("key: a run key is a non-empty string, got ''")
         return key in self._keys
 
     def keys(self) -> set[str]:
@@ -681,7 +691,10 @@ class ResultTable:
                 if not isinstance(c, str) or not c:
                     raise ArgumentTypeError(f"{where}: column names must be non-empty strings, "
                                             f"got {c!r}")
-                kind, text = _value_kind(v)
+                try:
+                    kind, text = _value_kind(v)
+                except TypeError as exc:
+                    raise ArgumentTypeError(f"{where}: column {c!r}: {exc}") from None
                 schema[c] = _widen(schema.get(c), kind, c, v, where, self.path)
                 raw[c] = text
                 if c not in header:
@@ -742,9 +755,11 @@ class ResultTable:
     def _select(self, columns: Iterable[str] | None) -> list[dict]:
         if columns is None:
             return [dict(r) for r in self._rows]
-        if isinstance(columns, str) or not isinstance(columns, Iterable):
+        if isinstance(columns, (str, Mapping)) or not isinstance(columns, Iterable):
             raise ArgumentTypeError(f"columns: must be a list of column names, got {columns!r:.60}")
         cols = list(columns)
+        if not cols:
+            raise ValueError("columns: empty; give at least one column (or None for all)")
         unknown = [c for c in cols if c not in self._state.header]
         if unknown:
             raise ValueError(f"columns: {unknown} not in the table {self.path} (columns: "
