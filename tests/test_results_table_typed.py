@@ -95,9 +95,15 @@ def test_writes_that_do_not_fit_the_schema_are_refused_naming_row_and_column(tmp
     with pytest.raises(ValueError, match=r"^row: column 'student_acc' holds float values in "
                                          r".*r\.csv's schema, got 'high'"):
         t.append({"run_key": "k9", "student_acc": "high"})
-    with pytest.raises(ValueError, match=r"^rows\[1\]: column 'loss' holds str values"):
-        t.extend([{"run_key": "k8"}, {"run_key": "k9", "loss": 3}])
+    with pytest.raises(ValueError, match=r"^rows\[1\]: column 'holds' holds bool values"):
+        t.extend([{"run_key": "k8"}, {"run_key": "k9", "holds": "yes"}])
     assert t.path.read_bytes() == before
+    m = ResultTable(tmp_path / "mixed.csv")          # partial_k: 0, 1, then 'lastlayer'
+    m.extend([{"run_key": "a", "partial_k": 0}, {"run_key": "b", "partial_k": 1}])
+    m.append({"run_key": "c", "partial_k": "lastlayer"})
+    assert ResultTable(m.path).frame()["partial_k"].tolist() == ["0", "1", "lastlayer"]
+    m.append({"run_key": "d", "partial_k": 2})
+    assert read_table(m.path)["partial_k"].tolist() == ["0", "1", "lastlayer", "2"]
     t.append({"run_key": "k9", "seed": 2.5, "student_acc": 1})    # int -> float widens
     assert ResultTable(t.path).schema["seed"] == ("float", False)
     assert ResultTable(t.path).schema["loss"] == ("str", True)      # k9 has no loss

@@ -19,8 +19,10 @@
   declared (``ResultTable(path, schema={"acc": "float", "note": "str?"})``, ``?`` =
   nullable) or inferred from the first rows written (Python types: ``str`` -> ``str``,
   ``int`` -> ``int``, ``float`` -> ``float``, ``bool`` -> ``bool``, ``None``/NaN -> null) and
-  widened by later rows (``int`` -> ``float``, non-null -> nullable; a string in a number
-  column or a number in a string column is an error at write time). It is stored beside
+  widened by later rows (``int`` -> ``float``; non-null -> nullable; a column that gets both
+  text and numbers, such as ``partial_k`` = ``0, 1, 'lastlayer'``, -> ``str``, as pandas
+  always read such columns). A value that does not fit a declared column, or a column typed
+  by its name (``*_acc`` floats, ``*_holds`` booleans), is an error at write time. It is stored beside
   the CSV in the sidecar ``<stem>.schema.json`` (`schema_path`), together with a
   **digest of every row** (16 hex digits of SHA-256 over the row's non-empty
   ``column=text`` cells, sorted by column name).
@@ -251,6 +253,10 @@ def _widen(col: _Col | None, kind: str | None, name: str, value: Any, where: str
         return _Col(kind, col.nullable, col.declared)
     if {col.dtype, kind} == {"int", "float"} and not (col.declared and col.dtype == "int"):
         return _Col("float", col.nullable, col.declared)
+    if not col.declared and _family(name) in (None, "str"):
+        # a column of mixed kinds (e.g. partial_k: 0, 1, 'lastlayer') is a text column, as
+        # pandas has always read it; columns typed by name (*_acc, *_holds) or declared are not
+        return _Col("str", col.nullable, False)
     raise ValueError(f"{where}: column {name!r} holds {col.dtype} values in {table}'s schema, "
                      f"got {value!r} ({type(value).__name__}); convert it, or write it to a "
                      f"new column")
