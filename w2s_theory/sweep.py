@@ -3,10 +3,13 @@
 Atomic writes live in `w2s_theory.atomic_io`, provenance in `w2s_theory.provenance`.
 
 A sweep is a list of runs, each identified by a *key* (a stable hash of its
-config and seed). `ResultTable` stores one row per finished run in a
-CSV file, rewritten atomically (temporary file + ``os.replace``) after every
-run, so a sweep killed at any point loses at most the run in flight and a
-rerun skips what is already done.
+config and seed). `ResultTable` (`w2s_theory.results_table`) stores one row per
+finished run in a CSV file, rewritten atomically (temporary file + ``os.replace``)
+after every run, so a sweep killed at any point loses at most the run in flight and a
+rerun skips what is already done. Each table has a schema and a digest of every row in
+its sidecar ``<stem>.schema.json``: a row with a bad cell (a garbled number, a changed
+digit, a pasted foreign row) does not count as done, so the rerun recomputes it; the
+temporary files of a killed writer are removed when the table is opened.
 """
 
 from __future__ import annotations
