@@ -342,7 +342,8 @@ def test_pred_store_checksum_drops_a_changed_run(tmp_path, what):
 
 @pytest.fixture()
 def tiny_finetune(tmp_path):
-    """A tiny head-only fine-tuning sweep on a random 2-layer BERT folder (5 runs)."""
+    """A tiny head-only fine-tuning sweep on a random 2-layer BERT folder (5 runs), with the
+    same folder fine-tuned as the weak model and an lr selection of one candidate."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
@@ -366,7 +367,12 @@ strong = "{mdir}"
 n_train = 32
 n_test = 24
 [weak]
-l2_grid = [0.1]
+model = "{mdir}"
+kind = "finetune"
+lr = 1e-3
+[lr_select]
+grid = [1e-3]
+holdout = 16
 [train]
 max_length = 24
 precision = "fp32"
@@ -400,23 +406,66 @@ def _finetune(cfg: Path, capsys) -> str:
     return capsys.readouterr().out
 
 
-def test_pred_store_of_a_model_with_another_config_json_is_recomputed(tiny_finetune, capsys):
-    """The strong model's ``config.json`` changes (weights and run keys do not): the stored
-    predictions are not reused; unchanged, they are (no run trained)."""
+def test_finetune_caches_of_a_model_with_another_config_json_are_recomputed(tiny_finetune,
+                                                                           capsys):
+    """The models' ``config.json`` changes (weights and run keys do not): the weak model's
+    predictions, the lr selection and the stored predictions are not reused; unchanged,
+    they are (nothing trained)."""
     cfg, out, mdir = tiny_finetune
-    assert "5 runs trained" in _finetune(cfg, capsys)
+    printed = _finetune(cfg, capsys)
+    assert "5 runs trained" in printed and "lr_select: lr" in printed
+    assert "fine-tuned on" in printed
     p = out.with_suffix(".preds.npz")
     before = dict(PredStore(p).logits)
     out.unlink()
     with warnings.catch_warnings():
         warnings.simplefilter("error", CacheWarning)
-        assert "0 runs trained" in _finetune(cfg, capsys)           # unchanged: reused
+        printed = _finetune(cfg, capsys)                            # unchanged: reused
+    assert "0 runs trained" in printed and "lr_select: lr" not in printed
+    assert "fine-tuned on" not in printed
     c = json.loads((mdir / "config.json").read_text())
     c["hidden_act"] = "relu"
     (mdir / "config.json").write_text(json.dumps(c))
     out.unlink()
-    with pytest.warns(PredStoreWarning, match="changed: strong_model"):
-        assert "5 runs trained" in _finetune(cfg, capsys)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        printed = _finetune(cfg, capsys)
+    msgs = [str(x.message) for x in w if issubclass(x.category, CacheWarning)]
+    assert len(msgs) == 3, msgs
+    assert any(m.startswith("weak-model cache") and "changed: weak_model" in m for m in msgs)
+    assert any(m.startswith("lr-selection cache") and "changed: strong_model" in m for m in msgs)
+    assert any(m.startswith(str(p)) and "strong_model" in m for m in msgs)
+    assert "5 runs trained" in printed and "lr_select: lr" in printed
     after = PredStore(p).logits
     assert sorted(after) == sorted(before)
     assert any(not np.allclose(after[k], before[k]) for k in before)
+
+
+def test_sealed_records_older_other_or_corrupt_are_left_out_with_one_line(tmp_path):
+    """The keyed JSON records (lr selection, weak model): each verified on its own."""
+    from w2s_theory.fingerprint import fingerprint, load_records, save_records
+
+    p = tmp_path / "r.json"
+    fp = fingerprint(1, data="a")
+    save_records(p, {"k0": {"lr": 0.1}, "k1": {"lr": 0.2}, "k2": {"lr": 0.3}}, fp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_records(p, fp, what="x cache") == {"k0": {"lr": 0.1}, "k1": {"lr": 0.2},
+                                                       "k2": {"lr": 0.3}}
+    raw = json.loads(p.read_text())
+    raw["k1"]["lr"] = 0.25                                          # a changed number
+    del raw["k2"]["__cache__"]                                      # an older record
+    p.write_text(json.dumps(raw))
+    with pytest.warns(CacheWarning) as w:
+        got = load_records(p, fp, what="x cache")
+    assert got == {"k0": {"lr": 0.1}} and len(w) == 1
+    msg = str(w[0].message)
+    assert msg.startswith(f"x cache {p}: 2 of 3 records not used") and "checksum" in msg \
+        and "older version" in msg, msg
+    with pytest.warns(CacheWarning, match=r"3 of 3 records not used \(computed from other "
+                                          r"inputs \(changed: data\)\)"):
+        save_records(p, {"k0": {"lr": 0.1}, "k1": {"lr": 0.2}, "k2": {"lr": 0.3}}, fp)
+        assert load_records(p, fingerprint(1, data="b"), what="x cache") == {}
+    p.write_text("{torn")
+    with pytest.warns(CacheWarning, match="unreadable"):
+        assert load_records(p, fp, what="x cache") == {}

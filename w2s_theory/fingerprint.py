@@ -45,7 +45,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["CacheWarning", "code_version", "digest", "file_digest", "model_files_digest",
-           "fingerprint", "mismatch_reason", "save_npz", "load_npz", "wrap_json", "unwrap_json"]
+           "fingerprint", "mismatch_reason", "save_npz", "load_npz", "seal", "unseal",
+           "load_records", "save_records"]
 
 #: Members of an `save_npz` archive that hold the envelope (not content).
 FP_MEMBER, SUM_MEMBER = "__fingerprint__", "__checksum__"
@@ -294,38 +295,98 @@ def load_npz(path: str | os.PathLike, fp: Mapping[str, str] | None, *, what: str
 
 
 # ------------------------------------------------------------------------------ JSON envelope
-def wrap_json(payload: Any, fp: Mapping[str, str]) -> dict:
-    """``{"fingerprint": fp, "checksum": digest(payload), "payload": payload}`` (JSON-able).
+ENVELOPE_KEY = "__cache__"
+
+
+def seal(payload: Mapping[str, Any], fp: Mapping[str, str]) -> dict:
+    """A JSON object ``payload`` with its envelope: ``{**payload, "__cache__": {"fingerprint":
+    fp, "checksum": digest(payload)}}`` (the checksum is of the payload as a reader sees it,
+    after a JSON round trip).
 
     Examples:
-        >>> env = wrap_json({"acc": 0.5}, fingerprint(1))
-        >>> unwrap_json(env, fingerprint(1)) == ({"acc": 0.5}, None)
+        >>> rec = seal({"acc": 0.5}, fingerprint(1))
+        >>> unseal(rec, fingerprint(1)) == ({"acc": 0.5}, None)
         True
     """
-    payload = json.loads(json.dumps(payload))     # the digest is of what a reader will see
-    return {"fingerprint": dict(fp), "checksum": digest(payload), "payload": payload}
+    if ENVELOPE_KEY in payload:
+        raise ValueError(f"payload: {ENVELOPE_KEY!r} is reserved for the envelope")
+    payload = json.loads(json.dumps(dict(payload), sort_keys=True))
+    return {**payload, ENVELOPE_KEY: {"fingerprint": dict(fp), "checksum": digest(payload)}}
 
 
-def unwrap_json(obj: Any, fp: Mapping[str, str] | None) -> tuple[Any, str | None]:
-    """``(payload, None)`` for a verified `wrap_json` envelope, else ``(None, why)``.
+def unseal(obj: Any, fp: Mapping[str, str] | None) -> tuple[dict | None, str | None]:
+    """``(payload, None)`` for a verified `seal` object, else ``(None, why)``; ``fp=None``
+    checks the checksum only.
 
     Examples:
-        >>> env = wrap_json([1, 2], fingerprint(1))
-        >>> env["payload"][0] = 3; unwrap_json(env, None)
+        >>> rec = seal({"acc": 0.5}, fingerprint(1))
+        >>> rec["acc"] = 0.6; unseal(rec, None)
         (None, 'content checksum mismatch (corrupted)')
-        >>> unwrap_json({"acc": 0.5}, None)
+        >>> unseal({"acc": 0.5}, None)
         (None, 'no fingerprint (written by an older version)')
+        >>> unseal(seal({"acc": 0.5}, fingerprint(1, data="a")), fingerprint(1, data="b"))[1]
+        'computed from other inputs (changed: data)'
     """
-    if not isinstance(obj, Mapping) or not {"fingerprint", "checksum", "payload"} <= set(obj):
+    if not isinstance(obj, Mapping) or not isinstance(obj.get(ENVELOPE_KEY), Mapping):
         return None, "no fingerprint (written by an older version)"
+    payload = {k: v for k, v in obj.items() if k != ENVELOPE_KEY}
+    env = obj[ENVELOPE_KEY]
     try:
-        ok = digest(obj["payload"]) == obj["checksum"]
+        ok = digest(payload) == env.get("checksum")
     except TypeError:
         ok = False
     if not ok:
         return None, "content checksum mismatch (corrupted)"
     if fp is not None:
-        why = mismatch_reason(obj["fingerprint"], fp)
+        why = mismatch_reason(env.get("fingerprint"), fp)
         if why is not None:
             return None, why
-    return obj["payload"], None
+    return payload, None
+
+
+# ------------------------------------------------------------------------------ keyed records
+def load_records(path: str | os.PathLike, fp: Mapping[str, str] | None, *, what: str,
+                 stacklevel: int = 2) -> dict[str, dict]:
+    """The verified records ``{key: payload}`` of a JSON file of `seal` ed records.
+
+    A missing file is ``{}``; an unreadable one is ``{}`` with one `CacheWarning`; records
+    that are older (no envelope), of other inputs than ``fp`` or corrupt are left out, with
+    one `CacheWarning` line for all of them, so the caller recomputes exactly those.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "r.json"
+        >>> save_records(p, {"k": {"lr": 0.1}}, fingerprint(1))
+        >>> load_records(p, fingerprint(1), what="demo cache")
+        {'k': {'lr': 0.1}}
+    """
+    p = Path(path)
+    if not p.is_file():
+        return {}
+    try:
+        raw = json.loads(p.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError(f"a JSON {type(raw).__name__}, not an object")
+    except (OSError, ValueError) as exc:
+        _warn(what, p, f"unreadable ({type(exc).__name__}: {exc})", CacheWarning, stacklevel + 1)
+        return {}
+    out, bad = {}, {}
+    for k, rec in raw.items():
+        payload, why = unseal(rec, fp)
+        if payload is None:
+            bad[k] = why
+        else:
+            out[k] = payload
+    if bad:
+        whys = sorted(set(bad.values()))
+        _warn(what, p, f"{len(bad)} of {len(raw)} records not used ({'; '.join(whys)})",
+              CacheWarning, stacklevel + 1)
+    return out
+
+
+def save_records(path: str | os.PathLike, records: Mapping[str, Mapping], fp: Mapping[str, str]) -> None:
+    """Write ``{key: payload}`` with each payload `seal` ed with ``fp`` (atomic, sorted keys)."""
+    from .atomic_io import atomic_write_text
+
+    atomic_write_text(path, json.dumps({k: seal(v, fp) for k, v in records.items()}, indent=1,
+                                       sort_keys=True))

@@ -59,7 +59,7 @@ __all__ = [
     "Bundle", "RunSpec", "PredStore", "PredStoreWarning", "build_bundle", "save_bundle", "load_bundle",
     "fit_weak_head", "plan_runs", "execute", "make_row", "rows_from_store", "run",
     "resolve_model_dir", "select_lr", "LrSelect", "PROVENANCE_COLUMNS", "plan_lines", "preflight",
-    "weak_finetune_config", "bundle_fingerprint",
+    "weak_finetune_config", "bundle_fingerprint", "lr_select_fingerprint",
 ]
 
 #: Bump when the protocol changes the numbers (part of every run key).
@@ -552,10 +552,12 @@ def weak_finetune_config(cfg: FinetuneSweepConfig):
 def _weak_finetuned(cfg: FinetuneSweepConfig, items: dict, progress: bool,
                     log: Callable[[str], None]) -> tuple[dict, dict]:
     """``({split: P(label 1)}, record)`` of the weak LM fine-tuned on ``train_gt`` ground truth,
-    cached in ``<out>.weak.json`` under a key of the model's digest, the run config and the texts."""
+    cached in ``<out>.weak.json`` under a key of the model's digest, the run config and the texts,
+    each record sealed with a fingerprint of the model folder's files (``config.json`` and
+    tokenizer included) and the code version (`w2s_theory.fingerprint.seal`); a record that
+    is older, of other model files or corrupt is recomputed with one `CacheWarning`."""
     from transformers import AutoTokenizer
 
-    from ..atomic_io import atomic_write_text
     from ..data import text_digest
     from ..finetune import (
         TextTask,
@@ -575,12 +577,12 @@ def _weak_finetuned(cfg: FinetuneSweepConfig, items: dict, progress: bool,
     key = run_key({"protocol": PROTOCOL_VERSION, "weak": cfg.weak.model, "digest": r.digest,
                    "cfg": c.to_dict(), "texts": digests,
                    "labels": text_digest([str(v) for v in items["train_gt"][1].tolist()])})
+    from ..fingerprint import fingerprint, load_records, model_files_digest, save_records
+
+    fp = fingerprint(_WEAK_CACHE_FORMAT, weak_model=model_files_digest(r.path))
     path = cfg.out_path().with_suffix(".weak.json")
-    try:
-        cached = json.loads(path.read_text()) if path.exists() else {}
-    except ValueError:
-        cached = {}
-    if key in cached:
+    cached = load_records(path, fp, what="weak-model cache")
+    if isinstance(cached.get(key, {}).get("probs"), dict):
         rec = cached[key]
         return {sp: np.asarray(v, dtype=np.float64) for sp, v in rec["probs"].items()}, rec
     tok = AutoTokenizer.from_pretrained(str(r.path))
@@ -595,7 +597,7 @@ def _weak_finetuned(cfg: FinetuneSweepConfig, items: dict, progress: bool,
            "digest": r.digest, "cfg": c.to_dict(), "train_wall_s": st.wall_s,
            "tokens_per_s": st.tokens_per_s, "device": st.device}
     if getattr(eng, "is_main_process", True):
-        atomic_write_text(path, json.dumps({**cached, key: rec}))
+        save_records(path, {**cached, key: rec}, fp)
     log(f"[finetune] weak model {cfg.weak.model} fine-tuned on {len(gt)} train_gt rows "
         f"({st.wall_s:.1f} s)")
     return probs, rec
@@ -754,14 +756,16 @@ def select_lr(cfg: FinetuneSweepConfig, bundle: Bundle, path: str | os.PathLike,
     """Choose ``[train] lr`` by `LrSelect` on held-out ``train_gt`` pairs; never test.
 
     Each candidate's result is kept in ``path`` (JSON, atomic rewrites) under a key of
-    the data, the strong model and the run's config, so a killed selection resumes.
+    the data, the strong model and the run's config, so a killed selection resumes; each
+    record is sealed with a fingerprint of the ``train_gt`` arrays, every file of the strong
+    model's folder and the code version (`w2s_theory.fingerprint.seal`): a record that is
+    older, of other inputs or corrupt is recomputed with one `CacheWarning`.
 
     Returns:
         ``(lr, records)``: the chosen lr (``[train] lr`` when there is no grid) and one
         record per candidate (``lr``, ``holdout_acc``, ``holdout_logloss``, ``n_fit``,
         ``n_holdout``, cost).
     """
-    from ..atomic_io import atomic_write_text
     from ..sweep import run_key
 
     ls = cfg.lr_select
@@ -780,8 +784,11 @@ def select_lr(cfg: FinetuneSweepConfig, bundle: Bundle, path: str | os.PathLike,
         raise ValueError(f"lr_select.holdout: {ls.holdout} held-out pairs leave none of the {n} "
                          "train_gt pairs to fit on")
     fit, hold = gt.subset(np.arange(n - ls.holdout)), gt.subset(np.arange(n - ls.holdout, n))
+    from ..fingerprint import load_records, save_records
+
     path = Path(path)
-    done = json.loads(path.read_text()) if path.exists() else {}
+    fp = lr_select_fingerprint(bundle)
+    done = load_records(path, fp, what="lr-selection cache")
     base = {"protocol": PROTOCOL_VERSION, "strong": cfg.strong, "role": "lr_select",
             "data": {k: bundle.meta.get(k) for k in ("subset", "n_train", "slot_seeds")},
             "holdout": ls.holdout}
@@ -792,7 +799,8 @@ def select_lr(cfg: FinetuneSweepConfig, bundle: Bundle, path: str | os.PathLike,
         c = cfg.train.replace(loss="forward_ce", noise=0.0, confidence=False, seed=int(ls.seed),
                               lr=float(lr))
         key = run_key({**base, "cfg": c.to_dict()})
-        if key not in done:
+        rec = done.get(key)
+        if rec is None:
             if backbone is None:
                 backbone = load_backbone(bundle.model_dir, dropout=cfg.train.dropout)
             eng = engine or make_engine(c, use_accelerate=False, cpu=dev.type == "cpu")
@@ -802,18 +810,19 @@ def select_lr(cfg: FinetuneSweepConfig, bundle: Bundle, path: str | os.PathLike,
             p = predict(model, hold, c, engine=eng)
             y = hold.labels.astype(np.float64)
             pc = np.clip(p, 1e-12, 1 - 1e-12)
-            done[key] = {"lr": float(lr), "holdout_acc": accuracy(hold.labels, p),
-                         "holdout_logloss": float(-(y * np.log(pc) + (1 - y) * np.log1p(-pc)).mean()),
-                         "n_fit": len(fit), "n_holdout": len(hold), "seed": int(ls.seed),
-                         "train_wall_s": st.wall_s, "tokens_per_s": st.tokens_per_s,
-                         "precision": st.precision, "device": st.device, "machine": machine_name(),
-                         "git_commit": git_commit(), "torch_version": torch.__version__}
-            atomic_write_text(path, json.dumps(done, indent=1, sort_keys=True))
+            rec = {"lr": float(lr), "holdout_acc": accuracy(hold.labels, p),
+                   "holdout_logloss": float(-(y * np.log(pc) + (1 - y) * np.log1p(-pc)).mean()),
+                   "n_fit": len(fit), "n_holdout": len(hold), "seed": int(ls.seed),
+                   "train_wall_s": st.wall_s, "tokens_per_s": st.tokens_per_s,
+                   "precision": st.precision, "device": st.device, "machine": machine_name(),
+                   "git_commit": git_commit(), "torch_version": torch.__version__}
+            done[key] = rec
+            save_records(path, done, fp)
             del model
-            log(f"lr_select: lr {lr:g}: held-out train_gt acc {done[key]['holdout_acc']:.4f}, "
-                f"log-loss {done[key]['holdout_logloss']:.4f} ({st.wall_s:.0f} s, "
+            log(f"lr_select: lr {lr:g}: held-out train_gt acc {rec['holdout_acc']:.4f}, "
+                f"log-loss {rec['holdout_logloss']:.4f} ({st.wall_s:.0f} s, "
                 f"{st.tokens_per_s:.0f} tok/s)")
-        records.append(done[key])
+        records.append(rec)
     if ls.metric == "accuracy":
         best = max(records, key=lambda r: (r["holdout_acc"], -r["lr"]))
     else:
@@ -887,6 +896,9 @@ class PredStoreWarning(CacheWarning):
 
 #: Version of the prediction store's envelope (fingerprint + per-run checksums).
 _PRED_CACHE_FORMAT = 1
+#: Versions of the sealed records of ``<out>.weak.json`` and ``<out>.lr_select.json``.
+_WEAK_CACHE_FORMAT = 1
+_LR_CACHE_FORMAT = 1
 #: Bundle meta entries that record cost, not inputs (left out of the fingerprint).
 _BUNDLE_TIMINGS = ("weak_fit_s",)
 
@@ -909,6 +921,19 @@ def bundle_fingerprint(bundle: Bundle) -> dict:
     meta = {k: v for k, v in bundle.meta.items() if k not in _BUNDLE_TIMINGS}
     return fingerprint(_PRED_CACHE_FORMAT, data=digest(arrays),
                        meta=digest(json.loads(json.dumps(meta, default=str))),
+                       strong_model=model_files_digest(bundle.model_dir))
+
+
+def lr_select_fingerprint(bundle: Bundle) -> dict:
+    """What an lr-selection record is computed from besides its key: the ``train_gt`` arrays
+    of the bundle, every file of the strong model's folder and the code version."""
+    from ..fingerprint import digest, fingerprint, model_files_digest
+
+    if not isinstance(bundle, Bundle):
+        raise TypeError(f"bundle: must be a Bundle (build_bundle / load_bundle), got "
+                        f"{type(bundle).__name__}")
+    gt = _task_arrays("gt_", bundle.gt) if bundle.gt is not None else {}
+    return fingerprint(_LR_CACHE_FORMAT, data=digest(gt),
                        strong_model=model_files_digest(bundle.model_dir))
 
 

@@ -10,7 +10,6 @@ command line ``w2s-theory partial --config FILE.toml``.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -130,12 +129,18 @@ def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None]
     ``<out>.lr_select.json``), then the ceilings (on ``[data] ceiling_split``) and the
     students; test logits go to ``<out>.preds.npz`` and rows to ``<out>`` after every run.
     """
-    from ..atomic_io import atomic_write_text
     from ..finetune import load_backbone, make_targets
+    from ..fingerprint import load_records, save_records
     from ..metrics import accuracy
     from ..provenance import git_commit, machine_name
     from ..sweep import ResultTable, run_key
-    from .finetune import PredStore, build_bundle, bundle_fingerprint, rows_from_store
+    from .finetune import (
+        PredStore,
+        build_bundle,
+        bundle_fingerprint,
+        lr_select_fingerprint,
+        rows_from_store,
+    )
 
     cfg = pc.sweep
     if cfg.train.precision == "bf16":
@@ -154,7 +159,8 @@ def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None]
                       fingerprint=bundle_fingerprint(bundle))
     table = ResultTable(out)
     sel_path = out.with_suffix(".lr_select.json")
-    selected = json.loads(sel_path.read_text()) if sel_path.exists() else {}
+    lr_fp = lr_select_fingerprint(bundle)      # records of other data / model files: redone
+    selected = load_records(sel_path, lr_fp, what="lr-selection cache")
     tc = cfg.train
     cached: dict[str, dict[int, CachedStates]] = {}
     ceil_task = bundle.ceiling_task()
@@ -180,7 +186,7 @@ def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None]
     n_done = 0
     if pc.last_layer:   # first: cheap once the k = 0 states are cached
         n_done += _run_last_layer(pc, bundle, states, store, write_rows, selected, sel_path,
-                                  deadline, log)
+                                  deadline, log, lr_fp)
     for k in pc.blocks:
         # ---- lr for this k, on held-out train_gt pairs (never test)
         lr = float(tc.lr)
@@ -213,7 +219,7 @@ def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None]
                                      "n_fit": len(fit), "n_holdout": len(hold),
                                      "train_wall_s": st["wall_s"], "machine": machine_name(),
                                      "git_commit": git_commit()}
-                    atomic_write_text(sel_path, json.dumps(selected, indent=1, sort_keys=True))
+                    save_records(sel_path, selected, lr_fp)
                     log(f"[partial] k={k} lr {cand:g}: held-out train_gt acc "
                         f"{selected[key]['holdout_acc']:.4f} ({st['wall_s']:.0f} s)")
                 recs.append(selected[key])
@@ -266,10 +272,10 @@ def _run_record(spec, extra: dict) -> dict:
 
 
 def _run_last_layer(pc: PartialConfig, bundle, states, store, write_rows, selected: dict,
-                    sel_path: Path, deadline, log) -> int:
+                    sel_path: Path, deadline, log, lr_fp: dict) -> int:
     """The standardised last-layer baseline (regime ``lastlayer``) on the sweep's own pairs."""
-    from ..atomic_io import atomic_write_text
     from ..finetune import make_targets
+    from ..fingerprint import save_records
     from ..metrics import accuracy
     from ..provenance import git_commit, machine_name
     from ..sweep import run_key
@@ -310,7 +316,7 @@ def _run_last_layer(pc: PartialConfig, bundle, states, store, write_rows, select
                                                             * np.log1p(-pcl)).mean()),
                                  "n_fit": int(fit.size), "n_holdout": int(hold.size),
                                  "machine": machine_name(), "git_commit": git_commit()}
-                atomic_write_text(sel_path, json.dumps(selected, indent=1, sort_keys=True))
+                save_records(sel_path, selected, lr_fp)
             recs.append(selected[key])
         best = (max(recs, key=lambda r: (r["holdout_acc"], -r["lr"])) if ls.metric == "accuracy"
                 else min(recs, key=lambda r: (r["holdout_logloss"], r["lr"])))

@@ -809,11 +809,11 @@ def read_convex_cache(path: Path, cfg: RealConfig, fp: dict | None = None) -> di
     number or does not parse -- the caller then refits, so such an entry is never used.
 
     The entry is a JSON object of the columns plus ``"__cache__": {"fingerprint", "checksum"}``
-    (`w2s_theory.fingerprint`); the columns are returned without it."""
+    (`w2s_theory.fingerprint.seal`); the columns are returned without it."""
     import math
     import warnings
 
-    from ..fingerprint import CacheWarning, digest, mismatch_reason
+    from ..fingerprint import CacheWarning, unseal
 
     if not path.is_file():
         return None
@@ -827,14 +827,8 @@ def read_convex_cache(path: Path, cfg: RealConfig, fp: dict | None = None) -> di
     problem = None
     if not isinstance(d, dict):
         problem = f"expected a JSON object, got {type(d).__name__}"
-    elif not isinstance(d.get("__cache__"), dict):
-        problem = "no fingerprint (written by an older version)"
     else:
-        env = d.pop("__cache__")
-        if env.get("checksum") != digest(d):
-            problem = "content checksum mismatch (corrupted)"
-        elif fp is not None:
-            problem = mismatch_reason(env.get("fingerprint"), fp)
+        d, problem = unseal(d, fp)
     if problem is None:
         for c in status:
             if not isinstance(d.get(c), str):
@@ -859,12 +853,9 @@ def read_convex_cache(path: Path, cfg: RealConfig, fp: dict | None = None) -> di
 def _write_convex_cache(path: Path, cols: dict, fp: dict) -> None:
     """Write the convex columns with their fingerprint and checksum (atomic)."""
     from ..atomic_io import atomic_write_text
-    from ..fingerprint import digest
+    from ..fingerprint import seal
 
-    cols = json.loads(json.dumps(cols, sort_keys=True))     # checksum of what a reader sees
-    atomic_write_text(path, json.dumps({**cols, "__cache__": {"fingerprint": fp,
-                                                              "checksum": digest(cols)}},
-                                       sort_keys=True))
+    atomic_write_text(path, json.dumps(seal(cols, fp), sort_keys=True))
 
 
 def _convex_fingerprint(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
