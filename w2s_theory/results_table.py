@@ -74,7 +74,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._validation import ArgumentTypeError, check_number, check_path
+from ._validation import ArgumentTypeError, PathNotFound, check_number, check_path
 from .atomic_io import atomic_write_text, remove_stale_temps
 from .config import UserError
 
@@ -522,7 +522,7 @@ def read_table(path: str | os.PathLike, *, strict: bool = True):
     if not isinstance(strict, bool):
         raise ArgumentTypeError(f"strict: must be a bool, got {strict!r}")
     if not p.exists():
-        raise FileNotFoundError(f"{p}: no such result table")
+        raise PathNotFound(f"{p}: no such result table")
     st = _load(p, {})
     bad = [e for e in st.entries if not e.valid]
     if bad and strict:
@@ -557,7 +557,7 @@ def record_schema(path: str | os.PathLike) -> Path:
     """
     p = _check_path(path, "path")
     if not p.exists():
-        raise FileNotFoundError(f"{p}: no such result table")
+        raise PathNotFound(f"{p}: no such result table")
     st = _load(p, {}, verify=False)
     bad = [e for e in st.entries if not e.valid]
     if bad:
