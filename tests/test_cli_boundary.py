@@ -7,7 +7,6 @@ without side effects.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
 import signal
@@ -389,10 +388,3 @@ def test_python_m_help_has_no_side_effects(module, tmp_path):
     assert stamp == {p: p.stat().st_mtime_ns for p in (ROOT / "experiments" / "results").rglob("*")
                      if p.is_file()}
 
-
-def test_models_help_in_process(capsys):
-    from w2s_theory.models import _main
-
-    assert _main(["--help"]) == 0
-    assert capsys.readouterr().out.startswith("usage: python -m w2s_theory.models")
-    assert json.dumps(_main(["bogus"])) == "2"

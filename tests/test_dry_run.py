@@ -287,3 +287,35 @@ def test_data_docs_cover_every_preset():
                  "cai_harmless_test.jsonl", "naming", "Anthropic/hh-rlhf", "SHA256SUMS"):
         assert word in text, word
     assert "data_sources.md" in (ROOT / "mkdocs.yml").read_text()
+
+
+def test_vader_archive_missing_is_a_note_or_a_problem(hub_env, tmp_path, capsys, monkeypatch):
+    argv = ["features", "extract", "--model", GOOD_MODEL, "--data", "vader", "--cache",
+            str(tmp_path / "cache"), "--dry-run"]
+    rc, out, _ = _run(argv, capsys)
+    assert rc == 0 and "note: vader:" in out and ALL_PRESENT not in out
+    assert "no problem: the run can start" in out
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    rc, out, err = _run(argv, capsys)
+    assert rc == 2 and "PIP_NO_INDEX is set" in err
+    (tmp_path / "cache" / "vader").mkdir(parents=True)
+    (tmp_path / "cache" / "vader" / "vaderSentiment-3.3.2.tar.gz").write_bytes(b"x")
+    rc, out, _ = _run(argv, capsys)
+    assert rc == 0 and out.strip().endswith(ALL_PRESENT)
+
+
+def test_online_model_to_download_is_not_all_present(tmp_path, capsys, monkeypatch):
+    import huggingface_hub
+    import huggingface_hub.constants as c
+
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, repo_id, **kw: None)
+    d = tmp_path / "hh" / "harmless"
+    d.mkdir(parents=True)
+    (d / "test.jsonl").write_text('{"chosen": "a", "rejected": "b"}\n')
+    rc, out, _ = _run(["features", "extract", "--model", "org/on-the-hub", "--subset", "harmless",
+                       "--split", "test", "--data-dir", str(d.parent), "--cache",
+                       str(tmp_path / "c"), "--dry-run"], capsys)
+    assert rc == 0 and "note: org/on-the-hub: not in the Hugging Face cache yet" in out
+    assert ALL_PRESENT not in out

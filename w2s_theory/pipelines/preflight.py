@@ -121,8 +121,11 @@ class Preflight:
             if cmd:
                 out.append(f"install: {cmd}")
         out += [f"note: {n}" for n in self.notes]
-        if self.ok:
+        if self.ok and not self.notes:
             out.append(ALL_PRESENT)
+        elif self.ok:
+            out.append(f"no problem: the run can start (it downloads what the note{'s' if len(self.notes) > 1 else ''} "
+                       f"above say{'' if len(self.notes) > 1 else 's'})")
         else:
             n = len(self.data) + len(self.outputs) + len(self.missing)
             out.append(f"{n} problem{'s' if n != 1 else ''}: the run would not start")
@@ -396,6 +399,22 @@ def _source_problem(where: str, spec: dict, load) -> str | None:
 
 
 # ----------------------------------------------------------------------------- commands
+def _vader_note(res: Preflight, cache=None) -> None:
+    """VADER's ground truth is read from the ``vaderSentiment`` source archive in the cache;
+    the run fetches it with pip when it is not there (a note, or a problem offline)."""
+    from ..data import VADER_SDIST, cache_dir
+
+    path = cache_dir(cache) / "vader" / VADER_SDIST
+    if path.is_file():
+        return
+    if os.environ.get("PIP_NO_INDEX", "").lower() in ("1", "true", "yes", "on"):
+        res.data.append(f"vader: {path} not found and PIP_NO_INDEX is set: run "
+                        f"`w2s-theory features fetch-vader` where the package registry is reachable")
+    else:
+        res.notes.append(f"vader: {path} not there yet; the run fetches it with pip "
+                         f"(`w2s-theory features fetch-vader` does it now)")
+
+
 def real(cfg, *, out=None, cache=None) -> Preflight:
     """Models, data and outputs of a `RealConfig` (``out``: the result table, default the
     config's; ``cache``: the head cache folder, default the config's)."""
@@ -406,6 +425,8 @@ def real(cfg, *, out=None, cache=None) -> Preflight:
     pairwise = [d for d in cfg.datasets if d not in srcs and dataset_spec(d).task == "pairwise"]
     other = [d for d in cfg.datasets if d not in pairwise]
     res = Preflight(data=_hh_rlhf_files(cfg.data_root, pairwise, SPLITS) if pairwise else [])
+    if "vader" in cfg.datasets and "vader" not in srcs:
+        _vader_note(res)
     if srcs:
         from .real import FeatureBank
 
@@ -443,6 +464,26 @@ def runnable_pairs(cfg, pre: Preflight) -> tuple[tuple[str, str], ...]:
     return tuple(p for p in cfg.pairs if p[0] not in gone and p[1] not in gone)
 
 
+def _finetune_source(dc) -> None:
+    """Read a fine-tuning sweep's ``[data.source]`` and check it as the pipeline does: rows
+    per split for ``n_train`` / ``n_test``, two classes for labelled texts."""
+    import numpy as np
+
+    from ..config import ConfigError
+    from ..sources import load_source
+
+    data = load_source(dc.source, where="data.source")
+    for sp, key in (("train_gt", "n_train"), ("train_w2s", "n_train"), ("test", "n_test")):
+        want, have = getattr(dc, key), len(data[sp])
+        if want > have:
+            raise ConfigError(f"data.{key}: {want} rows asked, the source's {sp} split has {have}")
+    if hasattr(data["test"], "labels"):
+        k = int(max(int(np.max(d.labels)) for d in data.values())) + 1
+        if k > 2:
+            raise ConfigError(f"data.source: {k} classes; the fine-tuning pipeline trains a scalar "
+                              "reward head (two classes, labels 0/1)")
+
+
 def finetune(cfg, *, out=None, outputs=()) -> Preflight:
     """Models, data and outputs of a `FinetuneSweepConfig` (``out``: the result table,
     default ``[run] out``; ``outputs``: more ``(path, what, is_folder)`` to check)."""
@@ -453,10 +494,8 @@ def finetune(cfg, *, out=None, outputs=()) -> Preflight:
         need = {"train_gt": dc.n_train, "train_w2s": dc.n_train, "test": dc.n_test}
         res = Preflight(data=_hh_rlhf_files(dc.root, [dc.subset], SPLITS, need))
     else:
-        from .finetune import _load_splits
-
         res = Preflight()
-        why = _source_problem("data.source", dc.source, lambda: _load_splits(cfg))
+        why = _source_problem("data.source", dc.source, lambda: _finetune_source(dc))
         if why:
             res.data.append(why)
     w = cfg.weak.model
@@ -487,6 +526,8 @@ def extract(cfg, features_dir=None) -> Preflight:
                        cache=cfg.cache)
     else:
         res = Preflight()
+        if cfg.data == "vader":
+            _vader_note(res, cfg.cache)
         if cfg.data == "source":
             from ..sources import load_source
 
