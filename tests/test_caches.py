@@ -272,6 +272,21 @@ def test_feature_cache_entry_not_vouched_for_is_recomputed(tmp_path, extract_cal
     assert len(extract_calls) == 2
 
 
+def test_token_cache_of_other_texts_in_place_is_recomputed(tmp_path):
+    """The token ids of other texts (same count) put in place of the right ones: not used."""
+    x = F.extract("wordllama", TEXTS, cache=tmp_path / "a", progress=False)
+    other = [t[::-1] for t in TEXTS]
+    F.extract("wordllama", other, cache=tmp_path / "b", progress=False)
+    (mine,), (theirs,) = ((tmp_path / d / "tokens").glob("*.npz") for d in "ab")
+    shutil.copyfile(theirs, mine)
+    with pytest.warns(CacheWarning, match=r"token cache .*changed: key"):
+        y = F.extract("wordllama", TEXTS, cache=tmp_path / "a", progress=False)
+    assert np.array_equal(x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheWarning)                # rewritten: reused again
+        F.extract("wordllama", TEXTS, cache=tmp_path / "a", progress=False)
+
+
 def test_prebuilt_file_checksum_in_the_manifest_is_verified(tmp_path, monkeypatch):
     from w2s_theory import data as D
     from w2s_theory.fingerprint import file_digest

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from .data import SPLITS, SUBSETS, DataNotFound, cache_dir, load_hh_rlhf, project_root, text_digest
+from .fingerprint import CacheWarning
 
 __all__ = ["FeatureSpec", "FEATURE_SETS", "ENV_FEATURES", "feature_spec", "TokenIds",
            "tokenize", "length_buckets", "pool_hidden", "embed_token_ids",
@@ -480,20 +481,27 @@ def _tokens_cached(tokenizer, tok_digest: str, texts: list[str], spec: FeatureSp
     if cache is None:
         return tokenize(tokenizer, texts, max_length=spec.max_length,
                         truncation_side=spec.truncation_side, add_special_tokens=add_special_tokens)
+    from .fingerprint import fingerprint, load_npz, save_npz
+
     key = hashlib.sha256(json.dumps([_FORMAT, tok_digest, spec.max_length, spec.truncation_side,
                                      add_special_tokens, text_digest(texts)]).encode()).hexdigest()
     path = cache / "tokens" / f"{key[:24]}.npz"
-    if path.is_file():
+    fp = fingerprint(_CACHE_FORMAT, key=key)
+    z = load_npz(path, fp, what="token cache", stacklevel=3)
+    if z is not None:
         try:
-            t = TokenIds.load(path)
-            if len(t) == len(texts):
-                return t
-        except Exception:  # noqa: BLE001 - any unreadable entry is rebuilt
+            ids, offsets = z["ids"], z["offsets"]
+            if (offsets.ndim == 1 and offsets.size == len(texts) + 1 and offsets[0] == 0
+                    and offsets[-1] == ids.size and not np.any(np.diff(offsets) < 0)):
+                return TokenIds(ids, offsets)
+        except KeyError:
             pass
+        warnings.warn(f"token cache {path}: malformed token ids; recomputing",
+                      CacheWarning, stacklevel=3)
     t = tokenize(tokenizer, texts, max_length=spec.max_length,
                  truncation_side=spec.truncation_side, add_special_tokens=add_special_tokens)
     try:
-        t.save(path)
+        save_npz(path, {"ids": t.ids, "offsets": t.offsets}, fp)
     except OSError:
         pass
     return t
@@ -594,7 +602,7 @@ def _read_entry(npz: Path, meta: Path, key: dict, n: int, fp: dict | None = None
     """The cached array, or ``None`` when missing, or (with one `CacheWarning` saying why) when
     written by an older version (no fingerprint), computed from other inputs (key or
     fingerprint ``fp``), corrupt (payload sha256) or malformed."""
-    from .fingerprint import CacheWarning, mismatch_reason
+    from .fingerprint import mismatch_reason
 
     if not (npz.is_file() or meta.is_file()):
         return None

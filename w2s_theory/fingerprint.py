@@ -1,4 +1,4 @@
-r"""Content fingerprints and checksummed cache envelopes: a cache is used only when verified.
+"""Content fingerprints and checksummed cache envelopes: a cache is used only when verified.
 
 Every cache of the project (features, teacher and student heads, convex fits, fine-tuning
 predictions) stores two things beside its content:
@@ -15,11 +15,25 @@ differs from the one of the inputs at hand, or a checksum that does not match th
 means the entry is recomputed, with one `CacheWarning` line naming the cache and why
 (`mismatch_reason`).
 
-``digest`` of arrays hashes dtype, shape and bytes, so ``digest(x) == digest(y)`` iff the
-arrays are equal element for element with the same dtype and shape:
+`digest` of an array is ``sha256(tag | dtype | shape | bytes(x))``, so two arrays have the
+same digest iff they have the same dtype, shape and bytes; dicts are hashed in sorted key
+order. Envelopes: `save_npz` / `load_npz` (arrays + ``__fingerprint__`` + ``__checksum__``
+members), `seal` / `unseal` (a JSON object + ``"__cache__": {"fingerprint", "checksum"}``)
+and `save_records` / `load_records` (a JSON object of sealed records, each verified alone).
 
-.. math:: \mathrm{digest}(x) = \mathrm{sha256}(\text{tag} \,\|\, \text{dtype} \,\|\,
-          \text{shape} \,\|\, \text{bytes}(x))
+The caches and what their fingerprints hold (``code`` and ``format`` in every one):
+
+* features, ``<cache>/features/<set>/<dataset>/<key>.npz`` + ``.json``: the key (spec,
+  weights digest, dtype, data set, text digest) and ``model_files`` (every file of the model
+  folder); token ids, ``<cache>/tokens/<key>.npz``: the tokenizer files and the texts;
+* real pipeline, ``teachers.npz`` / ``students.npz``: the protocol (training config) and the
+  content digest of the standardised features they are trained on (and, for students, the
+  teachers' weights); convex fits, ``<cache>/real/convex/<key>.json``: the key, both feature
+  digests and the weak teacher's weights;
+* fine-tuning, ``<out>.preds.npz``: the bundle's arrays and meta data and every file of the
+  strong model (`w2s_theory.pipelines.finetune.bundle_fingerprint`), with a checksum per
+  run; ``<out>.weak.json`` and ``<out>.lr_select.json``: the model files (and the
+  ``train_gt`` arrays), a checksum per record.
 
 Examples:
     >>> import numpy as np, tempfile, pathlib
@@ -347,7 +361,7 @@ def unseal(obj: Any, fp: Mapping[str, str] | None) -> tuple[dict | None, str | N
 # ------------------------------------------------------------------------------ keyed records
 def load_records(path: str | os.PathLike, fp: Mapping[str, str] | None, *, what: str,
                  stacklevel: int = 2) -> dict[str, dict]:
-    """The verified records ``{key: payload}`` of a JSON file of `seal` ed records.
+    """The verified records ``{key: payload}`` of a JSON file of sealed records (`seal`).
 
     A missing file is ``{}``; an unreadable one is ``{}`` with one `CacheWarning`; records
     that are older (no envelope), of other inputs than ``fp`` or corrupt are left out, with
@@ -385,7 +399,7 @@ def load_records(path: str | os.PathLike, fp: Mapping[str, str] | None, *, what:
 
 
 def save_records(path: str | os.PathLike, records: Mapping[str, Mapping], fp: Mapping[str, str]) -> None:
-    """Write ``{key: payload}`` with each payload `seal` ed with ``fp`` (atomic, sorted keys)."""
+    """Write ``{key: payload}``, each payload sealed with ``fp`` (`seal`; atomic, sorted keys)."""
     from .atomic_io import atomic_write_text
 
     atomic_write_text(path, json.dumps({k: seal(v, fp) for k, v in records.items()}, indent=1,
