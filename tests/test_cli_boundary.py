@@ -388,3 +388,13 @@ def test_python_m_help_has_no_side_effects(module, tmp_path):
     assert stamp == {p: p.stat().st_mtime_ns for p in (ROOT / "experiments" / "results").rglob("*")
                      if p.is_file()}
 
+
+
+def test_ctrl_c_while_a_command_loads(capsys, monkeypatch):
+    import importlib
+
+    def interrupted(name, *a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(importlib, "import_module", interrupted)
+    assert main(["real", "--help"]) == 130
+    assert _one_line(capsys.readouterr().err) == f"w2s-theory real: {INTERRUPTED}"

@@ -7,7 +7,9 @@ work). Nothing outside this package imports it; tests call `main`.
 
 Every user error (config, data, model, device: `w2s_theory.config.UserError`) prints
 one line, ``w2s-theory COMMAND: message``, and exits 2, for every command; ``--traceback``
-(anywhere before a ``--``) re-raises it with its traceback instead. ``--version`` prints the
+(anywhere before a ``--``) re-raises it with its traceback instead. An ``OSError`` (an output
+path that is read-only, full or shadowed by a file) is one line naming the path, exit 2; Ctrl-C
+is ``interrupted; rerun the same command to resume``, exit 130. ``--version`` prints the
 package version. Shared options are spelt alike everywhere: ``--out``, ``--quiet``,
 ``--config``, ``--device``, ``--data-dir``, ``--dry-run``.
 """
@@ -78,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.main(rest) or 0)
     except UserError as exc:      # a user error that escaped the command: still one line, exit 2
         return usage_error(f"w2s-theory {cmd}", exc)
+    except KeyboardInterrupt:     # Ctrl-C while the command's modules load (torch, ...)
+        if tb:
+            raise
+        from .common import EXIT_INTERRUPTED, INTERRUPTED
+
+        print(f"\nw2s-theory {cmd}: {INTERRUPTED}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         set_traceback(old)
 
