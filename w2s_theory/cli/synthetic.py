@@ -40,7 +40,7 @@ def parser() -> Parser:
     p.add_argument("--limit", type=nonneg_int, help="stop after this many new runs")
     p.add_argument("--no-figures", action="store_true")
     p.add_argument("--dry-run", action="store_true",
-                   help="check the config and the output folders, say how many runs are left, "
+                   help="check the config and the output folders, say how many runs the sweep has, "
                         "and exit (2 if the run could not start)")
     add_quiet(p, "no progress bar")
     return p
