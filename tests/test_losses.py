@@ -10,6 +10,7 @@ CE ``-p(1-p) logit y``.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -83,16 +84,22 @@ def xlogx(a):
     return 0.0 if a == 0.0 else a * math.log(a)
 
 
-def clip(y, eps):
-    return min(max(y, eps), 1.0 - eps)
+def log_clip_pair(y, eps):
+    """(log yc, log(1 - yc)) for yc = y clipped into [eps, 1 - eps], decided in exact rationals
+    (``1 - eps`` is not a float: the clip must not round it)."""
+    fy, fe = Fraction(y), Fraction(eps)
+    if fy < fe:
+        return math.log(eps), math.log1p(-eps)
+    if 1 - fy < fe:
+        return math.log1p(-eps), math.log(eps)
+    return math.log(y), math.log1p(-y)
 
 
 def ref_binary(name, z, y, eps):
     """(loss, error scale) for one binary example."""
     lp, lq = log_sigmoid(z), log_sigmoid(-z)
     p, q = math.exp(lp), math.exp(lq)
-    yc = clip(y, eps)
-    ly, l1y = math.log(yc), math.log(1.0 - yc)
+    ly, l1y = log_clip_pair(y, eps)
     terms = {
         "forward_ce": [-y * lp, -(1 - y) * lq],
         "forward_kl": [xlogx(y), -y * lp, xlogx(1 - y), -(1 - y) * lq],
@@ -112,9 +119,9 @@ def ref_kclass(name, z, y, eps):
     elif name == "forward_kl":
         terms = [t for yi, li in zip(y, lp) for t in (xlogx(yi), -yi * li)]
     elif name == "reverse_kl":
-        terms = [t for pi, li, yi in zip(p, lp, y) for t in (pi * li, -pi * math.log(clip(yi, eps)))]
+        terms = [t for pi, li, yi in zip(p, lp, y) for t in (pi * li, -pi * log_clip_pair(yi, eps)[0])]
     else:
-        terms = [-pi * math.log(clip(yi, eps)) for pi, yi in zip(p, y)]
+        terms = [-pi * log_clip_pair(yi, eps)[0] for pi, yi in zip(p, y)]
     return math.fsum(terms), sum(map(abs, terms))
 
 
@@ -131,8 +138,8 @@ def ref_grad_binary(name, z, y, eps):
     """Closed-form d loss / d z of docs/theory.md for one binary example."""
     p = sigmoid(z)
     pq = math.exp(log_sigmoid(z) + log_sigmoid(-z))          # p (1 - p)
-    yc = clip(y, eps)
-    logit_y = math.log(yc) - math.log1p(-yc)
+    ly, l1y = log_clip_pair(y, eps)
+    logit_y = ly - l1y
     if name in ("forward_ce", "forward_kl"):
         return p - y
     if name == "reverse_kl":
