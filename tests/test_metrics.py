@@ -1,9 +1,12 @@
 """Metrics against independent brute-force formulas; statistics against scipy."""
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from w2s_theory.metrics import (
@@ -15,6 +18,7 @@ from w2s_theory.metrics import (
     mean_ci,
     paired_test,
     pgr,
+    pgr_status,
 )
 
 
@@ -104,6 +108,64 @@ def test_pgr_and_disagreement():
     assert disagreement_rate([0.9, 0.1, 0.6, 0.4], [0.8, 0.7, 0.3, 0.45]) == 0.5
     with pytest.raises(ValueError, match="probs_b"):
         disagreement_rate([0.9, 0.1], [0.9])
+
+
+def test_pgr_is_undefined_when_the_ceiling_does_not_beat_the_weak_model():
+    """Was 3.0: student and ceiling both below the weak model made a positive ratio."""
+    assert math.isnan(pgr(0.49, 0.82, 0.71))
+    assert pgr_status(0.49, 0.82, 0.71) == "ceiling_below_weak"
+    assert math.isnan(pgr(0.9, 0.82, 0.71))                 # also when the student beats both
+    assert math.isnan(pgr(0.7, 0.6, 0.6)) and pgr_status(0.7, 0.6, 0.6) == "no_gap"
+    assert pgr_status(0.7, 0.6, 0.8) == "defined"
+    for bad, name in (((1.2, 0.5, 0.8), "acc_student"), ((0.6, -0.1, 0.8), "acc_weak"),
+                      ((0.6, 0.5, float("nan")), "acc_ceiling"), ((0.6, "0.5", 0.8), "acc_weak")):
+        for f in (pgr, pgr_status):
+            with pytest.raises((TypeError, ValueError), match=f"^{name}: "):
+                f(*bad)
+
+
+ACC = st.integers(0, 200).map(lambda k: k / 200)       # accuracies on a 200-example test set
+
+
+@settings(max_examples=2000, deadline=None, derandomize=True)
+@given(ACC, ACC, ACC)
+def test_pgr_rule_against_exact_rationals(s, w, c):
+    """Defined iff c > w, then (s - w)/(c - w) (exact rationals); above 1 only if the student
+    beats the ceiling; the status names the case."""
+    r = pgr(s, w, c)
+    fs, fw, fc = Fraction(s), Fraction(w), Fraction(c)
+    if fc > fw:
+        want = (fs - fw) / (fc - fw)
+        assert r == pytest.approx(float(want), rel=1e-12, abs=1e-12)
+        assert pgr_status(s, w, c) == "defined"
+        if r > 1.0 + 1e-12:
+            assert fs > fc
+        if fs <= fc:
+            assert r <= 1.0 + 1e-12
+    else:
+        assert math.isnan(r)
+        assert pgr_status(s, w, c) == ("no_gap" if fc == fw else "ceiling_below_weak")
+
+
+def test_result_rows_follow_the_pgr_rule():
+    """A fine-tuning result row whose ceiling is below the weak model carries pgr = nan."""
+    from scipy.special import expit
+
+    from w2s_theory.finetune import FinetuneConfig
+    from w2s_theory.pipelines.finetune import make_row
+
+    rng = np.random.default_rng(0)
+    n = 200
+    y = rng.integers(0, 2, n)
+    pw = expit(3.0 * (2 * y - 1) + rng.normal(size=n))          # a good weak model
+    z = rng.normal(size=n)                                      # a poor student ...
+    zc = rng.normal(size=n) + 0.2 * (2 * y - 1)                 # ... and a poor ceiling
+    rec = {"regime": "full", "role": "student", "seed": 0, "config": FinetuneConfig().to_dict()}
+    row = make_row(rec, z, y, pw, zc, 1e-3)
+    assert row["ceiling_acc"] < row["weak_acc"] and row["student_acc"] < row["weak_acc"]
+    assert math.isnan(row["pgr"])
+    assert pgr_status(row["student_acc"], row["weak_acc"], row["ceiling_acc"]) == \
+        "ceiling_below_weak"
 
 
 @pytest.mark.parametrize("seed", range(4))

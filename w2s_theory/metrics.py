@@ -7,7 +7,8 @@ shape ``(n,)``. The hard prediction is ``1[p > 1/2]`` (binary; a tie at exactly
 
 * `accuracy`, `auroc` (Mann–Whitney, ties as half), `ece`
   (top-label expected calibration error, equal-width bins),
-* `pgr`, the performance gap recovered of Burns et al. (2023),
+* `pgr`, the performance gap recovered of Burns et al. (2023), undefined (``nan``) unless
+  the ceiling beats the weak model, and `pgr_status`, the reason,
 * `disagreement_rate` between two predictors' hard labels,
 * `paired_test` (paired t-test and exact sign test over seeds) and
   `mean_ci` (t-based confidence interval of a mean).
@@ -39,6 +40,8 @@ __all__ = [
     "auroc",
     "ece",
     "pgr",
+    "pgr_status",
+    "PGR_STATUSES",
     "disagreement_rate",
     "paired_test",
     "PairedTest",
@@ -165,21 +168,56 @@ def ece(y_true, probs, n_bins: int = 10) -> float:
     return float(np.abs(s_acc - s_conf).sum() / n)
 
 
-def pgr(acc_student: float, acc_weak: float, acc_ceiling: float) -> float:
-    r"""Performance gap recovered :math:`(a_{sw} - a_w) / (a_{ceil} - a_w)`.
+#: `pgr_status` values: PGR is defined, the ceiling equals the weak model, or it is below it.
+PGR_STATUSES = ("defined", "no_gap", "ceiling_below_weak")
 
-    ``1`` = the student matches the strong ceiling, ``0`` = it only matches the
-    weak teacher; negative when it falls below the weak teacher. Returns ``nan``
-    when the ceiling equals the weak accuracy (no gap to recover).
+
+def pgr_status(acc_student: float, acc_weak: float, acc_ceiling: float) -> str:
+    """Whether `pgr` is defined for these accuracies, and if not, why.
+
+    ``"defined"`` when the ceiling beats the weak model (``acc_ceiling > acc_weak``);
+    ``"no_gap"`` when they are equal; ``"ceiling_below_weak"`` when the ceiling is worse (nothing
+    to recover: the ratio of two negative gaps would read as recovery). Arguments as for `pgr`.
+
+    Examples:
+        >>> pgr_status(0.49, 0.82, 0.71), pgr_status(0.7, 0.6, 0.6), pgr_status(0.7, 0.6, 0.8)
+        ('ceiling_below_weak', 'no_gap', 'defined')
+    """
+    return _pgr_parts(acc_student, acc_weak, acc_ceiling)[0]
+
+
+def _pgr_parts(acc_student, acc_weak, acc_ceiling) -> tuple[str, float, float, float]:
+    s = check_number(acc_student, "acc_student", low=0.0, high=1.0)
+    w = check_number(acc_weak, "acc_weak", low=0.0, high=1.0)
+    c = check_number(acc_ceiling, "acc_ceiling", low=0.0, high=1.0)
+    status = "defined" if c > w else ("no_gap" if c == w else "ceiling_below_weak")
+    return status, s, w, c
+
+
+def pgr(acc_student: float, acc_weak: float, acc_ceiling: float) -> float:
+    r"""Performance gap recovered :math:`(a_{sw} - a_w) / (a_{ceil} - a_w)`, when there is a gap.
+
+    Defined only when the strong ceiling beats the weak model, ``a_ceil > a_w``: then ``1`` = the
+    student matches the ceiling, ``0`` = it only matches the weak teacher, negative = it falls
+    below the weak teacher, and above ``1`` only when the student beats the ceiling. When
+    ``a_ceil <= a_w`` there is no gap to recover and the ratio means nothing (student and ceiling
+    both below the weak model give a positive ratio: ``(0.49 - 0.82) / (0.71 - 0.82) = 3``), so
+    the result is ``nan``; `pgr_status` says why (``"no_gap"`` or ``"ceiling_below_weak"``).
+    Result tables follow the same rule: their ``pgr`` column is ``nan`` exactly where
+    `pgr_status` of the row's ``student_acc``, ``weak_acc``, ``ceiling_acc`` is not
+    ``"defined"``. Over seeds, `w2s_theory.ledger.pgr_interval` adds Fieller's interval.
+
+    Args:
+        acc_student, acc_weak, acc_ceiling: accuracies in ``[0, 1]``.
 
     Examples:
         >>> pgr(0.625, 0.5, 0.75)
         0.5
+        >>> pgr(0.49, 0.82, 0.71)           # ceiling below the weak model: undefined
+        nan
     """
-    s = check_number(acc_student, "acc_student")
-    w = check_number(acc_weak, "acc_weak")
-    c = check_number(acc_ceiling, "acc_ceiling")
-    if c == w:
+    status, s, w, c = _pgr_parts(acc_student, acc_weak, acc_ceiling)
+    if status != "defined":
         return float("nan")
     return (s - w) / (c - w)
 
