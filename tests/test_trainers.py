@@ -219,3 +219,160 @@ def test_trl_reward_trainer_on_weak_soft_labels(tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     with pytest.raises(ValueError, match="weak_label"):
         weak_preference_collator(0)([{"chosen_ids": [1], "rejected_ids": [2]}])
+
+
+# ----------------------------------------------------------------------------- input validation
+def test_weak_probs_as_lists_arrays_and_pandas():
+    """Was ``AttributeError: 'list' object has no attribute 'to'``."""
+    import pandas as pd
+
+    z = torch.tensor([0.3, -1.0, 2.0])
+    want = W2SLoss()(z, torch.tensor([0.5, 0.9, 0.1]))
+    for y in ([0.5, 0.9, 0.1], (0.5, 0.9, 0.1), np.array([0.5, 0.9, 0.1]),
+              pd.Series([0.5, 0.9, 0.1], index=[7, 8, 9]), np.array([0.5, 0.9, 0.1], np.float32)):
+        got = W2SLoss()(z, y)
+        assert torch.allclose(got, want, rtol=1e-6), type(y)
+    fn = soft_label_loss("forward_kl")
+    yk = pd.DataFrame({"a": [0.2, 0.5], "b": [0.8, 0.5]})
+    zk = torch.zeros(2, 2)
+    assert torch.allclose(fn({"logits": zk}, yk), fn({"logits": zk}, torch.tensor(yk.to_numpy())))
+    assert torch.allclose(fn(zk, yk.to_numpy()), fn({"logits": zk}, yk))     # a bare tensor too
+
+
+@pytest.mark.parametrize("bad", [-3, 0, 2.5, True, "4", object(), torch.tensor(-3),
+                                 torch.tensor(0), torch.tensor([4, 4]), torch.tensor(2.5),
+                                 torch.tensor(True), np.int64(-1)])
+def test_num_items_in_batch_must_be_a_positive_integer(bad):
+    """Was a negative loss (gradient ascent) for ``num_items_in_batch=-3``."""
+    fn = soft_label_loss("forward_ce")
+    out = SimpleNamespace(logits=torch.zeros(3, 1))
+    with pytest.raises((TypeError, ValueError), match=r"^num_items_in_batch: "):
+        fn(out, torch.tensor([1.0, 0.0, 0.5]), num_items_in_batch=bad)
+
+
+def test_num_items_in_batch_good_values():
+    fn = soft_label_loss("forward_ce")
+    out = SimpleNamespace(logits=torch.zeros(3, 1))
+    y = torch.tensor([1.0, 0.0, 0.5])
+    want = 3 * math.log(2) / 6
+    for n in (6, np.int64(6), torch.tensor(6), torch.tensor(6.0)):
+        assert float(fn(out, y, num_items_in_batch=n)) == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [float("nan"), -0.1, 1.5, float("inf"), "0.5", None,
+                                   torch.tensor([0.5, 0.5])])
+def test_confidence_alpha_is_checked_on_every_call(alpha):
+    """Was accepted while the buffer held fewer than ``min_count`` predictions."""
+    m = ConfidenceW2SLoss("forward_ce")
+    with pytest.raises((TypeError, ValueError), match=r"^alpha: "):
+        m(torch.zeros(3), torch.tensor([0.5, 0.9, 0.1]), alpha)
+    assert len(m.buffer) == 0                     # nothing was buffered by the refused call
+
+
+def test_bad_inputs_are_refused_naming_the_argument():
+    z, y = torch.zeros(3), torch.tensor([0.5, 0.9, 0.1])
+    cases = [
+        (lambda: W2SLoss()([0.0, 1.0, 2.0], y), r"^logits: expected the model's logits"),
+        (lambda: W2SLoss()(z.to_sparse(), y), r"^logits: .*to_dense"),
+        (lambda: W2SLoss()(z, y.to_sparse()), r"^weak_probs: .*to_dense"),
+        (lambda: W2SLoss()(z, ["0.5", "0.9", "0.1"]), r"^weak_probs: expected numbers"),
+        (lambda: W2SLoss()(z, np.array([0.5, None, 0.1], dtype=object)), r"^weak_probs: "),
+        (lambda: W2SLoss()(z, torch.tensor([0.5, 1.5, 0.1])), r"^weak_probs: entries must lie"),
+        (lambda: W2SLoss()(torch.tensor([0.0, float("nan"), 1.0]), y), r"^logits: contains NaN"),
+        (lambda: W2SLoss()(torch.zeros(3, dtype=torch.int64), y), r"^logits: expected a floating"),
+        (lambda: W2SLoss()(z, torch.zeros(4)), r"^weak_probs: shape"),
+        (lambda: W2SLoss(eps=float("nan")), r"^eps: must be finite"),
+        (lambda: W2SLoss(eps=0.7), r"^eps: must lie in"),
+        (lambda: W2SLoss(check="no"), r"^check: must be True or False"),
+        (lambda: W2SLoss(reduction=None), r"^reduction: "),
+        (lambda: ConfidenceW2SLoss(buffer_size=0), r"^buffer_size: "),
+        (lambda: ConfidenceW2SLoss(buffer_size=4, min_count=8), r"^min_count: "),
+        (lambda: ConfidenceW2SLoss(base=3), r"^base: a loss name"),
+        (lambda: ConfidenceW2SLoss()(torch.zeros(3, 3), torch.full((3, 3), 1 / 3), 0.5),
+         r"^logits: ConfidenceW2SLoss is binary"),
+        (lambda: soft_label_loss("forward_ce")(SimpleNamespace(), y), r"^outputs: "),
+        (lambda: soft_label_loss("forward_ce")({"loss": 1}, y), r"^outputs: "),
+        (lambda: soft_label_loss("forward_ce")({"logits": z}, [0.5, 2.0, 0.1]),
+         r"^labels: entries must lie"),
+        (lambda: soft_label_loss("forward_ce")({"logits": [0.0, 1.0]}, y), r"^outputs.logits: "),
+        (lambda: soft_label_loss(5), r"^loss: a loss name"),
+    ]
+    for f, pattern in cases:
+        with pytest.raises((TypeError, ValueError), match=pattern):
+            f()
+
+
+def test_grad_and_low_precision_inputs_are_handled():
+    # weak labels that carry a gradient: the loss differentiates through them
+    z = torch.tensor([0.3, -1.0, 2.0], requires_grad=True)
+    y = torch.tensor([0.5, 0.9, 0.1], requires_grad=True)
+    W2SLoss("forward_kl")(z, y).backward()
+    assert torch.isfinite(z.grad).all() and torch.isfinite(y.grad).all()
+    # bfloat16 logits and bfloat16 labels: float32 loss, bfloat16 gradient, nothing infinite
+    zb = torch.tensor([3.0, -2.0], dtype=torch.bfloat16, requires_grad=True)
+    out = W2SLoss("reverse_kl")(zb, torch.tensor([0.999, 1.0], dtype=torch.bfloat16))
+    out.backward()
+    assert out.dtype == torch.float32 and zb.grad.dtype == torch.bfloat16
+    assert torch.isfinite(out) and torch.isfinite(zb.grad).all()
+    # integer labels (0/1) are soft labels too
+    assert torch.allclose(W2SLoss("forward_ce")(z.detach(), torch.tensor([1, 0, 1])),
+                          W2SLoss("forward_ce")(z.detach(), torch.tensor([1.0, 0.0, 1.0])))
+
+
+def test_collator_and_trainer_arguments_are_checked():
+    from w2s_theory.trainers import SoftLabelTrainer, WeakRewardTrainer, weak_preference_collator
+
+    for bad, pattern in ((-1, r"^pad_token_id: "), ("0", r"^pad_token_id: "),
+                         (None, r"^pad_token_id: ")):
+        with pytest.raises((TypeError, ValueError), match=pattern):
+            weak_preference_collator(bad)
+    col = weak_preference_collator(0)
+    ex = {"chosen_ids": [1, 2], "rejected_ids": [3]}
+    for bad in ("0.5", None, 1.5, float("nan"), True):
+        with pytest.raises((TypeError, ValueError), match=r"^weak_label: example 1: "):
+            col([{**ex, "weak_label": 0.5}, {**ex, "weak_label": bad}])
+    assert col([{**ex, "weak_label": 0.25}])["weak_label"].tolist() == [0.25]
+    with pytest.raises((TypeError, ValueError), match=r"^w2s_loss: "):
+        SoftLabelTrainer(model=_tiny_classifier(1), w2s_loss="nope")
+    with pytest.raises((TypeError, ValueError), match=r"^w2s_eps: "):
+        SoftLabelTrainer(model=_tiny_classifier(1), w2s_eps=-1.0)
+    with pytest.raises((TypeError, ValueError), match=r"^w2s_loss: "):
+        WeakRewardTrainer(model=_tiny_classifier(1), w2s_loss=["reverse_kl"])
+
+
+def test_trl_reward_trainer_with_a_tokenizer_without_eos(tmp_path):
+    """BERT's tokenizer has no EOS token: TRL failed with ``TypeError: endswith first arg must be
+    str`` on text data; the texts are now tokenized with the tokenizer's own special tokens."""
+    import datasets
+    from transformers import AutoTokenizer
+    from trl import RewardConfig
+
+    from w2s_theory.models import model_dir
+    from w2s_theory.trainers import WeakRewardTrainer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir("all-MiniLM-L6-v2")), local_files_only=True)
+    assert tok.eos_token is None
+    words = ["good", "bad", "fine", "the", "answer", "is", "wrong", "right"]
+    g = np.random.default_rng(0)
+    rows = {"chosen": [" ".join(g.choice(words, 4)) for _ in range(8)],
+            "rejected": [" ".join(g.choice(words, 3)) for _ in range(8)],
+            "weak_label": g.uniform(size=8).tolist()}
+    ds = datasets.Dataset.from_dict(rows)
+    model = _tiny_classifier(1, seed=3)
+    model.resize_token_embeddings(len(tok))
+    model.config.pad_token_id = tok.pad_token_id
+    args = RewardConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=1,
+                        learning_rate=1e-2, report_to=[], use_cpu=True, save_strategy="no",
+                        logging_strategy="no", max_length=None, seed=0)
+    tr = WeakRewardTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
+                           w2s_loss="reverse_ce")
+    # the ids are the tokenizer's own encoding ([CLS] ... [SEP]), no text EOS appended
+    assert tr.train_dataset[0]["chosen_ids"] == tok(rows["chosen"][0])["input_ids"]
+    assert tr.train_dataset[0]["rejected_ids"] == tok(rows["rejected"][0])["input_ids"]
+    before = [p.detach().clone() for p in model.parameters()]
+    tr.train()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    bad = datasets.Dataset.from_dict({"chosen": ["a", "b"], "rejected": [1, 2],
+                                      "weak_label": [0.5, 0.5]})
+    with pytest.raises(TypeError, match=r"^train_dataset: column 'rejected', row 0"):
+        WeakRewardTrainer(model=model, args=args, train_dataset=bad, processing_class=tok)
