@@ -455,7 +455,9 @@ def load_runs(root=None):
     (student rows; ``regime`` column mapped to ``full_finetune`` / ``finetune_<name>``; a new
     table such as ``cpu_4k.csv`` is picked up as it appears, partial or not) and
     ``experiments/synthetic/results/{noise,strength}.csv`` (``dataset = "synthetic"``, ceiling =
-    the Bayes accuracy of ``F*``). Missing tables are skipped.
+    the Bayes accuracy of ``F*``; rows with ``fit_status = "no_minimizer"``, the reverse-CE
+    "exact fit" that has no finite minimiser, have no student and are left out). Missing
+    tables are skipped.
 
     Returns:
         ``pandas.DataFrame`` with columns ``regime, head, source, dataset, weak, strong, loss,
@@ -511,6 +513,8 @@ def load_runs(root=None):
         df = _read(syn / f"{name}.csv", missing)
         if df is None:
             continue
+        if "fit_status" in df.columns:   # an exact fit with no finite minimiser: no student
+            df = df[df["fit_status"].astype(str) != "no_minimizer"]
         reg = df["head"].map({"minibatch": "last_layer_minibatch",
                               "softmax": "last_layer_converged"})
         p = df.assign(regime=reg, head=df["method"].map(
