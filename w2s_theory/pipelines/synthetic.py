@@ -131,11 +131,13 @@ def _physical_memory() -> int | None:
 
 
 def instance_bytes(sizes: dict) -> int:
-    """A rough upper bound on the memory one instance takes, in bytes (float64 arrays).
+    """A rough upper bound on the memory one instance takes, in bytes (float64 arrays):
+
+    ``bytes = 3 * 8 * (n_gt + n_w2s + n_test) * (d_strong + d_weak + 4 k)``
 
     Each row holds the strong and weak features, the truth, the weak predictions and the
-    fitted head's predictions (``d_strong + d_weak + 4 k`` floats); the fit and the draws
-    make about 3 copies of that at once.
+    fitted head's predictions (``d_strong + d_weak + 4 k`` floats of 8 bytes); the fit and
+    the draws make about 3 copies of that at once.
 
     Example:
         >>> instance_bytes({"n_gt": 10, "n_w2s": 10, "n_test": 10, "d_strong": 4, "d_weak": 2, "k": 2})
