@@ -138,6 +138,7 @@ def test_pipeline_writes_no_minimizer_rows(tmp_path):
         evaluate,
         fit_method,
         run_sweep,
+        summarize_lemma1,
         sweep_config_from_dict,
     )
     from w2s_theory.synthetic import SyntheticConfig, make_instance
@@ -159,6 +160,10 @@ def test_pipeline_writes_no_minimizer_rows(tmp_path):
         assert bad[c] == df.loc["softmax/reverse_kl", c]       # the instance's columns kept
     assert np.isfinite(df.loc["minibatch/reverse_ce", "risk_strong"])  # the practical regime
     assert np.isfinite(df.loc["softmax/reverse_kl", "risk_strong"])
+    summ = summarize_lemma1(out["table"].frame()).set_index("method")
+    assert summ.loc["softmax/reverse_ce", "no_minimizer"] == 1
+    assert summ.loc["softmax/reverse_ce", "all_hold"] is None       # no student, no verdict
+    assert summ.loc["softmax/reverse_kl", "no_minimizer"] == 0
     # the row has the columns (and order) of any other row
     inst = make_instance(SyntheticConfig(d_strong=6, d_weak=2, n_gt=60, n_w2s=60, n_test=60), 0)
     good = evaluate(inst, "softmax/reverse_kl",

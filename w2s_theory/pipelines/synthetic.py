@@ -683,13 +683,20 @@ LEMMA1_STAGES = ("l1_data_dependent", "l1_tv", "l1_sqrt_forward", "l1_sqrt_rever
 
 
 def summarize_lemma1(df):
-    """Per method: quantiles of each stage / |gap| (the looseness), and whether all held."""
+    """Per method: quantiles of each stage / |gap| (the looseness), and whether all held.
+
+    Runs whose fit has no finite minimiser (``fit_status = "no_minimizer"``) have no student:
+    they are counted in ``no_minimizer`` and left out of ``all_hold`` (``None`` when no run
+    of the method has a student) and of the quantiles (NaN)."""
     import pandas as pd
 
     rows = []
     for meth, g in df.groupby("method", sort=True):
+        ill = g["fit_status"].astype(str) == NO_MINIMIZER if "fit_status" in g else False
+        g_ill, g = g[ill], g[~ill]
         gap = g["l1_gap"].abs()
-        r = {"method": meth, "n": len(g), "all_hold": bool(g["l1_holds"].all())}
+        r = {"method": meth, "n": len(g) + len(g_ill), "no_minimizer": len(g_ill),
+             "all_hold": bool(g["l1_holds"].astype(bool).all()) if len(g) else None}
         for s in LEMMA1_STAGES:
             ratio = (g[s] / gap)[gap > 0]
             name = s.removeprefix("l1_")
@@ -749,7 +756,8 @@ def format_summary(cfg: SweepConfig, df) -> str:
     elif cfg.kind == "lemma1":
         s = summarize_lemma1(df)
         head = f"Lemma 1: median bound / |gap| per stage (>= 1 when it holds; {n} instances)"
-        cols = {"method": "head/loss", "n": "runs", "all_hold": "all hold",
+        cols = {"method": "head/loss", "n": "runs", "no_minimizer": "no minimiser",
+                "all_hold": "all hold",
                 **{f"{st.removeprefix('l1_')}_median": st.removeprefix("l1_") for st in LEMMA1_STAGES}}
         t = s[list(cols)].rename(columns=cols)
     else:
