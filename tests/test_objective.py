@@ -46,3 +46,21 @@ def test_objective_validates_by_name():
         Objective(confidence_warmup_frac=2.0)
     with pytest.raises(ValueError, match="buffer"):
         Objective(confidence=True)(torch.zeros(2), torch.zeros(2), step=0, total_steps=1)
+
+
+def test_objective_fields_go_through_the_validation_core():
+    """``alpha_max=True`` and ``confidence="yes"`` were accepted; numpy numbers were refused."""
+    import numpy as np
+
+    for kw, name in ((dict(alpha_max=True), "alpha_max"), (dict(confidence="yes"), "confidence"),
+                     (dict(alpha_max=float("nan")), "alpha_max"), (dict(eps="1e-6"), "eps"),
+                     (dict(threshold_buffer=8.0), "threshold_buffer"),
+                     (dict(threshold_min_count=0), "threshold_min_count"),
+                     (dict(eps=0.5), "eps")):
+        with pytest.raises((TypeError, ValueError), match=f"^{name}: "):
+            Objective(**kw)
+    o = Objective(alpha_max=np.float32(0.25), threshold_buffer=np.int64(8), eps=np.float64(1e-6))
+    assert o.alpha(5, 10) == 0.25
+    with pytest.raises(ValueError, match="^buffer: "):
+        Objective(confidence=True)(torch.zeros(2), torch.zeros(2), step=0, total_steps=1,
+                                   buffer=[])

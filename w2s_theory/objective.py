@@ -42,19 +42,19 @@ class Objective:
     eps: float = 1e-6
 
     def __post_init__(self):
+        from ._validation import ArgumentTypeError, check_int, check_number
         from .losses import check_loss_name
 
         check_loss_name(self.loss)
+        import numpy as np
+
+        if not isinstance(self.confidence, (bool, np.bool_)):     # (a table row's np.bool_ too)
+            raise ArgumentTypeError(f"confidence: must be True or False, got {self.confidence!r}")
         for name in ("alpha_max", "confidence_warmup_frac"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
-                raise ValueError(f"{name}: must lie in [0, 1], got {v!r}")
+            check_number(getattr(self, name), name, low=0.0, high=1.0)
         for name in ("threshold_buffer", "threshold_min_count"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name}: must be an integer >= 1, got {v!r}")
-        if not (isinstance(self.eps, (int, float)) and 0.0 < self.eps < 0.5):
-            raise ValueError(f"eps: must lie in (0, 0.5), got {self.eps!r}")
+            check_int(getattr(self, name), name, low=1)
+        check_number(self.eps, "eps", low=0.0, high=0.5, low_open=True, high_open=True)
 
     def alpha(self, step: int, total_steps: int) -> float:
         """The confidence weight at ``step`` (`w2s_theory.losses.confidence_alpha`)."""
@@ -83,8 +83,11 @@ class Objective:
         from .losses import confidence_loss, get_loss
 
         if self.confidence:
-            if buffer is None:
-                raise ValueError("buffer: the confidence loss needs Objective.new_buffer()")
+            from .losses import BalanceThreshold
+
+            if not isinstance(buffer, BalanceThreshold):
+                raise ValueError(f"buffer: the confidence loss needs Objective.new_buffer(), got "
+                                 f"{type(buffer).__name__}")
             buffer.update(torch.sigmoid(z.detach()), y)
             if len(buffer) >= self.threshold_min_count:
                 return confidence_loss(z, y, alpha=self.alpha(step, total_steps),
