@@ -319,3 +319,16 @@ def test_online_model_to_download_is_not_all_present(tmp_path, capsys, monkeypat
                        str(tmp_path / "c"), "--dry-run"], capsys)
     assert rc == 0 and "note: org/on-the-hub: not in the Hugging Face cache yet" in out
     assert ALL_PRESENT not in out
+
+
+def test_dry_run_draws_no_bar_and_restores_the_switch(hub_env, tmp_path, capsys):
+    import datasets
+
+    datasets.enable_progress_bars()
+    rc, out, err = _run(_finetune(tmp_path, _source(_csv(tmp_path, [0, 1] * 8))), capsys)
+    assert rc == 0 and err == ""                   # the source was read without a bar
+    assert datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    rc, out, err = _run(_finetune(tmp_path, _source(_csv(tmp_path, [0, 1] * 8))), capsys)
+    assert rc == 0 and not datasets.is_progress_bar_enabled()
+    datasets.enable_progress_bars()

@@ -362,18 +362,25 @@ def _hub_dataset_problem(spec: dict) -> str | None:
 def _no_datasets_bars():
     """``datasets``' progress bars off while a check reads a source (a check prints its report
     only)."""
-    try:
-        import datasets
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    was = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
+    import sys
+
+    key, old = "HF_DATASETS_DISABLE_PROGRESS_BARS", os.environ.get("HF_DATASETS_DISABLE_PROGRESS_BARS")
+    os.environ[key] = "1"                       # read by datasets when a loader imports it
+    datasets = sys.modules.get("datasets")      # imported already: switch it off directly
+    fresh = datasets is None
+    was = datasets is not None and datasets.is_progress_bar_enabled()
+    if was:
+        datasets.disable_progress_bars()
     try:
         yield
     finally:
-        if was:
-            datasets.enable_progress_bars()
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old
+        datasets = sys.modules.get("datasets")
+        if was or (fresh and datasets is not None and old is None):
+            datasets.enable_progress_bars()     # as it would have been without the check
 
 
 def _source_problem(where: str, spec: dict, load) -> str | None:
