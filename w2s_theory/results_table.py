@@ -108,6 +108,9 @@ _BOOL_SUFFIXES = ("_holds",)
 _FLOAT_RE = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?"
                        r"|inf|nan)\Z")
 _INT_RE = re.compile(r"[+-]?\d+\Z")
+_NUM = r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|inf|nan)"
+_FLOAT_COL_RE = re.compile(rf"(?:{_NUM})?(?:\n(?:{_NUM})?)*")
+_INT_COL_RE = re.compile(r"(?:[+-]?\d+)?(?:\n(?:[+-]?\d+)?)*")
 _TRUE = {"True", "true", "TRUE"}
 _FALSE = {"False", "false", "FALSE"}
 
@@ -286,9 +289,49 @@ def _convert(text: str, col: _Col) -> tuple[Any, str | None]:
     return math.nan, f"{text!r} in a column that has never held a value"   # 'empty'
 
 
+def _convert_column(cells: list[str], col: _Col) -> tuple[list, dict[int, str]]:
+    """`_convert` over a column: (typed values, {row index: problem}); fast when all is well."""
+    d = col.dtype
+    nan = math.nan
+    try:
+        if d == "str":
+            vals = [c if c else nan for c in cells]
+        elif d in ("float", "int"):
+            # one regex over the whole column (float() alone would take ' 1.5', '1_0', 'infinity')
+            if not (_FLOAT_COL_RE if d == "float" else _INT_COL_RE).fullmatch("\n".join(cells)):
+                raise ValueError
+            conv = float if d == "float" else int
+            vals = [conv(c) if c else nan for c in cells]
+        elif d == "bool":
+            table = {**{t: True for t in _TRUE}, **{f: False for f in _FALSE}, "": nan}
+            vals = [table[c] for c in cells]
+        else:
+            raise ValueError
+        if not col.nullable and "" in cells:
+            raise ValueError
+        return vals, {}
+    except (ValueError, KeyError):
+        vals, probs = [], {}
+        for i, c in enumerate(cells):
+            v, prob = _convert(c, col)
+            vals.append(v)
+            if prob:
+                probs[i] = prob
+        return vals, probs
+
+
 def _digest(raw: Mapping[str, str]) -> str:
     blob = "\x1f".join(f"{k}\x1e{v}" for k, v in sorted(raw.items()) if v != "")
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def _digests_of_rows(header: list[str], body: list[list[str]]) -> list[str]:
+    """`_digest` of each row of ``body`` (fields in ``header`` order), computed in bulk."""
+    order = sorted(range(len(header)), key=lambda j: header[j])
+    pre = [(j, header[j] + "\x1e") for j in order]
+    sha = hashlib.sha256
+    return [sha("\x1f".join([p + r[j] for j, p in pre if r[j]]).encode("utf-8")).hexdigest()[:16]
+            for r in body]
 
 
 # ----------------------------------------------------------------------------- reading
@@ -415,26 +458,34 @@ def _load(path: Path, declared: dict[str, _Col], *, verify: bool = True) -> _Sta
         schema = {c: _infer_from_text(c, [r[j] for r in body]) for j, c in enumerate(header)}
     for c, col in declared.items():
         schema[c] = col
+    columns, problems = [], []
+    for j, c in enumerate(header):                 # column by column: one type per column
+        vals, probs = _convert_column([r[j] for r in body], schema[c])
+        columns.append(vals)
+        problems.append(probs)
+    absent = [c for c in schema if c not in header]   # recorded columns absent from the file
+    absent_bad = [c for c in absent if not schema[c].nullable]
+    row_digests = _digests_of_rows(header, body) if digests is not None else None
+    row_probs: dict[int, list[str]] = {}
+    for j, probs in enumerate(problems):
+        for i, msg in probs.items():
+            row_probs.setdefault(i, []).append(f"column {header[j]!r}: {msg}")
     entries = []
-    for i, r in enumerate(body):
+    for i, (r, vals) in enumerate(zip(body, zip(*columns) if columns else ())):
         raw = dict(zip(header, r))
         e = _Entry(raw["run_key"], raw, i + 1)
-        for c in header:
-            v, prob = _convert(raw[c], schema[c])
-            e.values[c] = v
-            if prob:
-                e.problems.append(f"column {c!r}: {prob}")
-        for c, col in schema.items():          # recorded columns absent from the file
-            if c not in raw:
-                e.values[c] = math.nan
-                if not col.nullable:
-                    e.problems.append(f"column {c!r}: missing from the file (non-nullable)")
+        e.values = dict(zip(header, vals))
+        for c in absent:
+            e.values[c] = math.nan
+        e.problems.extend(row_probs.get(i, ()))
+        for c in absent_bad:
+            e.problems.append(f"column {c!r}: missing from the file (non-nullable)")
         if digests is not None:
             e.old_digests = list(digests.get(e.key, []))
             if e.key not in digests:
                 e.problems.append(f"run_key not recorded in {sp.name} (a foreign row, or one "
                                   f"written by another program)")
-            elif _digest(raw) not in digests[e.key]:
+            elif row_digests[i] not in digests[e.key]:
                 e.problems.append(f"content differs from the digest recorded in {sp.name} "
                                   f"(a changed cell)")
         entries.append(e)
@@ -621,7 +672,11 @@ class ResultTable:
         self._state = st
         self._valid = [e for e in st.entries if e.valid]
         self._keys = {e.key for e in self._valid}
-        self._rows = [{c: e.values.get(c, math.nan) for c in st.header} for e in self._valid]
+
+    @property
+    def _rows(self) -> list[dict]:
+        header = self._state.header
+        return [{c: e.values.get(c, math.nan) for c in header} for e in self._valid]
 
     def refresh(self) -> None:
         """Re-read the table from disk (rows other processes wrote since); invalid rows are
@@ -711,19 +766,24 @@ class ResultTable:
                 if c not in e.raw:
                     schema[c] = _widen(schema.get(c), None, c, None,
                                        what or "rows", self.path)
-            for e in merged.values():
-                if e.valid and e.raw.get(c, "") == "" and c in schema:
-                    schema[c] = _Col(schema[c].dtype, True, schema[c].declared)
+        new_cols = [c for c in header if c not in st.header]
+        if new_cols and any(e.valid for e in merged.values()):
+            for c in new_cols:                       # the rows already there lack them
+                schema[c] = _Col(schema[c].dtype, True, schema[c].declared)
+        before = {c: st.schema[c].dtype for c in st.header if c in st.schema}
         for e in fresh:
             merged.pop(e.key, None)
             merged[e.key] = e
         entries = list(merged.values())
         final = {}
+        ok = [e for e in entries if e.valid]
+        for e, dg in zip(ok, _digests_of_rows(header, [[e.raw.get(c, "") for c in header]
+                                                       for e in ok])):
+            final[e.key] = [dg]
         for e in entries:
-            if e.valid:
-                final[e.key] = [_digest(e.raw)]
-            elif e.old_digests:
+            if not e.valid and e.old_digests:
                 final[e.key] = list(e.old_digests)    # an invalid row stays invalid
+        final = {e.key: final[e.key] for e in entries if e.key in final}   # file order
         pending = {k: list(dict.fromkeys((st.digests or {}).get(k, []) + v))
                    for k, v in final.items()}
         buf = io.StringIO()
@@ -736,9 +796,14 @@ class ResultTable:
         atomic_write_text(self.schema_path, _sidecar_text(self.path, header, schema, pending))
         atomic_write_text(self.path, buf.getvalue())
         atomic_write_text(self.schema_path, _sidecar_text(self.path, header, schema, final))
-        for e in entries:                             # the schema may have widened (int -> float)
-            if e.valid:
-                e.values = {c: _convert(e.raw.get(c, ""), schema[c])[0] for c in header}
+        widened = [c for c in header if c in before and schema[c].dtype != before[c]]
+        for e in fresh:
+            e.values = {c: _convert(e.raw.get(c, ""), schema[c])[0] for c in header}
+        for e in ok:                                  # the schema may have widened (int -> float)
+            for c in widened if e.row else ():
+                e.values[c] = _convert(e.raw.get(c, ""), schema[c])[0]
+            for c in new_cols if e.row else ():
+                e.values[c] = math.nan
         self._set(_State(header, entries, schema, final))
 
     # -------------------------------------------------------------- views
