@@ -484,3 +484,33 @@ def test_sealed_records_older_other_or_corrupt_are_left_out_with_one_line(tmp_pa
     p.write_text("{torn")
     with pytest.warns(CacheWarning, match="unreadable"):
         assert load_records(p, fp, what="x cache") == {}
+
+
+@pytest.mark.parametrize("call,name", [
+    (lambda fp: fp.file_digest(5), "path"),
+    (lambda fp: fp.file_digest("/no/such/file"), "path"),
+    (lambda fp: fp.model_files_digest("/no/such/folder"), "folder"),
+    (lambda fp: fp.fingerprint(-1), "format"),
+    (lambda fp: fp.fingerprint("1"), "format"),
+    (lambda fp: fp.fingerprint(1, data=object()), "data"),
+    (lambda fp: fp.fingerprint(1, code="x"), "code"),
+    (lambda fp: fp.digest({1, 2}), "objs"),
+    (lambda fp: fp.digest(np.array([None])), "objs"),
+    (lambda fp: fp.mismatch_reason({}, None), "expected"),
+    (lambda fp: fp.save_npz(5, {}, {}), "path"),
+    (lambda fp: fp.save_npz("/tmp/x.npz", [1], {}), "arrays"),
+    (lambda fp: fp.save_npz("/tmp/x.npz", {"__checksum__": 1}, {}), "arrays"),
+    (lambda fp: fp.load_npz("/tmp/x.npz", None, what=3), "what"),
+    (lambda fp: fp.seal([1], {}), "payload"),
+    (lambda fp: fp.seal({"a": object()}, {}), "payload"),
+    (lambda fp: fp.seal({"__cache__": 1}, {}), "payload"),
+    (lambda fp: fp.unseal({}, "fp"), "fp"),
+    (lambda fp: fp.load_records(None, None, what="x"), "path"),
+    (lambda fp: fp.save_records("/tmp/r.json", {"k": 1}, {}), "records['k']"),
+])
+def test_fingerprint_refuses_bad_input_naming_the_argument(call, name):
+    import w2s_theory.fingerprint as fp
+
+    with pytest.raises((TypeError, ValueError, FileNotFoundError)) as info:
+        call(fp)
+    assert str(info.value).startswith(f"{name}: "), str(info.value)

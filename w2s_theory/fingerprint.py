@@ -58,6 +58,8 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import check_int, check_path, check_str
+
 __all__ = ["CacheWarning", "code_version", "digest", "file_digest", "model_files_digest",
            "fingerprint", "mismatch_reason", "save_npz", "load_npz", "seal", "unseal",
            "load_records", "save_records"]
@@ -69,6 +71,14 @@ MODEL_SUFFIXES = (".json", ".safetensors", ".bin", ".gguf", ".model", ".txt", ".
                   ".pt", ".msgpack", ".npy", ".npz", ".toml")
 #: Files at least this large are hashed once per (path, size, mtime_ns); smaller ones every call.
 BIG_FILE = 1 << 20
+
+
+def _mapping(x: Any, name: str, *, allow_none: bool = False) -> Mapping | None:
+    if x is None and allow_none:
+        return None
+    if not isinstance(x, Mapping):
+        raise TypeError(f"{name}: must be a dict, got {type(x).__name__}")
+    return x
 
 
 class CacheWarning(UserWarning):
@@ -92,7 +102,7 @@ def _feed(h, obj: Any) -> None:
     if isinstance(obj, np.ndarray) or isinstance(obj, np.generic):
         a = np.asarray(obj)
         if a.dtype.hasobject:
-            raise TypeError(f"obj: cannot digest an object array (dtype {a.dtype})")
+            raise TypeError(f"objs: cannot digest an object array (dtype {a.dtype})")
         a = np.ascontiguousarray(a)
         h.update(b"A" + a.dtype.str.encode() + b"|" + repr(a.shape).encode() + b"|")
         h.update(a.view(np.uint8).reshape(-1).data if a.size else b"")
@@ -114,7 +124,8 @@ def _feed(h, obj: Any) -> None:
         for x in obj:
             _feed(h, x)
     else:
-        raise TypeError(f"obj: cannot digest a {type(obj).__name__}")
+        raise TypeError(f"objs: cannot digest a {type(obj).__name__} (arrays, bytes, str, "
+                        f"numbers, None and dicts / lists of them)")
 
 
 def digest(*objs: Any) -> str:
@@ -160,7 +171,7 @@ def file_digest(path: str | os.PathLike) -> str:
         >>> file_digest(p)[:12]
         'ba7816bf8f01'
     """
-    p = Path(path)
+    p = check_path(path, "path", must="file")
     st = p.stat()
     if st.st_size < BIG_FILE:
         return _sha256_file(p)
@@ -188,9 +199,7 @@ def model_files_digest(folder: str | os.PathLike) -> str:
         >>> a == model_files_digest(d)
         False
     """
-    root = Path(folder)
-    if not root.is_dir():
-        raise ValueError(f"folder: not a model folder: {root}")
+    root = check_path(folder, "folder", must="dir")
     files = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
@@ -217,9 +226,14 @@ def fingerprint(format: int, **parts: Any) -> dict[str, str]:
         >>> sorted(fp), fp["format"]
         (['code', 'config', 'format', 'model'], '3')
     """
-    out = {"code": code_version(), "format": str(int(format))}
+    out = {"code": code_version(), "format": str(check_int(format, "format", low=0))}
     for k, v in parts.items():
-        out[k] = v if isinstance(v, str) else digest(v)
+        if k in out:
+            raise ValueError(f"{k}: reserved fingerprint component (code, format)")
+        try:
+            out[k] = v if isinstance(v, str) else digest(v)
+        except TypeError as exc:
+            raise TypeError(f"{k}: {str(exc).split(': ', 1)[-1]}") from None
     return out
 
 
@@ -235,6 +249,7 @@ def mismatch_reason(stored: Any, expected: Mapping[str, str]) -> str | None:
         >>> mismatch_reason(dict(e), e) is None
         True
     """
+    _mapping(expected, "expected")
     if not isinstance(stored, Mapping):
         return "no fingerprint (written by an older version)"
     diff = sorted(k for k in set(stored) | set(expected) if stored.get(k) != expected.get(k))
@@ -261,7 +276,9 @@ def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
     """
     from .atomic_io import atomic_write_bytes
 
-    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    path = check_path(path, "path", must="out")
+    arrays = {str(k): np.asarray(v) for k, v in _mapping(arrays, "arrays").items()}
+    _mapping(fp, "fp")
     for k in arrays:
         if k in (FP_MEMBER, SUM_MEMBER):
             raise ValueError(f"arrays: {k!r} is reserved for the envelope")
@@ -280,7 +297,9 @@ def load_npz(path: str | os.PathLike, fp: Mapping[str, str] | None, *, what: str
     older format), its checksum does not match its content, or (``fp`` given) its
     fingerprint differs from ``fp``.
     """
-    p = Path(path)
+    p = check_path(path, "path")
+    check_str(what, "what")
+    _mapping(fp, "fp", allow_none=True)
     if not p.is_file():
         return None
     try:
@@ -322,9 +341,13 @@ def seal(payload: Mapping[str, Any], fp: Mapping[str, str]) -> dict:
         >>> unseal(rec, fingerprint(1)) == ({"acc": 0.5}, None)
         True
     """
-    if ENVELOPE_KEY in payload:
+    if ENVELOPE_KEY in _mapping(payload, "payload"):
         raise ValueError(f"payload: {ENVELOPE_KEY!r} is reserved for the envelope")
-    payload = json.loads(json.dumps(dict(payload), sort_keys=True))
+    _mapping(fp, "fp")
+    try:
+        payload = json.loads(json.dumps(dict(payload), sort_keys=True))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"payload: not JSON-serialisable ({exc})") from None
     return {**payload, ENVELOPE_KEY: {"fingerprint": dict(fp), "checksum": digest(payload)}}
 
 
@@ -341,6 +364,7 @@ def unseal(obj: Any, fp: Mapping[str, str] | None) -> tuple[dict | None, str | N
         >>> unseal(seal({"acc": 0.5}, fingerprint(1, data="a")), fingerprint(1, data="b"))[1]
         'computed from other inputs (changed: data)'
     """
+    _mapping(fp, "fp", allow_none=True)
     if not isinstance(obj, Mapping) or not isinstance(obj.get(ENVELOPE_KEY), Mapping):
         return None, "no fingerprint (written by an older version)"
     payload = {k: v for k, v in obj.items() if k != ENVELOPE_KEY}
@@ -374,7 +398,9 @@ def load_records(path: str | os.PathLike, fp: Mapping[str, str] | None, *, what:
         >>> load_records(p, fingerprint(1), what="demo cache")
         {'k': {'lr': 0.1}}
     """
-    p = Path(path)
+    p = check_path(path, "path")
+    check_str(what, "what")
+    _mapping(fp, "fp", allow_none=True)
     if not p.is_file():
         return {}
     try:
@@ -402,5 +428,7 @@ def save_records(path: str | os.PathLike, records: Mapping[str, Mapping], fp: Ma
     """Write ``{key: payload}``, each payload sealed with ``fp`` (`seal`; atomic, sorted keys)."""
     from .atomic_io import atomic_write_text
 
-    atomic_write_text(path, json.dumps({k: seal(v, fp) for k, v in records.items()}, indent=1,
-                                       sort_keys=True))
+    path = check_path(path, "path", must="out")
+    records = _mapping(records, "records")
+    atomic_write_text(path, json.dumps({str(k): seal(_mapping(v, f"records[{k!r}]"), fp)
+                                        for k, v in records.items()}, indent=1, sort_keys=True))
