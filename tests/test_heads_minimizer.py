@@ -171,3 +171,16 @@ def test_pipeline_writes_no_minimizer_rows(tmp_path):
                                gamma=1e-3))
     ill = fit_method("softmax/reverse_ce", inst.w2s.h_strong, inst.weak_probs, gamma=1e-3)
     assert list(evaluate(inst, "softmax/reverse_ce", ill)) == list(good)
+
+
+def test_a_weak_model_without_minimizer_is_refused():
+    """The synthetic weak model is an exact forward-CE fit: with weak_l2 = 0 on one-hot labels
+    its weak view separates (10 points in 8 dimensions), it has no minimiser: refused."""
+    from w2s_theory.synthetic import SyntheticConfig, make_instance
+
+    cfg = SyntheticConfig(d_strong=8, d_weak=8, weak_noise=0.0, n_gt=10, n_w2s=20, n_test=20,
+                          labels="sampled", weak_l2=0.0)
+    with pytest.raises(ValueError, match="^weak_l2: .*no finite minimiser"):
+        make_instance(cfg, seed=0)
+    make_instance(cfg.replace(weak_l2=1e-4), seed=0)                  # ridge: a minimiser
+    make_instance(cfg.replace(labels="soft"), seed=0)                 # soft labels > 0

@@ -25,7 +25,8 @@ One instance (`make_instance`) is drawn from a `SyntheticConfig` and a seed:
   ``F*`` (the weak model fits the one-hot labels, accuracy uses the drawn labels).
   Risks are always ``E KL(F* || F)`` with the soft ``F*``.
 * **Weak model**: a softmax head on ``h_w`` fitted by forward cross-entropy (exact, float64,
-  `w2s_theory.heads.fit_softmax_head` with ``weak_l2``) on the ``gt`` split; its logits
+  `w2s_theory.heads.fit_softmax_head` with ``weak_l2``; ``weak_l2 = 0`` on one-hot labels the
+  weak view separates has no minimiser and raises) on the ``gt`` split; its logits
   are divided by ``weak_temperature`` (``< 1``: over-confident) and its predictions smoothed,
   ``(1 - k gamma) F + gamma``, so every coordinate is ``>= gamma``.
 * **Weak-label noise** on a random fraction ``noise_frac`` of the ``w2s`` split:
@@ -347,7 +348,7 @@ def make_instance(config: SyntheticConfig, seed: int) -> Instance:
     from scipy.special import expit, softmax
 
     from .divergences import smooth
-    from .heads import fit_softmax_head
+    from .heads import NO_MINIMIZER, fit_softmax_head
 
     if not isinstance(config, SyntheticConfig):
         raise ValueError(f"config: expected a SyntheticConfig, got {type(config).__name__}")
@@ -384,6 +385,10 @@ def make_instance(config: SyntheticConfig, seed: int) -> Instance:
     target = gt.f_star if cfg.labels == "soft" else np.eye(k)[gt.labels]
     target = _binary(target, k) if cfg.labels == "sampled" else target
     weak = fit_softmax_head(gt.h_weak, target, loss="forward_ce", l2=cfg.weak_l2)
+    if weak.report.status.startswith(NO_MINIMIZER):
+        raise ValueError("weak_l2: the weak model's exact forward-CE fit has no finite minimiser "
+                         "with weak_l2 = 0 on these labels (one-hot labels the weak view "
+                         "separates: the logits diverge); use weak_l2 > 0 or soft labels")
 
     def weak_predict(hw):
         z = weak.logits(hw) / cfg.weak_temperature
