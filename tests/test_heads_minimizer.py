@@ -130,6 +130,8 @@ def test_minimizer_status_checks_its_arguments():
         minimizer_status(x[:5], y, loss="reverse_ce")
     with pytest.raises(ValueError, match="^l2"):
         minimizer_status(x, y, loss="reverse_ce", l2=-1.0)
+    with pytest.raises(ValueError, match="^eps"):
+        minimizer_status(x, y, loss="reverse_ce", eps=0.0)          # log 0 in the costs
 
 
 def test_pipeline_writes_no_minimizer_rows(tmp_path):

@@ -700,7 +700,7 @@ def minimizer_status(features, weak_probs, *, loss: str, l2: float = 0.0,
     y = check_probs(weak_probs, "weak_probs")
     x = check_features(features, y.shape[0])
     l2 = check_scalar(l2, "l2", low=0.0)
-    eps = check_scalar(eps, "eps", low=0.0, high=0.5)
+    eps = check_scalar(eps, "eps", low=0.0, low_open=True, high=0.5)
     if l2 > 0:
         return None
     yc = as_categorical(y)
