@@ -202,3 +202,28 @@ def test_mean_ci_against_scipy():
     assert m == pytest.approx(x.mean()) and (lo, hi) == pytest.approx(ref)
     with pytest.raises(ValueError, match="x"):
         mean_ci([1.0])
+
+
+def test_committed_result_tables_follow_the_pgr_rule():
+    """Every committed table's pgr column is nan exactly where the ceiling does not beat the
+    weak model, and the ratio elsewhere (2,511 rows carried ratios of two negative gaps)."""
+    import glob
+    from pathlib import Path
+
+    import pandas as pd
+
+    root = Path(__file__).resolve().parent.parent / "experiments" / "results"
+    files = sorted(glob.glob(str(root / "**" / "*.csv"), recursive=True))
+    seen = 0
+    for f in files:
+        df = pd.read_csv(f)
+        if "pgr" not in df:
+            continue
+        have = df[["student_acc", "weak_acc", "ceiling_acc"]].notna().all(axis=1)
+        d = df[have]
+        gap = d["ceiling_acc"] > d["weak_acc"]
+        assert d.loc[~gap, "pgr"].isna().all(), f
+        want = (d["student_acc"] - d["weak_acc"]) / (d["ceiling_acc"] - d["weak_acc"])
+        assert np.allclose(d.loc[gap, "pgr"], want[gap], rtol=1e-9, atol=1e-12), f
+        seen += 1
+    assert seen >= 8
