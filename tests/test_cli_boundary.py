@@ -335,6 +335,24 @@ def _bars():
             pass
 
 
+def test_quiet_then_a_later_import_keeps_its_bars():
+    """Libraries first imported inside a quiet block draw their bars again afterwards (in-process
+    callers of `main` are not left silenced)."""
+    code = ("import sys; from w2s_theory.cli.common import quiet_progress\n"
+            "with quiet_progress(datasets=True):\n"
+            "    import transformers.utils.logging as t\n"
+            "    assert not t.is_progress_bar_enabled()\n"
+            "import datasets, huggingface_hub.utils as h\n"
+            "assert t.is_progress_bar_enabled() and datasets.is_progress_bar_enabled()\n"
+            "assert not h.are_progress_bars_disabled()\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    env.pop("HF_DATASETS_DISABLE_PROGRESS_BARS", None)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+
+
 def test_quiet_silences_third_party_progress_bars(tmp_path, capsys, monkeypatch):
     import w2s_theory.pipelines.synthetic as syn
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import os
 import sys
 from pathlib import Path
 
@@ -141,9 +140,10 @@ def command(prog: str):
 
 
 @contextlib.contextmanager
-def quiet_progress(quiet: bool = True):
-    """Silence every progress bar while the block runs: tqdm's, transformers', datasets' and
-    huggingface_hub's (``--quiet``); restored afterwards. Nothing happens when ``quiet`` is false.
+def quiet_progress(quiet: bool = True, *, datasets: bool = False):
+    """Silence every progress bar while the block runs: tqdm's, transformers', huggingface_hub's
+    and (``datasets=True``, for the commands that read data through it; it is imported then)
+    datasets'; everything is switched back afterwards. Nothing happens when ``quiet`` is false.
 
     Example:
         >>> import io, contextlib, tqdm
@@ -156,10 +156,6 @@ def quiet_progress(quiet: bool = True):
     if not quiet:
         yield
         return
-    env = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-           "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
-    saved_env = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     undo = []
     try:
         import tqdm.std as tstd
@@ -174,6 +170,7 @@ def quiet_progress(quiet: bool = True):
         undo.append(lambda: setattr(tstd.tqdm, "__init__", init))
     except ImportError:  # pragma: no cover
         pass
+    hub_was_on = False
     try:
         from huggingface_hub.utils import (
             are_progress_bars_disabled,
@@ -181,33 +178,37 @@ def quiet_progress(quiet: bool = True):
             enable_progress_bars,
         )
 
-        if not are_progress_bars_disabled():
+        hub_was_on = not are_progress_bars_disabled()
+        if hub_was_on:
             disable_progress_bars()
             undo.append(enable_progress_bars)
     except ImportError:  # pragma: no cover
         pass
-    if "transformers" in sys.modules:     # imported later, it reads huggingface_hub's switch
+    had_transformers = "transformers" in sys.modules
+    if had_transformers:        # imported later, it reads huggingface_hub's switch (above)
         from transformers.utils import logging as tlog
 
         if tlog.is_progress_bar_enabled():
             tlog.disable_progress_bar()
             undo.append(tlog.enable_progress_bar)
-    if "datasets" in sys.modules:
-        import datasets
+    if datasets or "datasets" in sys.modules:
+        try:
+            import datasets as ds
 
-        if datasets.is_progress_bar_enabled():
-            datasets.disable_progress_bars()
-            undo.append(datasets.enable_progress_bars)
+            if ds.is_progress_bar_enabled():
+                ds.disable_progress_bars()
+                undo.append(ds.enable_progress_bars)
+        except ImportError:  # pragma: no cover
+            pass
     try:
         yield
     finally:
         for f in reversed(undo):
             f()
-        for k, v in saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        if not had_transformers and hub_was_on and "transformers" in sys.modules:
+            from transformers.utils import logging as tlog  # imported while quiet: as if not
+
+            tlog.enable_progress_bar()
 
 
 def nonneg_int(text: str) -> int:

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if pre.ok else preflight_error(PROG, pre)
         if not pre.ok:
             return preflight_error(PROG, pre)
-        with quiet_progress(args.quiet):
+        with quiet_progress(args.quiet, datasets=True):
             pipeline.run(cfg, features_dir=args.features_dir, progress=not args.quiet,
                          log=(lambda *_: None) if args.quiet else print)
     elif args.cmd == "fetch-vader":

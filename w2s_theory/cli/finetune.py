@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if not pre.ok:
         return preflight_error(PROG, pre)
     track_table(cfg.out_path())
-    with quiet_progress(args.quiet):
+    with quiet_progress(args.quiet, datasets=True):
         res = pipeline.run(cfg, config_file=str(args.config), time_limit=args.time_limit,
                            progress=not args.quiet)
     if res["rows"] is not None:

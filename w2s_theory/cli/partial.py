@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if not pre.ok:
         return preflight_error(PROG, pre)
     track_table(pc.out_path())
-    with quiet_progress(args.quiet):
+    with quiet_progress(args.quiet, datasets=True):
         pipeline.run(pc, log=(lambda *_: None) if args.quiet else print,
                      time_limit=args.time_limit)
     return 0

@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({', '.join(sorted(pre.missing_names()))})", file=sys.stderr)
     t0 = time.perf_counter()
     track_table(out)
-    with quiet_progress(args.quiet):
+    with quiet_progress(args.quiet, datasets=True):
         df = pipeline.run(todo, out=out, progress=not args.quiet, config_file=str(args.config))
     print(f"{cfg.name}: {len(df)} rows in {out} ({time.perf_counter() - t0:.1f} s)")
     return 0

@@ -359,28 +359,33 @@ def _hub_dataset_problem(spec: dict) -> str | None:
 
 
 @contextlib.contextmanager
-def _no_datasets_bars():
+def _no_datasets_bars(needed: bool = True):
     """``datasets``' progress bars off while a check reads a source (a check prints its report
-    only)."""
-    import sys
-
-    key, old = "HF_DATASETS_DISABLE_PROGRESS_BARS", os.environ.get("HF_DATASETS_DISABLE_PROGRESS_BARS")
-    os.environ[key] = "1"                       # read by datasets when a loader imports it
-    datasets = sys.modules.get("datasets")      # imported already: switch it off directly
-    fresh = datasets is None
+    only); the switch is restored afterwards. ``needed=False``: the loader will not reach
+    ``datasets`` (e.g. its folder is missing), so it is not imported (2 s)."""
+    datasets = None
+    if needed:
+        try:
+            import datasets
+        except ImportError:  # pragma: no cover
+            datasets = None
     was = datasets is not None and datasets.is_progress_bar_enabled()
     if was:
         datasets.disable_progress_bars()
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = old
-        datasets = sys.modules.get("datasets")
-        if was or (fresh and datasets is not None and old is None):
-            datasets.enable_progress_bars()     # as it would have been without the check
+        if was:
+            datasets.enable_progress_bars()
+
+
+def _reads_with_datasets(spec: dict) -> bool:
+    """Whether loading ``spec`` goes through ``datasets`` (a split-files folder that is not
+    there fails before)."""
+    kind = spec.get("kind")
+    if kind == "split_files":
+        return Path(str(spec.get("root", ""))).expanduser().is_dir()
+    return kind in ("table", "hh_rlhf_hub")
 
 
 def _source_problem(where: str, spec: dict, load) -> str | None:
@@ -395,7 +400,7 @@ def _source_problem(where: str, spec: dict, load) -> str | None:
         if not Path(str(spec.get("path", "Anthropic/hh-rlhf"))).expanduser().is_dir():
             return None          # a hub data set: in the cache, or downloaded by the run
     try:
-        with _no_datasets_bars():
+        with _no_datasets_bars(_reads_with_datasets(spec)):
             load()
     except (UserError, ValueError, OSError, ImportError, KeyError, TypeError) as exc:
         msg = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
