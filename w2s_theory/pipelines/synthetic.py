@@ -141,7 +141,7 @@ def instance_bytes(sizes: dict) -> int:
 
     Example:
         >>> instance_bytes({"n_gt": 10, "n_w2s": 10, "n_test": 10, "d_strong": 4, "d_weak": 2, "k": 2})
-        10560
+        10080
     """
     n = sizes["n_gt"] + sizes["n_w2s"] + sizes["n_test"]
     return int(3 * 8 * n * (sizes["d_strong"] + sizes["d_weak"] + 4 * sizes["k"]))
