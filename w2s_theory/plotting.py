@@ -369,6 +369,10 @@ def plot_lemma1(df, title_extra: str = ""):
             stage = s.removeprefix("l1_").removesuffix("_bound")
             ax.fill_between([], [], color=colors[j % 4], alpha=0.7, hatch=hatches[j % 4],
                             label=_STAGE_NAMES.get(stage, stage))
+        for i, m in enumerate(meths):  # a method with no student is marked, not left blank
+            if _no_minimizer(df, m):
+                ax.text(i, 0.5, "no finite minimiser:\nnot fitted", transform=ax.get_xaxis_transform(),
+                        ha="center", va="center", rotation=90, fontsize=7)
         ax.axhline(0, color="k", lw=0.8, label="bound = |gap|")
         ax.set_xticks(range(len(meths)), [m.split("/")[0] + "\n" + human_name(m.split("/")[-1])
                                           for m in meths], fontsize=7)
@@ -380,6 +384,12 @@ def plot_lemma1(df, title_extra: str = ""):
         fig.tight_layout()
         figure_legend(fig, ncol=5)
     return fig
+
+
+def _no_minimizer(df, method: str) -> bool:
+    """Whether every row of ``method`` is a fit with no finite minimiser (no student to draw)."""
+    g = df[df["method"] == method]
+    return bool(len(g)) and "fit_status" in g and bool((g["fit_status"].astype(str) == "no_minimizer").all())
 
 
 _XLABELS = {"noise_frac": "fraction of flipped weak labels",
@@ -421,7 +431,9 @@ def plot_curve(df, x: str, title_extra: str = ""):
                 ax.set_ylabel(lab)
                 if m == "test_risk_strong":
                     ax.set_yscale("log")
-                ax.set_title(_HEAD_TITLES.get(h, f"{h} head"), fontsize=8)
+                unfit = [human_name(loss) for loss in names if _no_minimizer(df, f"{h}/{loss}")]
+                ax.set_title(_HEAD_TITLES.get(h, f"{h} head") + "".join(
+                    f"\n{n}: no finite minimiser, not fitted" for n in unfit), fontsize=8)
         n = df["seed"].nunique()
         fig.suptitle(f"Strong student on the test split vs {_XLABELS.get(x, x)}\n"
                      f"(mean ± 95% CI over {n} seeds){title_extra}")
