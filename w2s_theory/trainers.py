@@ -29,6 +29,12 @@ Checks. The registry's losses validate their inputs on every call (finite, in
 ``[0, 1]``, shapes), which costs a host synchronisation per step on a GPU; pass
 ``check=False`` to `W2SLoss` / `soft_label_loss` to validate once, on the
 first call only (later calls run under `w2s_theory.losses.value_checks` ``(False)``).
+Every argument goes through `w2s_theory._validation` and a bad one raises ``TypeError`` /
+``ValueError`` whose message starts with its name: logits must be a dense floating-point
+tensor; weak labels may be a tensor (gradients kept), a list, a numpy array or a pandas
+object, and are never rounded to bfloat16 / float16 logits (the loss is computed in float32);
+sparse tensors are refused with the fix (``x.to_dense()``); ``num_items_in_batch`` must be a
+positive integer; ``alpha`` must lie in ``[0, 1]`` on every call.
 
 Examples:
     >>> import torch
