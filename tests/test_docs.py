@@ -19,7 +19,6 @@ from pathlib import Path
 import griffe
 import markdown
 import pytest
-import tomllib
 import yaml
 from mkdocs_autorefs import AutorefsExtension
 
@@ -152,7 +151,9 @@ def test_no_docstring_makes_an_accidental_cross_reference(package):
 def test_docs_toolchain_pins_are_the_installed_versions():
     """`make test` builds the docs strictly with what is installed; the pins in pyproject.toml
     are the versions checked, so the two must agree."""
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    from w2s_theory.config import toml_module
+
+    deps = toml_module().loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     pins = dict(re.fullmatch(r"\s*([A-Za-z0-9_.-]+)\s*==\s*([^\s;]+)\s*", d).groups()
                 for d in deps["docs"])
     assert {"mkdocs", "mkdocstrings", "mkdocstrings-python", "griffelib", "mkdocs-autorefs"} <= set(pins)
