@@ -23,7 +23,7 @@ from ..config import EXIT_USAGE, ConfigError, UserError
 __all__ = ["usage_error", "Parser", "BAD_CONFIG", "command", "add_out", "add_quiet",
            "set_traceback", "traceback_enabled", "check_device", "preflight_error",
            "EXIT_INTERRUPTED", "INTERRUPTED", "track_table", "release_locks", "quiet_progress",
-           "os_error_line", "nonneg_int", "pos_int", "nonneg_float"]
+           "os_error_line", "nonneg_int", "pos_int", "nonneg_float", "remove_cache_temps"]
 
 #: exit status after Ctrl-C (128 + SIGINT), as shells report it
 EXIT_INTERRUPTED = 130
@@ -279,3 +279,36 @@ def preflight_error(prog: str, pre, *, skip_hint: str = "") -> int:
     if skip_hint and pre.missing and not pre.data:
         msg += f"; {skip_hint}"
     return usage_error(prog, msg)
+
+
+def remove_cache_temps(prog: str, *roots) -> list[Path]:
+    """Remove the temporaries that a killed cache writer left under each cache folder ``roots``.
+
+    Cache files (head weights, convex fits, features, token ids) are written atomically by
+    `w2s_theory.atomic_io`; a process killed before its ``os.replace`` leaves
+    ``.<name>.XXXXXXXX.tmp`` beside the target. Every folder under each root (links not
+    followed) is cleaned with `w2s_theory.atomic_io.remove_stale_temps`: only files of that
+    exact name pattern and older than this process go, so a writer running now keeps its
+    temporary. A file that cannot be removed is left. One line on stderr says how many went.
+
+    Returns:
+        the removed paths.
+    """
+    import os
+
+    from ..atomic_io import remove_stale_temps
+
+    removed: list[Path] = []
+    for root in roots:
+        if root is None or not Path(root).is_dir():
+            continue
+        for folder, _dirs, _files in os.walk(root):
+            try:
+                removed += remove_stale_temps(folder)
+            except OSError:
+                continue
+    if removed:
+        where = ", ".join(str(r) for r in roots if r is not None)
+        print(f"{prog}: removed {len(removed)} temporary file{'s' if len(removed) != 1 else ''} "
+              f"left by an interrupted cache write under {where}", file=sys.stderr)
+    return removed

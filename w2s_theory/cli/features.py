@@ -29,6 +29,7 @@ from .common import (
     pos_int,
     preflight_error,
     quiet_progress,
+    remove_cache_temps,
     usage_error,
 )
 
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if pre.ok else preflight_error(PROG, pre)
         if not pre.ok:
             return preflight_error(PROG, pre)
+        remove_cache_temps(PROG, D.cache_dir(cfg.cache) / "features")
         with quiet_progress(args.quiet, datasets=True):
             pipeline.run(cfg, features_dir=args.features_dir, progress=not args.quiet,
                          log=(lambda *_: None) if args.quiet else print)

@@ -25,6 +25,7 @@ from .common import (
     nonneg_int,
     preflight_error,
     quiet_progress,
+    remove_cache_temps,
     track_table,
     usage_error,
 )
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: skipping {len(cfg.pairs) - len(keep)} pairs whose models are missing "
               f"({', '.join(sorted(pre.missing_names()))})", file=sys.stderr)
     t0 = time.perf_counter()
+    remove_cache_temps(PROG, todo.cache_path())
     track_table(out)
     with quiet_progress(args.quiet, datasets=True):
         df = pipeline.run(todo, out=out, progress=not args.quiet, config_file=str(args.config))
