@@ -273,8 +273,10 @@ def _registry() -> list[Entry]:
     E.append(Entry("auroc", metrics.auroc, {"y_true": LAB, "scores": BIN},
                    {"y_true": labels_bad(3, 2) + [("one_class", np.zeros(3, int))],
                     "scores": series_bad(3)}))
-    E.append(Entry("pgr", metrics.pgr, {"acc_student": 0.6, "acc_weak": 0.5, "acc_ceiling": 0.8},
-                   {a: num_bad() for a in ("acc_student", "acc_weak", "acc_ceiling")}))
+    for name, fn in (("pgr", metrics.pgr), ("pgr_status", metrics.pgr_status)):
+        E.append(Entry(name, fn, {"acc_student": 0.6, "acc_weak": 0.5, "acc_ceiling": 0.8},
+                       {a: num_bad(low=0.0, high=1.0)
+                        for a in ("acc_student", "acc_weak", "acc_ceiling")}))
     E.append(Entry("paired_test", metrics.paired_test,
                    {"a": [0.7, 0.71, 0.69], "b": [0.6, 0.62, 0.6], "confidence": 0.95},
                    {"a": series_bad(3, min_size=2), "b": series_bad(3) + [("short", [0.1, 0.2])],
@@ -368,7 +370,7 @@ def test_registry_is_large_and_covers_every_public_callable():
         for nm in mod.__all__:
             obj = getattr(mod, nm)
             if isinstance(obj, type) and nm.endswith("Result") or nm in (
-                    "PairedTest", "LOSS_NAMES", "LossSpec", "REGISTRY", "PAPER_LOSSES"):
+                    "PairedTest", "LOSS_NAMES", "LossSpec", "REGISTRY", "PAPER_LOSSES", "PGR_STATUSES"):
                 continue                                 # result containers and constants
             if nm == "register":                         # mutates the registry: tested below
                 continue
