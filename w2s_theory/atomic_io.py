@@ -3,8 +3,9 @@
 Each write goes to a temporary file in the same folder, is flushed and fsynced, given the usual
 permissions (``0666`` less the umask) and moved over the target with ``os.replace``. A process
 killed before ``os.replace`` leaves its temporary (``.<name>.XXXXXXXX.tmp``) behind:
-`remove_stale_temps` removes those, and a `w2s_theory.results_table.ResultTable` calls it
-when it opens its table.
+`remove_stale_temps` removes those: a `w2s_theory.results_table.ResultTable` calls it when it
+opens its table, and the ``real`` and ``features extract`` commands call it on their cache
+folders when they start (``w2s_theory.cli.common.remove_cache_temps``).
 """
 
 from __future__ import annotations
