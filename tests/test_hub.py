@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import COMMIT, _tiny
 
+from conftest import COMMIT, _tiny
 from w2s_theory.hub import (
     default_pooling,
     is_decoder,
