@@ -101,6 +101,22 @@ class PairedEffect:
         return asdict(self)
 
 
+def _paired_arrays(a, b, name_a: str, name_b: str) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` and ``b`` as finite 1-D float arrays of one shape (one value per seed); errors
+    name the arguments as the caller calls them."""
+    x = as_float_array(a, name_a, allow_bool=False)
+    y = as_float_array(b, name_b, allow_bool=False)
+    if x.ndim != 1:
+        raise ValueError(f"{name_a}: must be 1-D (one value per seed), got shape {x.shape}")
+    if x.shape != y.shape:
+        raise ValueError(f"{name_b}: shape {y.shape} must equal {name_a}'s shape {x.shape} (1-D)")
+    for name, v in ((name_a, x), (name_b, y)):
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{name}: contains NaN or inf at index "
+                             f"{int(np.flatnonzero(~np.isfinite(v))[0])}")
+    return x, y
+
+
 def paired_effect(a, b, confidence: float = 0.95) -> PairedEffect:
     r"""Paired effect of ``a`` over ``b``: ``d = a - b``, ``mean(d) +/- t_{n-1, 0.975} s_d/sqrt(n)``.
 
@@ -119,16 +135,7 @@ def paired_effect(a, b, confidence: float = 0.95) -> PairedEffect:
     """
     from scipy import stats
 
-    x = as_float_array(a, "a", allow_bool=False)
-    y = as_float_array(b, "b", allow_bool=False)
-    if x.ndim != 1:
-        raise ValueError(f"a: must be 1-D (one value per seed), got shape {x.shape}")
-    if x.shape != y.shape:
-        raise ValueError(f"b: shape {y.shape} must equal a's shape {x.shape} (1-D)")
-    for name, v in (("a", x), ("b", y)):
-        if not np.all(np.isfinite(v)):
-            raise ValueError(f"{name}: contains NaN or inf at index "
-                             f"{int(np.flatnonzero(~np.isfinite(v))[0])}")
+    x, y = _paired_arrays(a, b, "a", "b")
     conf = check_number(confidence, "confidence", low=0.0, low_open=True, high=1.0,
                         high_open=True)
     d = x - y
@@ -203,16 +210,7 @@ def gap_filter(ceiling, weak, confidence: float = 0.95) -> tuple[bool, PairedEff
         >>> gap_filter([0.64, 0.65, 0.62], [0.6375, 0.6375, 0.6375])[0]
         False
     """
-    c = as_float_array(ceiling, "ceiling", allow_bool=False)
-    w = as_float_array(weak, "weak", allow_bool=False)
-    if c.ndim != 1:
-        raise ValueError(f"ceiling: must be 1-D (one value per seed), got shape {c.shape}")
-    if w.shape != c.shape:
-        raise ValueError(f"weak: shape {w.shape} must equal ceiling's shape {c.shape} (1-D)")
-    for name, v in (("ceiling", c), ("weak", w)):
-        if not np.all(np.isfinite(v)):
-            raise ValueError(f"{name}: contains NaN or inf at index "
-                             f"{int(np.flatnonzero(~np.isfinite(v))[0])}")
+    c, w = _paired_arrays(ceiling, weak, "ceiling", "weak")
     e = paired_effect(c, w, confidence)
     return bool(np.isfinite(e.ci_low) and e.ci_low > 0.0), e
 

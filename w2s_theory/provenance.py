@@ -12,7 +12,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-__all__ = ["git_commit", "machine_name"]
+__all__ = ["git_commit", "machine_name", "cpu_model"]
 
 
 @functools.cache
@@ -29,14 +29,18 @@ def git_commit(root: str | os.PathLike | None = None) -> str:
         return "unknown"
 
 
-def machine_name() -> str:
-    """``<cpu model> (<n> cpu), <os> <arch>`` of this machine (for result rows and benchmarks)."""
-    cpu = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` or the architecture
+    where that file is not there)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{cpu} ({os.cpu_count()} cpu), {platform.system()} {platform.machine()}"
+    return platform.processor() or platform.machine()
+
+
+def machine_name() -> str:
+    """``<cpu model> (<n> cpu), <os> <arch>`` of this machine (for result rows and benchmarks)."""
+    return f"{cpu_model()} ({os.cpu_count()} cpu), {platform.system()} {platform.machine()}"

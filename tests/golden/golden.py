@@ -431,18 +431,12 @@ def environment() -> dict:
     import threadpoolctl
     import torch
 
+    from w2s_theory.provenance import cpu_model
+
     np.ones((2, 2)) @ np.ones((2, 2))                 # load numpy's BLAS
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        cpu = platform.processor()
     pools = [{k: v for k, v in p.items() if k != "filepath"}
              for p in threadpoolctl.threadpool_info()]
-    return {"cpu": cpu, "machine": platform.machine(), "python": platform.python_version(),
+    return {"cpu": cpu_model(), "machine": platform.machine(), "python": platform.python_version(),
             "numpy": np.__version__, "scipy": scipy.__version__, "pandas": pd.__version__,
             "torch": torch.__version__, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "torch_num_threads": torch.get_num_threads(), "threadpools": pools,
