@@ -73,3 +73,20 @@ def hub_env(hub_cache, offline, monkeypatch):
     monkeypatch.setattr(c, "HF_HUB_CACHE", str(hub_cache))
     monkeypatch.setenv("HF_HUB_CACHE", str(hub_cache))
     return hub_cache
+
+
+def write_tiny_real_config(tmp_path, *, cache=None):
+    """A one-run ``real`` sweep config on a 16-row two-class CSV table (4/4/4 split) with the
+    tiny hub models of `hub_cache` (``tiny-org/tiny-gpt2`` -> ``tiny-org/tiny-llama``), no convex
+    fits; ``cache`` sets the config's cache folder. Returns the TOML's path."""
+    import pandas as pd
+
+    csv = tmp_path / "t.csv"
+    pd.DataFrame({"text": [f"t{i}" for i in range(16)], "label": [0, 1] * 8}).to_csv(csv, index=False)
+    p = tmp_path / "r.toml"
+    p.write_text('name = "t"\ndatasets = ["mine"]\npairs = [["tiny-org/tiny-gpt2", '
+                 '"tiny-org/tiny-llama"]]\nlosses = ["forward_kl"]\nseeds = [0]\n'
+                 + (f'cache = "{cache}"\n' if cache is not None else "")
+                 + f'[convex]\nenabled = false\n[sources.mine]\nkind = "table"\ndata = "{csv}"\n'
+                 f'task = "classification"\nsizes = [4, 4, 4]\n')
+    return p

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from conftest import write_tiny_real_config
 from w2s_theory.atomic_io import TEMP_PATTERN
 from w2s_theory.cli import main
 
@@ -53,15 +54,7 @@ def _old_temp(target: Path) -> Path:
 
 
 def _real_config(tmp_path: Path, cache: Path) -> Path:
-    csv = tmp_path / "t.csv"
-    pd.DataFrame({"text": [f"t{i}" for i in range(16)], "label": [0, 1] * 8}).to_csv(csv, index=False)
-    p = tmp_path / "r.toml"
-    p.write_text(f'name = "t"\ndatasets = ["mine"]\npairs = [["tiny-org/tiny-gpt2", '
-                 f'"tiny-org/tiny-llama"]]\nlosses = ["forward_kl"]\nseeds = [0]\n'
-                 f'cache = "{cache}"\n'
-                 f'[convex]\nenabled = false\n[sources.mine]\nkind = "table"\ndata = "{csv}"\n'
-                 f'task = "classification"\nsizes = [4, 4, 4]\n')
-    return p
+    return write_tiny_real_config(tmp_path, cache=cache)
 
 
 def test_real_removes_a_killed_writers_temporary_from_its_cache(hub_env, tmp_path):

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import write_tiny_real_config
 from w2s_theory.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,13 +200,7 @@ def test_file_shadowed_out_and_figures_dir(tmp_path, capsys):
 
 
 def test_file_shadowed_cache_dir_real(tmp_path, capsys, hub_env):
-    csv = tmp_path / "t.csv"
-    pd.DataFrame({"text": [f"t{i}" for i in range(16)], "label": [0, 1] * 8}).to_csv(csv, index=False)
-    p = tmp_path / "r.toml"
-    p.write_text(f'name = "t"\ndatasets = ["mine"]\npairs = [["tiny-org/tiny-gpt2", '
-                 f'"tiny-org/tiny-llama"]]\nlosses = ["forward_kl"]\nseeds = [0]\n'
-                 f'[convex]\nenabled = false\n[sources.mine]\nkind = "table"\ndata = "{csv}"\n'
-                 f'task = "classification"\nsizes = [4, 4, 4]\n')
+    p = write_tiny_real_config(tmp_path)
     block = tmp_path / "block"
     block.write_text("a file")
     assert main(["real", "--config", str(p), "--out", str(tmp_path / "o.csv"),

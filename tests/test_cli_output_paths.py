@@ -13,9 +13,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
+from conftest import write_tiny_real_config
 from w2s_theory.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,13 +58,7 @@ def test_the_read_only_folder_is_really_read_only(read_only_dir):
 
 
 def _real_argv(tmp_path: Path) -> list[str]:
-    csv = tmp_path / "t.csv"
-    pd.DataFrame({"text": [f"t{i}" for i in range(16)], "label": [0, 1] * 8}).to_csv(csv, index=False)
-    p = tmp_path / "r.toml"
-    p.write_text(f'name = "t"\ndatasets = ["mine"]\npairs = [["tiny-org/tiny-gpt2", '
-                 f'"tiny-org/tiny-llama"]]\nlosses = ["forward_kl"]\nseeds = [0]\n'
-                 f'[convex]\nenabled = false\n[sources.mine]\nkind = "table"\ndata = "{csv}"\n'
-                 f'task = "classification"\nsizes = [4, 4, 4]\n')
+    p = write_tiny_real_config(tmp_path)
     return ["real", "--config", str(p), "--out", str(tmp_path / "o.csv"), "--quiet"]
 
 
