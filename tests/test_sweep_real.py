@@ -338,8 +338,8 @@ def test_feature_pass_uses_the_threads_outside_the_sweep(tmp_path, monkeypatch,
 
     orig = real.FeatureBank.__init__
 
-    def with_loader(self, cfg, progress=True, loader=None, feature_threads=None):
-        orig(self, cfg, progress=progress, loader=loader_fn, feature_threads=feature_threads)
+    def with_loader(self, cfg, progress=True, loader=None, feature_threads=None, **kw):
+        orig(self, cfg, progress=progress, loader=loader_fn, feature_threads=feature_threads, **kw)
 
     loader_fn = loader
     monkeypatch.setattr(real.FeatureBank, "__init__", with_loader)

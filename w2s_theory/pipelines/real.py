@@ -174,6 +174,15 @@ class RealConfig:
         data_root, features_root: HH-RLHF folder and prebuilt features folder (defaults of
             `w2s_theory.data` / `w2s_theory.features`).
         vader_seed: seed of the VADER 4K/4K/4K split (fixed across run seeds).
+        splits: data splits to run (the unit of replication of ``experiments/analysis.toml``).
+            Split ``0`` is the data set's own split (the published HH-RLHF files; VADER's
+            ``vader_seed`` split; a source's own files). Split ``s > 0`` pools the three
+            splits of split 0 and deals them out again at random (a permutation seeded by
+            ``derive_seed(s, "resplit", dataset)``) with the same sizes; the features are
+            the cached ones (a split is an index set), the standardisation is recomputed
+            on the new ``train_gt``, and the weak teacher and the ceiling are retrained on
+            the new split. Rows then carry a ``split`` column (absent when ``splits = [0]``,
+            so the keys and columns of single-split sweeps are unchanged).
         sources: data sets of the user's own, ``{name: source table}`` (TOML
             ``[sources.NAME]``, `w2s_theory.sources.check_source`): ``NAME`` may then be
             listed in ``datasets``. Preference pairs train a Bradley--Terry head, a
@@ -202,6 +211,7 @@ class RealConfig:
     features_root: str | None = None
     vader_seed: int = 0
     sources: dict = field(default_factory=dict)
+    splits: tuple[int, ...] = (0,)
 
     def __post_init__(self):
         from ..losses import check_loss_name
@@ -258,6 +268,16 @@ class RealConfig:
         if not isinstance(self.vader_seed, int) or isinstance(self.vader_seed, bool) \
                 or self.vader_seed < 0:
             raise ValueError(f"vader_seed: must be an integer >= 0, got {self.vader_seed!r}")
+        if (not isinstance(self.splits, tuple) or not self.splits
+                or any(not isinstance(x, int) or isinstance(x, bool) or x < 0 for x in self.splits)
+                or len(set(self.splits)) != len(self.splits)):
+            raise ValueError(f"splits: need distinct non-negative integers (0 = the data set's "
+                             f"own split), got {self.splits!r}")
+
+    @property
+    def resplit(self) -> bool:
+        """Whether the sweep runs any split but the data set's own (rows get a ``split`` column)."""
+        return self.splits != (0,)
 
     # ------------------------------------------------------------------ (de)serialisation
     @classmethod
@@ -277,8 +297,8 @@ class RealConfig:
             cv["divergences"] = tuple(cv["divergences"])
         if "seeds" in cv:
             cv["seeds"] = tuple(cv["seeds"]) if isinstance(cv["seeds"], list) else cv["seeds"]
-        for k in ("datasets", "losses", "seeds"):
-            if k in d:
+        for k in ("datasets", "losses", "seeds", "splits"):
+            if k in d and isinstance(d[k], list):
                 d[k] = tuple(d[k])
         if "confidence" in d:
             c = d["confidence"]
@@ -333,11 +353,12 @@ class Run:
     loss: str
     confidence: bool
     key: str
+    split: int = 0
 
     @property
     def group(self) -> tuple:
         """Runs sharing weak labels (and hence the convex heads)."""
-        return (self.dataset, self.weak, self.strong, self.seed, self.noise)
+        return (self.split, self.dataset, self.weak, self.strong, self.seed, self.noise)
 
 
 def _protocol_dict(cfg: RealConfig) -> dict:
@@ -361,20 +382,28 @@ def enumerate_runs(cfg: RealConfig) -> list[Run]:
 
     base = _protocol_dict(cfg)
     out = []
-    for ds in cfg.datasets:
-        for weak, strong in cfg.pairs:
-            for seed in cfg.seeds:
-                for a in cfg.noise:
-                    for loss in cfg.losses:
-                        for conf in cfg.confidence:
-                            coords = {"dataset": ds, "weak": weak, "strong": strong,
-                                      "noise": float(a), "loss": loss, "confidence": bool(conf)}
-                            if ds in cfg.sources:      # absent for registry data sets
-                                coords["source"] = cfg.sources[ds]
-                            key = run_key({**base, **coords}, seed=int(seed))
-                            out.append(Run(ds, weak, strong, int(seed), float(a), loss,
-                                           bool(conf), key))
+    for split in cfg.splits:
+        for ds in cfg.datasets:
+            for weak, strong in cfg.pairs:
+                for seed in cfg.seeds:
+                    for a in cfg.noise:
+                        for loss in cfg.losses:
+                            for conf in cfg.confidence:
+                                coords = {"dataset": ds, "weak": weak, "strong": strong,
+                                          "noise": float(a), "loss": loss,
+                                          "confidence": bool(conf), **_split_coord(split)}
+                                if ds in cfg.sources:      # absent for registry data sets
+                                    coords["source"] = cfg.sources[ds]
+                                key = run_key({**base, **coords}, seed=int(seed))
+                                out.append(Run(ds, weak, strong, int(seed), float(a), loss,
+                                               bool(conf), key, int(split)))
     return out
+
+
+def _split_coord(split: int) -> dict:
+    """The split as a key coordinate: absent for split 0, so that the keys of single-split
+    sweeps (and of every table made before re-splitting existed) are unchanged."""
+    return {"split": int(split)} if split else {}
 
 
 def derive_seed(seed: int, *tags) -> int:
@@ -411,19 +440,27 @@ class FeatureBank:
     ``train_gt`` chosen and rejected texts); the row of pair ``i`` with slot sign
     ``s_i = +1`` (A = chosen) or ``-1`` is ``s_i D_i`` and its label ``(s_i + 1) / 2``.
     VADER: ``[(h - mu) / sd, 1]`` (a constant feature = the bias), labels from the data.
+
+    ``split`` (`RealConfig.splits`): ``0`` the data set's own split; ``s > 0`` the rows of
+    the three splits pooled and dealt out again by `split_index` (same sizes), before the
+    standardisation. ``share`` (another bank) re-uses its raw features: banks of several
+    splits then read each feature file once.
     """
 
     def __init__(self, cfg: RealConfig, progress: bool = True,
                  loader: Callable[[str, str, str], dict] | None = None,
-                 feature_threads: int | None = None):
+                 feature_threads: int | None = None, split: int = 0,
+                 share: FeatureBank | None = None):
         self.cfg = cfg
         self.progress = progress
         self.loader = loader
         # torch threads of the feature pass (None: whatever is in force when base() runs)
         self.feature_threads = cfg.feature_threads or feature_threads
+        self.split = int(split)
         self._base: dict = {}
-        self._vader = None
-        self._sources: dict = {}
+        self._vader = None if share is None else share._vader
+        self._sources: dict = {} if share is None else share._sources
+        self._raw: dict = {} if share is None else share._raw
 
     def _pairwise(self, dataset: str) -> bool:
         return _pairwise(dataset, self.cfg.sources)
@@ -465,62 +502,105 @@ class FeatureBank:
                 self._base[key] = self._compute_base(dataset, model)
         return self._base[key]
 
-    def _compute_base(self, dataset: str, model: str) -> dict:
+    def _raw_features(self, dataset: str, model: str) -> dict:
+        """Split 0's raw features in file order, read once per bank family:
+        ``{split: (chosen, rejected)}`` for preference pairs, ``{split: h}`` otherwise."""
         from ..data import SPLITS
 
+        key = (dataset, model)
+        if key in self._raw:
+            return self._raw[key]
         if dataset in self.cfg.sources:
             from ..features import features_for_texts
             from ..sources import feature_tag
 
             spec = self.cfg.sources[dataset]
             data = self.source_splits(dataset)
-            h = {}
+            raw = {}
             for sp in SPLITS:
                 d = data[sp]
                 texts = list(d.chosen) + list(d.rejected) if self._pairwise(dataset) else list(d.texts)
-                h[sp] = features_for_texts(model, texts, dataset=feature_tag(spec, sp),
-                                           progress=self.progress).astype(np.float64)
-            if self._pairwise(dataset):
-                n = {sp: len(data[sp]) for sp in SPLITS}
-                c, r = self._cut(h["train_gt"][:n["train_gt"]]), self._cut(h["train_gt"][n["train_gt"]:])
-                sd = np.concatenate([c, r]).std(axis=0)
-                sd = np.where(sd > 0, sd, 1.0)
-                out = {sp: (self._cut(h[sp][:n[sp]]) - self._cut(h[sp][n[sp]:])) / sd for sp in SPLITS}
-            else:
-                h = {sp: self._cut(v) for sp, v in h.items()}
-                mu, sd = h["train_gt"].mean(axis=0), h["train_gt"].std(axis=0)
-                sd = np.where(sd > 0, sd, 1.0)
-                out = {sp: np.hstack([(h[sp] - mu) / sd, np.ones((h[sp].shape[0], 1))])
-                       for sp in SPLITS}
+                h = features_for_texts(model, texts, dataset=feature_tag(spec, sp),
+                                       progress=self.progress)
+                raw[sp] = (h[:len(d)], h[len(d):]) if self._pairwise(dataset) else h
         elif self._pairwise(dataset):
             if self.loader is not None:
-                raw = {sp: self.loader(dataset, model, sp) for sp in SPLITS}
+                got = {sp: self.loader(dataset, model, sp) for sp in SPLITS}
             else:
                 from ..features import load_features
 
-                raw = {sp: load_features(model, dataset, sp, root=self.cfg.features_root,
+                got = {sp: load_features(model, dataset, sp, root=self.cfg.features_root,
                                          data_root=self.cfg.data_root, progress=self.progress)
                        for sp in SPLITS}
-            c = self._cut(raw["train_gt"]["chosen"]).astype(np.float64)
-            r = self._cut(raw["train_gt"]["rejected"]).astype(np.float64)
-            sd = np.concatenate([c, r]).std(axis=0)
-            sd = np.where(sd > 0, sd, 1.0)
-            out = {sp: (self._cut(raw[sp]["chosen"]).astype(np.float64)
-                        - self._cut(raw[sp]["rejected"]).astype(np.float64)) / sd for sp in SPLITS}
+            raw = {sp: (got[sp]["chosen"], got[sp]["rejected"]) for sp in SPLITS}
         else:
             from ..datasets import feature_cache_tag
             from ..features import features_for_texts
 
             splits = self._vader_splits()
-            h = {sp: self._cut(features_for_texts(
-                     model, splits[sp].texts,
-                     dataset=feature_cache_tag(dataset, sp, seed=self.cfg.vader_seed),
-                     progress=self.progress)).astype(np.float64) for sp in SPLITS}
-            mu = h["train_gt"].mean(axis=0)
-            sd = h["train_gt"].std(axis=0)
-            sd = np.where(sd > 0, sd, 1.0)
-            out = {sp: np.hstack([(h[sp] - mu) / sd, np.ones((h[sp].shape[0], 1))]) for sp in SPLITS}
+            raw = {sp: features_for_texts(
+                       model, splits[sp].texts,
+                       dataset=feature_cache_tag(dataset, sp, seed=self.cfg.vader_seed),
+                       progress=self.progress) for sp in SPLITS}
+        self._raw[key] = raw
+        return raw
+
+    def _sizes(self, dataset: str) -> dict:
+        """Rows of each split of split 0 (before any ``n_rows`` cut)."""
+        from ..data import N_ROWS, SPLITS
+
+        if dataset in self.cfg.sources:
+            return {sp: len(self.source_splits(dataset)[sp]) for sp in SPLITS}
+        if self._pairwise(dataset):
+            got = [raw for (ds, _m), raw in self._raw.items() if ds == dataset]
+            return {sp: (len(got[0][sp][0]) if got else N_ROWS) for sp in SPLITS}
+        return {sp: len(self._vader_splits()[sp].labels) for sp in SPLITS}
+
+    def split_index(self, dataset: str, sizes: dict | None = None) -> dict | None:
+        """``{split: indices into the pool}`` of this bank's split (``None`` for split 0).
+
+        The pool is split 0's ``train_gt``, ``train_w2s`` and ``test`` rows concatenated in
+        that order (``sizes``: their row counts; default the data set's); split ``s`` deals a
+        seeded permutation of it out with the same sizes.
+        """
+        if self.split == 0:
+            return None
+        from ..data import SPLITS
+
+        n = sizes if sizes is not None else self._sizes(dataset)
+        perm = np.random.default_rng(derive_seed(self.split, "resplit", dataset)).permutation(
+            sum(n.values()))
+        out, at = {}, 0
+        for sp in SPLITS:
+            out[sp] = perm[at:at + n[sp]]
+            at += n[sp]
         return out
+
+    def _deal(self, dataset: str, per_split: dict) -> dict:
+        """Arrays ``{split: (n_split, ...)}`` of split 0 re-dealt to this bank's split, then cut
+        to ``n_rows``."""
+        idx = self.split_index(dataset, {sp: len(v) for sp, v in per_split.items()})
+        if idx is not None:
+            from ..data import SPLITS
+
+            pool = np.concatenate([np.asarray(per_split[sp]) for sp in SPLITS])
+            per_split = {sp: pool[idx[sp]] for sp in SPLITS}
+        return {sp: self._cut(v) for sp, v in per_split.items()}
+
+    def _compute_base(self, dataset: str, model: str) -> dict:
+        from ..data import SPLITS
+
+        raw = self._raw_features(dataset, model)
+        if self._pairwise(dataset):
+            c = self._deal(dataset, {sp: np.asarray(raw[sp][0], dtype=np.float64) for sp in SPLITS})
+            r = self._deal(dataset, {sp: np.asarray(raw[sp][1], dtype=np.float64) for sp in SPLITS})
+            sd = np.concatenate([c["train_gt"], r["train_gt"]]).std(axis=0)
+            sd = np.where(sd > 0, sd, 1.0)
+            return {sp: (c[sp] - r[sp]) / sd for sp in SPLITS}
+        h = self._deal(dataset, {sp: np.asarray(raw[sp], dtype=np.float64) for sp in SPLITS})
+        mu, sd = h["train_gt"].mean(axis=0), h["train_gt"].std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)
+        return {sp: np.hstack([(h[sp] - mu) / sd, np.ones((h[sp].shape[0], 1))]) for sp in SPLITS}
 
     def fingerprint(self, dataset: str, model: str) -> str:
         """Content digest of the standardised rows of ``(dataset, model)`` (every split) and,
@@ -550,9 +630,10 @@ class FeatureBank:
         if self._pairwise(dataset):
             n = self._n(dataset, split)
             return ((self.signs(dataset, split, seed, n) + 1) / 2).astype(np.int64)
-        if dataset in self.cfg.sources:
-            return self._cut(self.source_splits(dataset)[split].labels).astype(np.int64)
-        return self._cut(self._vader_splits()[split].labels).astype(np.int64)
+        from ..data import SPLITS
+
+        src = self.source_splits(dataset) if dataset in self.cfg.sources else self._vader_splits()
+        return self._deal(dataset, {sp: np.asarray(src[sp].labels) for sp in SPLITS})[split].astype(np.int64)
 
     def _n(self, dataset: str, split: str = "test") -> int:
         from ..data import N_ROWS
@@ -636,9 +717,10 @@ def _teacher_specs(cfg: RealConfig, runs: list[Run]) -> list[tuple]:
     for r in runs:
         for role, model in (("weak", r.weak), ("ceiling", r.strong)):
             t = (role, r.dataset, model, r.seed)
-            if t not in seen:
-                seen.add(t)
-                out.append((_head_key(cfg, r.seed, role=role, dataset=r.dataset, model=model), *t))
+            if (r.split, t) not in seen:
+                seen.add((r.split, t))
+                out.append((_head_key(cfg, r.seed, role=role, dataset=r.dataset, model=model,
+                                      **_split_coord(r.split)), *t))
     return out
 
 
@@ -892,7 +974,7 @@ def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
 
     extra = {"source": cfg.sources[run.dataset]} if run.dataset in cfg.sources else {}
     key = _head_key(cfg, run.seed, role="convex", dataset=run.dataset, weak=run.weak,
-                    strong=run.strong, noise=run.noise, **extra)
+                    strong=run.strong, noise=run.noise, **_split_coord(run.split), **extra)
     path = cache / f"{key}.json"
     g = cfg.gamma
     want_mis = cfg.convex.misspecified and "reverse_kl" in cfg.convex.divergences
@@ -1056,20 +1138,42 @@ def _run_sweep(cfg, out, progress, config_file, after_row, bank, outside_threads
     if not pending and not incomplete:
         return table.frame()
     sweep_hash = run_key({"runs": [r.key for r in runs]})
-    cache = cfg.cache_path() / f"{cfg.name}-{sweep_hash}"
-    cache.mkdir(parents=True, exist_ok=True)
-    bank = bank if bank is not None else FeatureBank(cfg, progress=progress,
-                                                     feature_threads=outside_threads)
+    cache0 = cfg.cache_path() / f"{cfg.name}-{sweep_hash}"
+    commit, machine = git_commit(), machine_name()
+    first = bank
+    for split in cfg.splits:                      # one split at a time: its own teachers
+        s_pending = [r for r in pending if r.split == split]
+        s_incomplete = [(r, row) for r, row in incomplete if r.split == split]
+        if not s_pending and not s_incomplete:
+            continue
+        s_runs = [r for r in runs if r.split == split]
+        cache = cache0 if split == 0 else cache0 / f"split-{split}"
+        cache.mkdir(parents=True, exist_ok=True)
+        if split == 0 and bank is not None:
+            s_bank = bank
+        else:
+            s_bank = FeatureBank(cfg, progress=progress, feature_threads=outside_threads,
+                                 split=split, share=first,
+                                 loader=None if first is None else first.loader)
+        first = first or s_bank
+        _run_split(cfg, s_runs, s_pending, s_incomplete, s_bank, cache, table, progress,
+                   config_file, after_row, commit, machine, torch.__version__)
+    return table.frame()
+
+
+def _run_split(cfg, runs, pending, incomplete, bank, cache, table, progress, config_file,
+               after_row, commit, machine, torch_version) -> None:
+    """Teachers, students and rows of the runs of one data split."""
     teachers, tmeta = train_teachers(cfg, runs, bank, cache, progress)
     students, smeta = train_students(cfg, runs, bank, teachers, cache, progress)
-    commit, machine = git_commit(), machine_name()
     if incomplete:
         _complete_convex_rows(cfg, bank, teachers, incomplete, table, progress, after_row)
     it: Iterable = pending
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(pending, desc=f"{cfg.name}: evaluating", unit="run")
+        desc = f"{cfg.name}: evaluating" + (f" (split {bank.split})" if cfg.resplit else "")
+        it = tqdm(pending, desc=desc, unit="run")
     for run in it:
         t0 = time.perf_counter()
         row = {"run_key": run.key, "sweep": cfg.name, "dataset": run.dataset, "weak": run.weak,
@@ -1078,13 +1182,15 @@ def _run_sweep(cfg, out, progress, config_file, after_row, bank, outside_threads
                "seed": run.seed, "gamma": cfg.gamma, "lr": cfg.train.lr,
                "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size,
                "train_dtype": cfg.train.dtype, "protocol": PROTOCOL_VERSION}
+        if cfg.resplit:
+            row["split"] = run.split
         row.update(evaluate_run(cfg, bank, teachers, students, run))
         if cfg.convex.covers(run.seed):
             row.update(convex_results(cfg, bank, teachers, run, cfg.cache_path() / "convex"))
         row.update({
             "train_heads": smeta.get("n_heads"), "train_wall_s": smeta.get("wall_s"),
             "eval_wall_s": time.perf_counter() - t0, "device": smeta.get("device"),
-            "machine": machine, "git_commit": commit, "torch_version": torch.__version__,
+            "machine": machine, "git_commit": commit, "torch_version": torch_version,
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "config_file": config_file,
         })
@@ -1092,14 +1198,15 @@ def _run_sweep(cfg, out, progress, config_file, after_row, bank, outside_threads
         table.append(row)
         if after_row is not None:
             after_row(row)
-    return table.frame()
 
 
 def _incomplete_convex_rows(cfg: RealConfig, runs: list[Run], table) -> list[tuple[Run, dict]]:
-    """Finished rows that lack the misspecified Theorem 2 columns their config asks for
-    (rows computed before the columns existed): ``[(run, row)]``."""
-    if not (cfg.convex.misspecified and "reverse_kl" in cfg.convex.divergences):
+    """Finished rows that lack convex columns their config asks for: ``[(run, row)]``. A row
+    of a covered seed without any convex fit (made while ``convex.seeds`` left it out), or
+    without the misspecified Theorem 2 columns (made before they existed)."""
+    if not cfg.convex.enabled:
         return []
+    want_mis = cfg.convex.misspecified and "reverse_kl" in cfg.convex.divergences
     by_key = {r.key: r for r in runs if cfg.convex.covers(r.seed) and table.has(r.key)}
     if not by_key:
         return []
@@ -1107,6 +1214,11 @@ def _incomplete_convex_rows(cfg: RealConfig, runs: list[Run], table) -> list[tup
     for row in table.frame().to_dict("records"):
         run = by_key.get(row["run_key"])
         if run is None:
+            continue
+        if not isinstance(row.get("cvx_ceiling_status"), str):
+            out.append((run, row))            # no convex fit yet (convex.seeds widened)
+            continue
+        if not want_mis:
             continue
         st = row.get("cvx_rkl_status")
         if not isinstance(st, str) or st.startswith("error"):
@@ -1118,19 +1230,23 @@ def _incomplete_convex_rows(cfg: RealConfig, runs: list[Run], table) -> list[tup
 
 
 def _complete_convex_rows(cfg, bank, teachers, incomplete, table, progress, after_row) -> None:
-    """Add the misspecified Theorem 2 columns to finished rows (one reverse-KL refit and one LP
-    a group, through the convex cache); other columns, provenance included, are kept."""
+    """Add the convex columns a finished row lacks: all of them when the row has no convex
+    fit (a sweep rerun with more ``convex.seeds``), else the misspecified Theorem 2 columns
+    (one reverse-KL refit and one LP a group); through the convex cache. The row's other
+    columns, provenance included, are kept."""
     cache = cfg.cache_path() / "convex"
     it: Iterable = incomplete
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(incomplete, desc=f"{cfg.name}: misspecified Theorem 2 on finished rows",
-                  unit="row")
+        it = tqdm(incomplete, desc=f"{cfg.name}: convex columns of finished rows", unit="row")
     for run, row in it:
         cols = convex_results(cfg, bank, teachers, run, cache)
-        new = {k: v for k, v in cols.items() if k.startswith("cvx_rkl_t2mis_")
-               or k == "cvx_t2mis_wall_s"}
+        if not isinstance(row.get("cvx_ceiling_status"), str):
+            new = cols
+        else:
+            new = {k: v for k, v in cols.items() if k.startswith("cvx_rkl_t2mis_")
+                   or k == "cvx_t2mis_wall_s"}
         row = {**row, **new}
         row = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
         table.append(row)
