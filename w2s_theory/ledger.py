@@ -70,6 +70,15 @@ __all__ = [
     "pgr_table",
     "write_ledger",
     "LEDGER_COLUMNS",
+    "Ledger",
+    "build",
+    "write",
+    "summary_text",
+    "ROW_COLUMNS",
+    "SUMMARY_COLUMNS",
+    "EXCLUDED_COLUMNS",
+    "CHECK_COLUMNS",
+    "PLAN_PATH",
 ]
 
 ALPHA = 0.05
@@ -1204,29 +1213,1027 @@ def update_readme(readme=None, root=None) -> Path:
     return readme
 
 
+# ============================================================================ plan-driven ledger
+# Issue 18: the ledger computed from the declared analysis plan (`w2s_theory.plan`): families
+# and their settings from the plan, the split as the unit of replication, four verdict words,
+# claim definitions as declared, and every named setting / seed / fit either in the ledger or in
+# `Ledger.excluded` with its reason.
+
+#: Columns of `Ledger.rows` (``ledger.csv``), in order.
+ROW_COLUMNS = ["family", "claim", "regime", "contrast", "kind", "arms", "noise_level", "setting",
+               "dataset", "weak", "strong", "n_splits", "n_pairs", "effect_pts", "ci_low",
+               "ci_high", "seed_ci_low", "seed_ci_high", "mixed_ci_low", "mixed_ci_high", "p",
+               "p_holm", "p_tost", "p_tost_holm", "margin", "direction", "word", "holds",
+               "paper_pts", "context", "note"]
+#: Columns of `Ledger.summary` (``ledger_summary.csv``).
+SUMMARY_COLUMNS = ["family", "claim", "regime", "contrast", "kind", "arms", "noise_level",
+                   "n_settings", "effect_pts", "ci_low", "ci_high", "word", "n_better", "n_worse",
+                   "n_equivalent", "n_inconclusive", "margin", "paper_pts", "note"]
+#: Columns of `Ledger.excluded` (``ledger_excluded.csv``).
+EXCLUDED_COLUMNS = ["family", "setting", "table", "split", "seed", "run_key", "reason"]
+#: Columns of `Ledger.checks` (``ledger_checks.csv``, claim 6).
+CHECK_COLUMNS = ["table", "column", "scope", "n", "n_holds", "frac", "ci_low", "ci_high",
+                 "covered", "word"]
+#: The committed analysis plan, relative to the repository root.
+PLAN_PATH = Path("experiments") / "analysis.toml"
+#: File names `write` uses, in ``Ledger`` attribute order (rows, summary, excluded, checks).
+LEDGER_FILES = ("ledger.csv", "ledger_summary.csv", "ledger_excluded.csv", "ledger_checks.csv")
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The claims ledger built from a plan (`build`).
+
+    Attributes:
+        rows: one row per (family, setting), columns `ROW_COLUMNS`.
+        summary: one row per family, columns `SUMMARY_COLUMNS`.
+        excluded: every named setting / seed / fit not in ``rows``, with its reason
+            (`EXCLUDED_COLUMNS`).
+        checks: claim 6's bound checks, counts with Clopper-Pearson intervals
+            (`CHECK_COLUMNS`).
+        statements: plain statements reported, not tested (claim 5's chance statement, the
+            sensitivity notes).
+    """
+
+    rows: object
+    summary: object
+    excluded: object
+    checks: object
+    statements: tuple = ()
+
+
+def _fmt_pts(x) -> str:
+    return "" if x is None or not np.isfinite(x) else f"{x:+.2f}"
+
+
+def _read_csv_table(path: Path):
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, low_memory=False)
+    except pd.errors.EmptyDataError:
+        return None
+    return df
+
+
+def _resplit_name(plan, table: str) -> str | None:
+    """The re-split table of ``table`` by ``[replication] resplit_table_pattern``, when it
+    lives under the committed table's folder (``.../real/splits/main.csv`` for
+    ``.../real/main.csv``); ``None`` otherwise."""
+    if not plan.resplit_table_pattern:
+        return None
+    rp = plan.resplit_table_pattern.format(stem=Path(table).stem)
+    if rp == table or Path(table).parent not in Path(rp).parents:
+        return None
+    return rp
+
+
+def _load_table(plan, table: str, tables, root: Path):
+    """``(frame or None, reason)``: the committed table (split 0) plus its re-split rows."""
+    import pandas as pd
+
+    split = plan.split_column
+    if tables is not None:
+        df = tables.get(table)
+        df = None if df is None else df.copy()
+    else:
+        p = root / table
+        df = _read_csv_table(p) if p.is_file() else None
+    if df is None:
+        return None, "missing table"
+    if split not in df.columns:
+        df[split] = plan.committed_split
+    df["x_source"] = table
+    rp = _resplit_name(plan, table)
+    if rp is not None:
+        if tables is not None:
+            r = tables.get(rp)
+            r = None if r is None else r.copy()
+        else:
+            r = _read_csv_table(root / rp) if (root / rp).is_file() else None
+        if r is not None and len(r):
+            if split not in r.columns:
+                raise ValueError(f"tables: {rp} has no {split!r} column (a re-split table)")
+            r["x_source"] = rp
+            df = pd.concat([df, r], ignore_index=True, sort=False)
+    return _normalise(df, split), ""
+
+
+def _normalise(df, split: str):
+    """Add the columns the ledger works on: ``x_split``, ``x_acc``, ``x_noise``, ``x_dataset``,
+    ``x_weak``, ``x_strong``, ``x_setting`` (synthetic tables: weak = ``weak_noise=...``,
+    strong = the head; fine-tuning tables: the setting names its ``regime``)."""
+    import pandas as pd
+
+    n = len(df)
+    df["x_split"] = pd.to_numeric(df[split], errors="raise").astype(int)
+    acc = next((c for c in ("student_acc", "test_acc_strong") if c in df.columns), None)
+    df["x_acc"] = pd.to_numeric(df[acc], errors="coerce") if acc else np.nan
+    noise = next((c for c in ("noise", "noise_frac") if c in df.columns), None)
+    df["x_noise"] = df[noise].astype(float).round(10) if noise else 0.0
+    ds = next((c for c in ("dataset", "subset") if c in df.columns), None)
+    df["x_dataset"] = df[ds].astype(str) if ds else ("synthetic" if "weak_noise" in df else "")
+    if "weak" in df.columns:
+        df["x_weak"] = df["weak"].astype(str)
+    elif "weak_noise" in df.columns:
+        df["x_weak"] = "weak_noise=" + df["weak_noise"].astype(str)
+    else:
+        df["x_weak"] = ""
+    if "strong" in df.columns:
+        df["x_strong"] = df["strong"].astype(str)
+    elif "head" in df.columns:
+        df["x_strong"] = df["head"].astype(str)
+    else:
+        df["x_strong"] = ""
+    setting = df["x_dataset"] + ":" + df["x_weak"] + "->" + df["x_strong"]
+    if "regime" in df.columns and "role" in df.columns:     # fine-tuning tables
+        setting = setting + " [" + df["regime"].astype(str) + "]"
+    df["x_setting"] = setting if n else pd.Series(dtype=str)
+    if "run_key" not in df.columns:
+        df["run_key"] = ""
+    if "seed" not in df.columns:
+        raise ValueError("tables: a result table needs a 'seed' column")
+    return df
+
+
+def _mask(df, filters: dict, pairs, where: str):
+    import pandas as pd
+
+    mask = pd.Series(True, index=df.index)
+    for col, vals in filters.items():
+        if col not in df.columns:
+            raise ValueError(f"plan: {where}: filter column {col!r} is not a column of the table")
+        c = df[col]
+        if pd.api.types.is_float_dtype(c):
+            mask &= c.round(10).isin([round(float(v), 10) for v in vals])
+        else:
+            mask &= c.isin(list(vals))
+    if pairs is not None:
+        ps = set(pairs)
+        mask &= pd.Series([(w, s) in ps for w, s in zip(df["x_weak"], df["x_strong"])],
+                          index=df.index)
+    return mask
+
+
+class _Excl:
+    """Collects `Ledger.excluded` rows."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def add(self, family, setting, table, split, seed, run_key, reason):
+        self.rows.append({"family": family, "setting": setting, "table": table,
+                          "split": split, "seed": seed, "run_key": run_key, "reason": reason})
+
+    def frame(self, df, family, reason):
+        for r in df.itertuples(index=False):
+            self.add(family, r.x_setting, r.x_source, int(r.x_split), int(r.seed), r.run_key,
+                     reason)
+
+
+def _value_cols(fam) -> list[str]:
+    return list(fam.columns) if fam.columns else ["x_acc"]
+
+
+def _dedupe(fam, sel, plan, excl: _Excl):
+    """Remove duplicate runs within a family (run key, then the plan's identity columns plus
+    split / setting / noise); each removed one is listed. The same run key (or coordinates)
+    with a different result is not a duplicate: `build` stops."""
+    vals = _value_cols(fam)
+    if len(sel) == 0:
+        return sel
+
+    def check_and_drop(key_cols, how):
+        nonlocal sel
+        dup = sel.duplicated(key_cols, keep="first")
+        if not dup.any():
+            return
+        first = sel[~dup].set_index(key_cols)
+        for _, r in sel[dup].iterrows():
+            k = tuple(r[c] for c in key_cols)
+            k = k[0] if len(k) == 1 else k
+            kept = first.loc[k]
+            if isinstance(kept, type(sel)):
+                kept = kept.iloc[0]
+            a = np.array([r[v] for v in vals], dtype=float)
+            b = np.array([kept[v] for v in vals], dtype=float)
+            if not np.allclose(a, b, rtol=0, atol=1e-12, equal_nan=True):
+                raise ValueError(
+                    f"family {fam.id}: run {k!r} ({how}) appears twice with different results "
+                    f"({kept['x_source']}: {b.tolist()}, {r['x_source']}: {a.tolist()}); a run "
+                    f"enters a family at most once")
+            excl.add(fam.id, r["x_setting"], r["x_source"], int(r["x_split"]), int(r["seed"]),
+                     r["run_key"], f"duplicate of {kept['x_source']} ({how})")
+        sel = sel[~dup]
+
+    if (sel["run_key"].astype(str) != "").all():
+        check_and_drop(["run_key", "x_split"], "same run_key")
+    ident = [c for c in plan.identity_columns
+             if c in sel.columns and c not in ("dataset", "weak", "strong", "noise")]
+    ident += ["x_split", "x_setting", "x_noise", "seed"]
+    if "loss" in sel.columns and not fam.columns:
+        ident.append("loss")
+    if fam.columns:   # one convex fit per unit: its loss rows repeat it (by design, not listed)
+        sel = sel.drop_duplicates(["x_split", "x_setting", "x_noise", "seed"], keep="first")
+        return sel
+    check_and_drop(list(dict.fromkeys(ident)), "same coordinates")
+    return sel
+
+
+def _fit_status(fam, sel, plan, excl: _Excl):
+    """Converged families: drop (and list) fits that failed (``cvx_*_status`` starting with
+    "error") or are not there (NaN or a table without the column: "convex fit pending")."""
+    import pandas as pd
+
+    if not fam.columns:
+        bad = sel["x_acc"].isna()
+        excl.frame(sel[bad], fam.id, "no accuracy (NaN)")
+        return sel[~bad]
+    reason = np.full(len(sel), "", dtype=object)
+    split = sel["x_split"].to_numpy()
+    seed = sel["seed"].to_numpy()
+    planned = np.ones(len(sel), dtype=bool)
+    if plan.converged_seeds_per_split:
+        planned = np.isin(seed, list(plan.converged_seeds_per_split)) | (
+            split == plan.committed_split)
+    for col in fam.columns:
+        st = col[: -len("_acc")] + "_status"
+        status = (sel[st].fillna("").astype(str).to_numpy() if st in sel.columns
+                  else np.full(len(sel), "", dtype=object))
+        v = (pd.to_numeric(sel[col], errors="coerce").to_numpy(float) if col in sel.columns
+             else np.full(len(sel), np.nan))
+        free = reason == ""
+        err = free & np.char.startswith(status.astype(str), "error")
+        reason[err] = [f"failed fit ({col}): {x}" for x in status[err]]
+        free = reason == ""
+        pend = free & ~np.isfinite(v)
+        reason[pend & planned] = "convex fit pending"
+        reason[pend & ~planned] = (f"no convex fit planned for this seed (converged seeds per "
+                                   f"split: {list(plan.converged_seeds_per_split)})")
+    bad = reason != ""
+    for r, why in zip(sel[bad].itertuples(index=False), reason[bad]):
+        excl.add(fam.id, r.x_setting, r.x_source, int(r.x_split), int(r.seed), r.run_key, why)
+    return sel[~bad]
+
+
+def _capacity_order(plan, weaks):
+    """Weak model names sorted by `w2s_theory.models.REGISTRY` parameter count (read at call
+    time, through the plan's aliases); never by a measured accuracy."""
+    from . import models
+
+    caps = {}
+    for w in weaks:
+        name = plan.model_aliases.get(w, w)
+        if name not in models.REGISTRY:
+            raise ValueError(f"plan: claim4: weak model {w!r} is not in the model registry "
+                             f"(w2s_theory.models.REGISTRY)")
+        caps[w] = int(models.REGISTRY[name].params)
+    if len(set(caps.values())) < len(caps):
+        raise ValueError(f"plan: claim4: weak models {sorted(caps)} have equal registry capacity")
+    return sorted(weaks, key=lambda w: caps[w])
+
+
+def _paired(fam, sel, plan, excl: _Excl):
+    """Per (setting, split, seed): the paired difference ``d`` in points. Returns a frame
+    with ``setting, dataset, weak, strong, split, seed, d`` (and ``keys``: the run keys used)."""
+    import pandas as pd
+
+    q = round(fam.noise_level, 10)
+    out = []
+    idx = ["x_setting", "x_dataset", "x_weak", "x_strong", "x_split", "seed"]
+
+    def unpaired(frame, reason):
+        excl.frame(frame, fam.id, reason)
+
+    if fam.kind in ("acc", "drop") and not fam.columns:
+        a, b = fam.arms
+        levels = [q] if fam.kind == "acc" else [0.0, q]
+        sub = sel[sel["loss"].isin([a, b]) & sel["x_noise"].isin(levels)]
+        cells = [(arm, lv) for lv in levels for arm in (a, b)]
+        wide = sub.pivot_table(index=idx, columns=["loss", "x_noise"], values="x_acc",
+                               aggfunc="first")
+        keys = sub.pivot_table(index=idx, columns=["loss", "x_noise"], values="run_key",
+                               aggfunc="first")
+        ok = pd.Series(True, index=wide.index)
+        for c in cells:
+            if c not in wide.columns:
+                ok &= False
+            else:
+                ok &= wide[c].notna()
+        if (~ok).any():
+            bad = set(wide.index[~ok])
+            rows = sub[[tuple(r) in bad for r in sub[idx].itertuples(index=False)]]
+            have_by: dict = {}
+            for r in rows.itertuples(index=False):
+                have_by.setdefault((r.x_setting, r.x_split, r.seed), set()).add((r.loss, r.x_noise))
+            for r in rows.itertuples(index=False):
+                have = have_by[(r.x_setting, r.x_split, r.seed)]
+                miss = [f"{arm} @ {lv:g}" for arm, lv in cells if (arm, lv) not in have]
+                excl.add(fam.id, r.x_setting, r.x_source, int(r.x_split), int(r.seed), r.run_key,
+                         "unpaired seed (no " + ", ".join(miss) + ")")
+        w = wide[ok]
+        if fam.kind == "acc":
+            d = w[(a, q)] - w[(b, q)]
+        else:
+            d = (w[(a, q)] - w[(b, q)]) - (w[(a, 0.0)] - w[(b, 0.0)])
+        res = d.rename("d").reset_index()
+        kw = keys.reindex(index=w.index, columns=pd.MultiIndex.from_tuples(cells))
+        res["keys"] = [tuple(map(str, k)) for k in kw.to_numpy()]
+        out.append(res)
+    elif fam.kind in ("column", "drop"):
+        c0, c1 = fam.columns
+        levels = [q] if fam.kind == "column" else [0.0, q]
+        sub = sel[sel["x_noise"].isin(levels)]
+        sub = sub.assign(x_d=sub[c0].astype(float) - sub[c1].astype(float))
+        wide = sub.pivot_table(index=idx, columns="x_noise", values="x_d", aggfunc="first")
+        ok = pd.Series(True, index=wide.index)
+        for lv in levels:
+            ok &= wide[lv].notna() if lv in wide.columns else False
+        if (~ok).any():
+            bad = set(wide.index[~ok])
+            rows = sub[[tuple(r) in bad for r in sub[idx].itertuples(index=False)]]
+            unpaired(rows, f"unpaired fit (no fit at noise {0 if fam.kind == 'drop' else q:g} "
+                           f"for this split and seed)" if fam.kind == "drop" else "unpaired fit")
+        w = wide[ok]
+        d = w[q] if fam.kind == "column" else w[q] - w[0.0]
+        res = d.rename("d").reset_index()
+        res["keys"] = [()] * len(res)
+        out.append(res)
+    elif fam.kind == "capacity":
+        vcol = fam.columns[0] if fam.columns else "x_acc"
+        sub = sel[sel["x_noise"] == q]
+        if fam.loss:
+            sub = sub[sub["loss"] == fam.loss]
+        weaks = sorted(set(sub["x_weak"]))
+        if len(weaks) != 2:
+            if len(sub):
+                unpaired(sub, f"capacity contrast needs two weak models, found {weaks}")
+            return pd.DataFrame(columns=idx[:4] + ["x_split", "seed", "d", "keys"])
+        lo, hi = _capacity_order(plan, weaks)
+        cidx = ["x_dataset", "x_strong", "x_split", "seed"]
+        wide = sub.pivot_table(index=cidx, columns="x_weak", values=vcol, aggfunc="first")
+        ok = wide[lo].notna() & wide[hi].notna() if {lo, hi} <= set(wide.columns) else \
+            pd.Series(False, index=wide.index)
+        if (~ok).any():
+            bad = set(wide.index[~ok])
+            rows = sub[[tuple(r) in bad for r in sub[cidx].itertuples(index=False)]]
+            unpaired(rows, "unpaired seed (the other weak model's run is missing)")
+        w = wide[ok]
+        res = (w[hi] - w[lo]).rename("d").reset_index()
+        res["x_weak"] = f"{hi} - {lo}"
+        res["x_setting"] = res["x_dataset"] + ":(" + res["x_weak"] + ")->" + res["x_strong"]
+        res["keys"] = [()] * len(res)
+        out.append(res)
+    res = pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+    if len(res):
+        res["d"] = 100.0 * res["d"].astype(float)
+    return res
+
+
+def _boot_ubar(plan, table: str, root: Path | None, keys_by_seed, kind: str):
+    """What the test-set bootstrap variance (points^2) of the n-seed mean paired difference needs, from
+    the stored test logits (``<table stem>.preds.npz``, `PredStore`'s ``keys`` / ``logits``).
+
+    Per test pair ``i`` and seed ``s`` the paired difference of correctness indicators is
+    ``(2 y_i - 1) u_{s,i}`` with ``u = 1[z_rev > 0] - 1[z_fwd > 0]`` (``acc``), or that at
+    noise ``q`` minus that at 0 (``drop``): its square needs no label. The ideal bootstrap
+    (resampling the test pairs jointly for every seed, ``B -> infinity``) gives
+    ``var_boot = (mean_i ubar_i^2 - D^2) / N`` with ``ubar_i`` the mean over seeds and ``D``
+    the mean paired difference. Returns ``(ubar, "")`` or ``(nan, reason)``."""
+    if root is None:
+        return math.nan, "no prediction store (tables given in memory)"
+    p = root / (str(Path(table).with_suffix("")) + ".preds.npz")
+    if not p.is_file():
+        return math.nan, f"{p.name} missing"
+    with np.load(p, allow_pickle=False) as z:
+        if "keys" not in z or "logits" not in z:
+            return math.nan, f"{p.name} has no keys / logits"
+        pos = {str(k): i for i, k in enumerate(z["keys"])}
+        logits = z["logits"]
+    us = []
+    for keys in keys_by_seed:
+        if not all(k in pos for k in keys):
+            return math.nan, f"{p.name} lacks the predictions of run(s) " + ", ".join(
+                k for k in keys if k not in pos)
+        pos_ = [(logits[pos[k]] > 0).astype(float) for k in keys]
+        # cells: (rev@q, fwd@q) for acc; (rev@0, fwd@0, rev@q, fwd@q) for drop
+        u = pos_[0] - pos_[1]
+        if kind == "drop":
+            u = (pos_[2] - pos_[3]) - u
+        us.append(u)
+    ubar = np.mean(us, axis=0)
+    return ubar, ""
+
+
+def _ft_stats(res, conf: float, power: float, boot):
+    """Fine-tuning CI (one split): ``se^2 = var_seed / n + var_boot``, t with ``n - 1`` df;
+    and the minimum detectable effect at ``power``."""
+    from scipy import stats
+
+    d = res["d"].to_numpy(float)
+    n = d.size
+    var_seed = float(d.var(ddof=1)) if n > 1 else math.nan
+    se2 = var_seed / n + (boot if np.isfinite(boot) else 0.0)
+    se = math.sqrt(se2) if np.isfinite(se2) else math.nan
+    dfree = n - 1
+    if n < 2 or not np.isfinite(se):
+        return float(d.mean()) if n else math.nan, se, dfree, math.nan
+    mde = (float(stats.t.ppf(0.975, dfree)) + float(stats.t.ppf(power, dfree))) * se
+    return float(d.mean()), se, dfree, mde
+
+
+def _t_ci(mean, se, dfree, conf):
+    from scipy import stats
+
+    if not (np.isfinite(se) and dfree > 0):
+        return math.nan, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + conf / 2, dfree)) * se
+    p = 1.0 if se == 0 and mean == 0 else (0.0 if se == 0 else
+                                           float(2 * stats.t.sf(abs(mean) / se, dfree)))
+    return mean - half, mean + half, p
+
+
+def _family_rows(fam, res, plan, root, excl):
+    """One ledger row per setting of a family (before Holm)."""
+    from .verdicts import paired_effect_by_split, tost
+
+    conf, alpha = plan.confidence, plan.alpha
+    finetune = bool(plan.finetune) and fam.regime == plan.finetune.get("regime")
+    rows = []
+    for setting, g in res.groupby("x_setting", sort=True):
+        g = g.rename(columns={"x_split": "split"})
+        n_splits = int(g["split"].nunique())
+        n_pairs = int(len(g))
+        notes = []
+        e = paired_effect_by_split(g[["split", "seed", "d"]], value="d", confidence=conf)
+        try:
+            if n_splits >= 2:
+                m = paired_effect_by_split(g[["split", "seed", "d"]], value="d",
+                                           confidence=conf, method="mixed")
+                mlo, mhi = m.ci_low, m.ci_high
+                if m.note:
+                    notes.append(f"mixed model: {m.note}")
+            else:
+                mlo = mhi = math.nan
+        except Exception as exc:  # noqa: BLE001 - a failed fit is reported, not fatal
+            mlo = mhi = math.nan
+            notes.append(f"mixed model failed: {type(exc).__name__}: {exc}")
+        s0 = g[g["split"] == plan.committed_split]
+        if len(s0):
+            e0 = paired_effect_by_split(s0[["split", "seed", "d"]], value="d", confidence=conf)
+            slo, shi = e0.seed_only_ci_low, e0.seed_only_ci_high
+        else:
+            slo = shi = math.nan
+            notes.append("no split-0 runs")
+        eff, se, dfree = e.effect, e.se, e.df
+        lo, hi, p = e.ci_low, e.ci_high, e.p_value
+        forced = ""
+        if finetune:
+            boot = math.nan
+            cells = list(g["keys"])
+            ubar, why = _boot_ubar(plan, fam.members[0].table, root, cells, fam.kind)
+            if why:
+                notes.append(f"test-bootstrap not computed: {why}; seed-only t interval")
+            else:
+                n_test = ubar.size
+                dbar = float(g["d"].mean()) / 100.0
+                boot = 1e4 * max(float(np.mean(ubar ** 2)) - dbar ** 2, 0.0) / n_test
+                notes.append(f"CI = seed + test-bootstrap (ideal bootstrap over {n_test} test "
+                             f"pairs, sd {math.sqrt(boot):.2f} pts)")
+            eff, se, dfree, mde = _ft_stats(g, conf, plan.mde_power, boot)
+            lo, hi, p = _t_ci(eff, se, dfree, conf)
+            if np.isfinite(mde):
+                notes.append(f"minimum detectable effect {mde:.2f} pts "
+                             f"({plan.mde_power:.0%} power, two-sided alpha {alpha})")
+            if n_pairs < 2:
+                forced = "fewer than 2 paired seeds"
+        else:
+            if n_splits < 2:
+                forced = "fewer than 2 splits"
+                if n_splits == 1 and int(g["split"].iloc[0]) == plan.committed_split:
+                    notes.append("split 0 only: seed-only CI")
+            if int(g.groupby("split")["seed"].nunique().max()) < 2 and n_splits < 2:
+                forced = "fewer than 2 paired seeds"
+        pt = math.nan
+        if np.isfinite(se) and dfree > 0:
+            pt = tost(eff, se, dfree, fam.margin, alpha).p
+        first = res[res["x_setting"] == setting].iloc[0]
+        rows.append({
+            "family": fam.id, "claim": fam.claim, "regime": fam.regime,
+            "contrast": fam.contrast, "kind": fam.kind,
+            "arms": " vs ".join(fam.arms) if fam.arms else " - ".join(fam.columns) or (fam.loss or ""),
+            "noise_level": fam.noise_level, "setting": setting,
+            "dataset": first["x_dataset"], "weak": first["x_weak"], "strong": first["x_strong"],
+            "n_splits": n_splits, "n_pairs": n_pairs, "effect_pts": eff, "ci_low": lo,
+            "ci_high": hi, "seed_ci_low": slo, "seed_ci_high": shi, "mixed_ci_low": mlo,
+            "mixed_ci_high": mhi, "p": p, "p_tost": pt, "margin": fam.margin,
+            "direction": fam.direction, "paper_pts": ", ".join(f"{x:+.1f}" for x in fam.paper_pts),
+            "_forced": forced, "_notes": notes, "_se": se,
+        })
+    return rows
+
+
+def _context(fam, sel, setting_rows):
+    """``ceiling - weak`` on test beside each row (context, never a filter); claim 4: the
+    weak models' measured accuracies."""
+    out = {}
+    for setting, g in sel.groupby("x_setting"):
+        if fam.kind == "capacity":
+            continue
+        if {"ceiling_acc", "weak_acc"} <= set(g.columns):
+            gap = 100 * (g["ceiling_acc"].astype(float) - g["weak_acc"].astype(float))
+            per = gap.groupby(g["x_split"]).mean()
+            m = float(per.mean())
+            if len(per) >= 2:
+                lo = m - 1.96 * float(per.std(ddof=1)) / math.sqrt(len(per))
+            else:
+                v = gap.dropna()
+                lo = m - 1.96 * float(v.std(ddof=1)) / math.sqrt(len(v)) if len(v) > 1 else -1
+            txt = f"ceiling - weak {m:+.2f} pts"
+            if not lo > 0:
+                txt += " (no demonstrated gap)"
+            out[setting] = txt
+    if fam.kind == "capacity":
+        for r in setting_rows:
+            g = sel[(sel["x_dataset"] == r["dataset"]) & (sel["x_strong"] == r["strong"])]
+            if "weak_acc" in g.columns:
+                accs = g.groupby("x_weak")["weak_acc"].mean()
+                out[r["setting"]] = "weak acc (test, not used to order): " + ", ".join(
+                    f"{w} {100 * a:.2f}" for w, a in accs.items())
+    return out
+
+
+def _finish_family(fam, rows, plan):
+    """Holm within the family (p and TOST p separately), then the verdict words."""
+    from .verdicts import verdict
+
+    p = [r["p"] if not r["_forced"] else math.nan for r in rows]
+    pt = [r["p_tost"] if not r["_forced"] else math.nan for r in rows]
+    ph = _holm(np.nan_to_num(p, nan=1.0))
+    pth = _holm(np.nan_to_num(pt, nan=1.0))
+    for r, a, b, p0, pt0 in zip(rows, ph, pth, p, pt):
+        r["p_holm"] = float(a) if np.isfinite(p0) else math.nan
+        r["p_tost_holm"] = float(b) if np.isfinite(pt0) else math.nan
+        if r["_forced"]:
+            word = "inconclusive"
+            r["_notes"].append(f"inconclusive by the plan's rule ({r['_forced']}); "
+                               f"enters Holm as p = 1")
+        else:
+            lo, hi = r["ci_low"], r["ci_high"]
+            if not (np.isfinite(lo) and np.isfinite(hi)):
+                word = "inconclusive"
+            else:
+                word = verdict(lo, hi, fam.margin, p_adjusted=r["p_holm"],
+                               p_tost_adjusted=r["p_tost_holm"], alpha=plan.alpha)
+            if (word == "equivalent within margin" and np.isfinite(r["p_holm"])
+                    and r["p_holm"] < plan.alpha):
+                r["_notes"].append("nonzero, within margin")
+        r["word"] = word
+        r["holds"] = word == ("better" if fam.direction == "+" else "worse")
+    return rows
+
+
+def _holm(p) -> np.ndarray:
+    """Holm's step-down adjusted p-values (``min(1, max_{j <= i} (m - j + 1) p_(j))``)."""
+    p = np.asarray(p, dtype=float)
+    m = p.size
+    if m == 0:
+        return p
+    order = np.argsort(p, kind="stable")
+    adj = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = adj
+    return out
+
+
+def _summary_word(words) -> str:
+    n = len(words)
+    c = {w: words.count(w) for w in ("better", "worse", "equivalent within margin")}
+    if n and c["better"] * 2 >= n and c["worse"] == 0:
+        return "better"
+    if n and c["worse"] * 2 >= n and c["better"] == 0:
+        return "worse"
+    if n and c["equivalent within margin"] * 2 >= n and c["better"] == 0 and c["worse"] == 0:
+        return "equivalent within margin"
+    return "inconclusive"
+
+
+def _summary_row(fam, rows, res, plan):
+    """One summary line: effect = mean of setting effects; CI over split indices of the
+    per-split means over settings (seed-only over seeds when only split 0 exists)."""
+    words = [r["word"] for r in rows]
+    base = {"family": fam.id, "claim": fam.claim, "regime": fam.regime,
+            "contrast": fam.contrast, "kind": fam.kind,
+            "arms": " vs ".join(fam.arms) if fam.arms else " - ".join(fam.columns) or (fam.loss or ""),
+            "noise_level": fam.noise_level, "n_settings": len(rows),
+            "margin": fam.margin, "paper_pts": ", ".join(f"{x:+.1f}" for x in fam.paper_pts),
+            "n_better": words.count("better"), "n_worse": words.count("worse"),
+            "n_equivalent": words.count("equivalent within margin"),
+            "n_inconclusive": words.count("inconclusive"), "word": _summary_word(words)}
+    if not rows:
+        return {**base, "effect_pts": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+                "note": "no settings with paired runs (see ledger_excluded.csv)"}
+    eff = float(np.mean([r["effect_pts"] for r in rows]))
+    finetune = bool(plan.finetune) and fam.regime == plan.finetune.get("regime")
+    if finetune and len(rows) == 1:
+        return {**base, "effect_pts": eff, "ci_low": rows[0]["ci_low"],
+                "ci_high": rows[0]["ci_high"], "note": rows[0]["note"]}
+    per_split = res.groupby(["x_split", "x_setting"])["d"].mean().groupby(level=0).mean()
+    if len(per_split) >= 2:
+        m, se, dfree = float(per_split.mean()), float(per_split.std(ddof=1)) / math.sqrt(
+            len(per_split)), len(per_split) - 1
+        lo, hi, _ = _t_ci(m, se, dfree, plan.confidence)
+        note = (f"CI over {len(per_split)} split indices of the per-split means over settings; "
+                f"effect = mean of the {len(rows)} setting effects ({m:+.2f} as the mean of "
+                f"split means)")
+    else:
+        per_seed = res.groupby(["seed", "x_setting"])["d"].mean().groupby(level=0).mean()
+        m, se, dfree = float(per_seed.mean()), (float(per_seed.std(ddof=1)) / math.sqrt(
+            len(per_seed)) if len(per_seed) > 1 else math.nan), len(per_seed) - 1
+        lo, hi, _ = _t_ci(m, se, dfree, plan.confidence)
+        note = "split 0 only: seed-only CI (over seeds of the per-seed means over settings)"
+    return {**base, "effect_pts": eff, "ci_low": lo, "ci_high": hi, "note": note}
+
+
+def _expected_settings(member, excl, fam, df):
+    """List the settings a member names (dataset x pairs) that have no rows."""
+    ds = member.filters.get("dataset") or member.filters.get("subset")
+    if member.pairs is None or not ds:
+        return
+    have = set(df["x_setting"]) if df is not None else set()
+    for d in ds:
+        for w, s in member.pairs:
+            name = f"{d}:{w}->{s}"
+            if name not in have:
+                excl.add(fam.id, name, member.table, "", "", "",
+                         "setting absent from table" + (f" (awaiting: {member.awaiting})"
+                                                        if member.awaiting else ""))
+
+
+def _select_family(fam, plan, loaded, excl):
+    import pandas as pd
+
+    parts = []
+    for j, m in enumerate(fam.members):
+        df, why = loaded[m.table]
+        if df is None:
+            excl.add(fam.id, "", m.table, "", "", "",
+                     why + (f" (awaiting: {m.awaiting})" if m.awaiting else ""))
+            continue
+        mask = _mask(df, m.filters, m.pairs, f"family {fam.id!r}.member[{j}]")
+        sel = df[mask]
+        if fam.arms and "loss" in sel.columns:
+            sel = sel[sel["loss"].isin(fam.arms)]
+        if fam.loss and "loss" in sel.columns:
+            sel = sel[sel["loss"] == fam.loss]
+        _expected_settings(m, excl, fam, sel)
+        if len(sel) == 0 and m.pairs is None:
+            excl.add(fam.id, "", m.table, "", "", "",
+                     "no rows match the member" + (f" (awaiting: {m.awaiting})"
+                                                   if m.awaiting else ""))
+        parts.append(sel)
+    if not parts:
+        return pd.DataFrame()
+    sel = pd.concat(parts, ignore_index=True, sort=False)
+    return sel
+
+
+def _sensitivity_families(plan, loaded):
+    """Families of the sensitivity analyses: each primary loss-based contrast applied to the
+    sensitivity table (one family per lr when it names several), ids ``sens.<id>...``."""
+    from dataclasses import replace
+
+    from .plan import Member
+
+    out = []
+    for s in plan.sensitivity:
+        df, _ = loaded.get(s.table, (None, ""))
+        lrs = s.filters.get("lr")
+        variants = [(f"lr{lr:g}.", {**s.filters, "lr": (lr,)}) for lr in lrs] \
+            if lrs and len(lrs) > 1 else [("", dict(s.filters))]
+        for tag, filt in variants:
+            for f in plan.families:
+                if f.kind not in ("acc", "drop") or f.columns or f.regime != \
+                        "last_layer_minibatch":
+                    continue
+                mf = dict(filt)
+                conf = f.members[0].filters.get("confidence")
+                if df is not None and conf is not None:
+                    if "confidence" not in df.columns:
+                        continue        # claim 3's "+ confidence" does not exist there
+                    mf.setdefault("confidence", conf)
+                if df is not None:
+                    if "loss" not in df.columns or not set(f.arms) <= set(df["loss"]):
+                        continue
+                    m = _mask(df, mf, s.pairs, f"sensitivity {s.id!r}")
+                    levels = {round(f.noise_level, 10)} | ({0.0} if f.kind == "drop" else set())
+                    if not levels <= set(df.loc[m, "x_noise"]):
+                        continue
+                out.append(replace(f, id=f"sens.{s.id}.{tag}{f.id}", sensitivity=s.id,
+                                   members=(Member(table=s.table, filters=mf, pairs=s.pairs),)))
+    return out
+
+
+def _claim6(plan, loaded, excl):
+    """Claim 6's checks: n holds of n with a Clopper-Pearson interval, per table, column and
+    scope (split 0 / the re-splits; synthetic: per variant and method)."""
+    import re
+
+    import pandas as pd
+    from scipy.stats import binomtest
+
+    rows = []
+    seen: dict[str, set] = {}
+    prev_cov: set = set()
+    for c in plan.claim6:
+        df, why = loaded.get(c.table, (None, "missing table"))
+        if df is None:
+            excl.add("claim6", "", c.table, "", "", "", why)
+            continue
+        d = df[_mask(df, c.filters, None, f"claim6 {c.table!r}")]
+        text = c.covered
+        named = {col for col in c.columns if re.search(rf"\b{re.escape(col)}\b", text)}
+        if text.startswith("none"):
+            cov_cols = set()
+        elif named:
+            cov_cols = named
+        elif text.startswith("as "):
+            cov_cols = prev_cov & set(c.columns)
+        else:
+            cov_cols = {c.columns[0]}
+        prev_cov = cov_cols
+        if c.unit_key:
+            uk = [k if k in d.columns else "x_" + k for k in c.unit_key]
+            uk = [("x_noise" if k == "noise" else k) for k in uk] + ["x_split"]
+            d = d.drop_duplicates(uk)
+        if "variant" in d.columns:
+            groups = ["variant"] + (["method"] if "method" in d.columns else [])
+            scopes = [(" / ".join(map(str, k if isinstance(k, tuple) else (k,))), g)
+                      for k, g in d.groupby(groups, sort=False)]
+        else:
+            scopes = [("split 0", d[d["x_split"] == plan.committed_split]),
+                      ("re-splits", d[d["x_split"] != plan.committed_split])]
+        for col in c.columns:
+            if col not in d.columns:
+                excl.add("claim6", col, c.table, "", "", "", "column not in table")
+                continue
+            for scope, g in scopes:
+                if c.unit_key:
+                    key = f"{col}|{scope}"
+                    ids = set(map(tuple, g[uk].astype(str).to_numpy()))
+                    dup = ids & seen.setdefault(key, set())
+                    seen[key] |= ids
+                    if dup:
+                        mask = [tuple(r) not in dup for r in g[uk].astype(str).to_numpy()]
+                        g = g[mask]
+                v = g[col]
+                ok = v.notna()
+                v, gg = v[ok], g[ok]
+                if len(v) == 0:
+                    continue
+                if "slack" in col and pd.api.types.is_float_dtype(v):
+                    pre = col.split("_t2")[0]
+                    tol = (gg[f"{pre}_duality_gap"].fillna(0.0).astype(float)
+                           if f"{pre}_duality_gap" in gg.columns else
+                           gg["tol"].astype(float) if "tol" in gg.columns else 0.0)
+                    holds = v.astype(float) >= -tol
+                else:
+                    holds = v.astype(str).str.lower().isin(["true", "1", "1.0"])
+                n, k = int(len(v)), int(holds.sum())
+                ci = binomtest(k, n).proportion_ci(confidence_level=plan.confidence,
+                                                   method="exact")
+                covered = col in cov_cols
+                if covered and "variant" in d.columns and not text.startswith("every row"):
+                    covered = all(re.search(rf"\b{re.escape(t)}\b", text)
+                                  for t in scope.split(" / "))
+                word = ("holds" if k == n else "fails") if covered else "descriptive"
+                rows.append({"table": c.table, "column": col, "scope": scope, "n": n,
+                             "n_holds": k, "frac": k / n, "ci_low": float(ci.low),
+                             "ci_high": float(ci.high), "covered": covered, "word": word})
+    return pd.DataFrame(rows, columns=CHECK_COLUMNS)
+
+
+def _claim5_statement(plan, loaded):
+    """Claim 5's plain statement: every loss's accuracy - 50 points at 50 % flips, with its
+    (split-aware where possible) 95 % interval; not tested."""
+    import pandas as pd
+
+    from .verdicts import paired_effect_by_split
+
+    fam = next((f for f in plan.families if f.claim == 5 and not f.columns), None)
+    if fam is None or not plan.claim5_statement:
+        return None
+    parts = []
+    for m in fam.members:
+        df, _ = loaded.get(m.table, (None, ""))
+        if df is not None:
+            parts.append(df[_mask(df, m.filters, m.pairs, f"family {fam.id!r}")])
+    if not parts:
+        return f"claim 5 (stated, not tested): {plan.claim5_statement} (no rows)"
+    sel = pd.concat(parts, ignore_index=True)
+    sel = sel[sel["x_noise"] == round(fam.noise_level, 10)].drop_duplicates(["run_key", "x_split"])
+    bits = []
+    for loss, g in sel.groupby("loss", sort=True):
+        per = (g.assign(v=100 * (g["x_acc"] - 0.5)).groupby(["x_split", "seed"])["v"].mean()
+               .reset_index().rename(columns={"x_split": "split"}))
+        e = paired_effect_by_split(per, value="v", confidence=plan.confidence)
+        kind = "split-aware" if e.n_splits > 1 else "seed-only"
+        bits.append(f"{loss} {e.effect:+.2f} [{e.ci_low:+.2f}, {e.ci_high:+.2f}] ({kind}, "
+                    f"{e.n_splits} split(s))")
+    return (f"claim 5 (stated, not tested): {plan.claim5_statement}. Accuracy - 50 points at "
+            f"{fam.noise_level:.0%} flips, mean over settings, 95 % CI: " + "; ".join(bits))
+
+
+def build(plan, tables=None, root=None) -> Ledger:
+    """The claims ledger computed from an analysis plan.
+
+    For each family (and each sensitivity family, ids ``sens.<id>....``, Holm-adjusted on
+    their own): select the members' rows (the committed table as split 0 plus its re-split
+    table by ``[replication] resplit_table_pattern``), remove duplicate runs (run key, then
+    coordinates; each listed), drop failed or pending convex fits (listed), pair the arms per
+    (split, seed) (unpaired ones listed), and per setting compute the effect in points with
+    `w2s_theory.verdicts.paired_effect_by_split` (split-aware t interval on split means; the
+    mixed model and the seed-only interval of split 0 beside), `w2s_theory.verdicts.tost`
+    with the family's margin, Holm within the family for p and TOST p separately, and the
+    verdict word (fewer than 2 splits or 2 paired seeds: "inconclusive"; full fine-tuning:
+    one split, CI = seed + test-bootstrap, with its minimum detectable effect). Claim 6's
+    checks come from exactly the tables ``[[claim6]]`` names.
+
+    Args:
+        plan: a `w2s_theory.plan.Plan` (`w2s_theory.plan.load_plan`, `default_plan`).
+        tables: optional ``{path: DataFrame}``: use these instead of reading files (a
+            re-split table under its pattern path). Tables the plan names that are not in it
+            are "missing table".
+        root: the repository root the plan's paths are relative to (default: this
+            checkout); also where fine-tuning prediction stores are read.
+
+    Returns:
+        a `Ledger`.
+
+    Raises:
+        ValueError: a run (same run key or coordinates) twice in one family with different
+            results; a filter column a table lacks; a claim-4 weak model not in the registry.
+
+    Examples:
+        >>> import pandas as pd
+        >>> from w2s_theory.plan import default_plan
+        >>> from w2s_theory.ledger import build
+        >>> t = pd.DataFrame({"loss": ["forward_kl", "reverse_kl"] * 6,
+        ...                   "split": [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2],
+        ...                   "seed": [0, 0, 1, 1] * 3,
+        ...                   "student_acc": [.60, .61, .60, .62, .61, .62, .60, .61,
+        ...                                   .62, .63, .61, .63]})
+        >>> led = build(default_plan(t), {"results.csv": t})
+        >>> r = led.rows.iloc[0]
+        >>> r["setting"], round(r["effect_pts"], 2), r["n_splits"], r["word"]
+        (':->', 1.33, 3, 'inconclusive')
+    """
+    import pandas as pd
+
+    from .plan import Plan
+
+    if not isinstance(plan, Plan):
+        raise ArgumentTypeError(f"plan: must be a w2s_theory.plan.Plan (load_plan / "
+                                f"default_plan), got {type(plan).__name__}")
+    if tables is not None and not isinstance(tables, dict):
+        raise ArgumentTypeError(f"tables: must be a dict {{path: DataFrame}} or None, got "
+                                f"{type(tables).__name__}")
+    if tables is not None:
+        for k, v in tables.items():
+            if not isinstance(v, pd.DataFrame):
+                raise ArgumentTypeError(f"tables: {k!r} must map to a DataFrame, got "
+                                        f"{type(v).__name__}")
+    rootp = _root(root) if (root is not None or tables is None) else None
+    if tables is not None and root is not None:
+        rootp = _root(root)
+    excl = _Excl()
+    loaded = {t: _load_table(plan, t, tables, rootp) for t in plan.tables()}
+    families = list(plan.families) + _sensitivity_families(plan, loaded)
+    all_rows, summaries = [], []
+    for fam in families:
+        sel = _select_family(fam, plan, loaded, excl)
+        if len(sel):
+            sel = _dedupe(fam, sel, plan, excl)
+            sel = _fit_status(fam, sel, plan, excl)
+        res = _paired(fam, sel, plan, excl) if len(sel) else pd.DataFrame()
+        rows = _family_rows(fam, res, plan, rootp, excl) if len(res) else []
+        ctx = _context(fam, sel, rows) if len(sel) else {}
+        rows = _finish_family(fam, rows, plan)
+        for r in rows:
+            r["context"] = ctx.get(r["setting"], "")
+            r["note"] = "; ".join(r.pop("_notes"))
+            r.pop("_forced"), r.pop("_se")
+        summaries.append(_summary_row(fam, rows, res, plan))
+        all_rows += rows
+    for t, why in plan.excluded.items():
+        excl.add("", "", t, "", "", "", f"not read by the plan: {why}")
+    rows_df = pd.DataFrame(all_rows, columns=ROW_COLUMNS)
+    summ_df = pd.DataFrame(summaries, columns=SUMMARY_COLUMNS)
+    ex_df = pd.DataFrame(excl.rows, columns=EXCLUDED_COLUMNS)
+    checks = _claim6(plan, loaded, excl) if plan.claim6 else pd.DataFrame(columns=CHECK_COLUMNS)
+    ex_df = pd.DataFrame(excl.rows, columns=EXCLUDED_COLUMNS)
+    statements = []
+    s5 = _claim5_statement(plan, loaded)
+    if s5:
+        statements.append(s5)
+    for s in plan.sensitivity:
+        if s.note:
+            statements.append(f"sensitivity {s.id}: {s.note}")
+    return Ledger(rows=rows_df, summary=summ_df, excluded=ex_df, checks=checks,
+                  statements=tuple(statements))
+
+
+def write(ledger, out_dir) -> list[Path]:
+    """Write a `Ledger`'s four tables as CSV into ``out_dir`` (created if needed):
+    ``ledger.csv``, ``ledger_summary.csv``, ``ledger_excluded.csv``, ``ledger_checks.csv``.
+
+    Args:
+        ledger: a `Ledger`.
+        out_dir: a folder.
+
+    Returns:
+        the four paths, in that order.
+    """
+    if not isinstance(ledger, Ledger):
+        raise ArgumentTypeError(f"ledger: must be a Ledger (build), got {type(ledger).__name__}")
+    out = Path(check_path(out_dir, "out_dir"))
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, frame in zip(LEDGER_FILES, (ledger.rows, ledger.summary, ledger.excluded,
+                                          ledger.checks)):
+        p = out / name
+        frame.to_csv(p, index=False, float_format="%.6g", lineterminator="\n")
+        paths.append(p)
+    return paths
+
+
+def summary_text(ledger) -> str:
+    """Plain-text lines: one per primary family (word, effect, CI, counts, paper)."""
+    lines = []
+    for r in ledger.summary.itertuples(index=False):
+        if r.family.startswith("sens."):
+            continue
+        lines.append(f"{r.family}: {r.word} {_fmt_pts(r.effect_pts)} "
+                     f"[{_fmt_pts(r.ci_low)}, {_fmt_pts(r.ci_high)}] pts; "
+                     f"{r.n_better}/{r.n_worse}/{r.n_equivalent}/{r.n_inconclusive} "
+                     f"(better/worse/equiv/inconcl); paper {r.paper_pts or '-'}")
+    n_s = int(ledger.summary["family"].str.startswith("sens.").sum())
+    lines.append(f"+ {n_s} sensitivity families; {len(ledger.excluded)} excluded entries; "
+                 f"{len(ledger.checks)} claim-6 checks")
+    return "\n".join(lines)
+
+
+def _replace_readme_block(readme: Path, block: str) -> Path:
+    a, b = README_MARKERS
+    text = readme.read_text()
+    if a not in text or b not in text:
+        raise ValueError(f"{readme}: no results block (the lines {a!r} ... {b!r})")
+    head, rest = text.split(a, 1)
+    _, tail = rest.split(b, 1)
+    readme.write_text(f"{head}{a}\n{block.strip()}\n{b}{tail}")
+    return readme
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m w2s_theory.ledger [--readme] [--out PATH]``: rebuild the claims ledger."""
+    """``python -m w2s_theory.ledger [--plan PLAN] [--out DIR] [--readme]``: rebuild the
+    claims ledger from the declared plan and the committed tables (plus their re-split
+    tables), write its four CSVs and print the per-family summary."""
     import sys
 
     from .config import UserError
+    from .plan import load_plan
 
     ap = argparse.ArgumentParser(
         prog="python -m w2s_theory.ledger",
-        description="Rebuild the claims ledger (experiments/results/ledger.csv and "
-                    "ledger_summary.csv) from the committed result tables.")
-    ap.add_argument("--readme", action="store_true",
-                    help="also rewrite the README's results block from the new summary")
+        description="Rebuild the claims ledger from the declared analysis plan "
+                    "(experiments/analysis.toml) and the committed result tables: writes "
+                    "ledger.csv, ledger_summary.csv, ledger_excluded.csv and ledger_checks.csv.")
+    ap.add_argument("--plan", type=Path, default=None,
+                    help="the analysis plan (default experiments/analysis.toml)")
     ap.add_argument("--out", type=Path, default=None,
-                    help="where to write the ledger (default experiments/results/ledger.csv)")
+                    help="folder for the four CSVs (default experiments/results)")
+    ap.add_argument("--readme", action="store_true",
+                    help="also rewrite the README's results block (w2s_theory.answer)")
     args = ap.parse_args(argv)
+    root = _root(None)
     try:
-        led = build_ledger()
-        for m in led.attrs.get("missing_tables", []):
-            print(f"missing (skipped): {m}", file=sys.stderr)
-        print(write_ledger(out=args.out, ledger=led))
+        plan = load_plan(args.plan if args.plan is not None else root / PLAN_PATH)
+        led = build(plan, root=root)
+        out = args.out if args.out is not None else root / "experiments" / "results"
+        paths = write(led, out)
+        print(summary_text(led))
+        for st in led.statements:
+            print(st)
+        for p in paths:
+            print(p)
         if args.readme:
-            print(update_readme())
-    except (UserError, FileNotFoundError) as exc:
+            try:
+                from .answer import readme_block
+            except ImportError as exc:
+                raise UserError(f"--readme: w2s_theory.answer.readme_block is not available "
+                                f"({exc})") from exc
+            print(_replace_readme_block(root / "README.md", readme_block(led)))
+    except (UserError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
