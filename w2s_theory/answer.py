@@ -102,7 +102,13 @@ def _summary(ledger):
     bad = sorted(set(summ["word"].dropna().astype(str)) - set(VERDICT_WORDS))
     if bad:
         raise ValueError(f"ledger: unknown verdict words {bad} (expected {list(VERDICT_WORDS)})")
-    return summ.reset_index(drop=True)
+    summ = summ.reset_index(drop=True)
+    rows = getattr(ledger, "rows", None)
+    if (isinstance(rows, pd.DataFrame) and {"family", "n_splits"} <= set(rows.columns)
+            and len(rows)):
+        most = pd.to_numeric(rows["n_splits"], errors="coerce").groupby(rows["family"]).max()
+        summ = summ.assign(_max_splits=summ["family"].map(most))
+    return summ
 
 
 def _text(x) -> str:
@@ -160,14 +166,22 @@ def _paper(text) -> float:
 
 
 def _seed_only(row) -> bool:
+    """Whether the family's interval is seed-only (one data split): from the ledger's rows
+    (``n_splits``) when given, else from the summary's note."""
+    most = _num(row.get("_max_splits"))
+    if np.isfinite(most):
+        return most <= 1
     note = _text(row["note"]).lower()
     return "seed-only" in note or "split 0 only" in note or "one split" in note
 
 
 def _answer_rows(summ):
     """The accuracy contrasts the answer is about: claims 1 and 2 when the ledger numbers its
-    claims (the paper's plan), every accuracy family otherwise (a default plan)."""
-    acc = summ[[_is_accuracy_contrast(r) for _, r in summ.iterrows()]]
+    claims (the paper's plan), every accuracy family otherwise (a default plan); never a
+    sensitivity family (ids ``sens.*``: reported beside, not part of the answer)."""
+    keep = [_is_accuracy_contrast(r) and not _text(r["family"]).startswith("sens.")
+            for _, r in summ.iterrows()]
+    acc = summ[np.array(keep, dtype=bool)]
     claims = {c for c in acc["claim"].map(_num) if not math.isnan(c)}
     if claims & {1.0, 2.0}:
         acc = acc[acc["claim"].map(_num).isin([1.0, 2.0])]
@@ -641,7 +655,7 @@ def read_ledger(folder=None):
             frames[field] = pd.read_csv(path, keep_default_na=True)
         except pd.errors.EmptyDataError:
             frames[field] = pd.DataFrame()
-    return Ledger(statements=[], **frames)
+    return Ledger(statements=(), **frames)
 
 
 def update_readme(ledger, readme=None) -> Path:

@@ -26,6 +26,8 @@ COMMANDS = {
     "finetune": ("w2s_theory.cli.finetune", "full fine-tuning sweep (TOML config; CPU or GPU)"),
     "partial": ("w2s_theory.cli.partial", "partial fine-tuning sweep: the top k blocks train (TOML config)"),
     "features": ("w2s_theory.cli.features", "extract and cache LM features of a data set"),
+    "report": ("w2s_theory.cli.report", "the answer (effects, CIs, verdicts), ledger and figure "
+                                        "of your own result table(s)"),
 }
 
 

@@ -27,6 +27,7 @@ from .common import (
     track_table,
     usage_error,
 )
+from .report import print_short_answer
 
 PROG = "w2s-theory finetune"
 
@@ -102,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         s = res["summary"]
         res["log"](f"[finetune] {s['n_done']} runs trained, {len(res['rows'])} rows in {res['out']} "
                    f"({res['seconds']:.1f} s){' (stopped by the time limit)' if s['stopped'] else ''}")
+        if not args.quiet:
+            print_short_answer(res["out"], prog=PROG)
     return 0
 
 

@@ -19,6 +19,7 @@ from .common import (
     track_table,
     usage_error,
 )
+from .report import print_short_answer
 
 PROG = "w2s-theory partial"
 
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     with quiet_progress(args.quiet, datasets=True):
         pipeline.run(pc, log=(lambda *_: None) if args.quiet else print,
                      time_limit=args.time_limit)
+    if not args.quiet:
+        print_short_answer(pc.out_path(), prog=PROG)
     return 0
 
 

@@ -29,6 +29,7 @@ from .common import (
     track_table,
     usage_error,
 )
+from .report import print_short_answer
 
 PROG = "w2s-theory real"
 
@@ -129,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     with quiet_progress(args.quiet, datasets=True):
         df = pipeline.run(todo, out=out, progress=not args.quiet, config_file=str(args.config))
     print(f"{cfg.name}: {len(df)} rows in {out} ({time.perf_counter() - t0:.1f} s)")
+    if not args.quiet:
+        print_short_answer(out, prog=PROG)
     return 0
 
 

@@ -20,6 +20,7 @@ from .common import (
     track_table,
     usage_error,
 )
+from .report import print_short_answer
 
 PROG = "w2s-theory synthetic"
 #: Where a run writes unless told otherwise: a folder that .gitignore ignores.
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{out['errors']} failed fits, {out['seconds']:.1f} s -> {out['table'].path}")
     for path in out["figures"]:
         print(f"figure: {path}")
+    if not a.quiet:
+        print_short_answer(out["table"].path, prog=PROG)
     return 0
 
 
