@@ -1,7 +1,7 @@
 """The declared analysis plan (``experiments/analysis.toml``, issue 18) is consistent with the
 committed tables and the registries.
 
-These tests check the declaration, not a ledger (the ledger does not read the plan yet): the
+These tests check the declaration (tests/test_plan.py tests the ledger built from it): the
 plan parses; every table it names exists; every loss is registered; claim 4's weak models are
 ordered by registry capacity; margins are positive; each family's members select rows that
 exist, and no run (by run key, or by coordinates where run keys differ) enters a family twice;
@@ -42,8 +42,16 @@ PLAN = _plan()
 FAMILIES = PLAN["family"]
 
 
+#: the full fine-tuning extension's table, named when its config was written (before its runs):
+#: it may not exist yet; until it does, its members must say `awaiting`
+AWAITED_TABLE = PLAN["finetune_extension"]["table"]
+
+
 @cache
 def _table(rel: str) -> pd.DataFrame:
+    if rel == AWAITED_TABLE and not (ROOT / rel).exists():
+        # no rows yet; the columns of the same pipeline's committed table (cpu_4k.csv)
+        return pd.read_csv(ROOT / "experiments/results/finetune/cpu_4k.csv", nrows=0)
     return pd.read_csv(ROOT / rel)
 
 
@@ -135,7 +143,7 @@ def _fid(f):
 # ---------------------------------------------------------------------------- declaration
 def test_plan_parses_and_is_marked_as_a_declaration():
     assert PLAN["declared"] == "2026-12-07"
-    assert "not yet read by the ledger" in PLAN["status"]
+    assert "read by the ledger" in PLAN["status"]
     assert "before the re-split runs" in PLAN["status"]
     ids = [f["id"] for f in FAMILIES]
     assert len(ids) == len(set(ids)), "family ids must be unique"
@@ -148,6 +156,8 @@ def test_every_named_table_exists():
     assert len(names) >= 15
     for rel in sorted(names):
         assert rel.startswith("experiments/") and "/results/" in rel, rel
+        if rel == AWAITED_TABLE and not (ROOT / rel).exists():
+            continue    # the full fine-tuning extension's table: its runs are under way
         assert (ROOT / rel).exists(), f"{rel}: named in the plan but not committed"
 
 
@@ -298,6 +308,8 @@ def test_claim6_reads_only_the_tables_it_names():
     for c in PLAN["claim6"]:
         df = _table(c["table"])
         assert set(c["columns"]) <= set(df.columns), c["table"]
+        if c["table"] == AWAITED_TABLE and not (ROOT / AWAITED_TABLE).exists():
+            continue    # rows awaited (the ledger lists it as a missing table)
         assert len(df[_filter_mask(df, c)]), c["table"]
 
 

@@ -1842,16 +1842,17 @@ def _summary_row(fam, rows, res, plan):
     if len(per_split) >= 2:
         m, se, dfree = float(per_split.mean()), float(per_split.std(ddof=1)) / math.sqrt(
             len(per_split)), len(per_split) - 1
-        lo, hi, _ = _t_ci(m, se, dfree, plan.confidence)
-        note = (f"CI over {len(per_split)} split indices of the per-split means over settings; "
-                f"effect = mean of the {len(rows)} setting effects ({m:+.2f} as the mean of "
-                f"split means)")
+        lo, hi, _ = _t_ci(eff, se, dfree, plan.confidence)
+        note = (f"effect = mean of the {len(rows)} setting effects; CI = effect +- t se, se from "
+                f"the {len(per_split)} per-split means over the settings that have the split "
+                f"(their mean {m:+.2f})")
     else:
         per_seed = res.groupby(["seed", "x_setting"])["d"].mean().groupby(level=0).mean()
-        m, se, dfree = float(per_seed.mean()), (float(per_seed.std(ddof=1)) / math.sqrt(
-            len(per_seed)) if len(per_seed) > 1 else math.nan), len(per_seed) - 1
-        lo, hi, _ = _t_ci(m, se, dfree, plan.confidence)
-        note = "split 0 only: seed-only CI (over seeds of the per-seed means over settings)"
+        se, dfree = (float(per_seed.std(ddof=1)) / math.sqrt(len(per_seed))
+                     if len(per_seed) > 1 else math.nan), len(per_seed) - 1
+        lo, hi, _ = _t_ci(eff, se, dfree, plan.confidence)
+        note = ("split 0 only: seed-only CI (se from the per-seed means over settings); "
+                "every row is inconclusive by the plan's rule")
     return {**base, "effect_pts": eff, "ci_low": lo, "ci_high": hi, "note": note}
 
 
