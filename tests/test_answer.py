@@ -24,7 +24,9 @@ def _fam(rows, fid, claim, regime, arms, q, eff, lo, hi, word, paper, *, kind="a
          contrast=None, margin=0.5):
     rows.append(dict(family=fid, claim=claim, regime=regime,
                      contrast=contrast or f"acc({arms[0]} @ {q}) - acc({arms[1]} @ {q})",
-                     kind=kind, arms=",".join(arms), noise_level=q, n_settings=11,
+                     kind=kind, noise_level=q,
+                     # the ledger's spellings: "reverse_kl vs forward_kl", "cvx_rkl_acc - cvx_fkl_acc"
+                     arms=(" - " if arms[0].startswith("cvx_") else " vs ").join(arms), n_settings=11,
                      effect_pts=eff, ci_low=lo, ci_high=hi, word=word, n_better=1, n_worse=2,
                      n_equivalent=3, n_inconclusive=5, margin=margin, paper_pts=str(paper),
                      note=note))

@@ -48,7 +48,7 @@ from ._validation import ArgumentTypeError, check_int
 from .verdicts import VERDICT_WORDS
 
 __all__ = ["HEADLINE_REGIMES", "REGIME_TITLES", "REVERSE_LOSSES", "HEADLINE_NOISE",
-           "MAX_FIGURE_ROWS", "LEDGER_FILES", "answer_lines", "figure_rows", "plot_answer",
+           "MAX_FIGURE_ROWS", "STATEMENTS_FILE", "answer_lines", "figure_rows", "plot_answer",
            "markdown_table", "latex_table", "readme_block", "ledger_page", "read_ledger",
            "update_readme", "main"]
 
@@ -70,9 +70,8 @@ REVERSE_LOSSES = ("reverse_kl", "reverse_ce")
 HEADLINE_NOISE = 0.4
 #: At most this many effect rows in `plot_answer` (readable at a column's width).
 MAX_FIGURE_ROWS = 25
-#: The ledger's files (`w2s_theory.ledger.write`) by `Ledger` field.
-LEDGER_FILES = {"rows": "ledger.csv", "summary": "ledger_summary.csv",
-                "excluded": "ledger_excluded.csv", "checks": "ledger_checks.csv"}
+#: Optional file beside the ledger's CSVs: its ``statements``, one per line (read if present).
+STATEMENTS_FILE = "ledger_statements.txt"
 
 #: Summary columns every function here reads.
 _SUMMARY_COLUMNS = ("family", "claim", "regime", "contrast", "kind", "arms", "noise_level",
@@ -129,7 +128,8 @@ def _arms(row) -> tuple[str, str]:
     """``(loss, reference)`` of a summary row: its ``arms`` (``"reverse_kl,forward_kl"``,
     a list's text, or accuracy columns such as ``cvx_rkl_acc``); ``("", "")`` if unknown."""
     tokens = re.findall(r"[A-Za-z0-9_.+-]+", _text(row["arms"]))
-    tokens = [_COLUMN_LOSS.get(t, t) for t in tokens if t not in ("vs", "and")]
+    tokens = [_COLUMN_LOSS.get(t, t) for t in tokens
+              if t not in ("vs", "and") and re.search("[A-Za-z]", t)]
     if len(tokens) < 2:         # arms not given: the accuracy columns named in the contrast
         cols = [_COLUMN_LOSS[c] for c in re.findall(r"cvx_[a-z]+_acc", _text(row["contrast"]))
                 if c in _COLUMN_LOSS]
@@ -357,7 +357,8 @@ def plot_answer(ledger, path_stem, *, width: float = 3.5, max_rows: int = MAX_FI
     row per noise level; each row shows the effect (dot, coloured by its verdict word) and its
     split-aware 95 % interval (bar), the ``±margin`` equivalence band shaded, the paper's GPT-2
     value once (a hollow diamond; none when the plan gives no paper value), and the verdict
-    word at the right. Rows whose interval is seed-only (one data split) say "(1 split)".
+    word at the right. Rows whose interval is seed-only (one data split) say "(1 split)"
+    (the legend says it once when every measured row is).
     Drawn in `w2s_theory.plotting.STYLE` at 7-8 pt, ``width`` inches wide, and saved as PNG
     (200 dpi) and PDF by `w2s_theory.plotting.save_figure`.
 
@@ -397,14 +398,17 @@ def plot_answer(ledger, path_stem, *, width: float = 3.5, max_rows: int = MAX_FI
         items.extend(("row", r) for _, r in g.iterrows())
     n = len(items)
     ys = np.arange(n)[::-1].astype(float)
+    measured = rows[rows["effect_pts"].map(_num).map(np.isfinite)]
+    # every measured row on one split: said once in the legend, not on each row
+    all_one = bool(len(measured)) and bool(measured["seed_only"].all())
 
     style = {**STYLE, "font.size": 7, "axes.labelsize": 7, "xtick.labelsize": 7,
              "ytick.labelsize": 7, "legend.fontsize": 7, "axes.titlesize": 8}
     with matplotlib.rc_context(style):
-        height = 0.17 * n + 0.95
+        height = 0.17 * n + 1.05
         fig = plt.figure(figsize=(width, height))
         left, right = 0.21, 0.64
-        bottom = 0.62 / height
+        bottom = 0.72 / height
         top = 1.0 - 0.18 / height
         ax = fig.add_axes((left, bottom, right - left, top - bottom))
         lows = []
@@ -434,7 +438,7 @@ def plot_answer(ledger, path_stem, *, width: float = 3.5, max_rows: int = MAX_FI
                         zorder=4)
                 lows.append(r["paper"])
                 highs.append(r["paper"])
-            label = r["label"] + (" (1 split)" if r["seed_only"] else "")
+            label = r["label"] + (" (1 split)" if r["seed_only"] and not all_one else "")
             ax.text(-0.03, y, label, transform=ax.get_yaxis_transform(), ha="right",
                     va="center", fontsize=7)
             text = word if np.isfinite(eff) else "no runs yet"
@@ -463,14 +467,15 @@ def plot_answer(ledger, path_stem, *, width: float = 3.5, max_rows: int = MAX_FI
         margins = sorted({_num(m) for m in rows["margin"] if np.isfinite(_num(m))})
         band = (f"±{margins[0]:g} pt: equivalence margin" if len(margins) == 1
                 else "±margin: equivalence margin")
-        handles = [Line2D([], [], color="#404040", marker="o", ms=3.6, lw=1.4,
-                          label="effect, 95 % CI over data splits"),
+        what = ("effect, 95 % CI over seeds (one data split)" if all_one
+                else "effect, 95 % CI over data splits")
+        handles = [Line2D([], [], color="#404040", marker="o", ms=3.6, lw=1.4, label=what),
                    Patch(color="#D9D9D9", label=band)]
         if rows["paper"].notna().any():
             handles.insert(1, Line2D([], [], ls="", marker="D", mfc="white", mec="black",
                                      mew=0.8, ms=3.6, label="paper (GPT-2)"))
-        fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 0.0), ncol=2,
-                   handlelength=1.4, columnspacing=1.0, borderaxespad=0.2)
+        fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 0.0), ncol=1,
+                   handlelength=1.4, borderaxespad=0.2, labelspacing=0.25)
         if left_out:
             fig.text(1.0, 0.0, f"+ {left_out} rows not shown", ha="right", va="bottom",
                      fontsize=7)
@@ -480,8 +485,17 @@ def plot_answer(ledger, path_stem, *, width: float = 3.5, max_rows: int = MAX_FI
 
 
 # ============================================================================ tables
-def _table_records(ledger):
+#: which families a table holds
+_WHICH = ("all", "primary", "sensitivity")
+
+
+def _table_records(ledger, which: str = "all"):
+    from ._validation import check_choice
+
+    which = check_choice(which, "which", _WHICH)
     summ = _summary(ledger)
+    sens = summ["family"].astype(str).str.startswith("sens.")
+    summ = summ[~sens] if which == "primary" else summ[sens] if which == "sensitivity" else summ
     out = []
     for _, r in summ.iterrows():
         eff = _num(r["effect_pts"])
@@ -490,7 +504,7 @@ def _table_records(ledger):
                       if all(c is not None for c in counts) else "")
         paper = _text(r["paper_pts"]).strip("[]").replace(" ", "")
         out.append({
-            "claim": "" if math.isnan(_claim(r)) else int(_claim(r)),
+            "family": _text(r["family"]),
             "regime": REGIME_TITLES.get(_text(r["regime"]), _text(r["regime"])),
             "contrast": _text(r["contrast"]),
             "noise": _noise(r),
@@ -509,28 +523,33 @@ def _table_records(ledger):
     return out
 
 
-def markdown_table(ledger) -> str:
+def markdown_table(ledger, *, which: str = "all") -> str:
     """The ledger's summary as a GitHub-flavoured Markdown table, one row per family.
 
-    Columns: claim, regime, contrast, noise, settings, effect (pt), 95 % CI (pt), verdict,
-    the counts of the four row words, margin, the paper's numbers, note.
+    Columns: family (its id: claim, regime, contrast), regime, contrast, noise, settings,
+    effect (pt), 95 % CI (pt), verdict, the counts of the four row words, margin, the paper's
+    numbers, note.
 
     Args:
         ledger: a `w2s_theory.ledger.Ledger`.
+        which: ``"all"`` families, the ``"primary"`` ones, or the ``"sensitivity"`` ones
+            (ids ``sens.*``).
 
     Returns:
         the table (`w2s_theory.export.frame_to_markdown`).
     """
     from .export import frame_to_markdown
 
-    return frame_to_markdown(_table_records(ledger), float_format="{:g}")
+    return frame_to_markdown(_table_records(ledger, which), float_format="{:g}")
 
 
-def latex_table(ledger, *, caption: str | None = None, label: str | None = None) -> str:
+def latex_table(ledger, *, which: str = "all", caption: str | None = None,
+                label: str | None = None) -> str:
     """The ledger's summary as a ``booktabs`` LaTeX table (the columns of `markdown_table`).
 
     Args:
         ledger: a `w2s_theory.ledger.Ledger`.
+        which: ``"all"``, ``"primary"`` or ``"sensitivity"`` families.
         caption: an optional caption (wraps the tabular in a ``table`` float).
         label: an optional ``\\label``.
 
@@ -539,7 +558,7 @@ def latex_table(ledger, *, caption: str | None = None, label: str | None = None)
     """
     from .export import frame_to_latex
 
-    return frame_to_latex(_table_records(ledger), caption=caption, label=label,
+    return frame_to_latex(_table_records(ledger, which), caption=caption, label=label,
                           float_format="{:g}")
 
 
@@ -597,13 +616,16 @@ def ledger_page(ledger) -> str:
              "Generated by `python -m w2s_theory.answer --readme` from "
              "`experiments/results/ledger.csv`, `ledger_summary.csv`, `ledger_excluded.csv` and "
              "`ledger_checks.csv` (the declared plan: `experiments/analysis.toml`); "
-             "`tests/test_answer.py` keeps this page equal to them. Effects are in accuracy "
+             "`tests/test_readme_results.py` keeps this page equal to them. Effects are in accuracy "
              "points, `> 0` favours the reverse loss (claim 4: the higher-capacity weak model); "
              "`ci_*` is the split-aware 95 % interval, `seed_ci_*` the seed-only one of the "
              "committed split.", "",
              "## The answer", ""]
     parts += [f"- {line}" for line in answer_lines(ledger)] + [""]
-    parts += ["## Per family", "", markdown_table(ledger), ""]
+    parts += ["## Per family (primary)", "", markdown_table(ledger, which="primary"), ""]
+    if _summary(ledger)["family"].astype(str).str.startswith("sens.").any():
+        parts += ["## Sensitivity analyses (reported beside, never pooled)", "",
+                  markdown_table(ledger, which="sensitivity"), ""]
     rows = getattr(ledger, "rows", None)
     if isinstance(rows, pd.DataFrame) and not rows.empty:
         cols = [c for c in ("family", "setting", "n_splits", "n_pairs", "effect_pts", "ci_low",
@@ -619,7 +641,7 @@ def ledger_page(ledger) -> str:
         parts += ["## Not in the verdicts, with the reason", "",
                   "Counts of runs (or settings) per family, table and reason; every one is listed "
                   "in `experiments/results/ledger_excluded.csv`.", "",
-                  frame_to_markdown(_counts_by(excl.fillna(""), cols)), ""]
+                  frame_to_markdown(_counts_by(excl[cols].astype(str).replace("nan", ""), cols)), ""]
     checks = getattr(ledger, "checks", None)
     if isinstance(checks, pd.DataFrame) and not checks.empty:
         parts += ["## Theorem 2 checks (claim 6)", "",
@@ -634,19 +656,20 @@ def read_ledger(folder=None):
     """The ledger written by `w2s_theory.ledger.write` in ``folder`` (its four CSVs).
 
     Args:
-        folder: the folder of ``ledger.csv`` and the other `LEDGER_FILES` (default: the
-            repository's ``experiments/results``).
+        folder: the folder of ``ledger.csv`` and the other `w2s_theory.ledger.LEDGER_FILES`
+            (default: the repository's ``experiments/results``).
 
     Returns:
-        a `w2s_theory.ledger.Ledger` (``statements`` empty: they are not in the CSVs).
+        a `w2s_theory.ledger.Ledger`; its ``statements`` are the lines of `STATEMENTS_FILE`
+        in the folder, or empty without it (the CSVs do not hold them).
     """
     import pandas as pd
 
-    from .ledger import Ledger
+    from .ledger import LEDGER_FILES, Ledger
 
     folder = _ROOT / "experiments" / "results" if folder is None else Path(folder)
     frames = {}
-    for field, name in LEDGER_FILES.items():
+    for field, name in zip(("rows", "summary", "excluded", "checks"), LEDGER_FILES):
         path = folder / name
         if not path.is_file():
             raise FileNotFoundError(f"folder: {path} is missing (python -m w2s_theory.ledger "
@@ -655,7 +678,10 @@ def read_ledger(folder=None):
             frames[field] = pd.read_csv(path, keep_default_na=True)
         except pd.errors.EmptyDataError:
             frames[field] = pd.DataFrame()
-    return Ledger(statements=(), **frames)
+    st = folder / STATEMENTS_FILE
+    statements = (tuple(s for s in st.read_text(encoding="utf-8").splitlines() if s.strip())
+                  if st.is_file() else ())
+    return Ledger(statements=statements, **frames)
 
 
 def update_readme(ledger, readme=None) -> Path:
@@ -680,9 +706,11 @@ def update_readme(ledger, readme=None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m w2s_theory.answer [--readme] [--ledger DIR]``: print the answer of the
-    committed ledger; ``--readme`` also rewrites the README block, ``figures/answer.{png,pdf}``
-    (under `w2s_theory.plotting.figures_dir`) and ``docs/ledger.md``."""
+    """``python -m w2s_theory.answer [--readme] [--root DIR] [--ledger DIR]``: print the answer
+    of the committed ledger (``ROOT/experiments/results/ledger*.csv``); ``--readme`` also
+    rewrites ``ROOT/README.md``'s block, ``ROOT/figures/answer.{png,pdf}`` (the folder is
+    `w2s_theory.plotting.figures_dir`'s) and ``ROOT/docs/ledger.md``. ``ROOT``: this
+    checkout unless ``--root``."""
     import sys
 
     from .plotting import figures_dir
@@ -692,19 +720,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--readme", action="store_true",
                     help="rewrite README.md's results block, figures/answer.{png,pdf} and "
                          "docs/ledger.md")
+    ap.add_argument("--root", type=Path, default=_ROOT,
+                    help="the repository (default: this checkout)")
     ap.add_argument("--ledger", type=Path, default=None,
-                    help="folder of the ledger CSVs (default experiments/results)")
+                    help="folder of the ledger CSVs (default ROOT/experiments/results)")
     args = ap.parse_args(argv)
+    root = args.root
     try:
-        led = read_ledger(args.ledger)
+        led = read_ledger(args.ledger or root / "experiments" / "results")
         for line in answer_lines(led):
             print(line)
         if args.readme:
-            print(update_readme(led))
-            png, pdf = plot_answer(led, figures_dir(_ROOT / "figures") / "answer")
+            print(update_readme(led, root / "README.md"))
+            png, pdf = plot_answer(led, figures_dir(root / "figures") / "answer")
             print(png)
             print(pdf)
-            page = _ROOT / "docs" / "ledger.md"
+            page = root / "docs" / "ledger.md"
             page.write_text(ledger_page(led), encoding="utf-8")
             print(page)
     except (FileNotFoundError, ValueError) as exc:
