@@ -1935,7 +1935,7 @@ def _sensitivity_families(plan, loaded):
     return out
 
 
-def _claim6(plan, loaded, excl):
+def _plan_checks(plan, loaded, excl):
     """Claim 6's checks: n holds of n with a Clopper-Pearson interval, per table, column and
     scope (split 0 / the re-splits; synthetic: per variant and method)."""
     import re
@@ -2131,7 +2131,7 @@ def build(plan, tables=None, root=None) -> Ledger:
     rows_df = pd.DataFrame(all_rows, columns=ROW_COLUMNS)
     summ_df = pd.DataFrame(summaries, columns=SUMMARY_COLUMNS)
     ex_df = pd.DataFrame(excl.rows, columns=EXCLUDED_COLUMNS)
-    checks = _claim6(plan, loaded, excl) if plan.claim6 else pd.DataFrame(columns=CHECK_COLUMNS)
+    checks = _plan_checks(plan, loaded, excl) if plan.claim6 else pd.DataFrame(columns=CHECK_COLUMNS)
     ex_df = pd.DataFrame(excl.rows, columns=EXCLUDED_COLUMNS)
     statements = []
     s5 = _claim5_statement(plan, loaded)
