@@ -130,8 +130,28 @@ def test_report_errors_are_one_line_exit_2(tmp_path, capsys):
     _one_line_exit_2(capsys, ["report", str(good), "--plan", str(plan)], r"p\.toml: ")
     _one_line_exit_2(capsys, ["report", str(good), "--reference", "reverse_ce"],
                      "reference: 'reverse_ce' is not a loss of the table")
-    for p in (tmp_path / "rep",):
-        assert not p.exists()               # nothing written on an error
+    # the same run twice with different results: named, not averaged
+    twice = tmp_path / "twice.csv"
+    pd.concat([t, t.assign(student_acc=t["student_acc"] + 0.01)]).to_csv(twice, index=False)
+    _one_line_exit_2(capsys, ["report", str(twice), "--out", str(tmp_path / "rep")],
+                     r"twice\.csv: .*appears twice with different results")
+    assert not (tmp_path / "rep").exists()          # nothing written on an error
+
+
+def test_report_design_columns_keep_runs_apart(tmp_path, capsys):
+    """Two learning rates in one table: two settings (never paired across lrs), each effect
+    its own; the family's effect is the mean of the two setting effects."""
+    a, b = _table(seed=2), _table(seed=3, shift=0.03)
+    t = pd.concat([a.assign(lr=1e-3), b.assign(lr=1e-2)])
+    csv = tmp_path / "lrs.csv"
+    t.to_csv(csv, index=False)
+    assert main(["report", str(csv), "--out", str(tmp_path / "o")]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if " − forward KL: " in ln][0]
+    rows = pd.read_csv(tmp_path / "o" / "ledger.csv")
+    assert len(rows) == 2 and rows["setting"].str.contains("lr=0.001").sum() == 1
+    ea, eb = _split_mean_effect(a)[0], _split_mean_effect(b)[0]
+    assert sorted(rows["effect_pts"]) == pytest.approx(sorted([ea, eb]), abs=1e-4)
+    assert _nums(line)[0] == pytest.approx((ea + eb) / 2, abs=0.0051)
 
 
 def test_real_sweep_ends_with_the_answer_lines(tmp_path, capsys, hub_env):
@@ -155,3 +175,8 @@ def test_real_sweep_ends_with_the_answer_lines(tmp_path, capsys, hub_env):
     table.unlink()
     rc = main(["real", "--config", str(cfg), "--out", str(table), "--quiet"])
     assert rc == 0 and " − forward KL: " not in capsys.readouterr().out
+    # one loss: no question, no answer (and no error)
+    cfg.write_text(text.replace('losses = ["forward_kl", "reverse_kl"]', 'losses = ["reverse_kl"]'))
+    rc = main(["real", "--config", str(cfg), "--out", str(tmp_path / "one.csv")])
+    captured = capsys.readouterr()
+    assert rc == 0 and "answer" not in captured.out and "short answer" not in captured.err
