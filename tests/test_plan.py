@@ -707,3 +707,23 @@ def test_ledger_module_bad_plan_is_one_line_exit_2(tmp_path):
                          timeout=120)
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and out.stderr.startswith("error: plan: ")
+
+
+def test_plan_docstrings_parse_without_griffe_warnings(caplog):
+    import inspect
+    import logging
+
+    import griffe
+
+    import w2s_theory.ledger as ledger
+    import w2s_theory.plan as plan_mod
+
+    caplog.set_level(logging.WARNING)
+    objs = [getattr(plan_mod, n) for n in plan_mod.__all__] + [
+        getattr(ledger, n) for n in ("Ledger", "build", "write", "summary_text")]
+    docs = [inspect.getdoc(o) for o in objs if callable(o) and inspect.getdoc(o)]
+    assert len(docs) >= 10
+    for doc in docs:
+        griffe.Docstring(doc, lineno=1, parser="google").parse()
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+                and "No type or annotation" not in r.getMessage()]

@@ -1346,6 +1346,8 @@ def _normalise(df, split: str):
     else:
         df["x_strong"] = ""
     setting = df["x_dataset"] + ":" + df["x_weak"] + "->" + df["x_strong"]
+    bare = (df["x_weak"] == "") & (df["x_strong"] == "")     # a table without models named
+    setting = setting.where(~bare, df["x_dataset"].where(df["x_dataset"] != "", "all"))
     if "regime" in df.columns and "role" in df.columns:     # fine-tuning tables
         setting = setting + " [" + df["regime"].astype(str) + "]"
     df["x_setting"] = setting if n else pd.Series(dtype=str)
@@ -2086,8 +2088,8 @@ def build(plan, tables=None, root=None) -> Ledger:
         ...                                   .62, .63, .61, .63]})
         >>> led = build(default_plan(t), {"results.csv": t})
         >>> r = led.rows.iloc[0]
-        >>> r["setting"], round(r["effect_pts"], 2), r["n_splits"], r["word"]
-        (':->', 1.33, 3, 'inconclusive')
+        >>> r["setting"], round(float(r["effect_pts"]), 2), int(r["n_splits"]), r["word"]
+        ('all', 1.33, 3, 'better')
     """
     import pandas as pd
 
