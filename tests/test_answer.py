@@ -121,7 +121,8 @@ def test_answer_lines_paper_plan_one_line_per_regime_and_reverse_loss():
     for absent in ("9.99", "5.55", "3.33", "6.5"):
         assert absent not in text
     assert "equivalent within margin (±0.5 pt; paper +1.8)" in lines[0]
-    assert "(one split, seed-only CI; paper +1.8)" in lines[3]
+    assert lines[3].endswith("(paper +7.8) [one data split: seed-only CI].")
+    assert "[one data split" not in lines[0]
 
 
 def test_answer_lines_use_the_verdict_words_exactly():

@@ -218,12 +218,17 @@ def _word_phrase(row) -> str:
     extras = []
     if word == "equivalent within margin":
         extras.append(f"±{_num(row['margin']):g} pt")
-    if _seed_only(row):
-        extras.append("one split, seed-only CI")
     paper = _paper(row["paper_pts"])
     if np.isfinite(paper):
         extras.append(f"paper {_signed(paper, 1)}")
     return word + (f" ({'; '.join(extras)})" if extras else "")
+
+
+def _one_split(parts) -> str:
+    """`` [one data split: seed-only CI]`` when a measured part's interval is seed-only."""
+    if any(_seed_only(r) and np.isfinite(_num(r["effect_pts"])) for r in parts):
+        return " [one data split: seed-only CI]"
+    return ""
 
 
 def _effect_phrase(row) -> str:
@@ -257,9 +262,10 @@ def answer_lines(ledger, max_lines: int = 6) -> list[str]:
     intervals are the summary's (``effect_pts``, ``ci_low``, ``ci_high``: the mean over the
     family's settings with its split-aware interval), in accuracy points, two decimals; the
     word is the family's verdict (one of `w2s_theory.verdicts.VERDICT_WORDS`), followed in
-    parentheses by the margin (for "equivalent within margin"), "one split, seed-only CI"
-    when the summary's note says the interval could not include the between-split component,
-    and the paper's GPT-2 number (the first of ``paper_pts``).
+    parentheses by the margin (for "equivalent within margin") and the paper's GPT-2 number
+    (the first of ``paper_pts``). A line whose interval could not include the between-split
+    component (the family's settings have one data split) ends with
+    ``[one data split: seed-only CI]``.
 
     For any other plan (e.g. `w2s_theory.plan.default_plan` on a researcher's table): one
     line per accuracy family, in the summary's order; when there are more than ``max_lines``
@@ -292,11 +298,13 @@ def answer_lines(ledger, max_lines: int = 6) -> list[str]:
                 if parts:
                     ref = _arms(parts[0])[1]
                     lines.append(f"{_title(regime, loss, ref)}: "
-                                 + "; ".join(_effect_phrase(r) for r in parts) + ".")
+                                 + "; ".join(_effect_phrase(r) for r in parts)
+                                 + _one_split(parts) + ".")
     else:
         for _, r in acc.iterrows():
             loss, ref = _arms(r)
-            lines.append(f"{_title(_text(r['regime']), loss, ref)}: {_effect_phrase(r)}.")
+            lines.append(f"{_title(_text(r['regime']), loss, ref)}: {_effect_phrase(r)}"
+                         f"{_one_split([r])}.")
     if len(lines) > max_lines:
         more = len(lines) - (max_lines - 1)
         lines = lines[:max_lines - 1] + [f"+ {more} more (see answer.md or the ledger's summary)"]
