@@ -95,6 +95,55 @@ def test_report_several_tables_and_a_third_loss(tmp_path, capsys):
     assert _nums(rce[0])[:3] == pytest.approx([eff, lo, hi], abs=0.0051)
 
 
+PLAN = """
+[replication]
+split_column = "split"
+resplit_table_pattern = "splits/{stem}.csv"
+[statistics]
+confidence = 0.95
+alpha = 0.05
+[margins]
+mine = 0.5
+[verdicts]
+words = ["equivalent within margin", "better", "worse", "inconclusive"]
+order = ["equivalent within margin", "better", "worse", "inconclusive"]
+[[family]]
+id = "c1.mine.reverse_kl"
+claim = 1
+regime = "last_layer_minibatch"
+contrast = "acc(reverse_kl) - acc(forward_kl)"
+arms = ["reverse_kl", "forward_kl"]
+direction = "+"
+margin = "mine"
+paper_pts = [1.8]
+[[family.member]]
+table = "res.csv"
+dataset = ["mine"]
+"""
+
+
+def test_report_with_a_plan_reads_the_committed_table_and_its_resplits(tmp_path, monkeypatch,
+                                                                       capsys):
+    """--plan: split 0 in the table the plan names, splits 1-2 in its re-split table; the
+    answer is the paper-plan line with the plan's paper value."""
+    monkeypatch.chdir(tmp_path)
+    t = _table(seed=4)
+    (tmp_path / "splits").mkdir()
+    t[t["split"] == 0].drop(columns="split").to_csv("res.csv", index=False)
+    t[t["split"] > 0].to_csv("splits/res.csv", index=False)
+    (tmp_path / "plan.toml").write_text(PLAN)
+    assert main(["report", "res.csv", "--plan", "plan.toml", "--out", "o"]) == 0
+    out = capsys.readouterr().out
+    line = [ln for ln in out.splitlines() if " − forward KL: " in ln][0]
+    assert line.startswith("Last layer, trained (1 epoch), reverse KL − forward KL: ")
+    eff, lo, hi = _split_mean_effect(t)
+    assert _nums(line) == pytest.approx([eff, lo, hi, 1.8], abs=0.0051)
+    assert (tmp_path / "o" / "answer.png").is_file()
+    t.to_csv("other.csv", index=False)
+    _one_line_exit_2(capsys, ["report", "other.csv", "--plan", "plan.toml"],
+                     r"other\.csv: not a table the plan reads .*res\.csv")
+
+
 def _one_line_exit_2(capsys, argv, *patterns):
     rc = main(argv)
     err = capsys.readouterr().err

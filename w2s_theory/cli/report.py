@@ -3,7 +3,8 @@
 The claims ledger's machinery on a researcher's own result table: every registered loss in it
 against forward KL (or ``--reference``), at every noise level present, over every setting, with
 split-aware intervals when the table has a ``split`` column (`w2s_theory.plan.default_plan`),
-or the families of a plan they wrote (``--plan``, `w2s_theory.plan.load_plan`). Prints the
+or the families of a plan they wrote (``--plan``, `w2s_theory.plan.load_plan`; the RESULTS
+files are then tables the plan names, relative to the working folder). Prints the
 answer lines (`w2s_theory.answer.answer_lines`) and writes into ``--out`` (default
 ``./report``): the ledger CSVs (`w2s_theory.ledger.write`), ``answer.png`` and ``answer.pdf``
 (`w2s_theory.answer.plot_answer`), ``answer.md`` and ``answer.tex`` (the answer and the
@@ -139,13 +140,15 @@ def build_report(paths, plan=None, *, reference: str = "forward_kl", margin: flo
 
     Args:
         paths: one or more result CSVs (concatenated; a run_key seen twice is counted once).
-        plan: a plan TOML (`w2s_theory.plan.load_plan`); its tables are read relative to the
-            working folder, the ones named on the command line from ``paths``.
+        plan: a plan TOML (`w2s_theory.plan.load_plan`): then every path must be a table
+            the plan names, relative to the working folder, and the plan's tables (and their
+            re-split tables) are read from there as they are (its members select the rows).
         reference: the reference loss of the default plan.
         margin: the equivalence margin of the default plan, in accuracy points.
 
     Returns:
-        ``(ledger, frame)``: the `w2s_theory.ledger.Ledger` and the table it was built from.
+        ``(ledger, frame)``: the `w2s_theory.ledger.Ledger` and the table it was built from
+        (``None`` with a plan).
 
     Raises:
         ReportError: a table or the plan cannot be used (one line naming it).
@@ -154,7 +157,6 @@ def build_report(paths, plan=None, *, reference: str = "forward_kl", margin: flo
     from ..plan import DEFAULT_TABLE, default_plan, load_plan
 
     paths = [Path(p) for p in paths]
-    frame, _ = _tables(paths)
     names = ", ".join(str(p) for p in paths)
     if plan is not None:
         try:
@@ -163,9 +165,25 @@ def build_report(paths, plan=None, *, reference: str = "forward_kl", margin: flo
             raise ReportError(f"{plan}: plan file not found") from None
         except ValueError as exc:               # ConfigError: "plan: <key>: ..."
             raise ReportError(f"{plan}: {exc}") from None
-        tables = {str(p): prepare_table(read_table(p), str(p)) for p in paths}
         root = Path.cwd()
+        named = {(root / t).resolve(): t for t in pl.tables()}
+        for p in paths:
+            read_table(p)                       # exists, is a CSV with rows
+            if p.resolve() not in named:
+                raise ReportError(f"{p}: not a table the plan reads (paths relative to the "
+                                  f"working folder {root}: {', '.join(pl.tables())})")
+        frame = None
+        tables = {}                             # the plan's tables and their re-split tables
+        for t in pl.tables():
+            names_t = [t]
+            if pl.resplit_table_pattern:
+                names_t.append(pl.resplit_table_pattern.format(stem=Path(t).stem))
+            for name in names_t:
+                if (root / name).is_file():
+                    tables[name] = read_table(root / name)
+        root = None
     else:
+        frame, _ = _tables(paths)
         try:
             pl = default_plan(frame, margin=margin, reference=reference, table=DEFAULT_TABLE)
         except ValueError as exc:
