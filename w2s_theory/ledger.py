@@ -1303,7 +1303,7 @@ def _load_table(plan, table: str, tables, root: Path):
         return None, "missing table"
     if split not in df.columns:
         df[split] = plan.committed_split
-    df["x_source"] = table
+    df["_source_tmp"] = table
     rp = _resplit_name(plan, table)
     if rp is not None:
         if tables is not None:
@@ -1314,7 +1314,7 @@ def _load_table(plan, table: str, tables, root: Path):
         if r is not None and len(r):
             if split not in r.columns:
                 raise ValueError(f"tables: {rp} has no {split!r} column (a re-split table)")
-            r["x_source"] = rp
+            r["_source_tmp"] = rp
             df = pd.concat([df, r], ignore_index=True, sort=False)
     return _normalise(df, split), ""
 
@@ -1325,37 +1325,46 @@ def _normalise(df, split: str):
     strong = the head; fine-tuning tables: the setting names its ``regime``)."""
     import pandas as pd
 
-    n = len(df)
-    df["x_split"] = pd.to_numeric(df[split], errors="raise").astype(int)
-    acc = next((c for c in ("student_acc", "test_acc_strong") if c in df.columns), None)
-    df["x_acc"] = pd.to_numeric(df[acc], errors="coerce") if acc else np.nan
-    noise = next((c for c in ("noise", "noise_frac") if c in df.columns), None)
-    df["x_noise"] = df[noise].astype(float).round(10) if noise else 0.0
-    ds = next((c for c in ("dataset", "subset") if c in df.columns), None)
-    df["x_dataset"] = df[ds].astype(str) if ds else ("synthetic" if "weak_noise" in df else "")
-    if "weak" in df.columns:
-        df["x_weak"] = df["weak"].astype(str)
-    elif "weak_noise" in df.columns:
-        df["x_weak"] = "weak_noise=" + df["weak_noise"].astype(str)
-    else:
-        df["x_weak"] = ""
-    if "strong" in df.columns:
-        df["x_strong"] = df["strong"].astype(str)
-    elif "head" in df.columns:
-        df["x_strong"] = df["head"].astype(str)
-    else:
-        df["x_strong"] = ""
-    setting = df["x_dataset"] + ":" + df["x_weak"] + "->" + df["x_strong"]
-    bare = (df["x_weak"] == "") & (df["x_strong"] == "")     # a table without models named
-    setting = setting.where(~bare, df["x_dataset"].where(df["x_dataset"] != "", "all"))
-    if "regime" in df.columns and "role" in df.columns:     # fine-tuning tables
-        setting = setting + " [" + df["regime"].astype(str) + "]"
-    df["x_setting"] = setting if n else pd.Series(dtype=str)
-    if "run_key" not in df.columns:
-        df["run_key"] = ""
     if "seed" not in df.columns:
         raise ValueError("tables: a result table needs a 'seed' column")
-    return df
+    n = len(df)
+
+    def text(col, default=""):
+        return (df[col].astype(str).to_numpy(dtype=object) if col in df.columns
+                else np.full(n, default, dtype=object))
+
+    x = {"x_split": pd.to_numeric(df[split], errors="raise").astype(int).to_numpy()}
+    acc = next((c for c in ("student_acc", "test_acc_strong") if c in df.columns), None)
+    x["x_acc"] = (pd.to_numeric(df[acc], errors="coerce").to_numpy(float) if acc
+                  else np.full(n, np.nan))
+    noise = next((c for c in ("noise", "noise_frac") if c in df.columns), None)
+    x["x_noise"] = df[noise].astype(float).round(10).to_numpy() if noise else np.zeros(n)
+    ds = next((c for c in ("dataset", "subset") if c in df.columns), None)
+    x["x_dataset"] = text(ds) if ds else np.full(
+        n, "synthetic" if "weak_noise" in df.columns else "", dtype=object)
+    if "weak" in df.columns:
+        x["x_weak"] = text("weak")
+    elif "weak_noise" in df.columns:
+        x["x_weak"] = np.array(["weak_noise=" + v for v in text("weak_noise")], dtype=object)
+    else:
+        x["x_weak"] = text("")
+    x["x_strong"] = text("strong") if "strong" in df.columns else text("head")
+    regime = text("regime") if ("regime" in df.columns and "role" in df.columns) else None
+    setting = []
+    for i in range(n):
+        d, w, s = x["x_dataset"][i], x["x_weak"][i], x["x_strong"][i]
+        name = f"{d}:{w}->{s}" if (w or s) else (d or "all")  # no models named: one setting
+        setting.append(name if regime is None else f"{name} [{regime[i]}]")
+    x["x_setting"] = np.array(setting, dtype=object)
+    x["x_source"] = text("_source_tmp")
+    keep = df.drop(columns=[c for c in df.columns if c.startswith("x_") or c == "_source_tmp"])
+    if "run_key" in keep.columns:
+        keep = keep.assign(run_key=keep["run_key"].astype(str).to_numpy(dtype=object))
+    else:
+        keep = keep.assign(run_key=np.full(n, "", dtype=object))
+    if "loss" in keep.columns:
+        keep = keep.assign(loss=keep["loss"].astype(str).to_numpy(dtype=object))
+    return pd.concat([keep, pd.DataFrame(x, index=df.index)], axis=1)
 
 
 def _mask(df, filters: dict, pairs, where: str):
