@@ -590,8 +590,13 @@ def readme_block(ledger) -> str:
         the block's text, without the markers.
     """
     lines = [f"- {line}" for line in answer_lines(ledger)]
+    margins = sorted({_num(m) for m in _answer_rows(_summary(ledger))["margin"]
+                      if np.isfinite(_num(m))})
+    margin = (f"a ±{margins[0]:g} pt equivalence margin" if len(margins) == 1
+              else "the plan's equivalence margins")
     return "\n".join([
-        "Reverse minus forward KL, student test accuracy in points, 95 % CI over data splits; "
+        "Student test accuracy, reverse minus forward KL, in points; 95 % CI over data splits "
+        f"(over seeds where a line says one data split); verdicts with {margin}; "
         "paper = its GPT-2 number (arXiv 2502.11107):", "",
         *lines, "",
         "![Reverse minus forward: effect, 95 % CI, equivalence margin, the paper's value and "
