@@ -421,6 +421,23 @@ noise = [0.0]
     assert (led2.excluded.reason == "convex fit pending").sum() == 1
 
 
+def test_missing_splits_and_seeds_of_the_replication_are_listed(tmp_path):
+    header = HEADER.replace("converged_seeds_per_split = [0, 1]",
+                            "converged_seeds_per_split = [0, 1]\nseeds_per_split = [0, 1, 2]"
+                            "\nmin_random_splits = 3")
+    df = pd.concat([_rows(settings=SETTINGS[:1], splits=(0, 1, 2)),
+                    _rows(settings=SETTINGS[1:], splits=(0,))])
+    df = df[~((df.split == 2) & (df.seed == 1))]
+    led = build(_plan(tmp_path, ACC_FAMILY, header), _tables(df))
+    ex = led.excluded.set_index("reason")
+    assert ex.loc["no re-split rows (split 0 only): the split-aware interval cannot be formed",
+                  "setting"] == "harmless:all-MiniLM-L6-v2->SmolLM2-135M-layer15"
+    assert ex.loc["split absent (not run yet)", "split"] == 3
+    assert (ex.loc["seed absent from the split (not run yet)", ["split", "seed"]].tolist()
+            == [2, 1])
+    assert len(led.excluded) == 3
+
+
 def test_a_named_setting_absent_from_its_table_is_listed(tmp_path):
     df = _rows(settings=SETTINGS[:1])
     led = build(_plan(tmp_path, ACC_FAMILY), _tables(df))

@@ -1882,6 +1882,34 @@ def _expected_settings(member, excl, fam, df):
                                                         if member.awaiting else ""))
 
 
+def _expected_replication(fam, sel, plan, excl):
+    """List the replication the plan names but the tables lack: a setting of a re-split
+    table with split 0 only, a split not run yet (1 .. ``min_random_splits``), a seed of
+    ``seeds_per_split`` (converged families: ``converged_seeds_per_split``) absent from a
+    split that has rows."""
+    if fam.sensitivity or not len(sel) or not any(_resplit_name(plan, m.table)
+                                                  for m in fam.members):
+        return      # sensitivity tables are split-0 tables by design
+    seeds = plan.converged_seeds_per_split if fam.columns else plan.seeds_per_split
+    have = sel.groupby(["x_setting", "x_split"])["seed"].agg(lambda v: set(int(x) for x in v))
+    for setting in sorted(set(sel["x_setting"])):
+        src = sel.loc[sel["x_setting"] == setting, "x_source"].iloc[0]
+        splits = {int(k) for k in have.loc[setting].index}
+        if splits == {plan.committed_split}:
+            excl.add(fam.id, setting, src, "", "", "", "no re-split rows (split 0 only): the "
+                     "split-aware interval cannot be formed")
+            continue
+        top = max(max(splits), plan.min_random_splits)
+        for sp in range(1, top + 1):
+            if sp not in splits:
+                excl.add(fam.id, setting, src, sp, "", "", "split absent (not run yet)")
+                continue
+            for sd in seeds:
+                if int(sd) not in have.loc[(setting, sp)]:
+                    excl.add(fam.id, setting, src, sp, int(sd), "",
+                             "seed absent from the split (not run yet)")
+
+
 def _select_family(fam, plan, loaded, excl):
     import pandas as pd
 
@@ -2126,6 +2154,7 @@ def build(plan, tables=None, root=None) -> Ledger:
         sel = _select_family(fam, plan, loaded, excl)
         if len(sel):
             sel = _dedupe(fam, sel, plan, excl)
+            _expected_replication(fam, sel, plan, excl)
             sel = _fit_status(fam, sel, plan, excl)
         res = _paired(fam, sel, plan, excl) if len(sel) else pd.DataFrame()
         rows = _family_rows(fam, res, plan, rootp, excl) if len(res) else []

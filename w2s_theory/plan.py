@@ -204,6 +204,8 @@ class Plan:
     excluded: dict
     finetune: dict
     mde_power: float = 0.8
+    seeds_per_split: tuple = ()
+    min_random_splits: int = 0
 
     def family(self, fid: str) -> Family:
         """The family with id ``fid``."""
@@ -478,7 +480,9 @@ def plan_from_dict(raw: dict, path: str = "<dict>") -> Plan:
                 claim5_statement=str(c5.get("chance_statement", "")),
                 families=tuple(fams), claim6=tuple(c6), sensitivity=tuple(sens),
                 excluded=dict(raw.get("excluded", {})), finetune=ft,
-                mde_power=float(ft.get("mde_power", 0.8)))
+                mde_power=float(ft.get("mde_power", 0.8)),
+                seeds_per_split=tuple(_get(rep, "seeds_per_split", "replication", list, [])),
+                min_random_splits=_get(rep, "min_random_splits", "replication", int, 0))
 
 
 # ------------------------------------------------------------------------------ default plan
