@@ -744,3 +744,33 @@ def test_plan_docstrings_parse_without_griffe_warnings(caplog):
         griffe.Docstring(doc, lineno=1, parser="google").parse()
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
                 and "No type or annotation" not in r.getMessage()]
+
+
+def test_claim2_lr_dependence_statement_per_lr(tmp_path):
+    sens = """
+[[sensitivity]]
+id = "band"
+what = "other lrs"
+table = "experiments/results/real/band.csv"
+lr = [1e-4, 1e-2]
+pooled = false
+"""
+    parts = []
+    for i, lr in enumerate((1e-4, 1e-2)):
+        b = _rows(settings=SETTINGS[:1], splits=(0,), losses=("forward_kl", "reverse_ce"),
+                  noises=(0.0, 0.4), seed=10 + i).assign(lr=lr)
+        b.loc[b.loss == "forward_kl", "student_acc"] -= 0.02 * i      # forward KL falls with lr
+        parts.append(b)
+    band = pd.concat(parts).drop(columns="split")
+    band["run_key"] = band["run_key"] + "|" + band["lr"].astype(str)
+    df = _rows(settings=SETTINGS[:1], losses=("forward_kl", "reverse_ce"), noises=(0.0, 0.4))
+    tables = {**_tables(df, NOISE, "experiments/results/real/splits/noise.csv"),
+              "experiments/results/real/band.csv": band}
+    led = build(_plan(tmp_path, DROP_FAMILY + sens), tables)
+    st = [s for s in led.statements if s.startswith("claim 2, lr dependence")]
+    assert len(st) == 1 and "40% flips" in st[0]
+    q = band[band.noise == 0.4]
+    ref = (100 * (q["student_acc"] - q["weak_acc"])).groupby([q["lr"], q["loss"]]).mean()
+    for (lr, loss), v in ref.items():
+        assert f"{loss} {v:+.2f}" in st[0].split(f"lr {lr:g}: ")[1].split(";")[0]
+    assert {"sens.band.lr0.0001.c2.drop", "sens.band.lr0.01.c2.acc"} <= set(led.summary.family)

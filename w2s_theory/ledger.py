@@ -2084,6 +2084,34 @@ def _claim5_statement(plan, loaded):
             f"{fam.noise_level:.0%} flips, mean over settings, 95 % CI: " + "; ".join(bits))
 
 
+def _lr_statements(plan, loaded):
+    """Claim 2's lr dependence beside its verdicts: for a sensitivity table that names several
+    lrs, per lr (and the primary lr, when the table holds it) and noise level of the claim-2
+    families, the mean over its settings and seeds of ``student - weak`` (points) per loss.
+    Descriptive (no test): it shows which arm moves with the lr."""
+    out = []
+    c2 = sorted({f.noise_level for f in plan.families if f.claim == 2})
+    arms = sorted({a for f in plan.families if f.claim == 2 for a in f.arms})
+    for s in plan.sensitivity:
+        lrs = s.filters.get("lr")
+        df, _ = loaded.get(s.table, (None, ""))
+        if not lrs or len(lrs) < 2 or df is None or not {"lr", "weak_acc", "loss"} <= set(df):
+            continue
+        d = df[df["loss"].isin(arms) & df["x_noise"].isin(c2)]
+        if not len(d):
+            continue
+        gain = 100 * (d["x_acc"] - d["weak_acc"].astype(float))
+        tab = gain.groupby([d["x_noise"], d["lr"].astype(float), d["loss"]]).mean()
+        for q in sorted(set(tab.index.get_level_values(0))):
+            parts = []
+            for lr in sorted(set(tab.loc[q].index.get_level_values(0))):
+                t = tab.loc[(q, lr)]
+                parts.append(f"lr {lr:g}: " + ", ".join(f"{k} {v:+.2f}" for k, v in t.items()))
+            out.append(f"claim 2, lr dependence ({s.table}, {q:.0%} flips; student - weak in "
+                       f"points, mean over settings and seeds; descriptive): " + "; ".join(parts))
+    return out
+
+
 def build(plan, tables=None, root=None) -> Ledger:
     """The claims ledger computed from an analysis plan.
 
@@ -2177,6 +2205,7 @@ def build(plan, tables=None, root=None) -> Ledger:
     s5 = _claim5_statement(plan, loaded)
     if s5:
         statements.append(s5)
+    statements += _lr_statements(plan, loaded)
     for s in plan.sensitivity:
         if s.note:
             statements.append(f"sensitivity {s.id}: {s.note}")
