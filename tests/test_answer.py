@@ -265,3 +265,27 @@ def test_nan_noise_level_reads_as_no_noise():
     assert math.isnan(s.loc[s.family == "c1.converged.reverse_kl", "noise_level"].iloc[0])
     lines = answer.answer_lines(SimpleNamespace(summary=s))
     assert "+0.02 pt [−0.03, +0.07] without noise" in lines[2]
+
+
+def test_read_ledger_round_trip_and_statements(tmp_path):
+    from w2s_theory.ledger import Ledger, write
+
+    summ = paper_summary()
+    led = Ledger(rows=pd.DataFrame({"family": ["c1.minibatch.reverse_kl"], "n_splits": [1]}),
+                 summary=summ, excluded=pd.DataFrame({"family": ["x"], "table": ["t.csv"],
+                                                      "reason": ["duplicate run"]}),
+                 checks=pd.DataFrame({"table": ["t.csv"], "n": [3]}))
+    write(led, tmp_path)
+    back = answer.read_ledger(tmp_path)
+    assert back.statements == ()
+    assert answer.answer_lines(back) == answer.answer_lines(led)
+    # the rows' n_splits decide "one data split" (here the summary's note says nothing)
+    assert answer.answer_lines(back)[0].endswith("[one data split: seed-only CI].")
+    (tmp_path / answer.STATEMENTS_FILE).write_text("every loss reaches chance\n\n")
+    back = answer.read_ledger(tmp_path)
+    assert back.statements == ("every loss reaches chance",)
+    page = answer.ledger_page(back)
+    assert "- every loss reaches chance" in page and "| x " in page and "duplicate run" in page
+    (tmp_path / "ledger_checks.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="^folder: .*ledger_checks.csv is missing"):
+        answer.read_ledger(tmp_path)
