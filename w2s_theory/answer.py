@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validation import ArgumentTypeError, check_int
+from ._validation import ArgumentTypeError, check_int, check_number
 from .verdicts import VERDICT_WORDS
 
 __all__ = ["HEADLINE_REGIMES", "REGIME_TITLES", "REVERSE_LOSSES", "HEADLINE_NOISE",
@@ -319,6 +319,10 @@ def figure_rows(ledger, max_rows: int = MAX_FIGURE_ROWS):
     and `REVERSE_LOSSES` (all noise levels of claim 2); otherwise every accuracy family.
     Within a group the rows go by noise level. At most ``max_rows`` rows (the first ones).
 
+    Args:
+        ledger: a `w2s_theory.ledger.Ledger` (its ``summary``; ``rows`` for ``n_splits``).
+        max_rows: the most rows kept, ``>= 1``.
+
     Returns:
         a pandas ``DataFrame`` with the summary's columns plus ``group`` (the group's title),
         ``label`` (the row's label: "no noise", "30 % flips", ...), ``loss``, ``reference``,
@@ -392,6 +396,7 @@ def plot_answer(ledger, path_stem, *, width: float = 3.5, max_rows: int = MAX_FI
 
     if isinstance(path_stem, (bytes, bytearray)) or not isinstance(path_stem, (str, Path)):
         raise ArgumentTypeError(f"path_stem: must be a path, got {type(path_stem).__name__}")
+    width = check_number(width, "width", low=1.0, high=20.0)
     stem = Path(path_stem)
     if stem.suffix.lower() in (".png", ".pdf"):
         stem = stem.with_suffix("")
