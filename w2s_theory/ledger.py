@@ -1689,10 +1689,10 @@ def _family_rows(fam, res, plan, root, excl):
         except Exception as exc:  # noqa: BLE001 - a failed fit is reported, not fatal
             mlo = mhi = math.nan
             notes.append(f"mixed model failed: {type(exc).__name__}: {exc}")
-        s0 = g[g["split"] == plan.committed_split]
-        if len(s0):
-            e0 = paired_effect_by_split(s0[["split", "seed", "d"]], value="d", confidence=conf)
-            slo, shi = e0.seed_only_ci_low, e0.seed_only_ci_high
+        d0 = g.loc[g["split"] == plan.committed_split, "d"].to_numpy(float)
+        if d0.size:     # the seed-only t interval of split 0 (one-sample t over its seeds)
+            se0 = float(d0.std(ddof=1)) / math.sqrt(d0.size) if d0.size > 1 else math.nan
+            slo, shi, _ = _t_ci(float(d0.mean()), se0, d0.size - 1, conf)
         else:
             slo = shi = math.nan
             notes.append("no split-0 runs")
