@@ -641,31 +641,58 @@ noise = [0.0]
 """
 
 
-def test_finetune_ci_adds_the_test_bootstrap_from_stored_logits(tmp_path):
+def _ft_tables(tmp_path, noises):
     rng = np.random.default_rng(4)
     n_test, seeds = 400, range(5)
     y = rng.integers(0, 2, n_test)
     rows, keys, logits = [], [], []
     for sd in seeds:
-        for loss in ("forward_kl", "reverse_kl"):
-            z = (2 * y - 1) * rng.normal(0.3, 1.0, n_test)         # ~62 % correct
-            k = f"{loss}{sd}"
-            keys.append(k)
-            logits.append(z.astype(np.float32))
-            rows.append(dict(run_key=k, subset="harmless", weak="wordllama",
-                             strong="all-MiniLM-L6-v2", regime="full", role="student", loss=loss,
-                             noise=0.0, seed=sd, student_acc=float(((z > 0) == y).mean())))
+        for q in noises:
+            for loss in ("forward_kl", "reverse_kl"):
+                z = (2 * y - 1) * rng.normal(0.3 - 0.3 * q, 1.0, n_test)     # ~62 % correct
+                k = f"{loss}{sd}@{q}"
+                keys.append(k)
+                logits.append(z.astype(np.float32))
+                rows.append(dict(run_key=k, subset="harmless", weak="wordllama",
+                                 strong="all-MiniLM-L6-v2", regime="full", role="student",
+                                 loss=loss, noise=q, seed=sd,
+                                 student_acc=float(((z > 0) == y).mean())))
     (tmp_path / "experiments" / "results" / "finetune").mkdir(parents=True)
     np.savez(tmp_path / "experiments/results/finetune/ft.preds.npz", keys=np.array(keys),
              logits=np.stack(logits))
     t = pd.DataFrame(rows)
     t.to_csv(tmp_path / FT, index=False)
+    corr = {k: ((np.asarray(z) > 0) == y).astype(float) for k, z in zip(keys, logits)}
+    return t, corr, seeds, n_test
+
+
+def test_finetune_drop_ci_adds_the_test_bootstrap_of_the_drop(tmp_path):
+    t, corr, seeds, n_test = _ft_tables(tmp_path, (0.0, 0.4))
+    body = FT_FAMILY.replace('contrast = "acc(reverse_kl) - acc(forward_kl)"',
+                             'contrast = "drop(forward_kl) - drop(reverse_kl) @ 0.4"\n'
+                             'noise_level = 0.4').replace("noise = [0.0]", "noise = [0.0, 0.4]")
+    r = build(_plan(tmp_path, body), root=tmp_path).rows.iloc[0]
+    assert r["kind"] == "drop"
+    delta = np.mean([(corr[f"reverse_kl{s}@0.4"] - corr[f"forward_kl{s}@0.4"])
+                     - (corr[f"reverse_kl{s}@0.0"] - corr[f"forward_kl{s}@0.0"])
+                     for s in seeds], axis=0)
+    acc = t.set_index(["loss", "noise", "seed"])["student_acc"]
+    d = np.array([100 * ((acc["reverse_kl", 0.4, s] - acc["forward_kl", 0.4, s])
+                         - (acc["reverse_kl", 0.0, s] - acc["forward_kl", 0.0, s]))
+                  for s in seeds])
+    se = math.sqrt(d.var(ddof=1) / 5 + 1e4 * delta.var() / n_test)
+    half = stats.t.ppf(0.975, 4) * se
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half),
+                                                        rel=1e-6)
+
+
+def test_finetune_ci_adds_the_test_bootstrap_from_stored_logits(tmp_path):
+    t, corr, seeds, n_test = _ft_tables(tmp_path, (0.0,))
     plan = _plan(tmp_path, FT_FAMILY)
     r = build(plan, root=tmp_path).rows.iloc[0]
     # independent: per-pair paired differences with the true labels
-    corr = {k: (np.asarray(z) > 0) == y for k, z in zip(keys, logits)}
-    delta = np.mean([corr[f"reverse_kl{s}"].astype(float) - corr[f"forward_kl{s}"]
-                     for s in seeds], axis=0)
+    delta = np.mean([corr[f"reverse_kl{s}@0.0"] - corr[f"forward_kl{s}@0.0"] for s in seeds],
+                    axis=0)
     var_boot = 1e4 * delta.var() / n_test
     d = 100 * (t[t.loss == "reverse_kl"]["student_acc"].to_numpy()
                - t[t.loss == "forward_kl"]["student_acc"].to_numpy())
