@@ -280,7 +280,8 @@ def test_read_ledger_round_trip_and_statements(tmp_path):
     assert back.statements == ()
     assert answer.answer_lines(back) == answer.answer_lines(led)
     # the rows' n_splits decide "one data split" (here the summary's note says nothing)
-    assert answer.answer_lines(back)[0].endswith("[one data split: seed-only CI].")
+    assert ("without noise, equivalent within margin (±0.5 pt; one data split: seed-only CI; "
+            "paper +1.8);") in answer.answer_lines(back)[0]
     (tmp_path / answer.STATEMENTS_FILE).write_text("every loss reaches chance\n\n")
     back = answer.read_ledger(tmp_path)
     assert back.statements == ("every loss reaches chance",)
@@ -289,3 +290,14 @@ def test_read_ledger_round_trip_and_statements(tmp_path):
     (tmp_path / "ledger_checks.csv").unlink()
     with pytest.raises(FileNotFoundError, match="^folder: .*ledger_checks.csv is missing"):
         answer.read_ledger(tmp_path)
+
+
+def test_one_split_tag_goes_where_it_belongs():
+    """Both halves on one split: one tag at the end; only one half: the tag in its parentheses."""
+    s = paper_summary()
+    i = s.index[s["family"] == "c2.minibatch.reverse_kl.acc.0.4"][0]
+    s.loc[i, "note"] = "split 0 only: seed-only CI"
+    line = answer.answer_lines(SimpleNamespace(summary=s))[0]
+    assert "[one data split" not in line
+    assert line.endswith("at 40 % flips, inconclusive (one data split: seed-only CI; paper +7.8).")
+    assert "without noise, equivalent within margin (±0.5 pt; paper +1.8);" in line

@@ -213,25 +213,36 @@ def _noise_phrase(q: float) -> str:
     return "without noise" if q == 0 else f"at {q * 100:g} % flips"
 
 
-def _word_phrase(row) -> str:
+def _word_phrase(row, tag_split: bool = False) -> str:
     word = _text(row["word"]) or "inconclusive"
     extras = []
     if word == "equivalent within margin":
         extras.append(f"±{_num(row['margin']):g} pt")
+    if tag_split and _seed_only(row):
+        extras.append("one data split: seed-only CI")
     paper = _paper(row["paper_pts"])
     if np.isfinite(paper):
         extras.append(f"paper {_signed(paper, 1)}")
     return word + (f" ({'; '.join(extras)})" if extras else "")
 
 
+def _measured(parts) -> list:
+    return [r for r in parts if np.isfinite(_num(r["effect_pts"]))]
+
+
+def _all_one_split(parts) -> bool:
+    """Whether every measured part's interval is seed-only (said once, at the line's end)."""
+    measured = _measured(parts)
+    return bool(measured) and all(_seed_only(r) for r in measured)
+
+
 def _one_split(parts) -> str:
-    """`` [one data split: seed-only CI]`` when a measured part's interval is seed-only."""
-    if any(_seed_only(r) and np.isfinite(_num(r["effect_pts"])) for r in parts):
-        return " [one data split: seed-only CI]"
-    return ""
+    """`` [one data split: seed-only CI]`` when every measured part's interval is seed-only
+    (when only some are, `_effect_phrase` tags those parts instead)."""
+    return " [one data split: seed-only CI]" if _all_one_split(parts) else ""
 
 
-def _effect_phrase(row) -> str:
+def _effect_phrase(row, tag_split: bool = False) -> str:
     eff = _num(row["effect_pts"])
     q = _noise(row)
     if not np.isfinite(eff):
@@ -239,7 +250,7 @@ def _effect_phrase(row) -> str:
         tail = f" (paper {_signed(paper, 1)})" if np.isfinite(paper) else ""
         return f"no paired runs yet {_noise_phrase(q)}{tail}"
     return (f"{_signed(eff)} pt [{_signed(_num(row['ci_low']))}, {_signed(_num(row['ci_high']))}] "
-            f"{_noise_phrase(q)}, {_word_phrase(row)}")
+            f"{_noise_phrase(q)}, {_word_phrase(row, tag_split)}")
 
 
 def _title(regime: str, loss: str, ref: str) -> str:
@@ -265,7 +276,8 @@ def answer_lines(ledger, max_lines: int = 6) -> list[str]:
     parentheses by the margin (for "equivalent within margin") and the paper's GPT-2 number
     (the first of ``paper_pts``). A line whose interval could not include the between-split
     component (the family's settings have one data split) ends with
-    ``[one data split: seed-only CI]``.
+    ``[one data split: seed-only CI]``; when only one half is, that half says so in its
+    parentheses.
 
     For any other plan (e.g. `w2s_theory.plan.default_plan` on a researcher's table): one
     line per accuracy family, in the summary's order; when there are more than ``max_lines``
@@ -298,7 +310,8 @@ def answer_lines(ledger, max_lines: int = 6) -> list[str]:
                 if parts:
                     ref = _arms(parts[0])[1]
                     lines.append(f"{_title(regime, loss, ref)}: "
-                                 + "; ".join(_effect_phrase(r) for r in parts)
+                                 + "; ".join(_effect_phrase(r, not _all_one_split(parts))
+                                             for r in parts)
                                  + _one_split(parts) + ".")
     else:
         for _, r in acc.iterrows():
