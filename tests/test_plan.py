@@ -801,3 +801,38 @@ pooled = false
     for (lr, loss), v in ref.items():
         assert f"{loss} {v:+.2f}" in st[0].split(f"lr {lr:g}: ")[1].split(";")[0]
     assert {"sens.band.lr0.0001.c2.drop", "sens.band.lr0.01.c2.acc"} <= set(led.summary.family)
+
+
+def test_converged_drop_lists_the_fit_left_without_its_partner(tmp_path):
+    body = """
+[[family]]
+id = "c2.cvx.drop"
+claim = 2
+regime = "last_layer_converged"
+contrast = "drop(cvx_fkl_acc) - drop(cvx_rkl_acc) @ 0.4"
+columns = ["cvx_rkl_acc", "cvx_fkl_acc"]
+noise_level = 0.4
+direction = "+"
+margin = "m"
+[[family.member]]
+table = "experiments/results/real/noise.csv"
+unit_key = ["dataset", "weak", "strong", "noise", "seed"]
+dataset = ["harmless"]
+pairs = [["wordllama", "all-MiniLM-L6-v2"]]
+confidence = false
+noise = [0.0, 0.4]
+"""
+    df = _rows(settings=SETTINGS[:1], splits=(0, 1, 2), seeds=(0, 1), noises=(0.0, 0.4))
+    bad = (df.split == 1) & (df.seed == 0) & (df.noise == 0.0)
+    df.loc[bad, "cvx_fkl_status"] = "error: solver"
+    led = build(_plan(tmp_path, body), _tables(df, NOISE,
+                                               "experiments/results/real/splits/noise.csv"))
+    ex = led.excluded
+    assert list(ex.reason.str[:10]) == ["failed fit", "unpaired f"]
+    assert ex.iloc[1]["reason"] == "unpaired fit (no usable fit at noise 0 for this split and seed)"
+    r = led.rows.iloc[0]
+    u = df[~bad].drop_duplicates(["split", "seed", "noise"]).assign(
+        v=lambda t: 100 * (t.cvx_rkl_acc - t.cvx_fkl_acc)).pivot_table(
+        index=["split", "seed"], columns="noise", values="v").dropna()
+    d = (u[0.4] - u[0.0]).groupby(level=0).mean()
+    assert r["n_pairs"] == 5 and r["effect_pts"] == pytest.approx(d.mean(), abs=1e-10)

@@ -1563,8 +1563,11 @@ def _paired(fam, sel, plan, excl: _Excl):
         if (~ok).any():
             bad = set(wide.index[~ok])
             rows = sub[[tuple(r) in bad for r in sub[idx].itertuples(index=False)]]
-            unpaired(rows, f"unpaired fit (no fit at noise {0 if fam.kind == 'drop' else q:g} "
-                           f"for this split and seed)" if fam.kind == "drop" else "unpaired fit")
+            for r in rows.itertuples(index=False):
+                other = [lv for lv in levels if lv != r.x_noise]
+                excl.add(fam.id, r.x_setting, r.x_source, int(r.x_split), int(r.seed),
+                         r.run_key, "unpaired fit (no usable fit at noise "
+                         + ", ".join(f"{lv:g}" for lv in other) + " for this split and seed)")
         w = wide[ok]
         d = w[q] if fam.kind == "column" else w[q] - w[0.0]
         res = d.rename("d").reset_index()
