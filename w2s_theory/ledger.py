@@ -1,6 +1,16 @@
 r"""Claims ledger: the paper's six claims tested per regime and setting on the committed tables.
 
-Two layers:
+The ledger is computed from the declared analysis plan (``experiments/analysis.toml``,
+`w2s_theory.plan`): `build` (families and settings from the plan, the data split as the unit
+of replication, split-aware intervals, TOST with the declared margin, Holm within each family,
+four verdict words, every excluded setting / seed / fit listed with its reason, claim 6's
+checks with Clopper-Pearson intervals, sensitivity families never pooled), `Ledger`, `write`
+(``ledger.csv``, ``ledger_summary.csv``, ``ledger_excluded.csv``, ``ledger_checks.csv``) and
+``python -m w2s_theory.ledger``.
+
+The issue-17 ledger (`build_ledger`, `load_runs`, `summarize`, `write_ledger`: its own rules
+`ROW_RULE` / `CLAIM_RULE`, no plan) is kept for its callers; the committed ledger no longer
+comes from it. Its layers:
 
 * **Statistics** (pure numpy/scipy/statsmodels functions): `paired_effect` (mean of
   paired differences over seeds, 95 % t interval, paired t-test), `holm` (Holm's
