@@ -21,14 +21,20 @@ NUM = r"[+−-]\d+\.\d+"
 
 
 def _fam(rows, fid, claim, regime, arms, q, eff, lo, hi, word, paper, *, kind="acc", note="",
-         contrast=None, margin=0.5):
+         contrast=None, margin=0.5, counts=None):
+    # counts = (n_better, n_worse, n_equivalent, n_inconclusive); default: all 11 settings
+    # have the family's word
+    if counts is None:
+        order = ("better", "worse", "equivalent within margin", "inconclusive")
+        counts = tuple(11 if w == word else 0 for w in order)
     rows.append(dict(family=fid, claim=claim, regime=regime,
                      contrast=contrast or f"acc({arms[0]} @ {q}) - acc({arms[1]} @ {q})",
                      kind=kind, noise_level=q,
                      # the ledger's spellings: "reverse_kl vs forward_kl", "cvx_rkl_acc - cvx_fkl_acc"
                      arms=(" - " if arms[0].startswith("cvx_") else " vs ").join(arms), n_settings=11,
-                     effect_pts=eff, ci_low=lo, ci_high=hi, word=word, n_better=1, n_worse=2,
-                     n_equivalent=3, n_inconclusive=5, margin=margin, paper_pts=str(paper),
+                     effect_pts=eff, ci_low=lo, ci_high=hi, word=word, n_better=counts[0],
+                     n_worse=counts[1], n_equivalent=counts[2], n_inconclusive=counts[3],
+                     margin=margin, paper_pts=str(paper),
                      note=note))
 
 
@@ -108,7 +114,13 @@ def test_answer_lines_paper_plan_one_line_per_regime_and_reverse_loss():
         assert "without noise" in first and "at 40 % flips" in second
         for part, fid in ((first, c1), (second, c2)):
             r = _row(summ, fid)
-            got = _nums(part)
+            counts = [(int(r[c]), w) for c, w in (("n_equivalent", "equivalent"),
+                                                   ("n_better", "better"), ("n_worse", "worse"),
+                                                   ("n_inconclusive", "inconclusive")) if r[c] > 0]
+            phrase = "settings: " + ", ".join(f"{n} {w}" for n, w in counts)
+            # the word counts are shown exactly when the settings disagree
+            assert (phrase in part) == (len(counts) > 1 and np.isfinite(r.effect_pts)), part
+            got = _nums(part.replace(phrase, "") if len(counts) > 1 else part)
             want = [r.effect_pts, r.ci_low, r.ci_high] + [float(str(r.paper_pts).strip("[]")
                                                                .split(",")[0])]
             if np.isfinite(r.effect_pts):
@@ -120,8 +132,8 @@ def test_answer_lines_paper_plan_one_line_per_regime_and_reverse_loss():
     text = "\n".join(lines)
     for absent in ("9.99", "5.55", "3.33", "6.5"):
         assert absent not in text
-    assert "equivalent within margin (±0.5 pt; paper +1.8)" in lines[0]
-    assert lines[3].endswith("(paper +7.8) [one data split: seed-only CI].")
+    assert "equivalent within margin (±0.5 pt; " in lines[0] and "paper +1.8)" in lines[0]
+    assert lines[3].endswith("paper +7.8) [one data split: seed-only CI].")
     assert "[one data split" not in lines[0]
 
 
@@ -208,7 +220,7 @@ def test_plot_answer_writes_a_column_wide_png_and_pdf(tmp_path):
     with Image.open(png) as im:
         w, h = im.size
     assert 600 <= w <= 820, w            # about a column (3.5 in) at 200 dpi
-    assert h < 1000
+    assert h < 1200                 # 13 rows with their word counts: under 6 in
     # the same drawing again: the PDF (no dates in it) is byte-identical
     first = pdf.read_bytes()
     answer.plot_answer(led, tmp_path / "answer.png")
@@ -301,3 +313,16 @@ def test_one_split_tag_goes_where_it_belongs():
     assert "[one data split" not in line
     assert line.endswith("at 40 % flips, inconclusive (one data split: seed-only CI; paper +7.8).")
     assert "without noise, equivalent within margin (±0.5 pt; paper +1.8);" in line
+
+
+def test_mixed_settings_show_their_word_counts():
+    """A family whose settings disagree shows the counts of the four words beside its word (the
+    summary word alone would hide them); a unanimous family shows none."""
+    s = paper_summary()
+    i = s.index[s["family"] == "c1.minibatch.reverse_kl"][0]
+    s.loc[i, ["n_better", "n_worse", "n_equivalent", "n_inconclusive"]] = [1, 0, 6, 4]
+    s.loc[i, "word"] = "inconclusive"
+    lines = answer.answer_lines(SimpleNamespace(summary=s))
+    assert "without noise, inconclusive (settings: 6 equivalent, 1 better, 4 inconclusive; " \
+           "paper +1.8)" in lines[0]
+    assert "settings:" not in lines[1]

@@ -218,12 +218,38 @@ def _word_phrase(row, tag_split: bool = False) -> str:
     extras = []
     if word == "equivalent within margin":
         extras.append(f"±{_num(row['margin']):g} pt")
+    counts = _word_counts(row)
+    if counts:
+        extras.append(counts)
     if tag_split and _seed_only(row):
         extras.append("one data split: seed-only CI")
     paper = _paper(row["paper_pts"])
     if np.isfinite(paper):
         extras.append(f"paper {_signed(paper, 1)}")
     return word + (f" ({'; '.join(extras)})" if extras else "")
+
+
+def _word_counts(row) -> str:
+    """``"settings: 6 equivalent, 1 better, 4 inconclusive"`` when the family's settings do not
+    all have the same word (the summary word alone would hide that); ``""`` otherwise."""
+    names = (("n_equivalent", "equivalent"), ("n_better", "better"), ("n_worse", "worse"),
+             ("n_inconclusive", "inconclusive"))
+    got = []
+    for col, name in names:
+        n = _num(row[col]) if col in row.index else float("nan")
+        if np.isfinite(n) and n > 0:
+            got.append(f"{int(n)} {name}")
+    return "settings: " + ", ".join(got) if len(got) > 1 else ""
+
+
+def _short_counts(row) -> str:
+    """The settings' words, short, for the figure's right column (``"6 equiv., 1 better,
+    4 inconcl."``); ``""`` when the settings all have the family's word."""
+    full = _word_counts(row)
+    if not full:
+        return ""
+    return (full.removeprefix("settings: ").replace("equivalent", "equiv.")
+            .replace("inconclusive", "inconcl."))
 
 
 def _measured(parts) -> list:
@@ -431,7 +457,7 @@ def plot_answer(ledger, path_stem, *, width: float = 3.5, max_rows: int = MAX_FI
     style = {**STYLE, "font.size": 7, "axes.labelsize": 7, "xtick.labelsize": 7,
              "ytick.labelsize": 7, "legend.fontsize": 7, "axes.titlesize": 8}
     with matplotlib.rc_context(style):
-        height = 0.17 * n + 1.05
+        height = 0.24 * n + 1.05
         fig = plt.figure(figsize=(width, height))
         left, right = 0.21, 0.64
         bottom = 0.72 / height
@@ -468,8 +494,12 @@ def plot_answer(ledger, path_stem, *, width: float = 3.5, max_rows: int = MAX_FI
             ax.text(-0.03, y, label, transform=ax.get_yaxis_transform(), ha="right",
                     va="center", fontsize=7)
             text = word if np.isfinite(eff) else "no runs yet"
-            ax.text(1.03, y, text, transform=ax.get_yaxis_transform(), ha="left", va="center",
-                    fontsize=7, color=color)
+            counts = _short_counts(r) if np.isfinite(eff) else ""
+            ax.text(1.03, y + (0.2 if counts else 0.0), text, transform=ax.get_yaxis_transform(),
+                    ha="left", va="center", fontsize=7, color=color)
+            if counts:
+                ax.text(1.03, y - 0.24, counts, transform=ax.get_yaxis_transform(), ha="left",
+                        va="center", fontsize=7, color="#595959")
         # the zero line over each group's rows only (the group titles stay clear)
         row_y = [y for (kind, _), y in zip(items, ys) if kind == "row"]
         runs = []
