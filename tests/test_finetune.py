@@ -605,3 +605,30 @@ def test_train_gt_ceiling_trains_on_train_gt_pairs(tmp_path):
     k_old = plan_runs(c, {"subset": "harmless"})[0].key
     k_gt = plan_runs(c, {"subset": "harmless", "ceiling_split": "train_gt"})[0].key
     assert k_old != k_gt
+
+
+def test_plan_runs_goes_seed_by_seed_with_the_same_keys():
+    """A seed's ceiling comes right before its students (a sweep stopped part-way has complete
+    seeds); the runs and their keys are those of every other order (keys do not depend on it)."""
+
+    from w2s_theory.pipelines.finetune import FinetuneSweepConfig, plan_runs
+
+    c = FinetuneSweepConfig.from_dict({"name": "k", "strong": "all-MiniLM-L6-v2",
+                                       "sweep": {"losses": ["forward_kl", "reverse_kl"],
+                                                 "noise": [0.0, 0.4], "seeds": [0, 1, 2],
+                                                 "regimes": ["full"], "ceiling": True}})
+    runs = plan_runs(c, {"subset": "harmless"})
+    seeds = [r.cfg.seed for r in runs]
+    assert seeds == sorted(seeds)                      # seed-major
+    per_seed = [[r.role for r in runs if r.cfg.seed == s] for s in (0, 1, 2)]
+    assert all(p == ["ceiling"] + ["student"] * 4 for p in per_seed)
+    # keys: an independent recomputation of one student's key from its coordinates
+    from w2s_theory.pipelines.finetune import PROTOCOL_VERSION
+    from w2s_theory.sweep import run_key
+
+    st = [r for r in runs if r.role == "student"][-1]
+    base = {"protocol": PROTOCOL_VERSION, "strong": "all-MiniLM-L6-v2",
+            "data": {"subset": "harmless", "n_train": None, "n_test": None, "slot_seeds": None,
+                     "weak_model": None, "weak_l2": None}}
+    assert st.key == run_key({**base, "role": "student", "cfg": st.cfg.to_dict()})
+    assert len({r.key for r in runs}) == len(runs) == 15

@@ -871,16 +871,15 @@ def plan_runs(cfg: FinetuneSweepConfig, bundle_meta: dict) -> list[RunSpec]:
             base[k] = bundle_meta[k]
     s = cfg.sweep
     out: list[RunSpec] = []
-    for regime in s.regimes:
-        tc = cfg.train if regime == "full" else cfg.head_only_train()
-        if s.ceiling:
-            for seed in s.seeds:
-                c = tc.replace(loss="forward_ce", noise=0.0, confidence=False, seed=int(seed))
-                out.append(RunSpec(regime, "ceiling", c,
-                                   run_key({**base, "role": "ceiling", "cfg": c.to_dict()})))
+    # seed by seed (its ceiling, then its students), so that a sweep stopped part-way has
+    # complete seeds: a student's row is written once its seed's ceiling exists
     for regime in s.regimes:
         tc = cfg.train if regime == "full" else cfg.head_only_train()
         for seed in s.seeds:
+            if s.ceiling:
+                c = tc.replace(loss="forward_ce", noise=0.0, confidence=False, seed=int(seed))
+                out.append(RunSpec(regime, "ceiling", c,
+                                   run_key({**base, "role": "ceiling", "cfg": c.to_dict()})))
             for a in s.noise:
                 for loss in s.losses:
                     for conf in s.confidence:
