@@ -1,11 +1,9 @@
-"""Tests for w2s_theory.ledger: the statistics helpers against independent computations; the
-issue-17 functions (`build_ledger`, `load_runs`, `summarize`: one constructed table per rule,
-partial and new tables, loud failures), kept for their callers; and the committed ledger CSVs
-against a rebuild from the declared plan (`build`; its own tests are in tests/test_plan.py)."""
+"""Tests for w2s_theory.ledger: the statistics helpers against independent computations, the
+paper's reference patterns, and the committed ledger CSVs against a rebuild from the declared
+plan (`build`; its own tests are in tests/test_plan.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
@@ -15,14 +13,12 @@ import pytest
 from scipy import stats
 
 from w2s_theory.ledger import (
-    build_ledger,
+    build,
     gap_filter,
     holm,
-    load_runs,
     paired_effect,
     paper_patterns,
     pgr_interval,
-    summarize,
     symmetric_loss_defect,
 )
 
@@ -77,6 +73,27 @@ def test_holm_known_example_and_random_families():
     assert out[[0, 2]].tolist() == pytest.approx(_holm_by_hand([0.01, 1.0, 0.02])[[0, 2]])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         holm([1.5])
+
+
+def test_holm_equals_statsmodels_multipletests_with_ties_ones_and_nan():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(3)
+    for k in range(300):
+        m = int(rng.integers(1, 40))
+        p = rng.uniform(0, 1, m)
+        if k % 3 == 0:
+            p = np.round(p, 1)                                      # ties
+        if k % 5 == 0:
+            p[rng.random(m) < 0.3] = 1.0                             # forced p = 1 entries
+        np.testing.assert_array_equal(holm(p), multipletests(p, method="holm")[1])
+        q = p.copy()
+        q[rng.random(m) < 0.2] = np.nan
+        ok = ~np.isnan(q)
+        ref = multipletests(np.where(ok, q, 1.0), method="holm")[1]
+        np.testing.assert_array_equal(holm(q)[ok], ref[ok])
+        assert np.isnan(holm(q)[~ok]).all()
+    assert holm([]).shape == (0,)
 
 
 @pytest.mark.parametrize("bad, shown", [(math.inf, "inf"), (-math.inf, "-inf"), (-0.01, "-0.01"),
@@ -187,169 +204,7 @@ def test_symmetric_loss_property():
             assert symmetric_loss_defect(loss, y) > 1e-2
 
 
-# ----------------------------------------------------------------------------- constructed tables
-def _real_rows(setting, losses_effects, *, seeds=10, noise=0.0, confidence=False,
-               weak_acc=0.60, ceiling=0.70, sd=0.002, seed0=0, weak_sd=0.0):
-    """Rows in the real-sweep schema: acc = 0.65 + effect + seed noise (seeded by setting)."""
-    dataset, weak, strong = setting
-    h = int(hashlib.sha256(repr((setting, noise, confidence)).encode()).hexdigest()[:8], 16)
-    rng = np.random.default_rng(h)
-    common = rng.normal(0, 0.01, seeds)                              # shared by seed: paired
-    wrng = np.random.default_rng(int(hashlib.sha256(repr((dataset, weak)).encode()).hexdigest()[:8], 16))
-    wacc = weak_acc + weak_sd * wrng.normal(size=seeds)
-    rows = []
-    for loss, eff in losses_effects.items():
-        jit = rng.normal(0, sd, seeds)
-        for s in range(seeds):
-            rows.append({"run_key": f"{dataset}{weak}{strong}{loss}{noise}{confidence}{s}",
-                         "dataset": dataset, "weak": weak, "strong": strong, "loss": loss,
-                         "confidence": confidence, "noise": noise, "seed": seed0 + s,
-                         "student_acc": 0.65 + eff + common[s] + jit[s],
-                         "weak_acc": wacc[s], "ceiling_acc": ceiling + 0.001 * common[s]})
-    return rows
-
-
-def _write_root(tmp_path, rows, name="main"):
-    d = tmp_path / "experiments" / "results" / "real"
-    d.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(d / f"{name}.csv", index=False)
-    return tmp_path
-
-
-def _claim_rows(led, claim, contrast_start):
-    return led[(led["claim"] == claim) & led["contrast"].str.startswith(contrast_start)]
-
-
-def test_claim1_rule_holds_does_not_hold_inconclusive_and_gap_exclusion(tmp_path):
-    rows = (_real_rows(("ds", "A", "S"), {"forward_kl": 0.0, "reverse_kl": 0.03})
-            + _real_rows(("ds", "B", "S"), {"forward_kl": 0.0, "reverse_kl": -0.03})
-            + _real_rows(("ds", "C", "S"), {"forward_kl": 0.0, "reverse_kl": 0.0}, sd=0.01)
-            + _real_rows(("ds", "D", "S"), {"forward_kl": 0.0, "reverse_kl": 0.03},
-                         ceiling=0.60, weak_acc=0.60))
-    led = build_ledger(_write_root(tmp_path, rows), ref_dir=ROOT / "experiments" / "paper_reference")
-    r = _claim_rows(led, 1, "reverse_kl - forward_kl").set_index("weak")
-    assert r.loc["A", "verdict"] == "holds"
-    assert r.loc["B", "verdict"] == "does not hold"
-    assert r.loc["C", "verdict"] == "inconclusive"
-    assert r.loc["D", "kind"] == "excluded" and "no weak-to-strong gap" in r.loc["D", "verdict"]
-    assert r.loc[["A", "B", "C"], "family_size"].tolist() == [3, 3, 3]   # D not in the family
-    s = summarize(led)
-    s1 = s[(s["claim"] == 1) & (s["group"] == "reverse_kl vs forward")].iloc[0]
-    assert s1["verdict"] == "does not hold" and s1["excluded"] == 1
-    # paper's number beside ours (GPT-2 + Qwen mean, from the reference CSVs)
-    assert "as reported (summary of arXiv 2502.11107)" in r.loc["A", "paper_note"]
-
-
-def test_claim_rule_aggregate_holds_and_inconclusive(tmp_path):
-    rows = (_real_rows(("ds", "A", "S"), {"forward_kl": 0.0, "reverse_kl": 0.03})
-            + _real_rows(("ds", "C", "S"), {"forward_kl": 0.0, "reverse_kl": 0.0}, sd=0.01))
-    s = summarize(build_ledger(_write_root(tmp_path / "a", rows)))
-    assert s[(s["claim"] == 1) & (s["regime"] == "last_layer_minibatch")
-             & (s["group"] == "reverse_kl vs forward")]["verdict"].item() == "holds"
-    rows = (_real_rows(("ds", "C", "S"), {"forward_kl": 0.0, "reverse_kl": 0.0}, sd=0.01)
-            + _real_rows(("ds", "E", "S"), {"forward_kl": 0.0, "reverse_kl": 0.001}, sd=0.01))
-    s = summarize(build_ledger(_write_root(tmp_path / "b", rows)))
-    assert s[(s["claim"] == 1) & (s["group"] == "reverse_kl vs forward")]["verdict"].item() \
-        == "inconclusive"
-
-
-def test_forward_ce_reported_as_identical_never_pooled(tmp_path):
-    rows = _real_rows(("ds", "A", "S"), {"forward_kl": 0.0, "reverse_ce": 0.03})
-    fce = [dict(r, loss="forward_ce", run_key=r["run_key"] + "ce") for r in rows
-           if r["loss"] == "forward_kl"]
-    led = build_ledger(_write_root(tmp_path / "same", rows + fce))
-    ident = led[(led["kind"] == "identity") & (led["claim"] == 1)]
-    assert ident["verdict"].tolist() == ["identical"]
-    t = _claim_rows(led, 1, "reverse_ce")
-    assert t["contrast"].tolist() == ["reverse_ce - forward_ce"] and t["n_seeds"].item() == 10
-    fce2 = [dict(r, student_acc=r["student_acc"] + 1e-3) for r in fce]
-    led = build_ledger(_write_root(tmp_path / "diff", rows + fce2))
-    assert led[(led["kind"] == "identity") & (led["claim"] == 1)]["verdict"].item() == "differs"
-    # without forward CE runs the reference is forward KL, and the row says so
-    led = build_ledger(_write_root(tmp_path / "none", rows))
-    assert "forward CE not run" in _claim_rows(led, 1, "reverse_ce")["contrast"].item()
-
-
-def test_claim2_rule_on_drops(tmp_path):
-    base = {"forward_kl": 0.0, "reverse_kl": 0.0}
-    rows = (_real_rows(("ds", "A", "S"), base)
-            + _real_rows(("ds", "A", "S"), {"forward_kl": -0.08, "reverse_kl": -0.02}, noise=0.3)
-            + _real_rows(("ds", "B", "S"), base)
-            + _real_rows(("ds", "B", "S"), {"forward_kl": -0.02, "reverse_kl": -0.08}, noise=0.3)
-            + _real_rows(("ds", "C", "S"), base)
-            + _real_rows(("ds", "C", "S"), {"forward_kl": -0.05, "reverse_kl": -0.05}, noise=0.3,
-                         sd=0.02))
-    led = build_ledger(_write_root(tmp_path, rows))
-    r = _claim_rows(led, 2, "drop(forward_kl) - drop(reverse_kl) @ 0.3").set_index("weak")
-    assert r.loc["A", "verdict"] == "holds"
-    assert r.loc["A", "effect_pts"] == pytest.approx(6.0, abs=0.5)
-    assert r.loc["A", "paper_value_pts"] == pytest.approx((89.7 - 81.7) - (91.5 - 90.0))
-    assert r.loc["B", "verdict"] == "does not hold"
-    assert r.loc["C", "verdict"] == "inconclusive"
-
-
-def test_claim3_rule_with_confidence(tmp_path):
-    rows = (_real_rows(("ds", "A", "S"), {"forward_ce": 0.0, "reverse_ce": 0.0})
-            + _real_rows(("ds", "A", "S"), {"forward_ce": 0.0, "reverse_ce": -0.03},
-                         confidence=True))
-    led = build_ledger(_write_root(tmp_path, rows))
-    assert _claim_rows(led, 3, "reverse_ce+conf")["verdict"].item() == "does not hold"
-
-
-def test_claim4_rule_needs_a_distinguishably_stronger_weak_model(tmp_path):
-    rows = (_real_rows(("ds", "W1", "S"), {"forward_kl": 0.0}, weak_acc=0.60, weak_sd=0.001)
-            + _real_rows(("ds", "W2", "S"), {"forward_kl": 0.02}, weak_acc=0.63, weak_sd=0.001)
-            + _real_rows(("ds", "W1", "T"), {"forward_kl": 0.0}, weak_acc=0.60, weak_sd=0.001)
-            + _real_rows(("ds", "W3", "T"), {"forward_kl": 0.02}, weak_acc=0.6001,
-                         weak_sd=0.01))
-    fce = [dict(r, loss="forward_ce", run_key=r["run_key"] + "ce") for r in rows]
-    led = build_ledger(_write_root(tmp_path, rows + fce))
-    r = led[led["claim"] == 4].set_index("strong")
-    assert len(r) == 2 and set(r["loss"]) == {"forward_kl"}     # forward CE not a second row
-    assert r.loc["S", "verdict"] == "holds"
-    assert r.loc["T", "kind"] == "excluded" and "not distinguishable" in r.loc["T", "verdict"]
-
-
-def test_claim5_rule_at_fifty_percent(tmp_path):
-    rows = (_real_rows(("ds", "A", "S"), {"forward_kl": 0.0, "reverse_kl": 0.0})
-            + _real_rows(("ds", "A", "S"), {"forward_kl": -0.15, "reverse_kl": -0.15},
-                         noise=0.5))
-    led = build_ledger(_write_root(tmp_path, rows))
-    r = led[led["claim"] == 5]
-    assert r[r["group"] == "reverse KL collapses at 50 %"]["verdict"].item() == "holds"
-    assert r[r["group"] == "reverse KL worse than forward at 50 %"]["verdict"].item() \
-        == "inconclusive"
-    at = r[r["group"] == "every loss at 50 %"]
-    assert set(at["verdict"]) == {"at chance"} and (at["kind"] == "descriptive").all()
-
-
-def test_partial_and_new_finetune_tables_are_picked_up_without_code_changes(tmp_path):
-    d = tmp_path / "experiments" / "results" / "finetune"
-    d.mkdir(parents=True)
-    rows = []
-    for regime in ("full", "partial"):
-        for s in range(3):
-            for loss, eff in (("forward_kl", 0.0), ("reverse_kl", 0.01)):
-                if regime == "partial" and loss == "reverse_kl" and s == 2:
-                    continue                                       # a run still in flight
-                rows.append({"regime": regime, "role": "student", "loss": loss, "seed": s,
-                             "subset": "harmless", "weak": "w", "strong": "m",
-                             "confidence": False, "noise": 0.0,
-                             "student_acc": 0.65 + eff + 0.001 * s, "weak_acc": 0.60,
-                             "ceiling_acc": 0.70 + 0.001 * s})
-    pd.DataFrame(rows).to_csv(d / "cpu_4k.csv", index=False)
-    runs = load_runs(tmp_path)
-    assert set(runs["regime"]) == {"full_finetune", "finetune_partial"}
-    led = build_ledger(tmp_path)
-    r = _claim_rows(led, 1, "reverse_kl").set_index("regime")
-    assert r.loc["finetune_partial", "n_seeds"] == 2 and r.loc["full_finetune", "n_seeds"] == 3
-    # a repository without tables: an empty ledger that lists what it did not find
-    (tmp_path / "empty" / "experiments").mkdir(parents=True)
-    empty = build_ledger(tmp_path / "empty")
-    assert len(empty) == 0
-    assert any(m.endswith("theorem2.csv") for m in empty.attrs["missing_tables"])
-
-
+# ----------------------------------------------------------------------------- paper patterns
 def test_paper_patterns_from_reference_csvs():
     ref = pd.read_csv(ROOT / "experiments" / "paper_reference" / "main_gpt2_cai_harmless.csv")
     pp = paper_patterns()
@@ -403,68 +258,24 @@ def test_claim6_checks_match_an_independent_count_on_the_committed_tables():
 
 
 # ----------------------------------------------------------------------------- failures are loud
+def _tiny_plan_and_table():
+    from w2s_theory.plan import default_plan
+
+    t = pd.DataFrame({"loss": ["forward_kl", "reverse_kl"] * 4, "seed": [0, 0, 1, 1] * 2,
+                      "split": [0] * 4 + [1] * 4,
+                      "student_acc": [.60, .61, .60, .62, .61, .62, .60, .61]})
+    return default_plan(t), t
+
+
 @pytest.mark.parametrize("root", ["/nope", "/nope/experiments"])
-def test_build_ledger_refuses_a_root_that_is_not_a_repository(root, tmp_path):
-    # the old code returned an empty ledger for any path
+def test_build_refuses_a_root_that_is_not_a_repository(root, tmp_path):
+    plan, t = _tiny_plan_and_table()
     with pytest.raises(FileNotFoundError, match=r"^root: folder not found: /nope"):
-        build_ledger(root)
+        build(plan, {"results.csv": t}, root=root)
     with pytest.raises(FileNotFoundError, match=r"^root: .* has no experiments/ folder"):
-        build_ledger(tmp_path)
+        build(plan, {"results.csv": t}, root=tmp_path)
     with pytest.raises(TypeError, match=r"^root: must be a path"):
-        load_runs(5)
-
-
-def _two_tables(tmp_path):
-    rows = _real_rows(("ds", "A", "S"), {"forward_kl": 0.0, "reverse_kl": 0.03})
-    root = _write_root(tmp_path, rows)
-    band = [dict(r, run_key=f"{r['run_key']}b{lr}", lr=lr) for r in rows for lr in (1e-3, 1e-2)]
-    _write_root(tmp_path, band, name="band")
-    return root
-
-
-def test_an_emptied_table_stops_the_ledger_instead_of_shrinking_it(tmp_path):
-    from w2s_theory.results_table import ResultTableError
-
-    root = _two_tables(tmp_path)
-    full = build_ledger(root)
-    assert (full["source"].str.startswith("band lr=")).any()
-    band = root / "experiments" / "results" / "real" / "band.csv"
-    band.write_bytes(b"")                  # the old code dropped band's rows without a word
-    with pytest.raises(ResultTableError, match=rf"^{band}: empty file"):
-        build_ledger(root)
-    band.write_bytes(b'run_key,acc\n"k1,0.5\n')                     # unparseable
-    with pytest.raises(ResultTableError, match=rf"^{band}: "):
-        build_ledger(root)
-
-
-def test_a_garbled_cell_stops_the_ledger_naming_file_row_and_column(tmp_path):
-    from w2s_theory.results_table import ResultTableError
-
-    root = _two_tables(tmp_path)
-    main = root / "experiments" / "results" / "real" / "main.csv"
-    lines = main.read_text().splitlines(keepends=True)
-    head = lines[0].rstrip("\n").split(",")
-    cells = lines[3].rstrip("\n").split(",")
-    cells[head.index("student_acc")] = "0.#1"
-    lines[3] = ",".join(cells) + "\n"
-    main.write_text("".join(lines))
-    with pytest.raises(ResultTableError, match=rf"^{main}: 1 invalid row\(s\): row 3 .*column "
-                                               rf"'student_acc': '0.#1' is not a number"):
-        build_ledger(root)
-
-
-def test_an_unreadable_table_without_run_keys_stops_the_ledger(tmp_path):
-    from w2s_theory.results_table import ResultTableError
-
-    root = _two_tables(tmp_path)
-    syn = root / "experiments" / "synthetic" / "results"
-    syn.mkdir(parents=True)
-    (syn / "theorem2_misspecified.csv").write_bytes(b"")
-    with pytest.raises(ResultTableError, match=r"theorem2_misspecified\.csv: empty file"):
-        build_ledger(root)
-    (syn / "theorem2_misspecified.csv").write_bytes(b'seed,variant\n0,"a\n')
-    with pytest.raises(ResultTableError, match=r"theorem2_misspecified\.csv: cannot be read"):
-        build_ledger(root)
+        build(plan, {"results.csv": t}, root=5)
 
 
 def test_ledger_help_prints_usage_and_writes_nothing():
@@ -494,9 +305,10 @@ def test_ledger_help_prints_usage_and_writes_nothing():
     (lambda: pgr_interval([0.6], [0.5, 0.5], [0.8, 0.8]), "weak"),
     (lambda: holm("0.01"), "pvalues"),
     (lambda: holm([True, False]), "pvalues"),
-    (lambda: summarize([1, 2]), "ledger"),
-    (lambda: summarize(pd.DataFrame({"claim": [1]})), "ledger"),
-    (lambda: build_ledger(ROOT, ref_dir="/nope"), "ref_dir"),
+    (lambda: paper_patterns(ref_dir="/nope"), "ref_dir"),
+    (lambda: build("experiments/analysis.toml"), "plan"),
+    (lambda: build(_tiny_plan_and_table()[0], [1, 2]), "tables"),
+    (lambda: build(_tiny_plan_and_table()[0], {"results.csv": [1, 2]}), "tables"),
 ])
 def test_ledger_functions_name_the_bad_argument(call, name):
     with pytest.raises((ValueError, TypeError, FileNotFoundError), match=rf"^{name}: "):
