@@ -2,8 +2,8 @@
 
 The companion of ``tests/test_bad_inputs.py`` (divergences, bounds, noise, metrics, losses)
 for :mod:`~w2s_theory.trainers`, :mod:`~w2s_theory.sources`, :mod:`~w2s_theory.hub`,
-:mod:`~w2s_theory.ledger`, :mod:`~w2s_theory.export`, :mod:`~w2s_theory.config` and
-:mod:`~w2s_theory.results_table`. :data:`REGISTRY` holds one `Entry` per public callable
+:mod:`~w2s_theory.ledger`, :mod:`~w2s_theory.plan`, :mod:`~w2s_theory.export`,
+:mod:`~w2s_theory.config` and :mod:`~w2s_theory.results_table`. :data:`REGISTRY` holds one `Entry` per public callable
 (and per method of a public class): one set of valid keyword arguments and, per argument,
 bad values drawn from shared families (``None``, wrong types, strings for numbers, booleans,
 NaN/inf, negative, zero, huge, empty, wrong shapes and dtypes, tensors with grad / bf16 /
@@ -46,11 +46,11 @@ import pandas as pd
 import pytest
 import torch
 
-from w2s_theory import config, export, hub, ledger, results_table, sources, trainers
+from w2s_theory import config, export, hub, ledger, plan, results_table, sources, trainers
 from w2s_theory.config import UserError
 
 MODULES = {"trainers": trainers, "sources": sources, "hub": hub, "ledger": ledger,
-           "export": export, "config": config, "results_table": results_table}
+           "plan": plan, "export": export, "config": config, "results_table": results_table}
 
 #: Public names that are data, not entry points (constants, exception and result classes,
 #: a mixin whose methods have entries of their own), with the reason.
@@ -61,9 +61,17 @@ EXEMPT = {
     ("hub", "ResolvedModel"): "frozen result record returned by resolve_model",
     ("ledger", "PairedEffect"): "frozen result record returned by paired_effect",
     ("ledger", "PGRInterval"): "frozen result record returned by pgr_interval",
-    ("ledger", "CLAIMS"): "constant", ("ledger", "ROW_RULE"): "constant",
-    ("ledger", "CLAIM_RULE"): "constant", ("ledger", "REGIMES"): "constant",
-    ("ledger", "LEDGER_COLUMNS"): "constant",
+    ("ledger", "Ledger"): "frozen result record returned by build",
+    ("ledger", "CLAIMS"): "constant", ("ledger", "REGIMES"): "constant",
+    ("ledger", "ROW_COLUMNS"): "constant", ("ledger", "SUMMARY_COLUMNS"): "constant",
+    ("ledger", "EXCLUDED_COLUMNS"): "constant", ("ledger", "CHECK_COLUMNS"): "constant",
+    ("ledger", "PLAN_PATH"): "constant",
+    ("plan", "Plan"): "frozen record returned by load_plan / default_plan",
+    ("plan", "Member"): "frozen record of a Plan", ("plan", "Family"): "frozen record of a Plan",
+    ("plan", "DuplicatePair"): "frozen record of a Plan",
+    ("plan", "Claim6Entry"): "frozen record of a Plan",
+    ("plan", "Sensitivity"): "frozen record of a Plan",
+    ("plan", "KINDS"): "constant", ("plan", "DEFAULT_TABLE"): "constant",
     ("config", "UserError"): "exception class", ("config", "ConfigError"): "exception class",
     ("config", "EXIT_USAGE"): "constant", ("config", "SELECTION_RULES"): "constant",
     ("results_table", "ResultTableError"): "exception class",
@@ -190,24 +198,11 @@ def FX() -> types.SimpleNamespace:
     ns.toml_bad.write_text("[train\nlr = \n")
     ns.toml_bin = root / "bin.toml"
     ns.toml_bin.write_bytes(b"\x00\x01\x02")
-    # a tiny ledger root: one real-sweep table, 3 seeds x 2 losses
+    # a repository root for the ledger (a folder with experiments/ in it)
     ns.ledger_root = root / "ledger_root"
-    d = ns.ledger_root / "experiments" / "results" / "real"
-    d.mkdir(parents=True)
-    rows = []
-    for loss, bump in (("forward_kl", 0.0), ("reverse_kl", 0.01)):
-        for seed in range(3):
-            rows.append({"run_key": f"{loss}{seed}", "dataset": "harmless", "weak": "w",
-                         "strong": "s", "loss": loss, "confidence": False, "noise": 0.0,
-                         "seed": seed, "weak_acc": 0.6 + 0.001 * seed,
-                         "ceiling_acc": 0.7 + 0.002 * seed,
-                         "student_acc": 0.65 + bump + 0.003 * seed})
-    pd.DataFrame(rows).to_csv(d / "main.csv", index=False)
-    ns.garbled_root = root / "garbled_root"
-    g = ns.garbled_root / "experiments" / "results" / "real"
-    g.mkdir(parents=True)
-    (g / "main.csv").write_bytes(b"run_key,student_acc\n\xff\xfe,0.#1\n")
+    (ns.ledger_root / "experiments").mkdir(parents=True)
     ns.paper_ref = Path(ledger.__file__).resolve().parents[1] / "experiments" / "paper_reference"
+    ns.analysis_plan = ns.paper_ref.parent / "analysis.toml"
     # result tables on disk
     ns.rt_garbled = root / "garbled.csv"
     ns.rt_garbled.write_text('run_key,acc\n"a,0.5\n')
@@ -681,16 +676,59 @@ def _columns_bad(task="preference") -> list:
                                           if task == "preference" else {"text": "label"})]
 
 
+def _user_table() -> pd.DataFrame:
+    """A researcher's own result table: two losses, two splits, two seeds."""
+    return pd.DataFrame({"loss": ["forward_kl", "reverse_kl"] * 4, "seed": [0, 0, 1, 1] * 2,
+                         "split": [0] * 4 + [1] * 4,
+                         "student_acc": [.60, .61, .60, .62, .61, .62, .60, .61]})
+
+
 @functools.cache
-def _tiny_ledger():
-    return ledger.build_ledger(FX().ledger_root, FX().paper_ref)
+def _user_plan():
+    return plan.default_plan(_user_table())
 
 
-def _ledger_frame_bad() -> list:
-    return [("none", None), ("int", 5), ("string", "ledger.csv"), ("list", [{"claim": 1}]),
-            ("wrong_columns", pd.DataFrame({"a": [1]})), ("empty_frame", pd.DataFrame()),
-            ("series", pd.Series([1, 2])), ("ndarray", np.zeros((2, 2))),
-            ("missing_kind", pd.DataFrame({"claim": [1], "regime": ["x"], "group": [""]}))]
+@functools.cache
+def _user_ledger():
+    return ledger.build(_user_plan(), {plan.DEFAULT_TABLE: _user_table()})
+
+
+def _check_user_ledger(led):
+    r = led.rows.iloc[0]                               # reverse - forward: +1, +2, +1, +1 pts
+    assert r["setting"] == "all" and int(r["n_splits"]) == 2
+    assert float(r["effect_pts"]) == pytest.approx(1.25)
+
+
+def _check_written(paths):
+    assert [p.name for p in paths] == list(ledger.LEDGER_FILES)
+    assert all(p.is_file() for p in paths)
+
+
+def _check_committed_plan(p):
+    assert isinstance(p, plan.Plan) and len(p.families) > 0
+
+
+def _check_user_plan(p):
+    assert [f.id for f in p.families] == ["reverse_kl.vs.forward_kl.noise0"]
+
+
+def _check_true(r):
+    assert r is True
+
+
+def _user_frame_bad() -> list:
+    t = _user_table()
+    return [("none", None), ("int", 5), ("string", "results.csv"), ("list", [{"loss": "x"}]),
+            ("dict", {"loss": ["forward_kl"]}), ("series", t["loss"]),
+            ("ndarray", np.zeros((2, 2))), ("empty_frame", pd.DataFrame()),
+            ("no_loss", t.drop(columns="loss")), ("no_seed", t.drop(columns="seed")),
+            ("no_student_acc", t.drop(columns="student_acc")),
+            ("unknown_loss", t.assign(loss=["forward_kl", "bogus_loss"] * 4))]
+
+
+def _ledger_bad() -> list:
+    return [("none", None), ("int", 5), ("string", "ledger.csv"), ("dict", {"rows": []}),
+            ("frame", pd.DataFrame({"family": ["x"]})), ("plan", Lazy(_user_plan))]
 
 
 # ----------------------------------------------------------------------------- the registry
@@ -1004,27 +1042,58 @@ def _registry() -> list[Entry]:
                    {"loss": "reverse_kl", "y": 0.3, "n_grid": 11},
                    {"loss": choice_bad("reverse_kl"), "y": num_bad(low=0.0, high=1.0),
                     "n_grid": int_bad(low=2) + [("one", 1), ("zero", 0), ("huge", 10**12)]}))
-    root_bad = path_bad("dir", none=False) + [("garbled_table", fx("garbled_root"))]
-    # an unreadable table under root is reported by its own path (the file to fix)
-    under_root = {"root": lambda kw: [str(kw["root"])] if isinstance(kw["root"], os.PathLike)
-                  else []}
-    for nm in ("load_runs", "pgr_table"):
-        E.append(Entry("ledger", nm, getattr(ledger, nm), {"root": fx("ledger_root")},
-                       {"root": root_bad}, prefixes=under_root))
     E.append(Entry("ledger", "paper_patterns", ledger.paper_patterns, {"ref_dir": fx("paper_ref")},
                    {"ref_dir": path_bad("dir", none=False) + [("empty_dir", fx("empty_dir"))]}))
-    E.append(Entry("ledger", "build_ledger", ledger.build_ledger,
-                   {"root": fx("ledger_root"), "ref_dir": fx("paper_ref")},
-                   {"root": root_bad,
-                    "ref_dir": path_bad("dir", none=False) + [("empty_dir", fx("empty_dir"))]},
-                   prefixes=under_root))
-    E.append(Entry("ledger", "summarize", ledger.summarize,
-                   {"ledger": Lazy(_tiny_ledger)},
-                   {"ledger": _ledger_frame_bad()}))
-    E.append(Entry("ledger", "write_ledger", ledger.write_ledger,
-                   {"root": fx("ledger_root"),
-                    "out": Lazy(lambda: Path(tempfile.mkdtemp(dir=FX().root)) / "ledger.csv")},
-                   {"root": root_bad, "out": path_bad("out", none=False)}, prefixes=under_root))
+    E.append(Entry("ledger", "build", ledger.build,
+                   {"plan": Lazy(_user_plan),
+                    "tables": Lazy(lambda: {plan.DEFAULT_TABLE: _user_table()}),
+                    "root": fx("ledger_root")},
+                   {"plan": [("none", None), ("int", 5), ("path_string", "experiments/analysis.toml"),
+                             ("path", fx("analysis_plan")), ("dict", {"family": []}),
+                             ("frame", Lazy(_user_table)), ("ledger", Lazy(_user_ledger))],
+                    "tables": [("int", 5), ("string", "results.csv"), ("list", [1, 2]),
+                               ("frame", Lazy(_user_table)),
+                               ("list_value", Lazy(lambda: {plan.DEFAULT_TABLE: [1, 2]})),
+                               ("series_value", Lazy(lambda: {plan.DEFAULT_TABLE:
+                                                              _user_table()["loss"]})),
+                               ("dict_value", Lazy(lambda: {plan.DEFAULT_TABLE:
+                                                            _user_table().to_dict()})),
+                               ("none_value", {plan.DEFAULT_TABLE: None})],
+                    "root": path_bad("dir", none=False)
+                    + [("not_a_repository", fx("empty_dir"))]},
+                   check=_check_user_ledger))
+    E.append(Entry("ledger", "write", ledger.write,
+                   {"ledger": Lazy(_user_ledger), "out_dir": Lazy(lambda: Path(
+                       tempfile.mkdtemp(dir=FX().root)) / "out")},
+                   {"ledger": _ledger_bad(),
+                    "out_dir": path_bad("any") + [("a_file", fx("file")),
+                       ("under_a_file", Lazy(lambda: FX().file / "sub"))]},
+                   check=_check_written))
+    E.append(Entry("ledger", "summary_text", ledger.summary_text, {"ledger": Lazy(_user_ledger)},
+                   {"ledger": _ledger_bad()}))
+
+    # ---------------------------------------------------------------- plan
+    # load_plan's errors are about the plan file: "plan: <path>: ..." (the config convention)
+    plan_file = {"path": lambda kw: ["plan:"]}
+    E.append(Entry("plan", "load_plan", plan.load_plan, {"path": fx("analysis_plan")},
+                   {"path": [("missing", fx("missing")), ("missing_str", "/nope/analysis.toml"),
+                             ("folder", fx("empty_dir")), ("not_toml", fx("toml_bad")),
+                             ("binary", fx("toml_bin")), ("not_utf8", fx("not_utf8")),
+                             ("csv_not_toml", fx("csv")), ("empty_file", fx("empty_file")),
+                             ("toml_not_a_plan", fx("toml"))]},
+                   prefixes=plan_file,
+                   check=_check_committed_plan))
+    E.append(Entry("plan", "default_plan", plan.default_plan,
+                   {"frame": Lazy(_user_table), "margin": 0.5, "reference": "forward_kl"},
+                   {"frame": _user_frame_bad(),
+                    "margin": num_bad(low=0.0, low_open=True)
+                    + [("zero", 0.0), ("negative", -0.5)],
+                    "reference": text_bad() + [("not_in_table", "reverse_ce"),
+                                               ("unknown", "bogus_loss")]},
+                   check=_check_user_plan))
+    # a predicate over column names (any pandas column label, str()'d): no bad values
+    E.append(Entry("plan", "is_test_measured", plan.is_test_measured, {"column": "student_acc"},
+                   check=_check_true))
 
     # ---------------------------------------------------------------- results_table
     E.append(Entry("results_table", "ResultTable", _rt,

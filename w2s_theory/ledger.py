@@ -1481,8 +1481,13 @@ def write(ledger, out_dir) -> list[Path]:
     """
     if not isinstance(ledger, Ledger):
         raise ArgumentTypeError(f"ledger: must be a Ledger (build), got {type(ledger).__name__}")
-    out = Path(check_path(out_dir, "out_dir"))
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_path(out_dir, "out_dir")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out_dir: {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"out_dir: cannot create {out} ({exc.strerror or exc})") from None
     paths = []
     for name, frame in zip(LEDGER_FILES, (ledger.rows, ledger.summary, ledger.excluded,
                                           ledger.checks)):
@@ -1494,6 +1499,8 @@ def write(ledger, out_dir) -> list[Path]:
 
 def summary_text(ledger) -> str:
     """Plain-text lines: one per primary family (word, effect, CI, counts, paper)."""
+    if not isinstance(ledger, Ledger):
+        raise ArgumentTypeError(f"ledger: must be a Ledger (build), got {type(ledger).__name__}")
     lines = []
     for r in ledger.summary.itertuples(index=False):
         if r.family.startswith("sens."):
