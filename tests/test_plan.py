@@ -403,7 +403,8 @@ noise = [0.0]
     df.loc[(df.split == 3) & (df.seed == 2), ["cvx_rkl_acc", "cvx_fkl_acc"]] = np.nan
     df = df[~((df.split == 1) & (df.seed == 0) & (df.loss == "reverse_kl")
               & (df.weak == "wordllama"))]
-    led = build(_plan(tmp_path, body), _tables(df))
+    # a table not run yet is given as None (a dict lacking it is refused: see below)
+    led = build(_plan(tmp_path, body), {**_tables(df), "experiments/results/real/vader.csv": None})
     ex = led.excluded
     pend = ex[(ex.family == "c1.converged")]
     assert list(pend.reason) == ["no convex fit planned for this seed (converged seeds per "
@@ -836,3 +837,186 @@ noise = [0.0, 0.4]
         index=["split", "seed"], columns="noise", values="v").dropna()
     d = (u[0.4] - u[0.0]).groupby(level=0).mean()
     assert r["n_pairs"] == 5 and r["effect_pts"] == pytest.approx(d.mean(), abs=1e-10)
+
+
+# ------------------------------------------------------------------------------ bad inputs (review)
+@pytest.mark.parametrize("bad", [5, None, b"experiments/analysis.toml", ["analysis.toml"]])
+def test_load_plan_refuses_a_path_of_the_wrong_type_naming_it(bad):
+    with pytest.raises(TypeError, match=r"^plan: path: must be a path \(str or os.PathLike\)"):
+        load_plan(bad)
+
+
+def test_default_plan_refuses_a_table_name_that_is_not_a_path():
+    t = pd.DataFrame({"loss": ["forward_kl", "reverse_kl"] * 2, "seed": [0, 0, 1, 1],
+                      "student_acc": [0.6, 0.62, 0.61, 0.6]})
+    for bad in (5, None, b"results.csv", ["results.csv"]):
+        with pytest.raises(TypeError, match="^table: must be a path"):
+            default_plan(t, table=bad)
+    with pytest.raises(ValueError, match="^table: must be a path, got ''"):
+        default_plan(t, table="")
+    assert default_plan(t, table=Path("mine") / "r.csv").tables() == ["mine/r.csv"]
+
+
+def test_build_tables_keys_are_paths_and_every_plan_table_is_given(tmp_path):
+    df = _rows(settings=SETTINGS[:1], splits=(0,))
+    plan = _plan(tmp_path, ACC_FAMILY)
+    with pytest.raises(TypeError, match="^tables: keys must be table paths"):
+        build(plan, {5: df})
+    with pytest.raises(ValueError, match=f"^tables: lacks '{MAIN}'"):
+        build(plan, {})
+    with pytest.raises(ValueError, match=f"^tables: lacks '{MAIN}'"):
+        build(plan, {"experiments/results/real/other.csv": df})
+    with pytest.raises(ValueError, match="^tables: holds no DataFrame"):
+        build(plan, {MAIN: None})
+    two = ACC_FAMILY + ACC_FAMILY.replace('"c1.acc"', '"c1.two"').replace(MAIN, NOISE)
+    with pytest.raises(ValueError, match=f"^tables: lacks '{NOISE}'"):
+        build(_plan(tmp_path, two), {MAIN: df})
+    # a PathLike key is the same table as its text; None: not run yet, listed
+    a = build(plan, {Path(MAIN): df})
+    b = build(plan, {MAIN: df})
+    pd.testing.assert_frame_equal(a.rows, b.rows)
+    led = build(_plan(tmp_path, two), {MAIN: df, NOISE: None})
+    assert list(led.excluded[led.excluded.family == "c1.two"].reason) == ["missing table"]
+
+
+def _repo(tmp_path, df=None):
+    root = tmp_path / "repo"
+    (root / "experiments" / "results" / "real").mkdir(parents=True)
+    if df is not None:
+        df.to_csv(root / MAIN, index=False)
+    return root
+
+
+def test_damaged_tables_stop_the_build_naming_the_file(tmp_path):
+    from w2s_theory.results_table import ResultTable, ResultTableError
+
+    df = _rows(settings=SETTINGS[:1], splits=(0,)).drop(columns="split")
+    plan = _plan(tmp_path, ACC_FAMILY)
+    root = _repo(tmp_path)
+    # a file that does not exist: listed, not an error
+    led = build(plan, root=root)
+    assert "missing table" in set(led.excluded.reason) and len(led.rows) == 0
+    (root / MAIN).write_bytes(b"")                                  # 0 bytes
+    with pytest.raises(ResultTableError, match=r"main\.csv: empty file \(0 bytes\)"):
+        build(plan, root=root)
+    (root / MAIN).write_bytes(b"\x00\x01\x02binary\xff\xfe")        # not a CSV
+    with pytest.raises(ValueError, match=r"main\.csv"):
+        build(plan, root=root)
+    g = df.astype({"student_acc": object})
+    g.loc[3, "student_acc"] = "0.6x"                                 # a garbled cell
+    g.to_csv(root / MAIN, index=False)
+    with pytest.raises(ResultTableError, match=r"main\.csv: column 'student_acc', data row 3 "
+                                               r"\(line 5\): '0\.6x' is not a number"):
+        build(plan, root=root)
+    with pytest.raises(ValueError, match=rf"^tables: {MAIN}: column 'student_acc', data row 3"):
+        build(plan, {MAIN: g})
+    # a typed table (schema sidecar) is read by results_table.read_table, strict
+    (root / MAIN).unlink()
+    rt = ResultTable(root / MAIN)
+    for r in df.to_dict("records"):
+        rt.append(r)
+    ok = build(plan, root=root)
+    assert len(ok.rows) == 1
+    text = (root / MAIN).read_text().splitlines()
+    text[2] = text[2].replace(repr(float(df.iloc[1]["student_acc"])), "garbled", 1)
+    assert "garbled" in text[2]
+    (root / MAIN).write_text("\n".join(text) + "\n")
+    with pytest.raises(ResultTableError, match=r"main\.csv.*student_acc"):
+        build(plan, root=root)
+
+
+def test_genuine_nan_accuracy_stays_an_excluded_entry(tmp_path):
+    df = _rows(settings=SETTINGS[:1], splits=(0,)).drop(columns="split")
+    df["fit_status"] = "finished"
+    i = df.index[(df.loss == "reverse_kl") & (df.seed == 1)][0]
+    df.loc[i, ["student_acc", "fit_status"]] = [np.nan, "no_minimizer"]
+    j = df.index[(df.loss == "reverse_kl") & (df.seed == 2)][0]
+    df.loc[j, "student_acc"] = np.nan
+    root = _repo(tmp_path, df)
+    led = build(_plan(tmp_path, ACC_FAMILY), root=root)
+    ex = led.excluded[led.excluded.seed != ""]
+    assert list(ex.seed) == [1, 2, 1, 2]
+    assert ex.reason.iloc[0].startswith("no_minimizer")
+    assert ex.reason.iloc[1] == "no accuracy (NaN); fit_status 'finished'"
+    assert list(ex.reason.iloc[2:]) == ["unpaired seed (no reverse_kl @ 0)"] * 2
+    assert int(led.rows.iloc[0]["n_pairs"]) == 1
+
+
+SYN = "experiments/synthetic/results/noise.csv"
+SYN_SENS = f"""
+[[sensitivity]]
+id = "synthetic_noise"
+what = "synthetic flips sweep"
+table = "{SYN}"
+pooled = false
+"""
+
+
+def _synthetic(seed=0, splits=(0,)):
+    """A synthetic sweep as the committed one: method = head/loss, noise_frac, weak_noise,
+    test_acc_strong; reverse CE has no minimiser on the softmax head (NaN)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for head, sp in [(h, sp) for h in ("softmax", "minibatch") for sp in splits]:
+        for q in (0.0, 0.4):
+            for sd in range(4):
+                base = 0.74 - 0.1 * q + rng.normal(0, 0.01)
+                for loss in ("forward_kl", "reverse_kl", "reverse_ce"):
+                    nomin = head == "softmax" and loss == "reverse_ce"
+                    acc = np.nan if nomin else base + (0.01 if loss != "forward_kl" else 0) \
+                        + rng.normal(0, 0.003)
+                    out.append(dict(run_key=f"{head}|{loss}|{q}|{sd}|{sp}", split=sp,
+                                    method=f"{head}/{loss}",
+                                    head=head, loss=loss, noise_frac=q, weak_noise=1.0, seed=sd,
+                                    test_acc_strong=acc,
+                                    fit_status="no_minimizer" if nomin else "finished"))
+    return pd.DataFrame(out)
+
+
+def test_synthetic_sensitivity_gives_rows_per_head_with_their_own_holm(tmp_path):
+    from w2s_theory.ledger import holm
+
+    body = ACC_FAMILY + ACC_FAMILY.replace('"c1.acc"', '"c1.ce"').replace(
+        '["reverse_kl", "forward_kl"]', '["reverse_ce", "forward_kl"]') + SYN_SENS
+    df = _rows()
+    syn = _synthetic(splits=(0, 1, 2))
+    led = build(_plan(tmp_path, body), {**_tables(df), SYN: syn})
+    base = build(_plan(tmp_path, body.replace(SYN_SENS, "")), _tables(df))
+    prim = led.rows[~led.rows.family.str.startswith("sens.")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(prim, base.rows.reset_index(drop=True))
+    sens = led.rows[led.rows.family == "sens.synthetic_noise.c1.acc"]
+    assert sorted(sens.setting) == ["synthetic:weak_noise=1.0->minibatch",
+                                    "synthetic:weak_noise=1.0->softmax"]
+    for head in ("softmax", "minibatch"):
+        g = syn[(syn["head"] == head) & (syn.noise_frac == 0.0)]
+        w = g.pivot(index=["split", "seed"], columns="loss", values="test_acc_strong")
+        d = 100 * (w["reverse_kl"] - w["forward_kl"])
+        m = d.groupby(level="split").mean()
+        r = sens[sens.setting.str.endswith(head)].iloc[0]
+        assert r["effect_pts"] == pytest.approx(m.mean(), abs=1e-9)
+        assert int(r["n_splits"]) == 3 and int(r["n_pairs"]) == 12
+        assert r["ci_low"] == pytest.approx(
+            m.mean() - stats.t.ppf(0.975, 2) * m.std(ddof=1) / math.sqrt(3), abs=1e-9)
+        d0 = d.loc[0]
+        assert r["seed_ci_low"] == pytest.approx(
+            d0.mean() - stats.t.ppf(0.975, 3) * d0.std(ddof=1) / 2, abs=1e-9)
+        assert r["p"] == pytest.approx(stats.ttest_1samp(m, 0.0).pvalue, rel=1e-9)
+    # Holm within the sensitivity family only (never with the primary family)
+    np.testing.assert_allclose(sens["p_holm"], holm(sens["p"].to_numpy(float)), rtol=1e-12)
+    assert (sens["p_holm"] < 1).any()
+    # reverse CE: the softmax head has no minimiser (listed), the minibatch head forms rows
+    ce = led.rows[led.rows.family == "sens.synthetic_noise.c1.ce"]
+    assert list(ce.setting) == ["synthetic:weak_noise=1.0->minibatch"]
+    ex = led.excluded[led.excluded.family == "sens.synthetic_noise.c1.ce"]
+    nomin = ex[ex.reason.str.startswith("no_minimizer")]
+    assert len(nomin) == 12 and set(nomin.setting) == {"synthetic:weak_noise=1.0->softmax"}
+    assert ex.reason.str.startswith("unpaired seed").sum() == 12    # forward KL left alone
+    # a contrast whose noise level the table lacks is listed as not formed
+    q = ACC_FAMILY.replace('"c1.acc"', '"c2.acc"').replace("claim = 1", "claim = 2").replace(
+        'margin = "m"', 'margin = "m"\nnoise_level = 0.3').replace("noise = [0.0]",
+                                                                   "noise = [0.3]")
+    led3 = build(_plan(tmp_path, q + SYN_SENS),
+                 {**_tables(_rows(noises=(0.3,))), SYN: _synthetic()})
+    why = led3.excluded[led3.excluded.family == "sens.synthetic_noise.c2.acc"].reason
+    assert list(why) == ["contrast not formed: noise level(s) [0.3] not in the table "
+                         "(levels [0.0, 0.4])"]

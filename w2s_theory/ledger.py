@@ -532,13 +532,51 @@ def _fmt_pts(x) -> str:
 
 
 def _read_csv_table(path: Path):
+    """The result table at ``path`` (it exists). A table with a schema sidecar is read by
+    `w2s_theory.results_table.read_table` (strict: an invalid cell stops it, naming the file,
+    row and column); one without by ``pandas.read_csv``. A file that cannot be parsed (0 bytes,
+    not CSV) raises `ResultTableError` naming it: a damaged table is never read as missing."""
     import pandas as pd
 
+    from .results_table import ResultTableError, read_table, schema_path
+
+    if path.stat().st_size == 0:
+        raise ResultTableError(f"{path}: empty file (0 bytes); rerun the sweep that writes it "
+                               f"or restore it")
+    if schema_path(path).is_file():
+        return read_table(path)
     try:
-        df = pd.read_csv(path, low_memory=False)
-    except pd.errors.EmptyDataError:
-        return None
-    return df
+        return pd.read_csv(path, low_memory=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError,
+            UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ResultTableError(f"{path}: cannot be read as CSV ({first}); rerun the sweep "
+                               f"that writes it or restore it") from None
+
+
+#: numeric columns a family or check reads (besides every ``*_acc`` column)
+_NUMERIC_COLUMNS = ("test_acc_strong", "noise", "noise_frac", "seed", "split", "lr",
+                    "weak_noise")
+
+
+def _check_numeric(df, where: str, exc=ValueError):
+    """Raise ``exc`` naming ``where``, the column and the row when a numeric column the ledger
+    reads holds text that is not a number (an empty cell is a missing value, not an error)."""
+    import pandas as pd
+
+    for col in df.columns:
+        if not (col in _NUMERIC_COLUMNS or str(col).endswith("_acc")):
+            continue
+        c = df[col]
+        if pd.api.types.is_numeric_dtype(c) or pd.api.types.is_bool_dtype(c):
+            continue
+        num = pd.to_numeric(c, errors="coerce")
+        text = c.astype(str).str.strip()
+        bad = c.notna() & num.isna() & (text != "") & (text.str.lower() != "nan")
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise exc(f"{where}: column {col!r}, data row {i} (line {i + 2}): "
+                      f"{c.iloc[i]!r} is not a number")
 
 
 def _resplit_name(plan, table: str) -> str | None:
@@ -557,13 +595,26 @@ def _load_table(plan, table: str, tables, root: Path):
     """``(frame or None, reason)``: the committed table (split 0) plus its re-split rows."""
     import pandas as pd
 
+    from .results_table import ResultTableError
+
     split = plan.split_column
-    if tables is not None:
-        df = tables.get(table)
-        df = None if df is None else df.copy()
-    else:
-        p = root / table
-        df = _read_csv_table(p) if p.is_file() else None
+
+    def get(name):
+        if tables is not None:
+            d = tables.get(name)
+            if d is not None:
+                _check_numeric(d, f"tables: {name}")
+            return None if d is None else d.copy()
+        p = root / name
+        if not p.exists():
+            return None
+        if p.is_dir():
+            raise ResultTableError(f"{p}: a folder, not a result table")
+        d = _read_csv_table(p)
+        _check_numeric(d, str(p), ResultTableError)
+        return d
+
+    df = get(table)
     if df is None:
         return None, "missing table"
     if split not in df.columns:
@@ -571,11 +622,7 @@ def _load_table(plan, table: str, tables, root: Path):
     df["_source_tmp"] = table
     rp = _resplit_name(plan, table)
     if rp is not None:
-        if tables is not None:
-            r = tables.get(rp)
-            r = None if r is None else r.copy()
-        else:
-            r = _read_csv_table(root / rp) if (root / rp).is_file() else None
+        r = get(rp)
         if r is not None and len(r):
             if split not in r.columns:
                 raise ValueError(f"tables: {rp} has no {split!r} column (a re-split table)")
@@ -722,8 +769,15 @@ def _fit_status(fam, sel, plan, excl: _Excl):
     import pandas as pd
 
     if not fam.columns:
-        bad = sel["x_acc"].isna()
-        excl.frame(sel[bad], fam.id, "no accuracy (NaN)")
+        status = (sel["fit_status"].fillna("").astype(str) if "fit_status" in sel.columns
+                  else pd.Series("", index=sel.index))
+        nomin = status == "no_minimizer"
+        bad = sel["x_acc"].isna() | nomin
+        for r, st in zip(sel[bad].itertuples(index=False), status[bad]):
+            why = ("no_minimizer (fit_status): the loss has no minimiser here" if st ==
+                   "no_minimizer" else "no accuracy (NaN)" + (f"; fit_status {st!r}" if st else ""))
+            excl.add(fam.id, r.x_setting, r.x_source, int(r.x_split), int(r.seed), r.run_key,
+                     why)
         return sel[~bad]
     reason = np.full(len(sel), "", dtype=object)
     split = sel["x_split"].to_numpy()
@@ -808,14 +862,15 @@ def _paired(fam, sel, plan, excl: _Excl):
                 excl.add(fam.id, r.x_setting, r.x_source, int(r.x_split), int(r.seed), r.run_key,
                          "unpaired seed (no " + ", ".join(miss) + ")")
         w = wide[ok]
-        if fam.kind == "acc":
-            d = w[(a, q)] - w[(b, q)]
-        else:
-            d = (w[(a, q)] - w[(b, q)]) - (w[(a, 0.0)] - w[(b, 0.0)])
-        res = d.rename("d").reset_index()
-        kw = keys.reindex(index=w.index, columns=pd.MultiIndex.from_tuples(cells))
-        res["keys"] = [tuple(map(str, k)) for k in kw.to_numpy()]
-        out.append(res)
+        if len(w):          # else no pair at all (an arm absent: each run listed above)
+            if fam.kind == "acc":
+                d = w[(a, q)] - w[(b, q)]
+            else:
+                d = (w[(a, q)] - w[(b, q)]) - (w[(a, 0.0)] - w[(b, 0.0)])
+            res = d.rename("d").reset_index()
+            kw = keys.reindex(index=w.index, columns=pd.MultiIndex.from_tuples(cells))
+            res["keys"] = [tuple(map(str, k)) for k in kw.to_numpy()]
+            out.append(res)
     elif fam.kind in ("column", "drop"):
         c0, c1 = fam.columns
         levels = [q] if fam.kind == "column" else [0.0, q]
@@ -834,10 +889,11 @@ def _paired(fam, sel, plan, excl: _Excl):
                          r.run_key, "unpaired fit (no usable fit at noise "
                          + ", ".join(f"{lv:g}" for lv in other) + " for this split and seed)")
         w = wide[ok]
-        d = w[q] if fam.kind == "column" else w[q] - w[0.0]
-        res = d.rename("d").reset_index()
-        res["keys"] = [()] * len(res)
-        out.append(res)
+        if len(w):          # else no usable fit at all (each listed above)
+            d = w[q] if fam.kind == "column" else w[q] - w[0.0]
+            res = d.rename("d").reset_index()
+            res["keys"] = [()] * len(res)
+            out.append(res)
     elif fam.kind == "capacity":
         vcol = fam.columns[0] if fam.columns else "x_acc"
         sub = sel[sel["x_noise"] == q]
@@ -1193,9 +1249,15 @@ def _select_family(fam, plan, loaded, excl):
     return sel
 
 
-def _sensitivity_families(plan, loaded):
-    """Families of the sensitivity analyses: each primary loss-based contrast applied to the
-    sensitivity table (one family per lr when it names several), ids ``sens.<id>...``."""
+def _sensitivity_families(plan, loaded, excl: _Excl):
+    """Families of the sensitivity analyses: each primary loss-based contrast of the minibatch
+    regime applied to the sensitivity table (one family per lr when it names several), ids
+    ``sens.<id>...``. A table without a ``confidence`` column ran without the confidence term
+    (its rows serve the ``confidence = false`` contrasts; claim 3's "+ confidence" is not
+    formed). Settings are the table's (dataset, weak, strong); a synthetic table's strong
+    model is its head, so heads are never pooled. A contrast that cannot be formed (its arms
+    or noise levels absent, claim 3 without confidence, claim 4 without registry models) is
+    listed in ``excl`` with the reason."""
     from dataclasses import replace
 
     from .plan import Member
@@ -1208,23 +1270,47 @@ def _sensitivity_families(plan, loaded):
             if lrs and len(lrs) > 1 else [("", dict(s.filters))]
         for tag, filt in variants:
             for f in plan.families:
-                if f.kind not in ("acc", "drop") or f.columns or f.regime != \
-                        "last_layer_minibatch":
+                if f.columns or f.regime != "last_layer_minibatch":
+                    continue
+                fid = f"sens.{s.id}.{tag}{f.id}"
+
+                def skip(reason, fid=fid, table=s.table):
+                    excl.add(fid, "", table, "", "", "", f"contrast not formed: {reason}")
+
+                if f.kind == "capacity":
+                    if df is not None and "weak" not in df.columns and "claim 4" in s.what:
+                        skip("claim 4 orders weak models by the model registry's capacity; "
+                             "this table's weak models are not registry models (the sweep is "
+                             "reported per weak strength, beside)")
+                    continue
+                if f.kind not in ("acc", "drop"):
                     continue
                 mf = dict(filt)
                 conf = f.members[0].filters.get("confidence")
                 if df is not None and conf is not None:
                     if "confidence" not in df.columns:
-                        continue        # claim 3's "+ confidence" does not exist there
-                    mf.setdefault("confidence", conf)
+                        if tuple(conf) != (False,):
+                            skip("the table has no confidence column (its runs have no "
+                                 "confidence term)")
+                            continue
+                    else:
+                        mf.setdefault("confidence", conf)
                 if df is not None:
                     if "loss" not in df.columns or not set(f.arms) <= set(df["loss"]):
+                        have = sorted(set(df["loss"])) if "loss" in df.columns else []
+                        skip(f"arms {list(f.arms)} not all in the table (losses {have})")
                         continue
                     m = _mask(df, mf, s.pairs, f"sensitivity {s.id!r}")
                     levels = {round(f.noise_level, 10)} | ({0.0} if f.kind == "drop" else set())
-                    if not levels <= set(df.loc[m, "x_noise"]):
+                    have = set(df.loc[m, "x_noise"])
+                    if not levels <= have:
+                        skip(f"noise level(s) {sorted(levels - have)} not in the table (levels "
+                             f"{sorted(have)})")
                         continue
-                out.append(replace(f, id=f"sens.{s.id}.{tag}{f.id}", sensitivity=s.id,
+                    qcol = next((c for c in ("noise", "noise_frac") if c in df.columns), None)
+                    if qcol is not None and qcol not in mf:    # the contrast's levels only
+                        mf[qcol] = tuple(sorted(levels))
+                out.append(replace(f, id=fid, sensitivity=s.id,
                                    members=(Member(table=s.table, filters=mf, pairs=s.pairs),)))
     return out
 
@@ -1367,6 +1453,36 @@ def _lr_statements(plan, loaded):
     return out
 
 
+def _check_tables(tables: dict, plan) -> dict:
+    """``tables`` with its keys as text paths; refuse keys that are not paths, values that
+    are not DataFrames (``None``: a table not run yet), a dict lacking a table the plan names,
+    and one holding no DataFrame at all."""
+    import os
+
+    import pandas as pd
+
+    out = {}
+    for k, v in tables.items():
+        if isinstance(k, (bytes, bytearray)) or not isinstance(k, (str, os.PathLike)):
+            raise ArgumentTypeError(f"tables: keys must be table paths (str or os.PathLike), "
+                                    f"got {k!r} ({type(k).__name__})")
+        name = k if isinstance(k, str) else Path(k).as_posix()
+        if v is not None and not isinstance(v, pd.DataFrame):
+            raise ArgumentTypeError(f"tables: {name!r} must map to a DataFrame (or None: not "
+                                    f"run yet), got {type(v).__name__}")
+        out[name] = v
+    missing = [t for t in plan.tables() if t not in out]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise ValueError(f"tables: lacks {missing[0]!r}{more} of the plan's tables "
+                         f"({', '.join(plan.tables())}); map a table not run yet to None, or "
+                         f"pass no dict to read the files")
+    if not any(isinstance(v, pd.DataFrame) for v in out.values()):
+        raise ValueError("tables: holds no DataFrame (every table is None); pass no dict to "
+                         "read the files")
+    return out
+
+
 def build(plan, tables=None, root=None) -> Ledger:
     """The claims ledger computed from an analysis plan.
 
@@ -1385,8 +1501,11 @@ def build(plan, tables=None, root=None) -> Ledger:
     Args:
         plan: a `w2s_theory.plan.Plan` (`w2s_theory.plan.load_plan`, `default_plan`).
         tables: optional ``{path: DataFrame}``: use these instead of reading files (a
-            re-split table under its pattern path). Tables the plan names that are not in it
-            are "missing table".
+            re-split table under its pattern path, optional). Every table the plan names must
+            be a key (``None``: not run yet, listed as "missing table"); keys are paths (str or
+            ``os.PathLike``). Without it the files are read under ``root``: one that does not
+            exist is "missing table"; one that exists but cannot be parsed, or whose numeric
+            columns hold text, stops the build.
         root: the repository root the plan's paths are relative to (default: this
             checkout); also where fine-tuning prediction stores are read.
 
@@ -1395,7 +1514,9 @@ def build(plan, tables=None, root=None) -> Ledger:
 
     Raises:
         ValueError: a run (same run key or coordinates) twice in one family with different
-            results; a filter column a table lacks; a claim-4 weak model not in the registry.
+            results; a filter column a table lacks; a claim-4 weak model not in the registry;
+            ``tables`` lacking a table the plan names; a damaged table (``ResultTableError``
+            naming the file, and the column and row of a cell that is not a number).
 
     Examples:
         >>> import pandas as pd
@@ -1422,16 +1543,13 @@ def build(plan, tables=None, root=None) -> Ledger:
         raise ArgumentTypeError(f"tables: must be a dict {{path: DataFrame}} or None, got "
                                 f"{type(tables).__name__}")
     if tables is not None:
-        for k, v in tables.items():
-            if not isinstance(v, pd.DataFrame):
-                raise ArgumentTypeError(f"tables: {k!r} must map to a DataFrame, got "
-                                        f"{type(v).__name__}")
+        tables = _check_tables(tables, plan)
     rootp = _root(root) if (root is not None or tables is None) else None
     if tables is not None and root is not None:
         rootp = _root(root)
     excl = _Excl()
     loaded = {t: _load_table(plan, t, tables, rootp) for t in plan.tables()}
-    families = list(plan.families) + _sensitivity_families(plan, loaded)
+    families = list(plan.families) + _sensitivity_families(plan, loaded, excl)
     all_rows, summaries = [], []
     for fam in families:
         sel = _select_family(fam, plan, loaded, excl)

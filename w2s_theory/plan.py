@@ -28,8 +28,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from ._validation import ArgumentTypeError, check_path
 from .config import ConfigError, toml_module
 
 __all__ = [
@@ -349,7 +349,7 @@ def load_plan(path) -> Plan:
     """Read and validate an analysis plan (``experiments/analysis.toml``'s format).
 
     Args:
-        path: the TOML file (str or path).
+        path: the TOML file (str or ``os.PathLike``; anything else: ``"plan: path: ..."``).
 
     Returns:
         a `Plan`.
@@ -365,7 +365,11 @@ def load_plan(path) -> Plan:
         >>> [f.id for f in plan.families][:2]                              # doctest: +SKIP
         ['c1.minibatch.reverse_kl', 'c1.minibatch.reverse_ce']
     """
-    p = Path(path)
+    try:
+        p = check_path(path, "path")
+    except (TypeError, ValueError) as exc:   # ArgumentTypeError is both: keep it a TypeError
+        cls = ArgumentTypeError if isinstance(exc, TypeError) else ConfigError
+        raise cls(f"plan: {exc}") from None
     if not p.is_file():
         raise ConfigError(f"plan: {p}: no such file")
     try:
@@ -486,6 +490,13 @@ def plan_from_dict(raw: dict, path: str = "<dict>") -> Plan:
 
 
 # ------------------------------------------------------------------------------ default plan
+def _table_name(table) -> str:
+    """``table`` (str or ``os.PathLike``) as the plan's text name of a table, or raise naming
+    ``table``."""
+    p = check_path(table, "table")
+    return table if isinstance(table, str) else p.as_posix()
+
+
 def default_plan(frame, *, margin: float = 0.5, reference: str = "forward_kl",
                  table: str = DEFAULT_TABLE) -> Plan:
     """A plan for a researcher's own result table.
@@ -502,7 +513,8 @@ def default_plan(frame, *, margin: float = 0.5, reference: str = "forward_kl",
             (optional: ``split``, ``noise``, ``dataset``, ``weak``, ``strong``).
         margin: the equivalence margin in accuracy points, ``> 0``.
         reference: the reference loss (must be in the table).
-        table: the name `build` knows the frame by: ``build(plan, {table: frame})``.
+        table: the name `build` knows the frame by: ``build(plan, {table: frame})`` (a str
+            or ``os.PathLike``).
 
     Returns:
         a `Plan`.
@@ -524,6 +536,7 @@ def default_plan(frame, *, margin: float = 0.5, reference: str = "forward_kl",
         raise TypeError(f"frame: must be a pandas DataFrame, got {type(frame).__name__}")
     m = check_number(margin, "margin", low=0.0, low_open=True)
     reference = check_str(reference, "reference")
+    table = _table_name(table)
     missing = [c for c in ("loss", "seed", "student_acc") if c not in frame.columns]
     if missing:
         raise ValueError(f"frame: lacks the column(s) {missing} (a result table needs loss, "

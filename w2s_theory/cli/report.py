@@ -181,6 +181,7 @@ def build_report(paths, plan=None, *, reference: str = "forward_kl", margin: flo
             for name in names_t:
                 if (root / name).is_file():
                     tables[name] = read_table(root / name)
+            tables.setdefault(t, None)          # not run yet: ledger.build lists it missing
         root = None
     else:
         frame, _ = _tables(paths)
