@@ -1058,7 +1058,13 @@ def _registry() -> list[Entry]:
                                                               _user_table()["loss"]})),
                                ("dict_value", Lazy(lambda: {plan.DEFAULT_TABLE:
                                                             _user_table().to_dict()})),
-                               ("none_value", {plan.DEFAULT_TABLE: None})],
+                               ("none_value", {plan.DEFAULT_TABLE: None}),
+                               # keys are table paths; the dict holds every table of the plan
+                               ("int_key", Lazy(lambda: {5: _user_table()})),
+                               ("bytes_key", Lazy(lambda: {plan.DEFAULT_TABLE.encode():
+                                                           _user_table()})),
+                               ("empty_dict", {}),
+                               ("other_table", Lazy(lambda: {"other.csv": _user_table()}))],
                     "root": path_bad("dir", none=False)
                     + [("not_a_repository", fx("empty_dir"))]},
                    check=_check_user_ledger))
@@ -1080,12 +1086,15 @@ def _registry() -> list[Entry]:
                              ("folder", fx("empty_dir")), ("not_toml", fx("toml_bad")),
                              ("binary", fx("toml_bin")), ("not_utf8", fx("not_utf8")),
                              ("csv_not_toml", fx("csv")), ("empty_file", fx("empty_file")),
-                             ("toml_not_a_plan", fx("toml"))]},
+                             ("toml_not_a_plan", fx("toml"))]
+                   + path_bad("any")},
                    prefixes=plan_file,
                    check=_check_committed_plan))
     E.append(Entry("plan", "default_plan", plan.default_plan,
-                   {"frame": Lazy(_user_table), "margin": 0.5, "reference": "forward_kl"},
+                   {"frame": Lazy(_user_table), "margin": 0.5, "reference": "forward_kl",
+                    "table": plan.DEFAULT_TABLE},
                    {"frame": _user_frame_bad(),
+                    "table": path_bad("any"),
                     "margin": num_bad(low=0.0, low_open=True)
                     + [("zero", 0.0), ("negative", -0.5)],
                     "reference": text_bad() + [("not_in_table", "reverse_ce"),
