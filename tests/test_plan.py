@@ -493,12 +493,14 @@ def test_claim4_reads_capacity_from_the_registry_never_accuracies(tmp_path, monk
 
 
 # ------------------------------------------------------------------------------ claim 2, 5, 6
-DROP_FAMILY = """
+def _noise_family(fid, contrast, noise):
+    """A claim-2 family on one noise-table setting at 40 % flips, reading the given noise levels."""
+    return f"""
 [[family]]
-id = "c2.drop"
+id = "{fid}"
 claim = 2
 regime = "last_layer_minibatch"
-contrast = "drop(forward_kl) - drop(reverse_ce) @ 0.4"
+contrast = "{contrast}"
 arms = ["reverse_ce", "forward_kl"]
 noise_level = 0.4
 direction = "+"
@@ -508,23 +510,12 @@ table = "experiments/results/real/noise.csv"
 dataset = ["harmless"]
 pairs = [["wordllama", "all-MiniLM-L6-v2"]]
 confidence = false
-noise = [0.0, 0.4]
-[[family]]
-id = "c2.acc"
-claim = 2
-regime = "last_layer_minibatch"
-contrast = "acc(reverse_ce @ 0.4) - acc(forward_kl @ 0.4)"
-arms = ["reverse_ce", "forward_kl"]
-noise_level = 0.4
-direction = "+"
-margin = "m"
-[[family.member]]
-table = "experiments/results/real/noise.csv"
-dataset = ["harmless"]
-pairs = [["wordllama", "all-MiniLM-L6-v2"]]
-confidence = false
-noise = [0.4]
+noise = {noise}
 """
+
+
+DROP_FAMILY = (_noise_family("c2.drop", "drop(forward_kl) - drop(reverse_ce) @ 0.4", [0.0, 0.4])
+               + _noise_family("c2.acc", "acc(reverse_ce @ 0.4) - acc(forward_kl @ 0.4)", [0.4]))
 
 
 def test_claim2_reports_drop_and_accuracy_under_noise(tmp_path):
