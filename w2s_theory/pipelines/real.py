@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..config import check_keys, load_config
+from ..models import PresetView
 from ..provenance import git_commit, machine_name
 from ..runtime import thread_limit
 
@@ -73,14 +74,9 @@ PROTOCOL_VERSION = 1
 _HEADS_CACHE_FORMAT = 1
 _CONVEX_CACHE_FORMAT = 1
 
-#: What each feature set is, for honest labels in tables and figures.
-MODEL_NOTES = {
-    "wordllama": "rung 0: static token embeddings (8M), mean-pooled",
-    "all-MiniLM-L6-v2": "rung 1: sentence encoder (23M), last layer, mean-pooled",
-    "all-mpnet-base-v2": "rung 2: sentence encoder (110M), last layer, mean-pooled, bf16",
-    "SmolLM2-135M-layer15": "decoder LM (135M), layer 15 of 30, mean-pooled",
-    "Gemma-3-270M-layer9": "decoder LM (268M), layer 9 of 18, mean-pooled",
-}
+#: What each feature set is, for honest labels in tables and figures (a live view of each
+#: preset's ``notes`` in `w2s_theory.models.REGISTRY`).
+MODEL_NOTES = PresetView(lambda p: p.notes)
 
 #: Columns that describe where/when a row was computed, not what it found (excluded when
 #: checking that the same config and seed give the same row).
