@@ -9,7 +9,7 @@ checks with Clopper-Pearson intervals, sensitivity families never pooled), `Ledg
 `summary_text` and ``python -m w2s_theory.ledger``. A researcher's own table:
 ``build(default_plan(frame), {"results.csv": frame})``.
 
-Seed-level statistics used by the notebooks (pure numpy/scipy/statsmodels functions):
+Seed-level statistics used by the notebooks (defined in `w2s_theory.stats`, importable here):
 `paired_effect` (mean of paired differences over seeds, 95 % t interval, paired t-test),
 `holm` (Holm's step-down adjustment within a family), `gap_filter` (a setting has a
 weak-to-strong gap only if ``ceiling - weak`` has a t interval above 0), `pgr_interval` (PGR
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,11 +42,21 @@ import numpy as np
 from ._validation import (
     ArgumentTypeError,
     PathNotFound,
-    as_float_array,
     check_int,
-    check_number,
     check_path,
     check_scalar,
+)
+from .stats import (
+    PairedEffect,
+    PGRInterval,
+    clopper_pearson,
+    gap_filter,
+    holm,
+    min_detectable_effect,
+    one_sample_t,
+    paired_effect,
+    pgr_interval,
+    t_interval,
 )
 
 __all__ = [
@@ -75,239 +85,8 @@ ALPHA = 0.05
 
 
 # ============================================================================ statistics
-@dataclass(frozen=True)
-class PairedEffect:
-    """Mean of paired differences ``a - b`` with its t interval and two-sided paired t-test.
-
-    Attributes:
-        n: the number of pairs.
-        mean: the mean of ``a - b``.
-        sd: the standard deviation (ddof 1) of ``a - b``.
-        ci_low: ``mean - t_{n-1} sd / sqrt(n)`` at ``confidence``.
-        ci_high: ``mean + t_{n-1} sd / sqrt(n)`` at ``confidence``.
-        p_value: two-sided paired t-test of mean 0 (``nan`` when ``n < 2``; when every
-            difference is equal, ``0`` if they are non-zero, ``1`` otherwise).
-    """
-
-    n: int
-    mean: float
-    sd: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def _paired_arrays(a, b, name_a: str, name_b: str) -> tuple[np.ndarray, np.ndarray]:
-    """``a`` and ``b`` as finite 1-D float arrays of one shape (one value per seed); errors
-    name the arguments as the caller calls them."""
-    x = as_float_array(a, name_a, allow_bool=False)
-    y = as_float_array(b, name_b, allow_bool=False)
-    if x.ndim != 1:
-        raise ValueError(f"{name_a}: must be 1-D (one value per seed), got shape {x.shape}")
-    if x.shape != y.shape:
-        raise ValueError(f"{name_b}: shape {y.shape} must equal {name_a}'s shape {x.shape} (1-D)")
-    for name, v in ((name_a, x), (name_b, y)):
-        if not np.all(np.isfinite(v)):
-            raise ValueError(f"{name}: contains NaN or inf at index "
-                             f"{int(np.flatnonzero(~np.isfinite(v))[0])}")
-    return x, y
-
-
-def paired_effect(a, b, confidence: float = 0.95) -> PairedEffect:
-    r"""Paired effect of ``a`` over ``b``: ``d = a - b``, ``mean(d) +/- t_{n-1, 0.975} s_d/sqrt(n)``.
-
-    ``t = mean(d) / (s_d / sqrt(n))`` with ``n - 1`` degrees of freedom, two-sided p-value
-    (the same test as ``scipy.stats.ttest_rel``). Fewer than two pairs give ``nan``
-    everywhere but ``n`` and ``mean``.
-
-    Args:
-        a, b: shape ``(n,)``, matched by seed.
-        confidence: level of the interval, in ``(0, 1)``.
-
-    Examples:
-        >>> e = paired_effect([0.70, 0.72, 0.71], [0.60, 0.61, 0.63])
-        >>> round(e.mean, 4), round(e.ci_low, 4), round(e.ci_high, 4), round(e.p_value, 4)
-        (0.0967, 0.0587, 0.1346, 0.0082)
-    """
-    from scipy import stats
-
-    x, y = _paired_arrays(a, b, "a", "b")
-    conf = check_number(confidence, "confidence", low=0.0, low_open=True, high=1.0,
-                        high_open=True)
-    d = x - y
-    n = int(d.size)
-    if n == 0:
-        return PairedEffect(0, math.nan, math.nan, math.nan, math.nan, math.nan)
-    md = float(d.mean())
-    if n < 2:
-        return PairedEffect(n, md, math.nan, math.nan, math.nan, math.nan)
-    sd = float(d.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + conf / 2.0, n - 1)) * sd / math.sqrt(n)
-    if sd == 0.0:
-        p = 1.0 if md == 0.0 else 0.0
-    else:
-        p = float(2.0 * stats.t.sf(abs(md) / (sd / math.sqrt(n)), n - 1))
-    return PairedEffect(n, md, sd, md - half, md + half, p)
-
-
-def holm(pvalues) -> np.ndarray:
-    r"""Holm's step-down adjusted p-values within one family.
-
-    Sorted ``p_(1) <= ... <= p_(m)`` get ``min(1, max_{j <= i} (m - j + 1) p_(j))``;
-    rejecting ``adjusted < alpha`` controls the family-wise error rate at ``alpha``.
-    A ``nan`` entry is a test of the family that gave no p-value (fewer than two seeds): it
-    is counted in the family size ``m`` as ``p = 1`` (conservative: leaving it out would
-    shrink ``m`` and the other adjustments) and its own adjusted value is ``nan``. Values
-    outside ``[0, 1]`` (also ``inf``) are errors, not dropped. Equal to
-    ``statsmodels.stats.multitest.multipletests(method="holm")`` (tested), in plain numpy
-    (``multipletests`` runs ``gc.collect()`` on every call: ~70 ms, hundreds of families).
-
-    Args:
-        pvalues: shape ``(m,)``, in ``[0, 1]`` or ``nan``.
-
-    Returns:
-        shape ``(m,)``.
-
-    Examples:
-        >>> holm([0.01, 0.04, 0.03]).round(4).tolist()
-        [0.03, 0.06, 0.06]
-        >>> holm([0.01, 0.04, 0.03, float("nan")]).round(4).tolist()
-        [0.04, 0.09, 0.09, nan]
-    """
-    p = as_float_array(pvalues, "pvalues", allow_bool=False)
-    if p.ndim != 1:
-        raise ValueError(f"pvalues: expected a 1-D array, got shape {p.shape}")
-    nan = np.isnan(p)
-    bad = ~nan & ~((p >= 0.0) & (p <= 1.0))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"pvalues: must lie in [0, 1] (or be nan for a test without a "
-                         f"p-value), got {float(p[i])!r} at index {i}")
-    out = np.full(p.shape, np.nan)
-    if (~nan).any():
-        q = np.where(nan, 1.0, p)
-        m = q.size
-        order = np.argsort(q, kind="stable")
-        adj = np.empty(m)
-        adj[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * q[order]))
-        out[~nan] = adj[~nan]
-    return out
-
-
-def gap_filter(ceiling, weak, confidence: float = 0.95) -> tuple[bool, PairedEffect]:
-    r"""Does the setting have a weak-to-strong gap? ``ceiling - weak`` paired by seed, CI > 0.
-
-    A setting counts for weak-to-strong claims only if the strong ceiling beats the weak
-    model with a t interval of ``ceiling - weak`` that lies above 0 (a gap that is zero or
-    negative leaves nothing to recover, and PGR is then undefined).
-
-    Returns:
-        ``(has_gap, effect)`` with ``effect`` the `PairedEffect` of ``ceiling - weak``.
-
-    Examples:
-        >>> gap_filter([0.70, 0.71, 0.69], [0.60, 0.60, 0.61])[0]
-        True
-        >>> gap_filter([0.64, 0.65, 0.62], [0.6375, 0.6375, 0.6375])[0]
-        False
-    """
-    c, w = _paired_arrays(ceiling, weak, "ceiling", "weak")
-    e = paired_effect(c, w, confidence)
-    return bool(np.isfinite(e.ci_low) and e.ci_low > 0.0), e
-
-
-@dataclass(frozen=True)
-class PGRInterval:
-    """PGR ``mean(student - weak) / mean(ceiling - weak)`` with Fieller's interval.
-
-    Attributes:
-        pgr: ``mean(student - weak) / mean(ceiling - weak)`` (``nan`` when undefined).
-        ci_low: the lower end of Fieller's interval (``nan`` when undefined).
-        ci_high: the upper end of Fieller's interval (``nan`` when undefined).
-        n: the number of seeds.
-        defined: whether PGR is defined (the gap's interval lies above 0).
-        reason: why it is undefined (empty when defined).
-    """
-
-    pgr: float
-    ci_low: float
-    ci_high: float
-    n: int
-    defined: bool
-    reason: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def pgr_interval(student, weak, ceiling, confidence: float = 0.95) -> PGRInterval:
-    r"""PGR over seeds with Fieller's interval for a ratio of paired means.
-
-    With per-seed ``a = student - weak`` and ``b = ceiling - weak``, ``PGR = mean(a)/mean(b)``
-    and the interval is Fieller's: the set of ``theta`` whose paired t-test of
-    ``mean(a - theta b) = 0`` does not reject at ``1 - confidence``, i.e. the solutions of
-    ``(abar - theta bbar)^2 <= t^2 (S_aa - 2 theta S_ab + theta^2 S_bb) / n`` (sample
-    (co)variances, ``t = t_{n-1, (1+confidence)/2}``). The set is a bounded interval exactly
-    when ``bbar^2 / (S_bb / n) > t^2``, i.e. when the gap's t interval excludes 0; otherwise
-    PGR is reported as undefined (``nan``, with the reason), and so it is when the ceiling is
-    significantly *below* the weak model (nothing to recover) -- the rule of
-    `gap_filter`. Fieller's interval is exact under normal per-seed differences and,
-    unlike a bootstrap, needs no resampling (reproducible at 3-5 seeds).
-
-    Args:
-        student, weak, ceiling: shape ``(n,)`` accuracies, matched by seed (``n >= 2``).
-        confidence: level of the interval.
-
-    Examples:
-        >>> r = pgr_interval([0.66, 0.67, 0.65, 0.66], [0.60, 0.61, 0.60, 0.60],
-        ...                  [0.70, 0.70, 0.71, 0.70])
-        >>> round(r.pgr, 3), round(r.ci_low, 3), round(r.ci_high, 3), r.defined
-        (0.575, 0.444, 0.743, True)
-        >>> pgr_interval([0.6, 0.61], [0.6375, 0.6375], [0.64, 0.6225]).reason[:23]
-        "gap's 95% CI includes 0"
-    """
-    from scipy import stats
-
-    s = as_float_array(student, "student", allow_bool=False)
-    w = as_float_array(weak, "weak", allow_bool=False)
-    c = as_float_array(ceiling, "ceiling", allow_bool=False)
-    if s.ndim != 1:
-        raise ValueError(f"student: must be 1-D (one value per seed), got shape {s.shape}")
-    for name, v in (("weak", w), ("ceiling", c)):
-        if v.shape != s.shape:
-            raise ValueError(f"{name}: shape {v.shape} must equal student's shape {s.shape}")
-    for name, v in (("student", s), ("weak", w), ("ceiling", c)):
-        if not np.all(np.isfinite(v)):
-            raise ValueError(f"{name}: contains NaN or inf at index "
-                             f"{int(np.flatnonzero(~np.isfinite(v))[0])}")
-    conf = check_number(confidence, "confidence", low=0.0, low_open=True, high=1.0,
-                        high_open=True)
-    n = int(s.size)
-    if n < 2:
-        return PGRInterval(math.nan, math.nan, math.nan, n, False, "fewer than 2 seeds")
-    a, b = s - w, c - w
-    ab, bb = float(a.mean()), float(b.mean())
-    cov = np.cov(np.stack([a, b]), ddof=1)
-    saa, sab, sbb = float(cov[0, 0]), float(cov[0, 1]), float(cov[1, 1])
-    t2 = float(stats.t.ppf(0.5 + conf / 2.0, n - 1)) ** 2
-    qa = bb * bb - t2 * sbb / n
-    if not qa > 0.0:
-        ratio = ab / bb if bb != 0 else math.nan
-        return PGRInterval(math.nan, math.nan, math.nan, n, False,
-                           f"gap's {conf:.0%} CI includes 0 (ceiling - weak = {bb:+.4g}): "
-                           f"PGR undefined, Fieller set unbounded (point ratio {ratio:.3g})")
-    qb = -2.0 * (ab * bb - t2 * sab / n)
-    qc = ab * ab - t2 * saa / n
-    if bb < 0.0:
-        return PGRInterval(math.nan, math.nan, math.nan, n, False,
-                           f"ceiling significantly below weak (ceiling - weak = {bb:+.4g}): no "
-                           f"gap to recover, PGR undefined")
-    disc = max(qb * qb - 4.0 * qa * qc, 0.0)
-    r = math.sqrt(disc)
-    lo, hi = (-qb - r) / (2.0 * qa), (-qb + r) / (2.0 * qa)
-    return PGRInterval(ab / bb, lo, hi, n, True, "")
+# PairedEffect, paired_effect, holm, gap_filter, PGRInterval and pgr_interval live in
+# w2s_theory.stats (imported above, so `w2s_theory.ledger.<name>` keeps working).
 
 
 def symmetric_loss_defect(loss: str, y: float = 0.3, n_grid: int = 101) -> float:
@@ -960,11 +739,9 @@ def _boot_ubar(plan, table: str, root: Path | None, keys_by_seed, kind: str):
     return ubar, ""
 
 
-def _ft_stats(res, conf: float, power: float, boot):
+def _ft_stats(res, alpha: float, power: float, boot):
     """Fine-tuning CI (one split): ``se^2 = var_seed / n + var_boot``, t with ``n - 1`` df;
-    and the minimum detectable effect at ``power``."""
-    from scipy import stats
-
+    and the minimum detectable effect at ``power`` (two-sided ``alpha``)."""
     d = res["d"].to_numpy(float)
     n = d.size
     var_seed = float(d.var(ddof=1)) if n > 1 else math.nan
@@ -973,19 +750,8 @@ def _ft_stats(res, conf: float, power: float, boot):
     dfree = n - 1
     if n < 2 or not np.isfinite(se):
         return float(d.mean()) if n else math.nan, se, dfree, math.nan
-    mde = (float(stats.t.ppf(0.975, dfree)) + float(stats.t.ppf(power, dfree))) * se
+    mde = min_detectable_effect(se, dfree, power, alpha)
     return float(d.mean()), se, dfree, mde
-
-
-def _t_ci(mean, se, dfree, conf):
-    from scipy import stats
-
-    if not (np.isfinite(se) and dfree > 0):
-        return math.nan, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + conf / 2, dfree)) * se
-    p = 1.0 if se == 0 and mean == 0 else (0.0 if se == 0 else
-                                           float(2 * stats.t.sf(abs(mean) / se, dfree)))
-    return mean - half, mean + half, p
 
 
 def _family_rows(fam, res, plan, root, excl):
@@ -1015,8 +781,8 @@ def _family_rows(fam, res, plan, root, excl):
             notes.append(f"mixed model failed: {type(exc).__name__}: {exc}")
         d0 = g.loc[g["split"] == plan.committed_split, "d"].to_numpy(float)
         if d0.size:     # the seed-only t interval of split 0 (one-sample t over its seeds)
-            se0 = float(d0.std(ddof=1)) / math.sqrt(d0.size) if d0.size > 1 else math.nan
-            slo, shi, _ = _t_ci(float(d0.mean()), se0, d0.size - 1, conf)
+            t0 = one_sample_t(d0, conf)
+            slo, shi = t0.ci_low, t0.ci_high
         else:
             slo = shi = math.nan
             notes.append("no split-0 runs")
@@ -1035,8 +801,8 @@ def _family_rows(fam, res, plan, root, excl):
                 boot = 1e4 * max(float(np.mean(ubar ** 2)) - dbar ** 2, 0.0) / n_test
                 notes.append(f"CI = seed + test-bootstrap (ideal bootstrap over {n_test} test "
                              f"pairs, sd {math.sqrt(boot):.2f} pts)")
-            eff, se, dfree, mde = _ft_stats(g, conf, plan.mde_power, boot)
-            lo, hi, p = _t_ci(eff, se, dfree, conf)
+            eff, se, dfree, mde = _ft_stats(g, alpha, plan.mde_power, boot)
+            lo, hi, p = t_interval(eff, se, dfree, conf)
             if np.isfinite(mde):
                 notes.append(f"minimum detectable effect {mde:.2f} pts "
                              f"({plan.mde_power:.0%} power, two-sided alpha {alpha})")
@@ -1164,7 +930,7 @@ def _summary_row(fam, rows, res, plan):
     if len(per_split) >= 2:
         m, se, dfree = float(per_split.mean()), float(per_split.std(ddof=1)) / math.sqrt(
             len(per_split)), len(per_split) - 1
-        lo, hi, _ = _t_ci(eff, se, dfree, plan.confidence)
+        lo, hi, _ = t_interval(eff, se, dfree, plan.confidence)
         note = (f"effect = mean of the {len(rows)} setting effects; CI = effect +- t se, se from "
                 f"the {len(per_split)} per-split means over the settings that have the split "
                 f"(their mean {m:+.2f})")
@@ -1172,7 +938,7 @@ def _summary_row(fam, rows, res, plan):
         per_seed = res.groupby(["seed", "x_setting"])["d"].mean().groupby(level=0).mean()
         se, dfree = (float(per_seed.std(ddof=1)) / math.sqrt(len(per_seed))
                      if len(per_seed) > 1 else math.nan), len(per_seed) - 1
-        lo, hi, _ = _t_ci(eff, se, dfree, plan.confidence)
+        lo, hi, _ = t_interval(eff, se, dfree, plan.confidence)
         note = ("split 0 only: seed-only CI (se from the per-seed means over settings); "
                 "every row is inconclusive by the plan's rule")
     return {**base, "effect_pts": eff, "ci_low": lo, "ci_high": hi, "note": note}
@@ -1321,7 +1087,6 @@ def _plan_checks(plan, loaded, excl):
     import re
 
     import pandas as pd
-    from scipy.stats import binomtest
 
     rows = []
     seen: dict[str, set] = {}
@@ -1381,16 +1146,15 @@ def _plan_checks(plan, loaded, excl):
                 else:
                     holds = v.astype(str).str.lower().isin(["true", "1", "1.0"])
                 n, k = int(len(v)), int(holds.sum())
-                ci = binomtest(k, n).proportion_ci(confidence_level=plan.confidence,
-                                                   method="exact")
+                ci_low, ci_high = clopper_pearson(k, n, plan.confidence)
                 covered = col in cov_cols
                 if covered and "variant" in d.columns and not text.startswith("every row"):
                     covered = all(re.search(rf"\b{re.escape(t)}\b", text)
                                   for t in scope.split(" / "))
                 word = ("holds" if k == n else "fails") if covered else "descriptive"
                 rows.append({"table": c.table, "column": col, "scope": scope, "n": n,
-                             "n_holds": k, "frac": k / n, "ci_low": float(ci.low),
-                             "ci_high": float(ci.high), "covered": covered, "word": word})
+                             "n_holds": k, "frac": k / n, "ci_low": ci_low,
+                             "ci_high": ci_high, "covered": covered, "word": word})
     return pd.DataFrame(rows, columns=CHECK_COLUMNS)
 
 

@@ -11,7 +11,8 @@ shape ``(n,)``. The hard prediction is ``1[p > 1/2]`` (binary; a tie at exactly
   the ceiling beats the weak model, and `pgr_status`, the reason,
 * `disagreement_rate` between two predictors' hard labels,
 * `paired_test` (paired t-test and exact sign test over seeds) and
-  `mean_ci` (t-based confidence interval of a mean).
+  `mean_ci` (t-based confidence interval of a mean), both computed by `w2s_theory.stats`
+  (``scipy.stats``).
 
 Inputs go through `w2s_theory._validation` (numpy arrays, lists, CPU tensors,
 ``requires_grad`` detached; strings and object arrays rejected). Probability rows are used
@@ -26,13 +27,14 @@ Guo et al., "On Calibration of Modern Neural Networks", ICML 2017 (ECE).
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.stats import rankdata
 
 from ._validation import as_float_array, check_int, check_number, check_probs
 from .export import TableExport
+from .stats import one_sample_t, sign_test
 
 __all__ = [
     "hard_labels",
@@ -71,6 +73,11 @@ def _series(x, name: str, min_size: int = 1) -> np.ndarray:
     if not np.all(np.isfinite(v)):
         raise ValueError(f"{name}: contains NaN or inf")
     return v
+
+
+def _confidence(confidence) -> float:
+    # kept as it was: ``confidence = 1`` is accepted here (an infinite interval)
+    return check_number(confidence, "confidence", low=0.0, low_open=True, high=1.0)
 
 
 def _pred(probs, name: str = "probs") -> np.ndarray:
@@ -123,8 +130,6 @@ def auroc(y_true, scores) -> float:
         >>> auroc([0, 1], [0.5, 0.5])
         0.5
     """
-    from scipy.stats import rankdata
-
     s = _series(scores, "scores")
     y = _labels(y_true, s.shape[0], 2)
     n1 = int(y.sum())
@@ -270,7 +275,9 @@ def paired_test(a, b, confidence: float = 0.95) -> PairedTest:
     t statistic :math:`\bar d / (s_d / \sqrt n)` with ``n - 1`` degrees of freedom,
     ``d = a - b``; the sign test is the binomial test of ``#(d > 0)`` among the
     non-zero differences at 1/2. If all differences are equal the t-test has no
-    spread: its p-value is 0 when the mean difference is non-zero, 1 otherwise.
+    spread: its p-value is 0 when the mean difference is non-zero, 1 otherwise. Computed by
+    `w2s_theory.stats.one_sample_t` on ``d`` (``scipy.stats.ttest_rel``) and
+    `w2s_theory.stats.sign_test`.
 
     Args:
         a, b: shape ``(n,)``, matched pairs, ``n >= 2``.
@@ -281,43 +288,28 @@ def paired_test(a, b, confidence: float = 0.95) -> PairedTest:
         >>> r.wins, round(r.sign_pvalue, 4), r.t_pvalue < 1e-4
         (5, 0.0625, True)
     """
-    from scipy import stats
-
     x = _series(a, "a", min_size=2)
     y = _series(b, "b")
     if x.shape != y.shape:
         raise ValueError(f"b: shape {y.shape} must equal a's shape {x.shape} (1-D)")
-    conf = check_number(confidence, "confidence", low=0.0, low_open=True, high=1.0)
+    conf = _confidence(confidence)
     d = x - y
-    n = d.size
-    md = float(d.mean())
-    sd = float(d.std(ddof=1))
-    tq = float(stats.t.ppf(0.5 + conf / 2.0, n - 1))
-    half = tq * sd / math.sqrt(n)
-    if sd == 0.0:
-        tp = 1.0 if md == 0.0 else 0.0
-    else:
-        tp = float(2.0 * stats.t.sf(abs(md / (sd / math.sqrt(n))), n - 1))
-    wins, losses = int((d > 0).sum()), int((d < 0).sum())
-    m = wins + losses
-    sp = float(stats.binomtest(wins, m, 0.5).pvalue) if m > 0 else 1.0
-    return PairedTest(n=n, mean_diff=md, ci_low=md - half, ci_high=md + half, t_pvalue=tp,
-                      sign_pvalue=sp, wins=wins, losses=losses, ties=n - m)
+    t = one_sample_t(d, conf)
+    wins, losses, ties, sp = sign_test(d)
+    return PairedTest(n=t.n, mean_diff=t.mean, ci_low=t.ci_low, ci_high=t.ci_high,
+                      t_pvalue=t.p_value, sign_pvalue=sp, wins=wins, losses=losses, ties=ties)
 
 
 def mean_ci(x, confidence: float = 0.95) -> tuple[float, float, float]:
     r"""Mean and its t-based interval :math:`\bar x \pm t_{n-1} s / \sqrt n`.
 
-    Returns ``(mean, low, high)``; needs ``n >= 2`` values.
+    Returns ``(mean, low, high)``; needs ``n >= 2`` values. `w2s_theory.stats.one_sample_t`
+    (``scipy.stats.ttest_1samp``) with this module's input rules.
 
     Examples:
         >>> [round(v, 4) for v in mean_ci([1.0, 2.0, 3.0])]
         [2.0, -0.4841, 4.4841]
     """
-    from scipy import stats
-
     v = _series(x, "x", min_size=2)
-    conf = check_number(confidence, "confidence", low=0.0, low_open=True, high=1.0)
-    m = float(v.mean())
-    half = float(stats.t.ppf(0.5 + conf / 2.0, v.size - 1)) * float(v.std(ddof=1)) / math.sqrt(v.size)
-    return m, m - half, m + half
+    t = one_sample_t(v, _confidence(confidence))
+    return t.mean, t.ci_low, t.ci_high

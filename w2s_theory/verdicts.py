@@ -1,9 +1,10 @@
 r"""Split-aware effects, equivalence tests and the four verdict words (issue 18).
 
 The statistical core of the declared analysis plan (``experiments/analysis.toml``,
-``[statistics]`` and ``[verdicts]``). Pure statistics on numbers: numpy, ``scipy.stats`` and
-statsmodels; no torch, and no table is read here (a caller passes a pandas ``DataFrame`` of
-per-run paired differences). The claims ledger does not call it yet.
+``[statistics]`` and ``[verdicts]``), used by the claims ledger. The t intervals and tests
+come from `w2s_theory.stats` (``scipy.stats``), the mixed model from statsmodels; no torch,
+and no table is read here (a caller passes a pandas ``DataFrame`` of per-run paired
+differences).
 
 * `paired_effect_by_split`: the effect of a contrast from per-run paired differences
   ``d`` (reverse minus forward, in accuracy points) with a ``split`` and a ``seed`` column.
@@ -12,8 +13,9 @@ per-run paired differences). The claims ledger does not call it yet.
   on the split-level means (``df = n_splits - 1``), or a linear mixed model with a random
   intercept per split; the seed-only interval (every run as if from one split, what the
   ledger does today) is returned beside it, never instead.
-* `tost`: two one-sided t-tests of ``|effect| < margin``; ``p = max`` of the two, and
-  ``p < alpha`` exactly when the ``1 - 2 alpha`` interval lies inside ``(-margin, margin)``.
+* `tost` (`w2s_theory.stats.tost`, importable here too): two one-sided t-tests of
+  ``|effect| < margin``; ``p = max`` of the two, and ``p < alpha`` exactly when the
+  ``1 - 2 alpha`` interval lies inside ``(-margin, margin)``.
 * `verdict`: one of `VERDICT_WORDS` ("better", "worse", "equivalent within margin",
   "inconclusive"), in the plan's order (equivalence first).
 
@@ -36,6 +38,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ._validation import ArgumentTypeError, check_choice, check_number, check_series, check_str
+from .stats import TOSTResult, one_sample_t, t_interval, tost
 
 __all__ = [
     "VERDICT_WORDS",
@@ -109,28 +112,6 @@ class SplitEffect:
         return asdict(self)
 
 
-def _t_interval(mean: float, se: float, df: float, confidence: float):
-    """``(lo, hi, p)`` of a t interval and two-sided test of 0; ``nan`` where undefined."""
-    from scipy import stats
-
-    if not (np.isfinite(se) and df > 0):
-        return math.nan, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + confidence / 2.0, df)) * se
-    if se == 0.0:
-        p = 1.0 if mean == 0.0 else 0.0
-    else:
-        p = float(2.0 * stats.t.sf(abs(mean) / se, df))
-    return mean - half, mean + half, p
-
-
-def _mean_se(x: np.ndarray) -> tuple[float, float, float]:
-    n = x.size
-    m = float(x.mean())
-    if n < 2:
-        return m, math.nan, math.nan
-    return m, float(x.std(ddof=1)) / math.sqrt(n), float(n - 1)
-
-
 def _column(frame, name: str, arg: str):
     if name not in frame.columns:
         raise ValueError(f"{arg}: column {name!r} is not in frame (columns: "
@@ -163,9 +144,10 @@ def paired_effect_by_split(frame, *, value: str = "diff", split: str = "split", 
     ``acc(reverse) - acc(forward)`` in points for the same split and seed.
 
     * Seed-only (every run as if from one split): ``mean(d) +/- t_{N-1} sd(d) / sqrt(N)``
-      over the ``N`` runs; the interval of ``scipy.stats.ttest_1samp(d, 0)``.
+      over the ``N`` runs: `w2s_theory.stats.one_sample_t` (``scipy.stats.ttest_1samp``).
     * ``method="split_means"`` (the plan's primary): ``dbar_s`` = mean of split ``s``'s runs,
-      ``effect = mean_s dbar_s``, ``se = sd_s(dbar_s) / sqrt(S)``, ``df = S - 1``.
+      ``effect = mean_s dbar_s``, ``se = sd_s(dbar_s) / sqrt(S)``, ``df = S - 1``; the
+      interval and test are `w2s_theory.stats.t_interval`.
     * ``method="mixed"``: ``d_{s,r} = mu + u_s + e_{s,r}`` with ``u_s ~ N(0, tau^2)``, fit by
       REML (statsmodels ``MixedLM``); ``effect = mu``, ``se`` its standard error, and the
       interval uses ``t`` with ``df = S - 1`` (conservative; statsmodels' own interval is
@@ -243,106 +225,25 @@ def paired_effect_by_split(frame, *, value: str = "diff", split: str = "split", 
     n_splits = int(len(uniques))
     n_seeds = int(pd.Series(keys["seed"]).nunique())
 
-    so_mean, so_se, so_df = _mean_se(d)
-    so_lo, so_hi, so_p = _t_interval(so_mean, so_se, so_df, conf)
-
+    so = one_sample_t(d, conf)          # seed-only: every run as if from one split
     note = ""
     if n_splits == 1:
-        eff, se, df, lo, hi, p = so_mean, so_se, so_df, so_lo, so_hi, so_p
+        eff, se, df, lo, hi, p = so.mean, so.se, so.df, so.ci_low, so.ci_high, so.p_value
         note = "one split: the split-aware interval is the seed-only one"
     else:
         means = np.bincount(codes, weights=d) / np.bincount(codes)
         if method == "split_means":
-            eff, se, _ = _mean_se(means)
+            eff, se = float(means.mean()), float(means.std(ddof=1)) / math.sqrt(n_splits)
         else:
             eff, se, note = _mixed(d, codes)
         df = float(n_splits - 1)
-        lo, hi, p = _t_interval(eff, se, df, conf)
+        lo, hi, p = t_interval(eff, se, df, conf)
     return SplitEffect(effect=eff, se=se, df=df, ci_low=lo, ci_high=hi, p_value=p,
-                       seed_only_effect=so_mean, seed_only_se=so_se, seed_only_df=so_df,
-                       seed_only_ci_low=so_lo, seed_only_ci_high=so_hi, seed_only_p_value=so_p,
-                       n_splits=n_splits, n_seeds=n_seeds, n_runs=n_runs,
-                       single_split=n_splits == 1, method=method, confidence=conf, note=note)
-
-
-# ============================================================================ equivalence
-@dataclass(frozen=True)
-class TOSTResult:
-    """Two one-sided t-tests of ``-margin < effect < margin``.
-
-    Attributes:
-        p_lower: p-value of ``H0: effect <= -margin`` against ``effect > -margin``.
-        p_upper: p-value of ``H0: effect >= margin`` against ``effect < margin``.
-        p: ``max(p_lower, p_upper)``, the TOST p-value.
-        ci_low: ``effect - t_{1 - alpha, df} se``, the lower end of the ``1 - 2 alpha`` interval.
-        ci_high: ``effect + t_{1 - alpha, df} se``.
-        equivalent: ``p < alpha``, i.e. ``-margin < ci_low`` and ``ci_high < margin``.
-    """
-
-    p_lower: float
-    p_upper: float
-    p: float
-    ci_low: float
-    ci_high: float
-    equivalent: bool
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def tost(effect, se, df, margin, alpha: float = 0.05) -> TOSTResult:
-    r"""Two one-sided t-tests (TOST) of equivalence within ``+/- margin``.
-
-    ``t_lower = (effect + margin) / se``, ``p_lower = P(T_df > t_lower)``;
-    ``t_upper = (effect - margin) / se``, ``p_upper = P(T_df < t_upper)``;
-    ``p = max(p_lower, p_upper)``. Rejecting both at ``alpha`` (``p < alpha``) is the same
-    decision as the ``1 - 2 alpha`` interval ``effect +/- t_{1 - alpha, df} se`` lying inside
-    the open interval ``(-margin, margin)``. With ``se = 0`` the tests are exact:
-    ``p_lower = 0`` if ``effect > -margin`` else 1, ``p_upper = 0`` if ``effect < margin`` else 1.
-
-    Args:
-        effect: the estimated effect (a finite scalar, e.g. points of accuracy).
-        se: its standard error, ``>= 0``.
-        df: degrees of freedom of the t distribution, ``> 0`` (may be fractional).
-        margin: the equivalence margin, ``> 0``, in the unit of ``effect``.
-        alpha: the level of each one-sided test, in ``(0, 0.5)``.
-
-    Returns:
-        a `TOSTResult`.
-
-    Examples:
-        >>> from w2s_theory.verdicts import tost
-        >>> r = tost(0.1, 0.1, 9, 0.5)
-        >>> round(r.p_lower, 4), round(r.p_upper, 4), r.p == r.p_upper, r.equivalent
-        (0.0001, 0.0016, True, True)
-        >>> round(r.ci_low, 3), round(r.ci_high, 3)  # the 90 % interval, inside (-0.5, 0.5)
-        (-0.083, 0.283)
-        >>> tost(0.4, 0.1, 9, 0.5).equivalent       # 90 % interval reaches 0.58 > 0.5
-        False
-
-    References:
-        Schuirmann, J. Pharmacokinet. Biopharm. 15 (1987) 657-680; Lakens, Soc. Psychol.
-        Personal. Sci. 8 (2017) 355-362.
-    """
-    from scipy import stats
-
-    eff = check_number(effect, "effect")
-    s = check_number(se, "se", low=0.0)
-    dof = check_number(df, "df", low=0.0, low_open=True)
-    m = check_number(margin, "margin", low=0.0, low_open=True)
-    a = check_number(alpha, "alpha", low=0.0, low_open=True, high=0.5, high_open=True)
-    if s == 0.0:
-        p_lo = 0.0 if eff > -m else 1.0
-        p_hi = 0.0 if eff < m else 1.0
-        lo = hi = eff
-    else:
-        p_lo = float(stats.t.sf((eff + m) / s, dof))
-        p_hi = float(stats.t.cdf((eff - m) / s, dof))
-        half = float(stats.t.ppf(1.0 - a, dof)) * s
-        lo, hi = eff - half, eff + half
-    p = max(p_lo, p_hi)
-    return TOSTResult(p_lower=p_lo, p_upper=p_hi, p=p, ci_low=lo, ci_high=hi,
-                      equivalent=bool(p < a))
+                       seed_only_effect=so.mean, seed_only_se=so.se, seed_only_df=so.df,
+                       seed_only_ci_low=so.ci_low, seed_only_ci_high=so.ci_high,
+                       seed_only_p_value=so.p_value, n_splits=n_splits, n_seeds=n_seeds,
+                       n_runs=n_runs, single_split=n_splits == 1, method=method,
+                       confidence=conf, note=note)
 
 
 # ============================================================================ verdict words
