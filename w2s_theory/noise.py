@@ -19,7 +19,7 @@ import numpy as np
 
 from ._validation import check_int, check_number, check_probs, check_rng
 
-__all__ = ["corrupt_binary", "flip_kclass", "noisy_indices"]
+__all__ = ["corrupt_binary", "corrupt_labels", "flip_kclass", "noisy_indices"]
 
 
 def noisy_indices(n: int, fraction: float, rng: np.random.Generator | int) -> np.ndarray:
@@ -93,3 +93,31 @@ def flip_kclass(y, fraction: float, *, rng: np.random.Generator | int = 0) -> np
     for i, s in zip(idx, shifts):
         out[i] = y[i, (cols - s) % k]
     return out
+
+
+def corrupt_labels(y, fraction: float, *, a: float = -1.0,
+                   rng: np.random.Generator | int = 0) -> np.ndarray:
+    """Corrupt weak labels of either shape: `corrupt_binary` for ``(n,)``, `flip_kclass` for
+    ``(n, k)`` (where only symmetric flips, ``a = -1``, are defined).
+
+    Args:
+        y: ``(n,)`` P(class 1) or ``(n, k)`` rows in the simplex.
+        fraction: share of rows corrupted, in ``[0, 1]``.
+        a: binary corruption ``y -> 1/2 + a (y - 1/2)``; must be ``-1`` for ``(n, k)``.
+        rng: seed or ``numpy.random.Generator``.
+
+    Examples:
+        >>> import numpy as np
+        >>> corrupt_labels(np.array([0.9, 0.9]), 1.0, rng=0).round(2).tolist()
+        [0.1, 0.1]
+        >>> corrupt_labels(np.eye(3)[[0, 1]], 1.0, rng=0).argmax(1).tolist() != [0, 1]
+        True
+    """
+    arr = np.asarray(y)
+    if arr.ndim == 2:
+        a = check_number(a, "a", low=-1.0, high=1.0)
+        if a != -1.0:
+            raise ValueError(f"a: k-class labels (shape {arr.shape}) take only symmetric flips "
+                             f"(a = -1), got {a!r}")
+        return flip_kclass(y, fraction, rng=rng)
+    return corrupt_binary(y, fraction, a=a, rng=rng)

@@ -1,7 +1,9 @@
 r"""Last-layer heads on fixed features, trained one by one or all together (torch).
 
 A *head* is a linear score on a fixed feature vector, :math:`z(x) = w^\top x`,
-with binary prediction :math:`p(x) = \sigma(z(x))`. There is no separate bias:
+with binary prediction :math:`p(x) = \sigma(z(x))`; a *k-class head* has a weight matrix
+``W`` of shape ``(d, k)`` and predicts :math:`p(x) = \mathrm{softmax}(W^\top x)` (its
+targets are rows of the simplex, shape ``(n, k)``). There is no separate bias:
 append a constant feature for one (a Bradley–Terry reward head on pair
 differences :math:`x = h_A - h_B` has none, since :math:`r(h_A) - r(h_B)`
 cancels it). A head is trained from ``w = 0`` by Adam on minibatches of soft
@@ -11,7 +13,9 @@ optionally with Burns et al.'s confidence loss: target
 `confidence_alpha` and the class-balance threshold
 :math:`t` from a rolling buffer of the head's last ``buffer_size`` predictions
 (`BalanceThreshold`); until ``min_count`` predictions
-are buffered the plain loss is used.
+are buffered the plain loss is used. A k-class head hardens to the one-hot of the argmax of
+its own prediction (Burns et al.'s multi-class form; no threshold, no buffer), with the same
+weight schedule from the first step.
 
 * `train_head` trains one head: the plain reference loop, written with the
   library's own losses and buffer.
@@ -46,10 +50,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from ._validation import ROW_SUM_ATOL
 from .losses import (
     PAPER_LOSSES,  # noqa: F401  (the doctests' loss list)
     check_loss_name,
     confidence_alpha,
+    confidence_loss,
     get_loss,
     loss_names,
 )
@@ -65,6 +71,7 @@ __all__ = [
     "train_head",
     "train_heads",
     "train_heads_loop",
+    "train_head_sets",
     "predict_proba",
     "rowwise_quantile",
 ]
@@ -258,14 +265,36 @@ def _as_tensor(a, dtype, device) -> torch.Tensor:
 
 
 def _check_targets(targets, n_heads: int, n: int) -> np.ndarray | torch.Tensor:
+    """``(B, n)`` binary targets (P(class 1)) or ``(B, n, k)`` class distributions, ``k >= 2``."""
     t = targets
-    if tuple(t.shape) != (n_heads, n):
+    shape = tuple(t.shape)
+    if len(shape) == 3 and shape[:2] == (n_heads, n):
+        if shape[2] < 2:
+            raise ValueError(f"targets: k-class targets need k >= 2 classes, got {shape}")
+    elif shape != (n_heads, n):
         raise ValueError(f"targets: expected shape ({n_heads}, {n}) (one row per head), "
-                         f"got {tuple(t.shape)}")
+                         f"or ({n_heads}, {n}, k) for k-class heads, got {shape}")
     tt = torch.as_tensor(t)
     if not bool(torch.isfinite(tt).all()) or bool((tt < 0).any()) or bool((tt > 1).any()):
         raise ValueError("targets: entries must be finite and lie in [0, 1]")
+    if len(shape) == 3:
+        dev = (tt.to(torch.float64).sum(dim=2) - 1.0).abs().max()
+        if float(dev) > ROW_SUM_ATOL:
+            raise ValueError(f"targets: k-class rows must sum to 1 (within {ROW_SUM_ATOL:g}); "
+                             f"the largest deviation is {float(dev):.3g}")
     return t
+
+
+def _kclass_loss(spec: HeadSpec, config: TrainConfig, z: torch.Tensor, y: torch.Tensor,
+                 step: int, total: int) -> torch.Tensor:
+    """Mean loss of a batch of k-class logits ``(m, k)``: the plain loss, or the confidence
+    loss with argmax hardening (weight `confidence_alpha` at ``step``)."""
+    if not spec.confidence:
+        return get_loss(spec.loss)(z, y, reduction="mean", eps=config.eps)
+    alpha = confidence_alpha(step, total, alpha_max=config.alpha_max,
+                             warmup_frac=config.warmup_frac)
+    return confidence_loss(z, y, alpha=alpha, threshold=None, base=spec.loss, reduction="mean",
+                           eps=config.eps)
 
 
 # ----------------------------------------------------------------------------- one head
@@ -279,14 +308,15 @@ def train_head(features, targets, spec: HeadSpec, config: TrainConfig = TrainCon
 
     Args:
         features: ``(n, d)`` features of this head's examples.
-        targets: ``(n,)`` soft targets in ``[0, 1]`` (P(class 1)).
+        targets: ``(n,)`` soft targets in ``[0, 1]`` (P(class 1)), or ``(n, k)`` class
+            distributions for a k-class softmax head.
         spec: the head (``spec.group`` is ignored here).
         config: optimisation settings.
         device: ``"cpu"``, ``"cuda"`` or ``None`` (CPU).
         num_threads: torch CPU threads while training (``None``: unchanged).
 
     Returns:
-        the final weights, float64, shape ``(d,)``.
+        the final weights, float64, shape ``(d,)`` (binary) or ``(d, k)``.
 
     Examples:
         >>> import numpy as np
@@ -303,10 +333,15 @@ def _train_head(features, targets, spec, config, dev) -> np.ndarray:
     dt = config.torch_dtype
     (f,) = _check_features([features])
     n, d = f.shape
-    y_np = _check_targets(np.asarray(targets, dtype=np.float64).reshape(1, -1), 1, n)[0]
+    t = np.asarray(targets, dtype=np.float64)
+    kclass = t.ndim == 2
+    if kclass:
+        y_np = _check_targets(t[None], 1, n)[0]
+    else:
+        y_np = _check_targets(t.reshape(1, -1), 1, n)[0]
     X = _as_tensor(f, dt, dev)
     y = _as_tensor(y_np, dt, dev)
-    w = torch.zeros(d, dtype=dt, device=dev, requires_grad=True)
+    w = torch.zeros((d, t.shape[1]) if kclass else d, dtype=dt, device=dev, requires_grad=True)
     opt = torch.optim.Adam([w], lr=config.lr, betas=config.betas, eps=config.adam_eps)
     objective = config.objective(spec)
     buf = objective.new_buffer()
@@ -317,7 +352,10 @@ def _train_head(features, targets, spec, config, dev) -> np.ndarray:
         idx = order[a:b]
         z = X[idx] @ w
         yb = y[idx]
-        loss = objective(z, yb, step=step, total_steps=total, buffer=buf)
+        if kclass:
+            loss = _kclass_loss(spec, config, z, yb, step, total)
+        else:
+            loss = objective(z, yb, step=step, total_steps=total, buffer=buf)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -383,7 +421,8 @@ def train_heads(features, targets, specs: Sequence[HeadSpec], config: TrainConfi
     Args:
         features: ``(n, d)``, ``(G, n, d)``, or a list of ``G`` arrays ``(n, d_g)``
             (zero-padded to the widest).
-        targets: ``(B, n)`` soft targets in ``[0, 1]``.
+        targets: ``(B, n)`` soft targets in ``[0, 1]``, or ``(B, n, k)`` class
+            distributions (k-class softmax heads, weights ``(d_g, k)``).
         specs: ``B`` `HeadSpec`.
         config: optimisation settings.
         device: ``"cpu"``, ``"cuda"``, ``"auto"``/``None`` (CUDA when available).
@@ -420,13 +459,15 @@ def _train_heads(features, targets, specs, config, dev, progress) -> TrainedHead
     for g, f in enumerate(groups):
         X[g, :, : widths[g]] = _as_tensor(f, dt, dev)
     Y = _as_tensor(targets, dt, dev)
+    kc = Y.ndim == 3                                          # k-class heads: W is (B, d, k)
     gidx = torch.as_tensor([s.group for s in specs], device=dev)
     orders = torch.as_tensor(
         np.stack([epoch_orders(n, config.epochs, int(s.seed)) for s in specs]), device=dev)
     bounds = step_bounds(n, config.epochs, config.batch_size)
     total = len(bounds)
 
-    W = torch.zeros((B, dmax), dtype=dt, device=dev, requires_grad=True)
+    W = torch.zeros((B, dmax, Y.shape[2]) if kc else (B, dmax), dtype=dt, device=dev,
+                    requires_grad=True)
     opt = torch.optim.Adam([W], lr=config.lr, betas=config.betas, eps=config.adam_eps)
     loss_groups = []
     for name in loss_names():
@@ -437,6 +478,7 @@ def _train_heads(features, targets, specs, config, dev, progress) -> TrainedHead
     has_conf = bool(cidx_list)
     if has_conf:
         cidx = torch.as_tensor(cidx_list, device=dev)
+    if has_conf and not kc:
         size = config.buffer_size
         pbuf = torch.zeros((len(cidx_list), size), dtype=torch.float64, device=dev)
         ybuf = torch.zeros_like(pbuf)
@@ -452,10 +494,20 @@ def _train_heads(features, targets, specs, config, dev, progress) -> TrainedHead
         m = b - a
         idx = orders[:, a:b]                                  # (B, m)
         Xb = X[gidx.unsqueeze(1), idx]                        # (B, m, d)
-        Yb = Y.gather(1, idx)                                 # (B, m)
-        Z = torch.bmm(Xb, W.unsqueeze(2)).squeeze(2)          # (B, m)
+        if kc:
+            Yb = Y[torch.arange(B, device=dev).unsqueeze(1), idx]         # (B, m, k)
+            Z = torch.bmm(Xb, W)                                          # (B, m, k)
+        else:
+            Yb = Y.gather(1, idx)                             # (B, m)
+            Z = torch.bmm(Xb, W.unsqueeze(2)).squeeze(2)      # (B, m)
         T = Yb
-        if has_conf:
+        if has_conf and kc:                                   # argmax hardening, no buffer
+            alpha = confidence_alpha(step, total, alpha_max=config.alpha_max,
+                                     warmup_frac=config.warmup_frac)
+            hard = torch.nn.functional.one_hot(Z.detach()[cidx].argmax(dim=2), Y.shape[2])
+            T = Yb.clone()
+            T[cidx] = (1.0 - alpha) * Yb[cidx] + alpha * hard.to(dt)
+        elif has_conf:
             pc = torch.sigmoid(Z.detach()[cidx])              # (Bc, m), working dtype
             keep = min(m, size)                               # a batch larger than the
             pos = (ptr + m - keep + torch.arange(keep, device=dev)) % size   # buffer keeps its last
@@ -474,7 +526,12 @@ def _train_heads(features, targets, specs, config, dev, progress) -> TrainedHead
         loss = Z.new_zeros(())
         for fn, hs in loss_groups:
             k = hs.numel()
-            per = fn(Z[hs].reshape(-1), T[hs].reshape(-1), reduction="none", eps=config.eps)
+            if kc:
+                kk = Y.shape[2]
+                per = fn(Z[hs].reshape(-1, kk), T[hs].reshape(-1, kk), reduction="none",
+                         eps=config.eps)
+            else:
+                per = fn(Z[hs].reshape(-1), T[hs].reshape(-1), reduction="none", eps=config.eps)
             loss = loss + per.reshape(k, m).mean(dim=1).sum()
         opt.zero_grad()
         loss.backward()
@@ -487,23 +544,81 @@ def _train_heads(features, targets, specs, config, dev, progress) -> TrainedHead
     return TrainedHeads(weights=ws, wall_s=wall, n_steps=total, device=str(dev))
 
 
-# ----------------------------------------------------------------------------- prediction
-def predict_proba(features, weights) -> np.ndarray:
-    r"""Binary head probabilities :math:`\sigma(X w)` in float64, shape ``(n,)``.
+def train_head_sets(features, targets: Sequence, specs: Sequence[HeadSpec],
+                    config: TrainConfig = TrainConfig(), *, device=None, progress: bool = False,
+                    num_threads: int | None = None) -> TrainedHeads:
+    """`train_heads` for heads whose targets differ in shape (binary heads and k-class heads
+    of several ``k`` in one sweep): one batched computation per target shape.
 
-    Computed as ``(1 + tanh(z / 2)) / 2`` (no overflow for large ``|z|``).
+    When every target has the same shape this is exactly one `train_heads` call on
+    ``np.stack(targets)``. Otherwise each shape's heads are trained together on the feature
+    groups they read; ``wall_s`` is the sum, the weights come back in the order of ``specs``.
 
     Args:
-        features: ``(n, d)``; weights: ``(d,)``.
+        features: as for `train_heads`.
+        targets: ``B`` arrays, ``(n,)`` or ``(n, k)``, one per head.
+        specs, config, device, progress, num_threads: as for `train_heads`.
+
+    Examples:
+        >>> import numpy as np
+        >>> x = np.random.default_rng(0).normal(size=(32, 3)); y = (x[:, 0] > 0) * 1.0
+        >>> c = (x[:, 1] > 0).astype(int) + (x[:, 2] > 1)
+        >>> r = train_head_sets(x, [y, np.eye(3)[c]],
+        ...                     [HeadSpec("forward_kl"), HeadSpec("forward_kl")])
+        >>> [w.shape for w in r.weights]
+        [(3,), (3, 3)]
+    """
+    targets = [np.asarray(t, dtype=np.float64) for t in targets]
+    specs = list(specs)
+    if len(targets) != len(specs):
+        raise ValueError(f"targets: {len(targets)} arrays for {len(specs)} heads")
+    shapes = list(dict.fromkeys(t.shape for t in targets))
+    kw = dict(device=device, progress=progress, num_threads=num_threads)
+    if len(shapes) <= 1:
+        return train_heads(features, np.stack(targets), specs, config, **kw)
+    groups = _check_features(features)
+    _check_groups(specs, len(groups))
+    weights: list = [None] * len(specs)
+    wall, res = 0.0, None
+    for shape in shapes:
+        heads = [b for b, t in enumerate(targets) if t.shape == shape]
+        used = sorted({specs[b].group for b in heads})
+        new = {g: i for i, g in enumerate(used)}
+        sub = [HeadSpec(specs[b].loss, specs[b].confidence, specs[b].seed, new[specs[b].group])
+               for b in heads]
+        res = train_heads([groups[g] for g in used], np.stack([targets[b] for b in heads]), sub,
+                          config, **kw)
+        wall += res.wall_s
+        for b, w in zip(heads, res.weights):
+            weights[b] = w
+    return TrainedHeads(weights=weights, wall_s=wall, n_steps=res.n_steps, device=res.device)
+
+
+# ----------------------------------------------------------------------------- prediction
+def predict_proba(features, weights) -> np.ndarray:
+    r"""Head probabilities in float64: binary :math:`\sigma(X w)`, shape ``(n,)``, or
+    k-class :math:`\mathrm{softmax}(X W)` row by row, shape ``(n, k)``.
+
+    Binary: computed as ``(1 + tanh(z / 2)) / 2`` (no overflow for large ``|z|``); k-class:
+    ``exp(z - max z)`` normalised (no overflow either).
+
+    Args:
+        features: ``(n, d)``; weights: ``(d,)`` (binary) or ``(d, k)``.
 
     Examples:
         >>> import numpy as np
         >>> predict_proba(np.array([[0.0], [2.0]]), np.array([1.0])).round(4).tolist()
         [0.5, 0.8808]
+        >>> predict_proba(np.array([[0.0], [1.0]]), np.array([[0.0, 1.0, 2.0]])).round(4).tolist()
+        [[0.3333, 0.3333, 0.3333], [0.09, 0.2447, 0.6652]]
     """
     X = np.asarray(features, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
-    if X.ndim != 2 or w.shape != (X.shape[1],):
+    if X.ndim != 2 or w.ndim not in (1, 2) or w.shape[0] != X.shape[1] or (
+            w.ndim == 2 and w.shape[1] < 2):
         raise ValueError(f"weights: shape {w.shape} does not fit features of shape {X.shape}")
     z = X @ w
+    if w.ndim == 2:
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
     return 0.5 * (1.0 + np.tanh(0.5 * z))

@@ -183,7 +183,7 @@ RULES = [
            r"|epochs|batch_size|max_length|truncation_side|schedule|grad_accum|head_only|dataset"
            r"|strong_note|train_dtype|protocol|n_fit|cvx_dim|train_heads|l1_gamma|resumed_from"
            r"|trial|classes|binary_shorthand|table|class|instance|projection|realizable|check"
-           r"|group|n|cases", "key"),
+           r"|group|n|n_classes|cases", "key"),
     # integer results
     (None, r"noise_count|train_tokens|train_padded_tokens|violations", "count"),
     # a solver's status: the part before ':' (the message after it is the solver's wording)

@@ -22,6 +22,10 @@ per coordinate with the ``train_gt`` statistics of each model. **Preference data
 with linear ``r``, i.e. a bias-free logistic head on ``h_A - h_B`` with the seeded slot
 order of `w2s_theory.data.preference_slots` (label 1 when slot A holds the chosen
 reply). **Sentiment** (VADER): a logistic head with a bias on the text's features.
+**k classes** (labelled texts with ``k > 2`` classes): a softmax head with ``k`` outputs, one-hot
+ground truth, weak labels that are ``k``-vectors, noise by `w2s_theory.noise.flip_kclass` (a
+flipped row moves to one of the other ``k - 1`` classes), the same bound checks on ``(n, k)``
+rows (`w2s_theory.kclass`); every row records ``n_classes``.
 
 Every student gives one row of a tidy result table
 (`w2s_theory.sweep.ResultTable`), holding its accuracy/AUROC/ECE, PGR,
@@ -182,7 +186,7 @@ class RealConfig:
         sources: data sets of the user's own, ``{name: source table}`` (TOML
             ``[sources.NAME]``, `w2s_theory.sources.check_source`): ``NAME`` may then be
             listed in ``datasets``. Preference pairs train a Bradley--Terry head, a
-            two-class table a logistic head (as VADER). Models in ``pairs`` may be feature
+            table of two classes a logistic head (as VADER), of ``k > 2`` classes a softmax head. Models in ``pairs`` may be feature
             sets, presets, local folders or hub ids (``org/name[@revision]``).
     """
 
@@ -454,7 +458,7 @@ class FeatureBank:
         self.feature_threads = cfg.feature_threads or feature_threads
         self.split = int(split)
         self._base: dict = {}
-        self._vader = None if share is None else share._vader
+        self._texts: dict = {} if share is None else share._texts
         self._sources: dict = {} if share is None else share._sources
         self._raw: dict = {} if share is None else share._raw
 
@@ -471,21 +475,28 @@ class FeatureBank:
                 data = load_source(self.cfg.sources[dataset], where=f"sources.{dataset}")
             except (ValueError, OSError, ImportError) as exc:
                 raise ConfigError(f"sources.{dataset}: {exc}") from None
-            if hasattr(data["test"], "labels"):
-                k = int(max(int(np.max(d.labels)) for d in data.values())) + 1
-                if k > 2:
-                    raise ConfigError(f"sources.{dataset}: {k} classes; the last-layer sweep "
-                                      "trains logistic (two-class) heads: labels must be 0/1")
             self._sources[dataset] = data
         return self._sources[dataset]
 
     # -- raw
-    def _vader_splits(self):
-        if self._vader is None:
-            from ..data import load_vader
+    def _text_splits(self, dataset: str) -> dict:
+        """The three splits of a registry data set of labelled texts (read once)."""
+        if dataset not in self._texts:
+            from ..data import SPLITS, load_vader
+            from ..datasets import dataset_spec
 
-            self._vader = load_vader(seed=self.cfg.vader_seed)
-        return self._vader
+            self._texts[dataset] = load_vader(seed=self.cfg.vader_seed) if dataset == "vader" \
+                else {sp: dataset_spec(dataset).load(sp, seed=self.cfg.vader_seed) for sp in SPLITS}
+        return self._texts[dataset]
+
+    def n_classes(self, dataset: str) -> int:
+        """Classes of a data set's task: 2 for preference pairs, else the largest label + 1."""
+        if self._pairwise(dataset):
+            return 2
+        from ..kclass import count_classes
+
+        src = self.source_splits(dataset) if dataset in self.cfg.sources else self._text_splits(dataset)
+        return count_classes(*(np.asarray(d.labels) for d in src.values()))
 
     def _cut(self, x):
         return x if self.cfg.n_rows is None else x[: self.cfg.n_rows]
@@ -533,7 +544,7 @@ class FeatureBank:
             from ..datasets import feature_cache_tag
             from ..features import features_for_texts
 
-            splits = self._vader_splits()
+            splits = self._text_splits(dataset)
             raw = {sp: features_for_texts(
                        model, splits[sp].texts,
                        dataset=feature_cache_tag(dataset, sp, seed=self.cfg.vader_seed),
@@ -550,7 +561,7 @@ class FeatureBank:
         if self._pairwise(dataset):
             got = [raw for (ds, _m), raw in self._raw.items() if ds == dataset]
             return {sp: (len(got[0][sp][0]) if got else N_ROWS) for sp in SPLITS}
-        return {sp: len(self._vader_splits()[sp].labels) for sp in SPLITS}
+        return {sp: len(self._text_splits(dataset)[sp].labels) for sp in SPLITS}
 
     def split_index(self, dataset: str, sizes: dict | None = None) -> dict | None:
         """``{split: indices into the pool}`` of this bank's split (``None`` for split 0).
@@ -628,7 +639,7 @@ class FeatureBank:
             return ((self.signs(dataset, split, seed, n) + 1) / 2).astype(np.int64)
         from ..data import SPLITS
 
-        src = self.source_splits(dataset) if dataset in self.cfg.sources else self._vader_splits()
+        src = self.source_splits(dataset) if dataset in self.cfg.sources else self._text_splits(dataset)
         return self._deal(dataset, {sp: np.asarray(src[sp].labels) for sp in SPLITS})[split].astype(np.int64)
 
     def _n(self, dataset: str, split: str = "test") -> int:
@@ -637,7 +648,7 @@ class FeatureBank:
         if dataset in self.cfg.sources:
             n = len(self.source_splits(dataset)[split])
         else:
-            n = N_ROWS if self._pairwise(dataset) else len(self._vader_splits()["test"].labels)
+            n = N_ROWS if self._pairwise(dataset) else len(self._text_splits(dataset)["test"].labels)
         return n if self.cfg.n_rows is None else min(n, self.cfg.n_rows)
 
     def rows(self, dataset: str, model: str, split: str, seed: int) -> np.ndarray:
@@ -646,10 +657,13 @@ class FeatureBank:
         return b * self.signs(dataset, split, seed, b.shape[0])[:, None]
 
     def probs(self, dataset: str, model: str, split: str, seed: int, w: np.ndarray) -> np.ndarray:
-        """Head probabilities ``sigmoid(rows @ w)`` in float64."""
+        """Head probabilities ``sigmoid(rows @ w)`` (``softmax(rows @ W)``, ``(n, k)``, for a
+        k-class head's ``(d, k)`` weights) in float64."""
         from ..training import predict_proba
 
         b = self.base(dataset, model)[split]
+        if np.ndim(w) == 2:                     # labelled texts: no slot signs
+            return predict_proba(b, w)
         s = self.signs(dataset, split, seed, b.shape[0])
         z = s * (b @ np.asarray(w, dtype=np.float64))
         return predict_proba(z[:, None], np.ones(1))
@@ -726,7 +740,8 @@ def train_teachers(cfg: RealConfig, runs: list[Run], bank: FeatureBank, cache: P
 
     Returns ``({(role, dataset, model, seed): weights}, meta)``.
     """
-    from ..training import HeadSpec, train_heads
+    from ..kclass import truth
+    from ..training import HeadSpec, train_head_sets
 
     todo = _teacher_specs(cfg, runs)
     path = cache / "teachers.npz"
@@ -742,9 +757,9 @@ def train_teachers(cfg: RealConfig, runs: list[Run], bank: FeatureBank, cache: P
             gindex[gk] = len(groups)
             groups.append(bank.rows(ds, model, split, seed))
         specs.append(HeadSpec("forward_ce", False, derive_seed(seed, role, ds, model), gindex[gk]))
-        targets.append(bank.labels(ds, split, seed).astype(np.float64))
-    res = train_heads(groups, np.stack(targets), specs, cfg.train, device=cfg.device,
-                      progress=progress, num_threads=cfg.threads or None)
+        targets.append(truth(bank.labels(ds, split, seed), bank.n_classes(ds)))
+    res = train_head_sets(groups, targets, specs, cfg.train, device=cfg.device,
+                          progress=progress, num_threads=cfg.threads or None)
     meta = {"wall_s": res.wall_s, "n_heads": len(specs), "device": res.device}
     weights = {k: w for (k, *_), w in zip(todo, res.weights)}
     _save_weights(path, {**stored, **weights}, meta, fp)
@@ -753,20 +768,21 @@ def train_teachers(cfg: RealConfig, runs: list[Run], bank: FeatureBank, cache: P
 
 def weak_labels(cfg: RealConfig, bank: FeatureBank, teachers: dict, dataset: str, weak: str,
                 seed: int, noise: float) -> np.ndarray:
-    """The weak model's soft labels on ``train_w2s``, with a fraction ``noise`` corrupted."""
-    from ..noise import corrupt_binary
+    """The weak model's soft labels on ``train_w2s``, with a fraction ``noise`` corrupted
+    (`w2s_theory.noise.corrupt_labels`: k-class rows are flipped to another class)."""
+    from ..noise import corrupt_labels
 
     w = teachers[("weak", dataset, weak, seed)]
     p = bank.probs(dataset, weak, "train_w2s", seed, w)
     if noise == 0.0:
         return p
-    return corrupt_binary(p, noise, a=cfg.noise_a, rng=derive_seed(seed, "noise", dataset, weak, noise))
+    return corrupt_labels(p, noise, a=cfg.noise_a, rng=derive_seed(seed, "noise", dataset, weak, noise))
 
 
 def train_students(cfg: RealConfig, runs: list[Run], bank: FeatureBank, teachers: dict,
                    cache: Path, progress: bool = True) -> tuple[dict, dict]:
     """Every student of the sweep in one batched computation; ``({run.key: weights}, meta)``."""
-    from ..training import HeadSpec, train_heads
+    from ..training import HeadSpec, train_head_sets
 
     path = cache / "students.npz"
     fp = _heads_fingerprint(cfg, bank, [(r.dataset, m) for r in runs for m in (r.weak, r.strong)],
@@ -786,8 +802,8 @@ def train_students(cfg: RealConfig, runs: list[Run], bank: FeatureBank, teachers
         specs.append(HeadSpec(r.loss, r.confidence, derive_seed(r.seed, "student", r.dataset),
                               gindex[gk]))
         targets.append(tcache[tk])
-    res = train_heads(groups, np.stack(targets), specs, cfg.train, device=cfg.device,
-                      progress=progress, num_threads=cfg.threads or None)
+    res = train_head_sets(groups, targets, specs, cfg.train, device=cfg.device,
+                          progress=progress, num_threads=cfg.threads or None)
     meta = {"wall_s": res.wall_s, "n_heads": len(specs), "device": res.device}
     weights = {r.key: w for r, w in zip(runs, res.weights)}
     _save_weights(path, weights, meta, fp)
@@ -808,7 +824,8 @@ def _pca_basis(x: np.ndarray, r: int) -> np.ndarray:
 
 def into_box(p: np.ndarray, gamma: float) -> tuple[np.ndarray, float]:
     r"""Mix binary affine probabilities with the constant 1/2 just enough that all lie in
-    ``[gamma, 1 - gamma]``; returns ``(mixed, violation)``.
+    ``[gamma, 1 - gamma]``; returns ``(mixed, violation)``. k-class rows ``(n, k)`` are mixed
+    with the uniform ``1/k`` the same way (``m`` = the smallest coordinate).
 
     ``(1 - lam) p + lam / 2`` with ``lam = (gamma - m) / (1/2 - m)``, ``m = min(p, 1 - p)``,
     is again affine in the features, so it is a member of the mixture-convex class of
@@ -819,7 +836,16 @@ def into_box(p: np.ndarray, gamma: float) -> tuple[np.ndarray, float]:
         >>> q, v = into_box(np.array([0.0999, 0.5, 0.9]), 0.1)
         >>> q.round(6).tolist(), round(v, 6)
         ([0.1, 0.5, 0.8999], 0.0001)
+        >>> q, v = into_box(np.array([[0.05, 0.15, 0.8], [0.3, 0.3, 0.4]]), 0.1)
+        >>> q.round(6).tolist(), round(v, 6)
+        ([[0.1, 0.182353, 0.717647], [0.305882, 0.305882, 0.388235]], 0.05)
     """
+    if p.ndim == 2:
+        m, k = float(p.min()), p.shape[1]
+        if m >= gamma:
+            return p, 0.0
+        lam = (gamma - m) / (1.0 / k - m)
+        return (1.0 - lam) * p + lam / k, gamma - m
     m = float(min(p.min(), 1.0 - p.max()))
     if m >= gamma:
         return p, 0.0
@@ -841,14 +867,17 @@ def _convex_inputs(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run)
     g = cfg.gamma
     xs = bank.rows(run.dataset, run.strong, "train_w2s", run.seed)
     xt = bank.rows(run.dataset, run.strong, "test", run.seed)
+    from ..kclass import truth
+
     r = cfg.convex.pca_dim
     if r and r < xs.shape[1]:
         v = _pca_basis(xs, r)
         xs, xt = xs @ v, xt @ v
+    k = bank.n_classes(run.dataset)
     return {
         "xs": xs, "xt": xt,
-        "y_fit": bank.labels(run.dataset, "train_w2s", run.seed).astype(np.float64),
-        "y_test": bank.labels(run.dataset, "test", run.seed).astype(np.float64),
+        "y_fit": truth(bank.labels(run.dataset, "train_w2s", run.seed), k),
+        "y_test": truth(bank.labels(run.dataset, "test", run.seed), k),
         "yw": smooth(weak_labels(cfg, bank, teachers, run.dataset, run.weak, run.seed,
                                  run.noise), g),
         "pw_test": smooth(bank.probs(run.dataset, run.weak, "test", run.seed,
@@ -966,7 +995,8 @@ def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
     """
     from ..bounds import lemma1, theorem2
     from ..heads import fit_convex_head
-    from ..metrics import accuracy, auroc
+    from ..kclass import auroc_any
+    from ..metrics import accuracy
 
     extra = {"source": cfg.sources[run.dataset]} if run.dataset in cfg.sources else {}
     key = _head_key(cfg, run.seed, role="convex", dataset=run.dataset, weak=run.weak,
@@ -991,6 +1021,7 @@ def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
     a = _convex_inputs(cfg, bank, teachers, run)
     xs, xt, y_fit, y_test, yw, pw_test = (a[k] for k in ("xs", "xt", "y_fit", "y_test", "yw",
                                                          "pw_test"))
+    lab_test = bank.labels(run.dataset, "test", run.seed)
     t0 = time.perf_counter()
     out = {"cvx_dim": int(xs.shape[1])}
     try:
@@ -1006,7 +1037,7 @@ def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
         ref, viol = into_box(ceil.probs, g)
         ceil_test = ceil.predict(xt)
         out.update({"cvx_ceiling_status": ceil.report.status + how, "cvx_ceiling_violation": viol,
-                    "cvx_ceiling_acc": accuracy(y_test.astype(int), ceil_test)})
+                    "cvx_ceiling_acc": accuracy(lab_test, ceil_test)})
     except Exception as exc:  # noqa: BLE001 - a solver failure is recorded, not fatal
         ceil = ref = ceil_test = None
         out["cvx_ceiling_status"] = f"error: {type(exc).__name__}: {exc}"[:200]
@@ -1024,8 +1055,8 @@ def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
         out.update({
             f"{tag}_status": h.report.status,
             f"{tag}_duality_gap": h.report.duality_gap,
-            f"{tag}_acc": accuracy(y_test.astype(int), ph),
-            f"{tag}_auroc": auroc(y_test.astype(int), ph),
+            f"{tag}_acc": accuracy(lab_test, ph),
+            f"{tag}_auroc": auroc_any(lab_test, ph),
             f"{tag}_d_reverse_fit": t_fit_t.d_reverse,
             f"{tag}_t2fit_truth_slack": t_fit_t.slack,
             f"{tag}_t2test_truth_slack": t_test_t.slack,
@@ -1055,7 +1086,9 @@ def evaluate_run(cfg: RealConfig, bank: FeatureBank, teachers: dict, students: d
     """The result columns of one student run (metrics and bound checks; no provenance)."""
     from ..bounds import lemma1, theorem2
     from ..divergences import smooth
-    from ..metrics import accuracy, auroc, disagreement_rate, ece, pgr
+    from ..kclass import auroc_any as auroc
+    from ..kclass import truth
+    from ..metrics import accuracy, disagreement_rate, ece, pgr
 
     g = cfg.gamma
     ds, sd = run.dataset, run.seed
@@ -1071,8 +1104,9 @@ def evaluate_run(cfg: RealConfig, bank: FeatureBank, teachers: dict, students: d
     ps_fit = bank.probs(ds, run.strong, "train_w2s", sd, ws)
     yw = weak_labels(cfg, bank, teachers, ds, run.weak, sd, run.noise)
     acc_w, acc_c, acc_s = accuracy(y_test, pw), accuracy(y_test, pc), accuracy(y_test, ps)
+    k = bank.n_classes(ds)
     row = {
-        "n_test": int(y_test.size), "n_fit": int(y_fit.size),
+        "n_classes": k, "n_test": int(y_test.size), "n_fit": int(y_fit.size),
         "weak_acc": acc_w, "weak_auroc": auroc(y_test, pw), "weak_ece": ece(y_test, pw),
         "ceiling_acc": acc_c, "ceiling_auroc": auroc(y_test, pc), "ceiling_ece": ece(y_test, pc),
         "student_acc": acc_s, "student_auroc": auroc(y_test, ps), "student_ece": ece(y_test, ps),
@@ -1082,9 +1116,9 @@ def evaluate_run(cfg: RealConfig, bank: FeatureBank, teachers: dict, students: d
         "disagree_rate": disagreement_rate(ps, pw),
     }
     fw, fs = smooth(pw, g), smooth(ps, g)
-    l1 = lemma1(y_test.astype(np.float64), fw, fs, g)
+    l1 = lemma1(truth(y_test, k), fw, fs, g)
     row.update({f"l1_{k}": v for k, v in l1.to_dict().items() if k not in ("gamma", "n")})
-    for tag, fstar in (("truth", y_test.astype(np.float64)), ("ceil", pc)):
+    for tag, fstar in (("truth", truth(y_test, k)), ("ceil", pc)):
         t = theorem2(fstar, fw, fs, tol=0.0)
         row[f"t2test_{tag}_slack"] = t.slack
         row[f"t2test_{tag}_risk_weak"] = t.risk_weak
@@ -1092,7 +1126,7 @@ def evaluate_run(cfg: RealConfig, bank: FeatureBank, teachers: dict, students: d
         row[f"t2test_{tag}_holds"] = t.holds
     row["t2test_d_reverse"] = t.d_reverse
     fwf, fsf = smooth(yw, g), smooth(ps_fit, g)
-    for tag, fstar in (("truth", y_fit.astype(np.float64)), ("ceil", pc_fit)):
+    for tag, fstar in (("truth", truth(y_fit, k)), ("ceil", pc_fit)):
         t = theorem2(fstar, fwf, fsf, tol=0.0)
         row[f"t2fit_{tag}_slack"] = t.slack
         row[f"t2fit_{tag}_holds"] = t.holds
