@@ -282,9 +282,9 @@ def plot_theorem2(df, title_extra: str = ""):
     fraction for the ``d_fwd`` form."""
     import matplotlib.pyplot as plt
 
-    from .pipelines import synthetic
+    from . import summaries
 
-    summ = synthetic.summarize_theorem2(df)
+    summ = summaries.summarize_theorem2(df)
     with style():
         fig, ax = plt.subplots(figsize=(TEXT_WIDTH, 3.4))
         labels = []
@@ -345,15 +345,15 @@ def plot_lemma1(df, title_extra: str = ""):
     """Box plots of log10(stage / |gap|) for each loss and each stage of Lemma 1."""
     import matplotlib.pyplot as plt
 
-    from .pipelines import synthetic
+    from . import summaries
 
     meths = sorted(df["method"].unique())
     with style():
         fig, ax = plt.subplots(figsize=(TEXT_WIDTH, 3.4))
-        width = 0.8 / len(synthetic.LEMMA1_STAGES)
+        width = 0.8 / len(summaries.LEMMA1_STAGES)
         colors = [OKABE_ITO[c] for c in ("bluish_green", "blue", "orange", "vermillion")]
         hatches = ["", "//", "..", "xx"]
-        for j, s in enumerate(synthetic.LEMMA1_STAGES):
+        for j, s in enumerate(summaries.LEMMA1_STAGES):
             data = []
             for m in meths:
                 g = df[df["method"] == m]
@@ -407,9 +407,9 @@ def plot_curve(df, x: str, title_extra: str = ""):
     """
     import matplotlib.pyplot as plt
 
-    from .pipelines import synthetic
+    from . import summaries
 
-    summ = synthetic.summarize_curve(df, x)
+    summ = summaries.summarize_curve(df, x)
     heads = sorted(df["head"].unique())
     with style():
         fig, axes = plt.subplots(len(heads), 2, figsize=(TEXT_WIDTH, 2.6 * len(heads)), squeeze=False,
