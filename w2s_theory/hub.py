@@ -2,8 +2,8 @@ r"""Any model: the one resolver, the one loader and the one pooling function.
 
 A *model spec* is one string:
 
-* a preset of `w2s_theory.models.REGISTRY` (``all-MiniLM-L6-v2``, ...) or its feature set's
-  name (``SmolLM2-135M-layer15``), resolved by `w2s_theory.models.model_dir`;
+* a preset of `w2s_theory.presets.REGISTRY` (``all-MiniLM-L6-v2``, ...) or its feature set's
+  name (``SmolLM2-135M-layer15``), resolved by `w2s_theory.presets.model_dir`;
 * a local folder holding a transformers model (``config.json`` and weights);
 * a hub id, optionally pinned: ``EleutherAI/pythia-160m``, ``Qwen/Qwen2.5-0.5B@<revision>``
   (a commit, tag or branch), fetched through ``huggingface_hub.snapshot_download`` into the
@@ -33,7 +33,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import presets
 from ._validation import ArgumentTypeError, check_float_tensor, check_path
+from .runtime import resolve_device
 
 __all__ = ["ResolvedModel", "parse_spec", "resolve_model", "load", "pool", "POOLINGS",
            "default_pooling", "is_decoder", "load_auto_model"]
@@ -68,10 +70,8 @@ class ResolvedModel:
 
     @functools.cached_property
     def digest(self) -> str:
-        from . import models
-
         if self.kind == "preset":
-            return models.weights_sha256(self.name, cache=self.cache)
+            return presets.weights_sha256(self.name, cache=self.cache)
         if self.kind == "hub":
             return f"hub:{self.name}@{self.path.name}"
         return _folder_digest(self.path)
@@ -128,14 +128,14 @@ def resolve_model(spec: str | os.PathLike | ResolvedModel, *,
                   cache: str | os.PathLike | None = None) -> ResolvedModel:
     """The one resolver: a model spec to a local folder (downloading a hub id when allowed).
 
-    Order: a preset of `w2s_theory.models.REGISTRY` or its feature set's name (no
+    Order: a preset of `w2s_theory.presets.REGISTRY` or its feature set's name (no
     ``@revision``); an existing folder (or a path starting with ``.``, ``/`` or ``~``); a hub
     id ``org/name[@revision]``. A `ResolvedModel` is returned as is.
 
     Args:
         spec: the model spec.
         cache_dir: the Hugging Face hub cache (``None``: the default one).
-        cache: the toolkit's cache, where pip presets are built (`w2s_theory.models.model_dir`).
+        cache: the toolkit's cache, where pip presets are built (`w2s_theory.presets.model_dir`).
 
     Raises:
         ValueError: a bare name that is no preset (listing the presets); a folder without
@@ -146,8 +146,6 @@ def resolve_model(spec: str | os.PathLike | ResolvedModel, *,
         >>> resolve_model("all-MiniLM-L6-v2").kind
         'preset'
     """
-    from . import models
-
     if isinstance(spec, ResolvedModel):
         return spec
     name, rev = parse_spec(spec)
@@ -156,10 +154,10 @@ def resolve_model(spec: str | os.PathLike | ResolvedModel, *,
         cache_dir = check_path(cache_dir, "cache_dir")
         if cache_dir.exists() and not cache_dir.is_dir():
             raise ValueError(f"cache_dir: {cache_dir} is a file, not a folder")
-    preset = models.preset_of(name) if rev is None else None
+    preset = presets.preset_of(name) if rev is None else None
     if preset is not None:
         return ResolvedModel(spec, "preset", preset.name, None,
-                             models.model_dir(preset.name, cache=cache), cache)
+                             presets.model_dir(preset.name, cache=cache), cache)
     p = Path(name).expanduser()
     if rev is None and (p.is_dir() or name.startswith((".", "/", "~"))):
         if not p.exists():
@@ -171,7 +169,7 @@ def resolve_model(spec: str | os.PathLike | ResolvedModel, *,
         _check_config_json(p / "config.json")
         return ResolvedModel(spec, "folder", str(p), None, p.resolve())
     if not _HUB_ID.match(name):
-        raise ValueError(f"spec: {spec!r} is neither a preset ({', '.join(models.REGISTRY)}), "
+        raise ValueError(f"spec: {spec!r} is neither a preset ({', '.join(presets.REGISTRY)}), "
                          "an existing folder, nor a hub id 'org/name[@revision]' (a hub id has "
                          "a slash)")
     from huggingface_hub import snapshot_download
@@ -381,15 +379,13 @@ def load(spec, *, auto_class="AutoModel", dtype="float32", device=None, model: b
         >>> m.config.hidden_size, tok.pad_token, r.kind
         (384, '[PAD]', 'preset')
     """
-    from . import models
-
     r = resolve_model(spec, cache_dir=cache_dir, cache=cache)
-    if r.kind == "preset" and models.REGISTRY[r.name].kind == "static":
+    if r.kind == "preset" and presets.REGISTRY[r.name].kind == "static":
         raise ValueError(f"spec: {r.name} is static token embeddings, not a transformers model; "
                          f"use w2s_theory.models.load_wordllama()")
     cls = _auto_class(auto_class)
-    dev = None if device is None else models.resolve_device(device)
-    for key, value in models.dtype_kwargs(dtype, dev or "cpu").items():
+    dev = None if device is None else resolve_device(device)
+    for key, value in presets.dtype_kwargs(dtype, dev or "cpu").items():
         kwargs.setdefault(key, value)
     tok = _tokenizer(r) if tokenizer else None
     if not model:
@@ -408,10 +404,8 @@ def load(spec, *, auto_class="AutoModel", dtype="float32", device=None, model: b
 def load_auto_model(spec: str, *, dtype: str = "float32", cache_dir=None):
     """``(model, tokenizer, resolved)`` through ``AutoModel``: `load` with a named ``dtype``
     (``float32`` | ``bfloat16`` | ``float16`` or their short names), kept for its callers."""
-    from .models import DTYPES
-
     if not isinstance(dtype, str):
-        raise ArgumentTypeError(f"dtype: one of {sorted(DTYPES)} (a string), got {dtype!r:.40}")
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype: one of {sorted(DTYPES)}, got {dtype!r}")
+        raise ArgumentTypeError(f"dtype: one of {sorted(presets.DTYPES)} (a string), got {dtype!r:.40}")
+    if dtype not in presets.DTYPES:
+        raise ValueError(f"dtype: one of {sorted(presets.DTYPES)}, got {dtype!r}")
     return load(spec, dtype=dtype, cache_dir=cache_dir)
