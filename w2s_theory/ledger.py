@@ -834,9 +834,10 @@ def _family_rows(fam, res, plan, root, excl):
     return rows
 
 
-def _context(fam, sel, setting_rows):
-    """``ceiling - weak`` on test beside each row (context, never a filter); claim 4: the
-    weak models' measured accuracies."""
+def _context(fam, sel, setting_rows, confidence: float):
+    """``ceiling - weak`` on test beside each row (context, never a filter), marked "no
+    demonstrated gap" unless its t interval (split means, else seeds) lies above 0; claim 4:
+    the weak models' measured accuracies."""
     out = {}
     for setting, g in sel.groupby("x_setting"):
         if fam.kind == "capacity":
@@ -845,11 +846,9 @@ def _context(fam, sel, setting_rows):
             gap = 100 * (g["ceiling_acc"].astype(float) - g["weak_acc"].astype(float))
             per = gap.groupby(g["x_split"]).mean()
             m = float(per.mean())
-            if len(per) >= 2:
-                lo = m - 1.96 * float(per.std(ddof=1)) / math.sqrt(len(per))
-            else:
-                v = gap.dropna()
-                lo = m - 1.96 * float(v.std(ddof=1)) / math.sqrt(len(v)) if len(v) > 1 else -1
+            v = per if len(per) >= 2 else gap.dropna()
+            lo = (t_interval(m, float(v.std(ddof=1)) / math.sqrt(len(v)), len(v) - 1,
+                             confidence)[0] if len(v) > 1 else -1)
             txt = f"ceiling - weak {m:+.2f} pts"
             if not lo > 0:
                 txt += " (no demonstrated gap)"
@@ -1323,7 +1322,7 @@ def build(plan, tables=None, root=None) -> Ledger:
             sel = _fit_status(fam, sel, plan, excl)
         res = _paired(fam, sel, plan, excl) if len(sel) else pd.DataFrame()
         rows = _family_rows(fam, res, plan, rootp, excl) if len(res) else []
-        ctx = _context(fam, sel, rows) if len(sel) else {}
+        ctx = _context(fam, sel, rows, plan.confidence) if len(sel) else {}
         rows = _finish_family(fam, rows, plan)
         for r in rows:
             r["context"] = ctx.get(r["setting"], "")
