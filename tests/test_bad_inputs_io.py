@@ -943,6 +943,18 @@ def _registry() -> list[Entry]:
                     "dtype": choice_bad("float32") + [("torch_int", torch.int64),
                                                       ("float64", "float64")],
                     "cache_dir": path_bad("any", none=False)}))
+    E.append(Entry("hub", "load", hub.load,
+                   {"spec": Lazy(lambda: str(tiny_model_dir())), "auto_class": "AutoModel",
+                    "dtype": "float32"},
+                   {"spec": text_bad() + [
+                       ("no_tokenizer", Lazy(lambda: str(model_without_tokenizer()))),
+                       ("no_weights", Lazy(lambda: str(model_without_weights()))),
+                       ("missing_folder", Lazy(lambda: str(FX().missing))),
+                       ("bare_unknown_name", "no-such-model")],
+                    "auto_class": [("none", None), ("int", 5), ("unknown", "AutoBogus"),
+                                   ("not_auto", "BertModel"), ("empty", "")],
+                    "dtype": [("int", 1), ("unknown", "bogus"), ("upper", "FLOAT32"),
+                              ("torch_int", torch.int64), ("float64", "float64")]}))
 
     # ---------------------------------------------------------------- export
     caption_bad = [("int", 5), ("bytes", b"x"), ("list", ["x"]), ("dict", {}), ("nan", math.nan)]
