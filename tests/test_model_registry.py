@@ -82,6 +82,25 @@ def test_the_registry_view_is_gone_with_the_entry(tiny_preset, monkeypatch):
     assert list(features.FEATURE_SETS) == [p.feature_set for p in models.REGISTRY.values()]
 
 
+def test_a_preset_from_a_hub_id_reads_the_hub_cache(hub_env, monkeypatch):
+    preset = models.Preset("tiny-hub", "decoder", 1, 16, 2, "tiny Llama",
+                           hub=f"tiny-org/tiny-llama@{COMMIT}", notes="hub rung")
+    monkeypatch.setitem(models.REGISTRY, preset.name, preset)
+    assert models.is_installed("tiny-hub") and real.MODEL_NOTES["tiny-hub"] == "hub rung"
+    r = hub.resolve_model("tiny-hub")
+    assert r.kind == "preset" and r.path == hub_env / "models--tiny-org--tiny-llama" / "snapshots" / COMMIT
+    assert type(models.load_model("tiny-hub", device="cpu")).__name__ == "LlamaModel"
+    monkeypatch.setitem(models.REGISTRY, "gone", models.Preset(
+        "gone", "decoder", 1, 16, 2, "not cached", hub="tiny-org/not-there"))
+    assert not models.is_installed("gone")
+    with pytest.raises(models.ModelNotInstalled, match="not in the local Hugging Face hub cache"):
+        hub.resolve_model("gone")
+    with pytest.raises(ValueError, match="^install: .*exactly one of"):
+        models.Preset("both", "decoder", 1, 16, 2, "x", install="pip install x", hub="o/x")
+    with pytest.raises(ValueError, match="^hub: "):
+        models.Preset("bare", "decoder", 1, 16, 2, "x", hub="gpt2")
+
+
 @pytest.mark.parametrize("auto_class", ["AutoModel", "AutoModelForCausalLM",
                                         "AutoModelForSequenceClassification"])
 def test_load_model_takes_a_hub_id_from_the_cache(hub_env, auto_class):
