@@ -270,6 +270,18 @@ def test_report_answers_on_the_three_class_table(sweep, capsys):
     assert any(re.search(r"without noise", ln) for ln in lines)
 
 
+def test_partial_corruption_of_kclass_labels_is_a_config_error(sweep, capsys):
+    """``noise_a`` other than -1 (erase, shrink) is defined for two classes only: one line, exit 2."""
+    cfg = sweep["tmp"] / "erase.toml"
+    cfg.write_text(sweep["cfg"].read_text().replace('name = "three"', 'name = "erase"\nnoise_a = 0.0')
+                   .replace("three.csv", "erase.csv"))
+    capsys.readouterr()
+    assert main(["real", "--config", str(cfg), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "noise_a: mine has 3 classes" in err and "Traceback" not in err
+    assert not (sweep["tmp"] / "erase.csv").exists()
+
+
 # ----------------------------------------------------------------------------- k-class pieces
 def test_kclass_heads_batched_equal_one_by_one_and_numpy():
     """k-class heads trained together equal the reference loop (confidence loss included), and

@@ -776,6 +776,11 @@ def weak_labels(cfg: RealConfig, bank: FeatureBank, teachers: dict, dataset: str
     p = bank.probs(dataset, weak, "train_w2s", seed, w)
     if noise == 0.0:
         return p
+    if p.ndim == 2 and cfg.noise_a != -1.0:
+        from ..config import ConfigError
+
+        raise ConfigError(f"noise_a: {dataset} has {p.shape[1]} classes, whose weak labels take "
+                          f"only symmetric flips (noise_a = -1), got {cfg.noise_a!r}")
     return corrupt_labels(p, noise, a=cfg.noise_a, rng=derive_seed(seed, "noise", dataset, weak, noise))
 
 
