@@ -57,6 +57,7 @@ class ResolvedModel:
         name: the preset name, the folder, or the hub repo id.
         revision: the requested hub revision (``None`` = the default branch).
         path: the local folder (transformers layout).
+        cache: the toolkit's cache a preset was built in (read by ``digest``).
         digest: the weights' identity (sha256 of the weights, or the hub commit hash),
             computed on first use.
     """
