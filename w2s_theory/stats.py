@@ -76,6 +76,14 @@ def _t_quantile(confidence: float, df: float) -> float:
     return float(sps.t.ppf(0.5 + confidence / 2.0, df))
 
 
+class _Record:
+    """A frozen result record; ``to_dict()`` gives its fields in declaration order."""
+
+    def to_dict(self) -> dict:
+        """The fields as a plain ``dict``, in declaration order."""
+        return asdict(self)
+
+
 # ============================================================================ t intervals
 def t_interval(mean, se, df, confidence: float = 0.95) -> tuple[float, float, float]:
     r"""t interval ``mean +/- t_{df, (1+confidence)/2} se`` and the two-sided test of 0.
@@ -110,7 +118,7 @@ def t_interval(mean, se, df, confidence: float = 0.95) -> tuple[float, float, fl
 
 
 @dataclass(frozen=True)
-class OneSampleT:
+class OneSampleT(_Record):
     """One-sample t interval of a mean and the two-sided t-test of mean 0.
 
     Attributes:
@@ -132,10 +140,6 @@ class OneSampleT:
     ci_low: float
     ci_high: float
     p_value: float
-
-    def to_dict(self) -> dict:
-        """The fields as a plain ``dict``, in declaration order."""
-        return asdict(self)
 
 
 def one_sample_t(x, confidence: float = 0.95) -> OneSampleT:
@@ -179,7 +183,7 @@ def one_sample_t(x, confidence: float = 0.95) -> OneSampleT:
 
 
 @dataclass(frozen=True)
-class PairedEffect:
+class PairedEffect(_Record):
     """Mean of paired differences ``a - b`` with its t interval and two-sided paired t-test.
 
     Attributes:
@@ -198,10 +202,6 @@ class PairedEffect:
     ci_low: float
     ci_high: float
     p_value: float
-
-    def to_dict(self) -> dict:
-        """The fields as a plain ``dict``, in declaration order."""
-        return asdict(self)
 
 
 def _paired_arrays(a, b, name_a: str, name_b: str) -> tuple[np.ndarray, np.ndarray]:
@@ -265,7 +265,7 @@ def sign_test(d) -> tuple[int, int, int, float]:
 
 # ============================================================================ equivalence
 @dataclass(frozen=True)
-class TOSTResult:
+class TOSTResult(_Record):
     """Two one-sided t-tests of ``-margin < effect < margin``.
 
     Attributes:
@@ -283,10 +283,6 @@ class TOSTResult:
     ci_low: float
     ci_high: float
     equivalent: bool
-
-    def to_dict(self) -> dict:
-        """The fields as a plain ``dict``, in declaration order."""
-        return asdict(self)
 
 
 def tost(effect, se, df, margin, alpha: float = 0.05) -> TOSTResult:
@@ -456,7 +452,7 @@ def gap_filter(ceiling, weak, confidence: float = 0.95) -> tuple[bool, PairedEff
 
 
 @dataclass(frozen=True)
-class PGRInterval:
+class PGRInterval(_Record):
     """PGR ``mean(student - weak) / mean(ceiling - weak)`` with Fieller's interval.
 
     Attributes:
@@ -474,10 +470,6 @@ class PGRInterval:
     n: int
     defined: bool
     reason: str
-
-    def to_dict(self) -> dict:
-        """The fields as a plain ``dict``, in declaration order."""
-        return asdict(self)
 
 
 def pgr_interval(student, weak, ceiling, confidence: float = 0.95) -> PGRInterval:
