@@ -259,6 +259,16 @@ def _registry() -> list[Entry]:
     E.append(Entry("flip_kclass", noise.flip_kclass, {"y": KCL, "fraction": 0.5, "rng": 0},
                    {"y": [c for c in prob_bad(KCL) if c[0] != "short"] + [("binary", BIN)],
                     "fraction": num_bad(low=0.0, high=1.0), "rng": RNG_BAD}))
+    E.append(Entry("corrupt_labels[binary]", noise.corrupt_labels,
+                   {"y": BIN, "fraction": 0.5, "a": -1.0, "rng": 0},
+                   {"y": [c for c in prob_bad(BIN) if c[0] != "short"],
+                    "fraction": num_bad(low=0.0, high=1.0), "a": num_bad(low=-1.0, high=1.0),
+                    "rng": RNG_BAD}))
+    E.append(Entry("corrupt_labels[kclass]", noise.corrupt_labels,
+                   {"y": KCL, "fraction": 0.5, "a": -1.0, "rng": 0},
+                   {"y": [c for c in prob_bad(KCL) if c[0] != "short"],
+                    "fraction": num_bad(low=0.0, high=1.0),
+                    "a": num_bad(low=-1.0, high=1.0) + [("not_a_flip", 0.5)], "rng": RNG_BAD}))
     # metrics
     for kind, base, lab, k in (("binary", BIN, LAB, 2), ("kclass", KCL, LAB_K, 3)):
         pb = [c for c in prob_bad(base) if c[0] != "short"]
@@ -464,6 +474,7 @@ VARIANTS = [
     ("noisy_indices", "rng", "seed_sequence", np.random.SeedSequence(0)),
     ("corrupt_binary", "y", "requires_grad", _grad(BIN)),
     ("flip_kclass", "y", "requires_grad", _grad(KCL)),
+    ("corrupt_labels[kclass]", "y", "requires_grad", _grad(KCL)),
     ("accuracy[binary]", "probs", "requires_grad", _grad(BIN)),
     ("accuracy[binary]", "y_true", "tensor", torch.tensor(LAB)),
     ("accuracy[binary]", "y_true", "float_labels", LAB.astype(float)),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_int, check_number, check_probs, check_rng
+from ._validation import as_prob_array, check_int, check_number, check_probs, check_rng
 
 __all__ = ["corrupt_binary", "corrupt_labels", "flip_kclass", "noisy_indices"]
 
@@ -113,7 +113,7 @@ def corrupt_labels(y, fraction: float, *, a: float = -1.0,
         >>> corrupt_labels(np.eye(3)[[0, 1]], 1.0, rng=0).argmax(1).tolist() != [0, 1]
         True
     """
-    arr = np.asarray(y)
+    arr = as_prob_array(y, "y")                # shape only; the values are checked below
     if arr.ndim == 2:
         a = check_number(a, "a", low=-1.0, high=1.0)
         if a != -1.0:
