@@ -270,6 +270,45 @@ def test_report_answers_on_the_three_class_table(sweep, capsys):
     assert any(re.search(r"without noise", ln) for ln in lines)
 
 
+def test_binary_and_three_class_data_sets_in_one_sweep(sweep):
+    """A sweep over a two-class table and the 3-class table: the binary rows (logistic heads,
+    n_classes 2) are cell for cell those of the binary table swept alone, the 3-class rows those
+    of the 3-class sweep (heads of each shape are trained in their own batched computation)."""
+    tmp = sweep["tmp"]
+    d = sweep["data"]
+    two = d.assign(label=(d.label > 0).astype(int))
+    two.to_csv(tmp / "two_class.csv", index=False)
+    src = (f'[sources.two]\nkind = "table"\ndata = "{tmp / "two_class.csv"}"\n'
+           f'task = "classification"\nsplit_column = "split"\n')
+    base = sweep["cfg"].read_text().replace("seeds = [0, 1]", "seeds = [0]").replace(
+        "[convex]\npca_dim = 4\nseeds = [0]", "[convex]\nenabled = false")
+    both = tmp / "both.toml"
+    both.write_text(base.replace('datasets = ["mine"]', 'datasets = ["mine", "two"]')
+                    .replace("three.csv", "both.csv").replace('name = "three"', 'name = "both"') + src)
+    alone = tmp / "alone.toml"
+    alone.write_text(base.replace('datasets = ["mine"]', 'datasets = ["two"]')
+                     .replace("three.csv", "alone.csv").replace('name = "three"', 'name = "alone"')
+                     + src)
+    assert main(["real", "--config", str(both), "--quiet"]) == 0
+    assert main(["real", "--config", str(alone), "--quiet"]) == 0
+    mixed, single = pd.read_csv(tmp / "both.csv"), pd.read_csv(tmp / "alone.csv")
+    assert sorted(mixed.groupby("dataset")["n_classes"].unique().map(list).sum()) == [2, 3]
+    keep = [c for c in single.columns if not c.endswith("wall_s") and c not in
+            ("sweep", "created_utc", "train_heads", "config_file")]
+    a = mixed[mixed.dataset == "two"][keep].sort_values("run_key").reset_index(drop=True)
+    b = single[keep].sort_values("run_key").reset_index(drop=True)
+    assert len(a) == len(b) == 2 * 2 * 2                 # losses x confidence x noise
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    three = sweep["table"]                              # (its run keys hold the convex settings)
+    k = ["loss", "confidence", "noise", "seed"]
+    m3 = mixed[mixed.dataset == "mine"].set_index(k).sort_index()
+    t3 = three[three.seed == 0].set_index(k).sort_index()
+    assert len(m3) == 8 and list(m3.index) == list(t3.index)
+    for c in ("weak_acc", "ceiling_acc", "student_acc", "student_auroc", "l1_gap",
+              "t2test_truth_slack"):
+        assert np.array_equal(m3[c].to_numpy(), t3[c].to_numpy()), c
+
+
 def test_partial_corruption_of_kclass_labels_is_a_config_error(sweep, capsys):
     """``noise_a`` other than -1 (erase, shrink) is defined for two classes only: one line, exit 2."""
     cfg = sweep["tmp"] / "erase.toml"

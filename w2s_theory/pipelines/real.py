@@ -8,8 +8,8 @@ Protocol (arXiv:2502.11107, last-layer version), for every data set, ladder pair
 1. **Weak model**: a head on the weak model's features, trained on ``train_gt``
    ground truth (forward CE on hard labels).
 2. **Weak labels**: its soft predictions on ``train_w2s``, then corrupted by
-   `w2s_theory.noise.corrupt_binary` (a fraction ``noise`` of them flipped,
-   ``y -> 1 - y``; the same rows for every loss of a seed).
+   `w2s_theory.noise.corrupt_labels` (a fraction ``noise`` of them flipped,
+   ``y -> 1 - y``, or to another class; the same rows for every loss of a seed).
 3. **Strong ceiling**: a head on the strong model's features trained on ``train_w2s``
    ground truth.
 4. **Strong students**: heads on the strong features trained on the weak labels under
