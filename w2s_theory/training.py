@@ -174,7 +174,8 @@ class TrainedHeads:
     """Result of a training computation.
 
     Attributes:
-        weights: list of ``B`` float64 arrays, head ``b`` of shape ``(d_g,)`` for its group's width.
+        weights: list of ``B`` float64 arrays, head ``b`` of shape ``(d_g,)`` (``(d_g, k)`` for a
+            k-class head) for its group's width.
         wall_s: seconds spent; n_steps: optimisation steps per head; device: where it ran.
     """
 
