@@ -301,10 +301,15 @@ def test_ctrl_c_subprocess(tmp_path):
     out = tmp_path / "r.csv"
     env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg",
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    # The full config (100 seeds x 8 methods), not --ci: a --ci sweep can finish between the
-    # first row reaching the table and the signal on an idle machine (rc 0, not 130).
+    # The --ci sizes (small runs: the signal lands between two of them soon) but 1,000 seeds, so
+    # the sweep cannot finish between its first row reaching the table and the signal (with the
+    # [ci] block's 6 seeds it could on an idle machine: rc 0, not 130).
+    text = LEMMA1.read_text()
+    assert "\n[ci]\nseeds = 6\n" in text
+    cfg = tmp_path / "lemma1_long.toml"
+    cfg.write_text(text.replace("\n[ci]\nseeds = 6\n", "\n[ci]\nseeds = 1000\n"))
     proc = subprocess.Popen([sys.executable, "-m", "w2s_theory.cli", "synthetic", "--config",
-                             str(LEMMA1), "--quiet", "--no-figures", "--out", str(out)],
+                             str(cfg), "--ci", "--quiet", "--no-figures", "--out", str(out)],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     t0 = time.time()
@@ -312,7 +317,7 @@ def test_ctrl_c_subprocess(tmp_path):
         time.sleep(0.05)
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err
     assert _one_line(err) == f"w2s-theory synthetic: {INTERRUPTED}"
     assert not list(tmp_path.glob(".*.lock")) and not list(tmp_path.glob(".*.tmp"))
