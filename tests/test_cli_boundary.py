@@ -311,7 +311,10 @@ def test_ctrl_c_subprocess(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "w2s_theory.cli", "synthetic", "--config",
                              str(cfg), "--ci", "--quiet", "--no-figures", "--out", str(out)],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            # as from a terminal: a shell's background job (`make test &`)
+                            # starts with SIGINT ignored, and the child would inherit that
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.time()
     while not out.exists() and time.time() - t0 < 240 and proc.poll() is None:
         time.sleep(0.05)
