@@ -18,6 +18,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from ._validation import ArgumentTypeError, check_number, check_path
+
 __all__ = ["atomic_write_bytes", "atomic_write_text", "current_umask", "remove_stale_temps",
            "process_start_time", "TEMP_PATTERN"]
 
@@ -109,8 +111,6 @@ def remove_stale_temps(folder: str | os.PathLike, *, names: Iterable[str] | None
         >>> [p.name for p in remove_stale_temps(d)], sorted(p.name for p in d.iterdir())
         (['.r.csv.ab12cd34.tmp'], ['notes.tmp'])
     """
-    from ._validation import ArgumentTypeError, check_number, check_path
-
     folder = check_path(folder, "folder")
     if names is not None:
         if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):

@@ -36,7 +36,7 @@ from typing import Any
 from ._validation import ArgumentTypeError, check_float_format, check_str
 
 __all__ = ["frame_to_latex", "frame_to_markdown", "result_to_latex", "result_to_markdown",
-           "latex_escape", "TableExport"]
+           "latex_escape", "TableExport", "text_table"]
 
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -265,6 +265,23 @@ def result_to_latex(result: Any, *, caption: str | None = None, label: str | Non
 def result_to_markdown(result: Any, *, float_format: str = "{:.6g}") -> str:
     """One result object as a two-column Markdown table (*quantity*, *value*)."""
     return frame_to_markdown(_two_columns(result, float_format))
+
+
+def text_table(title: str, rows: Sequence[tuple[str, str]]) -> str:
+    """Plain text of a result: ``title``, a rule, then one line per ``(name, value)`` row,
+    names left-aligned, values right-aligned in 12 characters (what ``str(result)`` prints).
+
+    Examples:
+        >>> print(text_table("R", [("n", "3"), ("holds", "True")]))
+        R
+        -------------------
+        n                 3
+        holds          True
+    """
+    w = max(len(k) for k, _ in rows)
+    lines = [title, "-" * max(len(title), w + 14)]
+    lines += [f"{k:<{w}}  {s:>12}" for k, s in rows]
+    return "\n".join(lines)
 
 
 class TableExport:

@@ -58,7 +58,9 @@ from typing import Any
 
 import numpy as np
 
+from . import __version__
 from ._validation import check_int, check_path, check_str
+from .atomic_io import atomic_write_bytes, atomic_write_text
 
 __all__ = ["CacheWarning", "code_version", "digest", "file_digest", "model_files_digest",
            "fingerprint", "mismatch_reason", "save_npz", "load_npz", "seal", "unseal",
@@ -92,7 +94,6 @@ def code_version() -> str:
         >>> import w2s_theory; code_version() == w2s_theory.__version__
         True
     """
-    from . import __version__
 
     return str(__version__)
 
@@ -274,7 +275,6 @@ def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
         >>> sorted(np.load(p).files)
         ['__checksum__', '__fingerprint__', 'w']
     """
-    from .atomic_io import atomic_write_bytes
 
     path = check_path(path, "path", must="out")
     arrays = {str(k): np.asarray(v) for k, v in _mapping(arrays, "arrays").items()}
@@ -426,7 +426,6 @@ def load_records(path: str | os.PathLike, fp: Mapping[str, str] | None, *, what:
 
 def save_records(path: str | os.PathLike, records: Mapping[str, Mapping], fp: Mapping[str, str]) -> None:
     """Write ``{key: payload}``, each payload sealed with ``fp`` (`seal`; atomic, sorted keys)."""
-    from .atomic_io import atomic_write_text
 
     path = check_path(path, "path", must="out")
     records = _mapping(records, "records")

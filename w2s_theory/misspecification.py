@@ -36,6 +36,9 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog
+from scipy.special import rel_entr
 
 from ._validation import (
     as_categorical,
@@ -45,7 +48,8 @@ from ._validation import (
     check_scalar,
     n_classes,
 )
-from .export import TableExport
+from .export import TableExport, text_table
+from .heads import check_features, solve_clarabel, standardize
 
 __all__ = [
     "EpsilonFit",
@@ -72,11 +76,7 @@ class _Table(TableExport):
         for k, v in self.to_dict().items():
             s = str(v) if isinstance(v, (bool, str, int)) else f"{v:.6g}"
             rows.append((k, s))
-        w = max(len(k) for k, _ in rows)
-        title = type(self).__name__
-        lines = [title, "-" * max(len(title), w + 14)]
-        lines += [f"{k:<{w}}  {s:>12}" for k, s in rows]
-        return "\n".join(lines)
+        return text_table(type(self).__name__, rows)
 
 
 @dataclass(frozen=True)
@@ -180,8 +180,6 @@ def log_ratio_weights(f_weak, f_strong) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _design(features, n: int) -> np.ndarray:
-    from .heads import check_features, standardize
-
     x = check_features(features, n)
     return standardize(x)[2]
 
@@ -189,8 +187,6 @@ def _design(features, n: int) -> np.ndarray:
 def _epsilon_lp_clarabel(design, fc, w, g, tol, max_iter):
     """The eps LP through cvxpy + Clarabel: ``(theta, status, duality gap per sample)``."""
     import cvxpy as cp
-
-    from .heads import solve_clarabel
 
     n, k = fc.shape
     theta = cp.Variable((design.shape[1], k - 1))
@@ -217,9 +213,6 @@ def _epsilon_lp_highs(design, fc, w, g, tol):
     class-1 column; the class-0 column is ``1 - P_1``, so its ``|.|`` equals class 1's and
     one ``t`` of weight ``w`` replaces the two halves).
     """
-    import scipy.sparse as sp
-    from scipy.optimize import linprog
-
     n, k = fc.shape
     q = design.shape[1]
     D = sp.csr_matrix(design)
@@ -415,8 +408,6 @@ def theorem2_misspecified(f_star, f_weak, f_strong, features, gamma: float, *,
 
     def mean_dot(a):
         return float(math.fsum((a * lr).sum(axis=1))) / n
-
-    from scipy.special import rel_entr
 
     d_rev = float(math.fsum(rel_entr(sc, wc).sum(axis=1))) / n
     risk_weak = float(math.fsum(rel_entr(fc, wc).sum(axis=1))) / n

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import summaries
 from .models import PresetView
 
 __all__ = ["OKABE_ITO", "STYLE", "NAMES", "TEXT_WIDTH", "COLUMN_WIDTH", "style", "apply_style", "human_name",
@@ -282,7 +283,6 @@ def plot_theorem2(df, title_extra: str = ""):
     fraction for the ``d_fwd`` form."""
     import matplotlib.pyplot as plt
 
-    from . import summaries
 
     summ = summaries.summarize_theorem2(df)
     with style():
@@ -345,7 +345,6 @@ def plot_lemma1(df, title_extra: str = ""):
     """Box plots of log10(stage / |gap|) for each loss and each stage of Lemma 1."""
     import matplotlib.pyplot as plt
 
-    from . import summaries
 
     meths = sorted(df["method"].unique())
     with style():
@@ -407,7 +406,6 @@ def plot_curve(df, x: str, title_extra: str = ""):
     """
     import matplotlib.pyplot as plt
 
-    from . import summaries
 
     summ = summaries.summarize_curve(df, x)
     heads = sorted(df["head"].unique())
