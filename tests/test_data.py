@@ -180,7 +180,7 @@ def _sdist(tmp_path: Path, lines: list[str]) -> Path:
     inner = tar_bytes({"hutto_ICWSM_2014/a_GroundTruth.txt": "".join(lines).encode("latin-1"),
                        "hutto_ICWSM_2014/a_anonDataRatings.txt": b"ignored\t1\t2\n"})
     path = tmp_path / D.VADER_SDIST
-    path.write_bytes(tar_bytes({D._VADER_INNER: inner}))
+    path.write_bytes(tar_bytes({D.vader._VADER_INNER: inner}))
     return path
 
 
@@ -218,7 +218,7 @@ def test_vader_real_archive():
     sdist = D.fetch_vader()
     # independent parse of the archive: every returned label is the sign of the text's rating(s)
     with tarfile.open(sdist) as outer:
-        inner = tarfile.open(fileobj=io.BytesIO(outer.extractfile(D._VADER_INNER).read()))
+        inner = tarfile.open(fileobj=io.BytesIO(outer.extractfile(D.vader._VADER_INNER).read()))
         ratings: dict[str, list[float]] = {}
         n_rows = 0
         for m in inner.getmembers():

