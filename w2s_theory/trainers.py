@@ -7,8 +7,8 @@ Most reward models and classifiers are trained with Hugging Face's ``Trainer`` o
 * `W2SLoss` -- an ``nn.Module`` (``loss(logits, weak_probs)``), and
   `ConfidenceW2SLoss`, the confidence loss with its class-balance buffer as state;
 * `soft_label_loss` -- a ``compute_loss_func`` for ``transformers.Trainer``
-  (labels = the weak probabilities), and `SoftLabelTrainer`, a ``Trainer``
-  that sets it from a loss name;
+  (labels = the weak probabilities), `confidence_loss_func` its confidence-loss twin, and
+  `SoftLabelTrainer`, a ``Trainer`` that sets either from a loss name;
 * `WeakRewardTrainer` -- TRL's ``RewardTrainer`` trained on weak soft preference
   labels: a data set with ``chosen``, ``rejected`` and ``weak_label`` =
   P(chosen ≻ rejected) under the weak model; the student's Bradley--Terry logit is
@@ -64,10 +64,18 @@ from ._validation import (
     check_int,
     check_number,
 )
-from .losses import DEFAULT_EPS, BalanceThreshold, confidence_loss, get_loss, value_checks
+from .losses import (
+    DEFAULT_EPS,
+    BalanceThreshold,
+    confidence_alpha,
+    confidence_loss,
+    get_loss,
+    value_checks,
+)
 
 # SoftLabelTrainer and WeakRewardTrainer are built on first access (module __getattr__)
-__all__ = ["W2SLoss", "ConfidenceW2SLoss", "soft_label_loss", "weak_preference_collator", "align",
+__all__ = ["W2SLoss", "ConfidenceW2SLoss", "soft_label_loss", "confidence_loss_func",
+           "weak_preference_collator", "align",
            "SoftLabelTrainer", "WeakRewardTrainer"]  # noqa: F822
 
 
@@ -221,7 +229,10 @@ class ConfidenceW2SLoss(nn.Module):
     ``forward(logits, weak_probs, alpha)``: target ``(1 - alpha) y + alpha 1[p > t]`` with
     ``t`` from the rolling buffer of the last ``buffer_size`` predictions
     (`w2s_theory.losses.BalanceThreshold`); until ``min_count`` are buffered the
-    plain ``base`` loss is used. Binary only; ``alpha`` must lie in ``[0, 1]`` on every call.
+    plain ``base`` loss is used. A 2-logit head with binary labels is the binary loss of
+    ``z[:, 1] - z[:, 0]``; k-class logits ``(n, k)`` with ``(n, k)`` labels harden to the
+    argmax (no buffer: `w2s_theory.losses.confidence_loss`). ``alpha`` must lie in ``[0, 1]``
+    on every call.
     """
 
     def __init__(self, base: str = "forward_ce", *, buffer_size: int = 512, min_count: int = 32,
@@ -236,10 +247,12 @@ class ConfidenceW2SLoss(nn.Module):
     def forward(self, logits: torch.Tensor, weak_probs, alpha: float) -> torch.Tensor:
         alpha = check_number(alpha, "alpha", low=0.0, high=1.0)
         z, y = _align(logits, weak_probs, "logits", "weak_probs")
-        if z.ndim != 1:
-            raise ValueError(f"logits: ConfidenceW2SLoss is binary (logits (n,) or (n, 1)), got "
-                             f"shape {tuple(logits.shape)}")
+        if z.ndim == 2 and z.shape[1] == 2 and np.ndim(weak_probs) == 1:
+            z, y = z[:, 1] - z[:, 0], y[:, 1]     # a 2-logit binary head
         try:
+            if z.ndim == 2:                       # k classes: argmax hardening, no threshold
+                return confidence_loss(z, y, alpha=alpha, base=self.base, reduction="mean",
+                                       eps=self.eps)
             if y.shape != z.shape:
                 raise ValueError(f"weak_probs: shape {tuple(y.shape)} does not match logits "
                                  f"shape {tuple(z.shape)}")
@@ -272,6 +285,44 @@ def _check_num_items(n, checked: bool):
     return check_int(n, name, low=1)
 
 
+def _logits_of(outputs):
+    if isinstance(outputs, torch.Tensor):
+        return outputs
+    if isinstance(outputs, Mapping) and "logits" in outputs:
+        return outputs["logits"]
+    if not isinstance(outputs, Mapping) and hasattr(outputs, "logits"):
+        return outputs.logits
+    raise ArgumentTypeError(f"outputs: expected the model's output with logits (outputs.logits "
+                            f"or outputs['logits']) or a logits tensor, got {type(outputs).__name__}")
+
+
+def confidence_loss_func(alpha: Callable[[], float], *, base: str = "forward_ce",
+                         buffer_size: int = 512, min_count: int = 32,
+                         eps: float = DEFAULT_EPS) -> Callable:
+    """A ``compute_loss_func`` for the confidence loss (`ConfidenceW2SLoss`, one buffer).
+
+    ``alpha()`` is called at every step for the current weight (`SoftLabelTrainer` passes
+    `w2s_theory.losses.confidence_alpha` of its step); the micro-batch mean is rescaled to
+    ``sum / examples in the step`` under gradient accumulation, as `soft_label_loss`.
+    """
+    if not callable(alpha):
+        raise ArgumentTypeError(f"alpha: a callable returning the current weight, got "
+                                f"{type(alpha).__name__}")
+    module = ConfidenceW2SLoss(base, buffer_size=buffer_size, min_count=min_count, eps=eps)
+
+    def compute_loss_func(outputs, labels, num_items_in_batch=None):
+        logits = _logits_of(outputs)
+        n = _check_num_items(num_items_in_batch, checked=True)
+        loss = module(logits, labels, alpha())
+        if n is None:
+            return loss
+        per_example = labels.shape[1] if np.ndim(labels) == 2 else 1
+        return loss * logits.shape[0] / (n / per_example)
+
+    compute_loss_func.w2s_loss, compute_loss_func.module = "confidence", module
+    return compute_loss_func
+
+
 def soft_label_loss(loss: str = "reverse_kl", *, eps: float = DEFAULT_EPS,
                     check: bool = True) -> Callable:
     """A ``compute_loss_func`` for ``transformers.Trainer``: the labels are the weak soft labels.
@@ -293,16 +344,7 @@ def soft_label_loss(loss: str = "reverse_kl", *, eps: float = DEFAULT_EPS,
     module = W2SLoss(loss, eps=eps, reduction="none", check=check)
 
     def compute_loss_func(outputs, labels, num_items_in_batch=None):
-        if isinstance(outputs, torch.Tensor):
-            logits = outputs
-        elif isinstance(outputs, Mapping) and "logits" in outputs:
-            logits = outputs["logits"]
-        elif not isinstance(outputs, Mapping) and hasattr(outputs, "logits"):
-            logits = outputs.logits
-        else:
-            raise ArgumentTypeError(f"outputs: expected the model's output with logits "
-                                    f"(outputs.logits or outputs['logits']) or a logits tensor, "
-                                    f"got {type(outputs).__name__}")
+        logits = _logits_of(outputs)
         first = module.check or not module._checked
         n = _check_num_items(num_items_in_batch, checked=first)
         logits = _check_logits(logits, "outputs.logits")
@@ -328,6 +370,19 @@ def _hf_trainer():
     return Trainer
 
 
+def _confidence_options(opts) -> dict:
+    out = {"base": "forward_ce", "alpha_max": 0.5, "warmup_frac": 0.1, "buffer_size": 512,
+           "min_count": 32}
+    if opts is not None and not isinstance(opts, Mapping):
+        raise ArgumentTypeError(f"w2s_confidence: a mapping, got {type(opts).__name__}")
+    for key, value in (opts or {}).items():
+        if key not in out:
+            raise ValueError(f"w2s_confidence: unknown key {key!r}; the keys are {list(out)}")
+        out[key] = value
+    confidence_alpha(0, 1, alpha_max=out["alpha_max"], warmup_frac=out["warmup_frac"])  # checks
+    return out
+
+
 def _make_soft_label_trainer():
     Trainer = _hf_trainer()
 
@@ -336,16 +391,29 @@ def _make_soft_label_trainer():
 
         ``SoftLabelTrainer(model, args, train_dataset=..., w2s_loss="reverse_kl")``: the
         data set's ``labels`` column holds the weak probabilities (``(n,)`` binary or
-        ``(n, k)``); everything else is ``Trainer``'s.
+        ``(n, k)``); everything else is ``Trainer``'s. ``w2s_loss="confidence"`` trains
+        Burns et al.'s confidence loss (`confidence_loss_func`) with ``w2s_confidence`` =
+        ``{base, alpha_max, warmup_frac, buffer_size, min_count}`` (defaults ``forward_ce``,
+        0.5, 0.1, 512, 32) and ``alpha = confidence_alpha(global_step, max_steps, ...)``.
         """
 
         def __init__(self, *args, w2s_loss: str = "reverse_kl", w2s_eps: float = DEFAULT_EPS,
-                     **kwargs):
+                     w2s_confidence: Mapping | None = None, **kwargs):
             if kwargs.get("compute_loss_func") is not None:
                 raise ValueError("compute_loss_func: set by SoftLabelTrainer from w2s_loss")
-            _check_name(w2s_loss, "w2s_loss")
-            kwargs["compute_loss_func"] = soft_label_loss(w2s_loss,
-                                                          eps=_check_eps(w2s_eps, "w2s_eps"))
+            eps = _check_eps(w2s_eps, "w2s_eps")
+            if w2s_loss in ("confidence", "confidence_loss"):
+                conf = _confidence_options(w2s_confidence)
+                ramp = {k: conf.pop(k) for k in ("alpha_max", "warmup_frac")}
+                kwargs["compute_loss_func"] = confidence_loss_func(
+                    lambda: confidence_alpha(self.state.global_step, max(self.state.max_steps, 1),
+                                             **ramp), eps=eps, **conf)
+            else:
+                _check_name(w2s_loss, "w2s_loss")
+                if w2s_confidence is not None:
+                    raise ValueError(f"w2s_confidence: only for w2s_loss='confidence', got "
+                                     f"w2s_loss={w2s_loss!r}")
+                kwargs["compute_loss_func"] = soft_label_loss(w2s_loss, eps=eps)
             super().__init__(*args, **kwargs)
             self.w2s_loss = w2s_loss
 
