@@ -59,8 +59,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..config import check_keys, load_config
+from ..config import ConfigError, check_keys, load_config
 from ..models import PresetView
+from ..protocol import (
+    FitPopulation,
+    corrupt_weak_labels,
+    result_row,
+    standardize_pairs,
+    standardize_splits,
+)
 from ..provenance import git_commit, machine_name
 from ..runtime import thread_limit
 
@@ -601,13 +608,9 @@ class FeatureBank:
         if self._pairwise(dataset):
             c = self._deal(dataset, {sp: np.asarray(raw[sp][0], dtype=np.float64) for sp in SPLITS})
             r = self._deal(dataset, {sp: np.asarray(raw[sp][1], dtype=np.float64) for sp in SPLITS})
-            sd = np.concatenate([c["train_gt"], r["train_gt"]]).std(axis=0)
-            sd = np.where(sd > 0, sd, 1.0)
-            return {sp: (c[sp] - r[sp]) / sd for sp in SPLITS}
+            return standardize_pairs(c, r, ref="train_gt")
         h = self._deal(dataset, {sp: np.asarray(raw[sp], dtype=np.float64) for sp in SPLITS})
-        mu, sd = h["train_gt"].mean(axis=0), h["train_gt"].std(axis=0)
-        sd = np.where(sd > 0, sd, 1.0)
-        return {sp: np.hstack([(h[sp] - mu) / sd, np.ones((h[sp].shape[0], 1))]) for sp in SPLITS}
+        return standardize_splits(h, ref="train_gt", bias=True)
 
     def fingerprint(self, dataset: str, model: str) -> str:
         """Content digest of the standardised rows of ``(dataset, model)`` (every split) and,
@@ -770,18 +773,13 @@ def weak_labels(cfg: RealConfig, bank: FeatureBank, teachers: dict, dataset: str
                 seed: int, noise: float) -> np.ndarray:
     """The weak model's soft labels on ``train_w2s``, with a fraction ``noise`` corrupted
     (`w2s_theory.noise.corrupt_labels`: k-class rows are flipped to another class)."""
-    from ..noise import corrupt_labels
-
     w = teachers[("weak", dataset, weak, seed)]
     p = bank.probs(dataset, weak, "train_w2s", seed, w)
-    if noise == 0.0:
-        return p
-    if p.ndim == 2 and cfg.noise_a != -1.0:
-        from ..config import ConfigError
-
+    if p.ndim == 2 and noise != 0.0 and cfg.noise_a != -1.0:
         raise ConfigError(f"noise_a: {dataset} has {p.shape[1]} classes, whose weak labels take "
                           f"only symmetric flips (noise_a = -1), got {cfg.noise_a!r}")
-    return corrupt_labels(p, noise, a=cfg.noise_a, rng=derive_seed(seed, "noise", dataset, weak, noise))
+    return corrupt_weak_labels(p, noise, noise_a=cfg.noise_a,
+                               rng=derive_seed(seed, "noise", dataset, weak, noise))
 
 
 def train_students(cfg: RealConfig, runs: list[Run], bank: FeatureBank, teachers: dict,
@@ -1088,55 +1086,20 @@ def convex_results(cfg: RealConfig, bank: FeatureBank, teachers: dict, run: Run,
 
 def evaluate_run(cfg: RealConfig, bank: FeatureBank, teachers: dict, students: dict,
                  run: Run) -> dict:
-    """The result columns of one student run (metrics and bound checks; no provenance)."""
-    from ..bounds import lemma1, theorem2
-    from ..divergences import smooth
-    from ..kclass import auroc_any as auroc
-    from ..kclass import truth
-    from ..metrics import accuracy, disagreement_rate, ece, pgr
-
-    g = cfg.gamma
+    """The result columns of one student run (`w2s_theory.protocol.result_row`: metrics and
+    bound checks on the test split and the fitting population; no provenance)."""
     ds, sd = run.dataset, run.seed
-    y_test = bank.labels(ds, "test", sd)
-    y_fit = bank.labels(ds, "train_w2s", sd)
-    ww = teachers[("weak", ds, run.weak, sd)]
     wc = teachers[("ceiling", ds, run.strong, sd)]
     ws = students[run.key]
-    pw = bank.probs(ds, run.weak, "test", sd, ww)
-    pc = bank.probs(ds, run.strong, "test", sd, wc)
-    ps = bank.probs(ds, run.strong, "test", sd, ws)
-    pc_fit = bank.probs(ds, run.strong, "train_w2s", sd, wc)
-    ps_fit = bank.probs(ds, run.strong, "train_w2s", sd, ws)
-    yw = weak_labels(cfg, bank, teachers, ds, run.weak, sd, run.noise)
-    acc_w, acc_c, acc_s = accuracy(y_test, pw), accuracy(y_test, pc), accuracy(y_test, ps)
-    k = bank.n_classes(ds)
-    row = {
-        "n_classes": k, "n_test": int(y_test.size), "n_fit": int(y_fit.size),
-        "weak_acc": acc_w, "weak_auroc": auroc(y_test, pw), "weak_ece": ece(y_test, pw),
-        "ceiling_acc": acc_c, "ceiling_auroc": auroc(y_test, pc), "ceiling_ece": ece(y_test, pc),
-        "student_acc": acc_s, "student_auroc": auroc(y_test, ps), "student_ece": ece(y_test, ps),
-        "pgr": pgr(acc_s, acc_w, acc_c),
-        "weak_label_acc": accuracy(y_fit, yw),
-        "student_fit_acc": accuracy(y_fit, ps_fit),
-        "disagree_rate": disagreement_rate(ps, pw),
-    }
-    fw, fs = smooth(pw, g), smooth(ps, g)
-    l1 = lemma1(truth(y_test, k), fw, fs, g)
-    row.update({f"l1_{k}": v for k, v in l1.to_dict().items() if k not in ("gamma", "n")})
-    for tag, fstar in (("truth", truth(y_test, k)), ("ceil", pc)):
-        t = theorem2(fstar, fw, fs, tol=0.0)
-        row[f"t2test_{tag}_slack"] = t.slack
-        row[f"t2test_{tag}_risk_weak"] = t.risk_weak
-        row[f"t2test_{tag}_risk_strong"] = t.risk_strong
-        row[f"t2test_{tag}_holds"] = t.holds
-    row["t2test_d_reverse"] = t.d_reverse
-    fwf, fsf = smooth(yw, g), smooth(ps_fit, g)
-    for tag, fstar in (("truth", truth(y_fit, k)), ("ceil", pc_fit)):
-        t = theorem2(fstar, fwf, fsf, tol=0.0)
-        row[f"t2fit_{tag}_slack"] = t.slack
-        row[f"t2fit_{tag}_holds"] = t.holds
-    row["t2fit_d_reverse"] = t.d_reverse
-    return row
+    fit = FitPopulation(labels=bank.labels(ds, "train_w2s", sd),
+                        weak_labels=weak_labels(cfg, bank, teachers, ds, run.weak, sd, run.noise),
+                        student=bank.probs(ds, run.strong, "train_w2s", sd, ws),
+                        ceiling=bank.probs(ds, run.strong, "train_w2s", sd, wc))
+    return result_row(bank.labels(ds, "test", sd),
+                      bank.probs(ds, run.weak, "test", sd, teachers[("weak", ds, run.weak, sd)]),
+                      bank.probs(ds, run.strong, "test", sd, ws),
+                      bank.probs(ds, run.strong, "test", sd, wc),
+                      gamma=cfg.gamma, n_classes=bank.n_classes(ds), fit=fit)
 
 
 # ============================================================================= provenance
