@@ -1,4 +1,4 @@
-"""Any model, any data set through the pipelines: hub ids, sources, any-architecture ensembles.
+"""Any model, any data set through the pipelines: hub ids, sources, decoders through the Trainer.
 
 Tiny random GPT-2 / Qwen2 models live in a local Hugging Face hub cache (``conftest.py``)
 and are loaded by hub id with ``HF_HUB_OFFLINE=1``; the data are a few dozen pairs
@@ -29,7 +29,7 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-# ----------------------------------------------------------------------------- ensembles
+# ----------------------------------------------------------------------------- decoders
 def _gpt2_task(hub_cache, n=24):
     from w2s_theory.finetune import TextTask, TokenizedTexts, load_backbone
     from w2s_theory.hub import resolve_model
@@ -46,40 +46,25 @@ def _gpt2_task(hub_cache, n=24):
     return bb, task, rng.uniform(0.05, 0.95, n)
 
 
-@pytest.mark.parametrize("force_loop", [False, True])
-def test_ensemble_of_gpt2_runs_equals_one_by_one(hub_cache, offline, monkeypatch, force_loop):
-    """GPT-2 is not a BERT: its runs are stacked with vmap (or, when that cannot be done,
-    looped within each step); either way run r equals its own one-by-one run."""
-    from w2s_theory import ensemble as E
-    from w2s_theory.finetune import (
-        FinetuneConfig,
-        PlainEngine,
-        build_model,
-        make_targets,
-        predict,
-        train,
-    )
+def test_gpt2_finetunes_through_the_trainer_and_reads_the_last_token(hub_cache, offline):
+    """GPT-2 is not a BERT: it trains through the same Trainer; its reward is read at the last
+    real token, so a text's score in a padded batch equals the text scored alone."""
+    from w2s_theory.finetune import FinetuneConfig, build_model, make_targets, predict, train
 
     bb, task, weak = _gpt2_task(hub_cache)
-    if force_loop:
-        def broken(*a, **k):
-            raise RuntimeError("vmap: data-dependent control flow")
-        monkeypatch.setattr(E.StackedModels, "forward", broken)
-    cfgs = [FinetuneConfig(lr=1e-3, max_length=12, precision="fp32", batch_size=8, loss=loss,
-                           seed=seed, max_grad_norm=1.0)
-            for loss, seed in (("forward_ce", 0), ("reverse_kl", 1))]
-    logs = []
-    model, st = E.train_ensemble(bb, task, [weak] * 2, cfgs, device="cpu", progress=False,
-                                 log=logs.append)
-    assert isinstance(model, E.LoopedModels if force_loop else E.StackedModels)
-    assert "not a BERT-architecture encoder" in logs[0]
-    assert ("one at a time" in logs[-1]) == force_loop and st.steps == 3
-    pe = E.predict_ensemble(model, task, cfgs[0], device="cpu")
-    for r, c in enumerate(cfgs):
-        m = build_model(bb, c)
-        assert m.pooling == "last"                          # decoders read the last real token
-        train(m, task, make_targets(weak, c), c, engine=PlainEngine("cpu"), progress=False)
-        np.testing.assert_allclose(predict(m, task, c, engine=PlainEngine("cpu")), pe[r], atol=1e-5)
+    c = FinetuneConfig(lr=1e-3, max_length=12, precision="fp32", batch_size=8, loss="reverse_kl",
+                       seed=1, max_grad_norm=1.0)
+    m = build_model(bb, c)
+    assert m.pooling == "last"                          # decoders read the last real token
+    p0 = predict(m, task, c)
+    st = train(m, task, make_targets(weak, c), c, progress=False)
+    assert st.steps == 3 and st.real_tokens > 0
+    p = predict(m, task, c)
+    assert np.abs(p - p0).max() > 1e-4                   # training moved the scores
+    with torch.no_grad():
+        r = [[float(m(*t.batch([i], c.max_length))) for i in range(len(task))] for t in task.inputs]
+    ref = 1 / (1 + np.exp(-(np.array(r[0]) - np.array(r[1]))))
+    np.testing.assert_allclose(p, ref, atol=1e-6)
 
 
 def test_last_token_pooling_handles_left_and_right_padding():
@@ -269,7 +254,7 @@ def _tiny_dp_config(tmp_path, hh_hub_form, tag, sweep):
         "weak": {"model": "tiny-org/tiny-gpt2", "l2_grid": [0.1]},
         "train": {"max_length": 24, "batch_size": 4, "lr": 1e-3, "precision": "fp32"},
         "sweep": {**sweep, "regimes": ["full"]},
-        "run": {"out": str(tmp_path / f"{tag}.csv"), "device": "cpu", "ensemble": False,
+        "run": {"out": str(tmp_path / f"{tag}.csv"), "device": "cpu",
                 "use_accelerate": True}})
 
 

@@ -8,7 +8,6 @@ import torch
 
 from w2s_theory.finetune import (
     FinetuneConfig,
-    PlainEngine,
     RewardModel,
     TextTask,
     TokenizedTexts,
@@ -64,7 +63,7 @@ def test_top_blocks_on_cached_states_equal_the_full_model(pairs, k):
     bb = tiny_backbone()
     c = cfg()
     full = RewardModel(bb, seed=5).eval()
-    p_full = predict(full, task, c, engine=PlainEngine("cpu"))
+    p_full = predict(full, task, c)
     cached = [cache_states(bb, t, [k], max_length=c.max_length)[k] for t in task.inputs]
     top = TopModel(bb, k, seed=5)
     p_top = predict_top(top, cached, task)
@@ -85,8 +84,8 @@ def test_training_top_k_equals_finetuning_with_frozen_lower_blocks(pairs, k, los
     ref.backbone.embeddings.requires_grad_(False)
     for layer in ref.backbone.encoder.layer[:n_layers - k]:
         layer.requires_grad_(False)
-    train(ref, task, y, c, engine=PlainEngine("cpu"), progress=False)
-    p_ref = predict(ref.eval(), task, c, engine=PlainEngine("cpu"))
+    train(ref, task, y, c, progress=False)
+    p_ref = predict(ref.eval(), task, c)
     cached = [cache_states(bb, t, [k], max_length=c.max_length)[k] for t in task.inputs]
     top = TopModel(bb, k, seed=c.seed)
     st = train_top(top, cached, task, y, c)

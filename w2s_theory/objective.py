@@ -6,7 +6,7 @@ optionally Burns et al.'s confidence loss with that base (its weight ramp ``alph
 ``threshold_buffer`` predictions, read once ``threshold_min_count`` are buffered), and the
 clipping ``eps`` of weak labels inside ``log y``. The last-layer trainer
 (`w2s_theory.training.train_head`), the fine-tuning trainer
-(`w2s_theory.finetune.train`) and the ensemble (`w2s_theory.ensemble.train_ensemble`)
+(`w2s_theory.finetune.train`, whose ``Trainer`` also trains `w2s_theory.partial.train_top`)
 all evaluate it through `Objective.__call__`, so they cannot disagree about what a field
 means. (``TrainConfig`` and ``FinetuneConfig`` keep their historical field names, which are part
 of stored run keys, and map them here: ``TrainConfig.warmup_frac`` is the *confidence* warm-up,

@@ -8,10 +8,10 @@ computed **once** per text and cached (`cache_states`); a training step then
 runs only the top ``k`` blocks (`TopModel`), so a ``k = 1`` run of a 6-block
 encoder costs about a sixth of a full run plus the one cached pass.
 
-The trainer (`train_top`) follows `w2s_theory.finetune.train` step for
-step: the same batch order (`train_order`), AdamW, learning
-rate schedule, loss (`loss_fn`) and mean-pooled fp32 head.
-It is therefore the same computation as fine-tuning a `RewardModel` whose
+`train_top` is `w2s_theory.finetune.train`'s trainer (`w2s_theory.finetune.fit`, a
+transformers ``Trainer``) with another set of trainable parameters: the same batch order
+(`train_order`), AdamW, learning rate schedule, loss and mean-pooled fp32 head, on batches of
+cached states. It is therefore the same computation as fine-tuning a `RewardModel` whose
 lower blocks have ``requires_grad = False`` (checked in ``tests/test_partial.py``,
 up to float round-off), only cheaper.
 
@@ -32,7 +32,6 @@ fine-tuning remains unclear" -- this ladder measures how far Theorem 2's pattern
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,14 +43,13 @@ from .finetune import (
     FinetuneConfig,
     TextTask,
     TokenizedTexts,
+    fit,
     fp32_head,
     init_head_,
-    loss_fn,
-    lr_multiplier,
     mean_pool,
-    new_buffer,
     train_order,
 )
+from .finetune.data import StateCollator, StateRows
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "encoder_layers", "check_k", "CachedStates", "cache_states", "TopModel",
            "train_top", "predict_top", "last_layer_features", "pooled_mean"]
@@ -210,14 +208,12 @@ def _check_cached(cached, task: TextTask, k: int) -> tuple[CachedStates, ...]:
 def train_top(model: TopModel, cached: Sequence[CachedStates], task: TextTask, targets,
               cfg: FinetuneConfig, *, progress: bool = False) -> dict:
     """Train ``model`` in place on cached states towards ``targets`` (already through
-    `make_targets`), as `w2s_theory.finetune.train` would.
+    `make_targets`): `w2s_theory.finetune.fit` (the trainer of `w2s_theory.finetune.train`)
+    with the top ``k`` blocks and the head as the trainable parameters.
 
     Returns:
         ``{"steps", "wall_s", "losses", "trainable_params"}``.
     """
-    from tqdm.auto import tqdm
-
-    t0 = time.perf_counter()
     if cfg.task != task.task:
         raise ValueError(f"task: config says {cfg.task!r} but the data are {task.task!r}")
     if cfg.precision == "bf16":
@@ -226,32 +222,11 @@ def train_top(model: TopModel, cached: Sequence[CachedStates], task: TextTask, t
     y_all = np.asarray(targets, dtype=np.float64)
     if y_all.shape != (len(task),) or not np.all((y_all >= 0) & (y_all <= 1)):
         raise ValueError(f"targets: need ({len(task)},) values in [0, 1]")
-    y_all = torch.as_tensor(y_all, dtype=torch.float32)
-    order = train_order(task, cfg)
-    total, accum = order.shape[0], cfg.grad_accum
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.adam_eps,
-                            weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda t: lr_multiplier(t, total, cfg.schedule, cfg.warmup_frac))
-    buffer = new_buffer(cfg)
-    losses = []
-    model.train()
-    for step in tqdm(range(total), disable=not progress, leave=False, desc=f"top{model.k}"):
-        step_loss = 0.0
-        for micro in np.split(order[step], accum):
-            z = _pair_rewards(model, cached, micro)
-            loss = loss_fn(z, y_all[micro], cfg, step=step, total_steps=total, buffer=buffer)
-            (loss / accum).backward()
-            step_loss += float(loss.detach()) / accum
-        if cfg.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(step_loss)
-    return {"steps": total, "wall_s": time.perf_counter() - t0, "losses": losses,
-            "trainable_params": int(sum(p.numel() for p in params))}
+    st = fit(model, StateRows(cached, y_all), StateCollator(), train_order(task, cfg), cfg,
+             pairwise=cfg.task == "pairwise", regime=f"top{model.k}", progress=progress,
+             training_args={"use_cpu": True})
+    return {"steps": st.steps, "wall_s": st.wall_s, "losses": st.losses,
+            "trainable_params": st.trainable_params}
 
 
 @torch.no_grad()
