@@ -163,13 +163,13 @@ def test_convex_head_falls_back_when_a_formulation_fails(monkeypatch):
     the failure is injected: the primary form returns what a failed solve returns."""
     import cvxpy as cp
 
-    from w2s_theory import heads
+    from w2s_theory.heads import convex
 
     x, _, fw = _binary_instance(3, n=300)
     reference = fit_convex_head(x, fw, divergence="forward_kl")
     assert reference.report.status == "Solved"
 
-    real = heads._convex_program
+    real = convex.convex_program
     calls = []
 
     class FailedSolve:
@@ -186,14 +186,14 @@ def test_convex_head_falls_back_when_a_formulation_fails(monkeypatch):
             return failed(design, yc)
         return real(design, yc, g, divergence, form, tol, max_iter)
 
-    monkeypatch.setattr(heads, "_convex_program", flaky)
+    monkeypatch.setattr(convex, "convex_program", flaky)
     h = fit_convex_head(x, fw, divergence="forward_kl")
     assert calls == ["rel_entr", "log"]
     assert h.report.status == "Solved" and h.report.duality_gap < 1e-9
     np.testing.assert_allclose(h.probs, reference.probs, atol=1e-6)
 
     # every formulation failing is an error that says so, not a silent fallback value
-    monkeypatch.setattr(heads, "_convex_program", failed)
+    monkeypatch.setattr(convex, "convex_program", failed)
     with pytest.raises(RuntimeError, match="no solution"):
         fit_convex_head(x, fw, divergence="forward_kl")
 

@@ -17,21 +17,25 @@ are buffered the plain loss is used. A k-class head hardens to the one-hot of th
 its own prediction (Burns et al.'s multi-class form; no threshold, no buffer), with the same
 weight schedule from the first step.
 
-* `train_head` trains one head: the plain reference loop, written with the
-  library's own losses and buffer.
-* `train_heads` trains many heads in one batched computation: the weights
-  are stacked into a ``(B, d)`` tensor, each step gathers every head's minibatch
-  into ``(B, m, d)``, computes all logits at once and sums the heads' mean losses
-  (the heads are independent, so the gradient of the sum in ``w_b`` is head
-  ``b``'s own gradient, and Adam is elementwise); the confidence buffers are a
-  ``(B, buffer_size)`` ring with a row-wise quantile. It gives the same weights
-  as `train_head` up to float round-off (checked in ``tests/test_training.py``).
+* `train_heads` trains many heads in one batched computation, the one loop of
+  ``w2s_theory.heads.softmax.loop.fit_heads``: the weights are stacked into a ``(B, d, c)``
+  tensor, each step gathers every head's minibatch into ``(B, m, d)``, computes all logits at
+  once and sums the heads' mean losses (the heads are independent, so the gradient of the
+  sum in ``w_b`` is head ``b``'s own gradient, and Adam is elementwise); the confidence
+  buffers are a ``(B, buffer_size)`` ring with a row-wise quantile. It gives the weights of
+  ``B`` separate trainings up to float round-off (checked in ``tests/test_training.py``
+  against a plain one-head loop written there).
+* `train_head` trains one head (the same loop with ``B = 1``), `train_heads_loop` the heads
+  of `train_heads` one by one (the baseline of the benchmark), `train_head_sets` heads whose
+  targets differ in shape (one batched computation per shape).
 
 Feature groups of different widths are zero-padded to the widest; a zero
 feature has a zero gradient and Adam leaves its weight at exactly 0, so padding
 does not change any head.
 
-This module needs only numpy and torch (the GPU benchmark imports it alone).
+This module needs only numpy and torch (the GPU benchmark imports it alone). `TrainConfig`,
+`HeadSpec`, `epoch_orders`, `step_bounds` and `rowwise_quantile` live in
+``w2s_theory.heads.softmax`` and are re-exported here.
 
 References
 ----------
@@ -42,25 +46,21 @@ Kingma & Ba, "Adam", ICLR 2015.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ._validation import ROW_SUM_ATOL
-from .losses import (
-    PAPER_LOSSES,  # noqa: F401  (the doctests' loss list)
-    check_loss_name,
-    confidence_alpha,
-    confidence_loss,
-    get_loss,
-    loss_names,
-)
-from .objective import Objective
+from .heads.softmax.config import HeadSpec, TrainConfig
+from .heads.softmax.loop import fit_heads, rowwise_quantile
+from .heads.softmax.order import epoch_orders, step_bounds
+from .losses import PAPER_LOSSES  # noqa: F401  (the doctests' loss list)
 from .runtime import resolve_device, thread_limit
+
+# (TrainConfig() defaults below: a frozen dataclass, immutable, hence the B008 waivers)
 
 __all__ = [
     "TrainConfig",
@@ -76,97 +76,6 @@ __all__ = [
     "rowwise_quantile",
 ]
 
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings shared by all heads of a computation.
-
-    Defaults are the paper's practical regime (one epoch, batch 16, Adam); ``lr=1e-3``
-    is our choice for a linear head on standardised features (see ``experiments/real``).
-
-    Attributes:
-        epochs: passes over the data, ``>= 1``.
-        batch_size: minibatch size, ``>= 1``.
-        lr: Adam learning rate; betas, adam_eps: Adam's other constants.
-        alpha_max, warmup_frac: confidence-loss weight schedule (`confidence_alpha`).
-        buffer_size, min_count: rolling buffer of the class-balance threshold.
-        eps: clipping of weak labels inside ``log y`` (reverse losses).
-        dtype: ``"float32"`` or ``"float64"``.
-    """
-
-    epochs: int = 1
-    batch_size: int = 16
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = 1e-8
-    alpha_max: float = 0.5
-    warmup_frac: float = 0.1
-    buffer_size: int = 512
-    min_count: int = 32
-    eps: float = 1e-6
-    dtype: str = "float32"
-
-    def __post_init__(self):
-        for name in ("epochs", "batch_size", "buffer_size", "min_count"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name}: must be an integer >= 1, got {v!r}")
-        if self.min_count > self.buffer_size:
-            raise ValueError(f"min_count: must be <= buffer_size={self.buffer_size}, "
-                             f"got {self.min_count}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr: must be a positive number, got {self.lr!r}")
-        b1, b2 = self.betas
-        if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
-            raise ValueError(f"betas: each must lie in [0, 1), got {self.betas!r}")
-        if not (0.0 <= self.alpha_max <= 1.0):
-            raise ValueError(f"alpha_max: must lie in [0, 1], got {self.alpha_max!r}")
-        if not (0.0 <= self.warmup_frac <= 1.0):
-            raise ValueError(f"warmup_frac: must lie in [0, 1], got {self.warmup_frac!r}")
-        if not (0.0 < self.eps < 0.5):
-            raise ValueError(f"eps: must lie in (0, 0.5), got {self.eps!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype: must be 'float32' or 'float64', got {self.dtype!r}")
-
-    @property
-    def torch_dtype(self) -> torch.dtype:
-        return torch.float32 if self.dtype == "float32" else torch.float64
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["betas"] = list(self.betas)
-        return d
-
-    def objective(self, spec: HeadSpec) -> Objective:
-        """The objective of one head: its loss and confidence switch with this config's
-        confidence settings (``warmup_frac`` is the confidence warm-up here)."""
-        return Objective(spec.loss, spec.confidence, self.alpha_max, self.warmup_frac,
-                         self.buffer_size, self.min_count, self.eps)
-
-
-@dataclass(frozen=True)
-class HeadSpec:
-    """One head: its loss, whether the confidence loss is on, its data-order seed, its features.
-
-    Attributes:
-        loss: a registered student loss (`w2s_theory.losses.loss_names`).
-        confidence: add Burns et al.'s confidence loss (same base loss).
-        seed: seeds the minibatch order (`epoch_orders`).
-        group: index of the feature group the head reads.
-    """
-
-    loss: str
-    confidence: bool = False
-    seed: int = 0
-    group: int = 0
-
-    def __post_init__(self):
-        check_loss_name(self.loss)
-        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"seed: must be a non-negative integer, got {self.seed!r}")
-        if not isinstance(self.group, (int, np.integer)) or self.group < 0:
-            raise ValueError(f"group: must be a non-negative integer, got {self.group!r}")
 
 
 @dataclass
@@ -186,58 +95,7 @@ class TrainedHeads:
     meta: dict = field(default_factory=dict)
 
 
-# ----------------------------------------------------------------------------- data order
-def epoch_orders(n: int, epochs: int, seed: int) -> np.ndarray:
-    """The example order of ``epochs`` passes: concatenated seeded permutations, shape ``(epochs*n,)``.
-
-    Examples:
-        >>> epoch_orders(4, 2, 0).reshape(2, 4).tolist()
-        [[2, 0, 1, 3], [3, 2, 1, 0]]
-    """
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n: must be a positive integer, got {n!r}")
-    rng = np.random.default_rng(seed)
-    return np.concatenate([rng.permutation(n) for _ in range(epochs)])
-
-
-def step_bounds(n: int, epochs: int, batch_size: int) -> list[tuple[int, int]]:
-    """``(start, end)`` slices of `epoch_orders` for each step; the last batch of an
-    epoch is smaller when ``batch_size`` does not divide ``n`` (batches never span epochs).
-
-    Examples:
-        >>> step_bounds(5, 2, 2)
-        [(0, 2), (2, 4), (4, 5), (5, 7), (7, 9), (9, 10)]
-    """
-    out = []
-    for e in range(epochs):
-        for s in range(0, n, batch_size):
-            out.append((e * n + s, e * n + min(s + batch_size, n)))
-    return out
-
-
-# ----------------------------------------------------------------------------- helpers
-def rowwise_quantile(values: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Quantile of each row of ``values`` (``(R, m)``) at its own level ``q`` (``(R,)``).
-
-    Linear interpolation between order statistics, exactly as `torch.quantile`
-    (which takes one level for all rows).
-
-    Examples:
-        >>> import torch
-        >>> v = torch.tensor([[1.0, 3.0, 2.0], [5.0, 4.0, 6.0]], dtype=torch.float64)
-        >>> rowwise_quantile(v, torch.tensor([0.5, 0.25], dtype=torch.float64)).tolist()
-        [2.0, 4.5]
-    """
-    v = values.sort(dim=1).values
-    ranks = q * (v.shape[1] - 1)
-    below = ranks.floor().long()
-    above = ranks.ceil().long()
-    w = (ranks - below.to(ranks.dtype)).unsqueeze(1)
-    lo = v.gather(1, below.unsqueeze(1))
-    hi = v.gather(1, above.unsqueeze(1))
-    return torch.lerp(lo, hi, w).squeeze(1)
-
-
+# ----------------------------------------------------------------------------- checks
 def _check_features(features) -> list[np.ndarray | torch.Tensor]:
     if isinstance(features, (np.ndarray, torch.Tensor)) and features.ndim == 2:
         groups = [features]
@@ -286,26 +144,15 @@ def _check_targets(targets, n_heads: int, n: int) -> np.ndarray | torch.Tensor:
     return t
 
 
-def _kclass_loss(spec: HeadSpec, config: TrainConfig, z: torch.Tensor, y: torch.Tensor,
-                 step: int, total: int) -> torch.Tensor:
-    """Mean loss of a batch of k-class logits ``(m, k)``: the plain loss, or the confidence
-    loss with argmax hardening (weight `confidence_alpha` at ``step``)."""
-    if not spec.confidence:
-        return get_loss(spec.loss)(z, y, reduction="mean", eps=config.eps)
-    alpha = confidence_alpha(step, total, alpha_max=config.alpha_max,
-                             warmup_frac=config.warmup_frac)
-    return confidence_loss(z, y, alpha=alpha, threshold=None, base=spec.loss, reduction="mean",
-                           eps=config.eps)
-
-
 # ----------------------------------------------------------------------------- one head
-def train_head(features, targets, spec: HeadSpec, config: TrainConfig = TrainConfig(),
+def train_head(features, targets, spec: HeadSpec, config: TrainConfig = TrainConfig(),  # noqa: B008
                *, device=None, num_threads: int | None = None) -> np.ndarray:
-    r"""Train one head; the reference loop for `train_heads`.
+    r"""Train one head: `train_heads` with ``B = 1`` (the loop takes the plain product).
 
     Minimises, by Adam on minibatches in the order `epoch_orders` ``(n, epochs,
-    spec.seed)``, the mean over a batch of ``loss(sigmoid(x^T w), y)`` (``spec.loss``),
-    with the confidence target when ``spec.confidence``.
+    spec.seed)``, the mean over a batch of ``loss(x^T w, y)`` (``spec.loss``; binary:
+    ``p = sigmoid(x^T w)``, k-class: ``p = softmax(x^T W)``), with the confidence target when
+    ``spec.confidence``.
 
     Args:
         features: ``(n, d)`` features of this head's examples.
@@ -331,40 +178,14 @@ def train_head(features, targets, spec: HeadSpec, config: TrainConfig = TrainCon
 
 
 def _train_head(features, targets, spec, config, dev) -> np.ndarray:
-    dt = config.torch_dtype
-    (f,) = _check_features([features])
-    n, d = f.shape
+    """One head: `_train_heads` with ``B = 1`` on its own features (``spec.group`` ignored)."""
     t = np.asarray(targets, dtype=np.float64)
-    kclass = t.ndim == 2
-    if kclass:
-        y_np = _check_targets(t[None], 1, n)[0]
-    else:
-        y_np = _check_targets(t.reshape(1, -1), 1, n)[0]
-    X = _as_tensor(f, dt, dev)
-    y = _as_tensor(y_np, dt, dev)
-    w = torch.zeros((d, t.shape[1]) if kclass else d, dtype=dt, device=dev, requires_grad=True)
-    opt = torch.optim.Adam([w], lr=config.lr, betas=config.betas, eps=config.adam_eps)
-    objective = config.objective(spec)
-    buf = objective.new_buffer()
-    order = torch.as_tensor(epoch_orders(n, config.epochs, int(spec.seed)), device=dev)
-    bounds = step_bounds(n, config.epochs, config.batch_size)
-    total = len(bounds)
-    for step, (a, b) in enumerate(bounds):
-        idx = order[a:b]
-        z = X[idx] @ w
-        yb = y[idx]
-        if kclass:
-            loss = _kclass_loss(spec, config, z, yb, step, total)
-        else:
-            loss = objective(z, yb, step=step, total_steps=total, buffer=buf)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return w.detach().to("cpu", torch.float64).numpy()
+    one = HeadSpec(spec.loss, spec.confidence, spec.seed, 0)
+    return _train_heads([features], t[None], [one], config, dev, False).weights[0]
 
 
 def train_heads_loop(features, targets, specs: Sequence[HeadSpec],
-                     config: TrainConfig = TrainConfig(), *, device=None,
+                     config: TrainConfig = TrainConfig(), *, device=None,  # noqa: B008
                      progress: bool = False, num_threads: int | None = None) -> TrainedHeads:
     """Train the heads of `train_heads` one by one with `train_head` (baseline).
 
@@ -408,7 +229,7 @@ def _check_groups(specs, n_groups: int) -> None:
 
 
 # ----------------------------------------------------------------------------- many heads
-def train_heads(features, targets, specs: Sequence[HeadSpec], config: TrainConfig = TrainConfig(),
+def train_heads(features, targets, specs: Sequence[HeadSpec], config: TrainConfig = TrainConfig(),  # noqa: B008
                 *, device=None, progress: bool = False,
                 num_threads: int | None = None) -> TrainedHeads:
     r"""Train ``B`` independent heads in one batched computation.
@@ -467,86 +288,18 @@ def _train_heads(features, targets, specs, config, dev, progress) -> TrainedHead
     bounds = step_bounds(n, config.epochs, config.batch_size)
     total = len(bounds)
 
-    W = torch.zeros((B, dmax, Y.shape[2]) if kc else (B, dmax), dtype=dt, device=dev,
-                    requires_grad=True)
-    opt = torch.optim.Adam([W], lr=config.lr, betas=config.betas, eps=config.adam_eps)
-    loss_groups = []
-    for name in loss_names():
-        hs = [b for b, s in enumerate(specs) if s.loss == name]
-        if hs:
-            loss_groups.append((get_loss(name), torch.as_tensor(hs, device=dev)))
-    cidx_list = [b for b, s in enumerate(specs) if s.confidence]
-    has_conf = bool(cidx_list)
-    if has_conf:
-        cidx = torch.as_tensor(cidx_list, device=dev)
-    if has_conf and not kc:
-        size = config.buffer_size
-        pbuf = torch.zeros((len(cidx_list), size), dtype=torch.float64, device=dev)
-        ybuf = torch.zeros_like(pbuf)
-        count, ptr = 0, 0
-
-    steps = range(total)
-    if progress:
-        from tqdm.auto import tqdm
-
-        steps = tqdm(steps, desc=f"{B} heads batched", unit="step")
-    for step in steps:
-        a, b = bounds[step]
-        m = b - a
-        idx = orders[:, a:b]                                  # (B, m)
-        Xb = X[gidx.unsqueeze(1), idx]                        # (B, m, d)
-        if kc:
-            Yb = Y[torch.arange(B, device=dev).unsqueeze(1), idx]         # (B, m, k)
-            Z = torch.bmm(Xb, W)                                          # (B, m, k)
-        else:
-            Yb = Y.gather(1, idx)                             # (B, m)
-            Z = torch.bmm(Xb, W.unsqueeze(2)).squeeze(2)      # (B, m)
-        T = Yb
-        if has_conf and kc:                                   # argmax hardening, no buffer
-            alpha = confidence_alpha(step, total, alpha_max=config.alpha_max,
-                                     warmup_frac=config.warmup_frac)
-            hard = torch.nn.functional.one_hot(Z.detach()[cidx].argmax(dim=2), Y.shape[2])
-            T = Yb.clone()
-            T[cidx] = (1.0 - alpha) * Yb[cidx] + alpha * hard.to(dt)
-        elif has_conf:
-            pc = torch.sigmoid(Z.detach()[cidx])              # (Bc, m), working dtype
-            keep = min(m, size)                               # a batch larger than the
-            pos = (ptr + m - keep + torch.arange(keep, device=dev)) % size   # buffer keeps its last
-            pbuf[:, pos] = pc[:, m - keep:].to(torch.float64)                # `size` entries
-            ybuf[:, pos] = Yb[cidx][:, m - keep:].to(torch.float64)
-            ptr = (ptr + m) % size
-            count = min(count + m, size)
-            if count >= config.min_count:
-                alpha = confidence_alpha(step, total, alpha_max=config.alpha_max,
-                                         warmup_frac=config.warmup_frac)
-                q = 1.0 - ybuf[:, :count].mean(dim=1)
-                thr = rowwise_quantile(pbuf[:, :count], q)
-                hard = (pc > thr.to(dt).unsqueeze(1)).to(dt)
-                T = Yb.clone()
-                T[cidx] = (1.0 - alpha) * Yb[cidx] + alpha * hard
-        loss = Z.new_zeros(())
-        for fn, hs in loss_groups:
-            k = hs.numel()
-            if kc:
-                kk = Y.shape[2]
-                per = fn(Z[hs].reshape(-1, kk), T[hs].reshape(-1, kk), reduction="none",
-                         eps=config.eps)
-            else:
-                per = fn(Z[hs].reshape(-1), T[hs].reshape(-1), reduction="none", eps=config.eps)
-            loss = loss + per.reshape(k, m).mean(dim=1).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    W = fit_heads(X, gidx, Y, orders, bounds, specs, config, progress=progress)
     Wf = W.detach().to("cpu", torch.float64).numpy()
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     wall = time.perf_counter() - t0
-    ws = [Wf[b, : widths[s.group]].copy() for b, s in enumerate(specs)]
+    ws = [(Wf[b, : widths[s.group]] if kc else Wf[b, : widths[s.group], 0]).copy()
+          for b, s in enumerate(specs)]
     return TrainedHeads(weights=ws, wall_s=wall, n_steps=total, device=str(dev))
 
 
 def train_head_sets(features, targets: Sequence, specs: Sequence[HeadSpec],
-                    config: TrainConfig = TrainConfig(), *, device=None, progress: bool = False,
+                    config: TrainConfig = TrainConfig(), *, device=None, progress: bool = False,  # noqa: B008
                     num_threads: int | None = None) -> TrainedHeads:
     """`train_heads` for heads whose targets differ in shape (binary heads and k-class heads
     of several ``k`` in one sweep): one batched computation per target shape.
