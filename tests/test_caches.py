@@ -207,7 +207,7 @@ def extract_calls(monkeypatch):
         calls.append(1)
         return orig(*a, **k)
 
-    monkeypatch.setattr(F, "extract", counting)
+    monkeypatch.setattr(F.extraction, "extract", counting)      # features_for_texts calls it
     return calls
 
 
@@ -292,7 +292,7 @@ def test_prebuilt_file_checksum_in_the_manifest_is_verified(tmp_path, monkeypatc
     from w2s_theory.fingerprint import file_digest
 
     sentinel = np.zeros((8000, 4), np.float32)
-    monkeypatch.setattr(F, "features_for_texts", lambda *a, **k: sentinel)
+    monkeypatch.setattr(F.prebuilt, "features_for_texts", lambda *a, **k: sentinel)
     folder = tmp_path / "p" / "hh_rlhf" / "wordllama"
     (folder / "harmless").mkdir(parents=True)
     x = np.random.default_rng(0).normal(size=(4000, 4)).astype(np.float16)
@@ -400,7 +400,6 @@ seeds = [0]
 regimes = ["head_only"]
 [run]
 out = "{out}"
-ensemble = false
 use_accelerate = false
 """)
     return cfg, out, mdir

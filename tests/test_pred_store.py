@@ -188,7 +188,6 @@ seeds = [0]
 regimes = ["head_only"]
 [run]
 out = "{out}"
-ensemble = false
 use_accelerate = false
 """)
     n = torch.get_num_threads()

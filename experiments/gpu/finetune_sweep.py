@@ -23,12 +23,11 @@ tqdm; accelerate and scipy are optional)::
     PYTHONUNBUFFERED=1 python3 experiments/gpu/finetune_sweep.py run --data .device/ft --out $OUT
 
 trains, per subset (harmless first): the strong ceilings and the students
-(4 losses x 6 noise levels x 3 seeds) fully fine-tuned *many runs at once*
-(:func:`w2s_theory.ensemble.train_ensemble`, batch 16 per run, one epoch, lr 1e-5,
-cosine, bf16 autocast), then the same grid head-only (last layer); one student
-again one by one (:func:`w2s_theory.finetune.train`) to time it and to compare it
-with its ensemble twin. A time guard (``--time-budget`` seconds from the start)
-stops launching new groups and keeps what finished. Writes to ``--out``:
+(4 losses x 6 noise levels x 3 seeds) fully fine-tuned one by one
+(`w2s_theory.finetune.train`, batch 16, one epoch, lr 1e-5, cosine, bf16 autocast), then
+the same grid head-only (last layer); the first student is trained again to time it and to
+check that it reproduces its stored predictions. A time guard (``--time-budget`` seconds
+from the start) stops launching new runs and keeps what finished. Writes to ``--out``:
 ``<subset>.preds.npz`` (test logits + run records), ``timings.json``, ``log.txt``
 and, if scipy is there, ``<subset>_rows.csv``. Without CUDA it runs the reduced
 ``sweep_cpu.json`` on the first rows (tests do that).
@@ -178,13 +177,13 @@ def _config(path: Path):
 
 
 def _one_by_one_check(cfg, bundle, store, dev, log) -> dict:
-    """Train the first full student again one by one; time it and compare with its ensemble twin."""
+    """Train the first full student again; time it and compare with its stored predictions."""
     import torch
 
     from w2s_theory.finetune import (
-        PlainEngine,
         build_model,
         load_backbone,
+        make_engine,
         make_targets,
         predict,
         train,
@@ -196,8 +195,7 @@ def _one_by_one_check(cfg, bundle, store, dev, log) -> dict:
         return {}
     backbone = load_backbone(bundle.model_dir)
     model = build_model(backbone, spec.cfg)
-    prec = "bf16" if dev.type == "cuda" else "no"
-    eng = PlainEngine(dev, prec)
+    eng = make_engine(spec.cfg, cpu=dev.type == "cpu")
     st = train(model, bundle.train, make_targets(bundle.weak_train, spec.cfg), spec.cfg, engine=eng,
                progress=False)
     t0 = time.perf_counter()
@@ -214,11 +212,11 @@ def _one_by_one_check(cfg, bundle, store, dev, log) -> dict:
            "mean_abs_prob_diff": float(np.abs(p1 - pe).mean()),
            "hard_label_agreement": float(np.mean((p1 > 0.5) == (pe > 0.5))),
            "acc_one_by_one": float(np.mean((p1 > 0.5) == (y == 1))),
-           "acc_ensemble": float(np.mean((pe > 0.5) == (y == 1)))}
+           "acc_stored": float(np.mean((pe > 0.5) == (y == 1)))}
     log(f"one-by-one check ({spec.cfg.loss}, noise {spec.cfg.noise}, seed {spec.cfg.seed}): "
-        f"{st.wall_s:.1f} s, {st.tokens_per_s:.0f} tok/s; |p - p_ens| max {out['max_abs_prob_diff']:.2e} "
+        f"{st.wall_s:.1f} s, {st.tokens_per_s:.0f} tok/s; |p - p_stored| max {out['max_abs_prob_diff']:.2e} "
         f"mean {out['mean_abs_prob_diff']:.2e}, acc {out['acc_one_by_one']:.4f} vs "
-        f"{out['acc_ensemble']:.4f}")
+        f"{out['acc_stored']:.4f}")
     return out
 
 
@@ -268,8 +266,7 @@ def cmd_run(args) -> int:
     cfg = _config(data / ("sweep.json" if cuda else "sweep_cpu.json"))
     from dataclasses import replace
 
-    cfg = replace(cfg, run=replace(cfg.run, device=dev.type,
-                                   runs_per_group=args.group or cfg.run.runs_per_group))
+    cfg = replace(cfg, run=replace(cfg.run, device=dev.type))
     try:
         import transformers
         tv = transformers.__version__
@@ -305,19 +302,10 @@ def cmd_run(args) -> int:
                "n_train": len(bundle.train), "n_test": len(bundle.test)}
         full = [r for r in store.records.values() if r["regime"] == "full"]
         if full:
-            groups = {(r["group_wall_s"], r["group_size"], r["group_tokens_per_s"]) for r in full}
-            sub["full_groups"] = [{"wall_s": g[0], "runs": g[1], "tokens_per_s": g[2]} for g in sorted(groups)]
             sub["full_runs_per_s"] = len(full) / max(summary["full_s"], 1e-9) if summary["full_s"] else None
         if not args.skip_check and subset == subsets[0] and time.monotonic() + 30 < deadline:
             try:
-                sub["one_by_one"] = chk = _one_by_one_check(cfg, bundle, store, dev, log)
-                if chk and full:
-                    per = chk["one_by_one_train_s"] + chk["one_by_one_eval_s"]
-                    chk["full_sweep_one_by_one_estimate_s"] = per * len(full)
-                    chk["full_sweep_many_at_once_s"] = sum(
-                        g["wall_s"] for g in sub.get("full_groups", []))
-                    log(f"{len(full)} full runs: one by one ~{per * len(full):.0f} s (estimated from "
-                        f"this run) vs {chk['full_sweep_many_at_once_s']:.0f} s many at once")
+                sub["one_by_one"] = _one_by_one_check(cfg, bundle, store, dev, log)
             except Exception as exc:  # noqa: BLE001
                 log(f"ERROR in the one-by-one check: {exc!r}")
                 sub["one_by_one"] = {"error": repr(exc)}
@@ -399,13 +387,12 @@ def main(argv=None) -> int:
     r = sub.add_parser("run", help="train and evaluate (GPU, or a reduced sweep on CPU)")
     r.add_argument("--data", required=True)
     r.add_argument("--out", required=True)
-    r.add_argument("--time-budget", type=float, default=330.0, help="seconds; no new group after it")
+    r.add_argument("--time-budget", type=float, default=330.0, help="seconds; no new run after it")
     r.add_argument("--subsets", nargs="+", choices=SUBSETS)
-    r.add_argument("--group", type=int, default=0, help="runs per ensemble group (0 = config)")
     r.add_argument("--cpu", action="store_true", help="force the CPU path")
     r.add_argument("--cpu-rows", type=int, default=32, help="CPU path: first rows of each split")
     r.add_argument("--threads", type=int, default=2)
-    r.add_argument("--skip-check", action="store_true", help="no one-by-one comparison run")
+    r.add_argument("--skip-check", action="store_true", help="no repeated run (timing and reproducibility)")
     r.add_argument("--copy-meta", action="store_true", help="also copy <subset>.json to --out")
     r.add_argument("--progress", action="store_true", help="tqdm bars (off: log lines only)")
     g = sub.add_parser("ingest", help="result rows from a run's prediction stores (here)")

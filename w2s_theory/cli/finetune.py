@@ -15,17 +15,17 @@ from dataclasses import replace
 from ..pipelines import finetune as pipeline
 from ..pipelines import preflight
 from .common import (
-    BAD_CONFIG,
     Parser,
-    add_out,
-    add_quiet,
+    add_config_options,
     check_device,
     command,
+    dry_run_exit,
     nonneg_float,
+    output_path,
     preflight_error,
     quiet_progress,
+    read_config,
     track_table,
-    usage_error,
 )
 from .report import print_short_answer
 
@@ -34,33 +34,26 @@ PROG = "w2s-theory finetune"
 
 def parser() -> Parser:
     p = Parser(prog=PROG, description="Full fine-tuning weak-to-strong sweep (TOML config).")
-    p.add_argument("--config", required=True, help="TOML file (see experiments/finetune/*.toml)")
-    add_out(p, "result CSV (overrides [run] out)")
+    add_config_options(
+        p, config="TOML file (see experiments/finetune/*.toml)",
+        out="result CSV (overrides [run] out)",
+        dry_run="print the plan (models, data, runs, training tokens; trains nothing), check "
+                "every model, data source and output folder (one line per problem), and exit "
+                "(2 if the run could not start)")
     p.add_argument("--data-dir", help="HH-RLHF folder (overrides [data] root)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="overrides [run] device")
-    p.add_argument("--one-by-one", action="store_true",
-                   help="train full runs one by one through the engine (accelerate when installed)")
-    p.add_argument("--no-accelerate", action="store_true", help="plain torch engine for one-by-one runs")
+    p.add_argument("--no-accelerate", action="store_true", help="plain torch engine")
     p.add_argument("--time-limit", type=nonneg_float, default=None,
-                   help="seconds after which no new run/group starts")
-    p.add_argument("--dry-run", action="store_true",
-                   help="print the plan (models, data, runs, training tokens; trains nothing), "
-                        "check every model, data source and output folder (one line per "
-                        "problem), and exit (2 if the run could not start)")
-    add_quiet(p)
+                   help="seconds after which no new run starts")
     return p
 
 
 def load(args) -> pipeline.FinetuneSweepConfig:
     """The config file with the command line's overrides applied."""
     cfg = pipeline.FinetuneSweepConfig.from_toml(args.config)
-    run = cfg.run
-    if args.out:
-        run = replace(run, out=args.out)
+    run = replace(cfg.run, out=str(output_path(args.out, cfg.out_path()).absolute()))
     if args.device:
         run = replace(run, device=args.device)
-    if args.one_by_one:
-        run = replace(run, ensemble=False)
     if args.no_accelerate:
         run = replace(run, use_accelerate=False)
     data = replace(cfg.data, root=args.data_dir) if args.data_dir else cfg.data
@@ -84,15 +77,11 @@ def plan_lines(cfg: pipeline.FinetuneSweepConfig) -> list[str]:
 @command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    try:
-        cfg = load(args)
-    except BAD_CONFIG as exc:
-        return usage_error(PROG, exc)
+    cfg = read_config(load, args)
     check_device(cfg.run.device)
     pre = preflight.finetune(cfg)
     if args.dry_run:
-        print("\n".join(pipeline.plan_lines(cfg) + plan_lines(cfg) + pre.lines()))
-        return 0 if pre.ok else preflight_error(PROG, pre)
+        return dry_run_exit(PROG, pre, pipeline.plan_lines(cfg) + plan_lines(cfg))
     if not pre.ok:
         return preflight_error(PROG, pre)
     track_table(cfg.out_path())

@@ -18,7 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..finetune import FinetuneConfig, TextTask
+from ..config import check_keys, load_config
+from ..data import project_root
+from ..finetune import FinetuneConfig, TextTask, load_backbone, make_targets
+from ..fingerprint import load_records, save_records
 from ..partial import (
     CachedStates,
     TopModel,
@@ -28,6 +31,23 @@ from ..partial import (
     pooled_mean,
     predict_top,
     train_top,
+)
+from ..provenance import git_commit, machine_name
+from ..sweep import ResultTable, run_key
+from ..training import HeadSpec, TrainConfig, train_head
+from .finetune import (
+    PROTOCOL_VERSION,
+    FinetuneSweepConfig,
+    PredStore,
+    RunSpec,
+    best_lr,
+    build_bundle,
+    bundle_fingerprint,
+    holdout_scores,
+    logit,
+    lr_select_fingerprint,
+    rows_from_store,
+    run_record,
 )
 
 __all__ = ["PartialConfig", "run"]
@@ -56,9 +76,6 @@ class PartialConfig:
     @classmethod
     def from_dict(cls, d: dict) -> PartialConfig:
         """Build from the TOML dict: a fine-tuning sweep config plus ``[partial]``."""
-        from ..config import check_keys
-        from .finetune import FinetuneSweepConfig
-
         d = dict(d)
         part = dict(d.pop("partial", None) or {})
         check_keys(part, ["blocks", "out", "last_layer", "head_lr_grid"], "[partial]")
@@ -83,21 +100,14 @@ class PartialConfig:
     @classmethod
     def from_toml(cls, path: str | os.PathLike) -> PartialConfig:
         """Read a TOML file through the one config layer (errors name the file and key)."""
-        from ..config import load_config
-
         return load_config(path, cls.from_dict)
 
     def out_path(self) -> Path:
-        from ..data import project_root
-
         p = Path(self.out)
         return p if p.is_absolute() else project_root() / p
 
 
 def _plan(cfg, bundle_meta: dict, k: int, train_cfg: FinetuneConfig) -> list:
-    from ..sweep import run_key
-    from .finetune import PROTOCOL_VERSION, RunSpec
-
     base = {"protocol": PROTOCOL_VERSION, "strong": cfg.strong, "partial_k": k,
             "ceiling_split": bundle_meta.get("ceiling_split", "train_w2s"),
             "data": {key: bundle_meta.get(key) for key in ("subset", "n_train", "n_test",
@@ -129,19 +139,6 @@ def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None]
     ``<out>.lr_select.json``), then the ceilings (on ``[data] ceiling_split``) and the
     students; test logits go to ``<out>.preds.npz`` and rows to ``<out>`` after every run.
     """
-    from ..finetune import load_backbone, make_targets
-    from ..fingerprint import load_records, save_records
-    from ..metrics import accuracy
-    from ..provenance import git_commit, machine_name
-    from ..sweep import ResultTable, run_key
-    from .finetune import (
-        PredStore,
-        build_bundle,
-        bundle_fingerprint,
-        lr_select_fingerprint,
-        rows_from_store,
-    )
-
     cfg = pc.sweep
     if cfg.train.precision == "bf16":
         raise ValueError("[train] precision: partial fine-tuning runs in fp32 here")
@@ -211,11 +208,7 @@ def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None]
                     m = TopModel(backbone, k, seed=c.seed, head_init_std=c.head_init_std)
                     st = train_top(m, fs, fit, fit.labels.astype(np.float64), c, progress=progress)
                     p = predict_top(m, hs, hold)
-                    y = hold.labels.astype(np.float64)
-                    pcl = np.clip(p, 1e-12, 1 - 1e-12)
-                    selected[key] = {"k": k, "lr": float(cand), "holdout_acc": accuracy(hold.labels, p),
-                                     "holdout_logloss": float(-(y * np.log(pcl) + (1 - y)
-                                                                * np.log1p(-pcl)).mean()),
+                    selected[key] = {"k": k, "lr": float(cand), **holdout_scores(hold.labels, p),
                                      "n_fit": len(fit), "n_holdout": len(hold),
                                      "train_wall_s": st["wall_s"], "machine": machine_name(),
                                      "git_commit": git_commit()}
@@ -223,9 +216,7 @@ def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None]
                     log(f"[partial] k={k} lr {cand:g}: held-out train_gt acc "
                         f"{selected[key]['holdout_acc']:.4f} ({st['wall_s']:.0f} s)")
                 recs.append(selected[key])
-            best = (max(recs, key=lambda r: (r["holdout_acc"], -r["lr"])) if ls.metric == "accuracy"
-                    else min(recs, key=lambda r: (r["holdout_logloss"], r["lr"])))
-            lr = float(best["lr"])
+            lr = best_lr(recs, ls.metric)
             log(f"[partial] k={k}: lr {lr:g} chosen on held-out train_gt pairs")
         # ---- runs
         for spec in _plan(cfg, bundle.meta, k, tc.replace(lr=lr)):
@@ -243,8 +234,7 @@ def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None]
                            progress=progress)
             t1 = time.perf_counter()
             p = predict_top(m, states("test", bundle.test, k), bundle.test)
-            z = np.log(np.clip(p, 1e-300, None)) - np.log1p(-np.minimum(p, 1 - 1e-16))
-            store.add({spec.key: (z, _run_record(spec, {
+            store.add({spec.key: (logit(p), run_record(spec, {
                 "device": "cpu", "precision": "no", "num_processes": 1,
                 "train_wall_s": st["wall_s"], "eval_wall_s": time.perf_counter() - t1,
                 "group_size": 1, "group_wall_s": st["wall_s"], "train_tokens": 0,
@@ -261,26 +251,9 @@ def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None]
     return rows
 
 
-def _run_record(spec, extra: dict) -> dict:
-    import torch
-
-    from ..provenance import git_commit, machine_name
-
-    return {**spec.coords(), "config": spec.cfg.to_dict(), "torch_version": torch.__version__,
-            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": machine_name(), "git_commit": git_commit(), **extra}
-
-
 def _run_last_layer(pc: PartialConfig, bundle, states, store, write_rows, selected: dict,
                     sel_path: Path, deadline, log, lr_fp: dict) -> int:
     """The standardised last-layer baseline (regime ``lastlayer``) on the sweep's own pairs."""
-    from ..finetune import make_targets
-    from ..fingerprint import save_records
-    from ..metrics import accuracy
-    from ..provenance import git_commit, machine_name
-    from ..sweep import run_key
-    from ..training import HeadSpec, TrainConfig, train_head
-
     cfg = pc.sweep
     if 0 not in pc.blocks:
         raise ValueError("[partial] last_layer needs 0 in blocks (the frozen model's features)")
@@ -309,18 +282,13 @@ def _run_last_layer(pc: PartialConfig, bundle, states, store, write_rows, select
                 w = train_head(X["train_gt"][fit], y[fit], HeadSpec("forward_ce", seed=ls.seed),
                                replace(base_tc, lr=float(cand)))
                 p = 1 / (1 + np.exp(-(X["train_gt"][hold] @ w)))
-                pcl = np.clip(p, 1e-12, 1 - 1e-12)
                 selected[key] = {"regime": "lastlayer", "lr": float(cand),
-                                 "holdout_acc": accuracy(bundle.gt.labels[hold], p),
-                                 "holdout_logloss": float(-(y[hold] * np.log(pcl) + (1 - y[hold])
-                                                            * np.log1p(-pcl)).mean()),
+                                 **holdout_scores(bundle.gt.labels[hold], p),
                                  "n_fit": int(fit.size), "n_holdout": int(hold.size),
                                  "machine": machine_name(), "git_commit": git_commit()}
                 save_records(sel_path, selected, lr_fp)
             recs.append(selected[key])
-        best = (max(recs, key=lambda r: (r["holdout_acc"], -r["lr"])) if ls.metric == "accuracy"
-                else min(recs, key=lambda r: (r["holdout_logloss"], r["lr"])))
-        lr = float(best["lr"])
+        lr = best_lr(recs, ls.metric)
         log(f"[partial] lastlayer: lr {lr:g} chosen on held-out train_gt pairs")
     head_tc = replace(base_tc, lr=lr)
     n_done = 0
@@ -340,7 +308,7 @@ def _run_last_layer(pc: PartialConfig, bundle, states, store, write_rows, select
         wall = time.perf_counter() - t0
         z = X["test"] @ w
         lspec = replace(spec, regime="lastlayer", key=key)
-        store.add({key: (z, _run_record(lspec, {
+        store.add({key: (z, run_record(lspec, {
             "device": "cpu", "precision": "float64", "num_processes": 1, "train_wall_s": wall,
             "eval_wall_s": 0.0, "group_size": 1, "group_wall_s": wall, "train_tokens": 0,
             "train_padded_tokens": 0, "tokens_per_s": float("nan"),
