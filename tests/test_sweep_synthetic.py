@@ -15,7 +15,7 @@ TINY = textwrap.dedent("""
     name = "tiny"
     kind = "theorem2"
     seeds = 2
-    results = "out/tiny.csv"
+    results = "@OUT@/tiny.csv"
     figures_dir = "figs"
 
     [base]
@@ -51,7 +51,7 @@ TINY = textwrap.dedent("""
 
 def _write(tmp_path, text=TINY):
     p = tmp_path / "tiny.toml"
-    p.write_text(text)
+    p.write_text(text.replace("@OUT@", str(tmp_path / "out")))
     return p
 
 
@@ -66,10 +66,11 @@ def test_cli_runs_a_tiny_sweep_end_to_end(tmp_path, monkeypatch, capsys):
     # a summary like the demo's, the cases that break an assumption marked as expected to fail
     assert out.startswith("Theorem 2: slack = R(F_w) - d_reverse - R(F_sw) >= -tol")
     assert "no (expected to fail)" in out and "violated" in out
-    # by default under the ignored results_local/, not where the config points (tracked folders)
-    local = tmp_path / "results_local" / "synthetic"
+    # where the config's [sweep] results points (every CLI honours its config's output key;
+    # relative to the project root, so the test's config names an absolute path)
+    local = tmp_path / "out"
     df = pd.read_csv(local / "tiny.csv")
-    assert not (tmp_path / "out").exists() and not (tmp_path / "figs").exists()
+    assert not (tmp_path / "figs").exists()     # figures go beside the table
     assert len(df) == 8 and df["run_key"].is_unique
     assert (local / "synthetic_tiny.png").stat().st_size > 10_000
     assert (local / "synthetic_tiny.pdf").read_bytes()[:5] == b"%PDF-"
@@ -99,8 +100,8 @@ def test_cli_runs_a_tiny_sweep_end_to_end(tmp_path, monkeypatch, capsys):
     assert len(pd.read_csv(local / "tiny_ci.csv")) == 4
     # --out asks for another folder (e.g. the committed tables')
     assert cli_main(["synthetic", "--config", str(cfg_path), "--ci", "--quiet", "--no-figures",
-                     "--out", str(tmp_path / "out")]) == 0
-    assert len(pd.read_csv(tmp_path / "out" / "tiny_ci.csv")) == 4
+                     "--out", str(tmp_path / "elsewhere")]) == 0
+    assert len(pd.read_csv(tmp_path / "elsewhere" / "tiny_ci.csv")) == 4
 
 
 def test_killed_sweep_resumes_without_recomputation(tmp_path, monkeypatch):

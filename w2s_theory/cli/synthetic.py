@@ -10,40 +10,36 @@ from pathlib import Path
 from ..pipelines import preflight
 from ..pipelines import synthetic as pipeline
 from .common import (
-    BAD_CONFIG,
     Parser,
-    add_quiet,
+    add_config_options,
     command,
+    dry_run_exit,
     nonneg_int,
+    output_path,
     preflight_error,
     quiet_progress,
+    read_config,
     track_table,
-    usage_error,
 )
 from .report import print_short_answer
 
 PROG = "w2s-theory synthetic"
-#: Where a run writes unless told otherwise: a folder that .gitignore ignores.
-DEFAULT_OUT = "results_local/synthetic"
 
 
 def parser() -> Parser:
     p = Parser(prog=PROG, description="Run a resumable synthetic W2SG sweep from a TOML config, "
                                       "write its result table and figures.")
-    p.add_argument("--config", required=True, help="sweep TOML (see experiments/synthetic/)")
+    add_config_options(
+        p, config="sweep TOML (see experiments/synthetic/)",
+        out="result CSV, or a folder for the table and figures (default: the config's [sweep] "
+            "results, relative to the project root)",
+        dry_run="check the config and the output folders, say how many runs the sweep has, "
+                "and exit (2 if the run could not start)", quiet="no progress bar")
     p.add_argument("--ci", action="store_true", help="apply the config's [ci] (small) overrides")
-    p.add_argument("--out", default=DEFAULT_OUT,
-                   help=f"result CSV, or a folder for the table and figures (default: {DEFAULT_OUT}/, "
-                        f"ignored by git; the committed tables are written only when asked, e.g. "
-                        f"--out experiments/synthetic/results --figures-dir figures)")
     p.add_argument("--results", dest="results", help=argparse.SUPPRESS)   # old spelling: the CSV
     p.add_argument("--figures-dir", help="figure folder (default: the result table's folder)")
     p.add_argument("--limit", type=nonneg_int, help="stop after this many new runs")
     p.add_argument("--no-figures", action="store_true")
-    p.add_argument("--dry-run", action="store_true",
-                   help="check the config and the output folders, say how many runs the sweep has, "
-                        "and exit (2 if the run could not start)")
-    add_quiet(p, "no progress bar")
     return p
 
 
@@ -51,29 +47,26 @@ def parser() -> Parser:
 def main(argv: list[str] | None = None) -> int:
     """``w2s-theory synthetic --config FILE [--ci] [--out CSV|DIR] [--limit N] [--no-figures]``.
 
-    Writes under ``results_local/synthetic/`` (ignored by git) unless ``--out`` (a ``.csv``
-    file, or a folder that gets ``<config's table name>.csv``) or ``--figures-dir`` say
-    otherwise, and prints a short summary of the table.
+    Writes where the config's ``[sweep] results`` points (relative to the project root), as
+    every command honours its config's output key (`w2s_theory.cli.common.output_path`),
+    unless ``--out`` (a ``.csv`` file, or a folder that gets ``<config's table name>.csv``)
+    says otherwise; figures go beside the table unless ``--figures-dir``. Prints a short
+    summary of the table.
     """
     a = parser().parse_args(argv)
-    try:
-        cfg = pipeline.load_sweep_config(a.config, ci=a.ci)
-    except BAD_CONFIG as exc:
-        return usage_error(PROG, exc)
-    if a.results or a.out.endswith(".csv"):
-        results = a.results or a.out
-        out_dir = Path(results).parent
+    cfg = read_config(pipeline.load_sweep_config, a.config, ci=a.ci)
+    out = a.results or a.out
+    if out is None or out.endswith(".csv"):
+        results = str(output_path(out, cfg.results))
     else:
-        out_dir = Path(a.out)
-        results = str(out_dir / Path(cfg.results).name)   # the config's file name, OUT's folder
-    cfg = replace(cfg, figures_dir=a.figures_dir or str(out_dir))
+        results = str(Path(out) / Path(cfg.results).name)   # the config's file name, OUT's folder
+    cfg = replace(cfg, figures_dir=a.figures_dir or str(Path(results).parent))
     pre = preflight.synthetic(results, None if a.no_figures else cfg.figures_dir)
     if a.dry_run:
         runs = pipeline.expand_runs(cfg)
-        print(f"{cfg.name}: {len(runs)} runs ({len(cfg.seeds)} seeds) -> {results}"
-              + ("" if a.no_figures else f"; figures -> {cfg.figures_dir}"))
-        print("\n".join(pre.lines()))
-        return 0 if pre.ok else preflight_error(PROG, pre)
+        return dry_run_exit(PROG, pre, [
+            f"{cfg.name}: {len(runs)} runs ({len(cfg.seeds)} seeds) -> {results}"
+            + ("" if a.no_figures else f"; figures -> {cfg.figures_dir}")])
     if not pre.ok:
         return preflight_error(PROG, pre)
     track_table(results)
