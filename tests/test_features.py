@@ -169,7 +169,7 @@ def test_cache_hits_and_rebuilds_corrupt_or_stale_entries(tmp_path, monkeypatch)
         calls.append(1)
         return real_extract(*a, **k)
 
-    monkeypatch.setattr(F, "extract", counting)
+    monkeypatch.setattr(F.extraction, "extract", counting)
     texts = D.load_vader(seed=0)["test"].texts[:50]          # the sentiment task's texts
     x = F.features_for_texts("wordllama", texts, dataset="vader-test", cache=tmp_path, progress=False)
     assert len(calls) == 1 and x.shape == (50, 256) and x.dtype == np.float32
@@ -222,7 +222,7 @@ def test_load_features_prefers_verified_prebuilt(tmp_path, monkeypatch):
     def no_compute(*a, **k):
         raise AssertionError("computed although prebuilt features exist")
 
-    monkeypatch.setattr(F, "features_for_texts", no_compute)
+    monkeypatch.setattr(F.prebuilt, "features_for_texts", no_compute)
     f = F.load_features("all-MiniLM-L6-v2", "harmless", "test")               # the shared folder
     ref = np.load(SHARED_FEATURES / "hh_rlhf" / "all-MiniLM-L6-v2" / "harmless" / "test.npz")
     assert f["chosen"].dtype == np.float32 and np.array_equal(f["rejected"], ref["rejected"].astype(np.float32))
@@ -235,7 +235,7 @@ def test_load_features_prefers_verified_prebuilt(tmp_path, monkeypatch):
 
 def test_prebuilt_with_wrong_digest_or_shape_is_not_used(tmp_path, monkeypatch):
     sentinel = np.zeros((8000, 256), np.float32)
-    monkeypatch.setattr(F, "features_for_texts", lambda *a, **k: sentinel)
+    monkeypatch.setattr(F.prebuilt, "features_for_texts", lambda *a, **k: sentinel)
     _fake_prebuilt(tmp_path / "p", "wordllama", "0" * 64)
     with pytest.warns(UserWarning, match="different harmless/test.jsonl"):
         f = F.load_features("wordllama", "harmless", "test", root=tmp_path / "p")
@@ -358,7 +358,7 @@ def test_vader_features_written_by_the_cli_are_the_ones_the_real_pipeline_reads(
     def no_compute(*a, **k):
         raise AssertionError("the real pipeline recomputed features the CLI had cached")
 
-    monkeypatch.setattr(F, "extract", no_compute)
+    monkeypatch.setattr(F.extraction, "extract", no_compute)
     cfg = RealConfig(name="v", datasets=("vader",), pairs=(("wordllama", "all-MiniLM-L6-v2"),))
     base = FeatureBank(cfg, progress=False).base("vader", "wordllama")
     assert {sp: x.shape for sp, x in base.items()} == {sp: (4000, 257) for sp in D.SPLITS}

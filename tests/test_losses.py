@@ -9,8 +9,14 @@ CE ``-p(1-p) logit y``.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import shutil
+import subprocess
+import sys
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +25,8 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import w2s_theory
+from w2s_theory import losses
 from w2s_theory.losses import (
     DEFAULT_EPS,
     LOSS_NAMES,
@@ -417,3 +425,68 @@ def test_get_loss():
     assert set(LOSS_NAMES) == set(loss_names()) | {"confidence"}
     with pytest.raises(ValueError, match="^name: unknown loss"):
         get_loss("kl_div")
+
+
+# ------------------------------------------------------------------ the registry finds a new file
+_BRIER = '''"""The Brier score ``sum_i (p_i - y_i)^2`` (a loss added as one file, by the test)."""
+
+from __future__ import annotations
+
+import torch
+
+from ._common import DEFAULT_EPS, check_inputs, pair, reduce_loss, softmax_chain, unpair
+from .registry import LossSpec
+
+
+def brier(student_logits, weak_probs, *, reduction: str = "mean", eps: float = DEFAULT_EPS):
+    z, y = check_inputs(student_logits, weak_probs, reduction, eps)
+    p, y2 = pair(z, y)
+    return reduce_loss(((p - y2) ** 2).sum(dim=1), reduction)
+
+
+def _grad(z, y, eps=DEFAULT_EPS):
+    p, y2 = pair(z, y)
+    return unpair(z, softmax_chain(p, 2.0 * (p - y2)))
+
+
+LOSSES = (LossSpec("brier", brier, _grad, direction="symmetric", family="brier"),)
+'''
+
+_PROBE = '''
+import json, sys, torch
+from w2s_theory import losses
+z = torch.tensor([[0.3, -1.0, 2.0], [1.5, 0.0, -0.5]], dtype=torch.float64, requires_grad=True)
+y = torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]], dtype=torch.float64)
+per = losses.get_loss("brier")(z, y, reduction="none")
+auto = torch.autograd.grad(per.sum(), z)[0]
+json.dump({"names": list(losses.loss_names()), "ordered": losses.ordered({"brier", "reverse_kl"}),
+           "per": per.tolist(), "auto": auto.tolist(),
+           "closed": losses.loss_spec("brier").grad(z.detach(), y).tolist()}, sys.stdout)
+'''
+
+
+def test_a_new_loss_is_one_file_in_the_package(tmp_path):
+    """Drop ``brier.py`` into a copy of the package: the registry, `get_loss`, `ordered` and the
+    gradient check pick it up with no other file touched."""
+    src = Path(w2s_theory.__file__).parent
+    shutil.copytree(src, tmp_path / "w2s_theory", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "w2s_theory" / "losses" / "brier.py").write_text(_BRIER)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
+                         cwd=tmp_path, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["names"] == list(loss_names()) + ["brier"]      # after the built-ins, in order
+    assert got["ordered"] == ["reverse_kl", "brier"]
+    z = np.array([[0.3, -1.0, 2.0], [1.5, 0.0, -0.5]])
+    y = np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(got["per"], ((p - y) ** 2).sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(got["closed"], got["auto"], rtol=1e-10, atol=1e-12)
+
+
+def test_builtin_families_register_first_in_the_paper_order():
+    mods = losses.family_modules(losses.__path__, "w2s_theory.losses")
+    assert mods[:3] == ["w2s_theory.losses.paper", "w2s_theory.losses.alpha", "w2s_theory.losses.js"]
+    assert all(not m.rpartition(".")[2].startswith("_") for m in mods)
+    assert loss_names()[:4] == ("forward_kl", "reverse_kl", "forward_ce", "reverse_ce")

@@ -218,7 +218,7 @@ def test_a_column_unknown_to_the_schema_and_a_broken_sidecar_are_errors(tmp_path
 
 def test_a_kill_between_the_sidecar_and_the_table_leaves_every_row_verifiable(tmp_path,
                                                                                monkeypatch):
-    import w2s_theory.results_table as rt
+    import w2s_theory.results_table.table as rt  # where ResultTable.extend writes
 
     t = _table(tmp_path)
     real = rt.atomic_write_text

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from cycler import cycler
 
 from . import summaries
 from .models import PresetView
@@ -62,7 +63,6 @@ _CYCLE = [OKABE_ITO[c] for c in ("blue", "vermillion", "bluish_green", "orange",
 def style():
     """Context manager: draw figures inside it in the shared `STYLE` (colour cycle included)."""
     import matplotlib
-    from cycler import cycler
 
     with matplotlib.rc_context({**STYLE, "axes.prop_cycle": cycler(color=_CYCLE)}):
         yield
@@ -71,7 +71,6 @@ def style():
 def apply_style() -> None:
     """Set the shared `STYLE` (and the Okabe-Ito colour cycle) for the whole session (notebooks)."""
     import matplotlib
-    from cycler import cycler
 
     matplotlib.rcParams.update({**STYLE, "axes.prop_cycle": cycler(color=_CYCLE)})
 
@@ -277,12 +276,22 @@ def save_figure(fig, path: Path, dpi: int = 200, formats=("png", "pdf")) -> Path
     return path
 
 
+def _finish(fig, title: str, ncol: int, ax=None, **labels) -> None:
+    """How each sweep figure ends: ``ax``'s axis labels (``xlabel=``, ``ylabel=``) and
+    ``title`` (the figure's own title when ``ax`` is None), a tight layout, one legend below."""
+    if ax is None:
+        fig.suptitle(title)
+    else:
+        ax.set(title=title, **labels)
+    fig.tight_layout()
+    figure_legend(fig, ncol=ncol)
+
+
 def plot_theorem2(df, title_extra: str = ""):
     """Theorem 2 slack ``R(F_w) - d_rev - R(F_sw)`` per (case, method): a signed-log strip
     plot with the fraction of violations (``slack < -tol``); forward methods also show the
     fraction for the ``d_fwd`` form."""
     import matplotlib.pyplot as plt
-
 
     summ = summaries.summarize_theorem2(df)
     with style():
@@ -306,11 +315,9 @@ def plot_theorem2(df, title_extra: str = ""):
         ax.axhline(0.0, color="k", lw=0.8, label="slack = 0")
         ax.set_yscale("symlog", linthresh=1e-6)
         ax.set_xticks(range(len(labels)), labels, fontsize=7)
-        ax.set_ylabel("slack R(F_w) − d_rev − R(F_sw) (nats)")
         n = df["seed"].nunique()
-        ax.set_title(f"Theorem 2 on the w2s split: slack ≥ −tol? ({n} instances){title_extra}")
-        fig.tight_layout()
-        figure_legend(fig, ncol=3)
+        _finish(fig, f"Theorem 2 on the w2s split: slack ≥ −tol? ({n} instances){title_extra}", 3,
+                ax, ylabel="slack R(F_w) − d_rev − R(F_sw) (nats)")
     return fig
 
 
@@ -327,13 +334,11 @@ def plot_dual(df, title_extra: str = ""):
             ax.hist(e, bins=bins, alpha=0.6, hatch=next(hatches),
                     label=f"{human_name(var)}: {human_name(meth)} (n={len(g)})")
         ax.axvline(-6, color="k", ls="--", lw=1, label="1e-6 target")
-        ax.set_xlabel("log10 relative error of L(F_sw,F*) = L(F_w,F*) − d_fwd (exact 0 shown at −18)")
-        ax.set_ylabel("instances")
         n = df["seed"].nunique()
-        ax.set_title(f"Dual statement on the w2s split ({n} instances): forward KL on a softmax head\n"
-                     f"gains exactly d_fwd{title_extra}")
-        fig.tight_layout()
-        figure_legend(fig, ncol=2)
+        _finish(fig, f"Dual statement on the w2s split ({n} instances): forward KL on a softmax head\n"
+                     f"gains exactly d_fwd{title_extra}", 2, ax,
+                xlabel="log10 relative error of L(F_sw,F*) = L(F_w,F*) − d_fwd (exact 0 shown at −18)",
+                ylabel="instances")
     return fig
 
 
@@ -344,7 +349,6 @@ _STAGE_NAMES = {"data_dependent": "E[TV/m]", "tv": "E TV / γ", "sqrt_forward": 
 def plot_lemma1(df, title_extra: str = ""):
     """Box plots of log10(stage / |gap|) for each loss and each stage of Lemma 1."""
     import matplotlib.pyplot as plt
-
 
     meths = sorted(df["method"].unique())
     with style():
@@ -375,13 +379,10 @@ def plot_lemma1(df, title_extra: str = ""):
         ax.axhline(0, color="k", lw=0.8, label="bound = |gap|")
         ax.set_xticks(range(len(meths)), [m.split("/")[0] + "\n" + human_name(m.split("/")[-1])
                                           for m in meths], fontsize=7)
-        ax.set_ylabel("log10(bound / |R(F_sw) − R(F_w)|)")
-        ax.set_xlabel("head and student loss")
         n = df["seed"].nunique()
-        ax.set_title(f"Lemma 1 tightness: each stage over the exact gap ({n} instances; "
-                     f"C1 = 1/(γ√2), γ = {df['gamma'].iloc[0]:g}){title_extra}")
-        fig.tight_layout()
-        figure_legend(fig, ncol=5)
+        _finish(fig, f"Lemma 1 tightness: each stage over the exact gap ({n} instances; "
+                     f"C1 = 1/(γ√2), γ = {df['gamma'].iloc[0]:g}){title_extra}", 5, ax,
+                xlabel="head and student loss", ylabel="log10(bound / |R(F_sw) − R(F_w)|)")
     return fig
 
 
@@ -405,7 +406,6 @@ def plot_curve(df, x: str, title_extra: str = ""):
     panels; one legend below the figure.
     """
     import matplotlib.pyplot as plt
-
 
     summ = summaries.summarize_curve(df, x)
     heads = sorted(df["head"].unique())
@@ -433,10 +433,8 @@ def plot_curve(df, x: str, title_extra: str = ""):
                 ax.set_title(_HEAD_TITLES.get(h, f"{h} head") + "".join(
                     f"\n{n}: no finite minimiser, not fitted" for n in unfit), fontsize=8)
         n = df["seed"].nunique()
-        fig.suptitle(f"Strong student on the test split vs {_XLABELS.get(x, x)}\n"
-                     f"(mean ± 95% CI over {n} seeds){title_extra}")
-        fig.tight_layout()
-        figure_legend(fig, ncol=5)
+        _finish(fig, f"Strong student on the test split vs {_XLABELS.get(x, x)}\n"
+                     f"(mean ± 95% CI over {n} seeds){title_extra}", 5)
     return fig
 
 

@@ -121,3 +121,27 @@ def binary_blocks(fs, fw, fsw, start: int, stop: int):
         np.subtract(1.0, w, out=views[0])              # F_w,0
         np.subtract(1.0, s, out=views[1])              # F_sw,0
         yield fs[i:j], w, s, views
+
+
+def sums_or_checked(kernel, fs, fw, fsw, check, *args):
+    """``(sums, arrays)``: the kernel's sums over binary rows (`segment_sums`), or ``None`` and
+    the three arrays fully validated (`three`, then ``check(name, array)`` on ``f_weak`` and
+    ``f_strong``), for k-class input or when the fast path found a bad value (the full
+    validation then raises the precise error).
+    """
+    sums = segment_sums(kernel, (fs, fw, fsw), fs.shape[0], *args) if fs.ndim == 1 else None
+    if sums is not None:
+        return sums, (fs, fw, fsw)
+    fs, fw, fsw = three(fs, fw, fsw)
+    for name, a in (("f_weak", fw), ("f_strong", fsw)):
+        check(name, a)
+    if fs.ndim == 1:  # pragma: no cover - the fast path failed but full validation passed
+        raise ValueError("f_star, f_weak, f_strong: invalid values")
+    return None, (fs, fw, fsw)
+
+
+def log_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``log(a / b)`` entry by entry, as ``log a - log b`` (in place on the first log)."""
+    out = np.log(a)
+    out -= np.log(b)
+    return out

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .._validation import check_gamma, n_classes
-from ._blocks import binary_blocks, segment_sums, three
+from ._blocks import binary_blocks, log_ratio, sums_or_checked, three
 from .results import Lemma1Result
 
 # Float round-off allowed when comparing mathematically ordered quantities:
@@ -84,23 +84,18 @@ def lemma1(f_star, f_weak, f_strong, gamma: float = 1e-3) -> Lemma1Result:
     g = check_gamma(gamma, k)
     n = fs.shape[0]
     floor = g * (1.0 - _FLOOR_RTOL)
-    sums = segment_sums(_lemma1_kernel, (fs, fw, fsw), n, floor) if fs.ndim == 1 else None
-    if sums is None:
-        # Full validation: raises the precise error for the binary fast path's failure,
-        # and is the validation of the k-class path.
-        fs, fw, fsw = three(fs, fw, fsw)
-        for name, a in (("f_weak", fw), ("f_strong", fsw)):
-            lo = float(a.min()) if a.ndim == 2 else min(float(a.min()), 1.0 - float(a.max()))
-            _check_floor(name, lo, g, floor)
+
+    def check(name, a):
+        lo = float(a.min()) if a.ndim == 2 else min(float(a.min()), 1.0 - float(a.max()))
+        _check_floor(name, lo, g, floor)
+
+    sums, (fs, fw, fsw) = sums_or_checked(_lemma1_kernel, fs, fw, fsw, check, floor)
     if sums is not None:
         s0, sg, sf, sr, stv, sdd = sums
         gap, d_forward, d_reverse = (s0 + sg) / n, (s0 + sf) / n, -(s0 + sr) / n
         tv_mean, dd = stv / n, sdd / n
-    elif fs.ndim == 1:  # pragma: no cover - the fast path failed but full validation passed
-        raise ValueError("f_star, f_weak, f_strong: invalid values")
     else:
-        logr = np.log(fw)
-        logr -= np.log(fsw)                         # log(F_w,i / F_sw,i)
+        logr = log_ratio(fw, fsw)                   # log(F_w,i / F_sw,i)
         gap = float(np.vdot(fs, logr)) / n
         d_forward = float(np.vdot(fw, logr)) / n
         d_reverse = -float(np.vdot(fsw, logr)) / n

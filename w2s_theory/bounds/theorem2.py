@@ -6,7 +6,7 @@ import numpy as np
 from scipy.special import rel_entr
 
 from .._validation import check_number
-from ._blocks import binary_blocks, segment_sums, three
+from ._blocks import binary_blocks, log_ratio, sums_or_checked, three
 from .results import Theorem2Result
 
 _TINY = np.finfo(np.float64).tiny
@@ -56,6 +56,12 @@ def _theorem2_kernel(fs, fw, fsw, start, stop):
     return s0, sf, ss, rw
 
 
+def _check_positive(name: str, a) -> None:
+    if not (float(a.min()) > 0.0 and (a.ndim == 2 or float(a.max()) < 1.0)):
+        raise ValueError(f"{name}: probabilities must be strictly positive "
+                         f"(a zero makes a KL term infinite)")
+
+
 def theorem2(f_star, f_weak, f_strong, tol: float = 1e-9) -> Theorem2Result:
     r"""Check ``R(F_sw) <= R(F_w) - d_reverse`` (Theorem 2) on a population.
 
@@ -88,24 +94,15 @@ def theorem2(f_star, f_weak, f_strong, tol: float = 1e-9) -> Theorem2Result:
     fs, fw, fsw = three(f_star, f_weak, f_strong, values=False)
     t = check_number(tol, "tol", low=0.0)
     n = fs.shape[0]
-    sums = segment_sums(_theorem2_kernel, (fs, fw, fsw), n) if fs.ndim == 1 else None
-    if sums is None:
-        fs, fw, fsw = three(fs, fw, fsw)
-        for name, a in (("f_weak", fw), ("f_strong", fsw)):
-            if not (float(a.min()) > 0.0 and (a.ndim == 2 or float(a.max()) < 1.0)):
-                raise ValueError(f"{name}: probabilities must be strictly positive "
-                                 f"(a zero makes a KL term infinite)")
+    sums, (fs, fw, fsw) = sums_or_checked(_theorem2_kernel, fs, fw, fsw, _check_positive)
     if sums is not None:
         s0, sf, ss, rw = sums
         d_rev = (s0 + ss) / n
         slack = (sf - ss) / n
         risk_weak = rw / n
         gap = -(s0 + sf) / n                        # R(F_sw) - R(F_w)
-    elif fs.ndim == 1:  # pragma: no cover - the fast path failed but full validation passed
-        raise ValueError("f_star, f_weak, f_strong: invalid values")
     else:
-        logr = np.log(fsw)
-        logr -= np.log(fw)                          # log(F_sw,i / F_w,i)
+        logr = log_ratio(fsw, fw)                   # log(F_sw,i / F_w,i)
         d_rev = float(np.vdot(fsw, logr)) / n
         slack = float(np.vdot(fs - fsw, logr)) / n
         risk_weak = float(rel_entr(fs, fw).sum()) / n
