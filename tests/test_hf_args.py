@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 from w2s_theory.config import ConfigError
-from w2s_theory.hf_args import training_arg_names, training_args
+from w2s_theory.hf_args import check_table, training_arg_names, training_args
 
 
 def test_names_are_the_init_parameters():
@@ -59,3 +59,11 @@ def test_defaults_and_the_table_itself_are_checked(tmp_path):
     with pytest.raises(ConfigError, match=r"^finetune\.args\.sed: "):
         training_args(tmp_path, {"sed": 1}, prefix="finetune.args")
     assert isinstance(ConfigError("x"), ValueError)
+
+
+def test_check_table_alone():
+    assert check_table({"seed": 3, "report_to": "none"}) == {"seed": 3, "report_to": "none"}
+    with pytest.raises(ConfigError, match=r"^train\.args\.learning_rate: set by \[train\] lr"):
+        check_table({"learning_rate": 1e-5}, reserved={"learning_rate": "[train] lr"})
+    with pytest.raises(ConfigError, match=r"^train\.args\.sede: .*'seed'"):
+        check_table({"sede": 1})

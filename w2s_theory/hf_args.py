@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from ._validation import check_str
 from .config import ConfigError
 
-__all__ = ["training_args", "training_arg_names"]
+__all__ = ["training_args", "check_table", "training_arg_names"]
 
 _SIMPLE = (bool, int, float, str, type(None))
 
@@ -69,6 +69,51 @@ def _check_value(key: str, value, tp, name: str) -> None:
         raise ConfigError(f"{name}: expected {want}, got {value!r:.60} ({type(value).__name__})")
 
 
+def check_table(table, *, prefix: str = "train.args", reserved: Mapping | None = None,
+                _fields: dict | None = None) -> dict:
+    """Check a ``[train.args]`` table without building ``TrainingArguments``; a plain copy back.
+
+    Args:
+        table: the table (a mapping of ``TrainingArguments`` field names to values).
+        prefix: how messages name the table.
+        reserved: ``{field: where it is set instead}`` -- fields a pipeline sets from its own
+            keys (``{"learning_rate": "[train] lr"}``), refused here naming that place.
+
+    Returns:
+        ``dict(table)``.
+
+    Examples:
+        >>> check_table({"report_to": "none"})
+        {'report_to': 'none'}
+        >>> check_table({"learning_rate": 1e-5}, reserved={"learning_rate": "[train] lr"})
+        Traceback (most recent call last):
+        ...
+        w2s_theory.config.ConfigError: train.args.learning_rate: set by [train] lr, not in [train.args] (one place per setting)
+    """
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{prefix}: a table of TrainingArguments fields, got "
+                          f"{type(table).__name__}")
+    if _fields is None:
+        from transformers import TrainingArguments
+
+        _fields = {f.name: f for f in dataclasses.fields(TrainingArguments) if f.init}
+    reserved = dict(reserved or {})
+    for key, value in table.items():
+        name = f"{prefix}.{key}"
+        if isinstance(key, str) and key in reserved:
+            raise ConfigError(f"{name}: set by {reserved[key]}, not in [{prefix}] (one place per "
+                              f"setting)")
+        if not isinstance(key, str) or key not in _fields:
+            close = difflib.get_close_matches(str(key), list(_fields), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else \
+                " (see transformers.TrainingArguments)"
+            raise ConfigError(f"{name}: not a TrainingArguments field{hint}")
+        if key == "output_dir":
+            raise ConfigError(f"{name}: set by the pipeline (the run's folder); remove it")
+        _check_value(key, value, _fields[key].type, name)
+    return dict(table)
+
+
 def training_args(output_dir, table: Mapping | None = None, *, prefix: str = "train.args",
                   **defaults):
     """``TrainingArguments(output_dir, **{**defaults, **table})``, every key checked.
@@ -77,7 +122,7 @@ def training_args(output_dir, table: Mapping | None = None, *, prefix: str = "tr
         output_dir: where ``Trainer`` writes checkpoints and logs (set by the pipeline, so
             ``output_dir`` inside ``table`` is refused).
         table: the config's ``[train.args]`` table (``None``: empty); its keys override
-            ``defaults``.
+            ``defaults`` (`check_table`).
         prefix: how error messages name the table (``train.args``).
         **defaults: the pipeline's values (also checked: a typo there is a bug).
 
@@ -92,23 +137,9 @@ def training_args(output_dir, table: Mapping | None = None, *, prefix: str = "tr
 
     output_dir = str(check_str(output_dir, "output_dir") if not hasattr(output_dir, "__fspath__")
                      else output_dir)
-    if table is None:
-        table = {}
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"{prefix}: a table of TrainingArguments fields, got "
-                          f"{type(table).__name__}")
     fields = {f.name: f for f in dataclasses.fields(TrainingArguments) if f.init}
-    for items in (defaults, table):
-        for key, value in items.items():
-            name = f"{prefix}.{key}"
-            if not isinstance(key, str) or key not in fields:
-                close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
-                hint = f"; did you mean {close[0]!r}?" if close else \
-                    " (see transformers.TrainingArguments)"
-                raise ConfigError(f"{name}: not a TrainingArguments field{hint}")
-            if key == "output_dir":
-                raise ConfigError(f"{name}: set by the pipeline (the run's folder); remove it")
-            _check_value(key, value, fields[key].type, name)
+    check_table(defaults, prefix=prefix, _fields=fields)
+    table = check_table({} if table is None else table, prefix=prefix, _fields=fields)
     merged = {**defaults, **table}
     try:
         return TrainingArguments(output_dir=output_dir, **merged)
