@@ -57,6 +57,8 @@ MODULES = {"trainers": trainers, "sources": sources, "hub": hub, "ledger": ledge
 EXEMPT = {
     ("sources", "DEFAULT_SIZES"): "constant",
     ("sources", "SOURCE_KINDS"): "constant",
+    ("sources", "KINDS"): "constant",
+    ("sources", "SourceKind"): "frozen record of a source kind (KINDS)",
     ("hub", "POOLINGS"): "constant",
     ("hub", "ResolvedModel"): "frozen result record returned by resolve_model",
     ("ledger", "PairedEffect"): "frozen result record returned by paired_effect",

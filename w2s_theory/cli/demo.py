@@ -7,28 +7,19 @@ from dataclasses import replace
 
 from ..pipelines import demo as pipeline
 from ..pipelines.preflight import output_problem
-from .common import (
-    Parser,
-    add_config_options,
-    command,
-    nonneg_int,
-    output_path,
-    quiet_progress,
-    read_config,
-    usage_error,
-)
+from . import common
 
 PROG = "w2s-theory demo"
 #: where the demo writes unless ``--out`` says otherwise (its config has no output key)
 DEFAULT_OUT = "results_local/demo"
 
 
-def parser() -> Parser:
-    ap = Parser(prog=PROG, description="small synthetic Lemma 1 / Theorem 2 check (seconds, no solver)")
-    add_config_options(ap, config="TOML file overriding the embedded defaults",
+def parser() -> common.Parser:
+    ap = common.Parser(prog=PROG, description="small synthetic Lemma 1 / Theorem 2 check (seconds, no solver)")
+    common.add_config_options(ap, config="TOML file overriding the embedded defaults",
                        config_required=False, quiet="no progress bar",
                        out=f"output folder (default: {DEFAULT_OUT})")
-    ap.add_argument("--seed", type=nonneg_int, help="override the config's seed (an integer >= 0)")
+    ap.add_argument("--seed", type=common.nonneg_int, help="override the config's seed (an integer >= 0)")
     return ap
 
 
@@ -38,15 +29,15 @@ def load(args) -> pipeline.DemoConfig:
     return replace(cfg, seed=args.seed) if args.seed is not None else cfg
 
 
-@command(PROG)
+@common.command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    cfg = read_config(load, args)
-    out = output_path(args.out, None, DEFAULT_OUT)
+    cfg = common.read_config(load, args)
+    out = common.output_path(args.out, None, DEFAULT_OUT)
     why = output_problem(out, "out", folder=True)
     if why is not None:
-        return usage_error(PROG, why)
-    with quiet_progress(args.quiet):
+        return common.usage_error(PROG, why)
+    with common.quiet_progress(args.quiet):
         res = pipeline.run(cfg, out, progress=not args.quiet)
     print(pipeline.format_table(res["summary"]))
     print(f"\nwrote {out}/lemma1_trials.csv, theorem2_cases.csv, summary.csv, config.json, demo.png, demo.pdf "

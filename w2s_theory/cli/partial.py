@@ -8,32 +8,21 @@ from dataclasses import replace
 from ..pipelines import finetune as ft
 from ..pipelines import partial as pipeline
 from ..pipelines import preflight
-from .common import (
-    Parser,
-    add_config_options,
-    command,
-    dry_run_exit,
-    nonneg_float,
-    output_path,
-    preflight_error,
-    quiet_progress,
-    read_config,
-    track_table,
-)
+from . import common
 from .report import print_short_answer
 
 PROG = "w2s-theory partial"
 
 
-def parser() -> Parser:
-    p = Parser(prog=PROG, description="Partial fine-tuning sweep (top k blocks) on a full "
+def parser() -> common.Parser:
+    p = common.Parser(prog=PROG, description="Partial fine-tuning sweep (top k blocks) on a full "
                                       "fine-tuning TOML config plus [partial].")
-    add_config_options(
+    common.add_config_options(
         p, config="TOML file (see experiments/finetune/*_partial.toml)",
         out="result CSV (overrides [partial] out)", quiet="no progress output",
         dry_run="print the plan, check every model, data source and output folder (one line per "
                 "problem), and exit (2 if the run could not start)")
-    p.add_argument("--time-limit", type=nonneg_float, default=None,
+    p.add_argument("--time-limit", type=common.nonneg_float, default=None,
                    help="seconds after which no new run starts")
     return p
 
@@ -41,24 +30,24 @@ def parser() -> Parser:
 def load(args) -> pipeline.PartialConfig:
     """The config file with ``--out`` applied (`w2s_theory.cli.common.output_path`)."""
     pc = pipeline.PartialConfig.from_toml(args.config)
-    return replace(pc, out=str(output_path(args.out, pc.out_path()).absolute()))
+    return replace(pc, out=str(common.output_path(args.out, pc.out_path()).absolute()))
 
 
-@command(PROG)
+@common.command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    pc = read_config(load, args)
+    pc = common.read_config(load, args)
     pre = preflight.finetune(pc.sweep, out=pc.out_path())
     if args.dry_run:
         sw = pc.sweep
-        return dry_run_exit(PROG, pre, [
+        return common.dry_run_exit(PROG, pre, [
             f"{sw.name}: partial fine-tuning, top k blocks for k in {list(pc.blocks)}"
             f"{' + the last-layer baseline' if pc.last_layer else ''} -> {pc.out_path()}",
             *ft.plan_lines(sw)[1:-1]])
     if not pre.ok:
-        return preflight_error(PROG, pre)
-    track_table(pc.out_path())
-    with quiet_progress(args.quiet, datasets=True):
+        return common.preflight_error(PROG, pre)
+    common.track_table(pc.out_path())
+    with common.quiet_progress(args.quiet, datasets=True):
         pipeline.run(pc, log=(lambda *_: None) if args.quiet else print,
                      time_limit=args.time_limit)
     if not args.quiet:

@@ -14,37 +14,24 @@ from dataclasses import replace
 
 from ..pipelines import preflight
 from ..pipelines import real as pipeline
-from .common import (
-    Parser,
-    add_config_options,
-    check_device,
-    command,
-    dry_run_exit,
-    nonneg_int,
-    output_path,
-    preflight_error,
-    quiet_progress,
-    read_config,
-    remove_cache_temps,
-    track_table,
-)
+from . import common
 from .report import print_short_answer
 
 PROG = "w2s-theory real"
 
 
-def parser() -> Parser:
-    p = Parser(
+def parser() -> common.Parser:
+    p = common.Parser(
         prog=PROG,
         description="Last-layer weak-to-strong sweep on LM features (HH-RLHF / VADER), each run "
                     "with its Lemma 1 / Theorem 2 checks; resumable. Config: a TOML file "
                     "(see experiments/real/*.toml).")
-    add_config_options(
+    common.add_config_options(
         p, config="TOML config file", out="result table (CSV); default: the config's 'out'",
         dry_run="list the runs and check every model, data source and output folder; one line "
                 "per problem, exit 2 if any")
     p.add_argument("--seeds", help="override the seeds, e.g. 0,1,2")
-    p.add_argument("--n-rows", type=nonneg_int, help="use only the first N rows of every split")
+    p.add_argument("--n-rows", type=common.nonneg_int, help="use only the first N rows of every split")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), help="head-training device")
     p.add_argument("--data-dir", help="HH-RLHF folder (default ../shared/data/hh_rlhf or "
                                       "$W2S_HH_RLHF_DIR)")
@@ -82,13 +69,13 @@ def load(args) -> pipeline.RealConfig:
     return replace(cfg, **over)
 
 
-@command(PROG)
+@common.command(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``w2s-theory real``; returns the exit status."""
     args = parser().parse_args(argv)
-    cfg = read_config(load, args)
-    check_device(cfg.device)
-    out = output_path(args.out, cfg.out_path())
+    cfg = common.read_config(load, args)
+    common.check_device(cfg.device)
+    out = common.output_path(args.out, cfg.out_path())
     pre = preflight.real(cfg, out=out)
     keep = preflight.runnable_pairs(cfg, pre)
     skip_hint = (f"or pass --skip-missing to run the {len(keep)} of {len(cfg.pairs)} pairs whose "
@@ -109,16 +96,16 @@ def main(argv: list[str] | None = None) -> int:
             flag = "  [model missing]" if r.weak in gone or r.strong in gone else ""
             lines.append(f"  {r.key} {r.dataset} {r.weak} -> {r.strong} seed={r.seed} "
                          f"noise={r.noise} {r.loss}{' +conf' if r.confidence else ''}{flag}")
-        return dry_run_exit(PROG, pre, lines, ok=runnable, skip_hint=skip_hint)
+        return common.dry_run_exit(PROG, pre, lines, ok=runnable, skip_hint=skip_hint)
     if not runnable:
-        return preflight_error(PROG, pre, skip_hint=skip_hint)
+        return common.preflight_error(PROG, pre, skip_hint=skip_hint)
     if pre.missing:
         print(f"{PROG}: skipping {len(cfg.pairs) - len(keep)} pairs whose models are missing "
               f"({', '.join(sorted(pre.missing_names()))})", file=sys.stderr)
     t0 = time.perf_counter()
-    remove_cache_temps(PROG, todo.cache_path())
-    track_table(out)
-    with quiet_progress(args.quiet, datasets=True):
+    common.remove_cache_temps(PROG, todo.cache_path())
+    common.track_table(out)
+    with common.quiet_progress(args.quiet, datasets=True):
         df = pipeline.run(todo, out=out, progress=not args.quiet, config_file=str(args.config))
     print(f"{cfg.name}: {len(df)} rows in {out} ({time.perf_counter() - t0:.1f} s)")
     if not args.quiet:

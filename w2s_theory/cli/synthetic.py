@@ -9,27 +9,16 @@ from pathlib import Path
 
 from ..pipelines import preflight
 from ..pipelines import synthetic as pipeline
-from .common import (
-    Parser,
-    add_config_options,
-    command,
-    dry_run_exit,
-    nonneg_int,
-    output_path,
-    preflight_error,
-    quiet_progress,
-    read_config,
-    track_table,
-)
+from . import common
 from .report import print_short_answer
 
 PROG = "w2s-theory synthetic"
 
 
-def parser() -> Parser:
-    p = Parser(prog=PROG, description="Run a resumable synthetic W2SG sweep from a TOML config, "
+def parser() -> common.Parser:
+    p = common.Parser(prog=PROG, description="Run a resumable synthetic W2SG sweep from a TOML config, "
                                       "write its result table and figures.")
-    add_config_options(
+    common.add_config_options(
         p, config="sweep TOML (see experiments/synthetic/)",
         out="result CSV, or a folder for the table and figures (default: the config's [sweep] "
             "results, relative to the project root)",
@@ -38,12 +27,12 @@ def parser() -> Parser:
     p.add_argument("--ci", action="store_true", help="apply the config's [ci] (small) overrides")
     p.add_argument("--results", dest="results", help=argparse.SUPPRESS)   # old spelling: the CSV
     p.add_argument("--figures-dir", help="figure folder (default: the result table's folder)")
-    p.add_argument("--limit", type=nonneg_int, help="stop after this many new runs")
+    p.add_argument("--limit", type=common.nonneg_int, help="stop after this many new runs")
     p.add_argument("--no-figures", action="store_true")
     return p
 
 
-@command(PROG)
+@common.command(PROG)
 def main(argv: list[str] | None = None) -> int:
     """``w2s-theory synthetic --config FILE [--ci] [--out CSV|DIR] [--limit N] [--no-figures]``.
 
@@ -54,23 +43,23 @@ def main(argv: list[str] | None = None) -> int:
     summary of the table.
     """
     a = parser().parse_args(argv)
-    cfg = read_config(pipeline.load_sweep_config, a.config, ci=a.ci)
+    cfg = common.read_config(pipeline.load_sweep_config, a.config, ci=a.ci)
     out = a.results or a.out
     if out is None or out.endswith(".csv"):
-        results = str(output_path(out, cfg.results))
+        results = str(common.output_path(out, cfg.results))
     else:
         results = str(Path(out) / Path(cfg.results).name)   # the config's file name, OUT's folder
     cfg = replace(cfg, figures_dir=a.figures_dir or str(Path(results).parent))
     pre = preflight.synthetic(results, None if a.no_figures else cfg.figures_dir)
     if a.dry_run:
         runs = pipeline.expand_runs(cfg)
-        return dry_run_exit(PROG, pre, [
+        return common.dry_run_exit(PROG, pre, [
             f"{cfg.name}: {len(runs)} runs ({len(cfg.seeds)} seeds) -> {results}"
             + ("" if a.no_figures else f"; figures -> {cfg.figures_dir}")])
     if not pre.ok:
-        return preflight_error(PROG, pre)
-    track_table(results)
-    with quiet_progress(a.quiet):
+        return common.preflight_error(PROG, pre)
+    common.track_table(results)
+    with common.quiet_progress(a.quiet):
         out = pipeline.run(cfg, results=results, limit=a.limit, progress=not a.quiet,
                            figures=not a.no_figures, figure_suffix="_ci" if a.ci else "")
     print(pipeline.format_summary(cfg, out["table"].frame()))

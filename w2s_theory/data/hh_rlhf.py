@@ -10,16 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .paths import (
-    _GET_DATA,
-    ENV_HH_RLHF,
-    N_ROWS,
-    SPLITS,
-    SUBSETS,
-    DataError,
-    DataNotFound,
-    hh_rlhf_root,
-)
+from .paths import N_ROWS, SPLITS, SUBSETS, DataError, DataNotFound, hh_rlhf_hint, hh_rlhf_root
 from .records import PreferencePairs
 
 __all__ = ["load_hh_rlhf", "preference_slots", "preference_task"]
@@ -100,7 +91,7 @@ def load_hh_rlhf(subset: str, split: str, root: str | os.PathLike | None = None,
     rel = f"{subset}/{split}.jsonl"
     path = (base / rel).resolve()
     if not path.is_file():
-        raise DataNotFound(f"HH-RLHF file not found: {path}. " + _GET_DATA.replace("ENV", ENV_HH_RLHF))
+        raise DataNotFound(f"HH-RLHF file not found: {path}. " + hh_rlhf_hint())
     st = path.stat()
     chosen, rejected, digest = _parse_jsonl(path, st.st_mtime_ns, st.st_size)
     if verify == "sha256":
@@ -114,7 +105,7 @@ def load_hh_rlhf(subset: str, split: str, root: str | os.PathLike | None = None,
         if want != digest:
             raise DataError(f"{path}: sha256 {digest} does not match {want} in {sums_path}; "
                              f"the file is corrupt or a different version. "
-                             + _GET_DATA.replace("ENV", ENV_HH_RLHF))
+                             + hh_rlhf_hint())
     if verify in ("sha256", "counts") and len(chosen) != N_ROWS:
         raise DataError(f"{path}: {len(chosen)} rows, expected {N_ROWS}")
     identical = [i for i, (c, r) in enumerate(zip(chosen, rejected)) if c == r]

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..config import UserError
 
 __all__ = ["DataError", "DataNotFound", "SUBSETS", "SPLITS", "N_ROWS", "ENV_HH_RLHF", "ENV_CACHE",
-           "project_root", "cache_dir", "hh_rlhf_root"]
+           "project_root", "cache_dir", "hh_rlhf_root", "hh_rlhf_hint"]
 
 #: HH-RLHF subsets and splits (the paper's 4K/4K/4K protocol).
 SUBSETS = ("harmless", "helpful")
@@ -35,6 +35,11 @@ _GET_DATA = (
     "<project root>/../shared/data/hh_rlhf, or point $ENV (or the CLI option --data-dir) "
     "at your copy."
 )
+
+
+def hh_rlhf_hint() -> str:
+    """How to get the HH-RLHF files (the end of every missing-file message)."""
+    return _GET_DATA.replace("ENV", ENV_HH_RLHF)
 
 
 # --------------------------------------------------------------------------- paths

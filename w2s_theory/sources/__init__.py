@@ -32,7 +32,6 @@ the returned objects, and every error names the argument, the file or column, an
 what to do.
 """
 
-from .columns import _read_table
 from .hh_rlhf_hub import from_hh_rlhf_hub, is_single_turn
 from .spec import (
     KINDS,
@@ -46,10 +45,10 @@ from .spec import (
     source_task,
 )
 from .split_files import from_split_files
-from .splits import DEFAULT_SIZES, _check_sizes, split_indices
+from .splits import DEFAULT_SIZES, split_indices
 from .table import from_table
 
 __all__ = ["split_indices", "from_split_files", "from_hh_rlhf_hub", "from_table",
            "is_single_turn", "DEFAULT_SIZES", "SOURCE_KINDS", "KINDS", "SourceKind",
            "check_source", "load_source", "source_task", "source_name", "describe_source",
-           "feature_tag", "_read_table", "_check_sizes"]
+           "feature_tag"]
