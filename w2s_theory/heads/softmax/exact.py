@@ -62,7 +62,7 @@ def fit_softmax_head(features, weak_probs, *, loss: str = "forward_kl", l2: floa
     Examples:
         >>> import numpy as np
         >>> from w2s_theory.heads import fit_softmax_head
-        >>> x = np.array([[0.0], [1.0], [2.0], [3.0]])
+        >>> x = np.arange(4.0).reshape(4, 1)                # one feature: 0, 1, 2, 3
         >>> y = np.array([0.1, 0.4, 0.7, 0.8])
         >>> h = fit_softmax_head(x, y, loss="forward_kl")
         >>> h.report.converged, h.report.grad_norm < 1e-10
