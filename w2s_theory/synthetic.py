@@ -51,11 +51,12 @@ Yao et al., arXiv:2502.11107 (4K / 4K / 4K splits, label-noise experiments).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from ._validation import check_gamma, check_probs, check_scalar
+from .config import from_mapping
 
 __all__ = [
     "SyntheticConfig",
@@ -168,10 +169,7 @@ def config_from_dict(d: dict) -> SyntheticConfig:
         >>> config_from_dict({"k": 3, "truth": "affine", "truth_scale": 0.9}).k
         3
     """
-    from .config import check_keys
-
-    check_keys(d, [f.name for f in fields(SyntheticConfig)], "[base]")
-    return SyntheticConfig(**d)
+    return from_mapping(SyntheticConfig, d, where="[base]", path="base")
 
 
 @dataclass(frozen=True)

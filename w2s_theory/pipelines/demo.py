@@ -33,14 +33,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..atomic_io import atomic_write_bytes, atomic_write_text
 from ..bounds import lemma1, theorem2
-from ..config import check_keys, load_config
+from ..config import from_mapping, load_config
 from ..divergences import smooth
 
 __all__ = ["DemoConfig", "run", "run_demo", "violations", "format_table", "hull_instance", "segment_projections",
@@ -77,12 +77,9 @@ class DemoConfig:
     @classmethod
     def from_dict(cls, raw: dict) -> DemoConfig:
         """From a TOML-like dict (top level or a ``[demo]`` table); unknown keys are an error."""
-        raw = dict(raw.get("demo", raw))
-        check_keys(raw, [f.name for f in fields(cls)], "[demo]" if "demo" in raw else "")
-        for k in ("gammas", "classes"):
-            if k in raw:
-                raw[k] = tuple(raw[k])
-        return cls(**raw)
+        nested = "demo" in raw
+        return from_mapping(cls, dict(raw.get("demo", raw)), where="[demo]" if nested else "",
+                            path="demo" if nested else "")
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike) -> DemoConfig:

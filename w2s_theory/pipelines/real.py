@@ -53,13 +53,13 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from ..config import ConfigError, check_keys, load_config
+from ..config import ConfigError, from_mapping, load_config
 from ..models import PresetView
 from ..protocol import (
     FitPopulation,
@@ -125,7 +125,7 @@ class ConvexConfig:
 
     enabled: bool = True
     pca_dim: int = 32
-    divergences: tuple[str, ...] = ("reverse_kl", "forward_kl")
+    divergences: tuple[Literal["reverse_kl", "forward_kl"], ...] = ("reverse_kl", "forward_kl")
     seeds: tuple[int, ...] | None = None
     misspecified: bool = True
 
@@ -140,6 +140,9 @@ class ConvexConfig:
         if not isinstance(self.misspecified, bool):
             raise ValueError(f"convex.misspecified: must be true or false, got "
                              f"{self.misspecified!r}")
+        for d in self.divergences:
+            if d not in ("reverse_kl", "forward_kl"):
+                raise ValueError(f"convex.divergences: unknown divergence {d!r}")
 
     def covers(self, seed: int) -> bool:
         """Whether runs of ``seed`` get convex fits."""
@@ -149,9 +152,6 @@ class ConvexConfig:
         """The fields that change the convex columns' values (run and cache keys)."""
         return {"enabled": self.enabled, "pca_dim": self.pca_dim,
                 "divergences": list(self.divergences)}
-        for d in self.divergences:
-            if d not in ("reverse_kl", "forward_kl"):
-                raise ValueError(f"convex.divergences: unknown divergence {d!r}")
 
 
 @dataclass(frozen=True)
@@ -289,32 +289,18 @@ class RealConfig:
     # ------------------------------------------------------------------ (de)serialisation
     @classmethod
     def from_dict(cls, d: dict) -> RealConfig:
-        """Build from a plain dict (TOML layout: top-level keys, ``[train]``, ``[convex]``)."""
+        """Build from a plain dict (TOML layout: top-level keys, ``[train]``, ``[convex]``) by
+        the fields' types (`w2s_theory.config.from_mapping`); ``confidence`` may be one
+        setting instead of a list."""
         from ..training import TrainConfig
 
         d = dict(d)
-        check_keys(d, [f.name for f in fields(cls)], "top level")
-        tr = d.pop("train", {}) or {}
-        check_keys(tr, [f.name for f in fields(TrainConfig)], "[train]")
-        if "betas" in tr:
-            tr["betas"] = tuple(tr["betas"])
-        cv = d.pop("convex", {}) or {}
-        check_keys(cv, [f.name for f in fields(ConvexConfig)], "[convex]")
-        if "divergences" in cv:
-            cv["divergences"] = tuple(cv["divergences"])
-        if "seeds" in cv:
-            cv["seeds"] = tuple(cv["seeds"]) if isinstance(cv["seeds"], list) else cv["seeds"]
-        for k in ("datasets", "losses", "seeds", "splits"):
-            if k in d and isinstance(d[k], list):
-                d[k] = tuple(d[k])
-        if "confidence" in d:
-            c = d["confidence"]
-            d["confidence"] = tuple(c) if isinstance(c, (list, tuple)) else (bool(c),)
-        if "noise" in d:
-            d["noise"] = tuple(float(x) for x in d["noise"])
-        if "pairs" in d:
-            d["pairs"] = tuple(tuple(p) for p in d["pairs"])
-        return cls(**d, train=TrainConfig(**tr), convex=ConvexConfig(**cv))
+        if "confidence" in d and not isinstance(d["confidence"], (list, tuple)):
+            d["confidence"] = [d["confidence"]]
+        if isinstance(d.get("noise"), list):       # fractions are floats in the run keys
+            d["noise"] = [float(x) if isinstance(x, int) and not isinstance(x, bool) else x
+                          for x in d["noise"]]
+        return from_mapping(cls, d, where="top level", types={"train": TrainConfig | None})
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike) -> RealConfig:

@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import check_keys, load_config
+from ..config import check_keys, from_mapping, load_config
 from ..heads import NO_MINIMIZER
 from ..summaries import (  # re-exported from their old home
     LEMMA1_STAGES,
@@ -328,7 +328,6 @@ def sweep_config_from_dict(raw: dict, *, ci: bool = False, root: Path | None = N
     check_keys(sw, SWEEP_KEYS, "[sweep]")
     for i, v in enumerate(raw.get("variant", [])):
         check_keys(v, {"name", "methods", "overrides"}, f"[[variant]] #{i + 1}")
-    check_keys(raw.get("minibatch", {}), {f.name for f in fields(MinibatchConfig)}, "[minibatch]")
     for req in ("name", "kind"):
         if req not in sw:
             raise ValueError(f"sweep.{req}: required")
@@ -357,7 +356,8 @@ def sweep_config_from_dict(raw: dict, *, ci: bool = False, root: Path | None = N
         bad = sorted(set(v.overrides) - names)
         if bad:
             raise ValueError(f"variant {v.name}: unknown SyntheticConfig fields {bad}")
-    mb = MinibatchConfig(**raw.get("minibatch", {}))
+    mb = from_mapping(MinibatchConfig, raw.get("minibatch", {}), where="[minibatch]",
+                      path="minibatch")
     root = Path(root) if root is not None else Path.cwd()
     results = sw.get("results", f"experiments/synthetic/results/{sw['name']}.csv")
     if ci and "results" not in ci_upd.get("sweep", {}):
