@@ -48,9 +48,9 @@ from .calculators import (
     strong_risk_upper_bound,
     theorem2_risk_bound,
 )
-from .lemma1 import lemma1
+from .lemma1_chain import lemma1
 from .results import Lemma1Result, Theorem2Result
-from .theorem2 import theorem2
+from .theorem2_slack import theorem2
 
 __all__ = [
     "Lemma1Result",

@@ -30,8 +30,13 @@ from ..fingerprint import (
 )
 from ..hub import load, resolve_model
 from ..models import file_sha256
-from .spec import CACHE_FORMAT, FORMAT, FeatureSpec, feature_set_name, feature_spec, resolve_spec
+from .spec import FeatureSpec, feature_set_name, feature_spec, resolve_spec
 from .tokens import TokenIds, embed_token_ids, static_embed, tokenize
+
+#: Version of the cache entries' layout and computation (part of an entry's path).
+FORMAT = 1  # bump when the cache layout or the computation changes (part of the entry's path)
+#: Version of the feature cache's fingerprint envelope (`w2s_theory.fingerprint`).
+CACHE_FORMAT = 2
 
 
 # ----------------------------------------------------------------------- extraction

@@ -14,9 +14,6 @@ from ..presets import PresetView
 ENV_FEATURES = "W2S_FEATURES_DIR"
 #: Pooling rules of `FeatureSpec` (``auto``: by architecture, see `resolve_spec`).
 POOLINGS = ("mean", "last", "cls", "auto")
-FORMAT = 1  # bump when the cache layout or the computation changes (part of the entry's path)
-#: Version of the feature cache's fingerprint envelope (`w2s_theory.fingerprint`).
-CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
