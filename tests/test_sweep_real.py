@@ -175,7 +175,7 @@ def test_resume_after_interrupt_recomputes_nothing(tiny, tmp_path, monkeypatch):
     assert len(pd.read_csv(out)) == 5
 
     calls = {"train": 0, "eval": 0}
-    orig_train, orig_eval = training.train_heads, real.evaluate_run
+    orig_train, orig_eval = training.train_heads, real.sweep.evaluate_run
 
     def count_train(*a, **k):
         calls["train"] += 1
@@ -186,7 +186,7 @@ def test_resume_after_interrupt_recomputes_nothing(tiny, tmp_path, monkeypatch):
         return orig_eval(*a, **k)
 
     monkeypatch.setattr(training, "train_heads", count_train)
-    monkeypatch.setattr(real, "evaluate_run", count_eval)
+    monkeypatch.setattr(real.sweep, "evaluate_run", count_eval)   # the module that calls it
     df = run_sweep(cfg, out=out, progress=False)
     assert calls == {"train": 0, "eval": 32 - 5}
     # the stored first rows were kept, not recomputed
