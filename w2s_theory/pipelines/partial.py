@@ -32,6 +32,7 @@ from ..partial import (
     predict_top,
     train_top,
 )
+from ..protocol import holdout_scores, holdout_split, select_lr
 from ..provenance import git_commit, machine_name
 from ..sweep import ResultTable, run_key
 from ..training import HeadSpec, TrainConfig, train_head
@@ -40,10 +41,8 @@ from .finetune import (
     FinetuneSweepConfig,
     PredStore,
     RunSpec,
-    best_lr,
     build_bundle,
     bundle_fingerprint,
-    holdout_scores,
     logit,
     lr_select_fingerprint,
     rows_from_store,
@@ -94,8 +93,11 @@ class PartialConfig:
         out = part.get("out")
         if not isinstance(out, str) or not out:
             raise ValueError("[partial] out: the result CSV path is required")
-        return cls(FinetuneSweepConfig.from_dict(d), tuple(sorted(set(blocks))), out, last,
-                   tuple(float(v) for v in grid))
+        sweep = FinetuneSweepConfig.from_dict(d)
+        if sweep.train_args:
+            raise ValueError("train.args: not used by partial fine-tuning (its top-k trainer "
+                             "takes no TrainingArguments fields); remove the table")
+        return cls(sweep, tuple(sorted(set(blocks))), out, last, tuple(float(v) for v in grid))
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike) -> PartialConfig:
@@ -187,36 +189,9 @@ def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None]
     for k in pc.blocks:
         # ---- lr for this k, on held-out train_gt pairs (never test)
         lr = float(tc.lr)
-        ls = cfg.lr_select
-        if ls.grid:
-            gt = bundle.gt
-            n = len(gt)
-            fit_idx, hold_idx = np.arange(n - ls.holdout), np.arange(n - ls.holdout, n)
-            fit, hold = gt.subset(fit_idx), gt.subset(hold_idx)
-            recs = []
-            for cand in ls.grid:
-                c = tc.replace(loss="forward_ce", noise=0.0, confidence=False, seed=int(ls.seed),
-                               lr=float(cand))
-                key = run_key({"role": "lr_select", "partial_k": k, "strong": cfg.strong,
-                               "holdout": ls.holdout, "data": {x: bundle.meta.get(x) for x in
-                                                               ("subset", "n_train", "slot_seeds")},
-                               "cfg": c.to_dict()})
-                if key not in selected:
-                    g = states("train_gt", gt, k)
-                    fs = tuple(CachedStates(*_sub(s, fit_idx), k) for s in g)
-                    hs = tuple(CachedStates(*_sub(s, hold_idx), k) for s in g)
-                    m = TopModel(backbone, k, seed=c.seed, head_init_std=c.head_init_std)
-                    st = train_top(m, fs, fit, fit.labels.astype(np.float64), c, progress=progress)
-                    p = predict_top(m, hs, hold)
-                    selected[key] = {"k": k, "lr": float(cand), **holdout_scores(hold.labels, p),
-                                     "n_fit": len(fit), "n_holdout": len(hold),
-                                     "train_wall_s": st["wall_s"], "machine": machine_name(),
-                                     "git_commit": git_commit()}
-                    save_records(sel_path, selected, lr_fp)
-                    log(f"[partial] k={k} lr {cand:g}: held-out train_gt acc "
-                        f"{selected[key]['holdout_acc']:.4f} ({st['wall_s']:.0f} s)")
-                recs.append(selected[key])
-            lr = best_lr(recs, ls.metric)
+        if cfg.lr_select.grid:
+            lr = _top_k_lr(pc, bundle, backbone, states, k, selected, sel_path, lr_fp,
+                           progress, log)
             log(f"[partial] k={k}: lr {lr:g} chosen on held-out train_gt pairs")
         # ---- runs
         for spec in _plan(cfg, bundle.meta, k, tc.replace(lr=lr)):
@@ -251,6 +226,40 @@ def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None]
     return rows
 
 
+def _top_k_lr(pc: PartialConfig, bundle, backbone, states, k: int, selected: dict,
+              sel_path: Path, lr_fp: dict, progress: bool, log) -> float:
+    """The lr of the top-``k`` runs by the protocol's rule on held-out ``train_gt`` pairs
+    (`w2s_theory.protocol.select_lr`); each candidate's record is sealed in ``sel_path``."""
+    cfg = pc.sweep
+    tc, ls, gt = cfg.train, cfg.lr_select, bundle.gt
+    fit_idx, hold_idx = _holdout(len(gt), ls.holdout)
+    fit, hold = gt.subset(fit_idx), gt.subset(hold_idx)
+
+    def fit_and_score(cand: float) -> dict:
+        c = tc.replace(loss="forward_ce", noise=0.0, confidence=False, seed=int(ls.seed),
+                       lr=float(cand))
+        key = run_key({"role": "lr_select", "partial_k": k, "strong": cfg.strong,
+                       "holdout": ls.holdout, "data": {x: bundle.meta.get(x) for x in
+                                                       ("subset", "n_train", "slot_seeds")},
+                       "cfg": c.to_dict()})
+        if key not in selected:
+            g = states("train_gt", gt, k)
+            fs = tuple(CachedStates(*_sub(s, fit_idx), k) for s in g)
+            hs = tuple(CachedStates(*_sub(s, hold_idx), k) for s in g)
+            m = TopModel(backbone, k, seed=c.seed, head_init_std=c.head_init_std)
+            st = train_top(m, fs, fit, fit.labels.astype(np.float64), c, progress=progress)
+            p = predict_top(m, hs, hold)
+            selected[key] = {"k": k, "lr": float(cand), **holdout_scores(hold.labels, p),
+                             "n_fit": len(fit), "train_wall_s": st["wall_s"],
+                             "machine": machine_name(), "git_commit": git_commit()}
+            save_records(sel_path, selected, lr_fp)
+            log(f"[partial] k={k} lr {cand:g}: held-out train_gt acc "
+                f"{selected[key]['holdout_acc']:.4f} ({st['wall_s']:.0f} s)")
+        return selected[key]
+
+    return select_lr(ls.grid, fit_and_score, metric=ls.metric)[0]
+
+
 def _run_last_layer(pc: PartialConfig, bundle, states, store, write_rows, selected: dict,
                     sel_path: Path, deadline, log, lr_fp: dict) -> int:
     """The standardised last-layer baseline (regime ``lastlayer``) on the sweep's own pairs."""
@@ -268,12 +277,10 @@ def _run_last_layer(pc: PartialConfig, bundle, states, store, write_rows, select
     ls = cfg.lr_select
     lr = 1e-3
     if "train_gt" in X:
-        n = X["train_gt"].shape[0]
-        hold = np.arange(n - ls.holdout, n)
-        fit = np.arange(n - ls.holdout)
+        fit, hold = _holdout(X["train_gt"].shape[0], ls.holdout)
         y = bundle.gt.labels.astype(np.float64)
-        recs = []
-        for cand in pc.head_lr_grid:
+
+        def fit_and_score(cand: float) -> dict:
             key = run_key({"role": "lr_select", "regime": "lastlayer", "strong": cfg.strong,
                            "holdout": ls.holdout, "lr": cand, "seed": ls.seed,
                            "data": {x: bundle.meta.get(x) for x in ("subset", "n_train", "slot_seeds")},
@@ -284,11 +291,12 @@ def _run_last_layer(pc: PartialConfig, bundle, states, store, write_rows, select
                 p = 1 / (1 + np.exp(-(X["train_gt"][hold] @ w)))
                 selected[key] = {"regime": "lastlayer", "lr": float(cand),
                                  **holdout_scores(bundle.gt.labels[hold], p),
-                                 "n_fit": int(fit.size), "n_holdout": int(hold.size),
-                                 "machine": machine_name(), "git_commit": git_commit()}
+                                 "n_fit": int(fit.size), "machine": machine_name(),
+                                 "git_commit": git_commit()}
                 save_records(sel_path, selected, lr_fp)
-            recs.append(selected[key])
-        lr = best_lr(recs, ls.metric)
+            return selected[key]
+
+        lr, _ = select_lr(pc.head_lr_grid, fit_and_score, metric=ls.metric)
         log(f"[partial] lastlayer: lr {lr:g} chosen on held-out train_gt pairs")
     head_tc = replace(base_tc, lr=lr)
     n_done = 0
@@ -318,6 +326,14 @@ def _run_last_layer(pc: PartialConfig, bundle, states, store, write_rows, select
         n_done += 1
     log(f"[partial] lastlayer: {n_done} heads trained")
     return n_done
+
+
+def _holdout(n: int, holdout: int) -> tuple[np.ndarray, np.ndarray]:
+    """`w2s_theory.protocol.holdout_split`, its error naming ``lr_select.holdout``."""
+    try:
+        return holdout_split(n, holdout)
+    except ValueError as exc:
+        raise ValueError(f"lr_select.{exc}") from None
 
 
 def _sub(c: CachedStates, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

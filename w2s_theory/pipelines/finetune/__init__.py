@@ -32,6 +32,7 @@ tokenizer loads.
 
 from __future__ import annotations
 
+from ...protocol import fit_weak_head  # the weak teacher's head (the protocol's, re-exported)
 from .bundle import Bundle, build_bundle, load_bundle, resolve_model_dir, save_bundle
 from .config import (
     PROTOCOL_VERSION,
@@ -51,12 +52,12 @@ from .config import (
 )
 from .entry import run
 from .execute import HEAD_ONLY_GRACE_S, execute, logit, run_record
-from .lr_select import best_lr, holdout_scores, lr_select_fingerprint, select_lr
+from .lr_select import lr_select_fingerprint, select_lr
 from .plan_text import plan_lines, preflight
 from .rows import make_row, rows_from_store
 from .runs import RunSpec, plan_runs
 from .store import InMemoryStore, PredStore, PredStoreWarning, bundle_fingerprint
-from .weak import fit_weak_head, weak_finetune_config, weak_teacher
+from .weak import weak_finetune_config, weak_teacher
 
 __all__ = [
     "DataConfig", "WeakConfig", "SweepSpec", "RunOptions", "FinetuneSweepConfig", "LrSelect",
@@ -64,7 +65,7 @@ __all__ = [
     "TRAIN_OWNS", "paper_losses", "training_args",
     "Bundle", "build_bundle", "save_bundle", "load_bundle", "resolve_model_dir",
     "fit_weak_head", "weak_teacher", "weak_finetune_config",
-    "select_lr", "best_lr", "holdout_scores", "lr_select_fingerprint",
+    "select_lr", "lr_select_fingerprint",
     "RunSpec", "plan_runs",
     "PredStore", "PredStoreWarning", "InMemoryStore", "bundle_fingerprint",
     "execute", "logit", "run_record", "HEAD_ONLY_GRACE_S",

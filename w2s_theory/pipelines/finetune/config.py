@@ -38,11 +38,11 @@ TRAIN_OWNS = {
     "per_device_eval_batch_size": "[train] eval_batch_size",
     "gradient_accumulation_steps": "[train] grad_accum", "weight_decay": "[train] weight_decay",
     "adam_beta1": "[train] betas", "adam_beta2": "[train] betas", "adam_epsilon": "[train] adam_eps",
-    "lr_scheduler_type": "[train] schedule", "warmup_ratio": "[train] warmup_frac",
-    "warmup_steps": "[train] warmup_frac", "max_grad_norm": "[train] max_grad_norm",
+    "lr_scheduler_type": "[train] schedule", "warmup_steps": "[train] warmup_frac", "max_grad_norm": "[train] max_grad_norm",
     "bf16": "[train] precision", "fp16": "[train] precision",
-    "group_by_length": "[train] group_by_length", "save_steps": "[train] checkpoint_every",
+    "save_steps": "[train] checkpoint_every",
     "seed": "[sweep] seeds", "data_seed": "[sweep] seeds", "output_dir": "the pipeline",
+    "use_cpu": "[run] device",
 }
 
 

@@ -13,6 +13,7 @@ training its members one by one.)
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -45,11 +46,13 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-np.minimum(p, 1 - 1e-16))
 
 
-def run_record(spec: RunSpec, extra: dict) -> dict:
-    """The stored record of a finished run: its coordinates, config and provenance + ``extra``."""
+def run_record(spec: RunSpec, extra: dict, train_args: dict | None = None) -> dict:
+    """The stored record of a finished run: its coordinates, config and provenance + ``extra``
+    (+ ``train_args``, the ``[train.args]`` table as JSON, when there is one)."""
     import torch
 
-    return {**spec.coords(), "config": spec.cfg.to_dict(), "torch_version": torch.__version__,
+    args = {"train_args": json.dumps(train_args, sort_keys=True)} if train_args else {}
+    return {**spec.coords(), "config": spec.cfg.to_dict(), **args, "torch_version": torch.__version__,
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": machine_name(), "git_commit": git_commit(), **extra}
 
@@ -138,7 +141,7 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
         t0 = time.perf_counter()
         st = train(model, task_of(spec), make_targets(targets(spec), spec.cfg), spec.cfg,
                    engine=eng, checkpoint=ck, progress=progress,
-                   **({"training_args": cfg.train_args} if cfg.train_args else {}))
+                   training_args=cfg.train_args or None)
         t1 = time.perf_counter()
         p = predict(model, bundle.test, spec.cfg, engine=eng)
         t2 = time.perf_counter()
@@ -150,7 +153,7 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
                 "train_padded_tokens": st.padded_tokens, "tokens_per_s": st.tokens_per_s,
                 "group_tokens_per_s": st.tokens_per_s,
                 "final_loss": st.losses[-1] if st.losses else None,
-                "resumed_from": st.resumed_from}))})
+                "resumed_from": st.resumed_from}, cfg.train_args))})
         if ck is not None and ck.exists() and getattr(eng, "is_main_process", True):
             shutil.rmtree(ck)     # the run is stored: its checkpoints are no longer needed
         summary["n_done"] += 1
@@ -188,7 +191,8 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
         m = RewardModel(backbone, seed=spec.cfg.seed, head_init_std=spec.cfg.head_init_std,
                         pooling=spec.cfg.pooling)
         st = train(m, task_of(spec), make_targets(targets(spec), spec.cfg), spec.cfg,
-                   engine=heng, progress=False, features=fgt if spec.role == "ceiling" else ftr)
+                   engine=heng, progress=False, features=fgt if spec.role == "ceiling" else ftr,
+                   training_args=cfg.train_args or None)
         with torch.no_grad():
             w = m.head.weight.detach().double().cpu().numpy()[0]
         z = (fte[0].astype(np.float64) - fte[1].astype(np.float64)) @ w
@@ -198,7 +202,8 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
             "group_wall_s": st.wall_s, "feature_s": feat_s, "train_tokens": 0,
             "train_padded_tokens": 0, "tokens_per_s": float("nan"),
             "group_tokens_per_s": float("nan"),
-            "final_loss": st.losses[-1] if st.losses else None, "resumed_from": 0}))})
+            "final_loss": st.losses[-1] if st.losses else None, "resumed_from": 0},
+            cfg.train_args))})
         summary["n_done"] += 1
     summary["head_only_s"] = time.perf_counter() - t_h
     return summary

@@ -1,9 +1,10 @@
 """Learning-rate selection of the fine-tuning sweep: on held-out ``train_gt`` pairs, never test.
 
 `select_lr` fine-tunes the strong model with ground truth (the ceiling's objective) on the first
-``n - holdout`` pairs of ``train_gt`` once per candidate lr and scores it on the last ``holdout``
-(`holdout_scores`); the best wins (`best_lr`). Records are sealed in ``<out>.lr_select.json``
-(`lr_select_fingerprint`), so a killed selection resumes.
+``n - holdout`` pairs of ``train_gt`` once per candidate lr and scores it on the last ``holdout``;
+the rule (split, scores, best candidate, ties to the smaller lr) is the protocol's
+(`w2s_theory.protocol.holdout_split`, ``holdout_scores``, ``select_lr``). Records are sealed in
+``<out>.lr_select.json`` (`lr_select_fingerprint`), so a killed selection resumes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ...fingerprint import digest, fingerprint, load_records, model_files_digest, save_records
-from ...metrics import accuracy
+from ...protocol import holdout_scores, holdout_split
+from ...protocol import select_lr as select_lr_on_holdout
 from ...provenance import git_commit, machine_name
 from ...runtime import resolve_device
 from ...sweep import run_key
@@ -24,36 +26,6 @@ from .config import PROTOCOL_VERSION, FinetuneSweepConfig
 
 #: Version of the sealed records of ``<out>.lr_select.json``.
 _LR_CACHE_FORMAT = 1
-
-
-def holdout_scores(labels: np.ndarray, p: np.ndarray) -> dict:
-    """``{"holdout_acc", "holdout_logloss"}`` of ``P(label 1) = p`` on held-out ``labels``.
-
-    The log-loss clips ``p`` to ``[1e-12, 1 - 1e-12]``.
-
-    Examples:
-        >>> holdout_scores(np.array([1, 0]), np.array([0.9, 0.2]))["holdout_acc"]
-        1.0
-    """
-    y = np.asarray(labels, dtype=np.float64)
-    pc = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
-    return {"holdout_acc": accuracy(np.asarray(labels), p),
-            "holdout_logloss": float(-(y * np.log(pc) + (1 - y) * np.log1p(-pc)).mean())}
-
-
-def best_lr(records: list[dict], metric: str) -> float:
-    """The lr of the best record: highest ``holdout_acc`` (``metric = "accuracy"``) or lowest
-    ``holdout_logloss`` (``"logloss"``); ties go to the smaller lr.
-
-    Examples:
-        >>> best_lr([{"lr": 1e-4, "holdout_acc": 0.7}, {"lr": 3e-5, "holdout_acc": 0.7}], "accuracy")
-        3e-05
-    """
-    if metric == "accuracy":
-        return float(max(records, key=lambda r: (r["holdout_acc"], -r["lr"]))["lr"])
-    if metric == "logloss":
-        return float(min(records, key=lambda r: (r["holdout_logloss"], r["lr"]))["lr"])
-    raise ValueError(f"metric: 'accuracy' or 'logloss', got {metric!r}")
 
 
 def lr_select_fingerprint(bundle: Bundle) -> dict:
@@ -93,43 +65,45 @@ def select_lr(cfg: FinetuneSweepConfig, bundle: Bundle, path: str | os.PathLike,
     gt = bundle.gt
     if gt is None:
         raise ValueError("lr_select: the bundle has no train_gt pairs (build it with this config)")
-    n = len(gt)
-    if ls.holdout >= n:
-        raise ValueError(f"lr_select.holdout: {ls.holdout} held-out pairs leave none of the {n} "
-                         "train_gt pairs to fit on")
-    fit, hold = gt.subset(np.arange(n - ls.holdout)), gt.subset(np.arange(n - ls.holdout, n))
+    try:
+        fit_idx, hold_idx = holdout_split(len(gt), ls.holdout)
+    except ValueError as exc:
+        raise ValueError(f"lr_select.{exc}") from None
+    fit, hold = gt.subset(fit_idx), gt.subset(hold_idx)
     path = Path(path)
     fp = lr_select_fingerprint(bundle)
     done = load_records(path, fp, what="lr-selection cache")
     base = {"protocol": PROTOCOL_VERSION, "strong": cfg.strong, "role": "lr_select",
             "data": {k: bundle.meta.get(k) for k in ("subset", "n_train", "slot_seeds")},
             "holdout": ls.holdout}
+    if cfg.train_args:                  # present only when given: older records keep their keys
+        base["train_args"] = cfg.train_args
     dev = resolve_device(cfg.run.device)
     backbone = None
-    records = []
-    for lr in ls.grid:
+
+    def fit_and_score(lr: float) -> dict:
+        nonlocal backbone
         c = cfg.train.replace(loss="forward_ce", noise=0.0, confidence=False, seed=int(ls.seed),
                               lr=float(lr))
         key = run_key({**base, "cfg": c.to_dict()})
-        rec = done.get(key)
-        if rec is None:
-            if backbone is None:
-                backbone = load_backbone(bundle.model_dir, dropout=cfg.train.dropout)
-            eng = engine or make_engine(c, use_accelerate=False, cpu=dev.type == "cpu")
-            model = build_model(backbone, c)
-            st = train(model, fit, make_targets(fit.labels.astype(np.float64), c), c, engine=eng,
-                       progress=progress)
-            p = predict(model, hold, c, engine=eng)
-            rec = {"lr": float(lr), **holdout_scores(hold.labels, p),
-                   "n_fit": len(fit), "n_holdout": len(hold), "seed": int(ls.seed),
-                   "train_wall_s": st.wall_s, "tokens_per_s": st.tokens_per_s,
-                   "precision": st.precision, "device": st.device, "machine": machine_name(),
-                   "git_commit": git_commit(), "torch_version": torch.__version__}
-            done[key] = rec
-            save_records(path, done, fp)
-            del model
-            log(f"lr_select: lr {lr:g}: held-out train_gt acc {rec['holdout_acc']:.4f}, "
-                f"log-loss {rec['holdout_logloss']:.4f} ({st.wall_s:.0f} s, "
-                f"{st.tokens_per_s:.0f} tok/s)")
-        records.append(rec)
-    return best_lr(records, ls.metric), records
+        if key in done:
+            return done[key]
+        if backbone is None:
+            backbone = load_backbone(bundle.model_dir, dropout=cfg.train.dropout)
+        eng = engine or make_engine(c, use_accelerate=False, cpu=dev.type == "cpu")
+        model = build_model(backbone, c)
+        st = train(model, fit, make_targets(fit.labels.astype(np.float64), c), c, engine=eng,
+                   progress=progress, training_args=cfg.train_args or None)
+        p = predict(model, hold, c, engine=eng)
+        rec = {"lr": float(lr), **holdout_scores(hold.labels, p), "n_fit": len(fit),
+               "seed": int(ls.seed), "train_wall_s": st.wall_s, "tokens_per_s": st.tokens_per_s,
+               "precision": st.precision, "device": st.device, "machine": machine_name(),
+               "git_commit": git_commit(), "torch_version": torch.__version__}
+        done[key] = rec
+        save_records(path, done, fp)
+        log(f"lr_select: lr {lr:g}: held-out train_gt acc {rec['holdout_acc']:.4f}, "
+            f"log-loss {rec['holdout_logloss']:.4f} ({st.wall_s:.0f} s, "
+            f"{st.tokens_per_s:.0f} tok/s)")
+        return rec
+
+    return select_lr_on_holdout(ls.grid, fit_and_score, metric=ls.metric)

@@ -9,59 +9,49 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from ...bounds import lemma1, theorem2
-from ...divergences import smooth
-from ...metrics import accuracy, auroc, disagreement_rate, ece, pgr
+from ...protocol import result_row
 from .store import PredStore
+
+#: The column order of a fine-tuning row's results (as before `result_row` was shared).
+_RESULT_ORDER = ("n_test", "student_acc", "student_auroc", "student_ece", "weak_acc",
+                 "weak_auroc", "weak_ece", "disagree_rate", "l1_", "ceiling_acc", "ceiling_auroc",
+                 "ceiling_ece", "pgr", "t2test_truth_", "t2test_d_reverse", "t2test_ceil_")
 
 
 def make_row(rec: dict, logits: np.ndarray, truth: np.ndarray, weak_test: np.ndarray,
              ceiling_logits: np.ndarray | None, gamma: float) -> dict:
-    r"""The result row of one run from its test logits (metrics and bound checks).
+    r"""The result row of one run from its test logits: its record (less the config), the
+    config's training settings and `w2s_theory.protocol.result_row`'s metrics and bound checks.
 
-    ``F*`` = the test truth (one-hot labels), ``F_w`` = the weak model's test
-    probabilities, ``F_sw`` = ``sigmoid(logits)``; for Lemma 1 and Theorem 2 both
-    ``F_w`` and ``F_sw`` are smoothed, ``(1 - 2 gamma) p + gamma``. Theorem 2 is also
-    checked with ``F*`` = the same-seed, same-regime strong ceiling (the realizable
-    proxy). Columns follow the last-layer sweep (`w2s_theory.pipelines.real`):
+    ``F*`` = the test truth, ``F_w`` = the weak model's test probabilities, ``F_sw`` =
+    ``sigmoid(logits)``; for Lemma 1 and Theorem 2 both ``F_w`` and ``F_sw`` are smoothed,
+    ``(1 - 2 gamma) p + gamma``. Theorem 2 is also checked with ``F*`` = the same-seed,
+    same-regime strong ceiling (the realizable proxy). The columns are those of the last-layer
+    sweep (`w2s_theory.pipelines.real.evaluate_run`, the same `result_row`):
     ``student_acc/auroc/ece``, ``weak_*``, ``ceiling_*``, ``pgr``, ``disagree_rate``,
-    ``l1_*`` (every stage), ``t2test_{truth,ceil}_{slack,risk_weak,risk_strong,holds}``.
+    ``l1_*`` (every stage, ``l1_gamma`` included),
+    ``t2test_{truth,ceil}_{slack,risk_weak,risk_strong,holds}``, ``t2test_d_reverse``.
+
+    Args:
+        rec: the run's stored record (coordinates, ``config``, cost, provenance).
+        logits: the student's test logits ``z = r(A) - r(B)``, ``(n,)``.
+        truth: test labels ``(n,)``.
+        weak_test: the weak model's test probabilities ``(n,)``.
+        ceiling_logits: the same-seed ceiling's test logits, or ``None`` (its columns NaN).
+        gamma: smoothing floor of the bound checks.
     """
-    y = np.asarray(truth).astype(np.int64)
-    yf = y.astype(np.float64)
-    ps = expit(np.asarray(logits, dtype=np.float64))
-    pw = np.asarray(weak_test, dtype=np.float64)
-    acc_s, acc_w = accuracy(y, ps), accuracy(y, pw)
+    res = result_row(truth, weak_test, expit(np.asarray(logits, dtype=np.float64)),
+                     None if ceiling_logits is None
+                     else expit(np.asarray(ceiling_logits, dtype=np.float64)),
+                     gamma=gamma, lemma1_gamma=True)
     row = {k: v for k, v in rec.items() if k != "config"}
     c = rec["config"]
     row.update({k: c[k] for k in ("lr", "epochs", "batch_size", "max_length", "truncation_side",
                                   "schedule", "grad_accum", "head_only")})
-    row.update({"n_test": int(y.size), "student_acc": acc_s, "student_auroc": auroc(y, ps),
-                "student_ece": ece(y, ps), "weak_acc": acc_w, "weak_auroc": auroc(y, pw),
-                "weak_ece": ece(y, pw), "disagree_rate": disagreement_rate(ps, pw)})
-    fw, fs = smooth(pw, gamma), smooth(ps, gamma)
-    l1 = lemma1(yf, fw, fs, gamma)
-    row.update({f"l1_{k}": v for k, v in l1.to_dict().items() if k != "n"})
-    targets = [("truth", yf)]
-    if ceiling_logits is not None:
-        pc = expit(np.asarray(ceiling_logits, dtype=np.float64))
-        acc_c = accuracy(y, pc)
-        row.update({"ceiling_acc": acc_c, "ceiling_auroc": auroc(y, pc), "ceiling_ece": ece(y, pc),
-                    "pgr": pgr(acc_s, acc_w, acc_c)})
-        targets.append(("ceil", pc))
-    else:
-        row.update({"ceiling_acc": np.nan, "ceiling_auroc": np.nan, "ceiling_ece": np.nan,
-                    "pgr": np.nan})
-    for tag, fstar in targets:
-        t = theorem2(fstar, fw, fs, tol=0.0)
-        row[f"t2test_{tag}_slack"] = t.slack
-        row[f"t2test_{tag}_risk_weak"] = t.risk_weak
-        row[f"t2test_{tag}_risk_strong"] = t.risk_strong
-        row[f"t2test_{tag}_holds"] = t.holds
-        row["t2test_d_reverse"] = t.d_reverse
-    if ceiling_logits is None:
-        for k in ("slack", "risk_weak", "risk_strong", "holds"):
-            row[f"t2test_ceil_{k}"] = np.nan
+    for head in _RESULT_ORDER:
+        row.update({k: v for k, v in res.items() if k == head or (head.endswith("_")
+                                                                 and k.startswith(head))})
+    row.update({k: v for k, v in res.items() if k not in row})
     return row
 
 

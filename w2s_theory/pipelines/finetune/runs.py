@@ -47,6 +47,8 @@ def plan_runs(cfg: FinetuneSweepConfig, bundle_meta: dict) -> list[RunSpec]:
     for k in ("source", "n_train_gt", "weak", "weak_digest", "strong_digest"):
         if k in bundle_meta:
             base[k] = bundle_meta[k]
+    if cfg.train_args:                  # [train.args]: fields of TrainingArguments
+        base["train_args"] = cfg.train_args
     s = cfg.sweep
     out: list[RunSpec] = []
     # seed by seed (its ceiling, then its students), so that a sweep stopped part-way has

@@ -1,24 +1,24 @@
 """The weak teacher of the fine-tuning sweep: a logistic head on a weak model's features, or a
 fine-tuned weak LM (`weak_teacher`), fitted on ``train_gt`` ground truth.
 
-A head on features (`fit_weak_head`): ``P(A > B) = sigmoid(w . (phi(A) - phi(B)))`` by
-`w2s_theory.heads.fit_softmax_head` (forward CE, L2 chosen by k-fold cross-validation on
-``train_gt``; the pairs are symmetrised with the swapped pairs, so the head has no slot bias).
+A head on features (the protocol's `w2s_theory.protocol.fit_weak_head`):
+``P(A > B) = sigmoid(w . (phi(A) - phi(B)))`` (forward CE, L2 chosen by k-fold cross-validation
+on ``train_gt``; the pairs are symmetrised with the swapped pairs, so the head has no slot bias).
 A fine-tuned weak LM (``[weak] kind = "finetune"``, `weak_finetune_config`): ``[train]`` with
 forward CE on ``train_gt``, its predictions sealed in ``<out>.weak.json``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 
 from ...data import N_ROWS, text_digest
 from ...features import features_for_texts, load_features
 from ...fingerprint import fingerprint, load_records, model_files_digest, save_records
-from ...heads import fit_softmax_head
 from ...hub import resolve_model
+from ...protocol import fit_weak_head
 from ...runtime import resolve_device
 from ...sources import feature_tag
 from ...sweep import run_key
@@ -33,51 +33,6 @@ def _pair_diff(f: dict, labels: np.ndarray) -> np.ndarray:
     a = np.where(labels[:, None] == 1, f["chosen"], f["rejected"]).astype(np.float64)
     b = np.where(labels[:, None] == 1, f["rejected"], f["chosen"]).astype(np.float64)
     return a - b
-
-
-def fit_weak_head(diff_gt: np.ndarray, labels_gt: np.ndarray, l2_grid: Sequence[float],
-                  folds: int = 4, seed: int = 0, symmetric: bool = True):
-    """Bradley--Terry logistic head on pair differences, L2 by k-fold CV; returns ``(head, l2, cv)``.
-
-    The data are symmetrised: ``(d, y)`` and ``(-d, 1 - y)``, so the fitted intercept
-    is 0 and ``P(A > B) = 1 - P(B > A)`` exactly (up to the solver's tolerance).
-    ``symmetric=False``: a plain logistic head with its intercept (labelled texts: ``d``
-    are the texts' features).
-    ``cv`` maps each L2 weight to its mean held-out log-loss.
-
-    Examples:
-        >>> import numpy as np
-        >>> rng = np.random.default_rng(0)
-        >>> d = rng.normal(size=(200, 3)); y = (d[:, 0] + 0.3 * rng.normal(size=200) > 0).astype(float)
-        >>> head, l2, cv = fit_weak_head(d, y, [1e-2, 1.0], folds=2)
-        >>> l2 in (1e-2, 1.0), abs(float(head.intercept)) < 1e-8
-        (True, True)
-    """
-    d = np.asarray(diff_gt, dtype=np.float64)
-    y = np.asarray(labels_gt, dtype=np.float64)
-
-    def fit(dd, yy, l2):
-        if not symmetric:
-            return fit_softmax_head(dd, yy, loss="forward_ce", l2=float(l2))
-        return fit_softmax_head(np.vstack([dd, -dd]), np.concatenate([yy, 1 - yy]),
-                                loss="forward_ce", l2=float(l2))
-
-    grid = [float(v) for v in l2_grid]
-    cv: dict[float, float] = {}
-    if len(grid) > 1:
-        fold = np.random.default_rng(seed).permutation(d.shape[0]) % folds
-        for l2 in grid:
-            losses = []
-            for k in range(folds):
-                h = fit(d[fold != k], y[fold != k], l2)
-                p = np.clip(h.predict(d[fold == k]), 1e-12, 1 - 1e-12)
-                yk = y[fold == k]
-                losses.append(float(-(yk * np.log(p) + (1 - yk) * np.log1p(-p)).mean()))
-            cv[l2] = float(np.mean(losses))
-        best = min(cv, key=cv.get)
-    else:
-        best = grid[0]
-    return fit(d, y, best), best, cv
 
 
 def _weak_features(model: str, subset: str, split: str, n: int, pairs, root) -> dict:
@@ -133,7 +88,8 @@ def _weak_finetuned(cfg: FinetuneSweepConfig, items: dict, progress: bool,
     digests = {sp: text_digest([t for slot in items[sp][0] for t in slot]) for sp in items}
     key = run_key({"protocol": PROTOCOL_VERSION, "weak": cfg.weak.model, "digest": r.digest,
                    "cfg": c.to_dict(), "texts": digests,
-                   "labels": text_digest([str(v) for v in items["train_gt"][1].tolist()])})
+                   "labels": text_digest([str(v) for v in items["train_gt"][1].tolist()]),
+                   **({"train_args": cfg.train_args} if cfg.train_args else {})})
     fp = fingerprint(_WEAK_CACHE_FORMAT, weak_model=model_files_digest(r.path))
     path = cfg.out_path().with_suffix(".weak.json")
     cached = load_records(path, fp, what="weak-model cache")
@@ -146,7 +102,8 @@ def _weak_finetuned(cfg: FinetuneSweepConfig, items: dict, progress: bool,
     model = build_model(load_backbone(r.path, dropout=c.dropout), c)
     eng = make_engine(c, use_accelerate=False, cpu=resolve_device(cfg.run.device).type == "cpu")
     gt = tasks["train_gt"]
-    st = train(model, gt, gt.labels.astype(np.float64), c, engine=eng, progress=progress)
+    st = train(model, gt, gt.labels.astype(np.float64), c, engine=eng, progress=progress,
+               training_args=cfg.train_args or None)
     probs = {sp: predict(model, tasks[sp], c, engine=eng) for sp in tasks}
     rec = {"probs": {sp: p.tolist() for sp, p in probs.items()}, "model": cfg.weak.model,
            "digest": r.digest, "cfg": c.to_dict(), "train_wall_s": st.wall_s,
@@ -163,7 +120,8 @@ def weak_teacher(cfg: FinetuneSweepConfig, data: dict, items: dict, ns: dict, *,
                  ) -> tuple[dict, float | None, dict, dict | None]:
     """The weak teacher's ``P(label 1)`` on every split, fitted on ``train_gt`` ground truth.
 
-    ``[weak] kind = "features"``: a logistic head on the weak model's features (`fit_weak_head`;
+    ``[weak] kind = "features"``: a logistic head on the weak model's features
+    (`w2s_theory.protocol.fit_weak_head`;
     pairs: on ``phi(A) - phi(B)`` in slot order, symmetrised; labelled texts: on the features,
     with an intercept); ``kind = "finetune"``: the weak LM fine-tuned on ``train_gt``
     (`weak_finetune_config`, cached next to the result table).

@@ -1,0 +1,193 @@
+"""The fine-tuning sweep's config after issue 19: the stacked ensemble's keys are refused by
+name, ``[train.args]`` is checked against transformers' ``TrainingArguments`` and reaches the
+trainer and the run keys, and every committed fine-tuning config still parses."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from w2s_theory.config import ConfigError, read_toml
+from w2s_theory.pipelines.finetune import (
+    REMOVED_RUN_KEYS,
+    TRAIN_OWNS,
+    FinetuneSweepConfig,
+    SweepSpec,
+    plan_runs,
+    training_args,
+)
+from w2s_theory.pipelines.partial import PartialConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = 'name = "t"\n[sweep]\nlosses = ["forward_kl"]\nseeds = [0]\n'
+
+
+def _toml(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "c.toml"
+    p.write_text(BASE + text)
+    return p
+
+
+def _fields() -> set[str]:
+    from transformers import TrainingArguments
+
+    return {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
+
+
+@pytest.mark.parametrize("line", ["ensemble = true", "ensemble = false", "runs_per_group = 5"])
+def test_removed_ensemble_keys_are_an_error_naming_the_key(tmp_path, line):
+    key = line.split()[0]
+    p = _toml(tmp_path, f"[run]\n{line}\n")
+    with pytest.raises(ConfigError) as e:
+        FinetuneSweepConfig.from_toml(p)
+    msg = str(e.value)
+    assert msg.startswith(f"{p}: run.{key}: removed in issue 19"), msg
+    # without the key the same file is fine
+    p.write_text(BASE + "[run]\ngamma = 0.01\n")
+    assert FinetuneSweepConfig.from_toml(p).run.gamma == 0.01
+
+
+def test_cli_refuses_the_removed_keys_and_flag(tmp_path, capsys):
+    from w2s_theory.cli import main as cli_main
+
+    p = _toml(tmp_path, "[run]\nensemble = true\n")
+    assert cli_main(["finetune", "--config", str(p), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("w2s-theory finetune: ") and "run.ensemble:" in err[0]
+    p.write_text(BASE)
+    with pytest.raises(SystemExit) as e:
+        cli_main(["finetune", "--config", str(p), "--one-by-one", "--dry-run"])
+    assert e.value.code == 2 and "--one-by-one" in capsys.readouterr().err
+
+
+def test_committed_finetune_configs_parse_and_name_no_removed_key():
+    files = sorted((ROOT / "experiments" / "finetune").glob("*.toml")) + sorted(
+        (ROOT / "experiments" / "paper").glob("*.toml"))
+    assert len(files) >= 17
+    for f in files:
+        raw = read_toml(f)
+        assert not set(raw.get("run", {})) & set(REMOVED_RUN_KEYS), f
+        cfg = PartialConfig.from_toml(f).sweep if "partial" in raw else FinetuneSweepConfig.from_toml(f)
+        assert FinetuneSweepConfig.from_dict(cfg.to_dict()) == cfg, f
+
+
+def test_train_args_are_checked_against_training_arguments_fields():
+    fields = _fields()
+    # every setting [train] owns is a real TrainingArguments field (the list cannot rot)
+    assert set(TRAIN_OWNS) <= fields, set(TRAIN_OWNS) - fields
+    free = sorted(fields - set(TRAIN_OWNS))
+    assert {"gradient_checkpointing", "report_to", "torch_compile", "fsdp", "deepspeed"} <= set(free)
+    assert training_args({k: None for k in free}) == {k: None for k in free}
+    with pytest.raises(ConfigError, match=r"^train\.args\.gradient_checkpoint: not a field of "
+                                          r"transformers' TrainingArguments \(did you mean "
+                                          r"'gradient_checkpointing'\?\)$"):
+        training_args({"gradient_checkpoint": True})
+    for k, owner in TRAIN_OWNS.items():
+        with pytest.raises(ConfigError, match=rf"^train\.args\.{k}: set by {owner.replace('[', '.').replace(']', '.')}"):
+            training_args({k: 1})
+    with pytest.raises(ConfigError, match=r"^train\.args: a table"):
+        training_args([("report_to", "none")])
+
+
+def test_train_args_table_in_toml_round_trips_and_enters_the_run_keys(tmp_path):
+    plain = FinetuneSweepConfig.from_toml(_toml(tmp_path, "[train]\nmax_length = 32\n"))
+    p = _toml(tmp_path, '[train]\nmax_length = 32\n[train.args]\ngradient_checkpointing = true\n'
+                        'report_to = "none"\n')
+    cfg = FinetuneSweepConfig.from_toml(p)
+    assert cfg.train_args == {"gradient_checkpointing": True, "report_to": "none"}
+    assert cfg.train == plain.train                      # [train] itself is unchanged
+    d = cfg.to_dict()
+    assert d["train"]["args"] == cfg.train_args and "train_args" not in d
+    assert FinetuneSweepConfig.from_dict(json.loads(json.dumps(d))) == cfg
+    meta = {"subset": "harmless"}
+    keys, keys_plain = ([r.key for r in plan_runs(c, meta)] for c in (cfg, plain))
+    assert len(keys) == len(keys_plain) and not set(keys) & set(keys_plain)
+    # a config without the table keeps the keys it had before [train.args] existed
+    assert keys_plain == [r.key for r in plan_runs(FinetuneSweepConfig(
+        name="t", train=plain.train, sweep=SweepSpec(losses=("forward_kl",), seeds=(0,))), meta)]
+    bad = _toml(tmp_path, "[train.args]\nlearning_rate = 1e-4\n")
+    with pytest.raises(ConfigError, match=r": train\.args\.learning_rate: set by \[train\] lr"):
+        FinetuneSweepConfig.from_toml(bad)
+
+
+def test_partial_refuses_train_args(tmp_path):
+    p = _toml(tmp_path, '[train.args]\nreport_to = "none"\n[partial]\nout = "x.csv"\n')
+    with pytest.raises(ConfigError, match=r": train\.args: not used by partial fine-tuning"):
+        PartialConfig.from_toml(p)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from w2s_theory.models import model_dir
+
+    tmp = tmp_path_factory.mktemp("tiny")
+    tok = AutoTokenizer.from_pretrained(str(model_dir("all-MiniLM-L6-v2")), local_files_only=True)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
+                         num_attention_heads=4, intermediate_size=64, max_position_embeddings=64,
+                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+              add_pooling_layer=False).save_pretrained(str(tmp / "m"))
+    tok.save_pretrained(str(tmp / "m"))
+    return tmp / "m"
+
+
+def test_train_args_reach_every_training_run(tiny_model, tmp_path, monkeypatch):
+    """A tiny sweep (lr selection, ceiling, one student, full and head-only): every call of
+    ``finetune.train`` gets the ``[train.args]`` table, and every row records it."""
+    import torch
+
+    import w2s_theory.finetune as F
+    from w2s_theory.pipelines.finetune import run
+
+    seen = []
+    real_train = F.train
+
+    def spy(*a, **kw):
+        seen.append(kw.get("training_args"))
+        return real_train(*a, **kw)
+
+    monkeypatch.setattr(F, "train", spy)
+    out = tmp_path / "res.csv"
+    p = tmp_path / "c.toml"
+    p.write_text(f"""name = "args"
+strong = "{tiny_model}"
+[data]
+n_train = 24
+n_test = 16
+[weak]
+l2_grid = [0.1]
+[lr_select]
+grid = [1e-4, 1e-3]
+holdout = 8
+[train]
+max_length = 16
+precision = "fp32"
+batch_size = 8
+[train.args]
+logging_steps = 1
+[sweep]
+losses = ["reverse_kl"]
+seeds = [0]
+[run]
+out = "{out}"
+device = "cpu"
+""")
+    cfg = FinetuneSweepConfig.from_toml(p)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        res = run(cfg, progress=False, log=lambda *_: None)
+    finally:
+        torch.set_num_threads(n)
+    # 2 lr candidates + (ceiling + student) x (full, head_only)
+    assert seen == [{"logging_steps": 1}] * 6
+    rows = res["rows"]
+    assert len(rows) == 4 and all(json.loads(r["train_args"]) == {"logging_steps": 1} for r in rows)
+    sel = json.loads(out.with_suffix(".lr_select.json").read_text())
+    assert sel  # the lr-selection records were written
