@@ -42,7 +42,15 @@ Bradley & Terry, "Rank analysis of incomplete block designs", Biometrika 39 (195
 """
 
 from .config import POOLINGS, TASKS, FinetuneConfig
-from .data import PadCollator, TokenCount, TokenRows, pad_tokenizer
+from .data import (
+    MAX_CHUNKS,
+    PadCollator,
+    TokenCount,
+    TokenRows,
+    chunk_bounds,
+    pad_tokenizer,
+    padded_tokens,
+)
 from .model import (
     RewardModel,
     build_model,
@@ -103,6 +111,9 @@ __all__ = [
     "check_targets",
     "HeadOnFeatures",
     "pad_tokenizer",
+    "MAX_CHUNKS",
+    "chunk_bounds",
+    "padded_tokens",
     "PadCollator",
     "TokenRows",
     "TokenCount",

@@ -12,7 +12,61 @@ import torch
 from .tokens import TextTask, TokenizedTexts
 
 __all__ = ["pad_tokenizer", "TokenRows", "PadCollator", "FeatureRows", "StackCollator",
-           "StateRows", "StateCollator", "TokenCount"]
+           "StateRows", "StateCollator", "TokenCount", "MAX_CHUNKS", "chunk_bounds", "padded_tokens"]
+
+#: forward passes a training step's texts may be split into (`chunk_bounds`)
+MAX_CHUNKS = 4
+
+
+def chunk_bounds(lengths, max_chunks: int = MAX_CHUNKS) -> list[int]:
+    """Cut points of texts sorted longest first into at most ``max_chunks`` consecutive chunks,
+    each padded to its first (longest) text, with the fewest padded tokens (exact dynamic
+    programme). Returns ``[0, ..., n]``.
+
+    A pair's two replies differ in length (by 26 tokens on average in HH-RLHF harmless at
+    ``max_length`` 128), so one step's texts are bimodal even in length-grouped batches; padding
+    them in a few chunks instead of one raises the real-token share from 0.80 to 0.90 there.
+
+    Examples:
+        >>> chunk_bounds([10, 9, 3, 2], 2)
+        [0, 2, 4]
+        >>> chunk_bounds([5, 5, 5], 3)
+        [0, 3]
+    """
+    lens = [int(x) for x in lengths]
+    n, inf = len(lens), float("inf")
+    if any(a < b for a, b in zip(lens, lens[1:])):
+        raise ValueError("lengths: must be sorted longest first")
+    # best[c][j]: fewest padded tokens of the first j texts in c chunks
+    best = [[inf] * (n + 1) for _ in range(max_chunks + 1)]
+    cut = [[0] * (n + 1) for _ in range(max_chunks + 1)]
+    best[0][0] = 0
+    for c in range(1, max_chunks + 1):
+        for j in range(1, n + 1):
+            for i in range(j):
+                v = best[c - 1][i] + (j - i) * lens[i]
+                if v < best[c][j]:
+                    best[c][j], cut[c][j] = v, i
+    c = min(range(1, max_chunks + 1), key=lambda k: (best[k][n], k)) if n else 0
+    out, j = [n], n
+    while c > 0 and j > 0:
+        j = cut[c][j]
+        out.append(j)
+        c -= 1
+    return sorted(set(out) | {0})
+
+
+def padded_tokens(lengths, max_chunks: int = MAX_CHUNKS) -> int:
+    """Tokens fed to the backbone (padding included) when texts of ``lengths`` are padded in
+    the chunks of `chunk_bounds`.
+
+    Examples:
+        >>> padded_tokens([2, 10, 3, 9], 2), padded_tokens([2, 10, 3, 9], 1)
+        (26, 40)
+    """
+    lens = sorted((int(x) for x in lengths), reverse=True)
+    b = chunk_bounds(lens, max_chunks)
+    return int(sum((j - i) * lens[i] for i, j in zip(b, b[1:])))
 
 
 @functools.lru_cache(maxsize=8)
@@ -63,24 +117,40 @@ class TokenRows(torch.utils.data.Dataset):
 
 
 class PadCollator:
-    """Examples -> ``{"input_ids", "attention_mask"[, "labels"]}``: slot ``a`` texts, then slot
-    ``b`` texts, padded together on the right by ``DataCollatorWithPadding`` (so ``r(A)`` and
-    ``r(B)`` come from one forward pass); real and padded tokens counted in ``count``."""
+    """Examples -> ``{"input_ids", "attention_mask"[, "labels"]}``, padded on the right by
+    transformers' ``DataCollatorWithPadding``; real and padded tokens counted in ``count``.
 
-    def __init__(self, pad_id: int, count: TokenCount | None = None):
+    The texts are slot ``a``'s then slot ``b``'s (so ``r(A)`` and ``r(B)`` come from one step).
+    With ``max_chunks > 1`` they are sorted by length and padded in the chunks of `chunk_bounds`:
+    ``input_ids`` and ``attention_mask`` are then tuples of ``(m_c, L_c)`` tensors and ``index``
+    puts the concatenated chunk outputs back in slot order (`RewardModel` reads them).
+    """
+
+    def __init__(self, pad_id: int, count: TokenCount | None = None, max_chunks: int = 1):
         from transformers import DataCollatorWithPadding
 
         self.pad = DataCollatorWithPadding(pad_tokenizer(int(pad_id)), padding="longest",
                                            return_tensors="pt")
-        self.count = count
+        self.count, self.max_chunks = count, int(max_chunks)
 
     def __call__(self, features: list[dict]) -> dict:
-        texts = [{"input_ids": f[k]} for k in ("input_ids_a", "input_ids_b") if k in features[0]
-                 for f in features]
-        out = dict(self.pad(texts))
+        texts = [f[k] for k in ("input_ids_a", "input_ids_b") if k in features[0] for f in features]
+        if self.max_chunks > 1:
+            order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+            b = chunk_bounds([len(texts[i]) for i in order], self.max_chunks)
+            parts = [dict(self.pad([{"input_ids": texts[i]} for i in order[s:e]]))
+                     for s, e in zip(b, b[1:])]
+            index = torch.empty(len(texts), dtype=torch.long)
+            index[torch.tensor(order)] = torch.arange(len(texts))
+            out = {"input_ids": tuple(p["input_ids"] for p in parts),
+                   "attention_mask": tuple(p["attention_mask"] for p in parts), "index": index}
+            masks = out["attention_mask"]
+        else:
+            out = dict(self.pad([{"input_ids": t} for t in texts]))
+            masks = (out["attention_mask"],)
         if self.count is not None:
-            self.count.real += int(out["attention_mask"].sum())
-            self.count.padded += int(out["attention_mask"].numel())
+            self.count.real += int(sum(int(m.sum()) for m in masks))
+            self.count.padded += int(sum(m.numel() for m in masks))
         if "labels" in features[0]:
             out["labels"] = torch.from_numpy(np.stack([f["labels"] for f in features]))
         return out

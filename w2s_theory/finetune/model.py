@@ -105,7 +105,14 @@ class RewardModel(nn.Module):
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
         return pool_tokens(out.last_hidden_state, attention_mask, self.pooling)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids, attention_mask, index: torch.Tensor | None = None) -> torch.Tensor:
+        """Rewards (logits) of a padded batch, or of length chunks: ``input_ids`` and
+        ``attention_mask`` tuples of ``(m_c, L_c)`` tensors whose concatenated outputs ``index``
+        puts back in order (`w2s_theory.finetune.PadCollator`)."""
+        if isinstance(input_ids, (tuple, list)):
+            r = torch.cat([fp32_head(self.head, self.embed(i, m))
+                           for i, m in zip(input_ids, attention_mask)])
+            return r if index is None else r[index]
         return fp32_head(self.head, self.embed(input_ids, attention_mask))
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .config import FinetuneConfig
+from .data import MAX_CHUNKS, padded_tokens
 from .tokens import TextTask
 
 __all__ = ["batch_order", "task_lengths", "train_order", "OrderSampler", "real_token_fraction"]
@@ -78,22 +79,24 @@ def train_order(task: TextTask, cfg: FinetuneConfig) -> np.ndarray:
     return batch_order(len(task), cfg.batch_size, cfg.seed, cfg.epochs)
 
 
-def real_token_fraction(task: TextTask, order: np.ndarray, max_length: int, micro_batch: int) -> float:
+def real_token_fraction(task: TextTask, order: np.ndarray, max_length: int, micro_batch: int,
+                        max_chunks: int = MAX_CHUNKS) -> float:
     """Real tokens / padded tokens fed to the backbone when ``order`` (``(steps, batch)``) is cut
-    into micro-batches of ``micro_batch`` examples, both slots of a pair padded to the longest
-    text of the micro-batch (what the collator does).
+    into micro-batches of ``micro_batch`` examples whose texts (both slots of a pair) are padded
+    in at most ``max_chunks`` length chunks (`w2s_theory.finetune.data.padded_tokens`, what the
+    training collator does).
 
     Examples:
         >>> import numpy as np
         >>> from w2s_theory.finetune import TextTask, TokenizedTexts
         >>> t = TokenizedTexts(np.arange(6, dtype=np.uint16), np.array([0, 1, 6]), (), (), 0)
-        >>> real_token_fraction(TextTask((t,), np.array([0, 1])), np.array([[0, 1]]), 8, 2)
+        >>> real_token_fraction(TextTask((t,), np.array([0, 1])), np.array([[0, 1]]), 8, 2, 1)
         0.6
     """
     lens = np.stack([t.lengths(max_length) for t in task.inputs])      # (slots, n)
     rows = np.asarray(order, dtype=np.int64).reshape(-1, micro_batch)
-    real = lens[:, rows].sum()
-    padded = lens.shape[0] * micro_batch * lens[:, rows].max(axis=(0, 2)).sum()
+    real = int(lens[:, rows].sum())
+    padded = sum(padded_tokens(lens[:, r].ravel(), max_chunks) for r in rows)
     return float(real / padded)
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .config import FinetuneConfig
-from .data import FeatureRows, PadCollator, StackCollator, TokenCount, TokenRows
+from .data import MAX_CHUNKS, FeatureRows, PadCollator, StackCollator, TokenCount, TokenRows
 from .model import RewardModel, fp32_head
 from .order import train_order
 from .tokens import TextTask, TokenizedTexts
@@ -113,7 +113,7 @@ def train(model: RewardModel, task: TextTask, targets, cfg: FinetuneConfig, *,
     count = TokenCount()
     pad_id = task.inputs[0].pad_id
     return fit(model, TokenRows.of(task, y, cfg.max_length, cfg.truncation_side),
-               PadCollator(pad_id, count), order, cfg, pairwise=pairwise, engine=engine,
+               PadCollator(pad_id, count, max_chunks=MAX_CHUNKS), order, cfg, pairwise=pairwise, engine=engine,
                checkpoint=checkpoint, regime="full", on_step=on_step, progress=progress, count=count,
                training_args=training_args, t0=t0)
 
