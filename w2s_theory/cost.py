@@ -192,7 +192,8 @@ def estimate_finetune_cost(preset, n_pairs: int, max_length: int, *,
                         -(-n_pairs // batch_pairs) * epochs)
 
 
-def measured_flops_per_s(paths, *, machine: str = "AMD EPYC") -> list[float]:
+def measured_flops_per_s(paths, *, machine: str = "AMD EPYC",
+                         run_keys=None) -> list[float]:
     """Effective training FLOP/s of committed full fine-tuning rows, one value per row.
 
     Each row of the result tables (``train_padded_tokens``, ``train_wall_s``, ``strong``,
@@ -203,6 +204,8 @@ def measured_flops_per_s(paths, *, machine: str = "AMD EPYC") -> list[float]:
     Args:
         paths: result-table CSV files.
         machine: a substring of the rows' ``machine`` column.
+        run_keys: only the rows with these ``run_key`` values (``None``: every row); the docs
+            name the rows they used, so rows added later do not move their numbers.
 
     Returns:
         the per-row FLOP/s, in file and row order.
@@ -212,7 +215,8 @@ def measured_flops_per_s(paths, *, machine: str = "AMD EPYC") -> list[float]:
         with open(path, newline="") as f:
             for row in csv.DictReader(f):
                 if machine not in row.get("machine", "") or row.get("regime", "full") != "full" \
-                        or row.get("strong") not in REGISTRY or float(row["train_wall_s"]) <= 0:
+                        or row.get("strong") not in REGISTRY or float(row["train_wall_s"]) <= 0 \
+                        or (run_keys is not None and row.get("run_key") not in run_keys):
                     continue
                 n, ep, cap = int(row["n_train"]), int(row["epochs"]), int(row["max_length"])
                 per_text = int(row["train_padded_tokens"]) / (2 * n * ep)
@@ -272,7 +276,9 @@ def _committed_rows() -> list[Path]:
 
 
 def _main() -> None:  # pragma: no cover - prints the docs table
-    rates = measured_flops_per_s(_committed_rows())
+    keys = [r["run_key"] for p in _committed_rows() for r in csv.DictReader(open(p, newline=""))]
+    rates = measured_flops_per_s(_committed_rows(), run_keys=keys)
+    print(f"<!-- cost-rows: {' '.join(keys)} -->")
     print(f"<!-- {len(rates)} rows, median {statistics.median(rates) / 1e9:.1f} GFLOP/s, range "
           f"{min(rates) / 1e9:.1f}-{max(rates) / 1e9:.1f} -->")
     print(cost_table(cpu_flops_per_s=statistics.median(rates)))
