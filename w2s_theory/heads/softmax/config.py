@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ...objective import Objective
 from ..minimizer import check_loss
 
 __all__ = ["TrainConfig", "HeadSpec"]
@@ -88,8 +89,6 @@ class TrainConfig:
     def objective(self, spec: HeadSpec):
         """The `w2s_theory.objective.Objective` of one head: its loss and confidence switch with
         this config's confidence settings (``warmup_frac`` is the confidence warm-up here)."""
-        from ...objective import Objective  # torch
-
         return Objective(spec.loss, spec.confidence, self.alpha_max, self.warmup_frac,
                          self.buffer_size, self.min_count, self.eps)
 

@@ -14,6 +14,7 @@ from ..._validation import check_probs, check_scalar, n_classes
 from ..design import check_features, standardize, unstandardize
 from ..minimizer import check_loss
 from ..report import FitReport
+from .config import HeadSpec, TrainConfig
 from .head import SoftmaxHead, probs_from_design, small_torch_work, torch_objective
 
 __all__ = ["fit_head_minibatch"]
@@ -56,7 +57,6 @@ def fit_head_minibatch(features, weak_probs, *, loss: str = "forward_kl",
     """
     import torch
 
-    from .config import HeadSpec, TrainConfig
     from .loop import OPTIMIZERS, fit_heads
 
     check_loss(loss)
