@@ -17,6 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from ._validation import ArgumentTypeError, check_int, check_number
+
 __all__ = ["Objective"]
 
 
@@ -42,12 +46,9 @@ class Objective:
     eps: float = 1e-6
 
     def __post_init__(self):
-        from ._validation import ArgumentTypeError, check_int, check_number
-        from .losses import check_loss_name
+        from .losses import check_loss_name  # torch
 
         check_loss_name(self.loss)
-        import numpy as np
-
         if not isinstance(self.confidence, (bool, np.bool_)):     # (a table row's np.bool_ too)
             raise ArgumentTypeError(f"confidence: must be True or False, got {self.confidence!r}")
         for name in ("alpha_max", "confidence_warmup_frac"):

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import heads
 from ._validation import check_choice, check_int, check_number
 from .bounds import lemma1, theorem2
 from .divergences import smooth
@@ -162,7 +163,7 @@ def fit_weak_head(features: np.ndarray, labels: np.ndarray, l2_grid: Sequence[fl
         >>> l2 in (1e-2, 1.0), abs(float(head.intercept)) < 1e-8
         (True, True)
     """
-    from .heads import fit_softmax_head
+    fit_softmax_head = heads.fit_softmax_head
 
     folds = check_int(folds, "folds", low=2)
     d = np.asarray(features, dtype=np.float64)

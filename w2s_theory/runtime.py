@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._validation import check_device
+
 __all__ = ["resolve_device", "thread_limit"]
 
 
@@ -25,8 +27,6 @@ def resolve_device(device: Any = "auto"):
         >>> resolve_device("cpu").type
         'cpu'
     """
-    from ._validation import check_device
-
     return check_device(device)
 
 

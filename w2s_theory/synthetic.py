@@ -54,9 +54,12 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
+from scipy.special import expit, softmax
 
 from ._validation import check_gamma, check_probs, check_scalar
 from .config import from_mapping
+from .divergences import smooth
+from .heads import NO_MINIMIZER, fit_softmax_head
 
 __all__ = [
     "SyntheticConfig",
@@ -256,8 +259,6 @@ def _truth_probs(cfg: SyntheticConfig, u: np.ndarray, b: np.ndarray) -> np.ndarr
         room = (1.0 / k - cfg.truth_floor) * cfg.truth_scale
         lo = float((-u).max())
         return 1.0 / k + (room / lo if lo > 0 else 0.0) * u
-    from scipy.special import softmax
-
     return softmax(cfg.truth_scale * u + b, axis=1)
 
 
@@ -343,11 +344,6 @@ def make_instance(config: SyntheticConfig, seed: int) -> Instance:
         >>> bool(inst.w2s.f_star.min() >= cfg.truth_floor)
         True
     """
-    from scipy.special import expit, softmax
-
-    from .divergences import smooth
-    from .heads import NO_MINIMIZER, fit_softmax_head
-
     if not isinstance(config, SyntheticConfig):
         raise ValueError(f"config: expected a SyntheticConfig, got {type(config).__name__}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:

@@ -36,6 +36,7 @@ import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 
 from ._validation import ArgumentTypeError, check_choice, check_number, check_series, check_str
 from .stats import TOSTResult, one_sample_t, t_interval, tost
@@ -188,8 +189,6 @@ def paired_effect_by_split(frame, *, value: str = "diff", split: str = "split", 
         Bouthillier et al., "Accounting for variance in machine learning benchmarks",
         MLSys 2021. Analysis plan: ``experiments/analysis.toml``, ``[statistics]``.
     """
-    import pandas as pd
-
     if not isinstance(frame, pd.DataFrame):
         raise ArgumentTypeError(f"frame: must be a pandas DataFrame, got {type(frame).__name__}")
     value = check_str(value, "value")

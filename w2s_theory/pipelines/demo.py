@@ -30,6 +30,7 @@ instance x projection x truth), ``summary.csv`` (the printed table), ``config.js
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -37,6 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..atomic_io import atomic_write_bytes, atomic_write_text
 from ..bounds import lemma1, theorem2
@@ -241,8 +243,6 @@ def theorem2_cases(cfg: DemoConfig) -> list[dict]:
 
 # ----------------------------------------------------------------------------- report
 def summarize(lem: list[dict], thm: list[dict]):
-    import pandas as pd
-
     L = pd.DataFrame(lem)
     T = pd.DataFrame(thm)
     out = []
@@ -297,11 +297,9 @@ def run_demo(cfg: DemoConfig, out: Path, *, progress: bool = True) -> dict:
     atomic_write_text(out / "theorem2_cases.csv", T.to_csv(index=False))
     atomic_write_text(out / "summary.csv", S.to_csv(index=False))
     atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
-    from ..plotting import plot_demo
+    from ..plotting import plot_demo  # matplotlib
 
     fig = plot_demo(L, T, cfg)
-    import io
-
     # fixed metadata: the same seed gives the same bytes; PNG to look at, PDF for papers
     for fmt, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None})):
         buf = io.BytesIO()

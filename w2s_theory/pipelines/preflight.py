@@ -33,6 +33,17 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from .. import models
+from ..config import ConfigError, UserError
+from ..data import N_ROWS, SPLITS, VADER_SDIST, DataNotFound, cache_dir, hh_rlhf_root
+from ..datasets import dataset_spec
+from ..features import FEATURE_SETS, unavailable_reason
+from ..hub import parse_spec
+from ..sources import load_source
+from .real import FeatureBank
+
 __all__ = ["MissingModel", "Preflight", "real", "runnable_pairs", "finetune", "extract",
            "synthetic", "model_problem", "hub_model_problem", "output_problem", "DATA_DOCS",
            "ALL_PRESENT"]
@@ -57,7 +68,6 @@ class MissingModel:
         needed_by: what needs it (e.g. the ``weak -> strong`` pairs of a real sweep).
         key: the config key that names it (``strong``, ``weak.model``, ``pairs``, ``--model``).
     """
-
     name: str
     install: str | None
     reason: str
@@ -69,7 +79,6 @@ class MissingModel:
 class Preflight:
     """The outcome of a check: missing models, data problems and output problems (all empty =
     ready to run), and notes that are no problem (a hub model the run will download)."""
-
     missing: list[MissingModel] = field(default_factory=list)
     data: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
@@ -81,10 +90,8 @@ class Preflight:
 
     def install_command(self) -> str | None:
         """``bash scripts/install_models.sh NAMES`` for the installable missing models."""
-        from ..models import install_command
-
         names = [m.install for m in self.missing if m.install]
-        return install_command(names) if names else None
+        return models.install_command(names) if names else None
 
     def missing_names(self) -> set[str]:
         return {m.name for m in self.missing}
@@ -198,7 +205,6 @@ def hub_model_problem(spec: str, *, cache_dir=None, notes: list | None = None) -
     """
     from huggingface_hub import try_to_load_from_cache
 
-    from ..hub import parse_spec
 
     name, rev = parse_spec(spec)
     import huggingface_hub.constants as c
@@ -248,15 +254,12 @@ def _folder_problem(p: Path) -> str | None:
 def model_problem(name: str, *, notes: list | None = None) -> tuple[str | None, str | None]:
     """``(reason, preset to install)`` for a model to load by name (a preset of the ladder, a
     local folder or a hub id); ``(None, None)`` when it can be had. Nothing is loaded."""
-    from ..hub import parse_spec
-    from ..models import REGISTRY, is_installed
-
     try:
         base, rev = parse_spec(name)
     except ValueError as exc:
         return str(exc), None
-    if rev is None and base in REGISTRY:
-        return (None, None) if is_installed(base) else ("its weights are not installed", base)
+    if rev is None and base in models.REGISTRY:
+        return (None, None) if models.is_installed(base) else ("its weights are not installed", base)
     p = Path(base).expanduser()
     if rev is None and p.is_dir():
         return _folder_problem(p), None
@@ -269,16 +272,13 @@ def model_problem(name: str, *, notes: list | None = None) -> tuple[str | None, 
 def _feature_model(res: Preflight, name: str, key: str, needed_by, *, subsets=(), splits=(),
                    texts=False, root=None, cache=None) -> None:
     """A model whose features are read: a feature set (prebuilt or computed) or any model."""
-    from ..features import FEATURE_SETS, unavailable_reason
-    from ..models import REGISTRY
-
     if name in FEATURE_SETS:
         why = unavailable_reason(name, subsets, splits, texts=texts, root=root, cache=cache)
         if why is not None:
             res.missing.append(MissingModel(name, FEATURE_SETS[name].model, why,
                                             tuple(needed_by), key))
         return
-    if name in REGISTRY or "/" in name or "@" in name or Path(name).expanduser().is_dir() \
+    if name in models.REGISTRY or "/" in name or "@" in name or Path(name).expanduser().is_dir() \
             or name.startswith(("/", ".", "~")):
         _lm(res, name, key, needed_by)
         return
@@ -302,8 +302,6 @@ def _count_lines(path: Path) -> int:
 def _hh_rlhf_files(root, subsets, splits, need: dict | None = None) -> list[str]:
     """Problems with the HH-RLHF files ``subsets`` x ``splits`` (missing folder or files, or
     fewer rows than ``need[split]``)."""
-    from ..data import DataNotFound, hh_rlhf_root
-
     try:
         base = hh_rlhf_root(root)
     except DataNotFound as exc:
@@ -391,8 +389,6 @@ def _reads_with_datasets(spec: dict) -> bool:
 def _source_problem(where: str, spec: dict, load) -> str | None:
     """Read a source with the loader the run uses (``load()``), or check a hub data set's
     cache; one line per problem (the loader's message names the file and column)."""
-    from ..config import UserError
-
     if spec.get("kind") == "hh_rlhf_hub":
         why = _hub_dataset_problem(spec)
         if why:
@@ -414,8 +410,6 @@ def _source_problem(where: str, spec: dict, load) -> str | None:
 def _vader_note(res: Preflight, cache=None) -> None:
     """VADER's ground truth is read from the ``vaderSentiment`` source archive in the cache;
     the run fetches it with pip when it is not there (a note, or a problem offline)."""
-    from ..data import VADER_SDIST, cache_dir
-
     path = cache_dir(cache) / "vader" / VADER_SDIST
     if path.is_file():
         return
@@ -430,9 +424,6 @@ def _vader_note(res: Preflight, cache=None) -> None:
 def real(cfg, *, out=None, cache=None) -> Preflight:
     """Models, data and outputs of a `RealConfig` (``out``: the result table, default the
     config's; ``cache``: the head cache folder, default the config's)."""
-    from ..data import SPLITS
-    from ..datasets import dataset_spec
-
     srcs = set(getattr(cfg, "sources", None) or {})      # [sources.NAME]: read by their loader
     pairwise = [d for d in cfg.datasets if d not in srcs and dataset_spec(d).task == "pairwise"]
     other = [d for d in cfg.datasets if d not in pairwise]
@@ -440,8 +431,6 @@ def real(cfg, *, out=None, cache=None) -> Preflight:
     if "vader" in cfg.datasets and "vader" not in srcs:
         _vader_note(res)
     if srcs:
-        from .real import FeatureBank
-
         bank = FeatureBank(cfg, progress=False)
         for d in cfg.datasets:
             if d in srcs:
@@ -453,7 +442,6 @@ def real(cfg, *, out=None, cache=None) -> Preflight:
     for weak, strong in cfg.pairs:
         for m in (weak, strong):
             by_model.setdefault(m, []).append(f"{weak} -> {strong}")
-    from ..features import FEATURE_SETS, unavailable_reason
 
     for m, pairs in by_model.items():
         before = len(res.missing)
@@ -479,10 +467,6 @@ def runnable_pairs(cfg, pre: Preflight) -> tuple[tuple[str, str], ...]:
 def _finetune_source(dc) -> None:
     """Read a fine-tuning sweep's ``[data.source]`` and check it as the pipeline does: rows
     per split for ``n_train`` / ``n_test``, two classes for labelled texts."""
-    import numpy as np
-
-    from ..config import ConfigError
-    from ..sources import load_source
 
     data = load_source(dc.source, where="data.source")
     for sp, key in (("train_gt", "n_train"), ("train_w2s", "n_train"), ("test", "n_test")):
@@ -499,8 +483,6 @@ def _finetune_source(dc) -> None:
 def finetune(cfg, *, out=None, outputs=()) -> Preflight:
     """Models, data and outputs of a `FinetuneSweepConfig` (``out``: the result table,
     default ``[run] out``; ``outputs``: more ``(path, what, is_folder)`` to check)."""
-    from ..data import N_ROWS, SPLITS
-
     dc = cfg.data
     if getattr(dc, "source", None) is None:
         need = {"train_gt": dc.n_train, "train_w2s": dc.n_train, "test": dc.n_test}
@@ -529,8 +511,6 @@ def finetune(cfg, *, out=None, outputs=()) -> Preflight:
 
 def extract(cfg, features_dir=None) -> Preflight:
     """Models, data and the cache folder of an `ExtractConfig`."""
-    from ..data import cache_dir
-
     if cfg.data == "hh_rlhf":
         res = Preflight(data=_hh_rlhf_files(cfg.data_dir, cfg.subsets, cfg.splits))
         _feature_model(res, cfg.model, "model", (f"features of {cfg.data}",),
@@ -541,8 +521,6 @@ def extract(cfg, features_dir=None) -> Preflight:
         if cfg.data == "vader":
             _vader_note(res, cfg.cache)
         if cfg.data == "source":
-            from ..sources import load_source
-
             why = _source_problem("features.source", cfg.source,
                                   lambda: load_source(cfg.source, where="features.source"))
             if why:
