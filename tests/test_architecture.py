@@ -130,9 +130,6 @@ KNOWN_CYCLES = {
     frozenset({"w2s_theory._validation", "w2s_theory.config"}):
         "_validation imports config.UserError at the top; config imports check_path / check_str "
         "inside functions (UserError would have to live in _validation or a module of its own)",
-    frozenset({"w2s_theory.answer", "w2s_theory.ledger"}):
-        "ledger.main imports answer.readme_block for --readme; answer imports the ledger's "
-        "LEDGER_FILES, Ledger and README_MARKERS (goes when the ledger is split)",
 }
 
 

@@ -203,7 +203,7 @@ def FX() -> types.SimpleNamespace:
     # a repository root for the ledger (a folder with experiments/ in it)
     ns.ledger_root = root / "ledger_root"
     (ns.ledger_root / "experiments").mkdir(parents=True)
-    ns.paper_ref = Path(ledger.__file__).resolve().parents[1] / "experiments" / "paper_reference"
+    ns.paper_ref = Path(ledger.__file__).resolve().parents[2] / "experiments" / "paper_reference"
     ns.analysis_plan = ns.paper_ref.parent / "analysis.toml"
     # result tables on disk
     ns.rt_garbled = root / "garbled.csv"

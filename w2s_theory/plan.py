@@ -29,8 +29,11 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from ._validation import ArgumentTypeError, check_path
+import pandas as pd
+
+from ._validation import ArgumentTypeError, check_number, check_path, check_str
 from .config import ConfigError, toml_module
+from .verdicts import VERDICT_WORDS
 
 __all__ = [
     "Member",
@@ -424,8 +427,6 @@ def plan_from_dict(raw: dict, path: str = "<dict>") -> Plan:
     ver = _get(raw, "verdicts", "", dict)
     words = tuple(_get(ver, "words", "verdicts", list))
     order = tuple(_get(ver, "order", "verdicts", list))
-    from .verdicts import VERDICT_WORDS
-
     if sorted(words) != sorted(VERDICT_WORDS) or sorted(order) != sorted(VERDICT_WORDS):
         raise _err("verdicts.words", f"must be the four words {list(VERDICT_WORDS)}")
     if order != VERDICT_WORDS:
@@ -556,9 +557,6 @@ def default_plan(frame, *, margin: float = 0.5, reference: str = "forward_kl",
         >>> [f.id for f in default_plan(t).families]
         ['reverse_kl.vs.forward_kl.noise0']
     """
-    import pandas as pd
-
-    from ._validation import check_number, check_str
     from .losses import loss_names
 
     if not isinstance(frame, pd.DataFrame):

@@ -29,7 +29,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pandas as pd
+
+from .. import answer
+from .. import ledger as ledger_mod
+from ..answer import answer_lines
 from ..config import UserError
+from ..plan import DEFAULT_TABLE, default_plan, load_plan
 from .common import Parser, add_out, command, usage_error
 
 PROG = "w2s-theory report"
@@ -57,8 +63,6 @@ class ReportError(UserError, ValueError):
 def read_table(path):
     """Read one result CSV; `ReportError` naming ``path`` when it is missing, a folder, empty
     or not a CSV."""
-    import pandas as pd
-
     p = Path(path)
     if not p.exists():
         raise ReportError(f"{p}: file not found")
@@ -90,8 +94,6 @@ def prepare_table(frame, name: str = "table"):
         ReportError: a needed column is missing, or a loss is not registered
             (`w2s_theory.losses.loss_names`).
     """
-    import pandas as pd
-
     from ..losses import loss_names
 
     t = frame.copy()
@@ -124,8 +126,6 @@ def prepare_table(frame, name: str = "table"):
 
 
 def _tables(paths):
-    import pandas as pd
-
     frames = [prepare_table(read_table(p), str(p)) for p in paths]
     frame = pd.concat(frames, ignore_index=True, sort=False) if len(frames) > 1 else frames[0]
     dropped = 0
@@ -154,9 +154,6 @@ def build_report(paths, plan=None, *, reference: str = "forward_kl", margin: flo
     Raises:
         ReportError: a table or the plan cannot be used (one line naming it).
     """
-    from .. import ledger as ledger_mod
-    from ..plan import DEFAULT_TABLE, default_plan, load_plan
-
     paths = [Path(p) for p in paths]
     names = ", ".join(str(p) for p in paths)
     if plan is not None:
@@ -229,8 +226,6 @@ def print_short_answer(table_path, *, prog: str = PROG) -> list[str]:
     Returns:
         the printed answer lines (empty when none were printed).
     """
-    from ..answer import answer_lines
-
     try:
         frame = prepare_table(read_table(table_path), str(table_path))
         if frame["loss"].nunique() < 2 or "forward_kl" not in set(frame["loss"].astype(str)):
@@ -267,9 +262,6 @@ def parser() -> Parser:
 
 @command(PROG)
 def main(argv: list[str] | None = None) -> int:
-    from .. import answer
-    from .. import ledger as ledger_mod
-
     args = parser().parse_args(argv)
     if args.plan is not None and not Path(args.plan).is_file():
         return usage_error(PROG, f"{args.plan}: plan file not found")
