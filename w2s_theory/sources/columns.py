@@ -12,15 +12,18 @@ import pandas as pd
 from .._validation import ArgumentTypeError, PathNotFound, check_path, check_str
 from ..data import DataError, DataNotFound, PreferencePairs, text_digest
 
+__all__ = ["make_pairs", "require_datasets", "check_columns", "check_distinct", "mapped_columns",
+           "describe_cell", "text_cells", "preference_texts", "read_table"]
 
-def _pairs(chosen: list[str], rejected: list[str], subset: str, split: str, source: str,
+
+def make_pairs(chosen: list[str], rejected: list[str], subset: str, split: str, source: str,
            sha: str | None = None) -> PreferencePairs:
     ident = [i for i, (c, r) in enumerate(zip(chosen, rejected)) if c == r]
     digest = sha or text_digest(list(chosen) + list(rejected))
     return PreferencePairs(list(chosen), list(rejected), subset, split, Path(source), digest, ident)
 
 
-def _require_datasets():
+def require_datasets():
     try:
         import datasets
     except ImportError as e:  # pragma: no cover
@@ -29,7 +32,7 @@ def _require_datasets():
     return datasets
 
 
-def _check_columns(columns: Any, roles: tuple[str, ...], required: tuple[str, ...],
+def check_columns(columns: Any, roles: tuple[str, ...], required: tuple[str, ...],
                    task: str) -> dict[str, str | None]:
     """``columns``: ``None`` or a mapping of roles to column names (``None`` = unused, for
     optional roles only); refuses unknown roles, non-string names and one column for two roles."""
@@ -50,7 +53,7 @@ def _check_columns(columns: Any, roles: tuple[str, ...], required: tuple[str, ..
     return out
 
 
-def _check_distinct(mapping: Mapping[str, str | None]) -> None:
+def check_distinct(mapping: Mapping[str, str | None]) -> None:
     used = [c for c in mapping.values() if c is not None]
     dup = sorted({c for c in used if used.count(c) > 1})
     if dup:
@@ -59,7 +62,7 @@ def _check_distinct(mapping: Mapping[str, str | None]) -> None:
                          f"needs its own column")
 
 
-def _columns(ds, mapping: Mapping[str, str | None], where: str, given: Mapping,
+def mapped_columns(ds, mapping: Mapping[str, str | None], where: str, given: Mapping,
              arg: str) -> dict[str, list]:
     """The mapped columns of a table; a missing column is blamed on ``columns`` when the user
     mapped that role, on the data (``arg``) otherwise."""
@@ -76,41 +79,41 @@ def _columns(ds, mapping: Mapping[str, str | None], where: str, given: Mapping,
     return out
 
 
-def _describe_cell(v: Any) -> str:
+def describe_cell(v: Any) -> str:
     if v is None or (isinstance(v, float) and v != v):
         return f"a missing value ({v!r})"
     return f"{v!r:.40} ({type(v).__name__})"
 
 
-def _texts(values: list, role: str, col: str, where: str, arg: str, *,
+def text_cells(values: list, role: str, col: str, where: str, arg: str, *,
            allow_empty: bool = False) -> list[str]:
     """Check that every cell of a text column is a (non-empty) string; name the first bad one."""
     for i, v in enumerate(values):
         if not isinstance(v, str):
             cls = ValueError if v is None or (isinstance(v, float) and v != v) else TypeError
             raise cls(f"{arg}: column {col!r} row {i} of {where}: expected text for "
-                      f"{role!r}, got {_describe_cell(v)}")
+                      f"{role!r}, got {describe_cell(v)}")
         if not v and not allow_empty:
             raise ValueError(f"{arg}: column {col!r} row {i} of {where}: empty text for "
                              f"{role!r}")
     return list(values)
 
 
-def _preference(cols: dict, mapping: Mapping, where: str, arg: str
+def preference_texts(cols: dict, mapping: Mapping, where: str, arg: str
                 ) -> tuple[list[str], list[str]]:
-    chosen = _texts(cols["chosen"], "chosen", mapping["chosen"], where, arg)
-    rejected = _texts(cols["rejected"], "rejected", mapping["rejected"], where, arg)
+    chosen = text_cells(cols["chosen"], "chosen", mapping["chosen"], where, arg)
+    rejected = text_cells(cols["rejected"], "rejected", mapping["rejected"], where, arg)
     if "prompt" in cols:
-        prompt = _texts(cols["prompt"], "prompt", mapping["prompt"], where, arg,
+        prompt = text_cells(cols["prompt"], "prompt", mapping["prompt"], where, arg,
                         allow_empty=True)
         chosen = [p + c for p, c in zip(prompt, chosen)]
         rejected = [p + r for p, r in zip(prompt, rejected)]
     return chosen, rejected
 
 
-def _read_table(data: Any, arg: str):
+def read_table(data: Any, arg: str):
     """A ``datasets.Dataset`` from a path (.jsonl/.json/.csv/.parquet), a DataFrame or a Dataset."""
-    datasets = _require_datasets()
+    datasets = require_datasets()
     if isinstance(data, datasets.Dataset):
         return data
     if isinstance(data, pd.DataFrame):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from .._validation import check_bool, check_int, check_path, check_str
 from ..data import DataNotFound, PreferencePairs
-from .columns import _columns, _pairs, _preference, _require_datasets
-from .splits import DEFAULT_SIZES, _check_sizes, split_indices
+from .columns import make_pairs, mapped_columns, preference_texts, require_datasets
+from .splits import DEFAULT_SIZES, check_sizes, split_indices
 
 __all__ = ["from_hh_rlhf_hub", "is_single_turn"]
 
@@ -50,7 +50,7 @@ def from_hh_rlhf_hub(data_dir: str | None = "harmless-base", *,
     checked before anything is read or written.
     """
     data_dir = check_str(data_dir, "data_dir", allow_none=True)
-    sizes = _check_sizes(sizes)
+    sizes = check_sizes(sizes)
     seed = check_int(seed, "seed", low=0)
     single_turn = check_bool(single_turn, "single_turn")
     path = check_str(path, "path")
@@ -72,7 +72,7 @@ def from_hh_rlhf_hub(data_dir: str | None = "harmless-base", *,
     elif path.startswith((".", "/", "~")) or path.count("/") > 1:
         raise ValueError(f"path: cannot load {path!r}: no such local folder (a hub id is "
                          f"'org/name')")
-    datasets = _require_datasets()
+    datasets = require_datasets()
     kw = {"data_dir": data_dir, "revision": revision, "cache_dir": cache_dir}
     try:
         dd = datasets.load_dataset(path, **{k: v for k, v in kw.items() if v is not None})
@@ -86,8 +86,8 @@ def from_hh_rlhf_hub(data_dir: str | None = "harmless-base", *,
     for hub_split in ("train", "test"):
         where = f"{path} [{hub_split}]"
         m = {"chosen": "chosen", "rejected": "rejected"}
-        cols = _columns(dd[hub_split], m, where, {}, "path")
-        c, r = _preference(cols, m, where, "path")
+        cols = mapped_columns(dd[hub_split], m, where, {}, "path")
+        c, r = preference_texts(cols, m, where, "path")
         if single_turn:
             keep = [i for i in range(len(c)) if is_single_turn(c[i]) and is_single_turn(r[i])]
             c, r = [c[i] for i in keep], [r[i] for i in keep]
@@ -98,6 +98,6 @@ def from_hh_rlhf_hub(data_dir: str | None = "harmless-base", *,
     for split, pool in (("train_gt", "train"), ("train_w2s", "train"), ("test", "test")):
         c, r = pools[pool]
         ii = idx[split]
-        out[split] = _pairs([c[i] for i in ii], [r[i] for i in ii], subset, split,
+        out[split] = make_pairs([c[i] for i in ii], [r[i] for i in ii], subset, split,
                             f"{path}:{subset}:{pool}" + (f"@{revision}" if revision else ""))
     return out

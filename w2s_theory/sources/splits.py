@@ -9,7 +9,7 @@ import numpy as np
 
 from .._validation import ArgumentTypeError, check_int
 
-__all__ = ["DEFAULT_SIZES", "split_indices"]
+__all__ = ["DEFAULT_SIZES", "split_indices", "check_sizes"]
 
 #: The paper's split sizes (train_gt, train_w2s, test).
 DEFAULT_SIZES = (4000, 4000, 4000)
@@ -36,7 +36,7 @@ def split_indices(n_train: int, n_test: int | None, sizes: Sequence[int], seed: 
     n_train = check_int(n_train, "n_train", low=0)
     if n_test is not None:
         n_test = check_int(n_test, "n_test", low=0)
-    sizes = _check_sizes(sizes)
+    sizes = check_sizes(sizes)
     seed = check_int(seed, "seed", low=0)
     if n_test is None:
         if n_train < sum(sizes):
@@ -55,7 +55,7 @@ def split_indices(n_train: int, n_test: int | None, sizes: Sequence[int], seed: 
             "test": q[:sizes[2]]}
 
 
-def _check_sizes(sizes: Any, name: str = "sizes") -> tuple[int, int, int]:
+def check_sizes(sizes: Any, name: str = "sizes") -> tuple[int, int, int]:
     """Three positive integers (train_gt, train_w2s, test) from a list, tuple or 1-D int array."""
     if isinstance(sizes, (str, bytes, Mapping, set, frozenset)) or sizes is None or \
             not hasattr(sizes, "__len__") or getattr(sizes, "ndim", 1) != 1:

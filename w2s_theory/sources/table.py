@@ -12,16 +12,16 @@ from .._validation import check_int, check_str
 from ..data import SPLITS, DataError, LabelledTexts, PreferencePairs
 from ..task_kinds import check_labels, check_task
 from .columns import (
-    _check_columns,
-    _check_distinct,
-    _columns,
-    _describe_cell,
-    _pairs,
-    _preference,
-    _read_table,
-    _texts,
+    check_columns,
+    check_distinct,
+    describe_cell,
+    make_pairs,
+    mapped_columns,
+    preference_texts,
+    read_table,
+    text_cells,
 )
-from .splits import _check_sizes, split_indices
+from .splits import check_sizes, split_indices
 
 __all__ = ["from_table"]
 
@@ -63,9 +63,9 @@ def from_table(data: Any, *, task: str = "pairwise",
     task = check_task(task)
     roles = (("prompt", "chosen", "rejected") if task == "pairwise" else ("text", "label"))
     required = roles[1:] if task == "pairwise" else roles
-    given = _check_columns(columns, roles, required, task)
+    given = check_columns(columns, roles, required, task)
     if sizes is not None:
-        sizes = _check_sizes(sizes)
+        sizes = check_sizes(sizes)
     seed = check_int(seed, "seed", low=0)
     split_column = check_str(split_column, "split_column", allow_none=True)
     name = check_str(name, "name")
@@ -78,12 +78,12 @@ def from_table(data: Any, *, task: str = "pairwise",
     if task == "pairwise":
         mapping["prompt"] = None
     mapping.update(given)
-    _check_distinct(mapping)
-    ds = _read_table(data, "data")
+    check_distinct(mapping)
+    ds = read_table(data, "data")
     if task == "pairwise" and "prompt" not in given and "prompt" in ds.column_names:
         mapping["prompt"] = "prompt"   # a prompt column is used when the table has one
     where = str(data) if isinstance(data, (str, os.PathLike)) else "the table"
-    cols = _columns(ds, mapping, where, given, "data")
+    cols = mapped_columns(ds, mapping, where, given, "data")
     n = len(ds)
     if n == 0:
         raise DataError(f"data: {where} has no rows")
@@ -107,18 +107,18 @@ def from_table(data: Any, *, task: str = "pairwise",
     src = f"{where}" if isinstance(data, (str, os.PathLike)) else f"<{type(data).__name__}>"
     out = {}
     if task == "pairwise":
-        chosen, rejected = _preference(cols, mapping, where, "data")
+        chosen, rejected = preference_texts(cols, mapping, where, "data")
         for s in SPLITS:
             ii = idx[s]
-            out[s] = _pairs([chosen[i] for i in ii], [rejected[i] for i in ii], name, s, src)
+            out[s] = make_pairs([chosen[i] for i in ii], [rejected[i] for i in ii], name, s, src)
         return out
-    texts = _texts(cols["text"], "text", mapping["text"], where, "data")
+    texts = text_cells(cols["text"], "text", mapping["text"], where, "data")
     labels = cols["label"]
     col = mapping["label"]
     for i, v in enumerate(labels):
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
             raise DataError(f"data: column {col!r} row {i} of {where}: the label column must "
-                            f"hold integers 0..k-1 (class indices), got {_describe_cell(v)}")
+                            f"hold integers 0..k-1 (class indices), got {describe_cell(v)}")
     lab = np.asarray(labels, dtype=np.int64)
     if int(lab.max()) < 1:
         raise DataError(f"data: column {col!r} of {where}: every label is 0; a {task} task "
