@@ -26,7 +26,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,7 @@ from .. import features as F
 from .. import models as M
 from .._validation import check_int, check_str
 from ..atomic_io import atomic_write_text
-from ..config import check_keys, load_config
+from ..config import from_mapping, load_config
 from ..datasets import dataset_names, dataset_spec, feature_cache_tag
 from ..sources import SOURCE_KINDS, check_source, feature_tag, load_source, source_name
 
@@ -117,13 +117,10 @@ class ExtractConfig:
 
     @classmethod
     def from_dict(cls, raw: dict) -> ExtractConfig:
-        """From a TOML-like dict (top level or a ``[features]`` table); unknown keys fail."""
-        raw = dict(raw.get("features", raw))
-        check_keys(raw, [f.name for f in fields(cls)], "[features]")
-        for k in ("subsets", "splits"):
-            if k in raw:
-                raw[k] = tuple(raw[k])
-        return cls(**raw)
+        """From a TOML-like dict (top level or a ``[features]`` table) by the field types
+        (`w2s_theory.config.from_mapping`); unknown keys fail, naming the closest one."""
+        return from_mapping(cls, dict(raw.get("features", raw)), where="[features]",
+                            path="features")
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike) -> ExtractConfig:
