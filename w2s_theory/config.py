@@ -16,10 +16,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, TypeVar, Union
+
+from ._validation import ArgumentTypeError, check_path, check_str
+from .errors import UserError
 
 __all__ = ["UserError", "ConfigError", "toml_module", "read_toml", "check_keys", "load_config",
            "from_mapping", "EXIT_USAGE", "SELECTION_RULES", "check_selection"]
@@ -28,20 +32,6 @@ __all__ = ["UserError", "ConfigError", "toml_module", "read_toml", "check_keys",
 EXIT_USAGE = 2
 
 T = TypeVar("T")
-
-
-class UserError(Exception):
-    """Base of the errors the user fixes, not the code: a config, a data file, a model, a device.
-
-    The command line prints the message of any of them on one line and exits 2, no traceback
-    (``w2s-theory --traceback ...`` re-raises them). Each subclass also derives from the
-    built-in it refines (``ValueError``, ``FileNotFoundError``, ``ImportError``), so callers
-    that catch those keep working: `ConfigError`,
-    `w2s_theory.data.DataError` / `DataNotFound`,
-    `w2s_theory.models.ModelNotInstalled`,
-    `w2s_theory._validation.DeviceUnavailable`,
-    `w2s_theory.results_table.ResultTableError`.
-    """
 
 
 class ConfigError(UserError, ValueError):
@@ -110,7 +100,6 @@ def toml_module():
 
 def read_toml(path: str | os.PathLike) -> dict:
     """Parse a TOML file; a missing file or a syntax error is a `ConfigError` naming it."""
-    from ._validation import check_path  # _validation imports this module
 
     path = check_path(path, "path")
     try:
@@ -143,7 +132,6 @@ def check_keys(table: Mapping, allowed: Iterable[str], where: str = "") -> None:
         ...
         w2s_theory.config.ConfigError: [train] unknown key 'lrr' (did you mean 'lr'?); allowed: epochs, lr
     """
-    from ._validation import ArgumentTypeError, check_str
 
     check_str(where, "where", allow_empty=True)
     if isinstance(allowed, (str, bytes, Mapping)) or not isinstance(allowed, Iterable):
@@ -173,7 +161,6 @@ def _hints(cls, types_: Mapping[str, Any] | None) -> dict:
     try:
         hints = typing.get_type_hints(cls)
     except NameError:                          # an annotation names a type-checking-only import
-        import sys
 
         ns = dict(vars(sys.modules[cls.__module__]))
         hints = {}

@@ -29,6 +29,8 @@ import numpy as np
 
 from ._validation import ArgumentTypeError, check_int, check_str
 from .hf_metrics import logits_to_probs
+from .hub import load
+from .runtime import resolve_device
 
 __all__ = ["load_hub_dataset", "rename_columns", "weak_soft_labels"]
 
@@ -115,8 +117,6 @@ def _load_weak(model, tokenizer, device, dtype):
     import torch
 
     if isinstance(model, (str, os.PathLike)):
-        from .hub import load
-
         net, tok, _ = load(model, auto_class="AutoModelForSequenceClassification", dtype=dtype,
                            device=device, quiet=True)
         return net, tokenizer if tokenizer is not None else tok
@@ -127,8 +127,6 @@ def _load_weak(model, tokenizer, device, dtype):
     if tokenizer is None:
         raise ValueError("tokenizer: needed with a model object (pass the weak model's tokenizer)")
     if device is not None:
-        from .runtime import resolve_device
-
         model = model.to(resolve_device(device))
     return model, tokenizer
 

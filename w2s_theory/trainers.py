@@ -49,6 +49,7 @@ References: Yao et al., arXiv:2502.11107 (2025); Burns et al., arXiv:2312.09390 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -172,8 +173,6 @@ def align(logits: torch.Tensor, labels) -> tuple[torch.Tensor, torch.Tensor]:
 def _renamed(exc: Exception, names: dict[str, str]) -> Exception:
     """``exc`` with the losses' argument name (``student_logits``, ``weak_probs``) replaced by the
     caller's, so that a message starts with the name the caller used."""
-    import re
-
     msg = new_msg = str(exc)
     for old, new in names.items():             # the prefix, and a second name in the message
         new_msg = re.sub(rf"\b{re.escape(old)}\b", new, new_msg)

@@ -71,7 +71,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..config import UserError
+from ..errors import UserError
 from .arrays import (
     as_categorical,
     as_float_array,

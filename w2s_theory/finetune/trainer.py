@@ -11,6 +11,7 @@ precision and ``gather_for_metrics``.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -23,12 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..atomic_io import atomic_write_bytes, atomic_write_text
 from .config import FinetuneConfig
 from .order import OrderSampler
 
 # W2STrainer is built on first access (module __getattr__)
 __all__ = ["TrainStats", "W2STrainer", "training_arguments", "fit", "make_engine",  # noqa: F822
-           "end_processes", "mixed_precision_for", "device_name", "last_checkpoint"]
+           "end_processes", "mixed_precision_for", "device_name", "last_checkpoint", "args_precision"]
 
 #: written last into a Trainer checkpoint folder: the confidence buffer (a folder without it is
 #: a checkpoint cut short by a kill, and is not resumed from)
@@ -49,7 +51,9 @@ class TrainStats:
         padded_tokens: tokens including padding.
         tokens_per_s: ``real_tokens / wall_s``.
         losses: mean training loss per optimiser step of this call.
-        device: e.g. ``cpu`` or the CUDA device name; precision: ``bf16`` or ``no``.
+        device: e.g. ``cpu`` or the CUDA device name.
+        precision: what the run trained in (``"auto"`` resolved, `mixed_precision_for`):
+            ``bf16``, ``fp16`` or ``no`` (fp32).
         num_processes: data-parallel processes.
         trainable_params: parameters the optimiser updated.
     """
@@ -76,16 +80,21 @@ def device_name(device: torch.device | str) -> str:
 
 
 def mixed_precision_for(cfg: FinetuneConfig, device_type: str) -> str:
-    """The trainer's precision rule: ``"bf16"`` autocast when asked for, or on CUDA with
-    ``precision = "auto"``; else ``"no"`` (fp32).
+    """The trainer's precision (accelerate's spelling): ``"bf16"``, ``"fp16"`` or ``"no"`` (fp32).
+
+    ``cfg.precision`` as given, except ``"auto"``: bf16 on a CUDA device that supports it, and
+    elsewhere bf16 only where `w2s_theory.precision.probe` measured bf16 autocast faster than fp32
+    on this machine (by 10 %; probed once per process and machine,
+    `w2s_theory.precision.choose_precision`).
 
     Examples:
-        >>> mixed_precision_for(FinetuneConfig(precision="auto"), "cpu")
+        >>> mixed_precision_for(FinetuneConfig(precision="fp32"), "cpu")
         'no'
     """
-    if cfg.precision == "bf16" or (cfg.precision == "auto" and device_type == "cuda"):
-        return "bf16"
-    return "no"
+    from ..precision import choose_precision
+
+    p = choose_precision(cfg.precision, device_type)
+    return "no" if p == "fp32" else p
 
 
 def make_engine(cfg: FinetuneConfig | None = None, *, use_accelerate: bool | None = None,
@@ -134,7 +143,8 @@ def training_arguments(cfg: FinetuneConfig, output_dir, *, total_steps: int | No
     from transformers import TrainingArguments
 
     nproc = int(getattr(engine, "num_processes", 1) or 1)
-    dev = _device_type(engine)
+    dev = "cpu" if (extra or {}).get("use_cpu") else _device_type(engine)
+    mixed = mixed_precision_for(cfg, dev)
     warm = int(round(cfg.warmup_frac * total_steps)) if total_steps else 0
     kw = dict(
         output_dir=str(output_dir), per_device_train_batch_size=max(1, cfg.micro_batch_size // nproc),
@@ -144,7 +154,7 @@ def training_arguments(cfg: FinetuneConfig, output_dir, *, total_steps: int | No
         adam_epsilon=cfg.adam_eps, optim="adamw_torch_fused" if dev == "cuda" else "adamw_torch",
         lr_scheduler_type="cosine" if cfg.schedule == "cosine" else "constant_with_warmup",
         warmup_steps=warm, max_grad_norm=cfg.max_grad_norm or 0.0,
-        bf16=mixed_precision_for(cfg, dev) == "bf16", use_cpu=dev == "cpu", seed=cfg.seed,
+        bf16=mixed == "bf16", fp16=mixed == "fp16", use_cpu=dev == "cpu", seed=cfg.seed,
         dataloader_drop_last=False, dataloader_num_workers=0, dataloader_pin_memory=dev == "cuda",
         remove_unused_columns=False, report_to="none", logging_strategy="no",
         disable_tqdm=not progress, save_strategy="steps" if save and cfg.checkpoint_every else "no",
@@ -152,6 +162,11 @@ def training_arguments(cfg: FinetuneConfig, output_dir, *, total_steps: int | No
     )
     kw.update(extra or {})
     return TrainingArguments(**kw)
+
+
+def args_precision(args) -> str:
+    """The precision a ``TrainingArguments`` trains in: ``"bf16"``, ``"fp16"`` or ``"no"`` (fp32)."""
+    return "bf16" if args.bf16 else "fp16" if args.fp16 else "no"
 
 
 def last_checkpoint(folder: Path) -> Path | None:
@@ -219,12 +234,8 @@ def _make_w2s_trainer():
             return None, out.float().detach(), labels
 
         def _save_checkpoint(self, model, trial):
-            from ..atomic_io import atomic_write_bytes
-
             super()._save_checkpoint(model, trial)
             if self.args.should_save:
-                import io
-
                 folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
                 b = self.buffer
                 bio = io.BytesIO()
@@ -274,8 +285,6 @@ def _check_run_folder(folder: Path, cfg: FinetuneConfig, regime: str) -> None:
             raise ValueError(f"checkpoint: {folder} was written by a different config; "
                              f"delete it or use another checkpoint path")
     else:
-        from ..atomic_io import atomic_write_text
-
         atomic_write_text(f, json.dumps(want, sort_keys=True))
 
 
@@ -319,7 +328,7 @@ def fit(module: nn.Module, dataset, collator, order: np.ndarray, cfg: FinetuneCo
         real, padded = int(t[0]), int(t[1])
     return TrainStats(steps=total, resumed_from=start, wall_s=wall, real_tokens=int(real),
                       padded_tokens=int(padded), tokens_per_s=real / wall, losses=losses,
-                      device=device_name(acc.device), precision="bf16" if args.bf16 else "no",
+                      device=device_name(acc.device), precision=args_precision(args),
                       num_processes=nproc,
                       trainable_params=int(sum(p.numel() for p in module.parameters() if p.requires_grad)))
 

@@ -44,6 +44,7 @@ from ..atomic_io import atomic_write_bytes, atomic_write_text
 from ..bounds import lemma1, theorem2
 from ..config import from_mapping, load_config
 from ..divergences import smooth
+from ..plotting import plot_demo
 
 __all__ = ["DemoConfig", "run", "run_demo", "violations", "format_table", "hull_instance", "segment_projections",
            "random_population"]
@@ -297,8 +298,6 @@ def run_demo(cfg: DemoConfig, out: Path, *, progress: bool = True) -> dict:
     atomic_write_text(out / "theorem2_cases.csv", T.to_csv(index=False))
     atomic_write_text(out / "summary.csv", S.to_csv(index=False))
     atomic_write_text(out / "config.json", json.dumps(asdict(cfg), indent=2) + "\n")
-    from ..plotting import plot_demo  # matplotlib
-
     fig = plot_demo(L, T, cfg)
     # fixed metadata: the same seed gives the same bytes; PNG to look at, PDF for papers
     for fmt, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None})):

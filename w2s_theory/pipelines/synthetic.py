@@ -60,6 +60,7 @@ from .. import heads
 from ..bounds import lemma1, theorem2
 from ..divergences import kl, smooth
 from ..heads import NO_MINIMIZER, FitReport
+from ..plotting import synthetic_figures
 from ..summaries import (  # re-exported from their old home
     LEMMA1_STAGES,
     format_summary,
@@ -368,7 +369,5 @@ def run(cfg: SweepConfig, *, results: str | Path | None = None, limit: int | Non
     if figures:
         df = out["table"].frame()
         if len(df):
-            from ..plotting import synthetic_figures
-
             out["figures"] = synthetic_figures(cfg, df, suffix=figure_suffix)
     return out
