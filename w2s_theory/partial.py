@@ -216,7 +216,7 @@ def train_top(model: TopModel, cached: Sequence[CachedStates], task: TextTask, t
     """
     if cfg.task != task.task:
         raise ValueError(f"task: config says {cfg.task!r} but the data are {task.task!r}")
-    if cfg.precision == "bf16":
+    if cfg.precision in ("bf16", "fp16"):
         raise ValueError("cfg.precision: partial fine-tuning runs in fp32 here")
     cached = _check_cached(cached, task, model.k)
     y_all = np.asarray(targets, dtype=np.float64)
@@ -224,7 +224,7 @@ def train_top(model: TopModel, cached: Sequence[CachedStates], task: TextTask, t
         raise ValueError(f"targets: need ({len(task)},) values in [0, 1]")
     st = fit(model, StateRows(cached, y_all), StateCollator(), train_order(task, cfg), cfg,
              pairwise=cfg.task == "pairwise", regime=f"top{model.k}", progress=progress,
-             training_args={"use_cpu": True})
+             training_args={"use_cpu": True, "bf16": False, "fp16": False})   # fp32 ("auto" too)
     return {"steps": st.steps, "wall_s": st.wall_s, "losses": st.losses,
             "trainable_params": st.trainable_params}
 
