@@ -159,7 +159,7 @@ def test_config_validation_names_the_field():
         FinetuneConfig(loss="kl")
     with pytest.raises(ValueError, match="grad_accum"):
         FinetuneConfig(batch_size=16, grad_accum=3)
-    with pytest.raises(ValueError, match="unknown field"):
+    with pytest.raises(ValueError, match=r"^\[train\] unknown key 'learning_rate'"):
         FinetuneConfig.from_dict({"lr": 1e-5, "learning_rate": 1})
     with pytest.raises(ValueError, match="truncation_side"):
         FinetuneConfig(truncation_side="middle")

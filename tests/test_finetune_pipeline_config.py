@@ -191,3 +191,39 @@ device = "cpu"
     assert len(rows) == 4 and all(json.loads(r["train_args"]) == {"logging_steps": 1} for r in rows)
     sel = json.loads(out.with_suffix(".lr_select.json").read_text())
     assert sel  # the lr-selection records were written
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ('[data]\nn_train = "5"\n', r": \[data\] n_train: must be an integer, got '5' \(str\)$"),
+    ("[weak]\nfolds = 2.5\n", r": \[weak\] folds: must be an integer"),
+    ("[sweep]\nseed = [1]\n", r": \[sweep\] unknown key 'seed' \(did you mean 'seeds'\?\)"),
+    ("[train]\nbetas = [0.9]\n", r": \[train\] betas: must be a list of 2 items, got 1"),
+    ("[train]\nlearning_rate = 1e-4\n", r": \[train\] unknown key 'learning_rate'"),
+    ("[head_only]\nlrr = 1e-3\n", r": \[head_only\] unknown key 'lrr' \(did you mean 'lr'\?\)"),
+    ("[lr_select]\ngrid = [\"a\"]\n", r": \[lr_select\] grid: must be a number, got 'a'"),
+    ('train_args = {}\n', r": top level unknown key 'train_args'"),
+    ('[partial]\nout = "o.csv"\nsweep = 1\n', r": \[partial\] unknown key 'sweep'"),
+    ('[partial]\nout = "o.csv"\nblocks = [true]\n', r": \[partial\] blocks: must be an integer"),
+])
+def test_typed_loader_names_section_and_key(tmp_path, text, pattern):
+    """Both configs read through config.from_mapping: wrong types and unknown keys name the
+    table and the key (the [sweep] line of BASE is replaced where the case writes its own)."""
+    p = tmp_path / "c.toml"
+    body = BASE if not text.startswith("[sweep]") else 'name = "t"\n'
+    p.write_text((text + body) if text.startswith("train_args") else (body + text))
+    cls = PartialConfig if "[partial]" in text else FinetuneSweepConfig
+    with pytest.raises(ConfigError, match=pattern):
+        cls.from_toml(p)
+
+
+def test_partial_config_fields_from_toml(tmp_path):
+    p = _toml(tmp_path, '[partial]\nblocks = [2, 0, 2]\nout = "o.csv"\nlast_layer = true\n'
+                        'head_lr_grid = [1, 0.01]\n')
+    pc = PartialConfig.from_toml(p)
+    assert pc.blocks == (0, 2) and pc.out == "o.csv" and pc.last_layer is True
+    assert pc.head_lr_grid == (1.0, 0.01) and all(type(v) is float for v in pc.head_lr_grid)
+    assert pc.sweep == FinetuneSweepConfig.from_toml(_toml(tmp_path, ""))
+    # the defaults of an absent key
+    p.write_text(BASE + '[partial]\nout = "o.csv"\n')
+    pc = PartialConfig.from_toml(p)
+    assert (pc.blocks, pc.last_layer) == ((0, 1, 2), False)

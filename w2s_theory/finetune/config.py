@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, fields
 
+from ..config import check_keys, from_mapping
 from ..losses import check_loss_name
 from ..objective import Objective
+from ..precision import PRECISIONS
 
 __all__ = ["FinetuneConfig", "TASKS", "POOLINGS"]
 
@@ -49,7 +52,9 @@ class FinetuneConfig:
         warmup_frac: linear warm-up share of the steps (``warmup_steps = round(frac * T)``;
             transformers' warm-up starts at lr 0).
         max_grad_norm: gradient-norm clipping (``None`` = no clipping).
-        precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU) | ``fp32`` | ``bf16``.
+        precision: ``auto`` | ``fp32`` | ``bf16`` | ``fp16`` (autocast). ``auto``: bf16 on a CUDA
+            device that supports it, elsewhere bf16 only where it measured faster than fp32 on
+            this machine (`w2s_theory.precision.choose_precision`); rows record the one used.
         seed: the run's seed: data order, head init, noise.
         checkpoint_every: optimiser steps between Trainer checkpoints (0 = none).
         eval_batch_size: texts per forward pass in `predict`.
@@ -108,8 +113,8 @@ class FinetuneConfig:
             raise ValueError(f"truncation_side: 'left' or 'right', got {self.truncation_side!r}")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule: 'cosine' or 'constant', got {self.schedule!r}")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision: 'auto', 'fp32' or 'bf16', got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision: one of {PRECISIONS}, got {self.precision!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling: one of {POOLINGS}, got {self.pooling!r}")
         if not isinstance(self.group_by_length, int) or self.group_by_length < 0:
@@ -149,10 +154,10 @@ class FinetuneConfig:
         return self.batch_size // self.grad_accum
 
     def replace(self, **changes) -> FinetuneConfig:
-        """A copy with some fields changed (validated)."""
-        d = self.to_dict()
-        d.update(changes)
-        return FinetuneConfig.from_dict(d)
+        """A copy with some fields changed (validated by ``__post_init__``; an unknown field is
+        a `w2s_theory.config.ConfigError` naming it)."""
+        check_keys(changes, [f.name for f in fields(self)], "FinetuneConfig.replace:")
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         """Plain dict (JSON/TOML-able)."""
@@ -165,13 +170,11 @@ class FinetuneConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> FinetuneConfig:
-        """Build from a dict, rejecting unknown keys by name."""
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - known)
-        if bad:
-            raise ValueError(f"FinetuneConfig: unknown field(s) {bad}; known: {sorted(known)}")
-        return cls(**d)
+    def from_dict(cls, d: dict, *, where: str = "[train]", path: str = "train") -> FinetuneConfig:
+        """Build from a dict (a ``[train]`` table) by the fields' types
+        (`w2s_theory.config.from_mapping`): an unknown key is refused naming the table, the
+        key and the closest field."""
+        return from_mapping(cls, d, where=where, path=path)
 
     @property
     def objective(self) -> Objective:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..config import check_keys, load_config
+from ..config import check_keys, from_mapping, load_config
 from ..data import project_root
 from ..finetune import FinetuneConfig, TextTask, load_backbone, make_targets
 from ..fingerprint import load_records, save_records
@@ -66,38 +66,40 @@ class PartialConfig:
     what they mean there; ``[sweep] regimes`` is ignored (each ``k`` is a regime).
     """
 
-    sweep: object
-    blocks: tuple[int, ...]
-    out: str
+    sweep: FinetuneSweepConfig
+    blocks: tuple[int, ...] = (0, 1, 2)
+    out: str = ""
     last_layer: bool = False
     head_lr_grid: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> PartialConfig:
-        """Build from the TOML dict: a fine-tuning sweep config plus ``[partial]``."""
-        d = dict(d)
-        part = dict(d.pop("partial", None) or {})
-        check_keys(part, ["blocks", "out", "last_layer", "head_lr_grid"], "[partial]")
-        last = part.get("last_layer", False)
-        if not isinstance(last, bool):
-            raise ValueError(f"[partial] last_layer: true or false, got {last!r}")
-        grid = part.get("head_lr_grid", list(cls.head_lr_grid))
-        if (not isinstance(grid, list) or not grid
-                or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
-                       for v in grid)):
-            raise ValueError(f"[partial] head_lr_grid: a list of learning rates > 0, got {grid!r}")
-        blocks = part.get("blocks", [0, 1, 2])
-        if (not isinstance(blocks, list) or not blocks
-                or any(isinstance(b, bool) or not isinstance(b, int) or b < 0 for b in blocks)):
-            raise ValueError(f"[partial] blocks: a non-empty list of integers >= 0, got {blocks!r}")
-        out = part.get("out")
-        if not isinstance(out, str) or not out:
-            raise ValueError("[partial] out: the result CSV path is required")
-        sweep = FinetuneSweepConfig.from_dict(d)
-        if sweep.train_args:
+    def __post_init__(self):
+        if not isinstance(self.sweep, FinetuneSweepConfig):
+            raise ValueError("sweep: must be a FinetuneSweepConfig")
+        if self.sweep.train_args:
             raise ValueError("train.args: not used by partial fine-tuning (its top-k trainer "
                              "takes no TrainingArguments fields); remove the table")
-        return cls(sweep, tuple(sorted(set(blocks))), out, last, tuple(float(v) for v in grid))
+        if (not self.blocks
+                or any(isinstance(b, bool) or not isinstance(b, int) or b < 0 for b in self.blocks)):
+            raise ValueError(f"[partial] blocks: a non-empty list of integers >= 0, got "
+                             f"{list(self.blocks)!r}")
+        if not isinstance(self.out, str) or not self.out:
+            raise ValueError("[partial] out: the result CSV path is required")
+        if not self.head_lr_grid or any(isinstance(v, bool) or not v > 0
+                                        for v in self.head_lr_grid):
+            raise ValueError(f"[partial] head_lr_grid: a list of learning rates > 0, got "
+                             f"{list(self.head_lr_grid)!r}")
+        object.__setattr__(self, "blocks", tuple(sorted(set(self.blocks))))
+        object.__setattr__(self, "head_lr_grid", tuple(float(v) for v in self.head_lr_grid))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PartialConfig:
+        """Build from the TOML dict: a fine-tuning sweep config plus ``[partial]`` (read by the
+        fields' types, `w2s_theory.config.from_mapping`)."""
+        d = dict(d)
+        part = dict(d.pop("partial", None) or {})
+        check_keys(part, [f.name for f in fields(cls) if f.name != "sweep"], "[partial]")
+        return from_mapping(cls, {**part, "sweep": FinetuneSweepConfig.from_dict(d)},
+                            where="[partial]", path="partial")
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike) -> PartialConfig:
@@ -109,7 +111,9 @@ class PartialConfig:
         return p if p.is_absolute() else project_root() / p
 
 
-def _plan(cfg, bundle_meta: dict, k: int, train_cfg: FinetuneConfig) -> list:
+def plan_block(cfg, bundle_meta: dict, k: int, train_cfg: FinetuneConfig) -> list:
+    """The `RunSpec`s of block count ``k`` (regime ``top{k}``): ceilings, then students, each
+    with its run key (``cfg``: the `FinetuneSweepConfig`; ``bundle_meta``: the data bundle's)."""
     base = {"protocol": PROTOCOL_VERSION, "strong": cfg.strong, "partial_k": k,
             "ceiling_split": bundle_meta.get("ceiling_split", "train_w2s"),
             "data": {key: bundle_meta.get(key) for key in ("subset", "n_train", "n_test",
@@ -142,7 +146,7 @@ def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None]
     students; test logits go to ``<out>.preds.npz`` and rows to ``<out>`` after every run.
     """
     cfg = pc.sweep
-    if cfg.train.precision == "bf16":
+    if cfg.train.precision in ("bf16", "fp16"):
         raise ValueError("[train] precision: partial fine-tuning runs in fp32 here")
     deadline = None if time_limit is None else time.monotonic() + time_limit
     out = pc.out_path()
@@ -194,7 +198,7 @@ def run(pc: PartialConfig, *, progress: bool = False, log: Callable[[str], None]
                            progress, log)
             log(f"[partial] k={k}: lr {lr:g} chosen on held-out train_gt pairs")
         # ---- runs
-        for spec in _plan(cfg, bundle.meta, k, tc.replace(lr=lr)):
+        for spec in plan_block(cfg, bundle.meta, k, tc.replace(lr=lr)):
             if store.has(spec.key):
                 continue
             if deadline is not None and time.monotonic() > deadline:
@@ -301,7 +305,7 @@ def _run_last_layer(pc: PartialConfig, bundle, states, store, write_rows, select
     head_tc = replace(base_tc, lr=lr)
     n_done = 0
     # the run keys hash the sweep's FinetuneConfig (loss, noise, seed) plus the head trainer
-    for spec in _plan(cfg, bundle.meta, 0, tc.replace(lr=lr)):
+    for spec in plan_block(cfg, bundle.meta, 0, tc.replace(lr=lr)):
         key = run_key({"regime": "lastlayer", "base": spec.key, "head_train": head_tc.to_dict()})
         if store.has(key):
             continue

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._validation import check_number
-from ...config import ConfigError, check_keys, load_config
+from ...config import ConfigError, check_keys, from_mapping, load_config
 from ...data import project_root
 from ...sources import check_source, source_task
 
@@ -96,15 +96,6 @@ def paper_losses() -> tuple[str, ...]:
     from ...losses import PAPER_LOSSES
 
     return PAPER_LOSSES
-
-
-def _from(cls, d: dict | None, section: str):
-    d = dict(d or {})
-    check_keys(d, [f.name for f in fields(cls)], f"[{section}]")
-    for f in fields(cls):
-        if f.name in d and isinstance(d[f.name], list):
-            d[f.name] = tuple(d[f.name])
-    return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -340,6 +331,7 @@ class FinetuneSweepConfig:
             want = "pairwise" if source_task(self.data.source) == "pairwise" else "binary"
             if self.train.task != want:   # labelled texts train one reward per text
                 object.__setattr__(self, "train", self.train.replace(task=want))
+        check_keys(self.head_only, [f.name for f in fields(FinetuneConfig)], "[head_only]")
         self.head_only_train()  # validates the overrides
         if not isinstance(self.train_args, dict):
             raise ValueError(f"train_args: a dict of TrainingArguments fields, got "
@@ -351,30 +343,23 @@ class FinetuneSweepConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> FinetuneSweepConfig:
+        """Build from the TOML dict by the fields' types (`w2s_theory.config.from_mapping`):
+        ``[train]`` is a `FinetuneConfig`, its ``[train.args]`` sub-table `train_args`
+        (checked by `training_args`); the removed ``[run]`` keys are refused by name."""
         from ...finetune import FinetuneConfig
 
         d = dict(d)
         check_keys(d, [f.name for f in fields(cls) if f.name != "train_args"], "top level")
-        tr = dict(d.pop("train", {}) or {})
-        args = training_args(tr.pop("args", None) or {}, "train.args")
-        check_keys(tr, [f.name for f in fields(FinetuneConfig)], "[train]")
-        if "betas" in tr:
-            tr["betas"] = tuple(tr["betas"])
-        run = dict(d.pop("run", None) or {})
+        tr = dict(d.pop("train", None) or {})
+        d["train_args"] = training_args(tr.pop("args", None) or {}, "train.args")
+        d["train"] = tr
         for k in REMOVED_RUN_KEYS:
-            if k in run:
+            if k in (d.get("run") or {}):
                 raise ConfigError(f"run.{k}: removed in issue 19 with the stacked ensemble (it "
                                   "ran at 0.78x the speed of one-by-one runs on a 2-core AMD "
                                   "EPYC): every run now trains on its own; delete the key")
-        return cls(name=d.pop("name", ""), strong=d.pop("strong", "all-MiniLM-L6-v2"),
-                   data=_from(DataConfig, d.pop("data", None), "data"),
-                   weak=_from(WeakConfig, d.pop("weak", None), "weak"),
-                   train=FinetuneConfig.from_dict(tr),
-                   head_only=dict(d.pop("head_only", {"lr": 1e-3}) or {}),
-                   sweep=_from(SweepSpec, d.pop("sweep", None), "sweep"),
-                   run=_from(RunOptions, run, "run"),
-                   lr_select=_from(LrSelect, d.pop("lr_select", None), "lr_select"),
-                   train_args=args)
+        d.setdefault("name", "")                 # refused by name in __post_init__
+        return from_mapping(cls, d, where="top level", types={"train": FinetuneConfig})
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike) -> FinetuneSweepConfig:
