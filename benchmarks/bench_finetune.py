@@ -16,9 +16,11 @@ fraction is computed over the whole epoch of that order. The first ``steps + 1``
   (``DataCollatorWithPadding``) and batches (a sequential sampler over the ordered pairs).
 
 Both start from the same weights (their first-batch losses are compared); AdamW, lr 3e-5, cosine,
-fp32. The first step of each measurement is a warm-up and is not timed; tokens per second count
+``--precision`` (default fp32; ``auto`` is resolved once by `w2s_theory.precision.choose_precision`,
+whose probe is recorded, and both trainers then run the chosen one). The first step of each measurement is a warm-up and is not timed; tokens per second count
 the timed steps' real (attention-mask) and padded tokens, from the batches' lengths. The two are
-measured in ``--rounds`` rounds, alternating which goes first. Also printed: the old hand loop's
+measured in ``--rounds`` rounds, alternating which goes first; the acceptance flags need
+``--steps`` >= 20 (fewer steps is a smoke run: ``accept`` says so). Also printed: the old hand loop's
 figure measured on this machine before its deletion (``--old``, read, not re-measured), and the
 padded-token compute as a fraction of a measured fp32 matmul peak (an estimate: 6 x non-embedding
 parameters FLOPs per token).
@@ -173,21 +175,31 @@ def main(argv=None) -> int:
     p.add_argument("--n-pairs", type=int, default=0, help="pairs of the sweep (0 = all 4,000)")
     p.add_argument("--group", type=int, default=50, help="group_by_length of the sweep")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
+                   help="both trainers' precision (auto: the measured probe's choice)")
     p.add_argument("--old", default=str(OLD), help="the old hand loop's JSON (read, not re-run)")
     p.add_argument("--out", default=str(ROOT / "experiments/results/finetune/bench_cpu_zen3_trainer.json"))
     a = p.parse_args(argv)
+    if a.steps < 1 or a.rounds < 1:
+        p.error("--steps and --rounds must be >= 1")
     import torch
     from transformers import AutoTokenizer
 
     from w2s_theory.finetune import FinetuneConfig, load_backbone, real_token_fraction, train_order
     from w2s_theory.models import model_dir
+    from w2s_theory.precision import choose_precision, probe
     from w2s_theory.provenance import machine_name
 
     torch.set_num_threads(a.threads)
+    prec_probe = None
+    if a.precision == "auto":
+        prec_probe = probe("cpu")
+        prec_probe.pop("times", None)
+    precision = choose_precision(a.precision, "cpu")
     path = model_dir(a.model)
     tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     full = sweep_task(tok, a.n_pairs)
-    cfg = FinetuneConfig(max_length=128, batch_size=16, lr=3e-5, precision="fp32", group_by_length=a.group,
+    cfg = FinetuneConfig(max_length=128, batch_size=16, lr=3e-5, precision=precision, group_by_length=a.group,
                          loss="forward_ce")
     epoch = train_order(full, cfg)
     frac_grouped = real_token_fraction(full, epoch, cfg.max_length, cfg.micro_batch_size)
@@ -210,6 +222,7 @@ def main(argv=None) -> int:
            "real_fraction_epoch_grouped": frac_grouped, "real_fraction_epoch_plain": frac_plain,
            "real_fraction_epoch_grouped_one_block": frac_one_block,
            "real_fraction_timed_batches": float(real[1:].sum() / padded[1:].sum()),
+           "precision_requested": a.precision, "precision": precision, "precision_probe": prec_probe,
            "matmul_fp32_gflops": peak, "non_embedding_params": n_params, "rounds": []}
     for r in range(a.rounds):
         first, second = ("pipeline", "plain_trainer") if r % 2 == 0 else ("plain_trainer", "pipeline")
@@ -236,13 +249,18 @@ def main(argv=None) -> int:
                                 f" measured before the loop's deletion, not re-run)",
         "pipeline_over_old": float(np.median(pipe) / old_fig),
         "real_fraction": frac_grouped,
-        "accept": {"pipeline_over_plain>=0.95": bool(np.median(pipe) / np.median(plain_t) >= 0.95),
+        "ratio_per_round": [x["ratio_pipeline_over_plain"] for x in res["rounds"]],
+        "timed_steps": a.steps,
+        "accept": {"timed_steps>=20": a.steps >= 20,
+                   "pipeline_over_plain>=0.95": bool(np.median(pipe) / np.median(plain_t) >= 0.95),
                    "pipeline_over_old>=1.0": bool(np.median(pipe) / old_fig >= 1.0),
                    "real_fraction>=0.85": bool(frac_grouped >= 0.85)},
     }
     res["load_avg_1min_after"] = os.getloadavg()[0]
     s = res["summary"]
-    print(f"\nreal tokens/s ({res['machine']}, {res['threads']} thread): pipeline "
+    print(f"\nper-round pipeline/plain: {', '.join(f'{r:.3f}' for r in s['ratio_per_round'])}"
+          + ("" if a.steps >= 20 else f"  (smoke run: {a.steps} timed steps < 20, not a measurement)"))
+    print(f"real tokens/s ({res['machine']}, {res['threads']} thread, {precision}): pipeline "
           f"{s['pipeline_real_tokens_per_s']:.0f} | plain Trainer {s['plain_trainer_real_tokens_per_s']:.0f}"
           f" ({s['pipeline_over_plain']:.3f}x) | old hand loop {old_fig:.0f} ({s['pipeline_over_old']:.2f}x)"
           f" | real-token fraction {frac_grouped:.3f} (ungrouped {frac_plain:.3f})")
