@@ -93,6 +93,8 @@ def check_table(table, *, prefix: str = "train.args", reserved: Mapping | None =
     if not isinstance(table, Mapping):
         raise ConfigError(f"{prefix}: a table of TrainingArguments fields, got "
                           f"{type(table).__name__}")
+    if not table:                               # an empty table needs no transformers
+        return {}
     if _fields is None:
         from transformers import TrainingArguments
 

@@ -8,8 +8,6 @@ the whole file is a `FinetuneSweepConfig`.
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
@@ -19,6 +17,7 @@ from typing import Any
 from ..._validation import check_number
 from ...config import ConfigError, check_keys, from_mapping, load_config
 from ...data import project_root
+from ...hf_args import check_table
 from ...sources import check_source, source_task
 
 #: Bump when the protocol changes the numbers (part of every run key).
@@ -47,13 +46,13 @@ TRAIN_OWNS = {
 
 
 def training_args(table: Any, where: str = "train.args") -> dict:
-    """Check a ``[train.args]`` table: keys must be fields of transformers' ``TrainingArguments``.
+    """Check a ``[train.args]`` table: `w2s_theory.hf_args.check_table` with the fields
+    ``[train]`` already sets reserved (`TRAIN_OWNS`: ``learning_rate`` is ``[train] lr``, one
+    place per setting).
 
     The table's keys pass through to ``TrainingArguments`` as given (gradient checkpointing,
-    ``report_to``, ``torch_compile``, FSDP / DeepSpeed settings, ...). A key that is no field of
-    ``TrainingArguments`` (``dataclasses.fields``) is a `ConfigError` naming
-    ``train.args.<key>``, and so is a field that ``[train]`` already sets (``learning_rate`` is
-    ``[train] lr``: one place per setting, `TRAIN_OWNS`). An empty table needs no transformers.
+    ``report_to``, ``torch_compile``, FSDP / DeepSpeed settings, ...). An empty table needs no
+    transformers.
 
     Args:
         table: the ``[train.args]`` table (a dict).
@@ -67,28 +66,12 @@ def training_args(table: Any, where: str = "train.args") -> dict:
         {}
         >>> training_args({"gradient_checkpointing": True})
         {'gradient_checkpointing': True}
-        >>> training_args({"gradient_checkpoint": True})
+        >>> training_args({"learning_rate": 1e-4})
         Traceback (most recent call last):
         ...
-        w2s_theory.config.ConfigError: train.args.gradient_checkpoint: not a field of transformers' TrainingArguments (did you mean 'gradient_checkpointing'?)
+        w2s_theory.config.ConfigError: train.args.learning_rate: set by [train] lr, not in [train.args] (one place per setting)
     """
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: a table of TrainingArguments fields, got "
-                          f"{type(table).__name__}")
-    if not table:
-        return {}
-    from transformers import TrainingArguments
-
-    known = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
-    for k in table:
-        if k in TRAIN_OWNS:
-            raise ConfigError(f"{where}.{k}: set by {TRAIN_OWNS[k]}, not in [train.args] (one "
-                              "place per setting)")
-        if k not in known:
-            near = difflib.get_close_matches(k, sorted(known), n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ConfigError(f"{where}.{k}: not a field of transformers' TrainingArguments{hint}")
-    return dict(table)
+    return check_table(table, prefix=where, reserved=TRAIN_OWNS)
 
 
 def paper_losses() -> tuple[str, ...]:
