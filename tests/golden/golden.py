@@ -119,7 +119,7 @@ def tiny_model_dir(path: Path) -> Path:
 
 
 def finetune(tmp: Path) -> pd.DataFrame:
-    """The tiny fine-tuning sweep (32 train / 24 test pairs, full and head-only, ensemble)."""
+    """The tiny fine-tuning sweep (32 train / 24 test pairs, full and head-only, one run at a time)."""
     import torch
 
     n = torch.get_num_threads()
