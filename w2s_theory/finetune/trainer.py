@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..atomic_io import atomic_write_bytes, atomic_write_text
+from ..precision import choose_precision
 from .config import FinetuneConfig
 from .order import OrderSampler
 
@@ -91,8 +92,6 @@ def mixed_precision_for(cfg: FinetuneConfig, device_type: str) -> str:
         >>> mixed_precision_for(FinetuneConfig(precision="fp32"), "cpu")
         'no'
     """
-    from ..precision import choose_precision
-
     p = choose_precision(cfg.precision, device_type)
     return "no" if p == "fp32" else p
 
