@@ -133,7 +133,7 @@ def _pipeline_configs(tmp_path, source: dict, tag: str):
         "weak": {"model": weak, "kind": "finetune", "lr": 1e-3},
         "train": {"max_length": 24, "batch_size": 4, "lr": 1e-3, "precision": "fp32"},
         "sweep": {"losses": ["forward_kl", "reverse_kl"], "seeds": [0], "regimes": ["full"]},
-        "run": {"out": str(tmp_path / f"fine_{tag}.csv"), "device": "cpu", "use_accelerate": False}})
+        "run": {"out": str(tmp_path / f"fine_{tag}.csv"), "device": "cpu"}})
     return feat, real, fine
 
 
@@ -254,8 +254,7 @@ def _tiny_dp_config(tmp_path, hh_hub_form, tag, sweep):
         "weak": {"model": "tiny-org/tiny-gpt2", "l2_grid": [0.1]},
         "train": {"max_length": 24, "batch_size": 4, "lr": 1e-3, "precision": "fp32"},
         "sweep": {**sweep, "regimes": ["full"]},
-        "run": {"out": str(tmp_path / f"{tag}.csv"), "device": "cpu",
-                "use_accelerate": True}})
+        "run": {"out": str(tmp_path / f"{tag}.csv"), "device": "cpu"}})
 
 
 # ----------------------------------------------------------------------------- two processes

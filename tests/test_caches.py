@@ -400,7 +400,6 @@ seeds = [0]
 regimes = ["head_only"]
 [run]
 out = "{out}"
-use_accelerate = false
 """)
     return cfg, out, mdir
 

@@ -54,9 +54,7 @@ def finetune_record(path: Path) -> dict:
         cfg = FinetuneSweepConfig.from_toml(path)
         meta = {"subset": cfg.data.subset, "ceiling_split": cfg.data.ceiling_split}
         keys, extra = [r.key for r in plan_runs(cfg, meta)], {}
-    d = cfg.to_dict()
-    d["run"].pop("use_accelerate", None)   # removed in issue 19 (it did nothing): not a value
-    return {"dict": _sha([d, extra]), "keys": _sha(keys), "n_keys": len(keys)}
+    return {"dict": _sha([cfg.to_dict(), extra]), "keys": _sha(keys), "n_keys": len(keys)}
 
 
 def real_record(path: Path) -> dict:

@@ -37,7 +37,8 @@ def _fields() -> set[str]:
     return {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
 
 
-@pytest.mark.parametrize("line", ["ensemble = true", "ensemble = false", "runs_per_group = 5"])
+@pytest.mark.parametrize("line", ["ensemble = true", "ensemble = false", "runs_per_group = 5",
+                                  "use_accelerate = false", "use_accelerate = true"])
 def test_removed_ensemble_keys_are_an_error_naming_the_key(tmp_path, line):
     key = line.split()[0]
     p = _toml(tmp_path, f"[run]\n{line}\n")
@@ -61,6 +62,13 @@ def test_cli_refuses_the_removed_keys_and_flag(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cli_main(["finetune", "--config", str(p), "--one-by-one", "--dry-run"])
     assert e.value.code == 2 and "--one-by-one" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:               # use_accelerate's flag went with it
+        cli_main(["finetune", "--config", str(p), "--no-accelerate", "--dry-run"])
+    assert e.value.code == 2 and "--no-accelerate" in capsys.readouterr().err
+    p.write_text(BASE + "[run]\nuse_accelerate = false\n")
+    assert cli_main(["finetune", "--config", str(p), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "run.use_accelerate: removed in issue 19" in err[0], err
 
 
 def test_committed_finetune_configs_parse_and_name_no_removed_key():

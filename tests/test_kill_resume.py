@@ -149,7 +149,6 @@ seeds = [0, 1]
 regimes = ["full"]
 [run]
 out = "{tmp_path / (tag + '.csv')}"
-use_accelerate = false
 """)
     _run(_cmd("finetune", "--config", str(tmp_path / "ref.toml"), "--no-progress"))
     kills = _kill_then_finish(_cmd("finetune", "--config", str(tmp_path / "k.toml"), "--no-progress"),

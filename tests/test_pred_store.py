@@ -188,7 +188,6 @@ seeds = [0]
 regimes = ["head_only"]
 [run]
 out = "{out}"
-use_accelerate = false
 """)
     n = torch.get_num_threads()
     torch.set_num_threads(1)

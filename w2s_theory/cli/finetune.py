@@ -30,7 +30,6 @@ def parser() -> common.Parser:
                 "(2 if the run could not start)")
     p.add_argument("--data-dir", help="HH-RLHF folder (overrides [data] root)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="overrides [run] device")
-    p.add_argument("--no-accelerate", action="store_true", help="plain torch engine")
     p.add_argument("--time-limit", type=common.nonneg_float, default=None,
                    help="seconds after which no new run starts")
     return p
@@ -42,8 +41,6 @@ def load(args) -> pipeline.FinetuneSweepConfig:
     run = replace(cfg.run, out=str(common.output_path(args.out, cfg.out_path()).absolute()))
     if args.device:
         run = replace(run, device=args.device)
-    if args.no_accelerate:
-        run = replace(run, use_accelerate=False)
     data = replace(cfg.data, root=args.data_dir) if args.data_dir else cfg.data
     return replace(cfg, run=run, data=data)
 

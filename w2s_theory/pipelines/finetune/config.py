@@ -28,8 +28,17 @@ REGIMES = ("full", "head_only")
 PROVENANCE_COLUMNS = ("git_commit", "machine", "device", "precision", "torch_version",
                       "train_wall_s", "group_wall_s", "eval_wall_s", "tokens_per_s",
                       "group_tokens_per_s", "created_utc", "config_file", "num_processes")
-#: ``[run]`` keys of the stacked ensemble (deleted in issue 19): a config naming one is an error.
-REMOVED_RUN_KEYS = ("ensemble", "runs_per_group")
+_ENSEMBLE_GONE = ("removed in issue 19 with the stacked ensemble (it ran at 0.78x the speed of "
+                  "one-by-one runs on a 2-core AMD EPYC): every run now trains on its own; "
+                  "delete the key")
+#: ``[run]`` keys removed in issue 19, with why: a config naming one is a `ConfigError`.
+REMOVED_RUN_KEYS = {
+    "ensemble": _ENSEMBLE_GONE,
+    "runs_per_group": _ENSEMBLE_GONE,
+    "use_accelerate": "removed in issue 19: every run goes through transformers' Trainer, that "
+                      "is through accelerate (one process, or as many as `accelerate launch` "
+                      "starts); it did nothing since; delete the key",
+}
 #: ``TrainingArguments`` fields that ``[train]`` (or the pipeline) sets: one place per setting.
 TRAIN_OWNS = {
     "learning_rate": "[train] lr", "num_train_epochs": "[train] epochs",
@@ -248,23 +257,23 @@ class LrSelect:
 class RunOptions:
     """How to run (not what: these do not change the numbers beyond round-off).
 
-    Every run trains on its own, one after the other (``ensemble`` and ``runs_per_group``, the
-    stacked many-runs-at-once trainer, were removed in issue 19: it ran at 0.78x the speed of
-    one-by-one runs on a 2-core AMD EPYC; a config that still names them is a `ConfigError`).
+    Every run trains on its own, one after the other, through transformers' ``Trainer`` (so
+    through accelerate). ``ensemble`` and ``runs_per_group`` (the stacked many-runs-at-once
+    trainer, 0.78x the speed of one-by-one runs on a 2-core AMD EPYC) and ``use_accelerate``
+    (no other engine is left) were removed in issue 19; a config that still names one is a
+    `ConfigError` (`REMOVED_RUN_KEYS`).
 
     Attributes:
         out: result table CSV (relative to the project root unless absolute).
         gamma: smoothing floor of every bound check.
         checkpoint_dir: folder for per-run checkpoints of one-by-one runs (``None`` = off).
         device: ``auto``, ``cpu`` or ``cuda``.
-        use_accelerate: one-by-one runs through accelerate (``None`` = when installed).
     """
 
     out: str = "experiments/results/finetune/finetune.csv"
     gamma: float = 1e-3
     checkpoint_dir: str | None = None
     device: str = "auto"
-    use_accelerate: bool | None = None
 
     def __post_init__(self):
         if not (0.0 < self.gamma <= 0.5):
@@ -336,11 +345,9 @@ class FinetuneSweepConfig:
         tr = dict(d.pop("train", None) or {})
         d["train_args"] = training_args(tr.pop("args", None) or {}, "train.args")
         d["train"] = tr
-        for k in REMOVED_RUN_KEYS:
+        for k, why in REMOVED_RUN_KEYS.items():
             if k in (d.get("run") or {}):
-                raise ConfigError(f"run.{k}: removed in issue 19 with the stacked ensemble (it "
-                                  "ran at 0.78x the speed of one-by-one runs on a 2-core AMD "
-                                  "EPYC): every run now trains on its own; delete the key")
+                raise ConfigError(f"run.{k}: {why}")
         d.setdefault("name", "")                 # refused by name in __post_init__
         return from_mapping(cls, d, where="top level", types={"train": FinetuneConfig})
 

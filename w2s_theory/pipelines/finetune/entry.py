@@ -33,8 +33,7 @@ def run(cfg: FinetuneSweepConfig, *, config_file: str = "", time_limit: float | 
 
     run_opts = cfg.run
     # one engine for every run: one process, or data-parallel under accelerate / torchrun
-    engine = make_engine(cfg.train, use_accelerate=run_opts.use_accelerate,
-                         cpu=resolve_device(run_opts.device).type == "cpu")
+    engine = make_engine(cfg.train, cpu=resolve_device(run_opts.device).type == "cpu")
     main_proc = getattr(engine, "is_main_process", True)
     log = (log or print) if main_proc else (lambda *_: None)
     out = cfg.out_path()

@@ -90,7 +90,7 @@ def select_lr(cfg: FinetuneSweepConfig, bundle: Bundle, path: str | os.PathLike,
             return done[key]
         if backbone is None:
             backbone = load_backbone(bundle.model_dir, dropout=cfg.train.dropout)
-        eng = engine or make_engine(c, use_accelerate=False, cpu=dev.type == "cpu")
+        eng = engine or make_engine(c, cpu=dev.type == "cpu")
         model = build_model(backbone, c)
         st = train(model, fit, make_targets(fit.labels.astype(np.float64), c), c, engine=eng,
                    progress=progress, training_args=cfg.train_args or None)

@@ -100,7 +100,7 @@ def _weak_finetuned(cfg: FinetuneSweepConfig, items: dict, progress: bool,
     tasks = {sp: TextTask(tuple(TokenizedTexts.from_texts(tok, t) for t in items[sp][0]),
                           items[sp][1].astype(np.int8)) for sp in items}
     model = build_model(load_backbone(r.path, dropout=c.dropout), c)
-    eng = make_engine(c, use_accelerate=False, cpu=resolve_device(cfg.run.device).type == "cpu")
+    eng = make_engine(c, cpu=resolve_device(cfg.run.device).type == "cpu")
     gt = tasks["train_gt"]
     st = train(model, gt, gt.labels.astype(np.float64), c, engine=eng, progress=progress,
                training_args=cfg.train_args or None)
