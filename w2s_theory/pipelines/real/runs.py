@@ -42,7 +42,7 @@ def protocol_dict(cfg: RealConfig) -> dict:
     return {"protocol": PROTOCOL_VERSION, "gamma": cfg.gamma, "noise_a": cfg.noise_a,
             "n_rows": cfg.n_rows, "train": cfg.train.to_dict(),
             "convex": cfg.convex.key_dict(),
-            "vader_seed": cfg.vader_seed}
+            "vader_seed": cfg.split_seed}          # (its old name: the keys stay put)
 
 
 def enumerate_runs(cfg: RealConfig) -> list[Run]:
