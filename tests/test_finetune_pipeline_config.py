@@ -246,3 +246,22 @@ def test_partial_config_fields_from_toml(tmp_path):
     p.write_text(BASE + '[partial]\nout = "o.csv"\n')
     pc = PartialConfig.from_toml(p)
     assert (pc.blocks, pc.last_layer) == ((0, 1, 2), False)
+
+
+def test_finetune_config_objective_settings_are_objectives():
+    """FinetuneConfig's objective fields take Objective's defaults (one definition) and its
+    ``objective`` carries every one of them (changed values included)."""
+    from w2s_theory.finetune import FinetuneConfig
+    from w2s_theory.objective import Objective
+
+    names = [f.name for f in dataclasses.fields(Objective)]
+    assert len(names) == 7
+    for f in dataclasses.fields(FinetuneConfig):
+        if f.name in names:
+            assert f.default == getattr(Objective(), f.name), f.name
+    assert FinetuneConfig().objective == Objective()
+    changed = {"loss": "reverse_kl", "confidence": True, "alpha_max": 0.25,
+               "confidence_warmup_frac": 0.3, "threshold_buffer": 64, "threshold_min_count": 8,
+               "eps": 1e-4}
+    assert set(changed) == set(names)
+    assert FinetuneConfig(**changed).objective == Objective(**changed)

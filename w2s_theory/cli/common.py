@@ -35,7 +35,8 @@ __all__ = ["usage_error", "Parser", "BAD_CONFIG", "command", "add_out", "add_qui
            "set_traceback", "traceback_enabled", "check_device", "preflight_error",
            "EXIT_INTERRUPTED", "INTERRUPTED", "track_table", "release_locks", "quiet_progress",
            "os_error_line", "nonneg_int", "pos_int", "nonneg_float", "remove_cache_temps",
-           "read_config", "output_path", "add_config_options", "dry_run_exit"]
+           "read_config", "output_path", "add_config_options", "config_parser",
+           "dry_run_exit"]
 
 T = TypeVar("T")
 
@@ -375,6 +376,14 @@ def add_config_options(p: argparse.ArgumentParser, *, config: str, out: str,
     if dry_run is not None:
         p.add_argument("--dry-run", action="store_true", help=dry_run)
     add_quiet(p, quiet)
+
+
+def config_parser(prog: str, description: str, **options) -> Parser:
+    """A config-driven command's `Parser` with the shared options (`add_config_options`:
+    ``options`` are its keywords: ``config=``, ``out=``, ``dry_run=``, ``quiet=``, ...)."""
+    p = Parser(prog=prog, description=description)
+    add_config_options(p, **options)
+    return p
 
 
 def dry_run_exit(prog: str, pre, lines: list[str], *, ok: bool | None = None,

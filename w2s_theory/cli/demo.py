@@ -15,10 +15,10 @@ DEFAULT_OUT = "results_local/demo"
 
 
 def parser() -> common.Parser:
-    ap = common.Parser(prog=PROG, description="small synthetic Lemma 1 / Theorem 2 check (seconds, no solver)")
-    common.add_config_options(ap, config="TOML file overriding the embedded defaults",
-                       config_required=False, quiet="no progress bar",
-                       out=f"output folder (default: {DEFAULT_OUT})")
+    ap = common.config_parser(
+        PROG, "small synthetic Lemma 1 / Theorem 2 check (seconds, no solver)",
+        config="TOML file overriding the embedded defaults", config_required=False,
+        quiet="no progress bar", out=f"output folder (default: {DEFAULT_OUT})")
     ap.add_argument("--seed", type=common.nonneg_int, help="override the config's seed (an integer >= 0)")
     return ap
 

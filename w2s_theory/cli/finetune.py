@@ -21,9 +21,9 @@ PROG = "w2s-theory finetune"
 
 
 def parser() -> common.Parser:
-    p = common.Parser(prog=PROG, description="Full fine-tuning weak-to-strong sweep (TOML config).")
-    common.add_config_options(
-        p, config="TOML file (see experiments/finetune/*.toml)",
+    p = common.config_parser(
+        PROG, "Full fine-tuning weak-to-strong sweep (TOML config).",
+        config="TOML file (see experiments/finetune/*.toml)",
         out="result CSV (overrides [run] out)",
         dry_run="print the plan (models, data, runs, training tokens; trains nothing), check "
                 "every model, data source and output folder (one line per problem), and exit "

@@ -15,10 +15,10 @@ PROG = "w2s-theory partial"
 
 
 def parser() -> common.Parser:
-    p = common.Parser(prog=PROG, description="Partial fine-tuning sweep (top k blocks) on a full "
-                                      "fine-tuning TOML config plus [partial].")
-    common.add_config_options(
-        p, config="TOML file (see experiments/finetune/*_partial.toml)",
+    p = common.config_parser(
+        PROG, "Partial fine-tuning sweep (top k blocks) on a full fine-tuning TOML config plus "
+              "[partial].",
+        config="TOML file (see experiments/finetune/*_partial.toml)",
         out="result CSV (overrides [partial] out)", quiet="no progress output",
         dry_run="print the plan, check every model, data source and output folder (one line per "
                 "problem), and exit (2 if the run could not start)")

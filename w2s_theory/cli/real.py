@@ -21,13 +21,11 @@ PROG = "w2s-theory real"
 
 
 def parser() -> common.Parser:
-    p = common.Parser(
-        prog=PROG,
-        description="Last-layer weak-to-strong sweep on LM features (HH-RLHF / VADER), each run "
-                    "with its Lemma 1 / Theorem 2 checks; resumable. Config: a TOML file "
-                    "(see experiments/real/*.toml).")
-    common.add_config_options(
-        p, config="TOML config file", out="result table (CSV); default: the config's 'out'",
+    p = common.config_parser(
+        PROG, "Last-layer weak-to-strong sweep on LM features (HH-RLHF / VADER), each run with "
+              "its Lemma 1 / Theorem 2 checks; resumable. Config: a TOML file (see "
+              "experiments/real/*.toml).",
+        config="TOML config file", out="result table (CSV); default: the config's 'out'",
         dry_run="list the runs and check every model, data source and output folder; one line "
                 "per problem, exit 2 if any")
     p.add_argument("--seeds", help="override the seeds, e.g. 0,1,2")

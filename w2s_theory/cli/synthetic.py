@@ -16,10 +16,10 @@ PROG = "w2s-theory synthetic"
 
 
 def parser() -> common.Parser:
-    p = common.Parser(prog=PROG, description="Run a resumable synthetic W2SG sweep from a TOML config, "
-                                      "write its result table and figures.")
-    common.add_config_options(
-        p, config="sweep TOML (see experiments/synthetic/)",
+    p = common.config_parser(
+        PROG, "Run a resumable synthetic W2SG sweep from a TOML config, write its result table "
+              "and figures.",
+        config="sweep TOML (see experiments/synthetic/)",
         out="result CSV, or a folder for the table and figures (default: the config's [sweep] "
             "results, relative to the project root)",
         dry_run="check the config and the output folders, say how many runs the sweep has, "

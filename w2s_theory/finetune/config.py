@@ -73,15 +73,16 @@ class FinetuneConfig:
         (16, 1e-05, 1, 'cosine', 'left')
     """
 
-    loss: str = "forward_ce"
-    confidence: bool = False
-    alpha_max: float = 0.5
-    confidence_warmup_frac: float = 0.1
-    threshold_buffer: int = 512
-    threshold_min_count: int = 32
+    # the objective's settings: defaults are `Objective`'s (one definition; `objective`)
+    loss: str = Objective.loss
+    confidence: bool = Objective.confidence
+    alpha_max: float = Objective.alpha_max
+    confidence_warmup_frac: float = Objective.confidence_warmup_frac
+    threshold_buffer: int = Objective.threshold_buffer
+    threshold_min_count: int = Objective.threshold_min_count
     noise: float = 0.0
     noise_a: float = -1.0
-    eps: float = 1e-6
+    eps: float = Objective.eps
     task: str = "pairwise"
     head_only: bool = False
     max_length: int = 128
@@ -179,8 +180,7 @@ class FinetuneConfig:
     @property
     def objective(self) -> Objective:
         """The run's training objective (`w2s_theory.objective.Objective`)."""
-        return Objective(self.loss, self.confidence, self.alpha_max, self.confidence_warmup_frac,
-                         self.threshold_buffer, self.threshold_min_count, self.eps)
+        return Objective(**{f.name: getattr(self, f.name) for f in fields(Objective)})
 
     def same_trajectory(self) -> dict:
         """The fields that change the training numbers (for checkpoint compatibility)."""
