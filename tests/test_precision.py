@@ -17,6 +17,7 @@ from w2s_theory.finetune import FinetuneConfig, mixed_precision_for
 def fake_timer(tmp_path, monkeypatch):
     """Isolated caches and a timer that returns the given seconds per step (counts its calls)."""
     monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("W2S_AUTO_PRECISION", raising=False)   # conftest pins it for other tests
     P.forget()
     calls = []
 
@@ -228,3 +229,13 @@ def test_train_stats_of_an_auto_run_say_fp32_when_bf16_is_slower(fake_timer, tin
     cfg = FinetuneConfig(task="binary", precision="auto", max_length=12, batch_size=4, lr=1e-3)
     st = train(build_model(load_backbone(tiny_model), cfg), task, np.full(8, 0.7), cfg, progress=False)
     assert st.precision == "no" and st.steps == 2
+
+
+def test_the_environment_pins_auto_on_a_cpu(fake_timer, monkeypatch):
+    fake_timer(1.0, 0.5)                                   # bf16 measured twice as fast
+    monkeypatch.setenv("W2S_AUTO_PRECISION", "fp32")
+    assert P.choose_precision("auto", "cpu") == "fp32"
+    assert P.choose_precision("bf16", "cpu") == "bf16"     # an explicit choice wins
+    monkeypatch.setenv("W2S_AUTO_PRECISION", "fp8")
+    with pytest.raises(ValueError, match="^W2S_AUTO_PRECISION"):
+        P.choose_precision("auto", "cpu")

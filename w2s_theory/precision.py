@@ -11,7 +11,9 @@ where the GPU supports it (no probe), fp32 otherwise.
 A probe runs once per process and key (device, CPU model and its bf16 flags, torch version, torch
 threads, shapes, repeats); its times are also kept in the user cache (``precision_probe.json``
 under `w2s_theory.data.cache_dir`), so a sweep, and the next sweep on the same machine, probe
-once. ``refresh=True`` measures again.
+once. ``refresh=True`` measures again. The environment variable ``W2S_AUTO_PRECISION``
+(``fp32`` or ``bf16``) pins what ``"auto"`` means on a CPU without probing: for the processes
+of one multi-process run, or a test suite that must train the same way on every machine.
 
 The module imports torch only inside the functions that time something.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import time
 from pathlib import Path
@@ -244,4 +247,7 @@ def choose_precision(precision: str, device="cpu", *, margin: float = MARGIN) ->
         import torch
 
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    pinned = os.environ.get("W2S_AUTO_PRECISION", "")
+    if pinned:
+        return check_choice(pinned, "W2S_AUTO_PRECISION", ("fp32", "bf16"))
     return probe(device, margin=margin)["choice"]
