@@ -50,6 +50,7 @@ from .finetune import (
     train_order,
 )
 from .finetune.data import StateCollator, StateRows
+from .protocol import standardize_pairs
 
 __all__ = ["SUPPORTED_MODEL_TYPES", "encoder_layers", "check_k", "CachedStates", "cache_states", "TopModel",
            "train_top", "predict_top", "last_layer_features", "pooled_mean"]
@@ -253,7 +254,8 @@ def last_layer_features(pooled: dict[str, tuple[np.ndarray, np.ndarray]], ref: s
 
     ``pooled[split] = (h_A, h_B)`` (``(n, H)`` pooled features of the two slots);
     ``sd`` per coordinate over both slots of ``ref`` (``train_gt``: ground-truth data the
-    weak model also sees; never test), as in the last-layer sweep (``experiments/real``).
+    weak model also sees; never test), as in the last-layer sweep (``experiments/real``):
+    `w2s_theory.protocol.standardize_pairs`.
 
     Examples:
         >>> import numpy as np
@@ -261,11 +263,8 @@ def last_layer_features(pooled: dict[str, tuple[np.ndarray, np.ndarray]], ref: s
         >>> last_layer_features({"train_gt": (a, b)})["train_gt"].round(3).tolist()
         [[0.918, 0.0], [1.835, -2.309]]
     """
-    a, b = pooled[ref]
-    sd = np.concatenate([a, b]).astype(np.float64).std(axis=0)
-    sd = np.where(sd > 0, sd, 1.0)
-    return {k: (np.asarray(x, np.float64) - np.asarray(y, np.float64)) / sd
-            for k, (x, y) in pooled.items()}
+    return standardize_pairs({k: a for k, (a, _) in pooled.items()},
+                             {k: b for k, (_, b) in pooled.items()}, ref=ref)
 
 
 def pooled_mean(c: CachedStates) -> np.ndarray:

@@ -40,6 +40,7 @@ from . import heads
 from ._validation import check_choice, check_int, check_number
 from .bounds import lemma1, theorem2
 from .divergences import smooth
+from .heads.design import column_scale  # the one implementation (heads' layer)
 from .kclass import auroc_any, truth
 from .metrics import accuracy, disagreement_rate, ece, pgr
 from .noise import corrupt_labels
@@ -53,22 +54,6 @@ LR_METRICS = ("accuracy", "logloss")
 
 
 # ============================================================================= standardisation
-def column_scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column mean and standard deviation of ``x`` ``(n, d)`` (float64; a column with
-    standard deviation 0 gets scale 1).
-
-    Examples:
-        >>> mu, sd = column_scale(np.array([[1.0, 5.0], [3.0, 5.0]]))
-        >>> mu.tolist(), sd.tolist()
-        ([2.0, 5.0], [1.0, 1.0])
-    """
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] == 0:
-        raise ValueError(f"x: need a non-empty (n, d) array, got shape {x.shape}")
-    sd = x.std(axis=0)
-    return x.mean(axis=0), np.where(sd > 0, sd, 1.0)
-
-
 def standardize_splits(splits: Mapping[str, np.ndarray], ref: str = "train_gt", *,
                        bias: bool = True) -> dict[str, np.ndarray]:
     """``{split: (x - mu) / sd}`` with ``mu, sd`` = `column_scale` of ``splits[ref]``, and a

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_features", "standardize", "unstandardize", "linear", "binary_out"]
+__all__ = ["check_features", "column_scale", "standardize", "unstandardize", "linear", "binary_out"]
 
 
 def check_features(features, n: int | None = None, name: str = "features") -> np.ndarray:
@@ -40,11 +40,27 @@ def check_features(features, n: int | None = None, name: str = "features") -> np
     return x
 
 
-def standardize(x: np.ndarray):
-    """Column mean and scale (a constant column gets scale 1) and the design ``[z, 1]``."""
-    mu = x.mean(axis=0)
+def column_scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and standard deviation of ``x`` ``(n, d)`` (float64; a column with
+    standard deviation 0 gets scale 1): the one standardisation of the toolkit (`standardize`,
+    `w2s_theory.protocol.standardize_splits` / ``standardize_pairs``; public as
+    ``w2s_theory.protocol.column_scale``).
+
+    Examples:
+        >>> mu, sd = column_scale(np.array([[1.0, 5.0], [3.0, 5.0]]))
+        >>> mu.tolist(), sd.tolist()
+        ([2.0, 5.0], [1.0, 1.0])
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"x: need a non-empty (n, d) array, got shape {x.shape}")
     sd = x.std(axis=0)
-    sd = np.where(sd > 0, sd, 1.0)
+    return x.mean(axis=0), np.where(sd > 0, sd, 1.0)
+
+
+def standardize(x: np.ndarray):
+    """Column mean and scale (`column_scale`) and the design ``[z, 1]``, ``z = (x - mu) / sd``."""
+    mu, sd = column_scale(x)
     z = (x - mu) / sd
     return mu, sd, np.hstack([z, np.ones((x.shape[0], 1))])
 
