@@ -176,7 +176,7 @@ def test_cli_end_to_end_hub_ids_on_the_hub_form_and_a_two_class_csv(hub_env, hh_
         assert set(df["role"]) == {"ceiling", "student"} and (df["subset"] == tag if tag == "reviews"
                                                               else df["subset"] == "harmless-base").all()
     out = capsys.readouterr().out
-    assert "stacked with torch.func.vmap" in out                   # Qwen2 runs many at once
+    assert out.count("[finetune] 3 runs trained, 3 rows in") == 2   # one by one, both data sets
     assert "weak model tiny-org/tiny-gpt2 fine-tuned" in out
     # a second finetune run resumes: nothing to train, the weak model's predictions cached
     assert main(["finetune", "--config", fine, "--no-progress"]) == 0
