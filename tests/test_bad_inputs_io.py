@@ -74,6 +74,7 @@ EXEMPT = {
     ("plan", "Claim6Entry"): "frozen record of a Plan",
     ("plan", "Sensitivity"): "frozen record of a Plan",
     ("plan", "KINDS"): "constant", ("plan", "DEFAULT_TABLE"): "constant",
+    ("plan", "REPLICATIONS"): "constant",
     ("config", "UserError"): "exception class", ("config", "ConfigError"): "exception class",
     ("config", "EXIT_USAGE"): "constant", ("config", "SELECTION_RULES"): "constant",
     ("results_table", "ResultTableError"): "exception class",
@@ -733,6 +734,13 @@ def _ledger_bad() -> list:
             ("frame", pd.DataFrame({"family": ["x"]})), ("plan", Lazy(_user_plan))]
 
 
+@dataclass(frozen=True)
+class _MappedConfig:
+    """A one-field config for `config.from_mapping`'s entry."""
+
+    a: int = 1
+
+
 # ----------------------------------------------------------------------------- the registry
 def _registry() -> list[Entry]:
     E: list[Entry] = []
@@ -815,8 +823,14 @@ def _registry() -> list[Entry]:
                                          ("string", "bert")]}))
     E.append(Entry("trainers", "SoftLabelTrainer", _soft_trainer,
                    {"w2s_loss": "reverse_kl", "w2s_eps": 1e-6, "compute_loss_func": None},
-                   {"w2s_loss": loss_bad, "w2s_eps": eps_bad,
+                   {"w2s_loss": choice_bad("reverse_kl"), "w2s_eps": eps_bad,   # "confidence" is valid here
                     "compute_loss_func": [("function", len), ("string", "x")]}))
+    E.append(Entry("trainers", "confidence_loss_func", trainers.confidence_loss_func,
+                   {"alpha": lambda: 0.5, "base": "forward_ce", "buffer_size": 8, "min_count": 2,
+                    "eps": 1e-6},
+                   {"alpha": [("none", None), ("number", 0.5), ("string", "x")],
+                    "base": choice_bad("forward_ce"), "buffer_size": int_bad(low=1),
+                    "min_count": int_bad(low=1) + [("above_buffer", 9)], "eps": eps_bad}))
 
     # ---------------------------------------------------------------- sources
     E.append(Entry("sources", "split_indices", sources.split_indices,
@@ -962,6 +976,19 @@ def _registry() -> list[Entry]:
     caption_bad = [("int", 5), ("bytes", b"x"), ("list", ["x"]), ("dict", {}), ("nan", math.nan)]
     label_bad = caption_bad + [("brace", "tab:a}"), ("space", "tab a"), ("empty", ""),
                                ("backslash", "tab\\x"), ("percent", "tab%")]
+    E.append(Entry("config", "from_mapping", config.from_mapping,
+                   {"cls": _MappedConfig, "data": {"a": 2}},
+                   {"cls": [("none", None), ("int", 5), ("plain_class", int)],
+                    "data": [("none", None), ("list", [1]), ("string", "a"),
+                             ("unknown_key", {"b": 1}), ("wrong_type", {"a": "x"})]},
+                   # a config table's errors name the table ("config" at the top level) or the key
+                   prefixes={"data": lambda kw: ["config:", "unknown key", "a:"]}))
+    E.append(Entry("export", "text_table", export.text_table,
+                   {"title": "R", "rows": [("n", "3"), ("holds", "True")]},
+                   {"title": [("none", None), ("int", 5), ("bytes", b"R")],
+                    "rows": [("none", None), ("empty", []), ("string", "n 3"),
+                             ("triple", [("n", "3", "x")]), ("number", [("n", 3)]),
+                             ("dict", {"n": "3"})]}))
     E.append(Entry("export", "frame_to_latex", export.frame_to_latex,
                    {"table": ROWS, "caption": None, "label": None, "float_format": "{:.4g}"},
                    {"table": table_bad() + [("duplicate_columns", Lazy(_frame_dup_cols))],

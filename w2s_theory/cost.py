@@ -28,6 +28,7 @@ References: Kaplan et al., arXiv:2001.08361 (2020); Korthikanti et al., arXiv:22
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 import statistics
@@ -275,7 +276,11 @@ def _committed_rows() -> list[Path]:
     return [root / "cpu_4k_n4000.csv"]
 
 
-def _main() -> None:  # pragma: no cover - prints the docs table
+def _main(argv=None) -> None:  # pragma: no cover - prints the docs table
+    argparse.ArgumentParser(
+        prog="python -m w2s_theory.cost",
+        description="Print docs/gpu.md's time and memory tables (estimates from FLOPs and the "
+                    "committed CPU rows of experiments/results/finetune/cpu_4k_n4000.csv).").parse_args(argv)
     keys = [r["run_key"] for p in _committed_rows() for r in csv.DictReader(open(p, newline=""))]
     rates = measured_flops_per_s(_committed_rows(), run_keys=keys)
     print(f"<!-- cost-rows: {' '.join(keys)} -->")

@@ -278,6 +278,14 @@ def text_table(title: str, rows: Sequence[tuple[str, str]]) -> str:
         n                 3
         holds          True
     """
+    title = check_str(title, "title")
+    if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence) or not rows:
+        raise ArgumentTypeError(f"rows: a non-empty sequence of (name, value) text pairs, got "
+                                f"{type(rows).__name__}")
+    for i, row in enumerate(rows):
+        if not (isinstance(row, tuple) and len(row) == 2 and all(isinstance(x, str) for x in row)):
+            raise ArgumentTypeError(f"rows: entry {i} must be a (name, value) pair of texts, "
+                                    f"got {row!r}")
     w = max(len(k) for k, _ in rows)
     lines = [title, "-" * max(len(title), w + 14)]
     lines += [f"{k:<{w}}  {s:>12}" for k, s in rows]

@@ -40,5 +40,5 @@ from .declared import (
 from .default import default_plan
 
 __all__ = ["Member", "Family", "DuplicatePair", "Claim6Entry", "Sensitivity", "Plan", "KINDS",
-           "REPLICATIONS", "DEFAULT_TABLE", "load_plan", "plan_from_dict", "default_plan",
+           "REPLICATIONS", "DEFAULT_TABLE", "load_plan", "default_plan",
            "is_test_measured"]

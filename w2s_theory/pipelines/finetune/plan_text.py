@@ -44,6 +44,7 @@ def plan_lines(cfg: FinetuneSweepConfig) -> list[str]:
     (every text at ``max_length``; the real count is lower by the texts' length).
 
     Examples:
+        >>> from w2s_theory.pipelines.finetune import FinetuneSweepConfig, SweepSpec
         >>> lines = plan_lines(FinetuneSweepConfig(name="t", sweep=SweepSpec(seeds=(0,))))
         >>> lines[0], lines[-2].split(":")[0]
         ('t: 10 runs (full 5: 1 ceilings + 4 students; head_only 5: 1 ceilings + 4 students)', 'training tokens')

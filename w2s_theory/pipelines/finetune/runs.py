@@ -33,6 +33,7 @@ def plan_runs(cfg: FinetuneSweepConfig, bundle_meta: dict) -> list[RunSpec]:
     its L2), the strong model, the run's full `FinetuneConfig` and its role.
 
     Examples:
+        >>> from w2s_theory.pipelines.finetune import FinetuneSweepConfig, SweepSpec
         >>> c = FinetuneSweepConfig(name="t", sweep=SweepSpec(noise=(0.0, 0.1), seeds=(0,)))
         >>> runs = plan_runs(c, {"subset": "harmless"})
         >>> len(runs), runs[0].role, runs[-1].role   # (1 ceiling + 8 students) x 2 regimes
