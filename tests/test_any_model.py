@@ -193,8 +193,8 @@ def test_bad_sources_and_models_fail_before_training(hub_env, tmp_path, capsys):
             "run": {"out": str(tmp_path / "bad.csv"), "device": "cpu"}}
     three = _write(tmp_path / "three.toml", {**base, "data": {"source": {
         "kind": "table", "data": str(csv), "task": "classification", "sizes": [4, 4, 4]}}})
-    assert main(["finetune", "--config", three]) == 2
-    assert "3 classes" in capsys.readouterr().err
+    assert main(["finetune", "--config", three]) == 2   # k classes: a weak head on features only
+    assert "weak.kind: a multiclass table takes a weak head on features" in capsys.readouterr().err
     missing = _write(tmp_path / "missing.toml", {**base, "data": {"source": {
         "kind": "table", "data": str(csv), "task": "classification", "sizes": [4, 4, 4],
         "columns": {"text": "body"}}}})

@@ -475,7 +475,7 @@ def _finetune_source(dc) -> None:
             raise ConfigError(f"data.{key}: {want} rows asked, the source's {sp} split has {have}")
     if hasattr(data["test"], "labels"):
         k = int(max(int(np.max(d.labels)) for d in data.values())) + 1
-        if k > 2:
+        if k > 2 and dc.source.get("task") != "multiclass":   # multiclass: a k-output head
             raise ConfigError(f"data.source: {k} classes; the fine-tuning pipeline trains a scalar "
                               "reward head (two classes, labels 0/1)")
 

@@ -28,7 +28,7 @@ from ...metrics import accuracy
 from ...models import preset_of
 from ...sources import load_source, source_name
 from .config import PROTOCOL_VERSION, SPLIT_SLOT_OFFSET, FinetuneSweepConfig
-from .weak import weak_teacher
+from .weak import n_classes_of, weak_teacher
 
 
 @dataclass
@@ -39,7 +39,8 @@ class Bundle:
         subset: HH-RLHF subset.
         train: ``train_w2s`` pairs as a `TextTask` (labels = truth).
         test: ``test`` pairs.
-        weak_train, weak_test: the weak model's ``P(A preferred)`` on them, ``(n,)`` float64.
+        weak_train, weak_test: the weak model's ``P(A preferred)`` (``P(label 1)``) on them,
+            ``(n,)`` float64, or its class probabilities ``(n, k)`` (a multiclass table).
         model_dir: folder of the strong backbone (transformers layout).
         meta: provenance (weak model, its L2 and accuracies, sources' sha256, slot seeds, ...).
         gt: ``train_gt`` pairs (labels = truth) when the sweep trains its ceiling there or
@@ -62,6 +63,18 @@ class Bundle:
                 raise ValueError("bundle: the ceiling trains on train_gt but the bundle has no train_gt pairs")
             return self.gt
         return self.train
+
+    def n_outputs(self) -> int:
+        """The strong model's head outputs: ``meta['n_classes']`` (a multiclass table), else 1."""
+        return int(self.meta.get("n_classes", 1))
+
+    def truth_targets(self, labels) -> np.ndarray:
+        """Ground-truth training targets: one-hot rows ``(n, k)`` for a multiclass table, else
+        the 0/1 labels ``(n,)`` as float64."""
+        labels = np.asarray(labels)
+        if "n_classes" in self.meta:
+            return np.eye(int(self.meta["n_classes"]))[labels.astype(np.int64)]
+        return labels.astype(np.float64)
 
 
 def _slots(pairs, seed: int, n: int):
@@ -95,9 +108,12 @@ def _load_splits(cfg: FinetuneSweepConfig):
         ns[sp] = v or have
     if hasattr(data["test"], "labels"):
         k = int(max(int(np.max(d.labels)) for d in data.values())) + 1
-        if k > 2:
+        if k > 2 and cfg.train.task != "classification":
             raise ConfigError(f"data.source: {k} classes; the fine-tuning pipeline trains a scalar "
                               "reward head (two classes, labels 0/1). The real pipeline takes k classes.")
+    if cfg.train.task == "classification" and cfg.weak.kind != "features":
+        raise ConfigError("weak.kind: a multiclass table takes a weak head on features "
+                          f"(kind = 'features'), got {cfg.weak.kind!r}")
     return data, source_name(dc.source), ns
 
 
@@ -159,6 +175,8 @@ def build_bundle(cfg: FinetuneSweepConfig, *, progress: bool = True,
         meta["source"] = dc.source
         if dc.n_train == 0 and ns["train_gt"] != ns["train_w2s"]:
             meta["n_train_gt"] = ns["train_gt"]
+    if cfg.train.task == "classification":   # a multiclass table: a k-output head
+        meta["n_classes"] = n_classes_of(items)
     if weak_rec is not None:
         meta["weak"] = {"kind": "finetune", "digest": weak_rec["digest"], "cfg": weak_rec["cfg"]}
     elif not is_preset(cfg.weak.model):

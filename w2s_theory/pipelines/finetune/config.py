@@ -108,7 +108,9 @@ class DataConfig:
             ``kind = "hh_rlhf_hub"`` (``Anthropic/hh-rlhf`` in its hub form, or a local folder
             in that layout), ``"split_files"`` (e.g. the authors' CAI-Harmless files),
             ``"table"`` (any JSONL / CSV / Parquet with a column mapping: preference pairs,
-            or two-class classification, trained as ``task = "binary"``) or ``"hh_rlhf"``.
+            or two-class classification, trained as ``task = "binary"``; a ``task =
+            "multiclass"`` table trains a ``k``-output softmax head, ``task = "classification"``
+            of `w2s_theory.finetune.FinetuneConfig`) or ``"hh_rlhf"``.
             ``None`` (the default): the local 4K/4K/4K HH-RLHF layout, subset ``subset``.
     """
 
@@ -320,9 +322,14 @@ class FinetuneSweepConfig:
         if not self.name or not isinstance(self.name, str):
             raise ValueError(f"name: must be a non-empty string, got {self.name!r}")
         if self.data.source is not None:
-            want = "pairwise" if source_task(self.data.source) == "pairwise" else "binary"
-            if self.train.task != want:   # labelled texts train one reward per text
+            # pairs: a reward per text; two classes: one logit; k classes: a k-output head
+            want = {"pairwise": "pairwise", "multiclass": "classification"}.get(
+                source_task(self.data.source), "binary")
+            if self.train.task != want:
                 object.__setattr__(self, "train", self.train.replace(task=want))
+        if self.train.task == "classification" and any(self.sweep.confidence):
+            raise ValueError("sweep.confidence: the confidence loss is binary; a multiclass "
+                             "table takes confidence = [false]")
         check_keys(self.head_only, [f.name for f in fields(FinetuneConfig)], "[head_only]")
         self.head_only_train()  # validates the overrides
         if not isinstance(self.train_args, dict):

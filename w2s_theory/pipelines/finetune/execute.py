@@ -46,6 +46,19 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-np.minimum(p, 1 - 1e-16))
 
 
+def stored_form(p: np.ndarray) -> np.ndarray:
+    """The stored form of a run's test predictions: `logit` of ``P(label 1)`` ``(n,)``, or the
+    log class probabilities ``log p`` ``(n, k)`` (clipped at 1e-300) of a k-class head, whose
+    softmax gives ``p`` back.
+
+    Examples:
+        >>> np.exp(stored_form(np.array([[0.2, 0.8]]))).round(3).tolist()
+        [[0.2, 0.8]]
+    """
+    p = np.asarray(p, dtype=np.float64)
+    return logit(p) if p.ndim == 1 else np.log(np.clip(p, 1e-300, None))
+
+
 def run_record(spec: RunSpec, extra: dict, train_args: dict | None = None) -> dict:
     """The stored record of a finished run: its coordinates, config and provenance + ``extra``
     (+ ``train_args``, the ``[train.args]`` table as JSON, when there is one)."""
@@ -115,8 +128,10 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
     dev = resolve_device(cfg.run.device)
     ceil_task = bundle.ceiling_task()
 
+    k_out = bundle.n_outputs()      # 1, or k classes of a multiclass table
+
     def targets(spec):
-        return ceil_task.labels.astype(np.float64) if spec.role == "ceiling" else bundle.weak_train
+        return bundle.truth_targets(ceil_task.labels) if spec.role == "ceiling" else bundle.weak_train
 
     def task_of(spec):
         return ceil_task if spec.role == "ceiling" else bundle.train
@@ -136,7 +151,7 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
             log("deadline: stop before a full run")
             break
         eng = engine or make_engine(spec.cfg, cpu=dev.type == "cpu")
-        model = build_model(backbone, spec.cfg)
+        model = build_model(backbone, spec.cfg, n_outputs=k_out)
         ck = Path(cfg.run.checkpoint_dir) / spec.key if cfg.run.checkpoint_dir else None
         t0 = time.perf_counter()
         st = train(model, task_of(spec), make_targets(targets(spec), spec.cfg), spec.cfg,
@@ -146,7 +161,7 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
         p = predict(model, bundle.test, spec.cfg, engine=eng)
         t2 = time.perf_counter()
         if getattr(eng, "is_main_process", True):
-            store.add({spec.key: (logit(p), run_record(spec, {
+            store.add({spec.key: (stored_form(p), run_record(spec, {
                 "device": st.device, "precision": st.precision, "num_processes": st.num_processes,
                 "train_wall_s": st.wall_s, "eval_wall_s": t2 - t1, "group_size": 1,
                 "group_wall_s": t2 - t0, "train_tokens": st.real_tokens,
@@ -189,13 +204,19 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
             break
         heng = make_engine(spec.cfg, cpu=True)
         m = RewardModel(backbone, seed=spec.cfg.seed, head_init_std=spec.cfg.head_init_std,
-                        pooling=spec.cfg.pooling)
+                        pooling=spec.cfg.pooling, n_outputs=k_out)
         st = train(m, task_of(spec), make_targets(targets(spec), spec.cfg), spec.cfg,
                    engine=heng, progress=False, features=fgt if spec.role == "ceiling" else ftr,
                    training_args=cfg.train_args or None)
         with torch.no_grad():
-            w = m.head.weight.detach().double().cpu().numpy()[0]
-        z = (fte[0].astype(np.float64) - fte[1].astype(np.float64)) @ w
+            w = m.head.weight.detach().double().cpu().numpy()
+            b = m.head.bias.detach().double().cpu().numpy()
+        if k_out > 1:      # k classes: log softmax(W phi + b), (n, k)
+            a = fte[0].astype(np.float64) @ w.T + b
+            z = a - a.max(axis=1, keepdims=True)
+            z = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        else:
+            z = (fte[0].astype(np.float64) - fte[1].astype(np.float64)) @ w[0]
         store.add({spec.key: (z, run_record(spec, {
             "device": st.device, "precision": st.precision, "num_processes": 1,
             "train_wall_s": st.wall_s, "eval_wall_s": 0.0, "group_size": 1,

@@ -13,8 +13,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from ...fingerprint import digest, fingerprint, load_records, model_files_digest, save_records
 from ...protocol import holdout_scores, holdout_split
 from ...protocol import select_lr as select_lr_on_holdout
@@ -91,8 +89,8 @@ def select_lr(cfg: FinetuneSweepConfig, bundle: Bundle, path: str | os.PathLike,
         if backbone is None:
             backbone = load_backbone(bundle.model_dir, dropout=cfg.train.dropout)
         eng = engine or make_engine(c, cpu=dev.type == "cpu")
-        model = build_model(backbone, c)
-        st = train(model, fit, make_targets(fit.labels.astype(np.float64), c), c, engine=eng,
+        model = build_model(backbone, c, n_outputs=bundle.n_outputs())
+        st = train(model, fit, make_targets(bundle.truth_targets(fit.labels), c), c, engine=eng,
                    progress=progress, training_args=cfg.train_args or None)
         p = predict(model, hold, c, engine=eng)
         rec = {"lr": float(lr), **holdout_scores(hold.labels, p), "n_fit": len(fit),

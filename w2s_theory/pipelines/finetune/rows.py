@@ -7,7 +7,7 @@ slack with ``F*`` = truth and ``F*`` = the same-seed ceiling, cost and provenanc
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, softmax
 
 from ...protocol import result_row
 from .store import PredStore
@@ -16,6 +16,13 @@ from .store import PredStore
 _RESULT_ORDER = ("n_test", "student_acc", "student_auroc", "student_ece", "weak_acc",
                  "weak_auroc", "weak_ece", "disagree_rate", "l1_", "ceiling_acc", "ceiling_auroc",
                  "ceiling_ece", "pgr", "t2test_truth_", "t2test_d_reverse", "t2test_ceil_")
+
+
+def _probs(stored: np.ndarray) -> np.ndarray:
+    """Test probabilities from the stored form: ``sigmoid(z)`` ``(n,)``, or ``softmax`` of the
+    log class probabilities ``(n, k)`` (a multiclass table)."""
+    z = np.asarray(stored, dtype=np.float64)
+    return expit(z) if z.ndim == 1 else softmax(z, axis=1)
 
 
 def make_row(rec: dict, logits: np.ndarray, truth: np.ndarray, weak_test: np.ndarray,
@@ -34,16 +41,18 @@ def make_row(rec: dict, logits: np.ndarray, truth: np.ndarray, weak_test: np.nda
 
     Args:
         rec: the run's stored record (coordinates, ``config``, cost, provenance).
-        logits: the student's test logits ``z = r(A) - r(B)``, ``(n,)``.
+        logits: the student's test logits ``z = r(A) - r(B)``, ``(n,)``, or its log class
+            probabilities ``(n, k)`` (a multiclass table: the row then has ``n_classes = k``
+            and k-class metrics, accuracy by argmax).
         truth: test labels ``(n,)``.
-        weak_test: the weak model's test probabilities ``(n,)``.
+        weak_test: the weak model's test probabilities ``(n,)`` or ``(n, k)``.
         ceiling_logits: the same-seed ceiling's test logits, or ``None`` (its columns NaN).
         gamma: smoothing floor of the bound checks.
     """
-    res = result_row(truth, weak_test, expit(np.asarray(logits, dtype=np.float64)),
-                     None if ceiling_logits is None
-                     else expit(np.asarray(ceiling_logits, dtype=np.float64)),
-                     gamma=gamma, lemma1_gamma=True)
+    res = result_row(truth, weak_test, _probs(logits),
+                     None if ceiling_logits is None else _probs(ceiling_logits),
+                     gamma=gamma, lemma1_gamma=True,
+                     n_classes=int(np.shape(logits)[1]) if np.ndim(logits) == 2 else None)
     row = {k: v for k, v in rec.items() if k != "config"}
     c = rec["config"]
     row.update({k: c[k] for k in ("lr", "epochs", "batch_size", "max_length", "truncation_side",

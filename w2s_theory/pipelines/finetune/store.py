@@ -64,7 +64,9 @@ _RECORD_FIELDS = ("regime", "role", "seed", "config")
 class PredStore:
     """Test logits and run records of finished runs, in one ``.npz`` rewritten atomically.
 
-    ``logits[key]`` is the ``(n_test,)`` float32 array ``z = r(A) - r(B)``;
+    ``logits[key]`` is the ``(n_test,)`` float32 array ``z = r(A) - r(B)`` (or ``logit`` of
+    ``P(label 1)``), or ``(n_test, k)`` log class probabilities of a k-class head (a
+    multiclass table: `w2s_theory.pipelines.finetune.execute.stored_form`);
     ``records[key]`` a dict (run coordinates, config, cost, device).
 
     The file also holds ``fingerprint`` (what its predictions were computed from:
@@ -127,7 +129,7 @@ class PredStore:
             raise ValueError(f"'records' is not JSON ({exc})") from None
         if not isinstance(records, dict):
             raise ValueError(f"'records' is a JSON {type(records).__name__}, not an object")
-        if lg.dtype.kind != "f" or lg.ndim != 2 or lg.shape[0] != keys.size:
+        if lg.dtype.kind != "f" or lg.ndim not in (2, 3) or lg.shape[0] != keys.size:
             raise ValueError(f"'logits' (dtype {lg.dtype}, shape {lg.shape}) is not a float "
                              f"array with one row per key ({keys.size} keys)")
         self._envelope = {}

@@ -55,6 +55,16 @@ def _weak_features_source(cfg: FinetuneSweepConfig, sp: str, data, items, n: int
                               progress=False).astype(np.float64)
 
 
+def n_classes_of(items: dict) -> int:
+    """The number of classes of labelled texts: ``1 +`` the largest label of any split used.
+
+    Examples:
+        >>> n_classes_of({"a": ((["x", "y"],), np.array([0, 2])), "b": ((["z"],), np.array([1]))})
+        3
+    """
+    return int(max(int(np.max(lab)) for _, lab in items.values())) + 1
+
+
 def weak_finetune_config(cfg: FinetuneSweepConfig):
     """The weak model's fine-tuning run (``[weak] kind = "finetune"``): ``[train]`` with forward
     CE on ``train_gt`` ground truth, the weak seed and lr."""
@@ -135,7 +145,8 @@ def weak_teacher(cfg: FinetuneSweepConfig, data: dict, items: dict, ns: dict, *,
         log: progress lines.
 
     Returns:
-        ``(probs, l2, cv, record)``: ``{split: (n,) float64}``, the chosen L2 weight and the
+        ``(probs, l2, cv, record)``: ``{split: (n,) float64}`` (``(n, k)`` class probabilities
+        for a multiclass table: a multinomial head on one-hot ``train_gt`` rows), the chosen L2 weight and the
         cross-validated log-loss per weight (``None`` and ``{}`` for a fine-tuned weak LM),
         and the fine-tuned weak LM's cache record (``None`` for a head on features).
     """
@@ -152,6 +163,9 @@ def weak_teacher(cfg: FinetuneSweepConfig, data: dict, items: dict, ns: dict, *,
     else:
         diffs = {sp: _weak_features_source(cfg, sp, data[sp], items[sp], ns[sp]) for sp in data}
     binary = not hasattr(data["test"], "chosen")
-    head, l2, cv = fit_weak_head(diffs["train_gt"], items["train_gt"][1], cfg.weak.l2_grid,
+    y = items["train_gt"][1]
+    if cfg.train.task == "classification":      # k classes: a multinomial head on one-hot rows
+        y = np.eye(n_classes_of(items))[np.asarray(y, dtype=np.int64)]
+    head, l2, cv = fit_weak_head(diffs["train_gt"], y, cfg.weak.l2_grid,
                                  cfg.weak.folds, seed=dc.slot_seed, symmetric=not binary)
     return {sp: head.predict(diffs[sp]) for sp in data}, l2, cv, None

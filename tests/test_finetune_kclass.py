@@ -1,0 +1,140 @@
+"""A 3-class table through ``w2s-theory finetune`` end to end: the multiclass example's CSV
+(experiments/examples/tickets_3class.csv, its column mapping and its own split column) with a
+tiny local BERT as the strong model. Every loss gets rows with ``n_classes = 3`` whose
+accuracies are the argmax accuracies of the ``(n, 3)`` predictions in the prediction store,
+recomputed here with plain numpy from the CSV's own test labels."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from w2s_theory.cli import main
+from w2s_theory.pipelines.finetune import FinetuneSweepConfig, PredStore
+
+ROOT = Path(__file__).resolve().parents[1]
+CSV = ROOT / "experiments" / "examples" / "tickets_3class.csv"
+LOSSES = ("forward_kl", "reverse_kl")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from w2s_theory.models import model_dir
+
+    tmp = tmp_path_factory.mktemp("tiny")
+    tok = AutoTokenizer.from_pretrained(str(model_dir("all-MiniLM-L6-v2")), local_files_only=True)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
+                         num_attention_heads=4, intermediate_size=64, max_position_embeddings=64,
+                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+              add_pooling_layer=False).save_pretrained(str(tmp / "m"))
+    tok.save_pretrained(str(tmp / "m"))
+    return tmp / "m"
+
+
+def _config(tmp_path, tiny_model, extra: str = "") -> Path:
+    out = tmp_path / "res.csv"
+    p = tmp_path / "k.toml"
+    p.write_text(f"""name = "kclass"
+strong = "{tiny_model}"
+[data.source]
+kind = "table"
+data = "{CSV}"
+task = "multiclass"
+columns = {{ text = "message", label = "topic_id" }}
+split_column = "part"
+[weak]
+l2_grid = [0.1]
+[lr_select]
+grid = [1e-3, 1e-2]
+holdout = 5
+[train]
+max_length = 16
+precision = "fp32"
+batch_size = 5
+epochs = 2
+lr = 1e-3
+[sweep]
+losses = {list(LOSSES)!r}
+noise = [0.0, 0.2]
+seeds = [0]
+{extra}
+[run]
+out = "{out}"
+device = "cpu"
+""".replace("'", '"'))
+    return p
+
+
+def test_three_class_table_through_the_finetune_cli(tiny_model, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "cache"))
+    p = _config(tmp_path, tiny_model)
+    cfg = FinetuneSweepConfig.from_toml(p)
+    assert cfg.train.task == "classification"          # a multiclass table: a k-output head
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["finetune", "--config", str(p), "--quiet"]) == 0
+    finally:
+        torch.set_num_threads(n)
+    rows = pd.read_csv(tmp_path / "res.csv")
+    # the CSV's own test rows, in file order (the split column keeps their order)
+    raw = pd.read_csv(CSV)
+    truth = raw.loc[raw["part"] == "test", "topic_id"].to_numpy()
+    assert sorted(set(truth.tolist())) == [0, 1, 2]
+    store = PredStore(tmp_path / "res.preds.npz")
+    # 2 regimes x (ceiling + 2 losses x 2 noise levels)
+    assert len(rows) == 10 and set(rows["run_key"]) == set(store.logits)
+    assert (rows["n_classes"] == 3).all()
+    for loss in LOSSES:
+        for regime in ("full", "head_only"):
+            sel = rows[(rows["role"] == "student") & (rows["loss"] == loss)
+                       & (rows["regime"] == regime)]
+            assert sorted(sel["noise"].tolist()) == [0.0, 0.2], (loss, regime)
+    for _, r in rows.iterrows():
+        z = store.logits[r["run_key"]].astype(np.float64)
+        assert z.shape == (len(truth), 3)
+        p_rows = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        assert np.allclose(p_rows.sum(axis=1), 1.0)
+        acc = float(np.mean(np.argmax(z, axis=1) == truth))
+        assert r["student_acc"] == pytest.approx(acc, abs=1e-12), r["run_key"]
+        # the same-seed, same-regime ceiling's accuracy sits in every row of that regime
+        ck = rows[(rows["role"] == "ceiling") & (rows["regime"] == r["regime"])]["run_key"].item()
+        cacc = float(np.mean(np.argmax(store.logits[ck], axis=1) == truth))
+        assert r["ceiling_acc"] == pytest.approx(cacc, abs=1e-12)
+    # the lr chosen on held-out train_gt rows with one-hot targets (a 3-output head)
+    sel = json.loads((tmp_path / "res.lr_select.json").read_text())
+    assert sel and set(rows["lr"]) <= {1e-3, 1e-2} and rows.loc[rows["regime"] == "full", "lr"].nunique() == 1
+    # the weak teacher: a multinomial head; its test accuracy is one value in every row
+    assert rows["weak_acc"].nunique() == 1 and 0.0 <= rows["weak_acc"].iloc[0] <= 1.0
+
+
+@pytest.mark.parametrize("extra, pattern", [
+    ("confidence = [true]", r"sweep\.confidence: the confidence loss is binary"),
+])
+def test_three_class_table_refuses_binary_only_settings(tiny_model, tmp_path, capsys, extra,
+                                                         pattern):
+    p = _config(tmp_path, tiny_model, extra)
+    assert main(["finetune", "--config", str(p), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(pattern, err[0]), err
+
+
+def test_weak_finetune_is_refused_for_a_three_class_table(tiny_model, tmp_path, capsys):
+    p = _config(tmp_path, tiny_model)
+    p.write_text(p.read_text().replace("[weak]\n", f'[weak]\nkind = "finetune"\nmodel = "{tiny_model}"\n'))
+    assert FinetuneSweepConfig.from_toml(p).weak.kind == "finetune"
+    assert main(["finetune", "--config", str(p), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "weak.kind: a multiclass table takes a weak head on features" in err[0]
+    assert not (tmp_path / "res.csv").exists()
