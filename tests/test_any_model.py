@@ -160,7 +160,7 @@ def test_cli_end_to_end_hub_ids_on_the_hub_form_and_a_two_class_csv(hub_env, hh_
     sources = {
         "hh": {"kind": "hh_rlhf_hub", "path": str(hh_hub_form), "sizes": [16, 16, 12],
                "cache_dir": str(tmp_path / "hf_datasets")},
-        "reviews": {"kind": "table", "data": str(csv), "task": "classification",
+        "reviews": {"kind": "table", "data": str(csv), "task": "binary",
                     "columns": {"text": "review", "label": "stars"}, "sizes": [16, 16, 16]},
     }
     for tag, source in sources.items():
