@@ -35,8 +35,8 @@ from .declared import (
     Sensitivity,
     is_test_measured,
     load_plan,
-    plan_from_dict,
 )
+from .declared import plan_from_dict as plan_from_dict  # importable, not in __all__
 from .default import default_plan
 
 __all__ = ["Member", "Family", "DuplicatePair", "Claim6Entry", "Sensitivity", "Plan", "KINDS",
