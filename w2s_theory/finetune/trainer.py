@@ -96,14 +96,12 @@ def mixed_precision_for(cfg: FinetuneConfig, device_type: str) -> str:
     return "no" if p == "fp32" else p
 
 
-def make_engine(cfg: FinetuneConfig | None = None, *, use_accelerate: bool | None = None,
-                cpu: bool = False):
+def make_engine(cfg: FinetuneConfig | None = None, *, cpu: bool = False):
     """The process state runs share: an ``accelerate.PartialState`` (``device``,
     ``num_processes``, ``process_index``, ``is_main_process``, ``wait_for_everyone()``).
 
-    ``cpu=True`` keeps training on the CPU when a GPU is present. ``cfg`` and
-    ``use_accelerate`` are accepted for old callers and not read (``Trainer`` always runs
-    through accelerate).
+    ``cpu=True`` keeps training on the CPU when a GPU is present. ``cfg`` is accepted for
+    callers that pass the run's config and not read (``Trainer`` always runs through accelerate).
     """
     from accelerate import PartialState
 
