@@ -48,6 +48,30 @@ def _tiny(kind: str):
     return tf.Qwen2ForCausalLM(cfg)
 
 
+def save_tiny_bert(path, *, hidden: int = 32, layers: int = 2):
+    """A randomly initialised (seed 0) BERT with MiniLM's tokenizer, saved to ``path``
+    (a local model folder the fine-tuning pipeline loads as ``strong = "<path>"``)."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from w2s_theory.models import model_dir
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir("all-MiniLM-L6-v2")), local_files_only=True)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers,
+                         num_attention_heads=hidden // 8, intermediate_size=2 * hidden,
+                         max_position_embeddings=2 * hidden, hidden_dropout_prob=0.0,
+                         attention_probs_dropout_prob=0.0),
+              add_pooling_layer=False).save_pretrained(str(path))
+    tok.save_pretrained(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """`save_tiny_bert` (hidden 32, 2 layers), once per session."""
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny_bert") / "m")
+
+
 @pytest.fixture(scope="session")
 def hub_cache(tmp_path_factory):
     """Tiny GPT-2, Llama and Qwen2 models in a local Hugging Face hub cache (and as folders)."""

@@ -23,21 +23,8 @@ LOSSES = ("forward_kl", "reverse_kl")
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from w2s_theory.models import model_dir
-
-    tmp = tmp_path_factory.mktemp("tiny")
-    tok = AutoTokenizer.from_pretrained(str(model_dir("all-MiniLM-L6-v2")), local_files_only=True)
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
-                         num_attention_heads=4, intermediate_size=64, max_position_embeddings=64,
-                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
-              add_pooling_layer=False).save_pretrained(str(tmp / "m"))
-    tok.save_pretrained(str(tmp / "m"))
-    return tmp / "m"
+def tiny_model(tiny_bert):
+    return tiny_bert
 
 
 def _config(tmp_path, tiny_model, extra: str = "") -> Path:

@@ -9,6 +9,7 @@ import json
 import pytest
 
 import w2s_theory.precision as P
+from conftest import save_tiny_bert
 from w2s_theory.config import ConfigError
 from w2s_theory.finetune import FinetuneConfig, mixed_precision_for
 
@@ -173,20 +174,7 @@ device = "cpu"
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from w2s_theory.models import model_dir
-
-    tmp = tmp_path_factory.mktemp("tiny")
-    tok = AutoTokenizer.from_pretrained(str(model_dir("all-MiniLM-L6-v2")), local_files_only=True)
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1,
-                         num_attention_heads=2, intermediate_size=32, max_position_embeddings=32,
-                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
-              add_pooling_layer=False).save_pretrained(str(tmp / "m"))
-    tok.save_pretrained(str(tmp / "m"))
-    return tmp / "m"
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny") / "m", hidden=16, layers=1)
 
 
 def test_rows_of_an_auto_run_record_the_chosen_precision(fake_timer, tiny_model, tmp_path):

@@ -215,8 +215,10 @@ def execute(cfg: FinetuneSweepConfig, bundle: Bundle, store: PredStore, *,
             a = fte[0].astype(np.float64) @ w.T + b
             z = a - a.max(axis=1, keepdims=True)
             z = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        else:
+        elif len(fte) == 2:  # pairs: z = r(A) - r(B), the bias cancels
             z = (fte[0].astype(np.float64) - fte[1].astype(np.float64)) @ w[0]
+        else:                # one text (binary): z = r(x) = w . phi(x) + b
+            z = fte[0].astype(np.float64) @ w[0] + b[0]
         store.add({spec.key: (z, run_record(spec, {
             "device": st.device, "precision": st.precision, "num_processes": 1,
             "train_wall_s": st.wall_s, "eval_wall_s": 0.0, "group_size": 1,
