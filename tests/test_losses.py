@@ -459,15 +459,26 @@ z = torch.tensor([[0.3, -1.0, 2.0], [1.5, 0.0, -0.5]], dtype=torch.float64, requ
 y = torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]], dtype=torch.float64)
 per = losses.get_loss("brier")(z, y, reduction="none")
 auto = torch.autograd.grad(per.sum(), z)[0]
+# `w2s-theory report` on a table with the new loss: its default plan compares it to forward KL
+import pandas as pd
+from w2s_theory.cli import main
+acc = [0.60, 0.63, 0.61, 0.62, 0.59, 0.64, 0.60, 0.61]
+pd.DataFrame({"loss": ["forward_kl", "brier"] * 4, "seed": [0, 0, 1, 1, 2, 2, 3, 3],
+              "noise": 0.0, "student_acc": acc}).to_csv("t.csv", index=False)
+rc = main(["report", "t.csv", "--out", "rep"])
+led = pd.read_csv("rep/ledger.csv")
 json.dump({"names": list(losses.loss_names()), "ordered": losses.ordered({"brier", "reverse_kl"}),
            "per": per.tolist(), "auto": auto.tolist(),
-           "closed": losses.loss_spec("brier").grad(z.detach(), y).tolist()}, sys.stdout)
+           "closed": losses.loss_spec("brier").grad(z.detach(), y).tolist(),
+           "report_rc": rc, "families": led["family"].tolist(),
+           "effect_pts": led["effect_pts"].tolist()}, sys.stderr)
 '''
 
 
 def test_a_new_loss_is_one_file_in_the_package(tmp_path):
-    """Drop ``brier.py`` into a copy of the package: the registry, `get_loss`, `ordered` and the
-    gradient check pick it up with no other file touched."""
+    """Drop ``brier.py`` into a copy of the package: the registry, `get_loss`, `ordered`, the
+    gradient check and ``w2s-theory report`` (its default plan and the ledger) pick it up with
+    no other file touched."""
     src = Path(w2s_theory.__file__).parent
     shutil.copytree(src, tmp_path / "w2s_theory", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "w2s_theory" / "losses" / "brier.py").write_text(_BRIER)
@@ -475,7 +486,7 @@ def test_a_new_loss_is_one_file_in_the_package(tmp_path):
     out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
                          cwd=tmp_path, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
-    got = json.loads(out.stdout)
+    got = json.loads(out.stderr.strip().splitlines()[-1])
     assert got["names"] == list(loss_names()) + ["brier"]      # after the built-ins, in order
     assert got["ordered"] == ["reverse_kl", "brier"]
     z = np.array([[0.3, -1.0, 2.0], [1.5, 0.0, -0.5]])
@@ -483,6 +494,9 @@ def test_a_new_loss_is_one_file_in_the_package(tmp_path):
     p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(got["per"], ((p - y) ** 2).sum(axis=1), rtol=1e-12)
     np.testing.assert_allclose(got["closed"], got["auto"], rtol=1e-10, atol=1e-12)
+    assert got["report_rc"] == 0 and got["families"] == ["brier.vs.forward_kl.noise0"]
+    # mean paired difference brier - forward KL over the four seeds, in points
+    assert got["effect_pts"][0] == pytest.approx(100 * np.mean([0.03, 0.01, 0.05, 0.01]))
 
 
 def test_builtin_families_register_first_in_the_paper_order():
