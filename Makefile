@@ -10,6 +10,6 @@ run: setup
 	$(VENV)/bin/w2s-theory demo
 
 test: setup
-	$(VENV)/bin/python -m pytest --nbval --doctest-modules w2s_theory tests notebooks
+	$(VENV)/bin/python -m pytest --nbval --doctest-modules -n auto --maxprocesses 4 --dist loadscope w2s_theory tests notebooks
 	$(VENV)/bin/mkdocs build --strict --quiet -d build/site
 	$(VENV)/bin/ruff check .

@@ -2,7 +2,7 @@
 
 Each sweep runs once uninterrupted (the reference), then again from scratch while being
 killed with SIGKILL mid-sweep (after its table grew by a row, plus a seeded random
-0-1 s; 5 + 3 + 3 = 11 kills in all) and restarted until it
+0-1 s; 3 + 3 + 3 = 9 kills in all) and restarted until it
 finishes. The resumed table must hold exactly the reference's rows (no row lost, none
 duplicated) with identical values (provenance and timing columns aside).
 """
@@ -95,15 +95,15 @@ def test_synthetic_survives_kills(tmp_path, rng):
             "--quiet"]
     _run(_cmd(*base, "--results", str(tmp_path / "ref.csv")))
     kills = _kill_then_finish(_cmd(*base, "--results", str(tmp_path / "k.csv")),
-                              tmp_path / "k.csv", 5, rng)
+                              tmp_path / "k.csv", 3, rng)
     _same(_table(tmp_path / "ref.csv"), _table(tmp_path / "k.csv"))
-    assert kills == 5
+    assert kills == 3
 
 
 def test_real_survives_kills(tmp_path, rng):
     cfg = tmp_path / "real.toml"
     cfg.write_text('name = "kr"\ndatasets = ["harmless"]\npairs = [["wordllama", "all-MiniLM-L6-v2"]]\n'
-                   'losses = ["forward_kl", "reverse_kl"]\nnoise = [0.0, 0.3]\nseeds = [0, 1, 2, 3, 4, 5]\n'
+                   'losses = ["forward_kl", "reverse_kl"]\nnoise = [0.0, 0.3]\nseeds = [0, 1, 2]\n'
                    '[convex]\nenabled = true\npca_dim = 8\n')
     common = ["real", "--config", str(cfg), "--n-rows", "300", "--quiet"]
     _run(_cmd(*common, "--out", str(tmp_path / "ref.csv"), "--cache-dir", str(tmp_path / "c1")))
@@ -113,21 +113,8 @@ def test_real_survives_kills(tmp_path, rng):
     assert kills == 3
 
 
-def test_finetune_survives_kills(tmp_path, rng):
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from w2s_theory.models import model_dir
-
-    tok = AutoTokenizer.from_pretrained(str(model_dir("all-MiniLM-L6-v2")), local_files_only=True)
-    torch.manual_seed(0)
-    bb = BertModel(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
-                              num_attention_heads=4, intermediate_size=64, max_position_embeddings=64,
-                              hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
-                   add_pooling_layer=False)
-    mdir = tmp_path / "tiny"
-    bb.save_pretrained(str(mdir))
-    tok.save_pretrained(str(mdir))
+def test_finetune_survives_kills(tmp_path, rng, tiny_bert):
+    mdir = tiny_bert
     for tag in ("ref", "k"):
         (tmp_path / f"{tag}.toml").write_text(f"""
 name = "kf"
@@ -145,7 +132,7 @@ batch_size = 8
 [sweep]
 losses = ["forward_kl", "reverse_kl"]
 noise = [0.0, 0.4]
-seeds = [0, 1]
+seeds = [0]
 regimes = ["full"]
 [run]
 out = "{tmp_path / (tag + '.csv')}"
