@@ -1,8 +1,13 @@
-"""A 3-class table through ``w2s-theory finetune`` end to end: the multiclass example's CSV
-(experiments/examples/tickets_3class.csv, its column mapping and its own split column) with a
-tiny local BERT as the strong model. Every loss gets rows with ``n_classes = 3`` whose
-accuracies are the argmax accuracies of the ``(n, 3)`` predictions in the prediction store,
-recomputed here with plain numpy from the CSV's own test labels."""
+"""Tables through ``w2s-theory finetune`` end to end, with a tiny local BERT as the strong model.
+
+* 3 classes: the multiclass example's CSV (experiments/examples/tickets_3class.csv, its column
+  mapping and its own split column). Every loss gets rows with ``n_classes = 3`` whose
+  accuracies are the argmax accuracies of the ``(n, 3)`` predictions in the prediction store,
+  recomputed here with plain numpy from the CSV's own test labels.
+* A binary one-text table (experiments/examples/reviews_binary.csv, with a split column added
+  here), full and head-only runs: one logit per example, ``z = w . phi(x) + b`` (head-only runs
+  once indexed a second text that a one-text task does not have); every row's accuracy is
+  recomputed from the stored logits and the CSV's own test labels."""
 
 from __future__ import annotations
 
@@ -19,61 +24,69 @@ from w2s_theory.pipelines.finetune import FinetuneSweepConfig, PredStore
 
 ROOT = Path(__file__).resolve().parents[1]
 CSV = ROOT / "experiments" / "examples" / "tickets_3class.csv"
+BINARY_CSV = ROOT / "experiments" / "examples" / "reviews_binary.csv"
 LOSSES = ("forward_kl", "reverse_kl")
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tiny_bert):
-    return tiny_bert
-
-
-def _config(tmp_path, tiny_model, extra: str = "") -> Path:
-    out = tmp_path / "res.csv"
+def _table_config(tmp_path, model, source: str, *, grid, epochs, lr, losses, noise,
+                  extra: str = "") -> Path:
+    """A finetune config over a table (``source``: the ``[data.source]`` lines), one seed."""
     p = tmp_path / "k.toml"
-    p.write_text(f"""name = "kclass"
-strong = "{tiny_model}"
+    p.write_text(f"""name = "table"
+strong = "{model}"
 [data.source]
 kind = "table"
-data = "{CSV}"
-task = "multiclass"
-columns = {{ text = "message", label = "topic_id" }}
+{source}
 split_column = "part"
 [weak]
 l2_grid = [0.1]
 [lr_select]
-grid = [1e-3, 1e-2]
+grid = {list(grid)!r}
 holdout = 5
 [train]
 max_length = 16
 precision = "fp32"
 batch_size = 5
-epochs = 2
-lr = 1e-3
+epochs = {epochs}
+lr = {lr!r}
 [sweep]
-losses = {list(LOSSES)!r}
-noise = [0.0, 0.2]
+losses = {list(losses)!r}
+noise = {list(noise)!r}
 seeds = [0]
 {extra}
 [run]
-out = "{out}"
+out = "{tmp_path / 'res.csv'}"
 device = "cpu"
 """.replace("'", '"'))
     return p
 
 
-def test_three_class_table_through_the_finetune_cli(tiny_model, tmp_path, monkeypatch):
+def _config(tmp_path, model, extra: str = "") -> Path:
+    """The 3-class example table: both losses, 0 and 20 % flips."""
+    source = (f'data = "{CSV}"\ntask = "multiclass"\n'
+              'columns = { text = "message", label = "topic_id" }')
+    return _table_config(tmp_path, model, source, grid=(1e-3, 1e-2), epochs=2, lr=1e-3,
+                         losses=LOSSES, noise=(0.0, 0.2), extra=extra)
+
+
+def _finetune_one_thread(p: Path) -> int:
+    """``w2s-theory finetune --config p --quiet`` with torch on one thread (restored after)."""
     import torch
 
-    monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "cache"))
-    p = _config(tmp_path, tiny_model)
-    cfg = FinetuneSweepConfig.from_toml(p)
-    assert cfg.train.task == "classification"          # a multiclass table: a k-output head
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert main(["finetune", "--config", str(p), "--quiet"]) == 0
+        return main(["finetune", "--config", str(p), "--quiet"])
     finally:
         torch.set_num_threads(n)
+
+
+def test_three_class_table_through_the_finetune_cli(tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "cache"))
+    p = _config(tmp_path, tiny_bert)
+    cfg = FinetuneSweepConfig.from_toml(p)
+    assert cfg.train.task == "classification"          # a multiclass table: a k-output head
+    assert _finetune_one_thread(p) == 0
     rows = pd.read_csv(tmp_path / "res.csv")
     # the CSV's own test rows, in file order (the split column keeps their order)
     raw = pd.read_csv(CSV)
@@ -109,19 +122,41 @@ def test_three_class_table_through_the_finetune_cli(tiny_model, tmp_path, monkey
 @pytest.mark.parametrize("extra, pattern", [
     ("confidence = [true]", r"sweep\.confidence: the confidence loss is binary"),
 ])
-def test_three_class_table_refuses_binary_only_settings(tiny_model, tmp_path, capsys, extra,
+def test_three_class_table_refuses_binary_only_settings(tiny_bert, tmp_path, capsys, extra,
                                                          pattern):
-    p = _config(tmp_path, tiny_model, extra)
+    p = _config(tmp_path, tiny_bert, extra)
     assert main(["finetune", "--config", str(p), "--dry-run"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and re.search(pattern, err[0]), err
 
 
-def test_weak_finetune_is_refused_for_a_three_class_table(tiny_model, tmp_path, capsys):
-    p = _config(tmp_path, tiny_model)
-    p.write_text(p.read_text().replace("[weak]\n", f'[weak]\nkind = "finetune"\nmodel = "{tiny_model}"\n'))
+def test_weak_finetune_is_refused_for_a_three_class_table(tiny_bert, tmp_path, capsys):
+    p = _config(tmp_path, tiny_bert)
+    p.write_text(p.read_text().replace("[weak]\n", f'[weak]\nkind = "finetune"\nmodel = "{tiny_bert}"\n'))
     assert FinetuneSweepConfig.from_toml(p).weak.kind == "finetune"
     assert main(["finetune", "--config", str(p), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "weak.kind: a multiclass table takes a weak head on features" in err[0]
     assert not (tmp_path / "res.csv").exists()
+
+
+def test_binary_table_full_and_head_only(tiny_bert, tmp_path, monkeypatch):
+    monkeypatch.setenv("W2S_CACHE_DIR", str(tmp_path / "cache"))
+    raw = pd.read_csv(BINARY_CSV)
+    raw["part"] = np.repeat(["train_gt", "train_w2s", "test"], len(raw) // 3)
+    raw.to_csv(tmp_path / "reviews.csv", index=False)
+    p = _table_config(tmp_path, tiny_bert, f'data = "{tmp_path / "reviews.csv"}"\ntask = "binary"',
+                      grid=(1e-2,), epochs=1, lr=1e-2, losses=("reverse_kl",), noise=(0.0,))
+    assert FinetuneSweepConfig.from_toml(p).train.task == "binary"
+    assert _finetune_one_thread(p) == 0
+    rows = pd.read_csv(tmp_path / "res.csv")
+    store = PredStore(tmp_path / "res.preds.npz")
+    assert set(rows["regime"]) == {"full", "head_only"}
+    assert len(rows) == 4 and set(rows["run_key"]) == set(store.logits)
+    raw = pd.read_csv(tmp_path / "reviews.csv")
+    truth = raw.loc[raw["part"] == "test", "label"].to_numpy()
+    assert len(truth) == 20 and set(truth.tolist()) == {0, 1}
+    for _, r in rows.iterrows():
+        z = store.logits[r["run_key"]].astype(np.float64)
+        assert z.shape == truth.shape                     # one logit per text, not per pair
+        assert r["student_acc"] == pytest.approx(float(np.mean((z > 0) == truth)), abs=1e-12)

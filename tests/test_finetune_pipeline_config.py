@@ -138,12 +138,7 @@ def test_partial_refuses_train_args(tmp_path):
         PartialConfig.from_toml(p)
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tiny_bert):
-    return tiny_bert
-
-
-def test_train_args_reach_every_training_run(tiny_model, tmp_path, monkeypatch):
+def test_train_args_reach_every_training_run(tiny_bert, tmp_path, monkeypatch):
     """A tiny sweep (lr selection, ceiling, one student, full and head-only): every call of
     ``finetune.train`` gets the ``[train.args]`` table, and every row records it."""
     import torch
@@ -162,7 +157,7 @@ def test_train_args_reach_every_training_run(tiny_model, tmp_path, monkeypatch):
     out = tmp_path / "res.csv"
     p = tmp_path / "c.toml"
     p.write_text(f"""name = "args"
-strong = "{tiny_model}"
+strong = "{tiny_bert}"
 [data]
 n_train = 24
 n_test = 16

@@ -155,14 +155,22 @@ def test_theorem2_check_catches_forward_projection():
     np.testing.assert_allclose(r.slack, np.mean((q_r - q_f) * g), rtol=1e-8)
 
 
+def _unsolved(status: str, design, yc):
+    """What `convex.convex_program` returns for a solve without a solution: a solution object
+    with ``status`` and NaN objectives, a ``theta`` variable without a value, no constraints."""
+    import cvxpy as cp
+
+    sol = type("Unsolved", (), {"status": status, "obj_val": float("nan"),
+                                "obj_val_dual": float("nan"), "iterations": 7})()
+    return sol, cp.Variable((design.shape[1], yc.shape[1] - 1)), None
+
+
 def test_convex_head_falls_back_when_a_formulation_fails(monkeypatch):
     """When Clarabel fails on the primary formulation (NumericalError, no solution), the fit
     recovers with the equivalent alternative formulation and lands on the same optimum.
 
     Which seeded instance makes Clarabel fail depends on the solver build and the CPU, so
     the failure is injected: the primary form returns what a failed solve returns."""
-    import cvxpy as cp
-
     from w2s_theory.heads import convex
 
     x, _, fw = _binary_instance(3, n=300)
@@ -172,13 +180,8 @@ def test_convex_head_falls_back_when_a_formulation_fails(monkeypatch):
     real = convex.convex_program
     calls = []
 
-    class FailedSolve:
-        status = "NumericalError"
-        obj_val = obj_val_dual = float("nan")
-        iterations = 7
-
     def failed(design, yc, *_, **__):              # what a solve without a solution returns
-        return FailedSolve(), cp.Variable((design.shape[1], yc.shape[1] - 1)), None
+        return _unsolved("NumericalError", design, yc)
 
     def flaky(design, yc, g, divergence, form, tol, max_iter, scale=1.0):
         calls.append(form)
@@ -206,8 +209,6 @@ def test_convex_head_rescales_when_both_forms_stall(monkeypatch, divergence):
     on the solver build and the CPU); the KKT residual, recomputed from the rescaled
     multipliers, is the check that the rescaling is right (forgetting it leaves a residual
     of the order of the gradient)."""
-    import cvxpy as cp
-
     from w2s_theory.heads import convex
 
     x, _, fw = _kclass_instance(1)
@@ -216,15 +217,10 @@ def test_convex_head_rescales_when_both_forms_stall(monkeypatch, divergence):
     real = convex.convex_program
     calls = []
 
-    class Stalled:
-        status = "InsufficientProgress"
-        obj_val = obj_val_dual = float("nan")
-        iterations = 12
-
     def stall_at_one(design, yc, g, div, form, tol, max_iter, scale=1.0):
         calls.append((form, scale))
         if scale == 1.0:
-            return Stalled(), cp.Variable((design.shape[1], yc.shape[1] - 1)), None
+            return _unsolved("InsufficientProgress", design, yc)
         return real(design, yc, g, div, form, tol, max_iter, scale=scale)
 
     monkeypatch.setattr(convex, "convex_program", stall_at_one)
